@@ -1,0 +1,13 @@
+"""normbench: verify and benchmark BatchNorm and LayerNorm across frameworks.
+
+Importing normbench imports no deep-learning framework; adapters import theirs when used.
+"""
+
+__version__ = "0.1.0"
+
+from .adapters import Adapter, Layer, NotInstalled, Unsupported, UnknownAdapter  # noqa: E402
+from .reference import Grads  # noqa: E402
+from .spec import NormSpec  # noqa: E402
+
+__all__ = ["Adapter", "Grads", "Layer", "NormSpec", "NotInstalled", "Unsupported",
+           "UnknownAdapter", "__version__"]

@@ -1,0 +1,157 @@
+"""The adapter contract: one class per framework API path, one layer object per built norm.
+
+An adapter wraps the layer API users call and takes numpy arrays plus a NormSpec.
+Conversions to native tensors happen in the layer, outside anything a benchmark times.
+Behaviour is passed through unchanged: a framework that stores unbiased running variance,
+returns float32 for float16 input or raises on a batch of one does so here too.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+from typing import ClassVar
+
+import numpy as np
+
+from ..dtypes import DTYPES, resolve
+from ..reference import Grads
+from ..spec import LAYOUTS, OPS, NormSpec
+
+# What a layer can do beyond a training-mode forward pass.
+FEATURES = ("eval", "running_stats", "grad", "mask")
+
+
+class Unsupported(Exception):
+    """This adapter cannot run this combination; the message says why (a skip, not a failure)."""
+
+
+class NotInstalled(Unsupported):
+    """The framework behind an adapter is missing; the message carries the install hint."""
+
+
+class Layer:
+    """One norm layer built by an adapter, holding the framework's native objects.
+
+    The defaults keep γ, β and running statistics as numpy arrays, which is all a
+    pure-numpy implementation needs; framework layers override them to read and write
+    their own variables.
+    """
+
+    def __init__(self, spec: NormSpec, shape: tuple[int, ...], dtype: str) -> None:
+        self.spec, self.shape, self.dtype = spec, tuple(shape), dtype
+        pshape = spec.param_shape(self.shape)
+        np_dtype = resolve(dtype)
+        self.gamma = np.ones(pshape, np_dtype) if spec.affine else None
+        self.beta = np.zeros(pshape, np_dtype) if spec.affine else None
+        self.running_mean = np.zeros(pshape, np_dtype)
+        self.running_var = np.ones(pshape, np_dtype)
+
+    def set_params(self, gamma: np.ndarray, beta: np.ndarray) -> None:
+        """Load γ and β (shape ``spec.param_shape``); only called when spec.affine."""
+        self.gamma, self.beta = gamma, beta
+
+    def set_running(self, mean: np.ndarray, var: np.ndarray) -> None:
+        """Load BatchNorm running statistics as the framework stores them."""
+        self.running_mean, self.running_var = mean, var
+
+    def running(self) -> tuple[np.ndarray, np.ndarray]:
+        """BatchNorm running (mean, var) exactly as the framework stores them."""
+        return self.running_mean, self.running_var
+
+    def forward(self, x: np.ndarray, training: bool, mask: np.ndarray | None = None) -> np.ndarray:
+        """Output of one call. Training-mode BatchNorm updates the running statistics."""
+        raise NotImplementedError
+
+    def vjp(self, x: np.ndarray, dy: np.ndarray, mask: np.ndarray | None = None) -> Grads:
+        """(dx, dγ, dβ) of the training-mode output for upstream gradient dy.
+
+        Running statistics afterwards are whatever the framework leaves; build a fresh
+        layer before checking them.
+        """
+        raise NotImplementedError
+
+
+class Adapter:
+    """Describes one framework API path and builds its layers.
+
+    Subclasses set the class attributes and ``layer``; the framework itself is imported
+    only inside the layer, so importing an adapter module is free.
+    """
+
+    name: ClassVar[str]
+    layer: ClassVar[type[Layer]]
+    requires: ClassVar[tuple[str, ...]] = ()  # importable modules the layer needs
+    extra: ClassVar[str | None] = None  # pip extra that installs them
+    ops: ClassVar[frozenset[str]] = frozenset(OPS)
+    dtypes: ClassVar[frozenset[str]] = frozenset(DTYPES)
+    layouts: ClassVar[frozenset[str]] = frozenset(LAYOUTS)
+    features: ClassVar[frozenset[str]] = frozenset(FEATURES)
+    version_of: ClassVar[str | None] = None  # distribution whose version is reported
+
+    def install_hint(self) -> str:
+        if self.extra:
+            return f"pip install 'normbench[{self.extra}]'"
+        return f"pip install {' '.join(self.requires)}"
+
+    def missing(self) -> list[str]:
+        """Required modules that are not importable, found without importing them."""
+        out = []
+        for mod in self.requires:
+            try:
+                if importlib.util.find_spec(mod) is None:
+                    out.append(mod)
+            except (ImportError, ValueError):
+                out.append(mod)
+        return out
+
+    def ensure_available(self) -> None:
+        """Import the framework; raise NotInstalled with the install hint if it is missing."""
+        missing = self.missing()
+        if missing:
+            raise NotInstalled(f"{self.name}: not installed ({', '.join(missing)}): {self.install_hint()}")
+        for mod in self.requires:
+            try:
+                importlib.import_module(mod)
+            except ImportError as exc:
+                raise NotInstalled(f"{self.name}: cannot import {mod} ({exc}): {self.install_hint()}") from exc
+
+    def version(self) -> str:
+        dist = self.version_of or (self.requires[0] if self.requires else None)
+        if dist is None:
+            from .. import __version__
+
+            return __version__
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            return "unknown"
+
+    def unsupported(
+        self, spec: NormSpec, shape: tuple[int, ...], dtype: str, feature: str | None = None
+    ) -> str | None:
+        """Why this adapter cannot run the combination, or None if it can."""
+        if spec.op not in self.ops:
+            return f"{self.name} does not implement {spec.op}"
+        if dtype not in self.dtypes:
+            return f"{self.name} does not support {dtype} (supports {', '.join(sorted(self.dtypes))})"
+        if spec.op == "batch_norm" and len(shape) > 2 and spec.layout not in self.layouts:
+            return f"{self.name} does not support the {spec.layout} layout"
+        if feature is not None and feature not in self.features:
+            return f"{self.name} does not support {feature}"
+        return None
+
+    def build(self, spec: NormSpec, shape: tuple[int, ...], dtype: str, feature: str | None = None) -> Layer:
+        """A fresh layer with default parameters (γ=1, β=0, running mean 0, var 1).
+
+        Raises Unsupported (a skip) for combinations the adapter declares it cannot run,
+        NotInstalled if its framework is missing, ValueError for an invalid shape or dtype.
+        """
+        resolve(dtype)
+        spec.check_shape(shape)
+        reason = self.unsupported(spec, shape, dtype, feature)
+        if reason:
+            raise Unsupported(reason)
+        self.ensure_available()
+        return self.layer(spec, tuple(shape), dtype)

@@ -1,0 +1,39 @@
+"""The float64 reference exposed as an adapter, so the contract is exercised end to end.
+
+It rounds its output to the tested dtype, like any framework returning that dtype, and
+stores biased running variance (the convention of Keras, Flax and ONNX).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import reference
+from ..dtypes import resolve
+from .base import Adapter, Layer
+
+
+class NumpyLayer(Layer):
+    def forward(self, x, training, mask=None):
+        spec, dt = self.spec, resolve(self.dtype)
+        if spec.op == "layer_norm" or training:
+            y = reference.forward(spec, x, self.gamma, self.beta, mask)
+            if spec.op == "batch_norm":
+                mean, var = reference.update_running(
+                    spec, self.running_mean, self.running_var, x, mask, unbiased=False
+                )
+                self.running_mean, self.running_var = mean.astype(dt), var.astype(dt)
+        else:
+            y = reference.forward_eval(spec, x, self.gamma, self.beta, *self.running())
+        return y.astype(dt)
+
+    def vjp(self, x, dy, mask=None):
+        dt = resolve(self.dtype)
+        g = reference.vjp(self.spec, x, self.gamma, dy, mask)
+        return reference.Grads(*(None if a is None else a.astype(dt) for a in g))
+
+
+class NumpyAdapter(Adapter):
+    name = "numpy"
+    layer = NumpyLayer
+    version_of = "numpy"

@@ -1,0 +1,35 @@
+"""Dtype names shared by every adapter: numpy has no bfloat16, so it comes from ml_dtypes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+DTYPES = ("float64", "float32", "float16", "bfloat16")
+
+
+def resolve(name: str) -> np.dtype:
+    """The numpy dtype for a normbench dtype name."""
+    if name not in DTYPES:
+        raise ValueError(f"unknown dtype {name!r}; expected one of {', '.join(DTYPES)}")
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
+def name_of(dtype: np.dtype | type | str) -> str:
+    """The normbench name of a numpy (or ml_dtypes) dtype."""
+    return np.dtype(dtype).name
+
+
+def machine_eps(name: str) -> float:
+    """Distance from 1.0 to the next representable number (2**-23 for float32)."""
+    if name == "bfloat16":
+        return 2.0**-7
+    return float(np.finfo(resolve(name)).eps)
+
+
+def cast(x: np.ndarray, name: str) -> np.ndarray:
+    """Round to the tested dtype; the oracle then works on exactly these values."""
+    return np.asarray(x).astype(resolve(name))

@@ -1,0 +1,166 @@
+"""The one tolerance policy: how far from the float64 oracle a correct implementation may be.
+
+A norm computes ``y = γ·(x − μ)/s + β`` with ``s = √(σ² + eps)``. Rounding in the tested
+dtype (machine epsilon ε) perturbs μ and σ² by about ε·√n of the summed magnitudes (the
+probabilistic bound for summing n terms, Higham & Mary 2019), and an error δμ reaches the
+output divided by s. So a correct two-pass implementation is off by about
+
+    ε · (1 + √n · (1 + κ)) · M,        κ = |μ| / s
+
+where n is the reduction size, κ the conditioning of the normalized group (how far its
+mean sits from zero relative to its spread) and M the magnitude of the quantity (for the
+output ``|γ|·(1 + |x̂|) + |β|``). The first term covers the final rounding. A mean offset
+of 1e4 at std 1 in float32 (κ = 1e4) is therefore allowed ~1e-3: that is conditioning,
+not a bug. A one-pass E[x²] − E[x]² variance errs by ε·√n·κ² and fails once κ ≳ λ.
+
+λ = 4 makes the probabilistic bound hold for all but ~2·exp(−λ²/2) ≈ 7e-4 of terms, and
+more in practice since rounding errors partly cancel. Nothing else in normbench sets a
+tolerance; the helpers below only say which n, κ and M each compared quantity has.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import reference
+from .dtypes import machine_eps
+from .spec import NormSpec
+
+LAMBDA = 4.0
+
+
+def tolerance(dtype: str, n, kappa, magnitude) -> np.ndarray:
+    """Absolute tolerance: λ·ε·(1 + √n·(1 + κ))·M, elementwise."""
+    eps = machine_eps(dtype)
+    n, kappa, magnitude = (np.asarray(a, dtype=np.float64) for a in (n, kappa, magnitude))
+    return LAMBDA * eps * (1 + np.sqrt(n) * (1 + kappa)) * magnitude
+
+
+@dataclass(frozen=True)
+class Bound:
+    """What one compared quantity may deviate by, and the scale its error is measured in."""
+
+    tol: np.ndarray  # absolute tolerance, elementwise
+    unit: np.ndarray  # ε·M: error divided by this is "error in epsilons"
+
+
+def _bound(dtype: str, n, kappa, magnitude) -> Bound:
+    magnitude = np.asarray(magnitude, dtype=np.float64)
+    return Bound(tolerance(dtype, n, kappa, magnitude), machine_eps(dtype) * magnitude)
+
+
+def _normalized(spec: NormSpec, x, mask=None):
+    x = np.asarray(x, dtype=np.float64)
+    m = reference.moments(spec, x, mask)
+    s = np.sqrt(m.var + spec.eps)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kappa = np.abs(m.mean) / s
+    return x, m, s, (x - m.mean) / s, kappa
+
+
+def _gamma_beta(spec: NormSpec, shape, gamma, beta):
+    b = spec.broadcast_shape(shape)
+    g = np.ones(b) if gamma is None else np.abs(np.asarray(gamma, np.float64)).reshape(b)
+    o = np.zeros(b) if beta is None else np.abs(np.asarray(beta, np.float64)).reshape(b)
+    return g, o
+
+
+def forward_bound(spec: NormSpec, dtype: str, x, gamma=None, beta=None, mask=None) -> Bound:
+    """Training-mode (batch statistics) output."""
+    x, m, _, xhat, kappa = _normalized(spec, x, mask)
+    g, o = _gamma_beta(spec, x.shape, gamma, beta)
+    return _bound(dtype, m.count, kappa, g * (1 + np.abs(xhat)) + o)
+
+
+def eval_bound(spec: NormSpec, dtype: str, x, gamma, beta, running_mean, running_var) -> Bound:
+    """Inference output from running statistics: no reduction, κ = |running mean| / s."""
+    x = np.asarray(x, dtype=np.float64)
+    b = spec.broadcast_shape(x.shape)
+    rm = np.asarray(running_mean, np.float64).reshape(b)
+    s = np.sqrt(np.asarray(running_var, np.float64).reshape(b) + spec.eps)
+    g, o = _gamma_beta(spec, x.shape, gamma, beta)
+    return _bound(dtype, 1, np.abs(rm) / s, g * (1 + np.abs(x - rm) / s) + o)
+
+
+def running_bound(spec: NormSpec, dtype: str, running_mean, running_var, x, mask=None):
+    """Running mean and variance after one training step (either variance convention)."""
+    x, m, _, _, kappa = _normalized(spec, x, mask)
+    k = spec.momentum
+    count = m.count.reshape(-1)
+    sd = np.sqrt(m.var.reshape(-1))
+    mean_mag = (1 - k) * np.abs(running_mean) + k * (np.abs(m.mean.reshape(-1)) + sd)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        unbiased = np.where(count > 1, count / np.maximum(count - 1, 1), 1.0)
+    var_mag = (1 - k) * np.abs(running_var) + k * m.var.reshape(-1) * unbiased
+    return (
+        _bound(dtype, count, 0.0, mean_mag),
+        _bound(dtype, count, kappa.reshape(-1), var_mag),
+    )
+
+
+def grad_bounds(spec: NormSpec, dtype: str, x, gamma, dy, mask=None) -> tuple[Bound, ...]:
+    """Bounds for (dx, dγ, dβ). dγ = Σ dy·x̂ inherits x̂'s error; dβ = Σ dy does not."""
+    x, m, s, xhat, kappa = _normalized(spec, x, mask)
+    dy = np.asarray(dy, dtype=np.float64)
+    axes = spec.reduce_axes(x.ndim)
+    g_abs = np.abs(dy) * _gamma_beta(spec, x.shape, gamma, None)[0]
+    mean_g = g_abs.sum(axis=axes, keepdims=True) / m.count
+    mean_gx = (g_abs * np.abs(xhat)).sum(axis=axes, keepdims=True) / m.count
+    dx = _bound(dtype, m.count, kappa, (g_abs + mean_g + np.abs(xhat) * mean_gx) / s)
+    param_axes = tuple(a for a in range(x.ndim) if a not in spec.param_axes(x.ndim))
+    shape = spec.param_shape(x.shape)
+    terms = int(np.prod([x.shape[a] for a in param_axes]))
+    n = np.maximum(np.broadcast_to(m.count, x.shape).max(axis=param_axes).reshape(shape), terms)
+    kappa_p = np.broadcast_to(kappa, x.shape).max(axis=param_axes).reshape(shape)
+    dgamma_mag = (np.abs(dy) * (1 + np.abs(xhat))).sum(axis=param_axes).reshape(shape)
+    dgamma = _bound(dtype, n, kappa_p, dgamma_mag)
+    dbeta = _bound(dtype, terms, 0.0, np.abs(dy).sum(axis=param_axes).reshape(shape))
+    return dx, dgamma, dbeta
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    max_abs_err: float
+    err_eps: float  # worst error in epsilons of the value's own scale
+    tolerance: float  # the absolute tolerance at the worst element
+    ratio: float  # worst error / tolerance; <= 1 passes
+    message: str
+
+
+def judge(name: str, actual, expected, bound: Bound) -> Verdict:
+    """Compare elementwise; a non-finite result where the oracle is finite is infinitely wrong."""
+    expected = np.asarray(expected, dtype=np.float64)
+    actual = np.asarray(actual).astype(np.float64)
+    if actual.shape != expected.shape:
+        return Verdict(False, np.inf, np.inf, 0.0, np.inf,
+                       f"{name}: shape {actual.shape} != expected {expected.shape}")
+    tol = np.broadcast_to(bound.tol, expected.shape)
+    unit = np.broadcast_to(bound.unit, expected.shape)
+    same_nonfinite = ~np.isfinite(expected) & (np.isnan(expected) == np.isnan(actual))
+    same_nonfinite &= np.isnan(expected) | (actual == expected)
+    with np.errstate(invalid="ignore"):
+        err = np.where(same_nonfinite, 0.0, np.abs(actual - expected))
+    err = np.where(np.isnan(err), np.inf, err)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(err == 0, 0.0, err / tol)
+        in_eps = np.where(err == 0, 0.0, err / unit)
+    if err.size == 0:
+        return Verdict(True, 0.0, 0.0, 0.0, 0.0, f"{name}: empty")
+    worst = np.unravel_index(int(np.argmax(np.where(np.isnan(ratio), np.inf, ratio))), err.shape)
+    verdict = Verdict(
+        passed=bool(np.all(ratio <= 1)),
+        max_abs_err=float(err.max()),
+        err_eps=float(in_eps.max()),
+        tolerance=float(tol[worst]),
+        ratio=float(ratio[worst]),
+        message="",
+    )
+    detail = (
+        f"{name}: max |err| {verdict.max_abs_err:.3g} ({verdict.err_eps:.3g} eps); worst at "
+        f"{tuple(int(i) for i in worst)}: got {actual[worst]:.8g}, expected {expected[worst]:.8g}, "
+        f"tolerance {verdict.tolerance:.3g}"
+    )
+    return Verdict(**{**verdict.__dict__, "message": detail})
