@@ -5,7 +5,7 @@ Importing normbench imports no deep-learning framework; adapters import theirs w
 
 __version__ = "0.1.0"
 
-from .adapters import Adapter, Layer, NotInstalled, Unsupported, UnknownAdapter  # noqa: E402
+from .adapters import Adapter, Layer, NotInstalled, UnknownAdapter, Unsupported  # noqa: E402
 from .reference import Grads  # noqa: E402
 from .spec import NormSpec  # noqa: E402
 

@@ -1,0 +1,121 @@
+"""pytest plugin: picks adapters (--adapters), parametrizes suites over them, records results.
+
+Loaded through the ``pytest11`` entry point, so it must stay cheap: it imports no framework.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from .adapters import registry
+from .records import Record, ResultsFile
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("normbench")
+    group.addoption(
+        "--adapters", default=None,
+        help="comma-separated adapter names or module:Class (default: every known adapter)",
+    )
+    group.addoption(
+        "--results", default=None,
+        help="results file to write (JSON Lines); default normbench-results/<time>/results.jsonl",
+    )
+
+
+def _default_results() -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("normbench-results") / stamp / "results.jsonl"
+
+
+class Recorder:
+    """Writes the records of one pytest session to its results file."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        option = config.getoption("--adapters")
+        try:
+            self.adapters = registry.select(option)
+        except registry.UnknownAdapter as exc:
+            raise pytest.UsageError(str(exc)) from None
+        path = config.getoption("--results")
+        self.path = Path(path) if path else _default_results()
+        if self.path.exists():
+            raise pytest.UsageError(f"results file {self.path} already exists; not overwriting it")
+        self.file = ResultsFile(self.path, {"adapters": self.inventory()})
+        self.count = 0
+
+    def inventory(self) -> dict[str, dict]:
+        """Every selected adapter: installed or not, version, install hint."""
+        out = {}
+        for a in self.adapters:
+            missing = a.missing()
+            out[a.name] = {
+                "installed": not missing, "version": None if missing else a.version(),
+                "install": a.install_hint(), "dtypes": sorted(a.dtypes),
+                "features": sorted(a.features), "ops": sorted(a.ops),
+            }
+        return out
+
+    def add(self, rec: Record) -> None:
+        self.file.add(rec)
+        self.count += 1
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_KEY] = Recorder(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    recorder = config.stash.get(_KEY, None)
+    if recorder is not None:
+        recorder.file.close()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "norm_adapter" in metafunc.fixturenames:
+        adapters = metafunc.config.stash[_KEY].adapters
+        metafunc.parametrize("norm_adapter", adapters, ids=[a.name for a in adapters], indirect=True)
+
+
+@pytest.fixture
+def norm_adapter(request: pytest.FixtureRequest):
+    """The adapter under test; a missing framework is a skip with its install hint."""
+    a = request.param
+    missing = a.missing()
+    if missing:
+        pytest.skip(f"{a.name}: not installed ({', '.join(missing)}): {a.install_hint()}")
+    return a
+
+
+@pytest.fixture
+def norm_record(request: pytest.FixtureRequest):
+    """Write records to the results file; the test fails if any check failed or errored."""
+    recorder: Recorder = request.config.stash[_KEY]
+
+    def write(records: list[Record]) -> list[Record]:
+        rerun = f"pytest '{request.node.path}::{request.node.name}'"
+        for rec in records:
+            if rec.outcome in ("fail", "error"):
+                rec.rerun = f"{rerun} --adapters '{rec.adapter}'"
+            recorder.add(rec)
+        bad = [r for r in records if r.outcome in ("fail", "error")]
+        if bad:
+            lines = [f"{r.check} [{r.outcome}] {r.message}" for r in bad]
+            pytest.fail("\n".join(lines + [f"rerun: {bad[0].rerun}"]), pytrace=False)
+        if records and all(r.outcome == "skip" for r in records):
+            pytest.skip(records[0].message)
+        return records
+
+    return write
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    recorder = config.stash.get(_KEY, None)
+    if recorder is not None and recorder.count:
+        terminalreporter.write_line(f"normbench: {recorder.count} records written to {recorder.path}")
+
+
+_KEY = pytest.StashKey[Recorder]()

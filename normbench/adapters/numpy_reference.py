@@ -6,8 +6,6 @@ stores biased running variance (the convention of Keras, Flax and ONNX).
 
 from __future__ import annotations
 
-import numpy as np
-
 from .. import reference
 from ..dtypes import resolve
 from .base import Adapter, Layer

@@ -10,6 +10,8 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.metadata
+import os
+import sys
 from functools import cache
 
 from .base import Adapter
@@ -43,14 +45,17 @@ def known() -> dict[str, str]:
 
 def _load(ref: str) -> Adapter:
     module_name, _, attr = ref.partition(":")
+    if os.getcwd() not in sys.path:  # like `python -m`, so ./my_adapter.py:Class just works
+        sys.path.append(os.getcwd())
     try:
         obj = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise UnknownAdapter(f"cannot load adapter {ref!r}: {exc}") from exc
-    adapter = obj() if isinstance(obj, type) else obj
-    if not isinstance(adapter, Adapter):
-        raise UnknownAdapter(f"{ref!r} is not a normbench.Adapter subclass")
-    return adapter
+    if isinstance(obj, type) and issubclass(obj, Adapter):
+        return obj()
+    if isinstance(obj, Adapter):
+        return obj
+    raise UnknownAdapter(f"{ref!r} is not a normbench.Adapter subclass")
 
 
 def get(name: str) -> Adapter:

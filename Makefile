@@ -1,0 +1,20 @@
+# The two commands of the README quickstart. Each creates .venv on first use (every
+# framework, CPU builds, pinned by constraints.txt) and reuses it afterwards.
+PYTHON ?= python3.11
+VENV := .venv
+
+.PHONY: run test lint
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[all,test]'
+	touch $@
+
+run: $(VENV)/.installed  ## the main job: every installed adapter, default cases, a results folder
+	$(VENV)/bin/normbench
+
+test: $(VENV)/.installed  ## the project's own tests; every framework must be really exercised
+	NORMBENCH_REQUIRE_ALL=1 $(VENV)/bin/python -m pytest
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check normbench tests examples

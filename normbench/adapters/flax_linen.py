@@ -1,0 +1,113 @@
+"""flax.linen.LayerNorm and BatchNorm, applied eagerly with variables held by the layer.
+
+Both BatchNorm layouts are native (``axis=``); flax's momentum is ``1 − spec.momentum``.
+use_fast_variance keeps flax's default (one-pass E[x²] − E[x]²) and ``dtype`` stays None, so
+the suite sees the statistics and output dtype users get; param_dtype is the tested dtype.
+flax stores biased running variance, starting as float32 and promoted by the update
+(float64 under x64), passed through. float64 needs JAX's x64 mode, which is process-wide:
+the first float64 layer switches it on (jax allows this after arrays exist, and float32 and
+half-precision results are bit-identical with it on), so a run never depends on the caller
+remembering to set JAX_ENABLE_X64.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..dtypes import resolve
+from ..reference import Grads
+from ..spec import NormSpec
+from .base import Adapter, Layer
+
+
+def _enable_x64(dtype: str) -> None:
+    if dtype == "float64":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+
+
+def _tensor(a: np.ndarray, dtype):
+    import jax.numpy as jnp
+
+    return jnp.asarray(np.asarray(a), dtype)
+
+
+def _numpy(t) -> np.ndarray:
+    return np.array(t)  # a writable copy; ml_dtypes makes bfloat16 round-trip
+
+
+def _stat_dtype(dtype: str):
+    """The dtype flax's own update leaves running statistics in: float32 or wider."""
+    import jax.numpy as jnp
+
+    return jnp.promote_types(jnp.float32, resolve(dtype))
+
+
+class FlaxLinenLayer(Layer):
+    def __init__(self, spec: NormSpec, shape: tuple[int, ...], dtype: str) -> None:
+        super().__init__(spec, shape, dtype)
+        _enable_x64(dtype)
+        import flax.linen as nn
+        import jax
+
+        common = dict(epsilon=spec.eps, use_scale=spec.affine, use_bias=spec.affine,
+                      param_dtype=resolve(dtype))
+        if spec.op == "layer_norm":
+            axes = spec.reduce_axes(len(shape))
+            self.module = nn.LayerNorm(reduction_axes=axes, feature_axes=axes, **common)
+        else:
+            self.module = nn.BatchNorm(axis=spec.feature_axis(len(shape)),
+                                       momentum=1 - spec.momentum, **common)
+        kw = {} if spec.op == "layer_norm" else {"use_running_average": False}
+        x0 = self._to_native(np.zeros(shape))
+        self.variables = dict(self.module.init(jax.random.key(0), x0, **kw))
+
+    def _to_native(self, x: np.ndarray):
+        return _tensor(x, resolve(self.dtype))
+
+    def _call(self, variables: dict, xt, training: bool, mask=None):
+        """(y, variables after the call); BatchNorm's mask is expanded at the feature axis."""
+        if self.spec.op == "layer_norm":
+            return self.module.apply(variables, xt), variables
+        if mask is not None:
+            mask = _tensor(np.expand_dims(mask, self.spec.feature_axis(xt.ndim)), bool)
+        y, upd = self.module.apply(variables, xt, use_running_average=not training, mask=mask,
+                                   mutable=["batch_stats"])
+        return y, {**variables, **upd}
+
+    def set_params(self, gamma: np.ndarray, beta: np.ndarray) -> None:
+        dt = resolve(self.dtype)
+        self.variables["params"] = {"scale": _tensor(gamma, dt), "bias": _tensor(beta, dt)}
+
+    def set_running(self, mean: np.ndarray, var: np.ndarray) -> None:
+        dt = _stat_dtype(self.dtype)
+        self.variables["batch_stats"] = {"mean": _tensor(mean, dt), "var": _tensor(var, dt)}
+
+    def running(self) -> tuple[np.ndarray, np.ndarray]:
+        stats = self.variables["batch_stats"]
+        return _numpy(stats["mean"]), _numpy(stats["var"])
+
+    def forward(self, x: np.ndarray, training: bool, mask: np.ndarray | None = None) -> np.ndarray:
+        y, self.variables = self._call(self.variables, self._to_native(x), training, mask)
+        return _numpy(y)
+
+    def vjp(self, x: np.ndarray, dy: np.ndarray, mask: np.ndarray | None = None) -> Grads:
+        import jax
+
+        def f(xt, params):
+            return self._call({**self.variables, "params": params}, xt, True, mask)[0]
+
+        y, pull = jax.vjp(f, self._to_native(x), self.variables.get("params", {}))
+        dx, dp = pull(_tensor(dy, y.dtype))
+        if not self.spec.affine:
+            return Grads(_numpy(dx), None, None)
+        return Grads(_numpy(dx), _numpy(dp["scale"]), _numpy(dp["bias"]))
+
+
+class FlaxLinenAdapter(Adapter):
+    name = "flax.linen"
+    layer = FlaxLinenLayer
+    requires = ("jax", "flax")
+    extra = "jax"
+    version_of = "flax"

@@ -1,0 +1,167 @@
+"""Checks: run one case on one adapter, compare with the oracle, return result records.
+
+Each check builds a fresh layer, so no check sees state another one left behind. A
+combination the adapter declares unsupported is a ``skip`` with its reason; an exception
+from the framework is an ``error`` with its message, never a crash of the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import inputs, reference, tolerance
+from .adapters.base import Adapter, Layer, Unsupported
+from .records import Record
+from .spec import NormSpec
+
+
+@dataclass(frozen=True)
+class Case:
+    """One input to one layer configuration; its id seeds every array it uses."""
+
+    spec: NormSpec
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    input: str = "normal"
+
+    @property
+    def layout(self) -> str | None:
+        return self.spec.layout if self.spec.op == "batch_norm" and len(self.shape) > 2 else None
+
+    @property
+    def id(self) -> str:
+        s = self.spec
+        parts = [s.op, "x".join(map(str, self.shape)), self.dtype, self.input]
+        if self.layout:
+            parts.append(self.layout)
+        if s.op == "layer_norm" and s.normalized_ndim != 1:
+            parts.append(f"last{s.normalized_ndim}")
+        if s.eps != NormSpec.eps:
+            parts.append(f"eps{s.eps:g}")
+        if s.momentum != NormSpec.momentum:
+            parts.append(f"momentum{s.momentum:g}")
+        if not s.affine:
+            parts.append("noaffine")
+        return "-".join(parts)
+
+    def __str__(self) -> str:
+        return self.id
+
+    @property
+    def seed(self) -> int:
+        return inputs.seed_for(self.id)
+
+    def data(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The input and the parameters (γ, β, running statistics, dy) for this case."""
+        pshape = self.spec.param_shape(self.shape)
+        p = inputs.params(pshape, self.dtype, self.seed)
+        p["dy"] = inputs.upstream(self.shape, self.dtype, self.seed)
+        if not self.spec.affine:
+            p["gamma"] = p["beta"] = None
+        return inputs.make(self.input, self.shape, self.dtype, self.seed), p
+
+
+Body = Callable[[Layer, np.ndarray, dict], Iterable[dict]]
+
+
+def _record(adapter: Adapter, case: Case, suite: str, check: str, **fields) -> Record:
+    return Record(
+        suite=suite, check=check, op=case.spec.op, adapter=adapter.name,
+        framework_version=adapter.version(), dtype=case.dtype, shape=list(case.shape),
+        layout=case.layout, input=case.input, params=case.spec.to_dict(), seed=case.seed,
+        case=case.id, **fields,
+    )
+
+
+def _judged(check: str, verdict: tolerance.Verdict, facts: dict | None = None) -> dict:
+    return {
+        "check": check, "outcome": "pass" if verdict.passed else "fail",
+        "max_abs_err": verdict.max_abs_err, "err_eps": verdict.err_eps,
+        "tolerance": verdict.tolerance, "message": verdict.message, "facts": facts or {},
+    }
+
+
+def _run(adapter: Adapter, case: Case, suite: str, check: str, feature: str | None,
+         body: Body) -> list[Record]:
+    try:
+        layer = adapter.build(case.spec, case.shape, case.dtype, feature)
+    except Unsupported as exc:
+        return [_record(adapter, case, suite, check, outcome="skip", message=str(exc))]
+    x, p = case.data()
+    try:
+        if case.spec.affine:
+            layer.set_params(p["gamma"], p["beta"])
+        if case.spec.op == "batch_norm" and "running_stats" in adapter.features:
+            layer.set_running(p["running_mean"], p["running_var"])
+        return [_record(adapter, case, suite, **row) for row in body(layer, x, p)]
+    except Exception as exc:  # the framework's own failure is a finding, not a crash
+        message = f"{type(exc).__name__}: {exc}".strip()
+        return [_record(adapter, case, suite, check, outcome="error", message=message)]
+
+
+def forward(adapter: Adapter, case: Case, *, training: bool, suite: str = "agreement") -> list[Record]:
+    """Output in training (batch statistics) or eval mode vs the oracle."""
+    spec, dtype = case.spec, case.dtype
+    check = "forward_train" if training else "forward_eval"
+    needs_eval = not training and spec.op == "batch_norm"
+
+    def body(layer, x, p):
+        if needs_eval:
+            rm, rv = layer.running()
+            expected = reference.forward_eval(spec, x, p["gamma"], p["beta"], rm, rv)
+            bound = tolerance.eval_bound(spec, dtype, x, p["gamma"], p["beta"], rm, rv)
+        else:
+            expected = reference.forward(spec, x, p["gamma"], p["beta"])
+            bound = tolerance.forward_bound(spec, dtype, x, p["gamma"], p["beta"])
+        y = layer.forward(x, training)
+        yield _judged(check, tolerance.judge("y", y, expected, bound),
+                      {"output_dtype": np.asarray(y).dtype.name})
+
+    return _run(adapter, case, suite, check, "eval" if needs_eval else None, body)
+
+
+def running_stats(adapter: Adapter, case: Case, *, suite: str = "agreement") -> list[Record]:
+    """Running statistics after one training step; measures which variance is stored."""
+    spec, dtype = case.spec, case.dtype
+
+    def body(layer, x, p):
+        rm0, rv0 = (np.asarray(a, np.float64) for a in layer.running())
+        layer.forward(x, True)
+        rm, rv = layer.running()
+        mean_b, var_b = tolerance.running_bound(spec, dtype, rm0, rv0, x)
+        biased = reference.update_running(spec, rm0, rv0, x, unbiased=False)
+        unbiased = reference.update_running(spec, rm0, rv0, x, unbiased=True)
+        yield _judged("running_mean", tolerance.judge("running_mean", rm, biased[0], mean_b))
+        as_biased = tolerance.judge("running_var", rv, biased[1], var_b)
+        as_unbiased = tolerance.judge("running_var", rv, unbiased[1], var_b)
+        matches = [n for n, v in (("biased", as_biased), ("unbiased", as_unbiased)) if v.passed]
+        convention = " or ".join(matches) if matches else "neither"
+        best = min((as_biased, as_unbiased), key=lambda v: v.ratio)
+        row = _judged("running_var", best, {
+            "running_var": convention,
+            "err_vs_biased": as_biased.max_abs_err, "err_vs_unbiased": as_unbiased.max_abs_err,
+        })
+        row["message"] = f"stores {convention} running variance; {best.message}"
+        yield row
+
+    if spec.op != "batch_norm":
+        raise ValueError("running statistics exist for batch_norm only")
+    return _run(adapter, case, suite, "running_var", "running_stats", body)
+
+
+def gradients(adapter: Adapter, case: Case, *, suite: str = "agreement") -> list[Record]:
+    """dx, dγ, dβ of the training-mode output vs the analytic float64 VJP."""
+    spec, dtype = case.spec, case.dtype
+
+    def body(layer, x, p):
+        got = layer.vjp(x, p["dy"])
+        want = reference.vjp(spec, x, p["gamma"], p["dy"])
+        bounds = tolerance.grad_bounds(spec, dtype, x, p["gamma"], p["dy"])
+        for name, g, w, b in zip(("dx", "dgamma", "dbeta"), got, want, bounds, strict=True):
+            if w is not None:
+                yield _judged(f"grad_{name}", tolerance.judge(name, g, w, b))
+
+    return _run(adapter, case, suite, "grad_dx", "grad", body)

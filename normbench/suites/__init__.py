@@ -1,0 +1,1 @@
+"""Verification and benchmark suites, run with ``pytest --pyargs normbench.suites``."""

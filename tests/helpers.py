@@ -1,0 +1,30 @@
+"""Run normbench and pytest as a user would: in a fresh subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FRAMEWORKS = ("torch", "jax", "flax", "tensorflow", "keras", "onnx", "onnxruntime", "tf_keras")
+
+
+def run_python(code: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 300):
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd or ROOT, capture_output=True, text=True,
+        timeout=timeout, env={**os.environ, **(env or {})},
+    )
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300):
+    exe = Path(sys.executable).with_name("normbench")
+    return subprocess.run(
+        [str(exe), *args], cwd=cwd or ROOT, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def blocking(*modules: str) -> str:
+    """Python source that makes ``modules`` look uninstalled, as if never pip-installed."""
+    return "import sys\n" + "".join(f"sys.modules[{m!r}] = None\n" for m in modules)

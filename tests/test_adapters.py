@@ -1,0 +1,73 @@
+"""Every installed adapter agrees with the reference on ordinary float32 inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from normbench import checks
+from normbench.adapters.base import Unsupported
+from normbench.cases import batch_norm_cases, layer_norm_cases
+from normbench.spec import NormSpec
+
+CASES = layer_norm_cases() + batch_norm_cases()
+
+
+def _assert_pass(records):
+    assert records
+    for r in records:
+        if r.outcome == "skip":
+            pytest.skip(r.message)
+        assert r.outcome == "pass", f"{r.adapter} {r.case} {r.check}: {r.message}"
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_forward(builtin_adapter, case, training):
+    _assert_pass(checks.forward(builtin_adapter, case, training=training))
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_gradients(builtin_adapter, case):
+    _assert_pass(checks.gradients(builtin_adapter, case))
+
+
+@pytest.mark.parametrize("case", batch_norm_cases(), ids=str)
+def test_running_statistics(builtin_adapter, case):
+    records = checks.running_stats(builtin_adapter, case)
+    _assert_pass(records)
+    var = [r for r in records if r.check == "running_var"][0]
+    expected = "unbiased" if builtin_adapter.name == "torch" else "biased"
+    assert var.facts["running_var"] == expected
+
+
+def test_float32_is_supported_everywhere(builtin_adapter):
+    """float32 forward is the floor of the contract: no adapter may skip it."""
+    for case in CASES:
+        assert builtin_adapter.unsupported(case.spec, case.shape, "float32") is None
+
+
+def test_unsupported_feature_is_a_skip_with_reason(builtin_adapter):
+    spec = NormSpec("layer_norm")
+    for feature in ("grad", "mask"):
+        if feature not in builtin_adapter.features:
+            with pytest.raises(Unsupported, match=feature):
+                builtin_adapter.build(spec, (2, 3), "float32", feature)
+
+
+def test_build_rejects_bad_shape_and_dtype(builtin_adapter):
+    with pytest.raises(ValueError, match=r"shape \(4,\)"):
+        builtin_adapter.build(NormSpec("layer_norm"), (4,), "float32")
+    with pytest.raises(ValueError, match="float8"):
+        builtin_adapter.build(NormSpec("layer_norm"), (2, 4), "float8")
+
+
+def test_parameters_and_running_statistics_round_trip(builtin_adapter):
+    if "running_stats" not in builtin_adapter.features:
+        pytest.skip("no running statistics")
+    layer = builtin_adapter.build(NormSpec("batch_norm"), (4, 3), "float32")
+    mean, var = np.array([0.5, -1, 2], np.float32), np.array([1.5, 0.25, 3], np.float32)
+    layer.set_running(mean, var)
+    got_mean, got_var = layer.running()
+    np.testing.assert_array_equal(np.asarray(got_mean, np.float32), mean)
+    np.testing.assert_array_equal(np.asarray(got_var, np.float32), var)

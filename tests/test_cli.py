@@ -1,0 +1,92 @@
+"""The main job end to end: `normbench` runs the suites and writes one results file."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from normbench import records
+
+from .helpers import ROOT, run_cli
+
+REQUIRED = {"suite", "check", "op", "adapter", "framework_version", "device", "dtype", "shape",
+            "layout", "input", "params", "outcome", "max_abs_err", "err_eps", "tolerance",
+            "message", "seed"}
+
+
+@pytest.fixture(scope="module")
+def numpy_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "results"
+    proc = run_cli("--adapters", "numpy", "-o", str(out))
+    return proc, out
+
+
+def test_run_writes_environment_and_records(numpy_run):
+    proc, out = numpy_run
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"normbench: results in {out / 'results.jsonl'}" in proc.stdout
+    env, checks = records.read(out / "results.jsonl")
+    assert env["versions"]["numpy"] and env["python"] and env["cores"] >= 1
+    assert env["adapters"]["numpy"]["installed"] is True
+    assert checks and all(REQUIRED <= set(c) for c in checks)
+    assert {c["outcome"] for c in checks} == {"pass"}
+    assert {c["op"] for c in checks} == {"layer_norm", "batch_norm"}
+
+
+def test_existing_output_is_not_overwritten(numpy_run):
+    _, out = numpy_run
+    before = (out / "results.jsonl").read_bytes()
+    proc = run_cli("--adapters", "numpy", "-o", str(out))
+    assert proc.returncode == 2 and "exists" in proc.stderr
+    assert (out / "results.jsonl").read_bytes() == before
+
+
+def test_user_adapter_from_the_readme_runs(tmp_path):
+    proc = run_cli("--adapters", "examples.my_layernorm:MyLayerNorm", "-o", str(tmp_path / "r"), cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    _, checks = records.read(tmp_path / "r" / "results.jsonl")
+    ran = [c for c in checks if c["outcome"] != "skip"]
+    assert ran and all(c["outcome"] == "pass" and c["adapter"] == "my-layernorm" for c in ran)
+    assert {c["op"] for c in ran} == {"layer_norm"}
+
+
+def test_failure_is_recorded_with_a_rerun_command(tmp_path):
+    (tmp_path / "broken.py").write_text(textwrap.dedent("""
+        import numpy as np
+        from normbench.adapters.numpy_reference import NumpyAdapter, NumpyLayer
+
+        class EpsOutsideSqrt(NumpyLayer):
+            def forward(self, x, training, mask=None):
+                axes = self.spec.reduce_axes(x.ndim)
+                xc = x - x.mean(axes, keepdims=True)
+                y = xc / (np.sqrt((xc ** 2).mean(axes, keepdims=True)) + self.spec.eps)
+                return (y * self.gamma + self.beta).astype(x.dtype)
+
+        class Broken(NumpyAdapter):
+            name = "broken"
+            layer = EpsOutsideSqrt
+            ops = frozenset({"layer_norm"})
+    """))
+    proc = run_cli("--adapters", "broken:Broken", "-o", str(tmp_path / "r"), "--", "-k", "forward",
+                   cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    _, checks = records.read(tmp_path / "r" / "results.jsonl")
+    failed = [c for c in checks if c["outcome"] == "fail"]
+    assert failed and all(c["rerun"].startswith("pytest '") for c in failed)
+    assert all(c["rerun"] in proc.stdout for c in failed[:1])
+
+
+def test_corrupt_results_file_names_file_and_line(tmp_path):
+    path = tmp_path / "results.jsonl"
+    path.write_text(json.dumps({"type": "environment"}) + "\n{not json\n")
+    with pytest.raises(ValueError, match=rf"{path}:2: not a JSON object"):
+        records.read(path)
+
+
+def test_list_shows_every_adapter():
+    proc = run_cli("list")
+    assert proc.returncode == 0
+    for name in ("numpy", "torch", "flax.linen", "flax.nnx", "keras[tensorflow]", "onnxruntime"):
+        assert any(line.startswith(name + " ") for line in proc.stdout.splitlines()), name

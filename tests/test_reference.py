@@ -1,0 +1,162 @@
+"""The oracle itself: against 60-digit mpmath, and its VJPs against finite differences."""
+
+from __future__ import annotations
+
+import itertools
+
+import mpmath
+import numpy as np
+import pytest
+
+from normbench import reference, tolerance
+from normbench.spec import NormSpec
+
+mpmath.mp.dps = 60
+
+SPECS = [
+    (NormSpec("layer_norm"), (3, 5)),
+    (NormSpec("layer_norm", normalized_ndim=2), (2, 3, 4)),
+    (NormSpec("batch_norm"), (4, 3)),
+    (NormSpec("batch_norm"), (2, 3, 4)),
+    (NormSpec("batch_norm", layout="channels_last"), (2, 2, 3, 3)),
+]
+
+
+def _groups(spec: NormSpec, shape):
+    """Index lists of each normalized group, for a slow elementwise computation."""
+    axes = spec.reduce_axes(len(shape))
+    keep = [a for a in range(len(shape)) if a not in axes]
+    for outer in itertools.product(*(range(shape[a]) for a in keep)):
+        idx = []
+        for inner in itertools.product(*(range(shape[a]) for a in axes)):
+            full = [0] * len(shape)
+            for a, i in zip(keep, outer, strict=True):
+                full[a] = i
+            for a, i in zip(axes, inner, strict=True):
+                full[a] = i
+            idx.append(tuple(full))
+        yield idx
+
+
+def mp_forward(spec: NormSpec, x, gamma, beta) -> np.ndarray:
+    """The definition, evaluated with 60 significant digits."""
+    g = np.broadcast_to(gamma.reshape(spec.broadcast_shape(x.shape)), x.shape)
+    b = np.broadcast_to(beta.reshape(spec.broadcast_shape(x.shape)), x.shape)
+    out = np.empty(x.shape)
+    for idx in _groups(spec, x.shape):
+        vals = [mpmath.mpf(float(x[i])) for i in idx]
+        mean = mpmath.fsum(vals) / len(vals)
+        var = mpmath.fsum((v - mean) ** 2 for v in vals) / len(vals)
+        s = mpmath.sqrt(var + mpmath.mpf(spec.eps))
+        for i, v in zip(idx, vals, strict=True):
+            out[i] = float((v - mean) / s * mpmath.mpf(float(g[i])) + mpmath.mpf(float(b[i])))
+    return out
+
+
+def _inputs(kind: str, shape, rng):
+    if kind == "normal":
+        return rng.standard_normal(shape)
+    if kind == "offset1e4":
+        return 1e4 + rng.standard_normal(shape)
+    if kind == "constant":
+        return np.full(shape, 0.1)
+    if kind == "constant_offset":
+        return np.full(shape, 1e4 + 0.3)
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["normal", "offset1e4", "constant", "constant_offset"])
+@pytest.mark.parametrize(("spec", "shape"), SPECS, ids=lambda v: str(v) if isinstance(v, tuple) else v.op)
+def test_forward_matches_mpmath(spec, shape, kind):
+    rng = np.random.default_rng(0)
+    x = _inputs(kind, shape, rng)
+    pshape = spec.param_shape(shape)
+    gamma, beta = 1 + 0.5 * rng.standard_normal(pshape), rng.standard_normal(pshape)
+    got = reference.forward(spec, x, gamma, beta)
+    want = mp_forward(spec, x, gamma, beta)
+    verdict = tolerance.judge("y", got, want, tolerance.forward_bound(spec, "float64", x, gamma, beta))
+    assert verdict.passed, verdict.message
+    assert np.all(np.isfinite(got))
+    if kind.startswith("constant"):  # zero variance: the output is β wherever the mean is exact
+        assert verdict.max_abs_err < 1e-9 * np.abs(x).max()
+
+
+def test_constant_rows_give_beta():
+    spec = NormSpec("layer_norm")
+    x = np.full((2, 8), 3.0)
+    beta = np.arange(8.0)
+    assert np.array_equal(reference.forward(spec, x, np.full(8, 2.0), beta), np.broadcast_to(beta, x.shape))
+
+
+def test_masked_batch_norm_uses_unmasked_positions_only():
+    spec = NormSpec("batch_norm", layout="channels_last")
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 5, 3))
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)
+    x_junk = np.where(mask[..., None], x, 1e6)
+    m = reference.moments(spec, x_junk, mask)
+    valid = x[mask]  # (8, 3)
+    np.testing.assert_allclose(m.mean.reshape(-1), valid.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(m.var.reshape(-1), valid.var(0), rtol=1e-12)
+    assert m.count.reshape(-1).tolist() == [8, 8, 8]
+
+
+def test_running_update_conventions():
+    """The FACTS.md example: one step, momentum 0.1, running stats (0, 1)."""
+    spec = NormSpec("batch_norm", momentum=0.1)
+    x = np.arange(12.0).reshape(2, 1, 2, 3)
+    mean, var = reference.update_running(spec, [0.0], [1.0], x, unbiased=False)
+    assert mean[0] == pytest.approx(0.55) and var[0] == pytest.approx(2.0916666666666667)
+    _, var_u = reference.update_running(spec, [0.0], [1.0], x, unbiased=True)
+    assert var_u[0] == pytest.approx(2.2)
+
+
+def test_eval_uses_running_statistics():
+    spec = NormSpec("batch_norm")
+    x = np.arange(6.0).reshape(3, 2)
+    y = reference.forward_eval(spec, x, [2.0, 1.0], [0.5, 0.0], [1.0, -1.0], [4.0, 1.0])
+    want = np.array([2, 1]) * (x - [1, -1]) / np.sqrt(np.array([4, 1]) + 1e-5) + [0.5, 0]
+    np.testing.assert_allclose(y, want, rtol=1e-15)
+
+
+def _loss(spec, x, gamma, beta, dy, mask):
+    return float(np.sum(dy * reference.forward(spec, x, gamma, beta, mask)))
+
+
+def _finite_difference(f, a: np.ndarray) -> np.ndarray:
+    """Central differences; step ε^(1/3) makes truncation and rounding errors both ~ε^(2/3)."""
+    h = np.finfo(np.float64).eps ** (1 / 3) * max(1.0, float(np.abs(a).max()))
+    out = np.empty_like(a)
+    for i in np.ndindex(a.shape):
+        up, down = a.copy(), a.copy()
+        up[i] += h
+        down[i] -= h
+        out[i] = (f(up) - f(down)) / (2 * h)
+    return out
+
+
+MASKED = (NormSpec("batch_norm", layout="channels_last"), (2, 4, 3))
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["plain", "masked"])
+@pytest.mark.parametrize(("spec", "shape"), [*SPECS, MASKED], ids=lambda v: str(v) if isinstance(v, tuple) else v.op)
+def test_vjp_matches_finite_differences(spec, shape, masked):
+    if masked and spec.op != "batch_norm":
+        pytest.skip("masks apply to batch_norm")
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(shape) + 3
+    pshape = spec.param_shape(shape)
+    gamma, beta = 1 + 0.5 * rng.standard_normal(pshape), rng.standard_normal(pshape)
+    dy = rng.standard_normal(shape)
+    mask = rng.random(spec.mask_shape(shape)) > 0.3 if masked else None
+    got = reference.vjp(spec, x, gamma, dy, mask)
+    want = (
+        _finite_difference(lambda a: _loss(spec, a, gamma, beta, dy, mask), x),
+        _finite_difference(lambda a: _loss(spec, x, a, beta, dy, mask), gamma),
+        _finite_difference(lambda a: _loss(spec, x, gamma, a, dy, mask), beta),
+    )
+    # Central differences with that step are accurate to ~ε^(2/3) ≈ 4e-11 relative to
+    # the loss scale; 1e-7 leaves room for the loss's size while catching any wrong term.
+    scale = np.abs(dy).sum()
+    for name, g, w in zip(("dx", "dgamma", "dbeta"), got, want, strict=True):
+        assert np.abs(g - w).max() <= 1e-7 * scale, name

@@ -1,0 +1,124 @@
+"""Lazy discovery, unknown names, missing frameworks and third-party adapters."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from normbench.adapters import NotInstalled, UnknownAdapter, registry
+from normbench.spec import NormSpec
+
+from .helpers import FRAMEWORKS, ROOT, blocking, run_cli, run_python
+
+
+def test_import_normbench_imports_no_framework():
+    code = textwrap.dedent(f"""
+        import sys
+        import normbench, normbench.cli, normbench.plugin, normbench.checks, normbench.cases
+        import normbench.suites.test_agreement
+        from normbench.adapters import registry
+        for name in registry.known():
+            a = registry.get(name)
+            a.missing(), a.version(), a.install_hint()
+        print(sorted(m for m in {FRAMEWORKS!r} if m in sys.modules))
+    """)
+    out = run_python(code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_unknown_adapter_lists_known_names():
+    with pytest.raises(UnknownAdapter) as exc:
+        registry.get("torhc")
+    message = str(exc.value)
+    assert "did you mean 'torch'" in message
+    for name in registry.BUILTIN:
+        assert name in message
+
+
+def test_unknown_adapter_on_the_command_line(tmp_path):
+    out = run_cli("--adapters", "numpy,nope", "-o", str(tmp_path / "run"))
+    assert out.returncode == 2
+    assert "unknown adapter 'nope'" in out.stderr and "flax.linen" in out.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_adapter_through_pytest(tmp_path):
+    code = "import pytest, sys; sys.exit(pytest.main(['--pyargs', 'normbench.suites', '--adapters', 'nope']))"
+    out = run_python(code, cwd=tmp_path)
+    assert out.returncode == 4  # pytest's usage error
+    assert "unknown adapter 'nope'" in out.stderr
+
+
+def test_missing_framework_is_reported_with_install_hint():
+    code = blocking("torch") + textwrap.dedent("""
+        from normbench.adapters import registry, NotInstalled
+        from normbench.spec import NormSpec
+        a = registry.get("torch")
+        print(a.missing())
+        try:
+            a.build(NormSpec("layer_norm"), (2, 3), "float32")
+        except NotInstalled as exc:
+            print(exc)
+    """)
+    out = run_python(code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "['torch']", "torch: not installed (torch): pip install 'normbench[torch]'"
+    ]
+
+
+def test_missing_framework_is_a_clean_skip_in_the_suites(tmp_path):
+    code = blocking("torch") + textwrap.dedent(f"""
+        import pytest
+        sys.exit(pytest.main(["--pyargs", "normbench.suites", "--adapters", "numpy,torch",
+                              "-rs", "--results", {str(tmp_path / "r.jsonl")!r}]))
+    """)
+    out = run_python(code, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "torch: not installed (torch): pip install 'normbench[torch]'" in out.stdout
+    assert " passed" in out.stdout and " skipped" in out.stdout
+
+
+def test_missing_framework_in_normbench_list():
+    out = run_python(blocking("onnxruntime") + "from normbench.cli import main; main(['list'])")
+    assert out.returncode == 0, out.stderr
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("onnxruntime"))
+    assert "not installed: pip install 'normbench[onnx]'" in line
+
+
+def test_entry_point_adapter_is_discovered(tmp_path):
+    (tmp_path / "thirdparty_norm.py").write_text(textwrap.dedent("""
+        from normbench.adapters.numpy_reference import NumpyAdapter
+        class Fused(NumpyAdapter):
+            name = "fused"
+    """))
+    dist = tmp_path / "thirdparty_norm-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty-norm\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[normbench.adapters]\nfused = thirdparty_norm:Fused\n")
+    code = "from normbench.adapters import registry; print(registry.get('fused').name)"
+    out = run_python(code, env={"PYTHONPATH": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "fused"
+
+
+def test_module_class_reference_must_be_an_adapter():
+    with pytest.raises(UnknownAdapter, match="not a normbench.Adapter"):
+        registry.get("normbench.spec:NormSpec")
+    with pytest.raises(UnknownAdapter, match="cannot load adapter"):
+        registry.get("no_such_module_xyz:Thing")
+
+
+def test_readme_shows_the_example_adapter_verbatim():
+    example = (ROOT / "examples" / "my_layernorm.py").read_text()
+    code = example.split('"""', 2)[2].strip()  # the example without its docstring
+    assert code in (ROOT / "README.md").read_text()
+    assert len(code.splitlines()) < 40
+
+
+def test_not_installed_is_unsupported_subclass():
+    assert issubclass(NotInstalled, Exception)
+    with pytest.raises(ValueError, match="unknown op"):
+        NormSpec("group_norm")

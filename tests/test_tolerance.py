@@ -1,0 +1,104 @@
+"""The tolerance policy: it accepts correct conditioning-limited error and rejects fast variance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from normbench import reference, tolerance
+from normbench.dtypes import machine_eps
+from normbench.spec import NormSpec
+
+SPEC = NormSpec("layer_norm")
+
+
+def _offset_input(mean: float, shape=(4, 768)) -> np.ndarray:
+    return (mean + np.random.default_rng(0).standard_normal(shape)).astype(np.float32)
+
+
+def two_pass_f32(x: np.ndarray, eps: float) -> np.ndarray:
+    mean = x.mean(-1, keepdims=True, dtype=np.float32)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True, dtype=np.float32)
+    return (x - mean) / np.sqrt(var + np.float32(eps))
+
+
+def fast_variance_f32(x: np.ndarray, eps: float) -> np.ndarray:
+    """E[x²] − E[x]², as flax.linen does by default."""
+    mean = x.mean(-1, keepdims=True, dtype=np.float32)
+    var = (x * x).mean(-1, keepdims=True, dtype=np.float32) - mean * mean
+    return (x - mean) / np.sqrt(np.maximum(var, 0) + np.float32(eps))
+
+
+def _judge(impl, mean: float) -> tolerance.Verdict:
+    x = _offset_input(mean)
+    bound = tolerance.forward_bound(SPEC, "float32", x)
+    return tolerance.judge("y", impl(x, SPEC.eps), reference.forward(SPEC, x), bound)
+
+
+@pytest.mark.parametrize("mean", [0.0, 1e2, 1e4])
+def test_float32_two_pass_passes_at_any_offset(mean):
+    verdict = _judge(two_pass_f32, mean)
+    assert verdict.passed, verdict.message
+
+
+def test_two_pass_error_at_1e4_is_the_conditioning_not_zero():
+    """About 1e4·2⁻²³ ≈ 1.2e-3, as a numerics person predicts: the check is not vacuous."""
+    verdict = _judge(two_pass_f32, 1e4)
+    assert 1e-4 < verdict.max_abs_err < 1e-2
+
+
+@pytest.mark.parametrize("mean", [1e3, 1e4])
+def test_float32_fast_variance_fails_at_large_offset(mean):
+    """Its error grows as κ², the bound as κ: from κ ≈ 1e3 on (n = 768) it is out."""
+    verdict = _judge(fast_variance_f32, mean)
+    assert not verdict.passed
+    assert verdict.ratio > 1
+
+
+def test_fast_variance_is_fine_when_well_conditioned():
+    assert _judge(fast_variance_f32, 0.0).passed
+
+
+def test_policy_grows_with_reduction_size_conditioning_and_epsilon():
+    base = tolerance.tolerance("float32", 16, 0.0, 1.0)
+    assert tolerance.tolerance("float32", 1024, 0.0, 1.0) > base
+    assert tolerance.tolerance("float32", 16, 100.0, 1.0) > base
+    assert tolerance.tolerance("float32", 16, 0.0, 10.0) == pytest.approx(10 * base)
+    ratio = tolerance.tolerance("float16", 16, 0.0, 1.0) / base
+    assert ratio == pytest.approx(machine_eps("float16") / machine_eps("float32"))
+
+
+@pytest.mark.parametrize(("dtype", "eps"), [("float64", 2.0**-52), ("float32", 2.0**-23),
+                                            ("float16", 2.0**-10), ("bfloat16", 2.0**-7)])
+def test_machine_eps(dtype, eps):
+    assert machine_eps(dtype) == eps
+
+
+def test_judge_treats_nan_as_infinitely_wrong():
+    bound = tolerance.Bound(np.ones(3), np.ones(3))
+    v = tolerance.judge("y", np.array([0.0, np.nan, 0.0]), np.zeros(3), bound)
+    assert not v.passed and v.max_abs_err == np.inf
+
+
+def test_judge_reports_error_in_epsilons():
+    unit = machine_eps("float32")
+    bound = tolerance.Bound(np.full(2, 10 * unit), np.full(2, unit))
+    v = tolerance.judge("y", np.array([1.0 + 3 * unit, 1.0]), np.ones(2), bound)
+    assert v.passed and v.err_eps == pytest.approx(3)
+
+
+def test_judge_rejects_wrong_shape():
+    bound = tolerance.Bound(np.ones(3), np.ones(3))
+    assert not tolerance.judge("y", np.zeros(2), np.zeros(3), bound).passed
+
+
+def test_running_variance_bound_rejects_fast_variance():
+    spec = NormSpec("batch_norm")
+    x = _offset_input(1e4, (256, 4))
+    mean_b, var_b = tolerance.running_bound(spec, "float32", np.zeros(4), np.ones(4), x)
+    fast = (x * x).mean(0, dtype=np.float32) - x.mean(0, dtype=np.float32) ** 2
+    two_pass = ((x - x.mean(0, dtype=np.float32)) ** 2).mean(0, dtype=np.float32)
+    _, want = reference.update_running(spec, np.zeros(4), np.ones(4), x, unbiased=False)
+    k = spec.momentum
+    assert tolerance.judge("v", (1 - k) + k * two_pass, want, var_b).passed
+    assert not tolerance.judge("v", (1 - k) + k * fast, want, var_b).passed
