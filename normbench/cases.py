@@ -24,3 +24,12 @@ def batch_norm_cases(dtype: str = "float32", input: str = "normal") -> list[Case
         layouts = ("channels_first",) if len(shape) == 2 else ("channels_first", "channels_last")
         out += [Case(NormSpec("batch_norm", layout=lay), shape, dtype, input) for lay in layouts]
     return out
+
+
+def masked_batch_norm_cases(dtype: str = "float32", input: str = "normal") -> list[Case]:
+    """Padded (batch, time, channels) sequences and a 2-D batch with masked-out rows."""
+    return [
+        Case(NormSpec("batch_norm", layout="channels_last"), (4, 6, 10), dtype, input, masked=True),
+        Case(NormSpec("batch_norm", layout="channels_last"), (2, 3, 5, 7), dtype, input, masked=True),
+        Case(NormSpec("batch_norm"), (8, 16), dtype, input, masked=True),
+    ]

@@ -26,6 +26,12 @@ class Case:
     shape: tuple[int, ...]
     dtype: str = "float32"
     input: str = "normal"
+    masked: bool = False  # BatchNorm statistics over a per-position mask (padded sequences)
+
+    def __post_init__(self) -> None:
+        self.spec.check_shape(self.shape)
+        if self.masked and self.spec.op != "batch_norm":
+            raise ValueError("a mask applies to batch_norm only")
 
     @property
     def layout(self) -> str | None:
@@ -45,6 +51,8 @@ class Case:
             parts.append(f"momentum{s.momentum:g}")
         if not s.affine:
             parts.append("noaffine")
+        if self.masked:
+            parts.append("masked")
         return "-".join(parts)
 
     def __str__(self) -> str:
@@ -61,6 +69,7 @@ class Case:
         p["dy"] = inputs.upstream(self.shape, self.dtype, self.seed)
         if not self.spec.affine:
             p["gamma"] = p["beta"] = None
+        p["mask"] = inputs.mask(self.spec.mask_shape(self.shape), self.seed) if self.masked else None
         return inputs.make(self.input, self.shape, self.dtype, self.seed), p
 
 
@@ -87,6 +96,8 @@ def _judged(check: str, verdict: tolerance.Verdict, facts: dict | None = None) -
 def _run(adapter: Adapter, case: Case, suite: str, check: str, feature: str | None,
          body: Body) -> list[Record]:
     try:
+        if case.masked:
+            adapter.build(case.spec, case.shape, case.dtype, "mask")
         layer = adapter.build(case.spec, case.shape, case.dtype, feature)
     except Unsupported as exc:
         return [_record(adapter, case, suite, check, outcome="skip", message=str(exc))]
@@ -114,9 +125,9 @@ def forward(adapter: Adapter, case: Case, *, training: bool, suite: str = "agree
             expected = reference.forward_eval(spec, x, p["gamma"], p["beta"], rm, rv)
             bound = tolerance.eval_bound(spec, dtype, x, p["gamma"], p["beta"], rm, rv)
         else:
-            expected = reference.forward(spec, x, p["gamma"], p["beta"])
-            bound = tolerance.forward_bound(spec, dtype, x, p["gamma"], p["beta"])
-        y = layer.forward(x, training)
+            expected = reference.forward(spec, x, p["gamma"], p["beta"], p["mask"])
+            bound = tolerance.forward_bound(spec, dtype, x, p["gamma"], p["beta"], p["mask"])
+        y = layer.forward(x, training, p["mask"])
         yield _judged(check, tolerance.judge("y", y, expected, bound),
                       {"output_dtype": np.asarray(y).dtype.name})
 
@@ -129,11 +140,11 @@ def running_stats(adapter: Adapter, case: Case, *, suite: str = "agreement") -> 
 
     def body(layer, x, p):
         rm0, rv0 = (np.asarray(a, np.float64) for a in layer.running())
-        layer.forward(x, True)
+        layer.forward(x, True, p["mask"])
         rm, rv = layer.running()
-        mean_b, var_b = tolerance.running_bound(spec, dtype, rm0, rv0, x)
-        biased = reference.update_running(spec, rm0, rv0, x, unbiased=False)
-        unbiased = reference.update_running(spec, rm0, rv0, x, unbiased=True)
+        mean_b, var_b = tolerance.running_bound(spec, dtype, rm0, rv0, x, p["mask"])
+        biased = reference.update_running(spec, rm0, rv0, x, p["mask"], unbiased=False)
+        unbiased = reference.update_running(spec, rm0, rv0, x, p["mask"], unbiased=True)
         yield _judged("running_mean", tolerance.judge("running_mean", rm, biased[0], mean_b))
         as_biased = tolerance.judge("running_var", rv, biased[1], var_b)
         as_unbiased = tolerance.judge("running_var", rv, unbiased[1], var_b)
@@ -157,9 +168,9 @@ def gradients(adapter: Adapter, case: Case, *, suite: str = "agreement") -> list
     spec, dtype = case.spec, case.dtype
 
     def body(layer, x, p):
-        got = layer.vjp(x, p["dy"])
-        want = reference.vjp(spec, x, p["gamma"], p["dy"])
-        bounds = tolerance.grad_bounds(spec, dtype, x, p["gamma"], p["dy"])
+        got = layer.vjp(x, p["dy"], p["mask"])
+        want = reference.vjp(spec, x, p["gamma"], p["dy"], p["mask"])
+        bounds = tolerance.grad_bounds(spec, dtype, x, p["gamma"], p["dy"], p["mask"])
         for name, g, w, b in zip(("dx", "dgamma", "dbeta"), got, want, bounds, strict=True):
             if w is not None:
                 yield _judged(f"grad_{name}", tolerance.judge(name, g, w, b))

@@ -44,3 +44,17 @@ def params(shape: tuple[int, ...], dtype: str, seed: int) -> dict[str, np.ndarra
 def upstream(shape: tuple[int, ...], dtype: str, seed: int) -> np.ndarray:
     """The upstream gradient dy fed to a VJP."""
     return cast(np.random.default_rng([seed, 2]).standard_normal(shape), dtype)
+
+
+def mask(shape: tuple[int, ...], seed: int) -> np.ndarray:
+    """A BatchNorm mask shaped like padded sequences: along axis 1 each row keeps a prefix
+    of random length (at least one position), so every statistic covers some values."""
+    rng = np.random.default_rng([seed, 3])
+    out = np.zeros(shape, bool)
+    if len(shape) == 1:
+        out[: rng.integers(1, shape[0] + 1)] = True
+        return out
+    lengths = rng.integers(1, shape[1] + 1, size=shape[0])
+    for row, n in enumerate(lengths):
+        out[row, :n] = True
+    return out

@@ -65,6 +65,10 @@ class Recorder:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # keras's TF backend calls np.array(tensor, copy=False) on every conversion; not ours to fix.
+    config.addinivalue_line(
+        "filterwarnings", "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
+    )
     config.stash[_KEY] = Recorder(config)
 
 

@@ -7,10 +7,10 @@ import pytest
 
 from normbench import checks
 from normbench.adapters.base import Unsupported
-from normbench.cases import batch_norm_cases, layer_norm_cases
+from normbench.cases import batch_norm_cases, layer_norm_cases, masked_batch_norm_cases
 from normbench.spec import NormSpec
 
-CASES = layer_norm_cases() + batch_norm_cases()
+CASES = layer_norm_cases() + batch_norm_cases() + masked_batch_norm_cases()
 
 
 def _assert_pass(records):
@@ -32,7 +32,7 @@ def test_gradients(builtin_adapter, case):
     _assert_pass(checks.gradients(builtin_adapter, case))
 
 
-@pytest.mark.parametrize("case", batch_norm_cases(), ids=str)
+@pytest.mark.parametrize("case", batch_norm_cases() + masked_batch_norm_cases(), ids=str)
 def test_running_statistics(builtin_adapter, case):
     records = checks.running_stats(builtin_adapter, case)
     _assert_pass(records)

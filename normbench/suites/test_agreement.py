@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from normbench import checks
-from normbench.cases import batch_norm_cases, layer_norm_cases
+from normbench.cases import batch_norm_cases, layer_norm_cases, masked_batch_norm_cases
 
-CASES = layer_norm_cases() + batch_norm_cases()
+CASES = layer_norm_cases() + batch_norm_cases() + masked_batch_norm_cases()
 
 
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
@@ -21,6 +21,6 @@ def test_gradients(norm_adapter, case, norm_record):
     norm_record(checks.gradients(norm_adapter, case))
 
 
-@pytest.mark.parametrize("case", batch_norm_cases(), ids=str)
+@pytest.mark.parametrize("case", batch_norm_cases() + masked_batch_norm_cases(), ids=str)
 def test_running_stats(norm_adapter, case, norm_record):
     norm_record(checks.running_stats(norm_adapter, case))
