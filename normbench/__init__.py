@@ -1,6 +1,8 @@
 """normbench: verify and benchmark BatchNorm and LayerNorm across frameworks.
 
 Importing normbench imports no deep-learning framework; adapters import theirs when used.
+
+PYTEST_DONT_REWRITE: the CLI imports normbench before it starts pytest with this plugin.
 """
 
 __version__ = "0.1.0"

@@ -108,7 +108,8 @@ def grad_bounds(spec: NormSpec, dtype: str, x, gamma, dy, mask=None) -> tuple[Bo
     g_abs = np.abs(dy) * _gamma_beta(spec, x.shape, gamma, None)[0]
     mean_g = g_abs.sum(axis=axes, keepdims=True) / m.count
     mean_gx = (g_abs * np.abs(xhat)).sum(axis=axes, keepdims=True) / m.count
-    dx = _bound(dtype, m.count, kappa, (g_abs + mean_g + np.abs(xhat) * mean_gx) / s)
+    # x̂_i · Σ g x̂ multiplies two rounded factors, so its error counts twice.
+    dx = _bound(dtype, m.count, kappa, (g_abs + mean_g + 2 * np.abs(xhat) * mean_gx) / s)
     param_axes = tuple(a for a in range(x.ndim) if a not in spec.param_axes(x.ndim))
     shape = spec.param_shape(x.shape)
     terms = int(np.prod([x.shape[a] for a in param_axes]))

@@ -8,6 +8,7 @@ import pytest
 from normbench import checks
 from normbench.adapters.base import Unsupported
 from normbench.cases import batch_norm_cases, layer_norm_cases, masked_batch_norm_cases
+from normbench.checks import Case
 from normbench.spec import NormSpec
 
 CASES = layer_norm_cases() + batch_norm_cases() + masked_batch_norm_cases()
@@ -71,3 +72,11 @@ def test_parameters_and_running_statistics_round_trip(builtin_adapter):
     got_mean, got_var = layer.running()
     np.testing.assert_array_equal(np.asarray(got_mean, np.float32), mean)
     np.testing.assert_array_equal(np.asarray(got_var, np.float32), var)
+
+
+def test_every_declared_dtype_reaches_the_framework_unrounded(builtin_adapter):
+    """LayerNorm in each declared dtype agrees to that dtype's tolerance. eps = 2⁻¹⁶ is exact in
+    float32 too, since ONNX attributes are float32 (its rounding of eps would show at float64)."""
+    for dtype in sorted(builtin_adapter.dtypes):
+        case = Case(NormSpec("layer_norm", eps=2.0**-16), (4, 6, 10), dtype)
+        _assert_pass(checks.forward(builtin_adapter, case, training=True))

@@ -17,8 +17,9 @@ from .base import Adapter, Layer
 def _tensor(a: np.ndarray, dtype: str):
     import torch
 
-    # torch.from_numpy knows no ml_dtypes bfloat16; the float32 detour is exact.
-    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(getattr(torch, dtype))
+    if dtype == "bfloat16":  # torch.from_numpy knows no ml_dtypes bfloat16; via float32 is exact
+        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(torch.bfloat16)
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=resolve(dtype)))
 
 
 def _numpy(t) -> np.ndarray:
