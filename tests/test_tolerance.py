@@ -102,3 +102,11 @@ def test_running_variance_bound_rejects_fast_variance():
     k = spec.momentum
     assert tolerance.judge("v", (1 - k) + k * two_pass, want, var_b).passed
     assert not tolerance.judge("v", (1 - k) + k * fast, want, var_b).passed
+
+
+@pytest.mark.parametrize("errors", [[5.0, 0.5], [5.0, 1.5], [0.5, 0.05], [0.0, 0.0]])
+def test_summary_tolerance_is_consistent_with_the_verdict(errors):
+    """Per-element tolerances (10, 1) differ; the summary must still read err <= tol iff pass."""
+    bound = tolerance.Bound(np.array([10.0, 1.0]), np.ones(2))
+    v = tolerance.judge("y", np.array(errors), np.zeros(2), bound)
+    assert v.passed == (v.max_abs_err <= v.tolerance) == all(e <= t for e, t in zip(errors, (10, 1), strict=True))
