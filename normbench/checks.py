@@ -93,12 +93,11 @@ def _judged(check: str, verdict: tolerance.Verdict, facts: dict | None = None) -
     }
 
 
-def _run(adapter: Adapter, case: Case, suite: str, check: str, feature: str | None,
+def _run(adapter: Adapter, case: Case, suite: str, check: str, features: tuple[str, ...],
          body: Body) -> list[Record]:
     try:
-        if case.masked:
-            adapter.build(case.spec, case.shape, case.dtype, "mask")
-        layer = adapter.build(case.spec, case.shape, case.dtype, feature)
+        features += ("mask",) if case.masked else ()
+        layer = adapter.build(case.spec, case.shape, case.dtype, features)
     except Unsupported as exc:
         return [_record(adapter, case, suite, check, outcome="skip", message=str(exc))]
     x, p = case.data()
@@ -131,7 +130,7 @@ def forward(adapter: Adapter, case: Case, *, training: bool, suite: str = "agree
         yield _judged(check, tolerance.judge("y", y, expected, bound),
                       {"output_dtype": np.asarray(y).dtype.name})
 
-    return _run(adapter, case, suite, check, "eval" if needs_eval else None, body)
+    return _run(adapter, case, suite, check, ("eval",) if needs_eval else (), body)
 
 
 def running_stats(adapter: Adapter, case: Case, *, suite: str = "agreement") -> list[Record]:
@@ -160,7 +159,7 @@ def running_stats(adapter: Adapter, case: Case, *, suite: str = "agreement") -> 
 
     if spec.op != "batch_norm":
         raise ValueError("running statistics exist for batch_norm only")
-    return _run(adapter, case, suite, "running_var", "running_stats", body)
+    return _run(adapter, case, suite, "running_var", ("running_stats",), body)
 
 
 def gradients(adapter: Adapter, case: Case, *, suite: str = "agreement") -> list[Record]:
@@ -175,4 +174,4 @@ def gradients(adapter: Adapter, case: Case, *, suite: str = "agreement") -> list
             if w is not None:
                 yield _judged(f"grad_{name}", tolerance.judge(name, g, w, b))
 
-    return _run(adapter, case, suite, "grad_dx", "grad", body)
+    return _run(adapter, case, suite, "grad_dx", ("grad",), body)

@@ -53,7 +53,7 @@ def test_unsupported_feature_is_a_skip_with_reason(builtin_adapter):
     for feature in ("grad", "mask"):
         if feature not in builtin_adapter.features:
             with pytest.raises(Unsupported, match=feature):
-                builtin_adapter.build(spec, (2, 3), "float32", feature)
+                builtin_adapter.build(spec, (2, 3), "float32", (feature,))
 
 
 def test_build_rejects_bad_shape_and_dtype(builtin_adapter):

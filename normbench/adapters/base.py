@@ -129,20 +129,23 @@ class Adapter:
             return "unknown"
 
     def unsupported(
-        self, spec: NormSpec, shape: tuple[int, ...], dtype: str, feature: str | None = None
+        self, spec: NormSpec, shape: tuple[int, ...], dtype: str, features: tuple[str, ...] = ()
     ) -> str | None:
-        """Why this adapter cannot run the combination, or None if it can."""
+        """Why this adapter cannot run the combination (with ``features``), or None if it can."""
         if spec.op not in self.ops:
             return f"{self.name} does not implement {spec.op}"
         if dtype not in self.dtypes:
             return f"{self.name} does not support {dtype} (supports {', '.join(sorted(self.dtypes))})"
         if spec.op == "batch_norm" and len(shape) > 2 and spec.layout not in self.layouts:
             return f"{self.name} does not support the {spec.layout} layout"
-        if feature is not None and feature not in self.features:
-            return f"{self.name} does not support {feature}"
+        for feature in features:
+            if feature not in self.features:
+                return f"{self.name} does not support {feature}"
         return None
 
-    def build(self, spec: NormSpec, shape: tuple[int, ...], dtype: str, feature: str | None = None) -> Layer:
+    def build(
+        self, spec: NormSpec, shape: tuple[int, ...], dtype: str, features: tuple[str, ...] = ()
+    ) -> Layer:
         """A fresh layer with default parameters (γ=1, β=0, running mean 0, var 1).
 
         Raises Unsupported (a skip) for combinations the adapter declares it cannot run,
@@ -150,7 +153,7 @@ class Adapter:
         """
         resolve(dtype)
         spec.check_shape(shape)
-        reason = self.unsupported(spec, shape, dtype, feature)
+        reason = self.unsupported(spec, shape, dtype, tuple(features))
         if reason:
             raise Unsupported(reason)
         self.ensure_available()

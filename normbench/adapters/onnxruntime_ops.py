@@ -126,9 +126,9 @@ class OnnxRuntimeAdapter(Adapter):
     features = frozenset({"eval", "running_stats"})
 
     def unsupported(
-        self, spec: NormSpec, shape: tuple[int, ...], dtype: str, feature: str | None = None
+        self, spec: NormSpec, shape: tuple[int, ...], dtype: str, features: tuple[str, ...] = ()
     ) -> str | None:
-        reason = super().unsupported(spec, shape, dtype, feature)
+        reason = super().unsupported(spec, shape, dtype, features)
         if reason is None and spec.op == "batch_norm" and dtype == "bfloat16":
             return "onnxruntime's CPU provider has no bfloat16 BatchNormalization kernel"
         return reason
