@@ -17,6 +17,8 @@ from .adapters.base import Adapter, Layer, Unsupported
 from .records import Record
 from .spec import NormSpec
 
+PADDING = {"zeros": 0.0, "junk": 1e4}
+
 
 @dataclass(frozen=True)
 class Case:
@@ -27,11 +29,14 @@ class Case:
     dtype: str = "float32"
     input: str = "normal"
     masked: bool = False  # BatchNorm statistics over a per-position mask (padded sequences)
+    pad: str | None = None  # fill masked-out positions: "zeros" or "junk" (1e4); mask not passed unless masked
 
     def __post_init__(self) -> None:
         self.spec.check_shape(self.shape)
         if self.masked and self.spec.op != "batch_norm":
             raise ValueError("a mask applies to batch_norm only")
+        if self.pad not in (None, *PADDING):
+            raise ValueError(f"unknown padding {self.pad!r}; expected one of {', '.join(PADDING)}")
 
     @property
     def layout(self) -> str | None:
@@ -53,6 +58,8 @@ class Case:
             parts.append("noaffine")
         if self.masked:
             parts.append("masked")
+        if self.pad:
+            parts.append(f"pad_{self.pad}")
         return "-".join(parts)
 
     def __str__(self) -> str:
@@ -69,8 +76,25 @@ class Case:
         p["dy"] = inputs.upstream(self.shape, self.dtype, self.seed)
         if not self.spec.affine:
             p["gamma"] = p["beta"] = None
-        p["mask"] = inputs.mask(self.spec.mask_shape(self.shape), self.seed) if self.masked else None
-        return inputs.make(self.input, self.shape, self.dtype, self.seed), p
+        x = inputs.make(self.input, self.shape, self.dtype, self.seed, self.spec.reduce_axes(len(self.shape)))
+        valid = self.valid()
+        if self.pad:
+            x = np.where(self.spread(valid), x, np.asarray(PADDING[self.pad], x.dtype))
+        p["mask"] = valid if self.masked else None
+        p["valid"] = valid
+        return x, p
+
+    def valid(self) -> np.ndarray | None:
+        """Which positions hold real data (a prefix of axis 1 per sample), if any are padding."""
+        if not (self.masked or self.pad):
+            return None
+        mask_shape = self.spec.mask_shape(self.shape) if self.spec.op == "batch_norm" else self.shape[:-1]
+        return inputs.mask(mask_shape, self.seed)
+
+    def spread(self, valid: np.ndarray) -> np.ndarray:
+        """A position mask broadcast over the feature axis, to select elements of x."""
+        axis = self.spec.feature_axis(len(self.shape)) if self.spec.op == "batch_norm" else len(self.shape) - 1
+        return np.expand_dims(valid, axis)
 
 
 Body = Callable[[Layer, np.ndarray, dict], Iterable[dict]]
@@ -80,7 +104,8 @@ def _record(adapter: Adapter, case: Case, suite: str, check: str, **fields) -> R
     return Record(
         suite=suite, check=check, op=case.spec.op, adapter=adapter.name,
         framework_version=adapter.version(), dtype=case.dtype, shape=list(case.shape),
-        layout=case.layout, input=case.input, params=case.spec.to_dict(), seed=case.seed,
+        layout=case.layout, input=case.input, seed=case.seed,
+        params={**case.spec.to_dict(), "masked": case.masked, "pad": case.pad},
         case=case.id, **fields,
     )
 

@@ -12,6 +12,8 @@ remembering to set JAX_ENABLE_X64.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..dtypes import resolve
@@ -27,7 +29,7 @@ def _enable_x64(dtype: str) -> None:
         jax.config.update("jax_enable_x64", True)
 
 
-def _tensor(a: np.ndarray, dtype):
+def _tensor(a: np.ndarray, dtype=None):
     import jax.numpy as jnp
 
     return jnp.asarray(np.asarray(a), dtype)
@@ -42,6 +44,46 @@ def _stat_dtype(dtype: str):
     import jax.numpy as jnp
 
     return jnp.promote_types(jnp.float32, resolve(dtype))
+
+
+@functools.cache
+def _jitted_apply(module, training: bool):
+    """apply under jax.jit, as users run flax; one per layer configuration (modules hash by
+    their fields), so only a new shape or dtype compiles. Eager flax compiles every op
+    separately for each new shape, ~5x slower."""
+    import flax.linen as nn
+    import jax
+
+    def apply(variables, xt, mask):
+        if isinstance(module, nn.LayerNorm):
+            return module.apply(variables, xt), variables
+        y, upd = module.apply(variables, xt, use_running_average=not training, mask=mask,
+                              mutable=["batch_stats"])
+        return y, {**variables, **upd}
+
+    return jax.jit(apply)
+
+
+@functools.cache
+def _jitted_vjp(module):
+    """(dx, d params) of the training-mode output, the upstream gradient cast to y's dtype."""
+    import jax
+
+    def vjp(variables, xt, mask, dy):
+        def f(xt, params):
+            return _jitted_apply(module, True)({**variables, "params": params}, xt, mask)[0]
+
+        y, pull = jax.vjp(f, xt, variables.get("params", {}))
+        return pull(dy.astype(y.dtype))
+
+    return jax.jit(vjp)
+
+
+def _default_value(path, leaf):
+    import jax.numpy as jnp
+
+    name = getattr(path[-1], "key", "")
+    return (jnp.ones if name in ("scale", "var") else jnp.zeros)(leaf.shape, leaf.dtype)
 
 
 class FlaxLinenLayer(Layer):
@@ -60,21 +102,20 @@ class FlaxLinenLayer(Layer):
             self.module = nn.BatchNorm(axis=spec.feature_axis(len(shape)),
                                        momentum=1 - spec.momentum, **common)
         kw = {} if spec.op == "layer_norm" else {"use_running_average": False}
-        x0 = self._to_native(np.zeros(shape))
-        self.variables = dict(self.module.init(jax.random.key(0), x0, **kw))
+        # Only the variables' structure is traced; running init eagerly compiles every op
+        # for every new shape (~0.5 s). Values are flax's defaults: γ=1, β=0, mean 0, var 1.
+        x0 = jax.ShapeDtypeStruct(shape, resolve(dtype))
+        tree = jax.eval_shape(lambda key, x: self.module.init(key, x, **kw), jax.random.key(0), x0)
+        self.variables = jax.tree_util.tree_map_with_path(_default_value, dict(tree))
 
     def _to_native(self, x: np.ndarray):
         return _tensor(x, resolve(self.dtype))
 
     def _call(self, variables: dict, xt, training: bool, mask=None):
         """(y, variables after the call); BatchNorm's mask is expanded at the feature axis."""
-        if self.spec.op == "layer_norm":
-            return self.module.apply(variables, xt), variables
         if mask is not None:
             mask = _tensor(np.expand_dims(mask, self.spec.feature_axis(xt.ndim)), bool)
-        y, upd = self.module.apply(variables, xt, use_running_average=not training, mask=mask,
-                                   mutable=["batch_stats"])
-        return y, {**variables, **upd}
+        return _jitted_apply(self.module, training)(variables, xt, mask)
 
     def set_params(self, gamma: np.ndarray, beta: np.ndarray) -> None:
         dt = resolve(self.dtype)
@@ -93,13 +134,9 @@ class FlaxLinenLayer(Layer):
         return _numpy(y)
 
     def vjp(self, x: np.ndarray, dy: np.ndarray, mask: np.ndarray | None = None) -> Grads:
-        import jax
-
-        def f(xt, params):
-            return self._call({**self.variables, "params": params}, xt, True, mask)[0]
-
-        y, pull = jax.vjp(f, self._to_native(x), self.variables.get("params", {}))
-        dx, dp = pull(_tensor(dy, y.dtype))
+        if mask is not None:
+            mask = _tensor(np.expand_dims(mask, self.spec.feature_axis(x.ndim)), bool)
+        dx, dp = _jitted_vjp(self.module)(self.variables, self._to_native(x), mask, _tensor(dy, None))
         if not self.spec.affine:
             return Grads(_numpy(dx), None, None)
         return Grads(_numpy(dx), _numpy(dp["scale"]), _numpy(dp["bias"]))

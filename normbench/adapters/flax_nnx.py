@@ -11,6 +11,8 @@ scale to the feature axes, so γ is loaded flattened and dγ reshaped back to pa
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..dtypes import resolve
@@ -18,6 +20,43 @@ from ..reference import Grads
 from ..spec import NormSpec
 from .base import Adapter, Layer
 from .flax_linen import _enable_x64, _numpy, _tensor
+
+
+def _run(module, op: str, xt, training: bool, mask):
+    if op == "layer_norm":
+        return module(xt)
+    return module(xt, use_running_average=not training, mask=mask)
+
+
+@functools.cache
+def _jitted_apply(graph, op: str, training: bool):
+    """A pure, jitted call of the module described by ``graph`` (hashable, so one compile per
+    configuration and shape); eager nnx compiles every op separately for each new shape."""
+    import jax
+    from flax import nnx
+
+    def apply(state, xt, mask):
+        module = nnx.merge(graph, state)
+        y = _run(module, op, xt, training, mask)
+        return y, nnx.state(module)
+
+    return jax.jit(apply)
+
+
+@functools.cache
+def _jitted_vjp(graph, op: str):
+    """(dx, d params) of the training-mode output; a merged copy leaves the layer's stats alone."""
+    import jax
+    from flax import nnx
+
+    def vjp(params, rest, xt, mask, dy):
+        def f(xt, p):
+            return _run(nnx.merge(graph, p, rest, copy=True), op, xt, True, mask)
+
+        y, pull = jax.vjp(f, xt, params)
+        return pull(dy.astype(y.dtype))
+
+    return jax.jit(vjp)
 
 
 class FlaxNnxLayer(Layer):
@@ -40,13 +79,16 @@ class FlaxNnxLayer(Layer):
     def _to_native(self, x: np.ndarray):
         return _tensor(x, resolve(self.dtype))
 
-    def _call(self, module, xt, training: bool, mask=None):
-        """Call ``module`` (this layer's or a merged copy); BatchNorm's mask is expanded."""
-        if self.spec.op == "layer_norm":
-            return module(xt)
+    def _call(self, xt, training: bool, mask=None):
+        """Call the module under jit; its updated state (running statistics) is written back."""
+        from flax import nnx
+
         if mask is not None:
             mask = _tensor(np.expand_dims(mask, self.spec.feature_axis(xt.ndim)), bool)
-        return module(xt, use_running_average=not training, mask=mask)
+        graph, state = nnx.split(self.module)
+        y, state = _jitted_apply(graph, self.spec.op, training)(state, xt, mask)
+        nnx.update(self.module, state)
+        return y
 
     def set_params(self, gamma: np.ndarray, beta: np.ndarray) -> None:
         dt = resolve(self.dtype)
@@ -62,19 +104,15 @@ class FlaxNnxLayer(Layer):
         return _numpy(self.module.mean[...]), _numpy(self.module.var[...])
 
     def forward(self, x: np.ndarray, training: bool, mask: np.ndarray | None = None) -> np.ndarray:
-        return _numpy(self._call(self.module, self._to_native(x), training, mask))
+        return _numpy(self._call(self._to_native(x), training, mask))
 
     def vjp(self, x: np.ndarray, dy: np.ndarray, mask: np.ndarray | None = None) -> Grads:
-        import jax
         from flax import nnx
 
+        if mask is not None:
+            mask = _tensor(np.expand_dims(mask, self.spec.feature_axis(x.ndim)), bool)
         graph, params, rest = nnx.split(self.module, nnx.Param, ...)
-
-        def f(xt, p):
-            return self._call(nnx.merge(graph, p, rest, copy=True), xt, True, mask)
-
-        y, pull = jax.vjp(f, self._to_native(x), params)
-        dx, dp = pull(_tensor(dy, y.dtype))
+        dx, dp = _jitted_vjp(graph, self.spec.op)(params, rest, self._to_native(x), mask, _tensor(dy))
         if not self.spec.affine:
             return Grads(_numpy(dx), None, None)
         pshape = self.spec.param_shape(self.shape)
