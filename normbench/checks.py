@@ -100,7 +100,8 @@ class Case:
 Body = Callable[[Layer, np.ndarray, dict], Iterable[dict]]
 
 
-def _record(adapter: Adapter, case: Case, suite: str, check: str, **fields) -> Record:
+def make_record(adapter: Adapter, case: Case, suite: str, check: str, **fields) -> Record:
+    """A record of ``check`` on ``case``; ``fields`` carry the outcome, errors and facts."""
     return Record(
         suite=suite, check=check, op=case.spec.op, adapter=adapter.name,
         framework_version=adapter.version(), dtype=case.dtype, shape=list(case.shape),
@@ -110,7 +111,8 @@ def _record(adapter: Adapter, case: Case, suite: str, check: str, **fields) -> R
     )
 
 
-def _judged(check: str, verdict: tolerance.Verdict, facts: dict | None = None) -> dict:
+def judged(check: str, verdict: tolerance.Verdict, facts: dict | None = None) -> dict:
+    """The record fields of a comparison with the oracle."""
     return {
         "check": check, "outcome": "pass" if verdict.passed else "fail",
         "max_abs_err": verdict.max_abs_err, "err_eps": verdict.err_eps,
@@ -118,23 +120,27 @@ def _judged(check: str, verdict: tolerance.Verdict, facts: dict | None = None) -
     }
 
 
-def _run(adapter: Adapter, case: Case, suite: str, check: str, features: tuple[str, ...],
-         body: Body) -> list[Record]:
+def run_check(adapter: Adapter, case: Case, suite: str, check: str, features: tuple[str, ...],
+              body: Body) -> list[Record]:
+    """Build a fresh layer loaded with the case's parameters, run ``body``, record each row.
+
+    Unsupported combinations become one ``skip``; an exception becomes one ``error``.
+    """
     try:
         features += ("mask",) if case.masked else ()
         layer = adapter.build(case.spec, case.shape, case.dtype, features)
     except Unsupported as exc:
-        return [_record(adapter, case, suite, check, outcome="skip", message=str(exc))]
+        return [make_record(adapter, case, suite, check, outcome="skip", message=str(exc))]
     x, p = case.data()
     try:
         if case.spec.affine:
             layer.set_params(p["gamma"], p["beta"])
         if case.spec.op == "batch_norm" and "running_stats" in adapter.features:
             layer.set_running(p["running_mean"], p["running_var"])
-        return [_record(adapter, case, suite, **row) for row in body(layer, x, p)]
+        return [make_record(adapter, case, suite, **row) for row in body(layer, x, p)]
     except Exception as exc:  # the framework's own failure is a finding, not a crash
         message = f"{type(exc).__name__}: {exc}".strip()
-        return [_record(adapter, case, suite, check, outcome="error", message=message)]
+        return [make_record(adapter, case, suite, check, outcome="error", message=message)]
 
 
 def forward(adapter: Adapter, case: Case, *, training: bool, suite: str = "agreement") -> list[Record]:
@@ -152,10 +158,10 @@ def forward(adapter: Adapter, case: Case, *, training: bool, suite: str = "agree
             expected = reference.forward(spec, x, p["gamma"], p["beta"], p["mask"])
             bound = tolerance.forward_bound(spec, dtype, x, p["gamma"], p["beta"], p["mask"])
         y = layer.forward(x, training, p["mask"])
-        yield _judged(check, tolerance.judge("y", y, expected, bound),
+        yield judged(check, tolerance.judge("y", y, expected, bound),
                       {"output_dtype": np.asarray(y).dtype.name})
 
-    return _run(adapter, case, suite, check, ("eval",) if needs_eval else (), body)
+    return run_check(adapter, case, suite, check, ("eval",) if needs_eval else (), body)
 
 
 def running_stats(adapter: Adapter, case: Case, *, suite: str = "agreement") -> list[Record]:
@@ -169,13 +175,13 @@ def running_stats(adapter: Adapter, case: Case, *, suite: str = "agreement") -> 
         mean_b, var_b = tolerance.running_bound(spec, dtype, rm0, rv0, x, p["mask"])
         biased = reference.update_running(spec, rm0, rv0, x, p["mask"], unbiased=False)
         unbiased = reference.update_running(spec, rm0, rv0, x, p["mask"], unbiased=True)
-        yield _judged("running_mean", tolerance.judge("running_mean", rm, biased[0], mean_b))
+        yield judged("running_mean", tolerance.judge("running_mean", rm, biased[0], mean_b))
         as_biased = tolerance.judge("running_var", rv, biased[1], var_b)
         as_unbiased = tolerance.judge("running_var", rv, unbiased[1], var_b)
         matches = [n for n, v in (("biased", as_biased), ("unbiased", as_unbiased)) if v.passed]
         convention = " or ".join(matches) if matches else "neither"
         best = min((as_biased, as_unbiased), key=lambda v: v.ratio)
-        row = _judged("running_var", best, {
+        row = judged("running_var", best, {
             "running_var": convention,
             "err_vs_biased": as_biased.max_abs_err, "err_vs_unbiased": as_unbiased.max_abs_err,
         })
@@ -184,7 +190,7 @@ def running_stats(adapter: Adapter, case: Case, *, suite: str = "agreement") -> 
 
     if spec.op != "batch_norm":
         raise ValueError("running statistics exist for batch_norm only")
-    return _run(adapter, case, suite, "running_var", ("running_stats",), body)
+    return run_check(adapter, case, suite, "running_var", ("running_stats",), body)
 
 
 def gradients(adapter: Adapter, case: Case, *, suite: str = "agreement") -> list[Record]:
@@ -197,6 +203,6 @@ def gradients(adapter: Adapter, case: Case, *, suite: str = "agreement") -> list
         bounds = tolerance.grad_bounds(spec, dtype, x, p["gamma"], p["dy"], p["mask"])
         for name, g, w, b in zip(("dx", "dgamma", "dbeta"), got, want, bounds, strict=True):
             if w is not None:
-                yield _judged(f"grad_{name}", tolerance.judge(name, g, w, b))
+                yield judged(f"grad_{name}", tolerance.judge(name, g, w, b))
 
-    return _run(adapter, case, suite, "grad_dx", ("grad",), body)
+    return run_check(adapter, case, suite, "grad_dx", ("grad",), body)

@@ -30,6 +30,15 @@ def machine_eps(name: str) -> float:
     return float(np.finfo(resolve(name)).eps)
 
 
+def largest_finite(name: str) -> float:
+    """The largest finite value of the dtype (65504 for float16)."""
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return float(ml_dtypes.finfo(ml_dtypes.bfloat16).max)
+    return float(np.finfo(resolve(name)).max)
+
+
 def cast(x: np.ndarray, name: str) -> np.ndarray:
     """Round to the tested dtype; the oracle then works on exactly these values."""
     return np.asarray(x).astype(resolve(name))

@@ -5,11 +5,13 @@ Loaded through the ``pytest11`` entry point, so it must stay cheap: it imports n
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
 import pytest
 
+from . import known
 from .adapters import registry
 from .records import Record, ResultsFile
 
@@ -46,6 +48,9 @@ class Recorder:
             raise pytest.UsageError(f"results file {self.path} already exists; not overwriting it")
         self.file = ResultsFile(self.path, {"adapters": self.inventory()})
         self.count = 0
+        self.exercised: dict[str, Record] = {}  # known divergence -> first record it covered
+        self.reproduced: set[str] = set()
+        self.stale_records: list[Record] = []
 
     def inventory(self) -> dict[str, dict]:
         """Every selected adapter: installed or not, version, install hint."""
@@ -57,6 +62,31 @@ class Recorder:
                 "install": a.install_hint(), "dtypes": sorted(a.dtypes),
                 "features": sorted(a.features), "ops": sorted(a.ops),
             }
+        return out
+
+    def classify(self, rec: Record) -> None:
+        """Turn a failure covered by a known divergence into ``known``; count per entry."""
+        entry = known.lookup(dataclasses.asdict(rec))
+        if entry is None:
+            return
+        self.exercised.setdefault(entry.key, rec)
+        if rec.outcome in ("fail", "error"):
+            self.reproduced.add(entry.key)
+            rec.outcome = "known"
+            rec.facts = {**rec.facts, "known": entry.key, "link": entry.link}
+            rec.message = f"known divergence {entry.key}: {entry.reason} ({entry.link}); {rec.message}"
+
+    def stale(self) -> dict[str, Record]:
+        """Known divergences this run exercised that never failed, as failing records."""
+        out = {}
+        for key, rec in self.exercised.items():
+            if key not in self.reproduced:
+                entry = next(k for k in known.KNOWN if k.key == key)
+                out[key] = dataclasses.replace(
+                    rec, check="known_divergence", outcome="fail", facts={"known": key, "link": entry.link},
+                    message=f"known divergence {key} did not reproduce on {rec.adapter} {rec.framework_version}: "
+                            f"fixed upstream? Update normbench/known.py ({entry.link})",
+                )
         return out
 
     def add(self, rec: Record) -> None:
@@ -96,19 +126,24 @@ def norm_adapter(request: pytest.FixtureRequest):
 
 @pytest.fixture
 def norm_record(request: pytest.FixtureRequest):
-    """Write records to the results file; the test fails if any check failed or errored."""
+    """Write records to the results file. The test fails if a check failed or errored
+    unexpectedly, and is an xfail if every failure is a known divergence."""
     recorder: Recorder = request.config.stash[_KEY]
 
     def write(records: list[Record]) -> list[Record]:
         rerun = f"pytest '{request.node.path}::{request.node.name}'"
         for rec in records:
-            if rec.outcome in ("fail", "error"):
+            recorder.classify(rec)
+            if rec.outcome in ("fail", "error", "known"):
                 rec.rerun = f"{rerun} --adapters '{rec.adapter}'"
             recorder.add(rec)
         bad = [r for r in records if r.outcome in ("fail", "error")]
         if bad:
             lines = [f"{r.check} [{r.outcome}] {r.message}" for r in bad]
             pytest.fail("\n".join(lines + [f"rerun: {bad[0].rerun}"]), pytrace=False)
+        known = [r for r in records if r.outcome == "known"]
+        if known:
+            pytest.xfail(known[0].message)
         if records and all(r.outcome == "skip" for r in records):
             pytest.skip(records[0].message)
         return records
@@ -116,9 +151,24 @@ def norm_record(request: pytest.FixtureRequest):
     return write
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Strict known divergences: one that was exercised but never failed makes the run fail."""
+    recorder = session.config.stash.get(_KEY, None)
+    if recorder is None:
+        return
+    recorder.stale_records = list(recorder.stale().values())
+    for rec in recorder.stale_records:
+        recorder.add(rec)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     recorder = config.stash.get(_KEY, None)
-    if recorder is not None and recorder.count:
+    if recorder is None:
+        return
+    for rec in recorder.stale_records:
+        terminalreporter.write_line(f"XPASS(strict) {rec.message}", red=True)
+    if recorder.count:
         terminalreporter.write_line(f"normbench: {recorder.count} records written to {recorder.path}")
 
 

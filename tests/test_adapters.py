@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from normbench import checks
+from normbench import checks, known
 from normbench.adapters.base import Unsupported
 from normbench.cases import batch_norm_cases, layer_norm_cases, masked_batch_norm_cases
 from normbench.checks import Case
@@ -15,11 +17,18 @@ CASES = layer_norm_cases() + batch_norm_cases() + masked_batch_norm_cases()
 
 
 def _assert_pass(records):
+    """Every record passes; failures a known divergence covers make the test an xfail."""
     assert records
+    expected = []
     for r in records:
         if r.outcome == "skip":
             pytest.skip(r.message)
+        if r.outcome != "pass" and (entry := known.lookup(dataclasses.asdict(r))):
+            expected.append(entry.key)
+            continue
         assert r.outcome == "pass", f"{r.adapter} {r.case} {r.check}: {r.message}"
+    if expected:
+        pytest.xfail(", ".join(expected))
 
 
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])

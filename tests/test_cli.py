@@ -31,7 +31,7 @@ def test_run_writes_environment_and_records(numpy_run):
     assert env["versions"]["numpy"] and env["python"] and env["cores"] >= 1
     assert env["adapters"]["numpy"]["installed"] is True
     assert checks and all(REQUIRED <= set(c) for c in checks)
-    assert {c["outcome"] for c in checks} == {"pass"}
+    assert {c["outcome"] for c in checks} <= {"pass", "skip"} and any(c["outcome"] == "pass" for c in checks)
     assert {c["op"] for c in checks} == {"layer_norm", "batch_norm"}
 
 

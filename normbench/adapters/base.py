@@ -43,8 +43,9 @@ class Layer:
         self.spec, self.shape, self.dtype = spec, tuple(shape), dtype
         pshape = spec.param_shape(self.shape)
         np_dtype = resolve(dtype)
-        self.gamma = np.ones(pshape, np_dtype) if spec.affine else None
-        self.beta = np.zeros(pshape, np_dtype) if spec.affine else None
+        # Without affine parameters the layer behaves as γ = 1, β = 0.
+        self.gamma = np.ones(pshape, np_dtype)
+        self.beta = np.zeros(pshape, np_dtype)
         self.running_mean = np.zeros(pshape, np_dtype)
         self.running_var = np.ones(pshape, np_dtype)
 
@@ -89,6 +90,9 @@ class Adapter:
     layouts: ClassVar[frozenset[str]] = frozenset(LAYOUTS)
     features: ClassVar[frozenset[str]] = frozenset(FEATURES)
     version_of: ClassVar[str | None] = None  # distribution whose version is reported
+    # How the framework's own momentum reads: "new" = weight of the batch statistic (torch),
+    # "old" = weight of the running value (Keras, Flax, ONNX). The train_eval suite measures it.
+    momentum_convention: ClassVar[str] = "new"
 
     def install_hint(self) -> str:
         if self.extra:
@@ -127,6 +131,10 @@ class Adapter:
             return importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             return "unknown"
+
+    def defaults(self, op: str) -> dict[str, float]:
+        """eps (and BatchNorm momentum, native convention) of a default-constructed layer."""
+        raise Unsupported(f"{self.name} does not report its defaults")
 
     def unsupported(
         self, spec: NormSpec, shape: tuple[int, ...], dtype: str, features: tuple[str, ...] = ()

@@ -148,3 +148,12 @@ class FlaxLinenAdapter(Adapter):
     requires = ("jax", "flax")
     extra = "jax"
     version_of = "flax"
+    momentum_convention = "old"
+
+    def defaults(self, op):
+        import flax.linen as nn
+
+        if op == "layer_norm":
+            return {"eps": nn.LayerNorm().epsilon}
+        layer = nn.BatchNorm()
+        return {"eps": layer.epsilon, "momentum": layer.momentum}

@@ -125,3 +125,12 @@ class FlaxNnxAdapter(Adapter):
     requires = ("jax", "flax")
     extra = "jax"
     version_of = "flax"
+    momentum_convention = "old"
+
+    def defaults(self, op):
+        from flax import nnx
+
+        if op == "layer_norm":
+            return {"eps": nnx.LayerNorm(4, rngs=nnx.Rngs(0)).epsilon}
+        layer = nnx.BatchNorm(4, rngs=nnx.Rngs(0))
+        return {"eps": layer.epsilon, "momentum": layer.momentum}

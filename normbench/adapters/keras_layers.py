@@ -123,6 +123,7 @@ class KerasTensorflowAdapter(Adapter):
     requires = ("keras", "tensorflow")
     extra = "tensorflow"
     version_of = "keras"
+    momentum_convention = "old"
     features = frozenset({"eval", "running_stats", "grad", "mask"})
 
     def ensure_available(self) -> None:
@@ -130,3 +131,10 @@ class KerasTensorflowAdapter(Adapter):
         _select(self.layer.backend)
         super().ensure_available()
         _keras(self.layer.backend)
+
+    def defaults(self, op):
+        keras = _keras(self.layer.backend)
+        if op == "layer_norm":
+            return {"eps": keras.layers.LayerNormalization().epsilon}
+        layer = keras.layers.BatchNormalization()
+        return {"eps": layer.epsilon, "momentum": layer.momentum}

@@ -123,6 +123,7 @@ class OnnxRuntimeAdapter(Adapter):
     requires = ("onnx", "onnxruntime")
     extra = "onnx"
     version_of = "onnxruntime"
+    momentum_convention = "old"
     features = frozenset({"eval", "running_stats"})
 
     def unsupported(
@@ -132,3 +133,13 @@ class OnnxRuntimeAdapter(Adapter):
         if reason is None and spec.op == "batch_norm" and dtype == "bfloat16":
             return "onnxruntime's CPU provider has no bfloat16 BatchNormalization kernel"
         return reason
+
+    def defaults(self, op):
+        """The operator schema's attribute defaults (float32, as all ONNX float attributes)."""
+        from onnx import defs
+
+        if op == "layer_norm":
+            schema = defs.get_schema("LayerNormalization", 17)
+            return {"eps": schema.attributes["epsilon"].default_value.f}
+        attrs = defs.get_schema("BatchNormalization", 15).attributes
+        return {"eps": attrs["epsilon"].default_value.f, "momentum": attrs["momentum"].default_value.f}

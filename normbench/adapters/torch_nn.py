@@ -94,3 +94,11 @@ class TorchAdapter(Adapter):
     requires = ("torch",)
     extra = "torch"
     features = frozenset({"eval", "running_stats", "grad"})
+
+    def defaults(self, op):
+        import torch
+
+        if op == "layer_norm":
+            return {"eps": torch.nn.LayerNorm(4).eps}
+        layer = torch.nn.BatchNorm1d(4)
+        return {"eps": layer.eps, "momentum": layer.momentum}

@@ -1,0 +1,86 @@
+"""Metamorphic checks: relations a correct norm satisfies whatever its exact output.
+
+They compare a layer with itself, so they catch bugs the oracle would share (a wrong
+axis, leaking batch statistics) and need no trust in the reference. Each compared output
+carries its own policy tolerance, so two correct outputs may differ by their sum.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import tolerance
+from .adapters.base import Adapter
+from .checks import Case, judged, run_check
+from .dtypes import cast
+from .records import Record
+
+
+def _both(a: tolerance.Bound, b: tolerance.Bound) -> tolerance.Bound:
+    return tolerance.Bound(a.tol + b.tol, a.unit)
+
+
+def scale_shift(adapter: Adapter, case: Case, *, suite: str = "agreement") -> list[Record]:
+    """y(a·x + b) = y(x) for a > 0 and b per normalized group (per sample for LayerNorm, per
+    channel for BatchNorm). Exact when eps = 0 (2⁻⁸⁰ is as good at these variances); a
+    power-of-two a and integer b keep the quantized input exact in the tested dtype, so
+    nothing but the layer can break it."""
+    spec, dtype = case.spec, case.dtype
+    if spec.eps > 2.0**-60 or case.input != "quantized":
+        raise ValueError("scale_shift needs a negligible eps and the quantized input")
+
+    def body(layer, x, p):
+        rng = np.random.default_rng([case.seed, 4])
+        axes = spec.reduce_axes(x.ndim)
+        groups = tuple(1 if a in axes else d for a, d in enumerate(x.shape))
+        a, b = 2.0 ** rng.integers(-2, 4, groups), rng.integers(-64, 65, groups).astype(np.float64)
+        x64 = np.asarray(x, np.float64)
+        x2 = cast(a * x64 + b, dtype)
+        if not np.array_equal(np.asarray(x2, np.float64), a * x64 + b):
+            raise ValueError(f"the scaled input is not exact in {dtype}")
+        y1, y2 = layer.forward(x, True), layer.forward(x2, True)
+        bound = _both(tolerance.forward_bound(spec, dtype, x, p["gamma"], p["beta"]),
+                      tolerance.forward_bound(spec, dtype, x2, p["gamma"], p["beta"]))
+        yield judged("scale_shift_invariance", tolerance.judge("y(a·x+b) vs y(x)", y2, y1, bound))
+
+    return run_check(adapter, case, suite, "scale_shift_invariance", (), body)
+
+
+def _pieces_agree(adapter: Adapter, case: Case, check: str, suite: str, pieces) -> list[Record]:
+    """Each piece of x, normalized alone, equals the same piece of x normalized whole."""
+    spec, dtype = case.spec, case.dtype
+
+    def body(layer, x, p):
+        whole = np.asarray(layer.forward(x, True))
+        b_whole = tolerance.forward_bound(spec, dtype, x, p["gamma"], p["beta"])
+        verdicts = []
+        for index in pieces(p):
+            part = np.ascontiguousarray(x[index])
+            alone = layer.forward(part, True)
+            b_part = tolerance.forward_bound(spec, dtype, part, p["gamma"], p["beta"])
+            bound = tolerance.Bound(b_whole.tol[index] + b_part.tol, b_part.unit)
+            verdicts.append(tolerance.judge(f"y{index}", alone, whole[index], bound))
+        yield judged(check, max(verdicts, key=lambda v: v.ratio))
+
+    return run_check(adapter, case, suite, check, (), body)
+
+
+def sample_independence(adapter: Adapter, case: Case, *, suite: str = "agreement") -> list[Record]:
+    """LayerNorm of one sample does not depend on the rest of the batch."""
+    if case.spec.op != "layer_norm":
+        raise ValueError("sample independence holds for layer_norm only")
+    rows = [(slice(i, i + 1),) for i in range(case.shape[0])]
+    return _pieces_agree(adapter, case, "sample_independence", suite, lambda p: rows)
+
+
+def sequence_alone(adapter: Adapter, case: Case, *, suite: str = "sequence_lengths") -> list[Record]:
+    """LayerNorm on a padded (B, T, C) batch: each sequence's valid tokens equal the LayerNorm
+    of that sequence alone, unpadded."""
+    if case.spec.op != "layer_norm" or not case.pad:
+        raise ValueError("sequence_alone needs a padded layer_norm case")
+
+    def pieces(p):
+        lengths = p["valid"].sum(axis=1)
+        return [(slice(b, b + 1), slice(0, int(n))) for b, n in enumerate(lengths)]
+
+    return _pieces_agree(adapter, case, "sequence_alone", suite, pieces)
