@@ -38,6 +38,18 @@ class Case:
         if self.pad not in (None, *PADDING):
             raise ValueError(f"unknown padding {self.pad!r}; expected one of {', '.join(PADDING)}")
 
+    @classmethod
+    def from_record(cls, row: dict) -> Case:
+        """The case a result record came from: same spec, shape, dtype and input, so
+        ``case.data()`` regenerates exactly the arrays that check used."""
+        params = dict(row["params"])
+        params.pop("op", None)
+        masked, pad = params.pop("masked", False), params.pop("pad", None)
+        case = cls(NormSpec(op=row["op"], **params), tuple(row["shape"]), row["dtype"], row["input"], masked, pad)
+        if case.id != row["case"]:
+            raise ValueError(f"record of case {row['case']!r} rebuilds as {case.id!r}")
+        return case
+
     @property
     def layout(self) -> str | None:
         return self.spec.layout if self.spec.op == "batch_norm" and len(self.shape) > 2 else None

@@ -136,11 +136,11 @@ def norm_record(request: pytest.FixtureRequest):
             recorder.classify(rec)
             if rec.outcome in ("fail", "error", "known"):
                 rec.rerun = f"{rerun} --adapters '{rec.adapter}'"
+                rec.message = f"{rec.message}; rerun: {rec.rerun}"
             recorder.add(rec)
         bad = [r for r in records if r.outcome in ("fail", "error")]
         if bad:
-            lines = [f"{r.check} [{r.outcome}] {r.message}" for r in bad]
-            pytest.fail("\n".join(lines + [f"rerun: {bad[0].rerun}"]), pytrace=False)
+            pytest.fail("\n".join(f"{r.check} [{r.outcome}] {r.message}" for r in bad), pytrace=False)
         known = [r for r in records if r.outcome == "known"]
         if known:
             pytest.xfail(known[0].message)

@@ -90,3 +90,16 @@ def test_list_shows_every_adapter():
     assert proc.returncode == 0
     for name in ("numpy", "torch", "flax.linen", "flax.nnx", "keras[tensorflow]", "onnxruntime"):
         assert any(line.startswith(name + " ") for line in proc.stdout.splitlines()), name
+
+
+def test_records_rebuild_their_case_and_inputs(numpy_run):
+    from normbench.checks import Case
+
+    _, out = numpy_run
+    _, rows = records.read(out / "results.jsonl")
+    for row in rows[::25]:
+        case = Case.from_record(row)
+        assert case.id == row["case"] and case.seed == row["seed"]
+        x1, _ = case.data()
+        x2, _ = Case.from_record(row).data()
+        assert (x1 == x2).all()

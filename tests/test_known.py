@@ -1,0 +1,66 @@
+"""The known-divergence registry: reasons and links, xfail for a real defect, strictness."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from normbench import known, records
+
+from .helpers import run_cli
+
+
+def test_every_entry_has_a_reason_and_an_upstream_link():
+    keys = [k.key for k in known.KNOWN]
+    assert len(keys) == len(set(keys))
+    for entry in known.KNOWN:
+        assert len(entry.reason) > 40 and entry.link.startswith("https://github.com/")
+
+
+def test_lookup_matches_by_record_fields():
+    row = {"adapter": "flax.linen", "dtype": "float32", "input": "offset1e4", "check": "forward_train",
+           "op": "layer_norm", "params": {}}
+    assert known.lookup(row).key == "flax-fast-variance"
+    assert known.lookup({**row, "input": "normal"}) is None
+    assert known.lookup({**row, "adapter": "torch"}) is None
+
+
+def test_real_flax_fast_variance_is_known_and_the_run_passes(tmp_path):
+    out = tmp_path / "r"
+    proc = run_cli("--adapters", "flax.linen", "-o", str(out), "--", "-k",
+                   "test_forward_train and offset1e4 and float32")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "xfailed" in proc.stdout
+    _, rows = records.read(out / "results.jsonl")
+    hits = [r for r in rows if r["outcome"] == "known"]
+    assert hits and all(r["facts"]["known"] == "flax-fast-variance" for r in hits)
+    assert all("rerun: pytest '" in r["message"] for r in hits)
+
+
+def test_a_divergence_that_no_longer_reproduces_fails_the_run(tmp_path):
+    """An adapter named like flax.linen but computing correctly: the entry goes stale."""
+    (tmp_path / "impostor.py").write_text(textwrap.dedent("""
+        from normbench.adapters.numpy_reference import NumpyAdapter
+
+        class FixedFlax(NumpyAdapter):
+            name = "flax.linen"
+    """))
+    out = tmp_path / "r"
+    proc = run_cli("--adapters", "impostor:FixedFlax", "-o", str(out), "--", "-k",
+                   "test_forward_train and offset1e4 and float32", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "XPASS(strict) known divergence flax-fast-variance did not reproduce" in proc.stdout
+    _, rows = records.read(out / "results.jsonl")
+    stale = [r for r in rows if r["check"] == "known_divergence"]
+    assert len(stale) == 1 and stale[0]["outcome"] == "fail"
+
+
+@pytest.mark.parametrize("entry", known.KNOWN, ids=lambda k: k.key)
+def test_entries_do_not_cover_ordinary_float32_inputs(entry):
+    """No divergence may excuse the plain float32, unmasked, channels-first baseline."""
+    for adapter in ("torch", "flax.linen", "flax.nnx", "keras[tensorflow]", "onnxruntime"):
+        for check in ("forward_train", "forward_eval", "grad_dx", "running_var"):
+            row = {"adapter": adapter, "dtype": "float32", "input": "normal", "check": check,
+                   "op": "batch_norm", "layout": "channels_first", "params": {"masked": False}}
+            assert not entry.matches(row)
