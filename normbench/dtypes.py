@@ -30,13 +30,17 @@ def machine_eps(name: str) -> float:
     return float(np.finfo(resolve(name)).eps)
 
 
-def largest_finite(name: str) -> float:
-    """The largest finite value of the dtype (65504 for float16)."""
+def overflow_threshold(name: str) -> float:
+    """Smallest magnitude that rounds to inf: the largest finite value plus half its ulp
+    (65520 for float16, whose largest finite value is 65504)."""
     if name == "bfloat16":
         import ml_dtypes
 
-        return float(ml_dtypes.finfo(ml_dtypes.bfloat16).max)
-    return float(np.finfo(resolve(name)).max)
+        largest = float(ml_dtypes.finfo(ml_dtypes.bfloat16).max)
+    else:
+        largest = float(np.finfo(resolve(name)).max)
+    eps = machine_eps(name)
+    return largest * (1 + eps / (2 * (2 - eps)))
 
 
 def cast(x: np.ndarray, name: str) -> np.ndarray:

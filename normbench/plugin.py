@@ -125,7 +125,7 @@ def norm_adapter(request: pytest.FixtureRequest):
 
 
 @pytest.fixture
-def norm_record(request: pytest.FixtureRequest):
+def norm_record(request: pytest.FixtureRequest, norm_adapter):
     """Write records to the results file. The test fails if a check failed or errored
     unexpectedly, and is an xfail if every failure is a known divergence."""
     recorder: Recorder = request.config.stash[_KEY]
@@ -135,7 +135,7 @@ def norm_record(request: pytest.FixtureRequest):
         for rec in records:
             recorder.classify(rec)
             if rec.outcome in ("fail", "error", "known"):
-                rec.rerun = f"{rerun} --adapters '{rec.adapter}'"
+                rec.rerun = f"{rerun} --adapters '{norm_adapter.ref or norm_adapter.name}'"
                 rec.message = f"{rec.message}; rerun: {rec.rerun}"
             recorder.add(rec)
         bad = [r for r in records if r.outcome in ("fail", "error")]

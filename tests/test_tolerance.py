@@ -110,3 +110,13 @@ def test_summary_tolerance_is_consistent_with_the_verdict(errors):
     bound = tolerance.Bound(np.array([10.0, 1.0]), np.ones(2))
     v = tolerance.judge("y", np.array(errors), np.zeros(2), bound)
     assert v.passed == (v.max_abs_err <= v.tolerance) == all(e <= t for e, t in zip(errors, (10, 1), strict=True))
+
+
+def test_values_that_round_to_inf_expect_inf_and_others_do_not():
+    """float16 rounds up to 65519.99 down to 65504 and from 65520 on to inf."""
+    bound = tolerance.Bound(np.full(1, 16.0), np.ones(1))  # half an ulp at 65504
+    f16 = np.float16
+    assert tolerance.judge("y", np.array([65504], f16), np.array([65510.0]), bound).passed
+    assert tolerance.judge("y", np.array([np.inf], f16), np.array([65520.0]), bound).passed
+    assert not tolerance.judge("y", np.array([np.inf], f16), np.array([65510.0]), bound).passed
+    assert not tolerance.judge("y", np.array([65504], f16), np.array([7e4]), bound).passed

@@ -93,6 +93,7 @@ class Adapter:
     # How the framework's own momentum reads: "new" = weight of the batch statistic (torch),
     # "old" = weight of the running value (Keras, Flax, ONNX). The train_eval suite measures it.
     momentum_convention: ClassVar[str] = "new"
+    ref: str | None = None  # the name or module:Class it was selected by (set by the registry)
 
     def install_hint(self) -> str:
         if self.extra:

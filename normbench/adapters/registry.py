@@ -61,10 +61,10 @@ def _load(ref: str) -> Adapter:
 def get(name: str) -> Adapter:
     """The adapter called ``name`` (or given as ``module:Class``)."""
     table = known()
-    if name in table:
-        return _load(table[name])
-    if ":" in name:
-        return _load(name)
+    if name in table or ":" in name:
+        adapter = _load(table.get(name, name))
+        adapter.ref = name  # how the user named it, so a rerun command can name it again
+        return adapter
     close = difflib.get_close_matches(name, table, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise UnknownAdapter(
