@@ -6,6 +6,8 @@ stores biased running variance (the convention of Keras, Flax and ONNX).
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import reference
 from ..dtypes import resolve
 from .base import Adapter, Layer
@@ -13,6 +15,10 @@ from .base import Adapter, Layer
 
 class NumpyLayer(Layer):
     def forward(self, x, training, mask=None):
+        with np.errstate(over="ignore"):  # rounding past the dtype's range to inf is correct
+            return self._forward(x, training, mask)
+
+    def _forward(self, x, training, mask):
         spec, dt = self.spec, resolve(self.dtype)
         if spec.op == "layer_norm" or training:
             y = reference.forward(spec, x, self.gamma, self.beta, mask)
