@@ -1,9 +1,11 @@
-"""The ``normbench`` command: run the suites into a fresh results folder, or list adapters."""
+"""The ``normbench`` command: run the verification suites or the benchmarks into a fresh results
+folder, or list adapters."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 from pathlib import Path
 
@@ -23,26 +25,88 @@ def _list(_: argparse.Namespace) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace) -> int:
+def _fail(message: str) -> int:
+    print(f"normbench: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _output(args: argparse.Namespace) -> Path | None:
+    """The fresh results folder; None (after saying why) if it already holds something."""
+    out = Path(args.output or Path("normbench-results") / dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        _fail(f"{out} exists and is not an empty folder; choose another -o")
+        return None
+    return out
+
+
+def _pytest(argv: list[str], args: argparse.Namespace, results: Path) -> int:
     import pytest
 
-    try:
-        registry.select(args.adapters)
-    except registry.UnknownAdapter as exc:
-        print(f"normbench: error: {exc}", file=sys.stderr)
-        return 2
-    out = Path(args.output or Path("normbench-results") / dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
-    if out.exists() and any(out.iterdir()):
-        print(f"normbench: error: {out} exists and is not empty; choose another -o", file=sys.stderr)
-        return 2
-    results = out / "results.jsonl"
-    argv = ["--pyargs", "normbench.suites", "--results", str(results), "-p", "no:cacheprovider"]
     if args.adapters:
         argv += ["--adapters", args.adapters]
     argv += ["-q"] if not args.verbose else ["-v"]
-    code = pytest.main(argv + args.pytest_args)
+    code = pytest.main(argv + ["--results", str(results), "-p", "no:cacheprovider"] + args.pytest_args)
     print(f"normbench: results in {results}" if results.exists() else "normbench: no results written")
     return int(code)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        registry.select(args.adapters)
+    except registry.UnknownAdapter as exc:
+        return _fail(str(exc))
+    out = _output(args)
+    if out is None:
+        return 2
+    return _pytest(["--pyargs", "normbench.suites"], args, out / "results.jsonl")
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from . import threads
+    from .dtypes import DTYPES
+
+    if args.self_check:
+        args.adapters = "torch"
+    try:
+        registry.select(args.adapters)
+    except registry.UnknownAdapter as exc:
+        return _fail(str(exc))
+    bad = [d for d in args.dtypes.split(",") if d not in DTYPES]
+    if bad:
+        return _fail(f"unknown dtype {bad[0]!r} in --dtypes; expected some of {', '.join(DTYPES)}")
+    try:
+        threads.configure(args.threads)
+    except ValueError as exc:
+        return _fail(f"--threads: {exc}")
+    out = _output(args)
+    if out is None:
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    argv = ["--pyargs", "normbench.suites.speed", "--bench-dtypes", args.dtypes, "-p", "no:xdist",
+            "--benchmark-json", str(out / "benchmark.json"),
+            "-k", "harness_overhead" if args.self_check else "not harness_overhead"]
+    if args.quick:
+        argv.append("--bench-quick")
+    code = _pytest(argv, args, out / "results.jsonl")
+    if not args.self_check:
+        return code
+    from .records import read
+
+    rows = [r for r in read(out / "results.jsonl")[1] if r["check"] == "harness_overhead"]
+    if not rows:
+        return _fail("the self-check did not run (is torch installed?)")
+    print(f"normbench: self-check {rows[0]['message']}")
+    return 0 if rows[0]["outcome"] == "pass" else 1
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,9 +118,21 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("-v", "--verbose", action="store_true", help="one line per test")
     run.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
     run.set_defaults(func=_run)
+    bench = sub.add_parser("bench", help="run the benchmarks alone (never under xdist)")
+    bench.add_argument("--adapters", help="comma-separated adapter names or module:Class")
+    bench.add_argument("-o", "--output", help="results folder (default normbench-results/<time>)")
+    bench.add_argument("--threads", type=_positive_int, default=os.cpu_count() or 1,
+                       help="threads for every framework (default: all cores)")
+    bench.add_argument("--dtypes", default="float32", help="comma-separated, e.g. float32,float16,bfloat16")
+    bench.add_argument("--quick", action="store_true", help="tiny shapes: checks the harness, not speed")
+    bench.add_argument("--self-check", action="store_true",
+                       help="harness overhead: torch LayerNorm timed by the suite vs a bare timeit loop")
+    bench.add_argument("-v", "--verbose", action="store_true", help="one line per benchmark")
+    bench.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
+    bench.set_defaults(func=_bench)
     sub.add_parser("list", help="list known adapters").set_defaults(func=_list)
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("run", "list", "-h", "--help"):
+    if not argv or argv[0] not in ("run", "bench", "list", "-h", "--help"):
         argv.insert(0, "run")  # plain `normbench` runs the suites
     args = parser.parse_args(argv)
     return args.func(args)

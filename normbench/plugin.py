@@ -22,6 +22,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--adapters", default=None,
         help="comma-separated adapter names or module:Class (default: every known adapter)",
     )
+    group.addoption("--bench-dtypes", default="float32", help="benchmark dtypes, comma-separated (default float32)")
+    group.addoption("--bench-quick", action="store_true", help="tiny benchmark shapes (tests the harness)")
     group.addoption(
         "--results", default=None,
         help="results file to write (JSON Lines); default normbench-results/<time>/results.jsonl",
@@ -173,3 +175,9 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
 
 
 _KEY = pytest.StashKey[Recorder]()
+
+
+def add_to_environment(config: pytest.Config, key: str, value) -> None:
+    """Add a measurement (memory bandwidth) to the run's environment record, which is
+    written with the first result."""
+    config.stash[_KEY].file.extra_env[key] = value

@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, threads
 
 OUTCOMES = ("pass", "fail", "known", "error", "skip")
 FRAMEWORK_DISTS = ("numpy", "ml_dtypes", "torch", "jax", "jaxlib", "flax", "tensorflow",
                    "tensorflow-cpu", "keras", "onnx", "onnxruntime", "pytest")
-THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-               "NORMBENCH_THREADS", "XLA_FLAGS", "TF_NUM_INTRAOP_THREADS")
+THREAD_VARS = (*threads.ENV_VARS, "XLA_FLAGS")
 
 
 @dataclass
@@ -51,6 +50,7 @@ class Record:
     device: str = "cpu"
     rerun: str = ""  # a command that reruns exactly this case
     facts: dict[str, Any] = field(default_factory=dict)  # measured behaviour, not pass/fail
+    timing: dict[str, Any] | None = None  # benchmarks only: written as top-level fields
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
@@ -141,6 +141,7 @@ class ResultsFile:
     def add(self, record: Record) -> None:
         self._open()
         row = {"type": "check", **dataclasses.asdict(record)}
+        row.update(row.pop("timing") or {})
         self._write(json.dumps(_finite(row), allow_nan=False, default=str))
 
     def close(self) -> None:

@@ -1,7 +1,7 @@
 """Adapters: one module per framework API path, all shaped alike, found lazily by name."""
 
-from .base import FEATURES, Adapter, Layer, NotInstalled, Unsupported
+from .base import FEATURES, MODES, Adapter, Layer, NotInstalled, Timed, Unsupported
 from .registry import UnknownAdapter, get, known, select
 
-__all__ = ["FEATURES", "Adapter", "Layer", "NotInstalled", "Unsupported", "UnknownAdapter",
+__all__ = ["FEATURES", "MODES", "Adapter", "Timed", "Layer", "NotInstalled", "Unsupported", "UnknownAdapter",
            "get", "known", "select"]

@@ -11,10 +11,13 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
+from .. import threads
 from ..dtypes import DTYPES, resolve
 from ..reference import Grads
 from ..spec import LAYOUTS, OPS, NormSpec
@@ -29,6 +32,21 @@ class Unsupported(Exception):
 
 class NotInstalled(Unsupported):
     """The framework behind an adapter is missing; the message carries the install hint."""
+
+
+# What a benchmark times: LayerNorm "forward"; BatchNorm "train" / "eval" forward; either op's
+# training-mode "forward_backward" (dx, dγ, dβ for a fixed upstream gradient).
+MODES = ("forward", "train", "eval", "forward_backward")
+
+
+@dataclass
+class Timed:
+    """One prepared call for a benchmark: inputs are already native tensors, and ``call``
+    runs the framework once and returns only when the result is computed."""
+
+    call: Callable[[], object]
+    sync: str  # how ``call`` waits for the result, for the record
+    traces: Callable[[], int] | None = None  # traces/compiles so far, where the framework counts them
 
 
 class Layer:
@@ -65,6 +83,13 @@ class Layer:
         """Output of one call. Training-mode BatchNorm updates the running statistics."""
         raise NotImplementedError
 
+    def timed(self, x: np.ndarray, mode: str, dy: np.ndarray | None = None) -> Timed:
+        """A benchmark call of ``mode`` (see MODES) on ``x`` (and upstream gradient ``dy`` for
+        forward_backward), converted to native tensors here, outside anything timed. One
+        layer keeps its compiled functions across calls, so a new shape's retrace shows in
+        ``traces``."""
+        raise Unsupported(f"{type(self).__name__} has no benchmark path")
+
     def vjp(self, x: np.ndarray, dy: np.ndarray, mask: np.ndarray | None = None) -> Grads:
         """(dx, dγ, dβ) of the training-mode output for upstream gradient dy.
 
@@ -94,6 +119,9 @@ class Adapter:
     # "old" = weight of the running value (Keras, Flax, ONNX). The train_eval suite measures it.
     momentum_convention: ClassVar[str] = "new"
     ref: str | None = None  # the name or module:Class it was selected by (set by the registry)
+    # The BatchNorm layout its users run (benchmarks time that one): torch and ONNX are
+    # channels-first, Keras and Flax channels-last.
+    preferred_layout: ClassVar[str] = "channels_first"
 
     def install_hint(self) -> str:
         if self.extra:
@@ -121,6 +149,7 @@ class Adapter:
                 importlib.import_module(mod)
             except ImportError as exc:
                 raise NotInstalled(f"{self.name}: cannot import {mod} ({exc}): {self.install_hint()}") from exc
+        threads.apply()
 
     def version(self) -> str:
         dist = self.version_of or (self.requires[0] if self.requires else None)

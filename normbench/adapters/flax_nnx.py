@@ -18,8 +18,8 @@ import numpy as np
 from ..dtypes import resolve
 from ..reference import Grads
 from ..spec import NormSpec
-from .base import Adapter, Layer
-from .flax_linen import _enable_x64, _numpy, _tensor
+from .base import Adapter, Layer, Timed
+from .flax_linen import _SYNC, _enable_x64, _numpy, _tensor
 
 
 def _run(module, op: str, xt, training: bool, mask):
@@ -118,6 +118,21 @@ class FlaxNnxLayer(Layer):
         pshape = self.spec.param_shape(self.shape)
         return Grads(_numpy(dx), *(_numpy(dp[k][...]).reshape(pshape) for k in ("scale", "bias")))
 
+    def timed(self, x, mode, dy=None):
+        import jax
+        from flax import nnx
+
+        # Split once; "train" drops the returned state, so the module's stats stay as they are.
+        xt, op = self._to_native(x), self.spec.op
+        if mode == "forward_backward":
+            graph, params, rest = nnx.split(self.module, nnx.Param, ...)
+            fn, args = _jitted_vjp(graph, op), (params, rest, xt, None, self._to_native(dy))
+        else:
+            graph, state = nnx.split(self.module)
+            fn, args = _jitted_apply(graph, op, mode == "train"), (state, xt, None)
+        # jit dispatches asynchronously; the first call compiles (cached per configuration and shape)
+        return Timed(lambda: jax.block_until_ready(fn(*args)), _SYNC, fn._cache_size)
+
 
 class FlaxNnxAdapter(Adapter):
     name = "flax.nnx"
@@ -126,6 +141,7 @@ class FlaxNnxAdapter(Adapter):
     extra = "jax"
     version_of = "flax"
     momentum_convention = "old"
+    preferred_layout = "channels_last"
 
     def defaults(self, op):
         from flax import nnx

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..reference import Grads
 from ..spec import NormSpec
-from .base import Adapter, Layer, Unsupported
+from .base import Adapter, Layer, Timed, Unsupported
 
 
 def _select(backend: str) -> None:
@@ -76,6 +76,7 @@ class KerasLayer(Layer):
                 epsilon=spec.eps, center=spec.affine, scale=spec.affine, dtype=dtype,
             )
         self.module.build(self.shape)
+        self._timed_fns: dict[str, Any] = {}  # mode -> tf.function, kept across timed() calls
 
     def _to_native(self, x: np.ndarray) -> Any:
         return _tensor(x, self.dtype)
@@ -116,6 +117,23 @@ class KerasLayer(Layer):
         dx, *dparams = tape.gradient(y, [t, *params], output_gradients=dy)
         return (dx, *(dparams or (None, None)))
 
+    def timed(self, x: np.ndarray, mode: str, dy: np.ndarray | None = None) -> Timed:
+        """Keras users run under tf.function, so that is what is timed (TF-specific, as ``_grad``).
+        Each mode's function is built once per layer and kept, with no input_signature or
+        reduce_retracing, so a new shape retraces as it would for them and ``traces`` counts it."""
+        import tensorflow as tf
+
+        fn = self._timed_fns.get(mode)
+        if fn is None:
+            if mode == "forward_backward":
+                fn = tf.function(lambda t, g: self._grad(t, g, None))
+            else:
+                fn = tf.function(lambda t: self._call(t, mode == "train"))
+            self._timed_fns[mode] = fn
+        args = (self._to_native(x), self._to_native(dy)) if mode == "forward_backward" else (self._to_native(x),)
+        sync = "none needed: TF runs CPU ops synchronously; the call returns with the outputs computed"
+        return Timed(lambda: fn(*args), sync, fn.experimental_get_tracing_count)
+
 
 class KerasTensorflowAdapter(Adapter):
     name = "keras[tensorflow]"
@@ -124,6 +142,7 @@ class KerasTensorflowAdapter(Adapter):
     extra = "tensorflow"
     version_of = "keras"
     momentum_convention = "old"
+    preferred_layout = "channels_last"  # Keras users run NHWC
     features = frozenset({"eval", "running_stats", "grad", "mask"})
 
     def ensure_available(self) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..dtypes import resolve
 from ..reference import Grads
-from .base import Adapter, Layer
+from .base import Adapter, Layer, Timed
 
 
 def _tensor(a: np.ndarray, dtype: str):
@@ -86,6 +86,27 @@ class TorchLayer(Layer):
         self._call(t).backward(self._to_native(dy))
         params = (self.module.weight, self.module.bias) if self.spec.affine else (None, None)
         return Grads(_numpy(t.grad), *(None if p is None else _numpy(p.grad) for p in params))
+
+
+    def timed(self, x, mode, dy=None):
+        import torch
+
+        t, m = self._to_native(x), self.module
+        sync = "none needed: torch CPU kernels have finished when the call returns"
+        if mode == "forward_backward":
+            m.train(True)
+            t.requires_grad_(True)
+            g, wrt = self._to_native(dy), [t, *(p for p in (m.weight, m.bias) if p is not None)]
+            return Timed(lambda: torch.autograd.grad(self._call(t), wrt, g), sync)
+        m.train(mode == "train")
+        # forward-only calls run as users run inference: no autograd bookkeeping
+        mode_ctx = torch.no_grad if mode == "train" else torch.inference_mode
+
+        def call():
+            with mode_ctx():
+                return self._call(t)
+
+        return Timed(call, sync)
 
 
 class TorchAdapter(Adapter):

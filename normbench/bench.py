@@ -1,0 +1,216 @@
+"""Benchmark cases, the byte model, and timing one case honestly.
+
+The timed callable comes from the adapter (``Layer.timed``): inputs are native tensors
+before timing starts and each call waits for its result. The first call, which traces
+and compiles where a framework does, is timed on its own and reported as ``compile_s``;
+pytest-benchmark then times steady-state rounds after warm-up rounds.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import timeit
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import inputs, threads
+from .adapters.base import Adapter, Unsupported
+from .dtypes import resolve
+from .records import Record
+from .spec import NormSpec
+
+SUITE = "speed"
+TARGET_ROUND_S = 1e-3  # a round lasts at least this long, so timer resolution is negligible
+TARGET_CASE_S = 0.4  # steady-state time spent per case
+ROUNDS = (5, 200)
+
+
+@dataclass(frozen=True)
+class BenchCase:
+    """One op, mode and logical shape (BatchNorm shapes are given as N, C, H, W)."""
+
+    op: str
+    mode: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    group: str = "default"  # "default" shapes, or the "sweep" that grows ~4x per step
+
+    @property
+    def id(self) -> str:
+        return f"{self.op}-{self.mode}-{'x'.join(map(str, self.shape))}-{self.dtype}-{self.group}"
+
+    def __str__(self) -> str:
+        return self.id
+
+
+LN_MODES = ("forward", "forward_backward")
+BN_MODES = ("train", "eval", "forward_backward")
+
+
+def cases(dtypes: tuple[str, ...] = ("float32",), quick: bool = False) -> list[BenchCase]:
+    """Transformer-like LayerNorm (tokens x hidden), CNN-like BatchNorm, and two sweeps."""
+    if quick:  # tiny shapes, for testing the harness itself
+        ln, bn, ln_sweep, bn_sweep = [(64, 32)], [(4, 8, 6, 6)], [(16, 32), (64, 32)], [(2, 8, 6, 6), (8, 8, 6, 6)]
+    else:
+        ln = [(2048, 768), (2048, 1024), (1024, 4096)]
+        bn = [(16, 64, 56, 56)]
+        ln_sweep = [(t, 1024) for t in (256, 1024, 4096, 16384)]
+        bn_sweep = [(n, 32, 32, 32) for n in (2, 8, 32, 128)]
+    out = []
+    for dtype in dtypes:
+        out += [BenchCase("layer_norm", m, s, dtype) for s in ln for m in LN_MODES]
+        out += [BenchCase("batch_norm", m, s, dtype) for s in bn for m in BN_MODES]
+        out += [BenchCase("layer_norm", "forward", s, dtype, "sweep") for s in ln_sweep]
+        out += [BenchCase("batch_norm", "train", s, dtype, "sweep") for s in bn_sweep]
+    return out
+
+
+def layout_shape(adapter: Adapter, case: BenchCase) -> tuple[NormSpec, tuple[int, ...]]:
+    """The spec and array shape in the layout the adapter's users run."""
+    if case.op == "layer_norm":
+        return NormSpec("layer_norm"), case.shape
+    layout = adapter.preferred_layout
+    n, c, *spatial = case.shape
+    shape = (n, *spatial, c) if layout == "channels_last" else case.shape
+    return NormSpec("batch_norm", layout=layout), shape
+
+
+def bytes_moved(case: BenchCase) -> int:
+    """Minimum traffic: every tensor read or written once. Forward reads x and writes y;
+    backward also reads dy and writes dx. Parameters: γ, β (and their gradients); BatchNorm
+    reads running statistics in eval and reads and writes them in training."""
+    item = resolve(case.dtype).itemsize
+    n = int(np.prod(case.shape))
+    c = case.shape[-1] if case.op == "layer_norm" else case.shape[1]
+    tensors = 4 if case.mode == "forward_backward" else 2
+    params = {"forward": 2, "forward_backward": 4, "train": 6, "eval": 4}[case.mode]
+    if case.op == "batch_norm" and case.mode == "forward_backward":
+        params = 8
+    return (tensors * n + params * c) * item
+
+
+def _features(case: BenchCase) -> tuple[str, ...]:
+    return {"forward_backward": ("grad",), "eval": ("eval",)}.get(case.mode, ())
+
+
+@dataclass
+class Prepared:
+    """A built layer, its input, and the timed call on them."""
+
+    layer: object
+    x: np.ndarray
+    timed: object
+    spec: NormSpec
+    shape: tuple[int, ...]
+
+
+def prepare(adapter: Adapter, case: BenchCase) -> Prepared:
+    """Build the layer and its native inputs; raises Unsupported when the adapter cannot."""
+    spec, shape = layout_shape(adapter, case)
+    layer = adapter.build(spec, shape, case.dtype, _features(case))
+    seed = inputs.seed_for(case.id)
+    x = inputs.make("normal", shape, case.dtype, seed, spec.reduce_axes(len(shape)))
+    dy = inputs.upstream(shape, case.dtype, seed) if case.mode == "forward_backward" else None
+    return Prepared(layer, x, layer.timed(x, case.mode, dy), spec, shape)
+
+
+def _plan(call) -> tuple[float, int, int]:
+    """First-call time, then iterations per round and rounds from one steady call."""
+    start = time.perf_counter()
+    call()
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    call()
+    one = max(time.perf_counter() - start, 1e-7)
+    iterations = max(1, int(TARGET_ROUND_S / one))
+    rounds = int(min(max(TARGET_CASE_S / (one * iterations), ROUNDS[0]), ROUNDS[1]))
+    return first, iterations, rounds
+
+
+def record(adapter: Adapter, case: BenchCase, spec: NormSpec, shape, **fields) -> Record:
+    fields.setdefault("check", case.mode)
+    return Record(
+        suite=SUITE, op=case.op, adapter=adapter.name, framework_version=adapter.version(),
+        dtype=case.dtype, shape=list(shape), layout=spec.layout if case.op == "batch_norm" else None,
+        input="normal", params={**spec.to_dict(), "group": case.group, "logical_shape": list(case.shape)},
+        seed=inputs.seed_for(case.id), case=case.id, **fields,
+    )
+
+
+def run(adapter: Adapter, case: BenchCase, benchmark, bandwidth_gbps: float,
+        prepared: Prepared | None = None) -> Record:
+    """Time one case with pytest-benchmark; the record carries timing, traffic and roofline."""
+    try:
+        prepared = prepared or prepare(adapter, case)
+    except Unsupported as exc:
+        spec, shape = layout_shape(adapter, case)
+        return record(adapter, case, spec, shape, outcome="skip", message=str(exc))
+    timed, spec, shape = prepared.timed, prepared.spec, prepared.shape
+
+    def call() -> None:
+        # Drop the output at once, as a plain loop does: pytest-benchmark keeps a round's
+        # result alive through the next round, and a second live 16 MB output makes the
+        # allocator map fresh pages every call (~3 ms of page faults for torch).
+        timed.call()
+
+    first, iterations, rounds = _plan(call)
+    benchmark.pedantic(call, rounds=rounds, iterations=iterations, warmup_rounds=2)
+    stats = benchmark.stats.stats
+    moved = bytes_moved(case)
+    timing = {
+        "median_s": stats.median, "iqr_s": stats.iqr, "min_s": stats.min, "rounds": stats.rounds,
+        "iterations": iterations, "first_call_s": first, "compile_s": max(first - stats.median, 0.0),
+        "bytes": moved, "gbps": moved / stats.median / 1e9,
+        "roofline_frac": moved / stats.median / 1e9 / bandwidth_gbps, "bandwidth_gbps": bandwidth_gbps,
+        "threads": threads.report(), "sync": timed.sync,
+    }
+    benchmark.extra_info.update({k: v for k, v in timing.items() if k != "threads"}, adapter=adapter.name)
+    message = (f"median {stats.median * 1e3:.3f} ms (IQR {stats.iqr * 1e3:.3f}), {timing['gbps']:.1f} GB/s = "
+               f"{timing['roofline_frac']:.0%} of measured bandwidth; first call {first * 1e3:.1f} ms")
+    return record(adapter, case, spec, shape, outcome="pass", message=message, timing=timing)
+
+
+LENGTHS = (17, 33, 64, 17, 100, 33, 128, 64)
+
+
+def recompiles(adapter: Adapter, lengths=LENGTHS, dtype: str = "float32") -> Record:
+    """LayerNorm on (8, T, 256) with T changing call to call: how many traces/compiles."""
+    case = BenchCase("layer_norm", "forward", (8, max(lengths), 256), dtype, "recompiles")
+    spec = NormSpec("layer_norm")
+    try:
+        layer = adapter.build(spec, case.shape, dtype)
+    except Unsupported as exc:
+        return record(adapter, case, spec, case.shape, check="recompiles", outcome="skip", message=str(exc))
+    first_calls, traces, baseline = [], [], None
+    for k, t in enumerate(lengths):
+        x = inputs.make("normal", (8, t, 256), dtype, k)
+        timed = layer.timed(x, "forward")
+        if baseline is None and timed.traces:  # compiled functions may be shared across layers
+            baseline = timed.traces()
+        start = time.perf_counter()
+        timed.call()
+        first_calls.append(time.perf_counter() - start)
+        traces.append(timed.traces() - baseline if timed.traces else None)
+    counted = traces[-1] is not None
+    n = traces[-1] if counted else None
+    message = (f"{n} traces for {len(set(lengths))} distinct lengths over {len(lengths)} calls" if counted
+               else "no tracing: runs any shape without recompiling")
+    facts = {"lengths": list(lengths), "traces": traces, "recompiles": n, "first_call_s": first_calls}
+    rec = record(adapter, case, spec, case.shape, outcome="pass", message=message, facts=facts,
+                 timing={"recompiles": n, "compile_s": max(first_calls) - min(first_calls)})
+    rec.check = "recompiles"
+    return rec
+
+
+def bare_loop(prepared: Prepared, rounds: int = ROUNDS[1]) -> float:
+    """Median seconds per call of a plain ``timeit`` loop over the same torch module and the
+    same input memory the suite times, under inference_mode: the self-check's yardstick."""
+    import torch
+
+    module, x = prepared.layer.module, torch.from_numpy(prepared.x)
+    with torch.inference_mode():
+        module(x)
+        loop = timeit.repeat(lambda: module(x), number=1, repeat=rounds)
+    return statistics.median(loop)
