@@ -10,8 +10,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(VENV)/bin/python -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[all,test]'
 	touch $@
 
-run: $(VENV)/.installed  ## the main job: every installed adapter, default cases, a results folder
-	$(VENV)/bin/normbench
+RUN := normbench-results/$(shell date +%Y%m%d-%H%M%S)
+
+run: $(VENV)/.installed  ## the main job: verification suites, benchmarks, one merged report
+	$(VENV)/bin/normbench -o $(RUN)/verify
+	$(VENV)/bin/normbench bench -o $(RUN)/bench
+	$(VENV)/bin/normbench report $(RUN)/verify $(RUN)/bench -o $(RUN)/report
 
 test: $(VENV)/.installed  ## the project's own tests; every framework must be really exercised
 	NORMBENCH_REQUIRE_ALL=1 $(VENV)/bin/python -m pytest

@@ -58,7 +58,7 @@ def agreement_cases() -> list[Case]:
         Case(NormSpec("batch_norm", eps=0.1, momentum=0.3), (4, 6, 10)),
         Case(NormSpec("batch_norm", eps=1e-3, affine=False), (2, 3, 5, 7)),
     ]
-    return out + masked_batch_norm_cases()
+    return out + masked_batch_norm_cases() + masked_batch_norm_cases("float64")
 
 
 def metamorphic_cases() -> list[Case]:

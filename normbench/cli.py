@@ -58,7 +58,19 @@ def _run(args: argparse.Namespace) -> int:
     out = _output(args)
     if out is None:
         return 2
-    return _pytest(["--pyargs", "normbench.suites"], args, out / "results.jsonl")
+    code = _pytest(["--pyargs", "normbench.suites"], args, out / "results.jsonl")
+    return _with_reports(code, out)
+
+
+def _with_reports(code: int, out: Path) -> int:
+    """Render the run's reports beside its results; a rendering problem loses no results."""
+    if (out / "results.jsonl").exists():
+        try:
+            print("normbench: report in " + str(write_reports([out / "results.jsonl"], out)[0]))
+        except Exception as exc:  # noqa: BLE001 - the results are what matters; say why and go on
+            print(f"normbench: could not render the report ({type(exc).__name__}: {exc})", file=sys.stderr)
+            return code or 1
+    return code
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -89,7 +101,7 @@ def _bench(args: argparse.Namespace) -> int:
         argv.append("--bench-quick")
     code = _pytest(argv, args, out / "results.jsonl")
     if not args.self_check:
-        return code
+        return _with_reports(code, out)
     from .records import read
 
     rows = [r for r in read(out / "results.jsonl")[1] if r["check"] == "harness_overhead"]
@@ -97,6 +109,47 @@ def _bench(args: argparse.Namespace) -> int:
         return _fail("the self-check did not run (is torch installed?)")
     print(f"normbench: self-check {rows[0]['message']}")
     return 0 if rows[0]["outcome"] == "pass" else 1
+
+
+def write_reports(sources: list[Path], out: Path) -> list[Path]:
+    """report.html, report.md and results.csv in ``out`` from the given results files."""
+    from .reports import html, markdown, model
+
+    res = model.load(sources)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "report.html", out / "report.md", out / "results.csv"]
+    written[0].write_text(html.render(res), encoding="utf-8")
+    written[1].write_text(markdown.render(res, html_name="report.html"), encoding="utf-8")
+    model.tidy(res).to_csv(written[2], index=False)
+    return written
+
+
+def _report(args: argparse.Namespace) -> int:
+    sources = [Path(p) for p in args.results]
+    out = _output(args)
+    if out is None:
+        return 2
+    try:
+        written = write_reports(sources, out)
+    except (FileNotFoundError, ValueError) as exc:
+        return _fail(str(exc))
+    print("normbench: wrote " + ", ".join(map(str, written)))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .reports import compare, model
+
+    try:
+        old, new = model.load(args.old), model.load(args.new)
+    except (FileNotFoundError, ValueError) as exc:
+        return _fail(str(exc))
+    try:
+        result = compare.compare(old, new, factor=args.factor, alpha=args.alpha)
+    except ValueError as exc:
+        return _fail(str(exc))
+    print(result.markdown(only_changed=not args.all))
+    return 1 if result.regressed else 0
 
 
 def _positive_int(text: str) -> int:
@@ -130,9 +183,20 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("-v", "--verbose", action="store_true", help="one line per benchmark")
     bench.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
     bench.set_defaults(func=_bench)
+    report = sub.add_parser("report", help="HTML and Markdown reports from results files")
+    report.add_argument("results", nargs="+", help="results.jsonl files or run folders (merged)")
+    report.add_argument("-o", "--output", help="report folder (default normbench-results/<time>)")
+    report.set_defaults(func=_report)
+    cmp = sub.add_parser("compare", help="speed and outcome changes between two results files")
+    cmp.add_argument("old", help="baseline results.jsonl or run folder")
+    cmp.add_argument("new", help="results.jsonl or run folder to judge")
+    cmp.add_argument("--factor", type=float, default=1.1, help="slowdown ratio that counts (default 1.1)")
+    cmp.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    cmp.add_argument("--all", action="store_true", help="list unchanged cases too")
+    cmp.set_defaults(func=_compare)
     sub.add_parser("list", help="list known adapters").set_defaults(func=_list)
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("run", "bench", "list", "-h", "--help"):
+    if not argv or argv[0] not in ("run", "bench", "report", "compare", "list", "-h", "--help"):
         argv.insert(0, "run")  # plain `normbench` runs the suites
     args = parser.parse_args(argv)
     return args.func(args)

@@ -24,6 +24,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--bench-dtypes", default="float32", help="benchmark dtypes, comma-separated (default float32)")
     group.addoption("--bench-quick", action="store_true", help="tiny benchmark shapes (tests the harness)")
+    group.addoption("--bench-repeats", type=int, default=3,
+                    help="timed blocks per case, spread over the run and pooled (default 3)")
     group.addoption(
         "--results", default=None,
         help="results file to write (JSON Lines); default normbench-results/<time>/results.jsonl",

@@ -21,6 +21,9 @@ def pytest_generate_tests(metafunc):
         config = metafunc.config
         dtypes = tuple(d.strip() for d in config.getoption("--bench-dtypes").split(","))
         found = bench.cases(dtypes, quick=config.getoption("--bench-quick"))
+        # Repeats go outermost: each pass times every case once, so the passes are spread over
+        # the whole run and a transient slowdown of the machine spoils one block, not a case.
+        metafunc.parametrize("repeat", range(config.getoption("--bench-repeats")), ids=lambda r: f"r{r}")
         metafunc.parametrize("bench_case", found, ids=str)
 
 
@@ -43,8 +46,8 @@ def timed_benchmark(benchmark, memory_bandwidth, norm_record):
     return benchmark
 
 
-def test_speed(norm_adapter, bench_case, timed_benchmark, memory_bandwidth, norm_record):
-    norm_record([bench.run(norm_adapter, bench_case, timed_benchmark, memory_bandwidth)])
+def test_speed(norm_adapter, repeat, bench_case, timed_benchmark, memory_bandwidth, norm_record):
+    norm_record([bench.run(norm_adapter, bench_case, timed_benchmark, memory_bandwidth, repeat=repeat)])
 
 
 def test_recompiles_over_sequence_lengths(norm_adapter, norm_record):

@@ -1,0 +1,299 @@
+"""Compare two runs: which benchmarks got slower or faster, which checks broke or were fixed.
+
+In the spirit of ``asv compare``: a speed change counts only when the ratio of medians passes
+``factor`` *and* the difference is statistically significant, by a Mann-Whitney U test on the
+per-round samples (``samples_s``) or, for files without samples, by non-overlapping
+interquartile intervals (median ± IQR/2). Marks: ``+`` slower, ``-`` faster, ``x`` broke,
+``~`` past the factor but not significant.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import model
+from .markdown import cell, code, table
+from .model import Results
+
+KEY = ["adapter", "case"]
+OK, BAD = {"pass", "known"}, {"fail", "error"}
+MAX_ROWS = 50
+MARKS = {"slower": "+", "faster": "-", "broke": "x", "regressed": "x", "noise": "~"}
+
+
+def mann_whitney(x, y) -> tuple[float, float]:
+    """U statistic of ``x`` and the two-sided p-value of the Mann-Whitney U test.
+
+    Normal approximation with tie correction and continuity correction (as scipy's
+    ``mannwhitneyu(method="asymptotic")``). Identical samples give p = 1.
+    """
+    x, y = np.asarray(x, dtype=float).ravel(), np.asarray(y, dtype=float).ravel()
+    n1, n2 = len(x), len(y)
+    if not n1 or not n2:
+        raise ValueError("both samples must be non-empty")
+    _, inverse, counts = np.unique(np.concatenate([x, y]), return_inverse=True, return_counts=True)
+    average_rank = np.cumsum(counts) - (counts - 1) / 2  # tied values share the mean of their ranks
+    u = float(average_rank[inverse][:n1].sum() - n1 * (n1 + 1) / 2)
+    n = n1 + n2
+    ties = float((counts.astype(float) ** 3 - counts).sum())
+    variance = n1 * n2 / 12 * ((n + 1) - ties / (n * (n - 1)))
+    if variance <= 0:
+        return u, 1.0
+    z = max(abs(u - n1 * n2 / 2) - 0.5, 0.0) / math.sqrt(variance)
+    return u, min(1.0, math.erfc(z / math.sqrt(2)))
+
+
+def _samples(value) -> list[float] | None:
+    return value if isinstance(value, list) and len(value) >= 2 else None
+
+
+def significance(old: pd.Series, new: pd.Series, alpha: float) -> tuple[float | None, bool, str]:
+    """(p-value or None, whether old and new differ significantly, method) for a case timed in both runs."""
+    a, b = _samples(old.get("samples_s")), _samples(new.get("samples_s"))
+    if a and b:
+        _, p = mann_whitney(a, b)
+        return p, p < alpha, "mann-whitney"
+    lo_old, hi_old = old["median_s"] - old["iqr_s"] / 2, old["median_s"] + old["iqr_s"] / 2
+    lo_new, hi_new = new["median_s"] - new["iqr_s"] / 2, new["median_s"] + new["iqr_s"] / 2
+    return None, bool(hi_new < lo_old or hi_old < lo_new), "iqr"
+
+
+def _timings(res: Results) -> pd.DataFrame:
+    """One row per (adapter, case): repeats pooled (model.timed_rows)."""
+    cols = [*KEY, "outcome", "median_s", "iqr_s", "samples_s"]
+    rows = model.timed_rows(res)
+    if not len(rows):
+        return pd.DataFrame(columns=cols)
+    rows = rows.assign(**{col: None for col in cols if col not in rows})
+    return rows[cols].drop_duplicates(KEY, keep="last")
+
+
+def _speed_changes(old: Results, new: Results, factor: float, alpha: float) -> pd.DataFrame:
+    both = _timings(old).merge(_timings(new), on=KEY, how="outer", suffixes=("_old", "_new"))
+    out = []
+    for _, r in both.iterrows():
+        o = pd.Series({k[:-4]: r[k] for k in r.index if k.endswith("_old")})
+        n = pd.Series({k[:-4]: r[k] for k in r.index if k.endswith("_new")})
+        timed_old = o["outcome"] == "pass" and pd.notna(o["median_s"])
+        timed_new = n["outcome"] == "pass" and pd.notna(n["median_s"])
+        row = {"adapter": r["adapter"], "case": r["case"], "old_s": o["median_s"] if timed_old else None,
+               "new_s": n["median_s"] if timed_new else None, "old_iqr_s": o["iqr_s"] if timed_old else None,
+               "new_iqr_s": n["iqr_s"] if timed_new else None, "old_outcome": o["outcome"],
+               "new_outcome": n["outcome"], "ratio": None, "p": None, "method": None}
+        if timed_old and timed_new:
+            p, significant, method = significance(o, n, alpha)
+            ratio = n["median_s"] / o["median_s"]
+            change = ("slower" if ratio > factor else "faster" if ratio < 1 / factor else "same")
+            if change != "same" and not significant:
+                change = "noise"
+            row.update(ratio=ratio, p=p, method=method, change=change)
+        elif timed_old:
+            row["change"] = "broke" if n["outcome"] in BAD else "removed"
+        elif timed_new:
+            row["change"] = "fixed" if o["outcome"] in BAD else "added"
+        else:
+            continue  # timed in neither run (skipped both times, or failing both times: see outcomes)
+        row["mark"] = MARKS.get(row["change"], "")
+        out.append(row)
+    cols = ["mark", "change", *KEY, "old_s", "new_s", "ratio", "p", "method", "old_iqr_s", "new_iqr_s",
+            "old_outcome", "new_outcome"]
+    return pd.DataFrame(out, columns=cols)
+
+
+def _outcome_change(old, new) -> str:
+    if pd.isna(old):
+        return "added"
+    if pd.isna(new):
+        return "removed"
+    if old in OK and new in BAD:
+        return "regressed"
+    if old in BAD and new in OK:
+        return "fixed"
+    return "changed"
+
+
+def _outcome_changes(old: Results, new: Results) -> pd.DataFrame:
+    key = ["adapter", "suite", "case", "check"]
+    cols = ["mark", "change", *key, "old", "new", "message", "rerun"]
+
+    def pick(res):
+        c = res.checks
+        if not len(c):
+            return pd.DataFrame(columns=[*key, "outcome", "message", "rerun"])
+        return c[[*key, "outcome", "message", "rerun"]].drop_duplicates(key, keep="last")
+
+    both = pick(old).merge(pick(new), on=key, how="outer", suffixes=("_old", "_new"))
+    both = both[both["outcome_old"].fillna("") != both["outcome_new"].fillna("")]
+    if not len(both):
+        return pd.DataFrame(columns=cols)
+    change = [_outcome_change(a, b) for a, b in zip(both["outcome_old"], both["outcome_new"], strict=True)]
+    out = both.assign(change=change, mark=[MARKS.get(c, "") for c in change], old=both["outcome_old"],
+                      new=both["outcome_new"], message=both["message_new"].fillna(both["message_old"]),
+                      rerun=both["rerun_new"].fillna(both["rerun_old"]))
+    order = {"regressed": 0, "fixed": 1, "changed": 2, "added": 3, "removed": 4}
+    return out.sort_values(by="change", key=lambda s: s.map(order), kind="stable")[cols].reset_index(drop=True)
+
+
+def _label(res: Results) -> str:
+    parts = []
+    for _, e in res.environments.iterrows():
+        path = Path(str(e["source"]))
+        name = path.parent.name if path.name == "results.jsonl" and path.parent.name else path.name
+        parts.append(f"{name} (commit {str(e.get('git_commit') or '?')[:7]}, {str(e.get('date') or '?')[:16]}, "
+                     f"{e['machine']})")
+    return "; ".join(parts) or "(no results)"
+
+
+@dataclass
+class Comparison:
+    speed: pd.DataFrame  # one row per (adapter, case) timed in either run
+    outcomes: pd.DataFrame  # one row per check whose outcome differs (incl. added/removed)
+    factor: float = 1.1
+    alpha: float = 0.05
+    old_label: str = ""
+    new_label: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def regressed(self) -> bool:
+        """Anything slower (significantly, past the factor) or a check that passed and now fails."""
+        return bool(self.speed["change"].isin(["slower", "broke"]).any()
+                    or (self.outcomes["change"] == "regressed").any())
+
+    def counts(self) -> dict[str, int]:
+        """Timings slower/faster/unchanged, checks broke/fixed, and cases or checks in one run only."""
+        s, o = self.speed["change"].value_counts(), self.outcomes["change"].value_counts()
+        checks = self.outcomes[self.outcomes["suite"] != "speed"]["change"].value_counts()  # speed: counted in s
+        return {"slower": int(s.get("slower", 0)), "faster": int(s.get("faster", 0)),
+                "unchanged": int(s.get("same", 0) + s.get("noise", 0)),
+                "broke": int(o.get("regressed", 0)), "fixed": int(o.get("fixed", 0)),
+                "added": int(s.get("added", 0) + checks.get("added", 0)),
+                "removed": int(s.get("removed", 0) + checks.get("removed", 0))}
+
+    def summary(self) -> str:
+        n = self.counts()
+        if n["slower"] or n["broke"]:
+            verdict = "PERFORMANCE DECREASED." if n["slower"] else "SOME CHECKS BROKE."
+            if n["slower"] and n["broke"]:
+                verdict = "PERFORMANCE DECREASED AND SOME CHECKS BROKE."
+        elif n["faster"] or n["fixed"]:
+            verdict = "SOME BENCHMARKS OR CHECKS IMPROVED."
+        else:
+            verdict = "BENCHMARKS NOT SIGNIFICANTLY CHANGED."
+        return (f"**{verdict}** Timings: {n['slower']} slower, {n['faster']} faster, {n['unchanged']} unchanged. "
+                f"Checks: {n['broke']} broke, {n['fixed']} fixed. Only in one run: {n['added']} added, "
+                f"{n['removed']} removed. (factor {self.factor:g}, alpha {self.alpha:g})")
+
+    def markdown(self, only_changed: bool = True) -> str:
+        parts = ["## normbench compare", "", f"Before: {cell(self.old_label)}  ", f"After: {cell(self.new_label)}"]
+        parts += [f"\n> {cell(note)}" for note in self.notes]
+        parts += ["", "### Speed", "", self._speed_table(only_changed), "", "### Outcomes", "",
+                  self._outcome_table(), "", self.summary()]
+        return "\n".join(parts) + "\n"
+
+    def _speed_table(self, only_changed: bool) -> str:
+        s = self.speed
+        if not len(s):
+            return "No timings in either run."
+        if only_changed:
+            s = s[s["change"] != "same"]
+            if not len(s):
+                return f"All {len(self.speed)} timed cases unchanged (within a factor of {self.factor:g})."
+        order = {"broke": 0, "slower": 1, "faster": 2, "noise": 3, "fixed": 4, "added": 5, "removed": 6, "same": 7}
+        s = s.assign(_o=s["change"].map(order), _r=-s["ratio"].fillna(0)).sort_values(["_o", "_r"])
+        rows = [[r["mark"] or " ", _time(r["old_s"], r["old_iqr_s"]), _time(r["new_s"], r["new_iqr_s"]),
+                 cell(f"{r['ratio']:.2f}" if pd.notna(r["ratio"]) else None), _p(r),
+                 f"{cell(r['adapter'])} · {cell(r['case'])}" + _why(r)]
+                for _, r in s.head(MAX_ROWS).iterrows()]
+        out = table(["Change", "Before", "After", "Ratio", "p", "Benchmark"], rows)
+        if len(s) > MAX_ROWS:
+            out += f"\n\n… and {len(s) - MAX_ROWS} more."
+        return out + ("\n\nBefore/after: median ± half the IQR. p: Mann-Whitney U on per-round samples; "
+                      "`iqr` where a file has no samples (significant when the intervals do not overlap).")
+
+    def _outcome_table(self) -> str:
+        o = self.outcomes
+        o = o[o["suite"] != "speed"] if len(o) else o  # speed outcomes are in the speed table
+        if not len(o):
+            return "No check changed its outcome."
+        shown = o[~o["change"].isin(["added", "removed"])]
+        rows = [[r["mark"] or " ", cell(r["old"]), cell(r["new"]),
+                 f"{cell(r['adapter'])} · {cell(r['case'])} · {cell(r['check'])}",
+                 code(r["rerun"]) if isinstance(r["rerun"], str) and r["rerun"] else "—"]
+                for _, r in shown.head(MAX_ROWS).iterrows()]
+        out = [table(["Change", "Before", "After", "Check", "Rerun"], rows)] if rows else []
+        if len(shown) > MAX_ROWS:
+            out.append(f"… and {len(shown) - MAX_ROWS} more.")
+        for kind in ("added", "removed"):
+            part = o[o["change"] == kind]
+            if len(part):
+                by = ", ".join(f"{a}: {k}" for a, k in part["adapter"].value_counts().sort_index().items())
+                out.append(f"{len(part)} checks {kind} ({cell(by)}).")
+        return "\n\n".join(out)
+
+
+def _time(seconds, iqr) -> str:
+    if seconds is None or pd.isna(seconds):
+        return "—"
+    unit, scale = next((u, s) for u, s in (("s", 1), ("ms", 1e3), ("μs", 1e6), ("ns", 1e9)) if seconds * s >= 1
+                       or u == "ns")
+    half = iqr / 2 * scale if iqr is not None and pd.notna(iqr) else None
+    half = "" if half is None else f"±{half:.2g}" if half < 100 else f"±{half:.0f}"
+    return f"{seconds * scale:.3g}{half}{unit}"
+
+
+def _p(r) -> str:
+    if r["method"] == "iqr":
+        return "`iqr`"
+    if r["p"] is None or pd.isna(r["p"]):
+        return "—"
+    return "<1e-6" if r["p"] < 1e-6 else f"{r['p']:.2g}"
+
+
+def _why(r) -> str:
+    if r["change"] in ("broke", "fixed"):
+        return f" ({cell(r['old_outcome'])} → {cell(r['new_outcome'])})"
+    if r["change"] == "removed" and pd.notna(r["new_outcome"]):
+        return f" (now {cell(r['new_outcome'])})"
+    if r["change"] == "added" and pd.notna(r["old_outcome"]):
+        return f" (was {cell(r['old_outcome'])})"
+    return {"added": " (new)", "removed": " (gone)", "noise": " (not significant)"}.get(r["change"], "")
+
+
+def compare(old: Results, new: Results, factor: float = 1.1, alpha: float = 0.05) -> Comparison:
+    """Speed and outcome changes from ``old`` to ``new``, matched by (adapter, case)."""
+    if factor < 1:
+        raise ValueError(f"factor must be >= 1, got {factor}")
+    speed = _speed_changes(old, new, factor, alpha)
+    return Comparison(speed, _outcome_changes(old, new), factor, alpha, _label(old), _label(new),
+                      _notes(old, new, speed, factor))
+
+
+def _notes(old: Results, new: Results, speed: pd.DataFrame, factor: float) -> list[str]:
+    """Warnings that the timings may not be comparable at all."""
+    notes = []
+    machines = [set(r.environments["machine"]) if len(r.environments) else set() for r in (old, new)]
+    if machines[0] and machines[1] and machines[0] != machines[1]:
+        notes.append("The runs are from different machines: ratios compare hardware as well as code.")
+    bandwidth = [pd.to_numeric(r.environments.get("bandwidth_gbps"), errors="coerce").mean()
+                 if len(r.environments) else math.nan for r in (old, new)]
+    if all(pd.notna(b) and b > 0 for b in bandwidth) and not 1 / factor <= bandwidth[1] / bandwidth[0] <= factor:
+        notes.append(f"Measured memory bandwidth differs: {bandwidth[0]:.1f} → {bandwidth[1]:.1f} GB/s. "
+                     "The machine was probably busier during one run; timings may not be comparable.")
+    ratios = pd.to_numeric(speed["ratio"], errors="coerce").dropna()
+    if len(ratios) >= 5 and not 1 / factor <= ratios.median() <= factor:
+        notes.append(f"The median ratio over all {len(ratios)} cases is {ratios.median():.2f}: a shift this broad "
+                     "usually means a busier or different machine, not a change in the code.")
+    slower, faster = int((speed["change"] == "slower").sum()), int((speed["change"] == "faster").sum())
+    if min(slower, faster) >= max(3, len(ratios) // 10):
+        notes.append(f"Cases moved both ways ({slower} slower, {faster} faster): typical of a noisy or shared "
+                     "machine. Rerun both sides back to back on a quiet machine before trusting single cases.")
+    if (speed["method"] == "iqr").any():
+        notes.append(f"{int((speed['method'] == 'iqr').sum())} cases lack per-round samples in a file; "
+                     "their significance is judged by non-overlapping IQR intervals.")
+    return notes

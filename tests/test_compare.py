@@ -1,0 +1,181 @@
+"""`compare`: the Mann-Whitney test by hand, and real runs with one planted change each."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from normbench.reports import load
+from normbench.reports.compare import compare, mann_whitney
+
+from .helpers import run_cli
+
+# --- Mann-Whitney U, checked against arithmetic done by hand ---------------------------------
+
+
+def test_separated_triples():
+    # x ranks 1,2,3: R1 = 6, U1 = 6 - 3*4/2 = 0. mean n1*n2/2 = 4.5, var = 9/12 * 7 = 5.25,
+    # z = (|0 - 4.5| - 0.5) / sqrt(5.25) = 1.7457, p = erfc(z / sqrt 2) = 0.080856
+    u, p = mann_whitney([1, 2, 3], [4, 5, 6])
+    assert u == 0 and p == pytest.approx(0.080856, abs=1e-6)
+    assert mann_whitney([4, 5, 6], [1, 2, 3]) == (9, pytest.approx(p))  # U1 + U2 = n1*n2, same p
+
+
+def test_ties_share_their_average_rank():
+    # sorted 1 2 2 2 3 4: ranks 1 (3 3 3) 5 6, so x = [1, 2, 2] has R1 = 7 and U1 = 7 - 6 = 1.
+    # one tie group of t = 3: sum(t^3 - t) = 24; var = 9/12 * (7 - 24/(6*5)) = 4.65
+    # z = (3.5 - 0.5) / sqrt(4.65) = 1.3912, p = 0.16416
+    u, p = mann_whitney([1, 2, 2], [2, 3, 4])
+    assert u == 1 and p == pytest.approx(0.164160, abs=1e-6)
+
+
+def test_unequal_sizes():
+    # males [19, 22, 16, 29, 24] vs females [20, 11, 17, 12]: ranks of x 5, 7, 3, 9, 8 -> R1 = 32,
+    # U1 = 32 - 15 = 17; mean 10, var = 20/12 * 10, z = 6.5 / 4.0825 = 1.5922, p = 0.11134
+    u, p = mann_whitney([19, 22, 16, 29, 24], [20, 11, 17, 12])
+    assert u == 17 and p == pytest.approx(0.111340, abs=1e-5)
+
+
+def test_identical_and_separated_samples():
+    assert mann_whitney([1, 2, 3, 4, 5], [1, 2, 3, 4, 5])[1] == pytest.approx(1.0)
+    assert mann_whitney([3.0] * 7, [3.0] * 4)[1] == 1.0  # all tied: no variance, no evidence
+    u, p = mann_whitney([1.0 + 0.01 * i for i in range(20)], [2.0 + 0.01 * i for i in range(20)])
+    assert u == 0 and p < 1e-6
+    with pytest.raises(ValueError):
+        mann_whitney([], [1.0])
+
+
+# --- real runs ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bench_file(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "r"
+    proc = run_cli("bench", "--quick", "--adapters", "numpy,torch", "-o", str(out))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out / "results.jsonl"
+
+
+@pytest.fixture(scope="module")
+def verify_file(tmp_path_factory):
+    out = tmp_path_factory.mktemp("verify") / "r"
+    proc = run_cli("--adapters", "numpy", "-o", str(out))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out / "results.jsonl"
+
+
+def rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def timed(records):
+    return [r for r in records if r.get("suite") == "speed" and r.get("outcome") == "pass" and "median_s" in r]
+
+
+def slow_down(records, key, times=2.0, samples=True):
+    out = []
+    for r in records:
+        r = dict(r)
+        if not samples:
+            r.pop("samples_s", None)
+        if (r.get("adapter"), r.get("case")) == key:
+            r.update({k: r[k] * times for k in ("median_s", "min_s", "iqr_s")})
+            if "samples_s" in r:
+                r["samples_s"] = [s * times for s in r["samples_s"]]
+        out.append(r)
+    return out
+
+
+def steadiest(records):
+    """The timed case with the tightest spread, so doubling it is unmistakable."""
+    best = min(timed(records), key=lambda r: r["iqr_s"] / r["median_s"])
+    return best["adapter"], best["case"]
+
+
+def test_run_against_itself_flags_nothing(bench_file):
+    cmp = compare(load(bench_file), load(bench_file))
+    assert not cmp.regressed
+    cases = {(r["adapter"], r["case"]) for r in timed(rows(bench_file))}  # repeats pool into one row
+    assert set(cmp.speed["change"]) == {"same"} and len(cmp.speed) == len(cases)
+    assert cmp.outcomes.empty
+    md = cmp.markdown()
+    assert "BENCHMARKS NOT SIGNIFICANTLY CHANGED." in md and "| + |" not in md
+
+
+def test_one_case_twice_as_slow_is_the_only_regression(bench_file, tmp_path):
+    records = rows(bench_file)
+    assert all(r.get("samples_s") for r in timed(records))
+    key = steadiest(records)
+    slow = write(tmp_path / "slow.jsonl", slow_down(records, key))
+    cmp = compare(load(bench_file), load(slow))
+    assert cmp.regressed  # `normbench compare` exits 1
+    flagged = cmp.speed[cmp.speed["change"] != "same"]
+    assert list(zip(flagged["adapter"], flagged["case"], strict=True)) == [key]
+    row = flagged.iloc[0]
+    assert row["change"] == "slower" and row["mark"] == "+" and row["method"] == "mann-whitney"
+    assert row["ratio"] == pytest.approx(2.0) and row["p"] < 0.05
+    md = cmp.markdown()
+    assert "| + |" in md and key[1] in md and "PERFORMANCE DECREASED." in md
+
+    back = compare(load(slow), load(bench_file))  # the other way round it is an improvement
+    assert not back.regressed and list(back.speed.loc[back.speed["change"] != "same", "change"]) == ["faster"]
+
+
+def test_without_samples_non_overlapping_iqr_decides(bench_file, tmp_path):
+    records = rows(bench_file)
+    key = steadiest(records)
+    plain = write(tmp_path / "plain.jsonl", slow_down(records, None, samples=False))
+    slow = write(tmp_path / "slow.jsonl", slow_down(records, key, samples=False))
+    cmp = compare(load(plain), load(slow))
+    flagged = cmp.speed[cmp.speed["change"] != "same"]
+    assert cmp.regressed and list(flagged["case"]) == [key[1]] and set(cmp.speed["method"]) == {"iqr"}
+    assert any("IQR intervals" in note for note in cmp.notes)
+    assert not compare(load(plain), load(plain)).regressed
+
+
+def test_a_check_that_breaks_is_a_regression_and_its_fix_is_reported(verify_file, tmp_path):
+    records = rows(verify_file)
+    target = next(r for r in records if r.get("outcome") == "pass")
+    broken = write(tmp_path / "broken.jsonl", [
+        {**r, "outcome": "fail", "message": "planted", "rerun": "pytest 'x.py::t[a|b]'"} if r is target else r
+        for r in records])
+    cmp = compare(load(verify_file), load(broken))
+    assert cmp.regressed
+    assert list(cmp.outcomes["change"]) == ["regressed"] and cmp.outcomes.iloc[0]["case"] == target["case"]
+    md = cmp.markdown()
+    assert "| x | pass | fail |" in md and "`pytest 'x.py::t[a\\|b]'`" in md and "SOME CHECKS BROKE." in md
+
+    fixed = compare(load(broken), load(verify_file))
+    assert not fixed.regressed and list(fixed.outcomes["change"]) == ["fixed"]
+
+
+def test_cases_in_one_file_only_are_added_or_removed_not_regressions(bench_file, verify_file, tmp_path):
+    records = rows(bench_file)
+    key = (timed(records)[0]["adapter"], timed(records)[0]["case"])
+    fewer = write(tmp_path / "fewer.jsonl", [r for r in records if (r.get("adapter"), r.get("case")) != key])
+    cmp = compare(load(bench_file), load(fewer))
+    assert not cmp.regressed and list(cmp.speed.loc[cmp.speed["change"] != "same", "change"]) == ["removed"]
+    assert list(compare(load(fewer), load(bench_file)).speed.query("change != 'same'")["change"]) == ["added"]
+
+    apart = compare(load(verify_file), load(bench_file))  # nothing in common at all
+    assert not apart.regressed and set(apart.outcomes["change"]) == {"added", "removed"}
+    assert "checks removed" in apart.markdown()
+
+
+def test_a_benchmark_that_errors_is_marked_x(bench_file, tmp_path):
+    records = rows(bench_file)
+    target = timed(records)[0]
+    errored = write(tmp_path / "err.jsonl", [
+        {k: v for k, v in r.items() if k not in ("median_s", "samples_s")} | {"outcome": "error"}
+        if r is target else r for r in records])
+    cmp = compare(load(bench_file), load(errored))
+    assert cmp.regressed
+    row = cmp.speed[cmp.speed["change"] != "same"].iloc[0]
+    assert row["mark"] == "x" and row["change"] == "broke" and not math.isnan(row["old_s"])
