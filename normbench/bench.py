@@ -140,14 +140,22 @@ def record(adapter: Adapter, case: BenchCase, spec: NormSpec, shape, **fields) -
 
 
 def run(adapter: Adapter, case: BenchCase, benchmark, bandwidth_gbps: float,
-        prepared: Prepared | None = None, repeat: int = 0) -> Record:
+        prepared: Prepared | None = None, repeat: int = 0, alive: dict | None = None) -> Record:
     """Time one block of one case with pytest-benchmark; the record carries timing, traffic
-    and roofline. Reports pool the repeats of a case; repeat 0's first call holds the compile."""
+    and roofline. Reports pool the repeats of a case; repeat 0's first call holds the compile.
+
+    ``alive`` keeps each case's previous repeat allocated while the next one allocates, so
+    repeats get buffers at other addresses: a memory-bound kernel can run several times slower
+    when its input and output alias in the cache (seen with XLA here), and sampling several
+    placements shows that as spread instead of hiding it in one lucky or unlucky run.
+    """
     try:
         prepared = prepared or prepare(adapter, case)
     except Unsupported as exc:
         spec, shape = layout_shape(adapter, case)
         return record(adapter, case, spec, shape, outcome="skip", message=str(exc))
+    if alive is not None:
+        alive[(adapter.name, case.id)] = prepared
     timed, spec, shape = prepared.timed, prepared.spec, prepared.shape
 
     def call() -> None:

@@ -190,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     cmp = sub.add_parser("compare", help="speed and outcome changes between two results files")
     cmp.add_argument("old", help="baseline results.jsonl or run folder")
     cmp.add_argument("new", help="results.jsonl or run folder to judge")
-    cmp.add_argument("--factor", type=float, default=1.1, help="slowdown ratio that counts (default 1.1)")
+    cmp.add_argument("--factor", type=float, default=1.3,
+                     help="slowdown ratio that counts (default 1.3; 1.1 on dedicated hardware)")
     cmp.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
     cmp.add_argument("--all", action="store_true", help="list unchanged cases too")
     cmp.set_defaults(func=_compare)

@@ -103,3 +103,29 @@ def test_records_rebuild_their_case_and_inputs(numpy_run):
         x1, _ = case.data()
         x2, _ = Case.from_record(row).data()
         assert (x1 == x2).all()
+
+
+def test_report_writes_html_markdown_and_csv_beside_the_run(numpy_run):
+    _, out = numpy_run
+    for name in ("report.html", "report.md", "results.csv"):
+        assert (out / name).stat().st_size > 1000, name
+
+
+def test_report_and_compare_name_a_missing_or_corrupt_file(tmp_path):
+    missing = tmp_path / "nope.jsonl"
+    proc = run_cli("report", str(missing), "-o", str(tmp_path / "rep"))
+    assert proc.returncode == 2 and str(missing) in proc.stderr
+    corrupt = tmp_path / "bad.jsonl"
+    corrupt.write_text(json.dumps({"type": "environment"}) + "\n{oops\n")
+    proc = run_cli("compare", str(corrupt), str(corrupt))
+    assert proc.returncode == 2 and f"{corrupt}:2" in proc.stderr
+    assert not (tmp_path / "rep").exists()
+
+
+def test_report_refuses_to_overwrite(numpy_run, tmp_path):
+    _, out = numpy_run
+    target = tmp_path / "rep"
+    target.mkdir()
+    (target / "report.html").write_text("mine")
+    proc = run_cli("report", str(out), "-o", str(target))
+    assert proc.returncode == 2 and (target / "report.html").read_text() == "mine"

@@ -46,8 +46,16 @@ def timed_benchmark(benchmark, memory_bandwidth, norm_record):
     return benchmark
 
 
-def test_speed(norm_adapter, repeat, bench_case, timed_benchmark, memory_bandwidth, norm_record):
-    norm_record([bench.run(norm_adapter, bench_case, timed_benchmark, memory_bandwidth, repeat=repeat)])
+@pytest.fixture(scope="session")
+def previous_repeats() -> dict:
+    """Each case's last prepared layer and buffers, alive until its next repeat allocates."""
+    return {}
+
+
+def test_speed(norm_adapter, repeat, bench_case, timed_benchmark, memory_bandwidth, previous_repeats,
+               norm_record):
+    norm_record([bench.run(norm_adapter, bench_case, timed_benchmark, memory_bandwidth, repeat=repeat,
+                           alive=previous_repeats)])
 
 
 def test_recompiles_over_sequence_lengths(norm_adapter, norm_record):
