@@ -16,13 +16,6 @@ REQUIRED = {"suite", "check", "op", "adapter", "framework_version", "device", "d
             "message", "seed"}
 
 
-@pytest.fixture(scope="module")
-def numpy_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run") / "results"
-    proc = run_cli("--adapters", "numpy", "-o", str(out))
-    return proc, out
-
-
 def test_run_writes_environment_and_records(numpy_run):
     proc, out = numpy_run
     assert proc.returncode == 0, proc.stdout + proc.stderr

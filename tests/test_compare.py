@@ -10,8 +10,6 @@ import pytest
 from normbench.reports import load
 from normbench.reports.compare import compare, mann_whitney
 
-from .helpers import run_cli
-
 # --- Mann-Whitney U, checked against arithmetic done by hand ---------------------------------
 
 
@@ -51,19 +49,13 @@ def test_identical_and_separated_samples():
 
 
 @pytest.fixture(scope="module")
-def bench_file(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench") / "r"
-    proc = run_cli("bench", "--quick", "--adapters", "numpy,torch", "-o", str(out))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return out / "results.jsonl"
+def bench_file(quick_bench):
+    return quick_bench
 
 
 @pytest.fixture(scope="module")
-def verify_file(tmp_path_factory):
-    out = tmp_path_factory.mktemp("verify") / "r"
-    proc = run_cli("--adapters", "numpy", "-o", str(out))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return out / "results.jsonl"
+def verify_file(numpy_results):
+    return numpy_results
 
 
 def rows(path):

@@ -19,20 +19,13 @@ from normbench.known import KNOWN
 from normbench.reports import html as report_html
 from normbench.reports import model
 
-from .helpers import run_cli
-
 SECTION_IDS = [key for key, _ in report_html.SECTIONS]
 
 
 @pytest.fixture(scope="module")
-def result_paths(tmp_path_factory):
+def result_paths(numpy_results, quick_bench):
     """One verification run (numpy) and one quick benchmark (numpy, torch), as a user makes them."""
-    root = tmp_path_factory.mktemp("report")
-    run = run_cli("--adapters", "numpy", "-o", str(root / "run"))
-    assert run.returncode == 0, run.stdout + run.stderr
-    bench = run_cli("bench", "--quick", "--adapters", "numpy,torch", "-o", str(root / "bench"))
-    assert bench.returncode == 0, bench.stdout + bench.stderr
-    return root / "run" / "results.jsonl", root / "bench" / "results.jsonl"
+    return numpy_results, quick_bench
 
 
 @pytest.fixture(scope="module")

@@ -9,26 +9,18 @@ import pytest
 
 from normbench.reports import load, markdown
 
-from .helpers import run_cli
-
 LIMIT = 60_000
 SEPARATOR = re.compile(r"^\|(\s*:?-+:?\s*\|)+$")
 
 
 @pytest.fixture(scope="module")
-def verify_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("verify") / "r"
-    proc = run_cli("--adapters", "numpy", "-o", str(out))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return out / "results.jsonl"
+def verify_run(numpy_results):
+    return numpy_results
 
 
 @pytest.fixture(scope="module")
-def bench_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench") / "r"
-    proc = run_cli("bench", "--quick", "--adapters", "numpy,torch", "-o", str(out))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return out / "results.jsonl"
+def bench_run(quick_bench):
+    return quick_bench
 
 
 def columns(line: str) -> int:
