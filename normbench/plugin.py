@@ -41,20 +41,30 @@ class Recorder:
     """Writes the records of one pytest session to its results file."""
 
     def __init__(self, config: pytest.Config) -> None:
+        # Loaded into every pytest run where normbench is installed: resolve adapters only
+        # when asked for by name, or when a suite needs them.
         option = config.getoption("--adapters")
-        try:
-            self.adapters = registry.select(option)
-        except registry.UnknownAdapter as exc:
-            raise pytest.UsageError(str(exc)) from None
+        self._adapters = None
+        if option:
+            try:
+                self._adapters = registry.select(option)
+            except registry.UnknownAdapter as exc:
+                raise pytest.UsageError(str(exc)) from None
         path = config.getoption("--results")
         self.path = Path(path) if path else _default_results()
         if self.path.exists():
             raise pytest.UsageError(f"results file {self.path} already exists; not overwriting it")
-        self.file = ResultsFile(self.path, {"adapters": self.inventory()})
+        self.file = ResultsFile(self.path)
         self.count = 0
         self.exercised: dict[str, Record] = {}  # known divergence -> first record it covered
         self.reproduced: set[str] = set()
         self.stale_records: list[Record] = []
+
+    @property
+    def adapters(self) -> list:
+        if self._adapters is None:
+            self._adapters = registry.select(None)
+        return self._adapters
 
     def inventory(self) -> dict[str, dict]:
         """Every selected adapter: installed or not, version, install hint."""
@@ -94,6 +104,8 @@ class Recorder:
         return out
 
     def add(self, rec: Record) -> None:
+        if not self.count:  # the environment record goes out with the first result
+            self.file.extra_env.setdefault("adapters", self.inventory())
         self.file.add(rec)
         self.count += 1
 
