@@ -18,11 +18,6 @@ def resolve(name: str) -> np.dtype:
     return np.dtype(name)
 
 
-def name_of(dtype: np.dtype | type | str) -> str:
-    """The normbench name of a numpy (or ml_dtypes) dtype."""
-    return np.dtype(dtype).name
-
-
 def machine_eps(name: str) -> float:
     """Distance from 1.0 to the next representable number (2**-23 for float32)."""
     if name == "bfloat16":

@@ -48,16 +48,6 @@ def test_identical_and_separated_samples():
 # --- real runs ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def bench_file(quick_bench):
-    return quick_bench
-
-
-@pytest.fixture(scope="module")
-def verify_file(numpy_results):
-    return numpy_results
-
-
 def rows(path):
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
@@ -91,22 +81,22 @@ def steadiest(records):
     return best["adapter"], best["case"]
 
 
-def test_run_against_itself_flags_nothing(bench_file):
-    cmp = compare(load(bench_file), load(bench_file))
+def test_run_against_itself_flags_nothing(quick_bench):
+    cmp = compare(load(quick_bench), load(quick_bench))
     assert not cmp.regressed
-    cases = {(r["adapter"], r["case"]) for r in timed(rows(bench_file))}  # repeats pool into one row
+    cases = {(r["adapter"], r["case"]) for r in timed(rows(quick_bench))}  # repeats pool into one row
     assert set(cmp.speed["change"]) == {"same"} and len(cmp.speed) == len(cases)
     assert cmp.outcomes.empty
     md = cmp.markdown()
     assert "BENCHMARKS NOT SIGNIFICANTLY CHANGED." in md and "| + |" not in md
 
 
-def test_one_case_twice_as_slow_is_the_only_regression(bench_file, tmp_path):
-    records = rows(bench_file)
+def test_one_case_twice_as_slow_is_the_only_regression(quick_bench, tmp_path):
+    records = rows(quick_bench)
     assert all(r.get("samples_s") for r in timed(records))
     key = steadiest(records)
     slow = write(tmp_path / "slow.jsonl", slow_down(records, key))
-    cmp = compare(load(bench_file), load(slow))
+    cmp = compare(load(quick_bench), load(slow))
     assert cmp.regressed  # `normbench compare` exits 1
     flagged = cmp.speed[cmp.speed["change"] != "same"]
     assert list(zip(flagged["adapter"], flagged["case"], strict=True)) == [key]
@@ -116,12 +106,12 @@ def test_one_case_twice_as_slow_is_the_only_regression(bench_file, tmp_path):
     md = cmp.markdown()
     assert "| + |" in md and key[1] in md and "PERFORMANCE DECREASED." in md
 
-    back = compare(load(slow), load(bench_file))  # the other way round it is an improvement
+    back = compare(load(slow), load(quick_bench))  # the other way round it is an improvement
     assert not back.regressed and list(back.speed.loc[back.speed["change"] != "same", "change"]) == ["faster"]
 
 
-def test_without_samples_non_overlapping_iqr_decides(bench_file, tmp_path):
-    records = rows(bench_file)
+def test_without_samples_non_overlapping_iqr_decides(quick_bench, tmp_path):
+    records = rows(quick_bench)
     key = steadiest(records)
     plain = write(tmp_path / "plain.jsonl", slow_down(records, None, samples=False))
     slow = write(tmp_path / "slow.jsonl", slow_down(records, key, samples=False))
@@ -132,42 +122,42 @@ def test_without_samples_non_overlapping_iqr_decides(bench_file, tmp_path):
     assert not compare(load(plain), load(plain)).regressed
 
 
-def test_a_check_that_breaks_is_a_regression_and_its_fix_is_reported(verify_file, tmp_path):
-    records = rows(verify_file)
+def test_a_check_that_breaks_is_a_regression_and_its_fix_is_reported(numpy_results, tmp_path):
+    records = rows(numpy_results)
     target = next(r for r in records if r.get("outcome") == "pass")
     broken = write(tmp_path / "broken.jsonl", [
         {**r, "outcome": "fail", "message": "planted", "rerun": "pytest 'x.py::t[a|b]'"} if r is target else r
         for r in records])
-    cmp = compare(load(verify_file), load(broken))
+    cmp = compare(load(numpy_results), load(broken))
     assert cmp.regressed
     assert list(cmp.outcomes["change"]) == ["regressed"] and cmp.outcomes.iloc[0]["case"] == target["case"]
     md = cmp.markdown()
     assert "| x | pass | fail |" in md and "`pytest 'x.py::t[a\\|b]'`" in md and "SOME CHECKS BROKE." in md
 
-    fixed = compare(load(broken), load(verify_file))
+    fixed = compare(load(broken), load(numpy_results))
     assert not fixed.regressed and list(fixed.outcomes["change"]) == ["fixed"]
 
 
-def test_cases_in_one_file_only_are_added_or_removed_not_regressions(bench_file, verify_file, tmp_path):
-    records = rows(bench_file)
+def test_cases_in_one_file_only_are_added_or_removed_not_regressions(quick_bench, numpy_results, tmp_path):
+    records = rows(quick_bench)
     key = (timed(records)[0]["adapter"], timed(records)[0]["case"])
     fewer = write(tmp_path / "fewer.jsonl", [r for r in records if (r.get("adapter"), r.get("case")) != key])
-    cmp = compare(load(bench_file), load(fewer))
+    cmp = compare(load(quick_bench), load(fewer))
     assert not cmp.regressed and list(cmp.speed.loc[cmp.speed["change"] != "same", "change"]) == ["removed"]
-    assert list(compare(load(fewer), load(bench_file)).speed.query("change != 'same'")["change"]) == ["added"]
+    assert list(compare(load(fewer), load(quick_bench)).speed.query("change != 'same'")["change"]) == ["added"]
 
-    apart = compare(load(verify_file), load(bench_file))  # nothing in common at all
+    apart = compare(load(numpy_results), load(quick_bench))  # nothing in common at all
     assert not apart.regressed and set(apart.outcomes["change"]) == {"added", "removed"}
     assert "checks removed" in apart.markdown()
 
 
-def test_a_benchmark_that_errors_is_marked_x(bench_file, tmp_path):
-    records = rows(bench_file)
+def test_a_benchmark_that_errors_is_marked_x(quick_bench, tmp_path):
+    records = rows(quick_bench)
     target = timed(records)[0]
     errored = write(tmp_path / "err.jsonl", [
         {k: v for k, v in r.items() if k not in ("median_s", "samples_s")} | {"outcome": "error"}
         if r is target else r for r in records])
-    cmp = compare(load(bench_file), load(errored))
+    cmp = compare(load(quick_bench), load(errored))
     assert cmp.regressed
     row = cmp.speed[cmp.speed["change"] != "same"].iloc[0]
     assert row["mark"] == "x" and row["change"] == "broke" and not math.isnan(row["old_s"])

@@ -5,22 +5,10 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
-
 from normbench.reports import load, markdown
 
 LIMIT = 60_000
 SEPARATOR = re.compile(r"^\|(\s*:?-+:?\s*\|)+$")
-
-
-@pytest.fixture(scope="module")
-def verify_run(numpy_results):
-    return numpy_results
-
-
-@pytest.fixture(scope="module")
-def bench_run(quick_bench):
-    return quick_bench
 
 
 def columns(line: str) -> int:
@@ -50,8 +38,8 @@ def headings(md: str) -> list[str]:
     return [line for line in md.splitlines() if line.startswith("#")]
 
 
-def test_full_report_has_every_section_as_valid_tables(verify_run, bench_run):
-    md = markdown.render(load([verify_run, bench_run]), html_name="report.html")
+def test_full_report_has_every_section_as_valid_tables(numpy_results, quick_bench):
+    md = markdown.render(load([numpy_results, quick_bench]), html_name="report.html")
     assert len(md.encode()) < LIMIT
     assert {"# normbench report", "## Environment", "## Verification", "### Behaviour",
             "### Worst agreement (10 largest errors relative to tolerance)", "### Known divergences",
@@ -68,21 +56,21 @@ def test_full_report_has_every_section_as_valid_tables(verify_run, bench_run):
     assert md.rstrip().splitlines()[-1].startswith("Charts and full tables: `report.html`")
 
 
-def test_verification_only_says_there_is_no_speed(verify_run):
-    md = markdown.render(load(verify_run))
+def test_verification_only_says_there_is_no_speed(numpy_results):
+    md = markdown.render(load(numpy_results))
     tables(md)
     assert "No speed results in these files." in md and "### Recompiles" not in headings(md)
 
 
-def test_speed_only_says_there_is_no_verification(bench_run):
-    md = markdown.render(load(bench_run))
+def test_speed_only_says_there_is_no_verification(quick_bench):
+    md = markdown.render(load(quick_bench))
     tables(md)
     assert "No verification results in these files." in md
     assert "### Behaviour" not in headings(md) and "### Recompiles" in headings(md)
 
 
-def test_failures_are_escaped_capped_and_rerunnable(verify_run, tmp_path):
-    lines = verify_run.read_text().splitlines()
+def test_failures_are_escaped_capped_and_rerunnable(numpy_results, tmp_path):
+    lines = numpy_results.read_text().splitlines()
     rows = [json.loads(line) for line in lines]
     for row in rows[1:]:
         if row["outcome"] == "pass":

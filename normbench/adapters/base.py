@@ -8,6 +8,7 @@ returns float32 for float16 input or raises on a batch of one does so here too.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
 import importlib.util
@@ -24,6 +25,15 @@ from ..spec import LAYOUTS, OPS, NormSpec
 
 # What a layer can do beyond a training-mode forward pass.
 FEATURES = ("eval", "running_stats", "grad", "mask")
+
+
+@functools.cache
+def _dist_version(dist: str) -> str:
+    """Installed version of a distribution; cached, since every record carries it."""
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 class Unsupported(Exception):
@@ -157,10 +167,7 @@ class Adapter:
             from .. import __version__
 
             return __version__
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            return "unknown"
+        return _dist_version(dist)
 
     def defaults(self, op: str) -> dict[str, float]:
         """eps (and BatchNorm momentum, native convention) of a default-constructed layer."""
