@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import mmap
 
 import pytest
 
@@ -13,7 +14,7 @@ from normbench import bench, records
 from .helpers import run_cli
 
 TIMING = {"median_s", "iqr_s", "min_s", "rounds", "compile_s", "first_call_s", "bytes", "gbps",
-          "roofline_frac", "threads", "sync"}
+          "roofline_frac", "threads", "sync", "faults_per_call"}
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +49,19 @@ def test_recompiles_are_counted(quick_run):
     rows = [r for r in records.read(out / "results.jsonl")[1] if r["check"] == "recompiles"]
     assert {r["adapter"] for r in rows} == {"numpy", "torch"}
     assert all(r["recompiles"] is None and "no tracing" in r["message"] for r in rows)
+
+
+def test_page_faults_count_memory_mapped_afresh_each_call():
+    """Fresh anonymous memory written once per call, as a freshly mapped output is."""
+    size = 16 << 20
+    before = bench._minor_faults()
+    for _ in range(3):
+        with mmap.mmap(-1, size) as fresh:
+            fresh.write(b"\1" * size)
+    per_call = (bench._minor_faults() - before) / 3
+    assert per_call * bench.PAGE >= 0.9 * size
+    assert bench.faulting(per_call, size) and not bench.faulting(per_call / 100, size)
+    assert not bench.faulting(None, size)
 
 
 def test_bytes_moved_is_the_minimum_traffic_model():

@@ -161,3 +161,19 @@ def test_a_benchmark_that_errors_is_marked_x(quick_bench, tmp_path):
     assert cmp.regressed
     row = cmp.speed[cmp.speed["change"] != "same"].iloc[0]
     assert row["mark"] == "x" and row["change"] == "broke" and not math.isnan(row["old_s"])
+
+
+def test_a_change_with_the_allocators_page_faults_is_listed_not_a_regression(quick_bench, tmp_path):
+    records = rows(quick_bench)
+    key = steadiest(records)
+    pages = next(r["bytes"] for r in timed(records) if (r["adapter"], r["case"]) == key) // 4096 + 1
+    faulting = [{**r, "faults_per_call": pages} if (r.get("adapter"), r.get("case")) == key else r
+                for r in slow_down(records, key)]
+    cmp = compare(load(quick_bench), load(write(tmp_path / "faulting.jsonl", faulting)))
+    assert not cmp.regressed
+    flagged = cmp.speed[cmp.speed["change"] != "same"]
+    assert list(zip(flagged["adapter"], flagged["case"], strict=True)) == [key]
+    assert flagged.iloc[0]["change"] == "allocator" and flagged.iloc[0]["mark"] == "?"
+    md = cmp.markdown()
+    assert "| ? |" in md and "allocator state" in md and "1 changed with page faults" in md
+    assert any("glibc" in note for note in cmp.notes)

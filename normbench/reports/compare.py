@@ -4,7 +4,9 @@ In the spirit of ``asv compare``: a speed change counts only when the ratio of m
 ``factor`` *and* the difference is statistically significant, by a Mann-Whitney U test on the
 per-round samples (``samples_s``) or, for files without samples, by non-overlapping
 interquartile intervals (median ± IQR/2). Marks: ``+`` slower, ``-`` faster, ``x`` broke,
-``~`` past the factor but not significant.
+``~`` past the factor but not significant, ``?`` changed with the allocator's page faults:
+one run page-faulted its output in on every call and the other did not (``bench.faulting``),
+which follows the process's allocator state rather than the code.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .. import bench
 from . import model
 from .markdown import cell, code, table
 from .model import Results
@@ -26,7 +29,7 @@ KEY = ["adapter", "case"]
 DEFAULT_FACTOR = 1.3
 OK, BAD = {"pass", "known"}, {"fail", "error"}
 MAX_ROWS = 50
-MARKS = {"slower": "+", "faster": "-", "broke": "x", "regressed": "x", "noise": "~"}
+MARKS = {"slower": "+", "faster": "-", "broke": "x", "regressed": "x", "noise": "~", "allocator": "?"}
 
 
 def mann_whitney(x, y) -> tuple[float, float]:
@@ -68,7 +71,7 @@ def significance(old: pd.Series, new: pd.Series, alpha: float) -> tuple[float | 
 
 def _timings(res: Results) -> pd.DataFrame:
     """One row per (adapter, case): repeats pooled (model.timed_rows)."""
-    cols = [*KEY, "outcome", "median_s", "iqr_s", "samples_s"]
+    cols = [*KEY, "outcome", "median_s", "iqr_s", "samples_s", "faults_per_call", "bytes"]
     rows = model.timed_rows(res)
     if not len(rows):
         return pd.DataFrame(columns=cols)
@@ -87,13 +90,16 @@ def _speed_changes(old: Results, new: Results, factor: float, alpha: float) -> p
         row = {"adapter": r["adapter"], "case": r["case"], "old_s": o["median_s"] if timed_old else None,
                "new_s": n["median_s"] if timed_new else None, "old_iqr_s": o["iqr_s"] if timed_old else None,
                "new_iqr_s": n["iqr_s"] if timed_new else None, "old_outcome": o["outcome"],
-               "new_outcome": n["outcome"], "ratio": None, "p": None, "method": None}
+               "new_outcome": n["outcome"], "ratio": None, "p": None, "method": None,
+               "old_faults": o["faults_per_call"], "new_faults": n["faults_per_call"]}
         if timed_old and timed_new:
             p, significant, method = significance(o, n, alpha)
             ratio = n["median_s"] / o["median_s"]
             change = ("slower" if ratio > factor else "faster" if ratio < 1 / factor else "same")
             if change != "same" and not significant:
                 change = "noise"
+            elif change != "same" and _faulting(o) != _faulting(n):
+                change = "allocator"
             row.update(ratio=ratio, p=p, method=method, change=change)
         elif timed_old:
             row["change"] = "broke" if n["outcome"] in BAD else "removed"
@@ -104,8 +110,15 @@ def _speed_changes(old: Results, new: Results, factor: float, alpha: float) -> p
         row["mark"] = MARKS.get(row["change"], "")
         out.append(row)
     cols = ["mark", "change", *KEY, "old_s", "new_s", "ratio", "p", "method", "old_iqr_s", "new_iqr_s",
-            "old_outcome", "new_outcome"]
+            "old_outcome", "new_outcome", "old_faults", "new_faults"]
     return pd.DataFrame(out, columns=cols)
+
+
+def _faulting(timing: pd.Series) -> bool | None:
+    faults, moved = timing.get("faults_per_call"), timing.get("bytes")
+    if faults is None or pd.isna(faults) or moved is None or pd.isna(moved):
+        return None  # not recorded: never explains a change
+    return bench.faulting(float(faults), int(moved))
 
 
 def _outcome_change(old, new) -> str:
@@ -173,7 +186,7 @@ class Comparison:
         s, o = self.speed["change"].value_counts(), self.outcomes["change"].value_counts()
         checks = self.outcomes[self.outcomes["suite"] != "speed"]["change"].value_counts()  # speed: counted in s
         return {"slower": int(s.get("slower", 0)), "faster": int(s.get("faster", 0)),
-                "unchanged": int(s.get("same", 0) + s.get("noise", 0)),
+                "unchanged": int(s.get("same", 0) + s.get("noise", 0)), "allocator": int(s.get("allocator", 0)),
                 "broke": int(o.get("regressed", 0)), "fixed": int(o.get("fixed", 0)),
                 "added": int(s.get("added", 0) + checks.get("added", 0)),
                 "removed": int(s.get("removed", 0) + checks.get("removed", 0))}
@@ -188,7 +201,9 @@ class Comparison:
             verdict = "SOME BENCHMARKS OR CHECKS IMPROVED."
         else:
             verdict = "BENCHMARKS NOT SIGNIFICANTLY CHANGED."
-        return (f"**{verdict}** Timings: {n['slower']} slower, {n['faster']} faster, {n['unchanged']} unchanged. "
+        allocator = f", {n['allocator']} changed with page faults" if n["allocator"] else ""
+        return (f"**{verdict}** Timings: {n['slower']} slower, {n['faster']} faster, {n['unchanged']} unchanged"
+                f"{allocator}. "
                 f"Checks: {n['broke']} broke, {n['fixed']} fixed. Only in one run: {n['added']} added, "
                 f"{n['removed']} removed. (factor {self.factor:g}, alpha {self.alpha:g})")
 
@@ -207,7 +222,8 @@ class Comparison:
             s = s[s["change"] != "same"]
             if not len(s):
                 return f"All {len(self.speed)} timed cases unchanged (within a factor of {self.factor:g})."
-        order = {"broke": 0, "slower": 1, "faster": 2, "noise": 3, "fixed": 4, "added": 5, "removed": 6, "same": 7}
+        order = {"broke": 0, "slower": 1, "faster": 2, "allocator": 3, "noise": 4, "fixed": 5, "added": 6,
+                 "removed": 7, "same": 8}
         s = s.assign(_o=s["change"].map(order), _r=-s["ratio"].fillna(0)).sort_values(["_o", "_r"])
         rows = [[r["mark"] or " ", _time(r["old_s"], r["old_iqr_s"]), _time(r["new_s"], r["new_iqr_s"]),
                  cell(f"{r['ratio']:.2f}" if pd.notna(r["ratio"]) else None), _p(r),
@@ -265,7 +281,13 @@ def _why(r) -> str:
         return f" (now {cell(r['new_outcome'])})"
     if r["change"] == "added" and pd.notna(r["old_outcome"]):
         return f" (was {cell(r['old_outcome'])})"
+    if r["change"] == "allocator":
+        return f" (page faults per call {_faults(r['old_faults'])} → {_faults(r['new_faults'])}: allocator state)"
     return {"added": " (new)", "removed": " (gone)", "noise": " (not significant)"}.get(r["change"], "")
+
+
+def _faults(value) -> str:
+    return "?" if value is None or pd.isna(value) else f"{value:.0f}"
 
 
 def compare(old: Results, new: Results, factor: float = DEFAULT_FACTOR, alpha: float = 0.05) -> Comparison:
@@ -296,6 +318,11 @@ def _notes(old: Results, new: Results, speed: pd.DataFrame, factor: float) -> li
     if min(slower, faster) >= max(3, len(ratios) // 10):
         notes.append(f"Cases moved both ways ({slower} slower, {faster} faster): typical of a noisy or shared "
                      "machine. Rerun both sides back to back on a quiet machine before trusting single cases.")
+    if (speed["change"] == "allocator").any():
+        notes.append(f"{int((speed['change'] == 'allocator').sum())} cases changed together with the page faults per "
+                     "call: in one run the allocator returned the output's memory to the kernel after every call and "
+                     "the next call faulted it in again. That follows the process's allocator state (glibc arenas), "
+                     "not the code, so these cases are listed but not counted as regressions.")
     if (speed["method"] == "iqr").any():
         notes.append(f"{int((speed['method'] == 'iqr').sum())} cases lack per-round samples in a file; "
                      "their significance is judged by non-overlapping IQR intervals.")

@@ -688,6 +688,7 @@ def _speed_table(rows: pd.DataFrame) -> str:
         Col("adapter", cls="nowrap"), Col("median_s", "median", fmt=fmt_time, numeric=True),
         Col("iqr_s", "IQR", fmt=fmt_time, numeric=True), Col("gbps", "GB/s", fmt=fmt_gbps, numeric=True),
         Col("roofline_frac", "roofline", fmt=fmt_percent, numeric=True),
+        Col("faults_per_call", "page faults/call", fmt=fmt_count, numeric=True),
         Col("vs_fastest", "×fastest", fmt=fmt_ratio, numeric=True,
             cls=lambda v: "best" if _number(v) is not None and _number(v) <= 1.0000001 else ""),
     ]

@@ -32,11 +32,7 @@ def load(paths: list[str | os.PathLike] | str | os.PathLike) -> Results:
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     envs, rows = [], []
-    for path in map(Path, paths):
-        if path.is_dir():
-            path = path / "results.jsonl"
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no such results file")
+    for path in (f for p in map(Path, paths) for f in _files(p)):
         env, checks = read(path)
         machine = f"{env.get('machine', '?')} ({env.get('cpu', '?')}, {env.get('cores', '?')} cores)"
         source = str(path)
@@ -50,6 +46,21 @@ def load(paths: list[str | os.PathLike] | str | os.PathLike) -> Results:
         checks["facts"] = checks["facts"].apply(lambda v: v if isinstance(v, dict) else {})
         checks["params"] = checks["params"].apply(lambda v: v if isinstance(v, dict) else {})
     return Results(checks, pd.DataFrame(envs))
+
+
+def _files(path: Path) -> list[Path]:
+    """A results file, or every results file under a folder (a `normbench run` folder holds
+    one per process; a tox results folder one run per environment)."""
+    if not path.is_dir():
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such results file")
+        return [path]
+    if (path / "results.jsonl").is_file():
+        return [path / "results.jsonl"]
+    found = sorted(path.rglob("*.jsonl"))
+    if not found:
+        raise FileNotFoundError(f"{path}: no results files (*.jsonl) in this folder")
+    return found
 
 
 def _flat_env(env: dict) -> dict:
@@ -203,6 +214,8 @@ def _pool(group: pd.DataFrame) -> pd.Series:
     row["median_s"], row["iqr_s"], row["min_s"] = median, iqr, float(group["min_s"].min())
     row["samples_s"], row["rounds"], row["repeats"] = samples or None, int(group["rounds"].sum()), len(group)
     row["gbps"] = first["bytes"] / median / 1e9
+    if "faults_per_call" in group:
+        row["faults_per_call"] = pd.to_numeric(group["faults_per_call"], errors="coerce").mean()
     row["roofline_frac"] = row["gbps"] / first["bandwidth_gbps"] if first.get("bandwidth_gbps") else None
     return row  # compile_s and first_call_s stay repeat 0's: later repeats reuse its compilation
 
@@ -229,9 +242,10 @@ def speed(res: Results) -> pd.DataFrame:
     rows = timed_rows(res)
     rows = rows[rows["outcome"] == "pass"] if len(rows) else rows
     cols = ["op", "mode", "shape", "dtype", "group", "adapter", "median_s", "iqr_s", "min_s", "gbps",
-            "roofline_frac", "compile_s", "elements", "machine", "vs_fastest"]
+            "roofline_frac", "faults_per_call", "compile_s", "elements", "machine", "vs_fastest"]
     if not len(rows) or "median_s" not in rows:
         return pd.DataFrame(columns=cols)
+    rows = rows.assign(**{"faults_per_call": None} if "faults_per_call" not in rows else {})
     rows = rows.assign(
         mode=rows["check"],
         shape=rows["params"].apply(lambda p: "×".join(map(str, p.get("logical_shape", [])))),
