@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 
 from . import inputs, reference, tolerance
-from .adapters.base import Adapter, Unsupported
+from .adapters.base import Adapter, ImportFailed, Unsupported
 from .checks import Case, judged, make_record, run_check
 from .records import Record
 
@@ -31,6 +31,8 @@ def defaults(adapter: Adapter, case: Case, *, suite: str = "train_eval") -> list
         found = adapter.defaults(case.spec.op)
     except Unsupported as exc:
         return [make_record(adapter, case, suite, "defaults", outcome="skip", message=str(exc))]
+    except ImportFailed as exc:
+        return [make_record(adapter, case, suite, "defaults", outcome="error", message=str(exc))]
     facts = {f"default_{k}": v for k, v in found.items()}
     if "momentum" in found:
         m = found["momentum"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import inputs, reference, tolerance
-from .adapters.base import Adapter, Layer, Unsupported
+from .adapters.base import Adapter, ImportFailed, Layer, Unsupported
 from .records import Record
 from .spec import NormSpec
 
@@ -143,6 +143,8 @@ def run_check(adapter: Adapter, case: Case, suite: str, check: str, features: tu
         layer = adapter.build(case.spec, case.shape, case.dtype, features)
     except Unsupported as exc:
         return [make_record(adapter, case, suite, check, outcome="skip", message=str(exc))]
+    except ImportFailed as exc:
+        return [make_record(adapter, case, suite, check, outcome="error", message=str(exc))]
     x, p = case.data()
     try:
         if case.spec.affine:

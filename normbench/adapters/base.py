@@ -44,6 +44,10 @@ class NotInstalled(Unsupported):
     """The framework behind an adapter is missing; the message carries the install hint."""
 
 
+class ImportFailed(RuntimeError):
+    """The framework is installed but importing it raised: an error, not a skip."""
+
+
 # What a benchmark times: LayerNorm "forward"; BatchNorm "train" / "eval" forward; either op's
 # training-mode "forward_backward" (dx, dγ, dβ for a fixed upstream gradient).
 MODES = ("forward", "train", "eval", "forward_backward")
@@ -129,6 +133,11 @@ class Adapter:
     # "old" = weight of the running value (Keras, Flax, ONNX). The train_eval suite measures it.
     momentum_convention: ClassVar[str] = "new"
     ref: str | None = None  # the name or module:Class it was selected by (set by the registry)
+    # `normbench run` starts one process per group (default: the adapter's own name), so a
+    # framework that crashes or hangs takes only its group down; ``environment`` is set in
+    # that process before anything is imported (e.g. KERAS_BACKEND).
+    group: ClassVar[str | None] = None
+    environment: ClassVar[dict[str, str]] = {}
     # The BatchNorm layout its users run (benchmarks time that one): torch and ONNX are
     # channels-first, Keras and Flax channels-last.
     preferred_layout: ClassVar[str] = "channels_first"
@@ -157,8 +166,9 @@ class Adapter:
         for mod in self.requires:
             try:
                 importlib.import_module(mod)
-            except ImportError as exc:
-                raise NotInstalled(f"{self.name}: cannot import {mod} ({exc}): {self.install_hint()}") from exc
+            except Exception as exc:  # installed but broken: every check of this adapter errors
+                raise ImportFailed(f"{self.name}: {mod} is installed but importing it failed "
+                                   f"({type(exc).__name__}: {exc})") from exc
         threads.apply()
 
     def version(self) -> str:
