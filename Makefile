@@ -10,12 +10,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(VENV)/bin/python -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[all,test]'
 	touch $@
 
-RUN := normbench-results/$(shell date +%Y%m%d-%H%M%S)
-
-run: $(VENV)/.installed  ## the main job: verification suites, benchmarks, one merged report
-	$(VENV)/bin/normbench -o $(RUN)/verify
-	$(VENV)/bin/normbench bench -o $(RUN)/bench
-	$(VENV)/bin/normbench report $(RUN)/verify $(RUN)/bench -o $(RUN)/report
+run: $(VENV)/.installed  ## the main job: every adapter's suites and benchmarks, then the reports
+	$(VENV)/bin/normbench run
 
 test: $(VENV)/.installed  ## the project's own tests; every framework must be really exercised
 	NORMBENCH_REQUIRE_ALL=1 $(VENV)/bin/python -m pytest

@@ -1,14 +1,17 @@
-"""The ``normbench`` command: run the verification suites or the benchmarks into a fresh results
-folder, or list adapters."""
+"""The ``normbench`` command: the main job (``run``: every suite, each framework group in its
+own process, then the reports), the verification suites or the benchmarks alone in this
+process (``verify``, ``bench``), reports, comparisons, and the list of adapters."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import os
+import shutil
 import sys
 from pathlib import Path
 
+from . import runner
 from .adapters import registry
 
 
@@ -50,21 +53,89 @@ def _pytest(argv: list[str], args: argparse.Namespace, results: Path) -> int:
     return int(code)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _verify(args: argparse.Namespace) -> int:
     try:
         registry.select(args.adapters)
-    except registry.UnknownAdapter as exc:
+        suites = [s for s in runner.parse_suites(args.suites) if s in runner.VERIFY_SUITES]
+    except (registry.UnknownAdapter, runner.RunError) as exc:
         return _fail(str(exc))
+    if not suites:
+        return _fail("--suites names no verification suite (speed runs with `normbench bench`)")
     out = _output(args)
     if out is None:
         return 2
-    code = _pytest(["--pyargs", "normbench.suites"], args, out / "results.jsonl")
-    return _with_reports(code, out)
+    code = _pytest(["--pyargs", *(f"normbench.suites.test_{s}" for s in suites)], args, out / "results.jsonl")
+    return _with_reports(code, out, args.no_report)
 
 
-def _with_reports(code: int, out: Path) -> int:
+def _run_folder(args: argparse.Namespace) -> Path | None:
+    """A new, writable run folder. An existing one is replaced only with --overwrite and only
+    if it is a normbench run (it holds run.json); nothing is deleted otherwise."""
+    out = Path(args.output or Path("normbench-results") / dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if not args.overwrite:
+            _fail(f"{out} already exists; choose another -o, or pass --overwrite to replace an earlier run")
+            return None
+        if not (out / "run.json").is_file():
+            _fail(f"{out} is not a normbench run folder (no run.json); not deleting it")
+            return None
+        shutil.rmtree(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _fail(f"cannot create the output folder {out}: {exc.strerror or exc}")
+        return None
+    if not os.access(out, os.W_OK | os.X_OK):
+        _fail(f"the output folder {out} is not writable")
+        return None
+    return out
+
+
+def _main_job(args: argparse.Namespace) -> int:
+    from . import progress, threads
+
+    try:
+        adapters = registry.select(args.adapters)
+        suites = runner.parse_suites(args.suites)
+    except (registry.UnknownAdapter, runner.RunError) as exc:
+        return _fail(str(exc))
+    if not adapters:
+        return _fail("--adapters names no adapter")
+    if args.workers is not None and args.workers != "auto" and not args.workers.isdigit():
+        return _fail(f"-n/--workers must be a whole number or 'auto', got {args.workers!r}")
+    out = _run_folder(args)
+    if out is None:
+        return 2
+    threads.configure(args.threads)  # inherited by every process through the environment
+    opts = runner.Options(suites=suites, quick=args.quick, threads=args.threads, timeout_s=args.timeout,
+                          workers=args.workers)
+    job_list = runner.jobs(runner.plan(adapters), out, opts)
+    runner.write_plan(out, job_list, opts)
+    with progress.Display(job_list) as display:
+        for job in job_list:
+            if runner.skip_missing(job):
+                display.update(job)
+            else:
+                runner.run_job(job, opts, display.update)
+    runner.finish_plan(out, job_list)
+    files = [f for job in job_list for f in runner.result_files(job.folder)]
+    report, problem = None, None
+    if files:
+        try:
+            report = write_reports(files, out / "report")[0]
+        except Exception as exc:  # noqa: BLE001 - the results are kept; say why the report is missing
+            problem = f"could not render the report ({type(exc).__name__}: {exc}); results are in {out}"
+    else:
+        problem = "no process wrote any results"
+    progress.summary(job_list, out, report, problem)
+    failed = any(job.status not in ("done", "not installed") or job.counts.get("fail") or job.counts.get("error")
+                 for job in job_list)
+    return 1 if failed or problem else 0
+
+
+def _with_reports(code: int, out: Path, skip: bool = False) -> int:
     """Render the run's reports beside its results; a rendering problem loses no results."""
-    if (out / "results.jsonl").exists():
+    if not skip and (out / "results.jsonl").exists():
         try:
             print("normbench: report in " + str(write_reports([out / "results.jsonl"], out)[0]))
         except Exception as exc:  # noqa: BLE001 - the results are what matters; say why and go on
@@ -95,13 +166,14 @@ def _bench(args: argparse.Namespace) -> int:
         return 2
     out.mkdir(parents=True, exist_ok=True)
     argv = ["--pyargs", "normbench.suites.speed", "--bench-dtypes", args.dtypes, "-p", "no:xdist",
+            "--bench-repeats", str(args.repeats),
             "--benchmark-json", str(out / "benchmark.json"),
             "-k", "harness_overhead" if args.self_check else "not harness_overhead"]
     if args.quick:
         argv.append("--bench-quick")
     code = _pytest(argv, args, out / "results.jsonl")
     if not args.self_check:
-        return _with_reports(code, out)
+        return _with_reports(code, out, args.no_report)
     from .records import read
 
     rows = [r for r in read(out / "results.jsonl")[1] if r["check"] == "harness_overhead"]
@@ -124,11 +196,18 @@ def write_reports(sources: list[Path], out: Path) -> list[Path]:
     return written
 
 
+REPORT_FILES = {"report.html", "report.md", "results.csv"}
+
+
 def _report(args: argparse.Namespace) -> int:
     sources = [Path(p) for p in args.results]
-    out = _output(args)
-    if out is None:
-        return 2
+    target = Path(args.output) if args.output else None
+    if args.overwrite and target and target.is_dir() and {p.name for p in target.iterdir()} <= REPORT_FILES:
+        out = target  # only an earlier report's own files are replaced
+    else:
+        out = _output(args)
+        if out is None:
+            return 2
     try:
         written = write_reports(sources, out)
     except (FileNotFoundError, ValueError) as exc:
@@ -165,12 +244,29 @@ def _positive_int(text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="normbench", description=__doc__)
     sub = parser.add_subparsers(dest="command")
-    run = sub.add_parser("run", help="run the verification suites (the default command)")
-    run.add_argument("--adapters", help="comma-separated adapter names or module:Class")
-    run.add_argument("-o", "--output", help="results folder (default normbench-results/<time>)")
-    run.add_argument("-v", "--verbose", action="store_true", help="one line per test")
-    run.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
-    run.set_defaults(func=_run)
+    run = sub.add_parser("run", help="the main job: every suite, one process per framework group, then the "
+                                     "reports (the default command)")
+    run.add_argument("--adapters", help="comma-separated adapter names or module:Class (default: all known)")
+    run.add_argument("--suites", help=f"comma-separated, some of {', '.join(runner.SUITES)} (default: all)")
+    run.add_argument("--quick", action="store_true",
+                     help="quick matrix: float32/float64 checks only, one timed repeat per benchmark")
+    run.add_argument("--threads", type=_positive_int, default=os.cpu_count() or 1,
+                     help="threads for every framework (default: all cores)")
+    run.add_argument("-o", "--output", help="run folder (default normbench-results/<time>)")
+    run.add_argument("--overwrite", action="store_true", help="replace an earlier run in the -o folder")
+    run.add_argument("-n", "--workers", help="pytest-xdist workers for the verification suites (a number or "
+                                             "'auto'); benchmarks always run alone")
+    run.add_argument("--timeout", type=_positive_int, default=900,
+                     help="seconds before a group's process is killed and recorded as an error (default 900)")
+    run.set_defaults(func=_main_job)
+    verify = sub.add_parser("verify", help="the verification suites alone, in this process")
+    verify.add_argument("--adapters", help="comma-separated adapter names or module:Class")
+    verify.add_argument("--suites", help=f"comma-separated, some of {', '.join(runner.VERIFY_SUITES)}")
+    verify.add_argument("-o", "--output", help="results folder (default normbench-results/<time>)")
+    verify.add_argument("--no-report", action="store_true", help="write results only")
+    verify.add_argument("-v", "--verbose", action="store_true", help="one line per test")
+    verify.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
+    verify.set_defaults(func=_verify)
     bench = sub.add_parser("bench", help="run the benchmarks alone (never under xdist)")
     bench.add_argument("--adapters", help="comma-separated adapter names or module:Class")
     bench.add_argument("-o", "--output", help="results folder (default normbench-results/<time>)")
@@ -178,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
                        help="threads for every framework (default: all cores)")
     bench.add_argument("--dtypes", default="float32", help="comma-separated, e.g. float32,float16,bfloat16")
     bench.add_argument("--quick", action="store_true", help="tiny shapes: checks the harness, not speed")
+    bench.add_argument("--repeats", type=_positive_int, default=3,
+                       help="timed blocks per case, spread over the run and pooled (default 3)")
+    bench.add_argument("--no-report", action="store_true", help="write results only")
     bench.add_argument("--self-check", action="store_true",
                        help="harness overhead: torch LayerNorm timed by the suite vs a bare timeit loop")
     bench.add_argument("-v", "--verbose", action="store_true", help="one line per benchmark")
@@ -186,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     report = sub.add_parser("report", help="HTML and Markdown reports from results files")
     report.add_argument("results", nargs="+", help="results.jsonl files or run folders (merged)")
     report.add_argument("-o", "--output", help="report folder (default normbench-results/<time>)")
+    report.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier report in -o (a folder holding only report files)")
     report.set_defaults(func=_report)
     cmp = sub.add_parser("compare", help="speed and outcome changes between two results files")
     cmp.add_argument("old", help="baseline results.jsonl or run folder")
@@ -197,8 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     cmp.set_defaults(func=_compare)
     sub.add_parser("list", help="list known adapters").set_defaults(func=_list)
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("run", "bench", "report", "compare", "list", "-h", "--help"):
-        argv.insert(0, "run")  # plain `normbench` runs the suites
+    if not argv or argv[0] not in ("run", "verify", "bench", "report", "compare", "list", "-h", "--help"):
+        argv.insert(0, "run")  # plain `normbench` is the main job
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -28,7 +28,7 @@ def numpy_run(tmp_path_factory):
     from .helpers import run_cli
 
     out = tmp_path_factory.mktemp("run") / "results"
-    return run_cli("--adapters", "numpy", "-o", str(out)), out
+    return run_cli("verify", "--adapters", "numpy", "-o", str(out)), out
 
 
 @pytest.fixture(scope="session")

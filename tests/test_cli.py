@@ -31,13 +31,13 @@ def test_run_writes_environment_and_records(numpy_run):
 def test_existing_output_is_not_overwritten(numpy_run):
     _, out = numpy_run
     before = (out / "results.jsonl").read_bytes()
-    proc = run_cli("--adapters", "numpy", "-o", str(out))
+    proc = run_cli("verify", "--adapters", "numpy", "-o", str(out))
     assert proc.returncode == 2 and "exists" in proc.stderr
     assert (out / "results.jsonl").read_bytes() == before
 
 
 def test_user_adapter_from_the_readme_runs(tmp_path):
-    proc = run_cli("--adapters", "examples.my_layernorm:MyLayerNorm", "-o", str(tmp_path / "r"), cwd=ROOT)
+    proc = run_cli("verify", "--adapters", "examples.my_layernorm:MyLayerNorm", "-o", str(tmp_path / "r"), cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     _, checks = records.read(tmp_path / "r" / "results.jsonl")
     ran = [c for c in checks if c["outcome"] != "skip"]
@@ -62,7 +62,7 @@ def test_failure_is_recorded_with_a_rerun_command(tmp_path):
             layer = EpsOutsideSqrt
             ops = frozenset({"layer_norm"})
     """))
-    proc = run_cli("--adapters", "broken:Broken", "-o", str(tmp_path / "r"), "--", "-k", "forward",
+    proc = run_cli("verify", "--adapters", "broken:Broken", "-o", str(tmp_path / "r"), "--", "-k", "forward",
                    cwd=tmp_path)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     _, checks = records.read(tmp_path / "r" / "results.jsonl")

@@ -28,7 +28,7 @@ def test_lookup_matches_by_record_fields():
 
 def test_real_flax_fast_variance_is_known_and_the_run_passes(tmp_path):
     out = tmp_path / "r"
-    proc = run_cli("--adapters", "flax.linen", "-o", str(out), "--", "-k",
+    proc = run_cli("verify", "--adapters", "flax.linen", "-o", str(out), "--", "-k",
                    "test_forward_train and offset1e4 and float32")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "xfailed" in proc.stdout
@@ -47,7 +47,7 @@ def test_a_divergence_that_no_longer_reproduces_fails_the_run(tmp_path):
             name = "flax.linen"
     """))
     out = tmp_path / "r"
-    proc = run_cli("--adapters", "impostor:FixedFlax", "-o", str(out), "--", "-k",
+    proc = run_cli("verify", "--adapters", "impostor:FixedFlax", "-o", str(out), "--", "-k",
                    "test_forward_train and offset1e4 and float32", cwd=tmp_path)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "XPASS(strict) known divergence flax-fast-variance did not reproduce" in proc.stdout

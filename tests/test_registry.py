@@ -38,7 +38,7 @@ def test_unknown_adapter_lists_known_names():
 
 
 def test_unknown_adapter_on_the_command_line(tmp_path):
-    out = run_cli("--adapters", "numpy,nope", "-o", str(tmp_path / "run"))
+    out = run_cli("verify", "--adapters", "numpy,nope", "-o", str(tmp_path / "run"))
     assert out.returncode == 2
     assert "unknown adapter 'nope'" in out.stderr and "flax.linen" in out.stderr
     assert not (tmp_path / "run").exists()

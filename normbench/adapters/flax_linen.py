@@ -162,6 +162,7 @@ class FlaxLinenAdapter(Adapter):
     layer = FlaxLinenLayer
     requires = ("jax", "flax")
     extra = "jax"
+    group = "jax"  # linen and nnx share one process: one JAX start-up
     version_of = "flax"
     momentum_convention = "old"
     preferred_layout = "channels_last"

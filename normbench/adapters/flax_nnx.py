@@ -139,6 +139,7 @@ class FlaxNnxAdapter(Adapter):
     layer = FlaxNnxLayer
     requires = ("jax", "flax")
     extra = "jax"
+    group = "jax"  # linen and nnx share one process: one JAX start-up
     version_of = "flax"
     momentum_convention = "old"
     preferred_layout = "channels_last"

@@ -1,0 +1,326 @@
+"""`normbench run`: the main job, with every framework group in a process of its own.
+
+A framework that segfaults, hangs or cannot be imported takes down only its own group:
+the parent imports no framework, starts one ``normbench verify`` (then one ``normbench
+bench``) process per group, watches the records it flushes, and turns a crash, a timeout
+or an abnormal exit into ``error`` records carrying the tail of the process's stderr.
+Benchmark processes run one at a time, after every verification process has finished.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .adapters.base import Adapter
+from .records import OUTCOMES, Record, ResultsFile
+
+VERIFY_SUITES = ("agreement", "train_eval", "batch_size_one", "sequence_lengths")
+SUITES = (*VERIFY_SUITES, "speed")
+QUICK_FILTER = "not float16"  # the quick matrix: float32 and float64 cases (also drops bfloat16)
+STDERR_TAIL = 3000  # characters of a failed process's stderr kept in its error records
+GRACE_S = 5.0  # between SIGTERM and SIGKILL for a process past its timeout
+
+
+LOCK = Path(tempfile.gettempdir()) / f"normbench-{os.getuid()}.lock"
+
+
+@contextmanager
+def machine(exclusive: bool, waiting: Callable[[], None] = lambda: None) -> Iterator[None]:
+    """A readers-writer lock over every normbench process on this machine (``tox -p`` starts
+    several runs at once): verification shares the machine, a benchmark has it alone."""
+    with open(LOCK, "a") as fh:
+        mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        try:
+            fcntl.flock(fh, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            waiting()
+            fcntl.flock(fh, mode)
+        yield  # closing the file releases the lock
+
+
+class RunError(ValueError):
+    """A bad option for `normbench run`; the message is one line naming it."""
+
+
+@dataclass
+class Group:
+    """Adapters that share one process (see ``Adapter.group``)."""
+
+    name: str
+    adapters: list[Adapter]
+
+    @property
+    def refs(self) -> str:
+        return ",".join(a.ref or a.name for a in self.adapters)
+
+    @property
+    def environment(self) -> dict[str, str]:
+        return {k: v for a in self.adapters for k, v in a.environment.items()}
+
+
+def plan(adapters: list[Adapter]) -> list[Group]:
+    """Groups in the order their first adapter was given."""
+    groups: dict[str, Group] = {}
+    for a in adapters:
+        key = a.group or a.name
+        groups.setdefault(key, Group(key, [])).adapters.append(a)
+    return list(groups.values())
+
+
+def parse_suites(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return SUITES
+    names = tuple(s.strip() for s in text.split(",") if s.strip())
+    bad = [s for s in names if s not in SUITES]
+    if bad or not names:
+        raise RunError(f"unknown suite {bad[0] if bad else text!r}; known suites: {', '.join(SUITES)}")
+    return names
+
+
+@dataclass
+class Job:
+    """One group's verification or benchmark process."""
+
+    phase: str  # "verify" or "bench"
+    group: Group
+    folder: Path
+    command: list[str]
+    status: str = "waiting"  # waiting, running, done, not installed, crashed, timeout, failed to start
+    returncode: int | None = None
+    elapsed_s: float = 0.0
+    counts: Counter = field(default_factory=Counter)
+    detail: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.phase} {self.group.name}"
+
+    @property
+    def finished(self) -> bool:
+        return self.status not in ("waiting", "waiting for the machine", "running")
+
+
+@dataclass
+class Options:
+    suites: tuple[str, ...] = SUITES
+    quick: bool = False
+    threads: int | None = None
+    timeout_s: float = 900.0
+    workers: str | None = None  # pytest-xdist -n for the verification processes
+    dtypes: str = "float32"
+
+
+def jobs(groups: list[Group], out: Path, opts: Options) -> list[Job]:
+    """Verification processes for every group, then benchmark processes for every group."""
+    base = [sys.executable, "-X", "faulthandler", "-m", "normbench.cli"]
+    out_jobs = []
+    verify = [s for s in opts.suites if s in VERIFY_SUITES]
+    for g in groups if verify else []:
+        folder = out / "verify" / g.name
+        cmd = [*base, "verify", "--adapters", g.refs, "-o", str(folder), "--no-report", "--suites", ",".join(verify)]
+        extra = (["-k", QUICK_FILTER] if opts.quick else []) + (["-n", opts.workers] if opts.workers else [])
+        out_jobs.append(Job("verify", g, folder, cmd + (["--", *extra] if extra else [])))
+    for g in groups if "speed" in opts.suites else []:
+        folder = out / "bench" / g.name
+        cmd = [*base, "bench", "--adapters", g.refs, "-o", str(folder), "--no-report", "--dtypes", opts.dtypes]
+        cmd += ["--threads", str(opts.threads)] if opts.threads else []
+        cmd += ["--repeats", "1"] if opts.quick else []
+        out_jobs.append(Job("bench", g, folder, cmd))
+    return out_jobs
+
+
+def result_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*.jsonl") if p.is_file()) if folder.is_dir() else []
+
+
+def _count(files: list[Path]) -> Counter:
+    counts: Counter = Counter()
+    for path in files:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if '"type": "check"' in line:
+                    for outcome in OUTCOMES:
+                        if f'"outcome": "{outcome}"' in line:
+                            counts[outcome] += 1
+                            break
+    return counts
+
+
+def skip_missing(job: Job) -> bool:
+    """A group whose frameworks are not installed starts no process: one ``skip`` record per
+    adapter says what to install, so reports list it as absent and why."""
+    missing = [a for a in job.group.adapters if a.missing()]
+    if len(missing) < len(job.group.adapters):
+        return False
+    job.status, job.detail = "not installed", "; ".join(a.install_hint() for a in missing)
+    file = ResultsFile(job.folder / "not-installed.jsonl")
+    for a in missing:
+        file.add(_process_record(job, a, "skip", f"{a.name}: not installed ({', '.join(a.missing())}): "
+                                                  f"{a.install_hint()}"))
+    file.close()
+    job.counts = _count(result_files(job.folder))
+    return True
+
+
+def run_job(job: Job, opts: Options, on_change: Callable[[Job], None] = lambda job: None) -> None:
+    """Run one process to completion or timeout; failures become error records in its folder."""
+
+    def waiting() -> None:
+        job.status = "waiting for the machine"
+        on_change(job)
+
+    with machine(exclusive=job.phase == "bench", waiting=waiting):
+        _run(job, opts, on_change)
+
+
+def _run(job: Job, opts: Options, on_change: Callable[[Job], None]) -> None:
+    logs = job.folder.parent.parent / "logs"  # beside verify/ and bench/: the process owns its folder
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **job.group.environment}
+    start = time.monotonic()
+    stdout, stderr = (logs / f"{job.phase}-{job.group.name}.{stream}.log" for stream in ("stdout", "stderr"))
+    with open(stdout, "wb") as out, open(stderr, "wb") as err:
+        try:
+            proc = subprocess.Popen(job.command, stdout=out, stderr=err, env=env, start_new_session=True)
+        except OSError as exc:
+            job.status, job.detail = "failed to start", str(exc)
+            _error_records(job, f"could not start the process: {exc}", "")
+            on_change(job)
+            return
+        job.status = "running"
+        on_change(job)
+        timed_out = False
+        while proc.poll() is None:
+            time.sleep(0.5)
+            job.elapsed_s = time.monotonic() - start
+            job.counts = _count(result_files(job.folder))
+            on_change(job)
+            if job.elapsed_s > opts.timeout_s and not timed_out:
+                timed_out = True
+                _stop(proc)
+    job.elapsed_s = time.monotonic() - start
+    job.returncode = proc.returncode
+    dropped = _drop_partial_lines(job.folder)
+    text = stderr.read_text(encoding="utf-8", errors="replace")
+    tail = text[-STDERR_TAIL:]
+    job.counts = _count(result_files(job.folder))
+    if timed_out:
+        job.status, job.detail = "timeout", f"killed after {opts.timeout_s:g} s (--timeout)"
+    elif proc.returncode < 0:
+        name = signal.Signals(-proc.returncode).name
+        job.status, job.detail = "crashed", f"killed by {name}"
+    elif proc.returncode not in (0, 1, 5):  # pytest: 1 = checks failed, 5 = nothing collected
+        job.status, job.detail = "crashed", f"exited with status {proc.returncode}"
+    else:
+        job.status = "done"
+    if job.status != "done":
+        written = sum(job.counts.values())
+        message = (f"the {job.label} process {job.detail} after {job.elapsed_s:.0f} s and {written} records"
+                   + (f" ({dropped})" if dropped else "") + f"; stderr: {_gist(text)}")
+        fatal = _fatal(text)
+        if fatal and fatal not in tail:
+            tail = f"{fatal}\n[...]\n{tail}"
+        _error_records(job, message, tail)
+        job.counts = _count(result_files(job.folder))
+    on_change(job)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the process group, then SIGKILL whatever is left after a grace period."""
+    for sig, wait in ((signal.SIGTERM, GRACE_S), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _drop_partial_lines(folder: Path) -> str:
+    """A process killed mid-write can leave a last line without its newline. Move it to a
+    ``.partial`` file beside the results (kept, not deleted) so the results stay readable."""
+    notes = []
+    for path in result_files(folder):
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            cut = data.rfind(b"\n") + 1
+            path.with_name(path.name + ".partial").write_bytes(data[cut:])
+            with open(path, "r+b") as fh:
+                fh.truncate(cut)
+            notes.append(f"its unfinished last line in {path.name} was moved to {path.name}.partial")
+    return "; ".join(notes)
+
+
+def _fatal(text: str) -> str | None:
+    """faulthandler's "Fatal Python error: Segmentation fault" line, if the process printed one."""
+    return next((line.strip() for line in text.splitlines() if line.startswith("Fatal Python error")), None)
+
+
+def _gist(text: str) -> str:
+    """The lines of stderr that say what happened: the fatal error and the innermost frame
+    (faulthandler prints it first), else the last three lines."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    fatal = _fatal(text)
+    if fatal:
+        after = lines[lines.index(fatal) + 1:]
+        frame = next((line for line in after if line.startswith("File ")), "")
+        return " | ".join(x for x in (fatal, frame) if x)
+    return " | ".join(lines[-3:]) if lines else "(empty)"
+
+
+def _error_records(job: Job, message: str, stderr_tail: str) -> None:
+    """One error record per adapter of the group, in a file of their own (nothing the process
+    wrote is touched)."""
+    job.folder.mkdir(parents=True, exist_ok=True)
+    path = job.folder / "process-errors.jsonl"
+    file = ResultsFile(path, extra_env={"process": {"command": job.command, "returncode": job.returncode}})
+    for a in job.group.adapters:
+        file.add(_process_record(job, a, "error", message, {"stderr_tail": stderr_tail}))
+    file.close()
+
+
+def _process_record(job: Job, adapter: Adapter, outcome: str, message: str, facts: dict | None = None) -> Record:
+    """A record about a whole process (it crashed, or never started), not about one case."""
+    return Record(
+        suite="speed" if job.phase == "bench" else "process", check=f"{job.phase}_process", op="-",
+        adapter=adapter.name, framework_version=adapter.version() if not adapter.missing() else "not installed",
+        dtype="-", shape=[], layout=None, input="-", params={"group": job.group.name}, outcome=outcome, seed=0,
+        case=f"{job.phase}-{job.group.name}", message=message,
+        rerun=shlex.join(job.command) if outcome == "error" else "",
+        facts={"status": job.status, "returncode": job.returncode, "elapsed_s": round(job.elapsed_s, 1),
+               **(facts or {})},
+    )
+
+
+def write_plan(out: Path, job_list: list[Job], opts: Options) -> None:
+    """``run.json``: what this run folder holds; also marks it as normbench's to overwrite."""
+    (out / "run.json").write_text(json.dumps({
+        "suites": list(opts.suites), "quick": opts.quick, "threads": opts.threads, "timeout_s": opts.timeout_s,
+        "workers": opts.workers, "jobs": [{"phase": j.phase, "group": j.group.name, "adapters": j.group.refs,
+                                            "folder": str(j.folder.relative_to(out)), "command": j.command}
+                                           for j in job_list],
+    }, indent=2) + "\n")
+
+
+def finish_plan(out: Path, job_list: list[Job]) -> None:
+    data = json.loads((out / "run.json").read_text())
+    for entry, job in zip(data["jobs"], job_list, strict=True):
+        entry.update(status=job.status, returncode=job.returncode, elapsed_s=round(job.elapsed_s, 1),
+                     counts=dict(job.counts), detail=job.detail)
+    (out / "run.json").write_text(json.dumps(data, indent=2) + "\n")

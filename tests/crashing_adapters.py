@@ -1,0 +1,49 @@
+"""Adapters that take their process down, for the isolation tests of `normbench run`.
+
+Each is the numpy reference until its layer's forward pass has run ``AFTER`` times, so
+the process has written records before it dies:
+
+    normbench run --adapters numpy,tests.crashing_adapters:Segfaulting --timeout 30
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import time
+
+from normbench.adapters.numpy_reference import NumpyAdapter, NumpyLayer
+
+AFTER = 20
+_calls = itertools.count()
+
+
+class SegfaultingLayer(NumpyLayer):
+    def forward(self, x, training, mask=None):
+        if next(_calls) >= AFTER:
+            ctypes.string_at(0)  # reads address 0: SIGSEGV, as a crashing native kernel would
+        return super().forward(x, training, mask)
+
+
+class HangingLayer(NumpyLayer):
+    def forward(self, x, training, mask=None):
+        if next(_calls) >= AFTER:
+            time.sleep(3600)  # a deadlocked kernel
+        return super().forward(x, training, mask)
+
+
+class Segfaulting(NumpyAdapter):
+    name = "segfaulting"
+    layer = SegfaultingLayer
+
+
+class Hanging(NumpyAdapter):
+    name = "hanging"
+    layer = HangingLayer
+
+
+class Unimportable(NumpyAdapter):
+    """Installed (the module exists) but raises when imported, like a broken wheel."""
+
+    name = "unimportable"
+    requires = ("tests.broken_framework",)

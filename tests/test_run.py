@@ -1,0 +1,121 @@
+"""`normbench run`: one process per framework group, and what survives when one dies."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from normbench import records
+
+from .helpers import ROOT, run_cli
+
+CRASHING = "tests.crashing_adapters"
+
+
+@pytest.fixture(scope="module")
+def crashed_run(tmp_path_factory):
+    """numpy beside a segfaulting, a hanging and an unimportable adapter, each in its own process."""
+    out = tmp_path_factory.mktemp("run") / "r"
+    adapters = f"numpy,{CRASHING}:Segfaulting,{CRASHING}:Hanging,{CRASHING}:Unimportable"
+    proc = run_cli("run", "--adapters", adapters, "--suites", "agreement", "--quick", "--timeout", "15",
+                   "-o", str(out), cwd=ROOT)
+    return proc, out
+
+
+def _rows(folder):
+    return [r for path in sorted(folder.rglob("*.jsonl")) for r in records.read(path)[1]]
+
+
+def test_every_group_runs_in_its_own_process(crashed_run):
+    proc, out = crashed_run
+    plan = json.loads((out / "run.json").read_text())
+    assert [(j["phase"], j["group"]) for j in plan["jobs"]] == [
+        ("verify", "numpy"), ("verify", "segfaulting"), ("verify", "hanging"), ("verify", "unimportable")]
+    assert {j["group"]: j["status"] for j in plan["jobs"]} == {
+        "numpy": "done", "segfaulting": "crashed", "hanging": "timeout", "unimportable": "done"}
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def test_the_other_groups_results_survive_a_crash_and_a_hang(crashed_run):
+    proc, out = crashed_run
+    numpy = _rows(out / "verify" / "numpy")
+    assert numpy and {r["outcome"] for r in numpy} == {"pass"} and {r["adapter"] for r in numpy} == {"numpy"}
+    for group in ("segfaulting", "hanging"):
+        rows = _rows(out / "verify" / group)
+        passed = [r for r in rows if r["outcome"] == "pass"]
+        assert len(passed) >= 5, f"{group}: the records written before it died are kept"
+        errors = [r for r in rows if r["outcome"] == "error"]
+        assert len(errors) == 1 and errors[0]["check"] == "verify_process" and errors[0]["rerun"]
+    crash = next(r for r in _rows(out / "verify" / "segfaulting") if r["outcome"] == "error")
+    assert "killed by SIGSEGV" in crash["message"]
+    assert "Segmentation fault" in crash["facts"]["stderr_tail"]  # faulthandler's traceback
+    hang = next(r for r in _rows(out / "verify" / "hanging") if r["outcome"] == "error")
+    assert "killed after 15 s" in hang["message"] and hang["facts"]["status"] == "timeout"
+
+
+def test_an_adapter_whose_framework_fails_to_import_is_errors_not_skips(crashed_run):
+    _, out = crashed_run
+    rows = _rows(out / "verify" / "unimportable")
+    assert rows and {r["outcome"] for r in rows} == {"error"}
+    assert all("importing it failed (ImportError: libbroken.so" in r["message"] for r in rows)
+
+
+def test_the_report_covers_the_survivors_and_the_errors(crashed_run):
+    proc, out = crashed_run
+    md = (out / "report" / "report.md").read_text()
+    html = (out / "report" / "report.html").read_text()
+    for name in ("numpy", "segfaulting", "hanging", "unimportable"):
+        assert name in md and name in html
+    assert "killed by SIGSEGV" in html
+    assert f"report: {out / 'report' / 'report.html'}" in proc.stdout
+
+
+def test_progress_is_one_line_per_process_off_a_terminal(crashed_run):
+    proc, _ = crashed_run
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("normbench: verify")]
+    assert len(lines) == 4 and "verify hanging: timeout" in lines[2]
+    assert "\x1b[" not in proc.stdout  # no live display or colours in a pipe
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--adapters", "numpy,nope"], "unknown adapter 'nope'"),
+    (["--suites", "agreement,speedy"], "unknown suite 'speedy'; known suites: agreement"),
+    (["--threads", "0"], "--threads: must be at least 1"),
+    (["--threads", "two"], "--threads: not a whole number"),
+    (["-n", "many"], "-n/--workers must be a whole number or 'auto'"),
+])
+def test_bad_options_are_one_line_errors(tmp_path, args, message):
+    proc = run_cli("run", *args, "-o", str(tmp_path / "r"))
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) <= 3  # argparse adds its usage line
+    assert not (tmp_path / "r").exists()
+
+
+def test_an_existing_folder_is_never_overwritten_unasked(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    proc = run_cli("run", "--adapters", "numpy", "-o", str(mine))
+    assert proc.returncode == 2 and "already exists" in proc.stderr and "--overwrite" in proc.stderr
+    proc = run_cli("run", "--adapters", "numpy", "--overwrite", "-o", str(mine))
+    assert proc.returncode == 2 and "not a normbench run folder" in proc.stderr
+    assert (mine / "notes.txt").read_text() == "keep me"
+
+
+def test_an_unwritable_output_folder_is_named(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    proc = run_cli("run", "--adapters", "numpy", "-o", str(blocker / "r"))
+    assert proc.returncode == 2 and f"cannot create the output folder {blocker / 'r'}" in proc.stderr
+
+
+def test_overwrite_replaces_an_earlier_run(tmp_path):
+    out = tmp_path / "r"
+    first = run_cli("run", "--adapters", "numpy", "--suites", "batch_size_one", "-o", str(out))
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    again = run_cli("run", "--adapters", "numpy", "--suites", "batch_size_one", "-o", str(out))
+    assert again.returncode == 2 and "already exists" in again.stderr
+    replaced = run_cli("run", "--adapters", "numpy", "--suites", "train_eval", "--overwrite", "-o", str(out))
+    assert replaced.returncode == 0, replaced.stdout[-2000:] + replaced.stderr[-2000:]
+    assert {r["suite"] for r in _rows(out / "verify")} == {"train_eval"}
