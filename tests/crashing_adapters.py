@@ -1,4 +1,5 @@
-"""Adapters that take their process down, for the isolation tests of `normbench run`.
+"""Adapters that take their process down (or never get one), for the isolation tests of
+`normbench run`.
 
 Each is the numpy reference until its layer's forward pass has run ``AFTER`` times, so
 the process has written records before it dies:
@@ -47,3 +48,11 @@ class Unimportable(NumpyAdapter):
 
     name = "unimportable"
     requires = ("tests.broken_framework",)
+
+
+class Uninstalled(NumpyAdapter):
+    """Its framework is not installed at all: no process is started for it."""
+
+    name = "uninstalled"
+    requires = ("no_such_framework",)
+    extra = "nosuch"

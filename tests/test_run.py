@@ -17,7 +17,7 @@ CRASHING = "tests.crashing_adapters"
 def crashed_run(tmp_path_factory):
     """numpy beside a segfaulting, a hanging and an unimportable adapter, each in its own process."""
     out = tmp_path_factory.mktemp("run") / "r"
-    adapters = f"numpy,{CRASHING}:Segfaulting,{CRASHING}:Hanging,{CRASHING}:Unimportable"
+    adapters = f"numpy,{CRASHING}:Segfaulting,{CRASHING}:Hanging,{CRASHING}:Unimportable,{CRASHING}:Uninstalled"
     proc = run_cli("run", "--adapters", adapters, "--suites", "agreement", "--quick", "--timeout", "15",
                    "-o", str(out), cwd=ROOT)
     return proc, out
@@ -31,9 +31,12 @@ def test_every_group_runs_in_its_own_process(crashed_run):
     proc, out = crashed_run
     plan = json.loads((out / "run.json").read_text())
     assert [(j["phase"], j["group"]) for j in plan["jobs"]] == [
-        ("verify", "numpy"), ("verify", "segfaulting"), ("verify", "hanging"), ("verify", "unimportable")]
+        ("verify", "numpy"), ("verify", "segfaulting"), ("verify", "hanging"), ("verify", "unimportable"),
+        ("verify", "uninstalled")]
     assert {j["group"]: j["status"] for j in plan["jobs"]} == {
-        "numpy": "done", "segfaulting": "crashed", "hanging": "timeout", "unimportable": "done"}
+        "numpy": "done", "segfaulting": "crashed", "hanging": "timeout", "unimportable": "done",
+        "uninstalled": "not installed"}
+    assert not (out / "logs" / "verify-uninstalled.stderr.log").exists()  # no process was started
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
 
 
@@ -61,6 +64,13 @@ def test_an_adapter_whose_framework_fails_to_import_is_errors_not_skips(crashed_
     assert all("importing it failed (ImportError: libbroken.so" in r["message"] for r in rows)
 
 
+def test_a_framework_not_installed_is_a_skip_naming_its_extra(crashed_run):
+    _, out = crashed_run
+    rows = _rows(out / "verify" / "uninstalled")
+    assert [r["outcome"] for r in rows] == ["skip"]
+    assert "not installed (no_such_framework): pip install 'normbench[nosuch]'" in rows[0]["message"]
+
+
 def test_the_report_covers_the_survivors_and_the_errors(crashed_run):
     proc, out = crashed_run
     md = (out / "report" / "report.md").read_text()
@@ -74,7 +84,7 @@ def test_the_report_covers_the_survivors_and_the_errors(crashed_run):
 def test_progress_is_one_line_per_process_off_a_terminal(crashed_run):
     proc, _ = crashed_run
     lines = [line for line in proc.stdout.splitlines() if line.startswith("normbench: verify")]
-    assert len(lines) == 4 and "verify hanging: timeout" in lines[2]
+    assert len(lines) == 5 and "verify hanging: timeout" in lines[2]
     assert "\x1b[" not in proc.stdout  # no live display or colours in a pipe
 
 
@@ -87,8 +97,7 @@ def test_progress_is_one_line_per_process_off_a_terminal(crashed_run):
 ])
 def test_bad_options_are_one_line_errors(tmp_path, args, message):
     proc = run_cli("run", *args, "-o", str(tmp_path / "r"))
-    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
-    assert len(proc.stderr.strip().splitlines()) <= 3  # argparse adds its usage line
+    assert proc.returncode == 2 and message in proc.stderr.strip().splitlines()[-1], proc.stderr  # after any usage
     assert not (tmp_path / "r").exists()
 
 
@@ -119,3 +128,26 @@ def test_overwrite_replaces_an_earlier_run(tmp_path):
     replaced = run_cli("run", "--adapters", "numpy", "--suites", "train_eval", "--overwrite", "-o", str(out))
     assert replaced.returncode == 0, replaced.stdout[-2000:] + replaced.stderr[-2000:]
     assert {r["suite"] for r in _rows(out / "verify")} == {"train_eval"}
+
+
+def test_a_benchmark_waits_until_it_has_the_machine_alone():
+    """The lock `tox -p` relies on: verification shares the machine, a benchmark excludes all."""
+    import threading
+    import time
+
+    from normbench import runner
+
+    events = []
+
+    def bench():
+        with runner.machine(exclusive=True, waiting=lambda: events.append("waiting")):
+            events.append("bench")
+
+    with runner.machine(exclusive=False), runner.machine(exclusive=False):  # two verifications at once
+        worker = threading.Thread(target=bench)
+        worker.start()
+        time.sleep(0.5)
+        assert events == ["waiting"]  # held back while any verification runs
+        events.append("verified")
+    worker.join(10)
+    assert events == ["waiting", "verified", "bench"]
