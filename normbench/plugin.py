@@ -1,6 +1,9 @@
 """pytest plugin: picks adapters (--adapters), parametrizes suites over them, records results.
 
-Loaded through the ``pytest11`` entry point, so it must stay cheap: it imports no framework.
+Loaded through the ``pytest11`` entry point, so it must stay cheap: it imports no framework,
+and works without pytest-xdist. Under xdist each worker writes its own part of the results
+file, and the controller merges the parts when the session ends, then judges the known
+divergences over every worker's records.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from . import known
+from . import known, records
 from .adapters import registry
 from .records import Record, ResultsFile
 
@@ -37,8 +40,28 @@ def _default_results() -> Path:
     return Path("normbench-results") / stamp / "results.jsonl"
 
 
+_RESULTS_INPUT = "normbench_results"  # the controller's results file, handed to each xdist worker
+
+
+def _role(config: pytest.Config) -> str:
+    """``worker`` or ``controller`` under pytest-xdist, else ``single``."""
+    if hasattr(config, "workerinput"):
+        return "worker"
+    # xdist's own test (xdist.plugin._is_distribution_mode), already settled by its
+    # pytest_cmdline_main; without xdist (or with -p no:xdist) these options do not exist.
+    if (config.getoption("dist", "no") != "no" and config.getoption("tx", None)
+            and not config.getoption("collectonly", False)):
+        return "controller"
+    return "single"
+
+
 class Recorder:
-    """Writes the records of one pytest session to its results file."""
+    """Writes the records of one pytest session to its results file.
+
+    ``single``: records go straight to the results file, flushed one by one. ``worker``: the
+    same, into the worker's part (``results.gw0.jsonl``). ``controller``: nothing until the
+    session ends, then :meth:`merge` makes the results file from the parts.
+    """
 
     def __init__(self, config: pytest.Config) -> None:
         # Loaded into every pytest run where normbench is installed: resolve adapters only
@@ -50,15 +73,28 @@ class Recorder:
                 self._adapters = registry.select(option)
             except registry.UnknownAdapter as exc:
                 raise pytest.UsageError(str(exc)) from None
-        path = config.getoption("--results")
+        self.role = _role(config)
+        path = config.workerinput.get(_RESULTS_INPUT) if self.role == "worker" else None
+        path = path or config.getoption("--results")
         self.path = Path(path) if path else _default_results()
-        if self.path.exists():
-            raise pytest.UsageError(f"results file {self.path} already exists; not overwriting it")
-        self.file = ResultsFile(self.path)
+        target = self.path
+        if self.role == "worker":
+            target = records.part_path(self.path, config.workerinput["workerid"])
+        if target.exists():
+            raise pytest.UsageError(f"results file {target} already exists; not overwriting it")
+        leftovers = records.parts_of(self.path) if self.role == "controller" else []
+        if leftovers:
+            raise pytest.UsageError(
+                f"{leftovers[0]} is left from an earlier run with -n (pytest-xdist) into {self.path}, "
+                "a results file of its own (normbench report reads it): move it away, or choose "
+                "another results file"
+            )
+        self.file = ResultsFile(target)
         self.count = 0
         self.exercised: dict[str, Record] = {}  # known divergence -> first record it covered
         self.reproduced: set[str] = set()
         self.stale_records: list[Record] = []
+        self.notes: list[str] = []  # controller: what the merge kept aside, for the summary
 
     @property
     def adapters(self) -> list:
@@ -83,12 +119,18 @@ class Recorder:
         entry = known.lookup(dataclasses.asdict(rec))
         if entry is None:
             return
-        self.exercised.setdefault(entry.key, rec)
         if rec.outcome in ("fail", "error"):
-            self.reproduced.add(entry.key)
             rec.outcome = "known"
             rec.facts = {**rec.facts, "known": entry.key, "link": entry.link}
             rec.message = f"known divergence {entry.key}: {entry.reason} ({entry.link}); {rec.message}"
+        self.count_known(rec, entry)
+
+    def count_known(self, rec: Record, entry: known.Known | None) -> None:
+        """A record its known divergence covers: exercised, and reproduced if it is ``known``."""
+        if entry is not None:
+            self.exercised.setdefault(entry.key, rec)
+            if rec.outcome == "known":
+                self.reproduced.add(entry.key)
 
     def stale(self) -> dict[str, Record]:
         """Known divergences this run exercised that never failed, as failing records."""
@@ -108,6 +150,39 @@ class Recorder:
             self.file.extra_env.setdefault("adapters", self.inventory())
         self.file.add(rec)
         self.count += 1
+
+    def merge(self) -> list[Path]:
+        """Controller: the workers' parts, in worker order, into the results file (the first
+        worker's environment record, filled in from the others', then every check), counted
+        for the known divergences. Returns the parts, to remove once the file is complete."""
+        parts = records.parts_of(self.path)
+        env: dict = {}
+        rows: list[dict] = []
+        for part in parts:
+            part_env, checks, bad = records.read_part(part)
+            for key, value in part_env.items():
+                env.setdefault(key, value)
+            rows += checks
+            if bad:  # a worker died mid-line: keep those bytes beside, like normbench's runner does
+                aside = part.with_name(part.name + ".partial")
+                with open(aside, "x", encoding="utf-8", errors="surrogateescape") as fh:
+                    fh.writelines(line if line.endswith("\n") else line + "\n" for _, line in bad)
+                self.notes.append(f"{len(bad)} unreadable line(s) of {part.name} kept in {aside.name}: {bad[0][0]}")
+        if not parts:
+            return parts
+        self.file = ResultsFile(self.path, extra_env=self.file.extra_env, env=env or None)
+        self.file.open()
+        for row in rows:
+            self.file.add_row(row)
+            self.count += 1
+            self.count_known(Record.from_row(row), known.lookup(row))
+        return parts
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """xdist controller: every worker writes its part of this run's results file."""
+    node.workerinput[_RESULTS_INPUT] = str(node.config.stash[_KEY].path.absolute())
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -167,21 +242,36 @@ def norm_record(request: pytest.FixtureRequest, norm_adapter):
     return write
 
 
+@pytest.hookimpl(trylast=True)  # under xdist: after the workers have been shut down
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Strict known divergences: one that was exercised but never failed makes the run fail."""
+    """Strict known divergences: one that was exercised but never failed makes the run fail.
+    Under xdist the controller judges that over every worker's records, once merged."""
     recorder = session.config.stash.get(_KEY, None)
-    if recorder is None:
+    if recorder is None or recorder.role == "worker":
+        return
+    try:
+        parts = recorder.merge() if recorder.role == "controller" else []
+    except OSError as exc:  # e.g. something created the results file meanwhile: the parts stay
+        recorder.notes.append(f"could not merge the workers' parts into {recorder.path} ({exc}); "
+                              "every record is still in the parts beside it")
+        session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
         return
     recorder.stale_records = list(recorder.stale().values())
     for rec in recorder.stale_records:
         recorder.add(rec)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if parts:
+        recorder.file.close()  # complete on disk: only now can the parts go
+        for part in parts:
+            part.unlink()
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     recorder = config.stash.get(_KEY, None)
-    if recorder is None:
+    if recorder is None or recorder.role == "worker":
         return
+    for note in recorder.notes:
+        terminalreporter.write_line(f"normbench: {note}", yellow=True)
     for rec in recorder.stale_records:
         terminalreporter.write_line(f"XPASS(strict) {rec.message}", red=True)
     if recorder.count:

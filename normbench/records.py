@@ -2,6 +2,8 @@
 
 The first line is the environment record; every later line is one check. Lines are
 flushed as they are written, so a run that dies still leaves everything it finished.
+Under pytest-xdist each worker writes such a file of its own, a part beside the results
+file (``results.gw0.jsonl``), and the controller merges the parts when the session ends.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import math
 import os
 import platform
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +58,13 @@ class Record:
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {self.outcome!r}; expected one of {OUTCOMES}")
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Record:
+        """The record a check line was written from (timing fields were written top-level)."""
+        names = {f.name for f in dataclasses.fields(cls)} - {"timing"}
+        timing = {k: v for k, v in row.items() if k not in names and k != "type"}
+        return cls(**{k: v for k, v in row.items() if k in names}, timing=timing or None)
 
 
 def _finite(obj: Any) -> Any:
@@ -119,19 +129,23 @@ def environment() -> dict[str, Any]:
 class ResultsFile:
     """Appends records to a JSON Lines file, creating it (and its folder) on first write.
 
-    It refuses to touch a file that already exists, so no earlier run is overwritten.
+    It refuses to touch a file that already exists, so no earlier run is overwritten. The
+    environment record is this process's unless ``env`` gives one (a merge passes a worker's).
     """
 
-    def __init__(self, path: str | os.PathLike, extra_env: dict[str, Any] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, extra_env: dict[str, Any] | None = None,
+                 env: dict[str, Any] | None = None) -> None:
         self.path = Path(path)
         self.extra_env = extra_env or {}
+        self._env = env
         self._fh = None
 
-    def _open(self):
+    def open(self):
         if self._fh is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(self.path, "x", encoding="utf-8")  # noqa: SIM115 - kept open, flushed per line
-            self._write(json.dumps(_finite({**environment(), **self.extra_env}), allow_nan=False))
+            env = {**(self._env or environment()), **self.extra_env}
+            self._write(json.dumps(_finite(env), allow_nan=False))
         return self._fh
 
     def _write(self, line: str) -> None:
@@ -139,9 +153,13 @@ class ResultsFile:
         self._fh.flush()
 
     def add(self, record: Record) -> None:
-        self._open()
         row = {"type": "check", **dataclasses.asdict(record)}
         row.update(row.pop("timing") or {})
+        self.add_row(row)
+
+    def add_row(self, row: dict[str, Any]) -> None:
+        """A check as written (or read back from a part): copied as it is."""
+        self.open()
         self._write(json.dumps(_finite(row), allow_nan=False, default=str))
 
     def close(self) -> None:
@@ -150,22 +168,67 @@ class ResultsFile:
             self._fh = None
 
 
-def read(path: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(environment, checks) from a results file; a corrupt line names the file and line."""
-    env: dict[str, Any] = {}
-    checks = []
-    with open(path, encoding="utf-8") as fh:
+def _lines(path: str | os.PathLike, errors: str = "strict"):
+    """(line, record) for each line; the record is a ValueError naming file and line if bad."""
+    with open(path, encoding="utf-8", errors=errors) as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not a JSON object ({exc.msg})") from None
-            if not isinstance(obj, dict) or obj.get("type") not in ("environment", "check"):
-                raise ValueError(f"{path}:{lineno}: not a normbench record")
-            if obj["type"] == "environment":
-                env = obj
+                obj = ValueError(f"{path}:{lineno}: not a JSON object ({exc.msg})")
             else:
-                checks.append(obj)
+                if not isinstance(obj, dict) or obj.get("type") not in ("environment", "check"):
+                    obj = ValueError(f"{path}:{lineno}: not a normbench record")
+            yield line, obj
+
+
+def read(path: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(environment, checks) from a results file; a corrupt line names the file and line."""
+    env: dict[str, Any] = {}
+    checks = []
+    for _, obj in _lines(path):
+        if isinstance(obj, ValueError):
+            raise obj
+        if obj["type"] == "environment":
+            env = obj
+        else:
+            checks.append(obj)
     return env, checks
+
+
+# ---- xdist: one part per worker, merged by the controller ----
+
+def part_path(path: str | os.PathLike, worker: str) -> Path:
+    """Where worker ``gw0`` writes its records of the run whose results file is ``path``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.{worker}{path.suffix}")
+
+
+def parts_of(path: str | os.PathLike) -> list[Path]:
+    """The worker parts of ``path`` that exist, in worker order (gw0, gw1, …, gw10)."""
+    path = Path(path)
+    pattern = re.compile(rf"{re.escape(path.stem)}\.gw(\d+){re.escape(path.suffix)}")
+    found = []
+    if path.parent.is_dir():
+        for p in path.parent.iterdir():
+            m = pattern.fullmatch(p.name)
+            if m:
+                found.append((int(m.group(1)), p))
+    return [p for _, p in sorted(found)]
+
+
+def read_part(path: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]], list[tuple[str, str]]]:
+    """(environment, checks, bad lines as (why, line)) from a part. A worker that died may have
+    left a line cut off: that is returned, not raised, so everything else it wrote is merged."""
+    env: dict[str, Any] = {}
+    checks, bad = [], []
+    for line, obj in _lines(path, errors="surrogateescape"):  # bytes of a cut-off line kept as they are
+        if isinstance(obj, ValueError):
+            bad.append((str(obj), line))
+        elif obj["type"] == "environment":
+            env = env or obj
+        else:
+            checks.append(obj)
+    return env, checks, bad

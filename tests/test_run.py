@@ -151,3 +151,13 @@ def test_a_benchmark_waits_until_it_has_the_machine_alone():
         events.append("verified")
     worker.join(10)
     assert events == ["waiting", "verified", "bench"]
+
+
+def test_verification_under_xdist_merges_into_one_results_file(tmp_path):
+    out = tmp_path / "r"
+    proc = run_cli("run", "--adapters", "numpy", "--suites", "agreement", "--quick", "-n", "2", "-o", str(out))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert [p.name for p in (out / "verify" / "numpy").glob("*.jsonl")] == ["results.jsonl"]
+    rows = _rows(out / "verify" / "numpy")
+    assert len(rows) > 100 and {r["outcome"] for r in rows} == {"pass"}
+    assert "-n" in json.loads((out / "run.json").read_text())["jobs"][0]["command"]

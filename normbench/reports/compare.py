@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -156,13 +155,11 @@ def _outcome_changes(old: Results, new: Results) -> pd.DataFrame:
 
 
 def _label(res: Results) -> str:
-    parts = []
+    parts = []  # one per run: the processes of a `normbench run` share its folder name
     for _, e in res.environments.iterrows():
-        path = Path(str(e["source"]))
-        name = path.parent.name if path.name == "results.jsonl" and path.parent.name else path.name
-        parts.append(f"{name} (commit {str(e.get('git_commit') or '?')[:7]}, {str(e.get('date') or '?')[:16]}, "
-                     f"{e['machine']})")
-    return "; ".join(parts) or "(no results)"
+        parts.append(f"{str(e['run']).split('/')[0]} (commit {str(e.get('git_commit') or '?')[:7]}, "
+                     f"{str(e.get('date') or '?')[:16]}, {e['machine']})")
+    return "; ".join(dict.fromkeys(parts)) or "(no results)"
 
 
 @dataclass

@@ -14,7 +14,6 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -546,7 +545,7 @@ def _environments(envs: pd.DataFrame) -> str:
     versions = envs["normbench_version"] if "normbench_version" in envs else commits.map(lambda _: None)
     envs["normbench"] = [" ".join(str(x)[:10] for x in (v, c) if not _missing(x) and x)
                          for v, c in zip(versions, commits, strict=True)]
-    names = [Path(str(s)).parent.name + "/" + Path(str(s)).name for s in envs["source"]]
+    names = list(envs["run"])
     head = "".join(f'<th scope="col" title="{esc(s)}">{esc(n)}</th>' for n, s in zip(names, envs["source"],
                                                                                       strict=True))
     rows = []

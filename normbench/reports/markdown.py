@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 
 import pandas as pd
 
@@ -76,11 +75,7 @@ def environments(res: Results) -> str:
         found = re.search(r"NORMBENCH_THREADS=(\d+)", text or "")
         return found.group(1) if found else (text or "defaults")
 
-    def run(source):
-        path = Path(str(source))
-        return path.parent.name if path.name == "results.jsonl" and path.parent.name else path.name
-
-    rows = [[cell(run(e["source"])),
+    rows = [[cell(e["run"]),
              cell(e["machine"]), cell(str(e.get("date") or "")[:16]), code(str(e.get("git_commit") or "?")[:10]),
              cell(e.get("python")), cell(threads(e.get("threads"))),
              cell(f"{e['bandwidth_gbps']:.1f} GB/s" if pd.notna(e.get("bandwidth_gbps")) else None)]

@@ -36,7 +36,7 @@ def load(paths: list[str | os.PathLike] | str | os.PathLike) -> Results:
         env, checks = read(path)
         machine = f"{env.get('machine', '?')} ({env.get('cpu', '?')}, {env.get('cores', '?')} cores)"
         source = str(path)
-        envs.append({"source": source, "machine": machine, **_flat_env(env)})
+        envs.append({"source": source, "run": run_name(path), "machine": machine, **_flat_env(env)})
         rows += [{**row, "source": source, "machine": machine} for row in checks]
     checks = pd.DataFrame(rows)
     for column in ("facts", "params", "timing"):
@@ -46,6 +46,17 @@ def load(paths: list[str | os.PathLike] | str | os.PathLike) -> Results:
         checks["facts"] = checks["facts"].apply(lambda v: v if isinstance(v, dict) else {})
         checks["params"] = checks["params"].apply(lambda v: v if isinstance(v, dict) else {})
     return Results(checks, pd.DataFrame(envs))
+
+
+def run_name(path: Path) -> str:
+    """A short name for a results file: ``<run>/<phase>/<group>`` inside a `normbench run`
+    folder (found by its run.json), else its folder's name (or the file's own)."""
+    path = path.resolve()
+    suffix = "" if path.name == "results.jsonl" else f" ({path.stem})"
+    for up in list(path.parents)[1:4]:
+        if (up / "run.json").is_file():
+            return f"{up.name}/{path.parent.relative_to(up).as_posix()}{suffix}"
+    return path.parent.name if not suffix and path.parent.name else path.name
 
 
 def _files(path: Path) -> list[Path]:
