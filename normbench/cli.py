@@ -21,10 +21,11 @@ def _list(_: argparse.Namespace) -> int:
         a = registry.get(name)
         missing = a.missing()
         status = f"not installed: {a.install_hint()}" if missing else f"installed {a.version()}"
-        rows.append((name, status, ",".join(sorted(a.dtypes)), ",".join(sorted(a.features))))
+        process = f"process: {a.group or a.name}" + "".join(f" {k}={v}" for k, v in a.environment.items())
+        rows.append((name, status, ",".join(sorted(a.dtypes)), ",".join(sorted(a.features)), process))
     width = max(len(r[0]) for r in rows)
-    for name, status, dtypes, features in rows:
-        print(f"{name:<{width}}  {status}\n{'':<{width}}  dtypes: {dtypes}  features: {features}")
+    for name, status, dtypes, features, process in rows:
+        print(f"{name:<{width}}  {status}\n{'':<{width}}  dtypes: {dtypes}  features: {features}  {process}")
     return 0
 
 

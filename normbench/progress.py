@@ -20,16 +20,19 @@ def interactive() -> bool:
 
 
 def _table(jobs: list[Job], title: str):
+    from rich.markup import escape  # names like keras[jax] and hints like normbench[torch] are not markup
     from rich.table import Table
 
     table = Table(title=title, title_justify="left", expand=False)
     for name in ("process", "status", *COLUMNS, "time"):
         table.add_column(name, justify="left" if name in ("process", "status") else "right")
     for job in jobs:
-        status = job.status + (f" ({job.detail})" if job.detail and job.status != "done" else "")
+        status = job.status + (f" ({job.detail})" if job.detail and job.status not in ("done", "not installed")
+                               else "")
         counts = [str(job.counts.get(c, 0)) if job.status != "waiting" else "" for c in COLUMNS]
         elapsed = f"{job.elapsed_s:.0f} s" if job.status != "waiting" else ""
-        table.add_row(job.label, f"[{STYLE.get(job.status, '')}]{status}[/]", *counts, elapsed)
+        style = STYLE.get(job.status, "default")
+        table.add_row(escape(job.label), f"[{style}]{escape(status)}[/]", *counts, elapsed)
     return table
 
 
@@ -65,15 +68,19 @@ class Display:
 def summary(jobs: list[Job], out: Path, report: Path | None, problem: str | None) -> None:
     """The final screen: every process with its counts, the totals and where the report is."""
     from rich.console import Console
+    from rich.markup import escape
 
     console = Console(highlight=False, soft_wrap=True)
-    console.print(_table(jobs, f"normbench run: {out}"))
+    console.print(_table(jobs, escape(f"normbench run: {out}")))
     total = sum((j.counts for j in jobs), start=type(jobs[0].counts)()) if jobs else {}
     bad = [j for j in jobs if j.status not in ("done", "not installed")]
     line = ", ".join(f"{total.get(c, 0)} {c}" for c in COLUMNS)
-    console.print(f"checks: {line}" + (f"; {len(bad)} process(es) did not finish: "
-                                       + ", ".join(f"{j.label} ({j.detail})" for j in bad) if bad else ""))
+    console.print(escape(f"checks: {line}" + (f"; {len(bad)} process(es) did not finish: "
+                                              + ", ".join(f"{j.label} ({j.detail})" for j in bad) if bad else "")))
+    missing = {j.group.name: j.detail for j in jobs if j.status == "not installed"}
+    if missing:
+        console.print(escape("not installed: " + ", ".join(f"{g} ({hint})" for g, hint in missing.items())))
     if report is not None:
-        console.print(f"report: {report}")
+        console.print(escape(f"report: {report}"))
     if problem:
-        console.print(f"[bold red]{problem}[/]")
+        console.print(f"[bold red]{escape(problem)}[/]")

@@ -65,7 +65,8 @@ def test_an_adapter_whose_framework_fails_to_import_is_errors_not_skips(crashed_
 
 
 def test_a_framework_not_installed_is_a_skip_naming_its_extra(crashed_run):
-    _, out = crashed_run
+    proc, out = crashed_run
+    assert "not installed: uninstalled (pip install 'normbench[nosuch]')" in proc.stdout  # not eaten as markup
     rows = _rows(out / "verify" / "uninstalled")
     assert [r["outcome"] for r in rows] == ["skip"]
     assert "not installed (no_such_framework): pip install 'normbench[nosuch]'" in rows[0]["message"]
