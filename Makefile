@@ -7,6 +7,7 @@ VENV := .venv
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip uninstall -y -q tensorflow-cpu 2>/dev/null || true  # replaced by tensorflow (tf-keras needs it)
 	$(VENV)/bin/python -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[all,test]'
 	touch $@
 

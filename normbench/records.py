@@ -25,7 +25,7 @@ from . import __version__, threads
 
 OUTCOMES = ("pass", "fail", "known", "error", "skip")
 FRAMEWORK_DISTS = ("numpy", "ml_dtypes", "torch", "jax", "jaxlib", "flax", "tensorflow",
-                   "tensorflow-cpu", "keras", "onnx", "onnxruntime", "pytest")
+                   "tensorflow-cpu", "keras", "tf-keras", "onnx", "onnxruntime", "pytest")
 THREAD_VARS = (*threads.ENV_VARS, "XLA_FLAGS")
 
 

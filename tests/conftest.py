@@ -6,19 +6,36 @@ import pytest
 
 from normbench.adapters import registry
 
-BUILTIN = list(registry.BUILTIN)
+# What a process gets when it sets none of an adapter's ``environment`` (Keras's default backend).
+PROCESS_DEFAULTS = {"KERAS_BACKEND": "tensorflow"}
 
 
-@pytest.fixture(params=BUILTIN)
-def builtin_adapter(request):
-    """Each built-in adapter; a missing framework skips, or fails where all are required."""
-    adapter = registry.get(request.param)
-    missing = adapter.missing()
-    if missing:
+def runs_in_this_process(name: str) -> bool:
+    """Whether this test process has the environment the adapter needs. Keras reads
+    KERAS_BACKEND once per process, so only one Keras backend can run here (the one this
+    process was started with); test_keras_backends.py runs the others in processes of their own."""
+    environment = registry.get(name).environment
+    return all(os.environ.get(k, PROCESS_DEFAULTS.get(k)) == v for k, v in environment.items())
+
+
+BUILTIN = [name for name in registry.BUILTIN if runs_in_this_process(name)]
+OTHER_PROCESS = [name for name in registry.BUILTIN if not runs_in_this_process(name)]
+
+
+def require_installed(adapter) -> None:
+    """A missing framework skips, or fails where every framework is required."""
+    if adapter.missing():
         message = f"{adapter.name}: not installed: {adapter.install_hint()}"
         if os.environ.get("NORMBENCH_REQUIRE_ALL"):
             pytest.fail(message + " (NORMBENCH_REQUIRE_ALL is set)")
         pytest.skip(message)
+
+
+@pytest.fixture(params=BUILTIN)
+def builtin_adapter(request):
+    """Each built-in adapter that can run in this process (see runs_in_this_process)."""
+    adapter = registry.get(request.param)
+    require_installed(adapter)
     return adapter
 
 

@@ -7,6 +7,7 @@ import textwrap
 import pytest
 
 from normbench import known, records
+from normbench.adapters import registry
 
 from .helpers import run_cli
 
@@ -59,7 +60,7 @@ def test_a_divergence_that_no_longer_reproduces_fails_the_run(tmp_path):
 @pytest.mark.parametrize("entry", known.KNOWN, ids=lambda k: k.key)
 def test_entries_do_not_cover_ordinary_float32_inputs(entry):
     """No divergence may excuse the plain float32, unmasked, channels-first baseline."""
-    for adapter in ("torch", "flax.linen", "flax.nnx", "keras[tensorflow]", "onnxruntime"):
+    for adapter in registry.BUILTIN:
         for check in ("forward_train", "forward_eval", "grad_dx", "running_var"):
             row = {"adapter": adapter, "dtype": "float32", "input": "normal", "check": check,
                    "op": "batch_norm", "layout": "channels_first", "params": {"masked": False}}

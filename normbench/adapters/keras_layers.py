@@ -1,18 +1,33 @@
 """keras.layers.LayerNormalization and BatchNormalization, one Keras backend per process.
 
 Keras reads KERAS_BACKEND once, when first imported (importing tensorflow imports it too),
-so each backend is a subclass naming its ``backend`` and must run in its own process.
+so each backend is an adapter whose ``environment`` names it, in a ``group`` of its own:
+`normbench run` starts it in its own process, and a process already on another backend
+raises Unsupported rather than silently running the wrong one. Layers are built the same way
+on every backend; each backend is called as its users run it: TF eagerly, with gradients from
+``tf.GradientTape`` and benchmarks under ``tf.function``; JAX as Keras's JAX trainer does, a
+jitted ``stateless_call`` (gradients by ``jax.vjp`` through it) whose updated moving statistics
+are assigned back; torch eagerly (Keras's torch trainer does not compile by default), with
+gradients from ``torch.autograd``.
+
 BatchNormalization takes the feature axis natively, so both layouts run unpermuted. Keras's
 momentum is ``1 - spec.momentum``; it stores biased running variance and, under a float16 or
 bfloat16 dtype policy, keeps γ, β and running statistics in that dtype (computing BN in
-float32, returning the policy dtype): all passed through, as is masked BN's quirks: Keras
-expands the mask on the *last* axis (channels_first 3-D/4-D inputs raise, or are silently
-misweighted when shapes happen to broadcast), divides by count + 1e-7, and raises for C=1.
-All four dtypes work, so ``dtypes`` keeps the default.
+float32, returning the policy dtype): all passed through, as is masked BN's quirks, the same
+code on every backend: Keras expands the mask on the *last* axis (channels_first 3-D/4-D
+inputs raise, or are silently misweighted when shapes happen to broadcast), divides by
+count + 1e-7, and raises for C=1. Passed through as well, per backend: ``ops.moments`` is
+two-pass on TF (``tf.nn.moments``) and JAX (``jnp.var``) but E[x²] − E[x]² on torch, which
+cancels when |mean| ≫ std (torch's LayerNormalization calls ``F.layer_norm`` instead); and
+Keras's dtype promotion maps float64 to float32 on every backend but TF, so there a float64
+layer computes in float32 and casts back. float64 on JAX needs x64 mode, process-wide: the
+first float64 layer switches it on, as the flax adapters do (float32 and half-precision
+results are bit-identical with it on). All four dtypes run, so ``dtypes`` keeps the default.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from typing import Any, ClassVar
@@ -47,6 +62,28 @@ def _keras(backend: str) -> Any:
     return keras
 
 
+def _build(backend: str, spec: NormSpec, shape: tuple[int, ...], dtype: str) -> Any:
+    """A built Keras layer for ``spec``, with Keras's own defaults for everything else."""
+    keras = _keras(backend)
+    if spec.op == "layer_norm":
+        module = keras.layers.LayerNormalization(
+            axis=list(spec.reduce_axes(len(shape))), epsilon=spec.eps,
+            center=spec.affine, scale=spec.affine, dtype=dtype,
+        )
+    else:
+        module = keras.layers.BatchNormalization(
+            axis=spec.feature_axis(len(shape)), momentum=1 - spec.momentum,
+            epsilon=spec.eps, center=spec.affine, scale=spec.affine, dtype=dtype,
+        )
+    module.build(shape)
+    return module
+
+
+def _call_kwargs(op: str, training: bool, mask: Any) -> dict:
+    """``call`` arguments: LayerNormalization.call takes neither (``__call__`` drops them)."""
+    return {} if op == "layer_norm" else {"training": training, "mask": mask}
+
+
 def _tensor(a: np.ndarray, dtype: str) -> Any:
     import keras
 
@@ -60,31 +97,24 @@ def _numpy(t: Any) -> np.ndarray:
 
 
 class KerasLayer(Layer):
+    """The TensorFlow backend; the JAX and torch layers below override how it is called."""
+
     backend: ClassVar[str] = "tensorflow"
 
     def __init__(self, spec: NormSpec, shape: tuple[int, ...], dtype: str) -> None:
         super().__init__(spec, shape, dtype)
-        keras = _keras(self.backend)
-        if spec.op == "layer_norm":
-            self.module = keras.layers.LayerNormalization(
-                axis=list(spec.reduce_axes(len(shape))), epsilon=spec.eps,
-                center=spec.affine, scale=spec.affine, dtype=dtype,
-            )
-        else:
-            self.module = keras.layers.BatchNormalization(
-                axis=spec.feature_axis(len(shape)), momentum=1 - spec.momentum,
-                epsilon=spec.eps, center=spec.affine, scale=spec.affine, dtype=dtype,
-            )
-        self.module.build(self.shape)
-        self._timed_fns: dict[str, Any] = {}  # mode -> tf.function, kept across timed() calls
+        self.module = _build(self.backend, spec, self.shape, dtype)
+        self._timed_fns: dict[str, Any] = {}  # mode -> compiled function, kept across timed() calls
 
     def _to_native(self, x: np.ndarray) -> Any:
         return _tensor(x, self.dtype)
 
     def _call(self, t: Any, training: bool, mask: Any = None) -> Any:
-        if self.spec.op == "layer_norm":
-            return self.module(t, training=training)
-        return self.module(t, training=training, mask=mask)
+        return self.module(t, **_call_kwargs(self.spec.op, training, mask))
+
+    def _params(self) -> list:
+        """γ and β as Keras variables (empty without affine), in that order."""
+        return [self.module.gamma, self.module.beta] if self.spec.affine else []
 
     def set_params(self, gamma: np.ndarray, beta: np.ndarray) -> None:
         self.module.gamma.assign(_tensor(gamma, self.dtype))
@@ -107,10 +137,10 @@ class KerasLayer(Layer):
         return Grads(_numpy(dx), *(None if g is None else _numpy(g) for g in (dg, db)))
 
     def _grad(self, t: Any, dy: Any, mask: Any) -> tuple[Any, Any, Any]:
-        """Native (dx, dγ, dβ): the only backend-specific code; other backends override it."""
+        """Native (dx, dγ, dβ) of the training-mode output for upstream gradient ``dy``."""
         import tensorflow as tf
 
-        params = [self.module.gamma.value, self.module.beta.value] if self.spec.affine else []
+        params = [p.value for p in self._params()]
         with tf.GradientTape() as tape:
             tape.watch([t, *params])
             y = self._call(t, True, mask)
@@ -118,9 +148,9 @@ class KerasLayer(Layer):
         return (dx, *(dparams or (None, None)))
 
     def timed(self, x: np.ndarray, mode: str, dy: np.ndarray | None = None) -> Timed:
-        """Keras users run under tf.function, so that is what is timed (TF-specific, as ``_grad``).
-        Each mode's function is built once per layer and kept, with no input_signature or
-        reduce_retracing, so a new shape retraces as it would for them and ``traces`` counts it."""
+        """Keras users on TF run under tf.function, so that is what is timed. Each mode's
+        function is built once per layer and kept, with no input_signature or reduce_retracing,
+        so a new shape retraces as it would for them and ``traces`` counts it."""
         import tensorflow as tf
 
         fn = self._timed_fns.get(mode)
@@ -135,11 +165,127 @@ class KerasLayer(Layer):
         return Timed(lambda: fn(*args), sync, fn.experimental_get_tracing_count)
 
 
+@functools.cache
+def _jax_functions(spec: NormSpec, shape: tuple[int, ...], dtype: str) -> dict[str, Any]:
+    """Jitted pure functions over ``stateless_call`` of one template layer per configuration,
+    as Keras's JAX trainer jits them: "train" / "infer" map (trainable, non_trainable, x, mask)
+    to (y, non_trainable after the call); "grad" maps (trainable, non_trainable, x, mask, dy) to
+    (dx, d trainable). Any layer of that configuration passes its own variable values. Cached,
+    so a configuration compiles once per shape; eager Keras on JAX compiles every op separately
+    for each new shape, ~4x slower on the suites' small cases."""
+    import jax
+
+    module = _build("jax", spec, shape, dtype)
+
+    def apply(trainable, non_trainable, t, mask, training):
+        return module.stateless_call(trainable, non_trainable, t, **_call_kwargs(spec.op, training, mask))
+
+    def grad(trainable, non_trainable, t, mask, dy):
+        def f(t, trainable):
+            return apply(trainable, non_trainable, t, mask, True)[0]
+
+        y, pull = jax.vjp(f, t, trainable)
+        return pull(dy.astype(y.dtype))
+
+    return {"train": jax.jit(functools.partial(apply, training=True)),
+            "infer": jax.jit(functools.partial(apply, training=False)), "grad": jax.jit(grad)}
+
+
+class KerasJaxLayer(KerasLayer):
+    """Called as Keras's JAX trainer calls a layer: a jitted ``stateless_call``, whose updated
+    non-trainable state (BatchNorm's moving statistics) is assigned back to the layer."""
+
+    backend = "jax"
+
+    def __init__(self, spec: NormSpec, shape: tuple[int, ...], dtype: str) -> None:
+        if dtype == "float64":
+            import jax
+
+            jax.config.update("jax_enable_x64", True)  # as flax_linen._enable_x64; process-wide
+        super().__init__(spec, shape, dtype)
+        self._fns = _jax_functions(spec, self.shape, dtype)
+
+    def _state(self) -> tuple[list, list]:
+        m = self.module
+        return [v.value for v in m.trainable_variables], [v.value for v in m.non_trainable_variables]
+
+    def _call(self, t, training, mask=None):
+        y, non_trainable = self._fns["train" if training else "infer"](*self._state(), t, mask)
+        for variable, value in zip(self.module.non_trainable_variables, non_trainable, strict=True):
+            variable.assign(value)
+        return y
+
+    def _grad(self, t, dy, mask):
+        dx, dtrainable = self._fns["grad"](*self._state(), t, mask, dy)
+        # γ and β by identity: Keras variables overload == elementwise
+        where = [id(v) for v in self.module.trainable_variables]
+        return (dx, *([dtrainable[where.index(id(p))] for p in self._params()] or (None, None)))
+
+    def timed(self, x, mode, dy=None):
+        import jax
+
+        fn = self._fns["grad" if mode == "forward_backward" else "train" if mode == "train" else "infer"]
+        # The same state every call: "train" drops the updated statistics, keeping the call pure.
+        args = (*self._state(), self._to_native(x), None)
+        if mode == "forward_backward":
+            args += (self._to_native(dy),)
+        # jit dispatches asynchronously; the first call for a shape compiles
+        return Timed(lambda: jax.block_until_ready(fn(*args)), "jax.block_until_ready on every output",
+                     fn._cache_size)
+
+
+class KerasTorchLayer(KerasLayer):
+    """Eager, as Keras runs on torch (its torch trainer does not compile by default);
+    gradients through torch.autograd, forward-only benchmarks without autograd bookkeeping."""
+
+    backend = "torch"
+
+    def _grad(self, t, dy, mask):
+        import torch
+
+        t = t.detach().requires_grad_(True)
+        params = [p.value for p in self._params()]
+        y = self._call(t, True, mask)
+        dx, *dparams = torch.autograd.grad(y, [t, *params], dy)
+        return (dx, *(dparams or (None, None)))
+
+    def timed(self, x, mode, dy=None):
+        import torch
+
+        t = self._to_native(x)
+        sync = ("torch.cuda.synchronize after each call" if t.is_cuda else
+                "none needed: torch CPU kernels have finished when the call returns")
+        wait = torch.cuda.synchronize if t.is_cuda else (lambda: None)
+        if mode == "forward_backward":
+            t.requires_grad_(True)
+            g, wrt = self._to_native(dy), [t, *(p.value for p in self._params())]
+
+            def call():
+                out = torch.autograd.grad(self._call(t, True), wrt, g)
+                wait()
+                return out
+
+            return Timed(call, sync)
+        # Forward-only calls skip autograd bookkeeping as the torch adapter's do: no_grad for
+        # "train" (it updates the moving statistics in place), inference_mode otherwise.
+        mode_ctx = torch.no_grad if mode == "train" else torch.inference_mode
+
+        def call():
+            with mode_ctx():
+                out = self._call(t, mode == "train")
+            wait()
+            return out
+
+        return Timed(call, sync)
+
+
 class KerasTensorflowAdapter(Adapter):
     name = "keras[tensorflow]"
     layer = KerasLayer
     requires = ("keras", "tensorflow")
     extra = "tensorflow"
+    group = "keras[tensorflow]"
+    environment = {"KERAS_BACKEND": "tensorflow"}
     version_of = "keras"
     momentum_convention = "old"
     preferred_layout = "channels_last"  # Keras users run NHWC
@@ -157,3 +303,21 @@ class KerasTensorflowAdapter(Adapter):
             return {"eps": keras.layers.LayerNormalization().epsilon}
         layer = keras.layers.BatchNormalization()
         return {"eps": layer.epsilon, "momentum": layer.momentum}
+
+
+class KerasJaxAdapter(KerasTensorflowAdapter):
+    name = "keras[jax]"
+    layer = KerasJaxLayer
+    requires = ("keras", "jax")
+    extra = "jax"
+    group = "keras[jax]"
+    environment = {"KERAS_BACKEND": "jax"}
+
+
+class KerasTorchAdapter(KerasTensorflowAdapter):
+    name = "keras[torch]"
+    layer = KerasTorchLayer
+    requires = ("keras", "torch")
+    extra = "torch"
+    group = "keras[torch]"
+    environment = {"KERAS_BACKEND": "torch"}

@@ -24,6 +24,9 @@ BUILTIN = {
     "flax.linen": "normbench.adapters.flax_linen:FlaxLinenAdapter",
     "flax.nnx": "normbench.adapters.flax_nnx:FlaxNnxAdapter",
     "keras[tensorflow]": "normbench.adapters.keras_layers:KerasTensorflowAdapter",
+    "keras[jax]": "normbench.adapters.keras_layers:KerasJaxAdapter",
+    "keras[torch]": "normbench.adapters.keras_layers:KerasTorchAdapter",
+    "tf_keras": "normbench.adapters.tf_keras_layers:TfKerasAdapter",
     "onnxruntime": "normbench.adapters.onnxruntime_ops:OnnxRuntimeAdapter",
 }
 

@@ -1,0 +1,142 @@
+"""tf_keras.layers.LayerNormalization and BatchNormalization: legacy Keras 2 on TensorFlow.
+
+What ``tf.keras`` was before Keras 3 (PyPI ``tf-keras``; its version must match TF's), still
+run by code that sets TF_USE_LEGACY_KERAS=1; imported directly here, so it shares a process
+with Keras 3 on any backend. Layers are built with their defaults (``fused=None``), as users
+get them, so the implementation depends on the case and is passed through unchanged:
+BatchNormalization on 4-D (and 5-D) inputs in float16/bfloat16/float32 takes the fused
+kernel, which stores the *Bessel-corrected* (unbiased) batch variance in the running
+variance and ignores a mask (with a warning); other ranks and float64 take the Python path,
+which stores biased variance and weights its moments by the mask expanded on the last axis.
+Under a float16/bfloat16 dtype, BatchNormalization keeps γ, β and running statistics in
+float32. LayerNormalization uses TF's fused batch-norm kernel for float32 with eps ≥ 1.001e-5
+and ``tf.nn.moments`` otherwise, in the layer's own dtype for float16/bfloat16 (only mixed
+precision upcasts). Momentum is ``1 - spec.momentum``, as in Keras 3. Gradients come from
+``tf.GradientTape``; benchmarks time ``tf.function``, as for keras[tensorflow].
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from ..reference import Grads
+from ..spec import NormSpec
+from .base import Adapter, Layer, Timed
+
+
+def _tf_keras() -> Any:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # as keras_layers._select
+    import tf_keras
+
+    return tf_keras
+
+
+def _tensor(a: np.ndarray, dtype: Any) -> Any:
+    import tensorflow as tf
+
+    return tf.constant(np.asarray(a), dtype=dtype)
+
+
+def _numpy(t: Any) -> np.ndarray:
+    return np.array(t.numpy())
+
+
+class TfKerasLayer(Layer):
+    def __init__(self, spec: NormSpec, shape: tuple[int, ...], dtype: str) -> None:
+        super().__init__(spec, shape, dtype)
+        tf_keras = _tf_keras()
+        if spec.op == "layer_norm":
+            self.module = tf_keras.layers.LayerNormalization(
+                axis=list(spec.reduce_axes(len(shape))), epsilon=spec.eps,
+                center=spec.affine, scale=spec.affine, dtype=dtype,
+            )
+        else:
+            self.module = tf_keras.layers.BatchNormalization(
+                axis=spec.feature_axis(len(shape)), momentum=1 - spec.momentum,
+                epsilon=spec.eps, center=spec.affine, scale=spec.affine, dtype=dtype,
+            )
+        self.module.build(self.shape)
+        self._timed_fns: dict[str, Any] = {}  # mode -> tf.function, kept across timed() calls
+
+    def _to_native(self, x: np.ndarray) -> Any:
+        return _tensor(x, self.dtype)
+
+    def _call(self, t: Any, training: bool, mask: Any = None) -> Any:
+        if self.spec.op == "layer_norm":
+            return self.module(t, training=training)
+        return self.module(t, training=training, mask=mask)
+
+    @staticmethod
+    def _assign(variable: Any, value: np.ndarray) -> None:
+        variable.assign(_tensor(value, variable.dtype))  # in the variable's own dtype (float32 for half BN)
+
+    def set_params(self, gamma: np.ndarray, beta: np.ndarray) -> None:
+        self._assign(self.module.gamma, gamma)
+        self._assign(self.module.beta, beta)
+
+    def set_running(self, mean: np.ndarray, var: np.ndarray) -> None:
+        self._assign(self.module.moving_mean, mean)
+        self._assign(self.module.moving_variance, var)
+
+    def running(self) -> tuple[np.ndarray, np.ndarray]:
+        return _numpy(self.module.moving_mean), _numpy(self.module.moving_variance)
+
+    def forward(self, x: np.ndarray, training: bool, mask: np.ndarray | None = None) -> np.ndarray:
+        m = None if mask is None else _tensor(mask, "bool")
+        return _numpy(self._call(self._to_native(x), training, m))
+
+    def vjp(self, x: np.ndarray, dy: np.ndarray, mask: np.ndarray | None = None) -> Grads:
+        m = None if mask is None else _tensor(mask, "bool")
+        dx, dg, db = self._grad(self._to_native(x), self._to_native(dy), m)
+        return Grads(_numpy(dx), *(None if g is None else _numpy(g) for g in (dg, db)))
+
+    def _grad(self, t: Any, dy: Any, mask: Any) -> tuple[Any, Any, Any]:
+        import tensorflow as tf
+
+        params = [self.module.gamma, self.module.beta] if self.spec.affine else []
+        with tf.GradientTape() as tape:
+            tape.watch(t)
+            y = self._call(t, True, mask)
+        dx, *dparams = tape.gradient(y, [t, *params], output_gradients=tf.cast(dy, y.dtype))
+        return (dx, *(dparams or (None, None)))
+
+    def timed(self, x: np.ndarray, mode: str, dy: np.ndarray | None = None) -> Timed:
+        """tf.function per mode, kept per layer and retracing per new shape (see keras_layers)."""
+        import tensorflow as tf
+
+        fn = self._timed_fns.get(mode)
+        if fn is None:
+            if mode == "forward_backward":
+                fn = tf.function(lambda t, g: self._grad(t, g, None))
+            else:
+                fn = tf.function(lambda t: self._call(t, mode == "train"))
+            self._timed_fns[mode] = fn
+        args = (self._to_native(x), self._to_native(dy)) if mode == "forward_backward" else (self._to_native(x),)
+        sync = "none needed: TF runs CPU ops synchronously; the call returns with the outputs computed"
+        return Timed(lambda: fn(*args), sync, fn.experimental_get_tracing_count)
+
+
+class TfKerasAdapter(Adapter):
+    name = "tf_keras"
+    layer = TfKerasLayer
+    requires = ("tf_keras", "tensorflow")
+    extra = "tf_keras"
+    group = "tf_keras"
+    version_of = "tf-keras"
+    momentum_convention = "old"
+    preferred_layout = "channels_last"  # Keras users run NHWC
+    features = frozenset({"eval", "running_stats", "grad", "mask"})
+
+    def ensure_available(self) -> None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before the base class imports TF
+        super().ensure_available()
+
+    def defaults(self, op):
+        tf_keras = _tf_keras()
+        if op == "layer_norm":
+            return {"eps": tf_keras.layers.LayerNormalization().epsilon}
+        layer = tf_keras.layers.BatchNormalization()
+        return {"eps": layer.epsilon, "momentum": layer.momentum}
