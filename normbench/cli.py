@@ -167,7 +167,7 @@ def _bench(args: argparse.Namespace) -> int:
         return 2
     out.mkdir(parents=True, exist_ok=True)
     argv = ["--pyargs", "normbench.suites.speed", "--bench-dtypes", args.dtypes, "-p", "no:xdist",
-            "--bench-repeats", str(args.repeats),
+            "--bench-repeats", str(args.repeats), "--bench-first-repeat", str(args.first_repeat),
             "--benchmark-json", str(out / "benchmark.json"),
             "-k", "harness_overhead" if args.self_check else "not harness_overhead"]
     if args.quick:
@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--adapters", help="comma-separated adapter names or module:Class (default: all known)")
     run.add_argument("--suites", help=f"comma-separated, some of {', '.join(runner.SUITES)} (default: all)")
     run.add_argument("--quick", action="store_true",
-                     help="quick matrix: float32/float64 checks only, one timed repeat per benchmark")
+                     help="quick matrix: float32/float64 checks only, one timed pass of the benchmarks")
     run.add_argument("--threads", type=_positive_int, default=os.cpu_count() or 1,
                      help="threads for every framework (default: all cores)")
     run.add_argument("-o", "--output", help="run folder (default normbench-results/<time>)")
@@ -277,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--quick", action="store_true", help="tiny shapes: checks the harness, not speed")
     bench.add_argument("--repeats", type=_positive_int, default=3,
                        help="timed blocks per case, spread over the run and pooled (default 3)")
+    bench.add_argument("--first-repeat", type=int, default=0, help=argparse.SUPPRESS)  # normbench run's passes
     bench.add_argument("--no-report", action="store_true", help="write results only")
     bench.add_argument("--self-check", action="store_true",
                        help="harness overhead: torch LayerNorm timed by the suite vs a bare timeit loop")

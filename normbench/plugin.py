@@ -29,6 +29,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bench-quick", action="store_true", help="tiny benchmark shapes (tests the harness)")
     group.addoption("--bench-repeats", type=int, default=3,
                     help="timed blocks per case, spread over the run and pooled (default 3)")
+    group.addoption("--bench-first-repeat", type=int, default=0,
+                    help="index of the first repeat, when repeats run in separate processes (normbench run)")
     group.addoption(
         "--results", default=None,
         help="results file to write (JSON Lines); default normbench-results/<time>/results.jsonl",

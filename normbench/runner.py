@@ -98,6 +98,7 @@ class Job:
     group: Group
     folder: Path
     command: list[str]
+    repeat: int | None = None  # benchmarks: which pass over the cases
     status: str = "waiting"  # waiting, running, done, not installed, crashed, timeout, failed to start
     returncode: int | None = None
     elapsed_s: float = 0.0
@@ -106,7 +107,11 @@ class Job:
 
     @property
     def label(self) -> str:
-        return f"{self.phase} {self.group.name}"
+        return f"{self.phase} {self.group.name}" + (f" r{self.repeat}" if self.repeat is not None else "")
+
+    @property
+    def slug(self) -> str:
+        return self.label.replace(" ", "-")
 
     @property
     def finished(self) -> bool:
@@ -121,10 +126,14 @@ class Options:
     timeout_s: float = 900.0
     workers: str | None = None  # pytest-xdist -n for the verification processes
     dtypes: str = "float32"
+    repeats: int = 3  # benchmark passes
 
 
 def jobs(groups: list[Group], out: Path, opts: Options) -> list[Job]:
-    """Verification processes for every group, then benchmark processes for every group."""
+    """Verification processes for every group, then the benchmark passes: each pass times
+    every group's cases once, in a fresh process per group, so a case's repeats are minutes
+    apart and in different processes, and a transient slowdown of the machine (or one
+    process's allocator state) spoils one repeat of a case, not all of them."""
     base = [sys.executable, "-X", "faulthandler", "-m", "normbench.cli"]
     out_jobs = []
     verify = [s for s in opts.suites if s in VERIFY_SUITES]
@@ -133,12 +142,13 @@ def jobs(groups: list[Group], out: Path, opts: Options) -> list[Job]:
         cmd = [*base, "verify", "--adapters", g.refs, "-o", str(folder), "--no-report", "--suites", ",".join(verify)]
         extra = (["-k", QUICK_FILTER] if opts.quick else []) + (["-n", opts.workers] if opts.workers else [])
         out_jobs.append(Job("verify", g, folder, cmd + (["--", *extra] if extra else [])))
-    for g in groups if "speed" in opts.suites else []:
-        folder = out / "bench" / g.name
-        cmd = [*base, "bench", "--adapters", g.refs, "-o", str(folder), "--no-report", "--dtypes", opts.dtypes]
-        cmd += ["--threads", str(opts.threads)] if opts.threads else []
-        cmd += ["--repeats", "1"] if opts.quick else []
-        out_jobs.append(Job("bench", g, folder, cmd))
+    for repeat in range(1 if opts.quick else opts.repeats) if "speed" in opts.suites else []:
+        for g in groups:
+            folder = out / "bench" / g.name / f"r{repeat}"
+            cmd = [*base, "bench", "--adapters", g.refs, "-o", str(folder), "--no-report", "--dtypes", opts.dtypes,
+                   "--repeats", "1", "--first-repeat", str(repeat)]
+            cmd += ["--threads", str(opts.threads)] if opts.threads else []
+            out_jobs.append(Job("bench", g, folder, cmd, repeat))
     return out_jobs
 
 
@@ -166,6 +176,8 @@ def skip_missing(job: Job) -> bool:
     if len(missing) < len(job.group.adapters):
         return False
     job.status, job.detail = "not installed", "; ".join(a.install_hint() for a in missing)
+    if job.repeat:  # said once, by the first pass
+        return True
     file = ResultsFile(job.folder / "not-installed.jsonl")
     for a in missing:
         file.add(_process_record(job, a, "skip", f"{a.name}: not installed ({', '.join(a.missing())}): "
@@ -187,11 +199,11 @@ def run_job(job: Job, opts: Options, on_change: Callable[[Job], None] = lambda j
 
 
 def _run(job: Job, opts: Options, on_change: Callable[[Job], None]) -> None:
-    logs = job.folder.parent.parent / "logs"  # beside verify/ and bench/: the process owns its folder
+    logs = job.folder.parents[1 if job.repeat is None else 2] / "logs"  # the process owns its folder
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **job.group.environment}
     start = time.monotonic()
-    stdout, stderr = (logs / f"{job.phase}-{job.group.name}.{stream}.log" for stream in ("stdout", "stderr"))
+    stdout, stderr = (logs / f"{job.slug}.{stream}.log" for stream in ("stdout", "stderr"))
     with open(stdout, "wb") as out, open(stderr, "wb") as err:
         try:
             proc = subprocess.Popen(job.command, stdout=out, stderr=err, env=env, start_new_session=True)
@@ -301,7 +313,7 @@ def _process_record(job: Job, adapter: Adapter, outcome: str, message: str, fact
         suite="speed" if job.phase == "bench" else "process", check=f"{job.phase}_process", op="-",
         adapter=adapter.name, framework_version=adapter.version() if not adapter.missing() else "not installed",
         dtype="-", shape=[], layout=None, input="-", params={"group": job.group.name}, outcome=outcome, seed=0,
-        case=f"{job.phase}-{job.group.name}", message=message,
+        case=job.slug, message=message,
         rerun=shlex.join(job.command) if outcome == "error" else "",
         facts={"status": job.status, "returncode": job.returncode, "elapsed_s": round(job.elapsed_s, 1),
                **(facts or {})},
@@ -312,7 +324,8 @@ def write_plan(out: Path, job_list: list[Job], opts: Options) -> None:
     """``run.json``: what this run folder holds; also marks it as normbench's to overwrite."""
     (out / "run.json").write_text(json.dumps({
         "suites": list(opts.suites), "quick": opts.quick, "threads": opts.threads, "timeout_s": opts.timeout_s,
-        "workers": opts.workers, "jobs": [{"phase": j.phase, "group": j.group.name, "adapters": j.group.refs,
+        "workers": opts.workers, "jobs": [{"phase": j.phase, "group": j.group.name, "repeat": j.repeat,
+                                            "adapters": j.group.refs,
                                             "folder": str(j.folder.relative_to(out)), "command": j.command}
                                            for j in job_list],
     }, indent=2) + "\n")

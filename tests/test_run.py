@@ -162,3 +162,35 @@ def test_verification_under_xdist_merges_into_one_results_file(tmp_path):
     rows = _rows(out / "verify" / "numpy")
     assert len(rows) > 100 and {r["outcome"] for r in rows} == {"pass"}
     assert "-n" in json.loads((out / "run.json").read_text())["jobs"][0]["command"]
+
+
+def test_benchmark_passes_run_in_fresh_processes_after_all_verification():
+    from normbench import runner
+    from normbench.adapters import registry
+
+    groups = runner.plan(registry.select("numpy,flax.linen,flax.nnx"))
+    jobs = runner.jobs(groups, ROOT / "unused", runner.Options())
+    assert [j.label for j in jobs] == ["verify numpy", "verify jax", "bench numpy r0", "bench jax r0",
+                                       "bench numpy r1", "bench jax r1", "bench numpy r2", "bench jax r2"]
+    assert len({j.folder for j in jobs}) == len(jobs)
+    last = jobs[-1].command
+    assert last[last.index("--repeats") + 1] == "1" and last[last.index("--first-repeat") + 1] == "2"
+    quick = runner.jobs(groups, ROOT / "unused", runner.Options(quick=True))
+    assert [j.label for j in quick if j.phase == "bench"] == ["bench numpy r0", "bench jax r0"]
+
+
+def test_a_runs_passes_pool_into_one_timing_per_case(quick_bench, tmp_path):
+    """Results files of one run folder (one per process and pass) pool by case."""
+    from normbench.reports import load, model
+
+    run = tmp_path / "run"
+    for k in range(2):
+        folder = run / "bench" / "numpy" / f"r{k}"
+        folder.mkdir(parents=True)
+        (folder / "results.jsonl").write_text(quick_bench.read_text())
+    (run / "run.json").write_text("{}")
+    res = load([run])
+    one = load([quick_bench])
+    assert len(model.timed_rows(res)) == len(model.timed_rows(one))
+    assert set(model.timed_rows(res)["repeats"]) == {2 * r for r in set(model.timed_rows(one)["repeats"])}
+    assert set(res.environments["run"]) == {"run/bench/numpy/r0", "run/bench/numpy/r1"}

@@ -155,11 +155,17 @@ def _outcome_changes(old: Results, new: Results) -> pd.DataFrame:
 
 
 def _label(res: Results) -> str:
-    parts = []  # one per run: the processes of a `normbench run` share its folder name
-    for _, e in res.environments.iterrows():
-        parts.append(f"{str(e['run']).split('/')[0]} (commit {str(e.get('git_commit') or '?')[:7]}, "
-                     f"{str(e.get('date') or '?')[:16]}, {e['machine']})")
-    return "; ".join(dict.fromkeys(parts)) or "(no results)"
+    """Each run once (a `normbench run` folder holds one results file per process)."""
+    envs = res.environments
+    if not len(envs):
+        return "(no results)"
+    parts = []
+    for run, group in envs.groupby(envs["run"].astype(str).str.split("/").str[0], sort=False):
+        e = group.sort_values("date").iloc[0]
+        files = f", {len(group)} processes" if len(group) > 1 else ""
+        parts.append(f"{run} (commit {str(e.get('git_commit') or '?')[:7]}, {str(e.get('date') or '?')[:16]}, "
+                     f"{e['machine']}{files})")
+    return "; ".join(parts)
 
 
 @dataclass

@@ -75,11 +75,22 @@ def environments(res: Results) -> str:
         found = re.search(r"NORMBENCH_THREADS=(\d+)", text or "")
         return found.group(1) if found else (text or "defaults")
 
-    rows = [[cell(e["run"]),
-             cell(e["machine"]), cell(str(e.get("date") or "")[:16]), code(str(e.get("git_commit") or "?")[:10]),
-             cell(e.get("python")), cell(threads(e.get("threads"))),
-             cell(f"{e['bandwidth_gbps']:.1f} GB/s" if pd.notna(e.get("bandwidth_gbps")) else None)]
-            for _, e in envs.iterrows()]
+    def bandwidth(values):
+        gbps = pd.to_numeric(values, errors="coerce").dropna()
+        if not len(gbps):
+            return None
+        low, high = gbps.min(), gbps.max()
+        return f"{low:.1f} GB/s" if high - low < 0.05 else f"{low:.1f}–{high:.1f} GB/s"
+
+    # One row per run: a `normbench run` writes one results file per process.
+    envs = envs.assign(_run=envs["run"].astype(str).str.split("/").str[0])
+    rows = []
+    for run, group in envs.groupby("_run", sort=False):
+        e = group.sort_values("date").iloc[0]
+        files = f" ({len(group)} processes)" if len(group) > 1 else ""
+        rows.append([cell(run + files), cell(e["machine"]), cell(str(e.get("date") or "")[:16]),
+                     code(str(e.get("git_commit") or "?")[:10]), cell(e.get("python")),
+                     cell(threads(e.get("threads"))), cell(bandwidth(group["bandwidth_gbps"]))])
     out = [table(["run", "machine", "date", "commit", "Python", "threads", "memory bandwidth"], rows)]
     for versions in dict.fromkeys(envs["versions"].fillna("")):
         out.append(f"\nVersions: {cell(versions)}")

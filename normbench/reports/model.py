@@ -37,7 +37,8 @@ def load(paths: list[str | os.PathLike] | str | os.PathLike) -> Results:
         machine = f"{env.get('machine', '?')} ({env.get('cpu', '?')}, {env.get('cores', '?')} cores)"
         source = str(path)
         envs.append({"source": source, "run": run_name(path), "machine": machine, **_flat_env(env)})
-        rows += [{**row, "source": source, "machine": machine} for row in checks]
+        run = str(run_folder(path) or path)
+        rows += [{**row, "source": source, "run": run, "machine": machine} for row in checks]
     checks = pd.DataFrame(rows)
     for column in ("facts", "params", "timing"):
         if column not in checks:
@@ -48,14 +49,19 @@ def load(paths: list[str | os.PathLike] | str | os.PathLike) -> Results:
     return Results(checks, pd.DataFrame(envs))
 
 
+def run_folder(path: Path) -> Path | None:
+    """The `normbench run` folder (it holds run.json) a results file lies in, if any."""
+    return next((up for up in list(path.resolve().parents)[1:5] if (up / "run.json").is_file()), None)
+
+
 def run_name(path: Path) -> str:
-    """A short name for a results file: ``<run>/<phase>/<group>`` inside a `normbench run`
-    folder (found by its run.json), else its folder's name (or the file's own)."""
+    """A short name for a results file: ``<run>/<phase>/<group>[/r<k>]`` inside a `normbench
+    run` folder, else its folder's name (or the file's own)."""
     path = path.resolve()
     suffix = "" if path.name == "results.jsonl" else f" ({path.stem})"
-    for up in list(path.parents)[1:4]:
-        if (up / "run.json").is_file():
-            return f"{up.name}/{path.parent.relative_to(up).as_posix()}{suffix}"
+    run = run_folder(path)
+    if run is not None:
+        return f"{run.name}/{path.parent.relative_to(run).as_posix()}{suffix}"
     return path.parent.name if not suffix and path.parent.name else path.name
 
 
@@ -239,7 +245,7 @@ def timed_rows(res: Results) -> pd.DataFrame:
         return rows
     rows = rows.assign(**{col: None for col in ("repeat", "samples_s", "median_s") if col not in rows})
     rows = rows.assign(repeat=rows["repeat"].fillna(0))
-    key = ["source", "adapter", "case"]
+    key = ["run", "adapter", "case"]  # one run's repeats, whichever processes timed them
     ok = (rows["outcome"] == "pass") & rows["median_s"].notna()
     # A case is timed only if every repeat was; one failed or errored repeat makes it broken.
     whole = ok.groupby([rows[k] for k in key]).transform("all")

@@ -23,7 +23,9 @@ def pytest_generate_tests(metafunc):
         found = bench.cases(dtypes, quick=config.getoption("--bench-quick"))
         # Repeats go outermost: each pass times every case once, so the passes are spread over
         # the whole run and a transient slowdown of the machine spoils one block, not a case.
-        metafunc.parametrize("repeat", range(config.getoption("--bench-repeats")), ids=lambda r: f"r{r}")
+        first = config.getoption("--bench-first-repeat")
+        metafunc.parametrize("repeat", range(first, first + config.getoption("--bench-repeats")),
+                             ids=lambda r: f"r{r}")
         metafunc.parametrize("bench_case", found, ids=str)
 
 
