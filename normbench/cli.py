@@ -109,15 +109,11 @@ def _main_job(args: argparse.Namespace) -> int:
         return 2
     threads.configure(args.threads)  # inherited by every process through the environment
     opts = runner.Options(suites=suites, quick=args.quick, threads=args.threads, timeout_s=args.timeout,
-                          workers=args.workers)
+                          workers=args.workers, jobs=1 if args.workers else args.jobs)
     job_list = runner.jobs(runner.plan(adapters), out, opts)
     runner.write_plan(out, job_list, opts)
     with progress.Display(job_list) as display:
-        for job in job_list:
-            if runner.skip_missing(job):
-                display.update(job)
-            else:
-                runner.run_job(job, opts, display.update)
+        runner.run_all(job_list, opts, display.update)
     runner.finish_plan(out, job_list)
     files = [f for job in job_list for f in runner.result_files(job.folder)]
     report, problem = None, None
@@ -257,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--overwrite", action="store_true", help="replace an earlier run in the -o folder")
     run.add_argument("-n", "--workers", help="pytest-xdist workers for the verification suites (a number or "
                                              "'auto'); benchmarks always run alone")
+    run.add_argument("-j", "--jobs", type=_positive_int, default=min(2, os.cpu_count() or 1),
+                     help="verification processes at once (default: 2, or 1 on one core, or with -n); "
+                          "benchmarks always run one at a time")
     run.add_argument("--timeout", type=_positive_int, default=900,
                      help="seconds before a group's process is killed and recorded as an error (default 900)")
     run.set_defaults(func=_main_job)

@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,6 +128,7 @@ class Options:
     workers: str | None = None  # pytest-xdist -n for the verification processes
     dtypes: str = "float32"
     repeats: int = 3  # benchmark passes
+    jobs: int = 1  # verification processes at once
 
 
 def jobs(groups: list[Group], out: Path, opts: Options) -> list[Job]:
@@ -167,6 +169,22 @@ def _count(files: list[Path]) -> Counter:
                             counts[outcome] += 1
                             break
     return counts
+
+
+def run_all(job_list: list[Job], opts: Options, on_change: Callable[[Job], None]) -> None:
+    """Verification processes ``opts.jobs`` at a time (correctness does not mind sharing the
+    cores), then the benchmark processes one by one."""
+    def one(job: Job) -> None:
+        if skip_missing(job):
+            on_change(job)
+        else:
+            run_job(job, opts, on_change)
+
+    with ThreadPoolExecutor(opts.jobs) as pool:
+        list(pool.map(one, [j for j in job_list if j.phase == "verify"]))
+    for job in job_list:
+        if job.phase != "verify":
+            one(job)
 
 
 def skip_missing(job: Job) -> bool:
