@@ -101,8 +101,8 @@ def test_one_case_twice_as_slow_is_the_only_regression(quick_bench, tmp_path):
     flagged = cmp.speed[cmp.speed["change"] != "same"]
     assert list(zip(flagged["adapter"], flagged["case"], strict=True)) == [key]
     row = flagged.iloc[0]
-    assert row["change"] == "slower" and row["mark"] == "+" and row["method"] == "mann-whitney"
-    assert row["ratio"] == pytest.approx(2.0) and row["p"] < 0.05
+    assert row["change"] == "slower" and row["mark"] == "+" and row["method"] == "repeats"  # 3 against 3
+    assert row["ratio"] == pytest.approx(2.0)
     md = cmp.markdown()
     assert "| + |" in md and key[1] in md and "PERFORMANCE DECREASED." in md
 
@@ -110,8 +110,35 @@ def test_one_case_twice_as_slow_is_the_only_regression(quick_bench, tmp_path):
     assert not back.regressed and list(back.speed.loc[back.speed["change"] != "same", "change"]) == ["faster"]
 
 
-def test_without_samples_non_overlapping_iqr_decides(quick_bench, tmp_path):
+def first_repeat(records):
+    return [r for r in records if r.get("repeat", 0) == 0]
+
+
+def test_one_repeat_falls_back_to_mann_whitney_on_rounds(quick_bench, tmp_path):
+    records = first_repeat(rows(quick_bench))
+    key = steadiest(records)
+    one = write(tmp_path / "one.jsonl", records)
+    cmp = compare(load(one), load(write(tmp_path / "slow.jsonl", slow_down(records, key))))
+    flagged = cmp.speed[cmp.speed["change"] != "same"]
+    assert cmp.regressed and list(flagged["case"]) == [key[1]]
+    assert flagged.iloc[0]["method"] == "mann-whitney" and flagged.iloc[0]["p"] < 0.05
+
+
+def test_a_run_wide_drift_is_not_a_regression_but_a_case_beyond_it_is(quick_bench, tmp_path):
     records = rows(quick_bench)
+    key = steadiest(records)
+    busier = [{**r, **{k: r[k] * 2 for k in ("median_s", "min_s", "iqr_s") if k in r},  # everything 2x
+               **({"samples_s": [x * 2 for x in r["samples_s"]]} if r.get("samples_s") else {})} for r in records]
+    cmp = compare(load(quick_bench), load(write(tmp_path / "busier.jsonl", busier)))
+    assert not cmp.regressed and set(cmp.speed["change"]) == {"same"}
+    assert any("median ratio over all cases is 2.000" in note for note in cmp.notes)
+    worse = write(tmp_path / "worse.jsonl", slow_down(busier, key, 2.0))  # 4x in all: 2x beyond the drift
+    flagged = compare(load(quick_bench), load(worse)).speed.query("change != 'same'")
+    assert list(zip(flagged["adapter"], flagged["case"], strict=True)) == [key]
+
+
+def test_without_samples_non_overlapping_iqr_decides(quick_bench, tmp_path):
+    records = first_repeat(rows(quick_bench))
     key = steadiest(records)
     plain = write(tmp_path / "plain.jsonl", slow_down(records, None, samples=False))
     slow = write(tmp_path / "slow.jsonl", slow_down(records, key, samples=False))

@@ -230,6 +230,7 @@ def _pool(group: pd.DataFrame) -> pd.Series:
     row = first.copy()
     row["median_s"], row["iqr_s"], row["min_s"] = median, iqr, float(group["min_s"].min())
     row["samples_s"], row["rounds"], row["repeats"] = samples or None, int(group["rounds"].sum()), len(group)
+    row["repeat_medians_s"] = [float(m) for m in group.sort_values("repeat")["median_s"]]
     row["gbps"] = first["bytes"] / median / 1e9
     if "faults_per_call" in group:
         row["faults_per_call"] = pd.to_numeric(group["faults_per_call"], errors="coerce").mean()
