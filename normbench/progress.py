@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 from .runner import Job
@@ -19,6 +20,29 @@ def interactive() -> bool:
     return sys.stdout.isatty() and not os.environ.get("CI")
 
 
+ORDER = ("crashed", "timeout", "failed to start", "running", "waiting for the machine", "waiting", "not installed",
+         "done")  # a row of several passes shows the first of these that any pass has
+
+
+def _rows(jobs: list[Job]) -> list[tuple[str, str, str, Counter, float, bool]]:
+    """One row per phase and group: a group's benchmark passes are summed into one."""
+    rows: dict[tuple[str, str], list[Job]] = {}
+    for job in jobs:
+        rows.setdefault((job.phase, job.group.name), []).append(job)
+    out = []
+    for (phase, group), parts in rows.items():
+        worst = min(parts, key=lambda j: ORDER.index(j.status) if j.status in ORDER else 0)
+        status = worst.status + (f" ({worst.detail})" if worst.detail and worst.status not in ("done", "not installed")
+                                 else "")
+        if len(parts) > 1:
+            finished = sum(j.finished for j in parts)
+            status += f", {finished}/{len(parts)} passes" if finished < len(parts) else f", {len(parts)} passes"
+        started = any(j.status != "waiting" for j in parts)
+        counts = sum((j.counts for j in parts), Counter())
+        out.append((f"{phase} {group}", worst.status, status, counts, sum(j.elapsed_s for j in parts), started))
+    return out
+
+
 def _table(jobs: list[Job], title: str):
     from rich.markup import escape  # names like keras[jax] and hints like normbench[torch] are not markup
     from rich.table import Table
@@ -26,13 +50,10 @@ def _table(jobs: list[Job], title: str):
     table = Table(title=title, title_justify="left", expand=False)
     for name in ("process", "status", *COLUMNS, "time"):
         table.add_column(name, justify="left" if name in ("process", "status") else "right")
-    for job in jobs:
-        status = job.status + (f" ({job.detail})" if job.detail and job.status not in ("done", "not installed")
-                               else "")
-        counts = [str(job.counts.get(c, 0)) if job.status != "waiting" else "" for c in COLUMNS]
-        elapsed = f"{job.elapsed_s:.0f} s" if job.status != "waiting" else ""
-        style = STYLE.get(job.status, "default")
-        table.add_row(escape(job.label), f"[{style}]{escape(status)}[/]", *counts, elapsed)
+    for label, state, status, counts, elapsed, started in _rows(jobs):
+        cells = [str(counts.get(c, 0)) if started else "" for c in COLUMNS]
+        style = STYLE.get(state, "default")
+        table.add_row(escape(label), f"[{style}]{escape(status)}[/]", *cells, f"{elapsed:.0f} s" if started else "")
     return table
 
 
@@ -70,9 +91,9 @@ def summary(jobs: list[Job], out: Path, report: Path | None, problem: str | None
     from rich.console import Console
     from rich.markup import escape
 
-    console = Console(highlight=False, soft_wrap=True)
+    console = Console(highlight=False, soft_wrap=True, width=None if interactive() else 120)
     console.print(_table(jobs, escape(f"normbench run: {out}")))
-    total = sum((j.counts for j in jobs), start=type(jobs[0].counts)()) if jobs else {}
+    total = sum((j.counts for j in jobs), Counter())
     bad = [j for j in jobs if j.status not in ("done", "not installed")]
     line = ", ".join(f"{total.get(c, 0)} {c}" for c in COLUMNS)
     console.print(escape(f"checks: {line}" + (f"; {len(bad)} process(es) did not finish: "

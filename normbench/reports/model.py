@@ -281,6 +281,7 @@ def recompiles(res: Results) -> pd.DataFrame:
     cols = ["adapter", "recompiles", "distinct lengths", "calls", "message", "machine"]
     if not len(rows):
         return pd.DataFrame(columns=cols)
+    rows = rows.drop_duplicates(["run", "adapter"])  # counted once per run
     return pd.DataFrame({
         "adapter": rows["adapter"],
         "recompiles": rows["facts"].apply(lambda f: f.get("recompiles")),
