@@ -187,7 +187,7 @@ def _label(res: Results) -> str:
     parts = []
     for run, group in envs.groupby(envs["run"].astype(str).str.split("/").str[0], sort=False):
         e = group.sort_values("date").iloc[0]
-        files = f", {len(group)} processes" if len(group) > 1 else ""
+        files = f", {len(group)} results files" if len(group) > 1 else ""
         parts.append(f"{run} (commit {str(e.get('git_commit') or '?')[:7]}, {str(e.get('date') or '?')[:16]}, "
                      f"{e['machine']}{files})")
     return "; ".join(parts)

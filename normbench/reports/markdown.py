@@ -87,7 +87,7 @@ def environments(res: Results) -> str:
     rows = []
     for run, group in envs.groupby("_run", sort=False):
         e = group.sort_values("date").iloc[0]
-        files = f" ({len(group)} processes)" if len(group) > 1 else ""
+        files = f" ({len(group)} results files)" if len(group) > 1 else ""
         rows.append([cell(run + files), cell(e["machine"]), cell(str(e.get("date") or "")[:16]),
                      code(str(e.get("git_commit") or "?")[:10]), cell(e.get("python")),
                      cell(threads(e.get("threads"))), cell(bandwidth(group["bandwidth_gbps"]))])
