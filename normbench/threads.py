@@ -24,9 +24,10 @@ def configure(n: int) -> None:
     for var in ENV_VARS:
         os.environ[var] = str(n)
     # XLA (JAX) reads its CPU thread pool size from XLA_FLAGS at backend start.
-    flags = os.environ.get("XLA_FLAGS", "")
-    os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen={'true' if n > 1 else 'false'} " \
-                              f"intra_op_parallelism_threads={n}".strip()
+    ours = ("--xla_cpu_multi_thread_eigen=", "intra_op_parallelism_threads=")
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith(ours)]  # a child run re-asks
+    flags += [f"--xla_cpu_multi_thread_eigen={'true' if n > 1 else 'false'}", f"intra_op_parallelism_threads={n}"]
+    os.environ["XLA_FLAGS"] = " ".join(flags)
 
 
 def requested() -> int | None:

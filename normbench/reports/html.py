@@ -737,6 +737,10 @@ def _compile_times(rows: pd.DataFrame) -> str:
 def _header(res: Results, generated: dt.datetime) -> str:
     sources = list(res.environments["source"]) if "source" in res.environments else []
     listed = ", ".join(f"<code>{esc(s)}</code>" for s in sources) or "none"
+    if len(sources) > 3:  # a `normbench run` writes one file per process: name the runs, fold the files
+        runs = ", ".join(f"<code>{esc(r)}</code>" for r in dict.fromkeys(
+            str(r).split("/")[0] for r in res.environments["run"]))
+        listed = f"{runs} <details><summary>the files</summary>{listed}</details>"
     toc = "".join(f'<li><a href="#{key}">{esc(title)}</a></li>' for key, title in SECTIONS)
     return (f"<header><div>\n<h1>normbench report</h1>\n"
             f'<div class="meta">Generated {esc(generated.strftime("%Y-%m-%d %H:%M UTC"))} from '
