@@ -332,10 +332,18 @@ def _process_record(job: Job, adapter: Adapter, outcome: str, message: str, fact
         adapter=adapter.name, framework_version=adapter.version() if not adapter.missing() else "not installed",
         dtype="-", shape=[], layout=None, input="-", params={"group": job.group.name}, outcome=outcome, seed=0,
         case=job.slug, message=message,
-        rerun=shlex.join(job.command) if outcome == "error" else "",
+        rerun=shlex.join(_rerun(job.command)) if outcome == "error" else "",
         facts={"status": job.status, "returncode": job.returncode, "elapsed_s": round(job.elapsed_s, 1),
                **(facts or {})},
     )
+
+
+def _rerun(command: list[str]) -> list[str]:
+    """The process's command, writing to a new folder beside the one it left behind."""
+    out = list(command)
+    if "-o" in out:
+        out[out.index("-o") + 1] += "-rerun"
+    return out
 
 
 def write_plan(out: Path, job_list: list[Job], opts: Options) -> None:

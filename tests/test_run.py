@@ -52,6 +52,7 @@ def test_the_other_groups_results_survive_a_crash_and_a_hang(crashed_run):
         assert len(errors) == 1 and errors[0]["check"] == "verify_process" and errors[0]["rerun"]
     crash = next(r for r in _rows(out / "verify" / "segfaulting") if r["outcome"] == "error")
     assert "killed by SIGSEGV" in crash["message"]
+    assert f"-o {out / 'verify' / 'segfaulting'}-rerun " in crash["rerun"]  # never into the folder it left
     assert "Segmentation fault" in crash["facts"]["stderr_tail"]  # faulthandler's traceback
     hang = next(r for r in _rows(out / "verify" / "hanging") if r["outcome"] == "error")
     assert "killed after 15 s" in hang["message"] and hang["facts"]["status"] == "timeout"
