@@ -34,9 +34,14 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _folder(args: argparse.Namespace) -> Path:
+    """-o, or a new folder named for the time under normbench-results/."""
+    return Path(args.output or Path("normbench-results") / dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
+
+
 def _output(args: argparse.Namespace) -> Path | None:
     """The fresh results folder; None (after saying why) if it already holds something."""
-    out = Path(args.output or Path("normbench-results") / dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    out = _folder(args)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         _fail(f"{out} exists and is not an empty folder; choose another -o")
         return None
@@ -72,7 +77,7 @@ def _verify(args: argparse.Namespace) -> int:
 def _run_folder(args: argparse.Namespace) -> Path | None:
     """A new, writable run folder. An existing one is replaced only with --overwrite and only
     if it is a normbench run (it holds run.json); nothing is deleted otherwise."""
-    out = Path(args.output or Path("normbench-results") / dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    out = _folder(args)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         if not args.overwrite:
             _fail(f"{out} already exists; choose another -o, or pass --overwrite to replace an earlier run")
@@ -125,8 +130,7 @@ def _main_job(args: argparse.Namespace) -> int:
     else:
         problem = "no process wrote any results"
     progress.summary(job_list, out, report, problem)
-    failed = any(job.status not in ("done", "not installed") or job.counts.get("fail") or job.counts.get("error")
-                 for job in job_list)
+    failed = any(job.failed or job.counts.get("fail") or job.counts.get("error") for job in job_list)
     return 1 if failed or problem else 0
 
 

@@ -94,7 +94,7 @@ def summary(jobs: list[Job], out: Path, report: Path | None, problem: str | None
     console = Console(highlight=False, soft_wrap=True, width=None if interactive() else 120)
     console.print(_table(jobs, escape(f"normbench run: {out}")))
     total = sum((j.counts for j in jobs), Counter())
-    bad = [j for j in jobs if j.status not in ("done", "not installed")]
+    bad = [j for j in jobs if j.failed]
     line = ", ".join(f"{total.get(c, 0)} {c}" for c in COLUMNS)
     console.print(escape(f"checks: {line}" + (f"; {len(bad)} process(es) did not finish: "
                                               + ", ".join(f"{j.label} ({j.detail})" for j in bad) if bad else "")))

@@ -118,6 +118,11 @@ class Job:
     def finished(self) -> bool:
         return self.status not in ("waiting", "waiting for the machine", "running")
 
+    @property
+    def failed(self) -> bool:
+        """Finished without running to its end (crashed, timed out, never started)."""
+        return self.finished and self.status not in ("done", "not installed")
+
 
 @dataclass
 class Options:
@@ -158,17 +163,32 @@ def result_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*.jsonl") if p.is_file()) if folder.is_dir() else []
 
 
-def _count(files: list[Path]) -> Counter:
-    counts: Counter = Counter()
-    for path in files:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if '"type": "check"' in line:
-                    for outcome in OUTCOMES:
-                        if f'"outcome": "{outcome}"' in line:
-                            counts[outcome] += 1
-                            break
-    return counts
+class Tally:
+    """Outcome counts of the records under a folder. The parent polls twice a second while a
+    process (a benchmark, too) runs, so each look reads only the complete lines appended since
+    the last one."""
+
+    def __init__(self) -> None:
+        self._seen: dict[Path, tuple[int, Counter]] = {}
+
+    def __call__(self, folder: Path) -> Counter:
+        total: Counter = Counter()
+        for path in result_files(folder):
+            offset, counts = self._seen.get(path, (0, Counter()))
+            with open(path, "rb") as fh:
+                fh.seek(offset)
+                data = fh.read()
+            end = data.rfind(b"\n") + 1  # a line still being written is counted next time
+            for line in data[:end].splitlines():
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(row, dict) and row.get("type") == "check" and row.get("outcome") in OUTCOMES:
+                    counts[row["outcome"]] += 1
+            self._seen[path] = (offset + end, counts)
+            total += counts
+        return total
 
 
 def run_all(job_list: list[Job], opts: Options, on_change: Callable[[Job], None]) -> None:
@@ -196,12 +216,10 @@ def skip_missing(job: Job) -> bool:
     job.status, job.detail = "not installed", "; ".join(a.install_hint() for a in missing)
     if job.repeat:  # said once, by the first pass
         return True
-    file = ResultsFile(job.folder / "not-installed.jsonl")
-    for a in missing:
-        file.add(_process_record(job, a, "skip", f"{a.name}: not installed ({', '.join(a.missing())}): "
-                                                  f"{a.install_hint()}"))
-    file.close()
-    job.counts = _count(result_files(job.folder))
+    _write(job, "not-installed.jsonl", [
+        _process_record(job, a, "skip", f"{a.name}: not installed ({', '.join(a.missing())}): {a.install_hint()}")
+        for a in missing])
+    job.counts = Tally()(job.folder)
     return True
 
 
@@ -220,6 +238,7 @@ def _run(job: Job, opts: Options, on_change: Callable[[Job], None]) -> None:
     logs = job.folder.parents[1 if job.repeat is None else 2] / "logs"  # the process owns its folder
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **job.group.environment}
+    tally = Tally()
     start = time.monotonic()
     stdout, stderr = (logs / f"{job.slug}.{stream}.log" for stream in ("stdout", "stderr"))
     with open(stdout, "wb") as out, open(stderr, "wb") as err:
@@ -236,7 +255,7 @@ def _run(job: Job, opts: Options, on_change: Callable[[Job], None]) -> None:
         while proc.poll() is None:
             time.sleep(0.5)
             job.elapsed_s = time.monotonic() - start
-            job.counts = _count(result_files(job.folder))
+            job.counts = tally(job.folder)
             on_change(job)
             if job.elapsed_s > opts.timeout_s and not timed_out:
                 timed_out = True
@@ -246,7 +265,7 @@ def _run(job: Job, opts: Options, on_change: Callable[[Job], None]) -> None:
     dropped = _drop_partial_lines(job.folder)
     text = stderr.read_text(encoding="utf-8", errors="replace")
     tail = text[-STDERR_TAIL:]
-    job.counts = _count(result_files(job.folder))
+    job.counts = tally(job.folder)
     if timed_out:
         job.status, job.detail = "timeout", f"killed after {opts.timeout_s:g} s (--timeout)"
     elif proc.returncode < 0:
@@ -264,7 +283,7 @@ def _run(job: Job, opts: Options, on_change: Callable[[Job], None]) -> None:
         if fatal and fatal not in tail:
             tail = f"{fatal}\n[...]\n{tail}"
         _error_records(job, message, tail)
-        job.counts = _count(result_files(job.folder))
+        job.counts = tally(job.folder)
     on_change(job)
 
 
@@ -317,11 +336,15 @@ def _gist(text: str) -> str:
 def _error_records(job: Job, message: str, stderr_tail: str) -> None:
     """One error record per adapter of the group, in a file of their own (nothing the process
     wrote is touched)."""
-    job.folder.mkdir(parents=True, exist_ok=True)
-    path = job.folder / "process-errors.jsonl"
-    file = ResultsFile(path, extra_env={"process": {"command": job.command, "returncode": job.returncode}})
-    for a in job.group.adapters:
-        file.add(_process_record(job, a, "error", message, {"stderr_tail": stderr_tail}))
+    _write(job, "process-errors.jsonl",
+           [_process_record(job, a, "error", message, {"stderr_tail": stderr_tail}) for a in job.group.adapters],
+           extra_env={"process": {"command": job.command, "returncode": job.returncode}})
+
+
+def _write(job: Job, name: str, records: list[Record], extra_env: dict | None = None) -> None:
+    file = ResultsFile(job.folder / name, extra_env=extra_env)
+    for rec in records:
+        file.add(rec)
     file.close()
 
 

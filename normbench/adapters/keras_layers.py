@@ -284,7 +284,6 @@ class KerasTensorflowAdapter(Adapter):
     layer = KerasLayer
     requires = ("keras", "tensorflow")
     extra = "tensorflow"
-    group = "keras[tensorflow]"
     environment = {"KERAS_BACKEND": "tensorflow"}
     version_of = "keras"
     momentum_convention = "old"
@@ -310,7 +309,6 @@ class KerasJaxAdapter(KerasTensorflowAdapter):
     layer = KerasJaxLayer
     requires = ("keras", "jax")
     extra = "jax"
-    group = "keras[jax]"
     environment = {"KERAS_BACKEND": "jax"}
 
 
@@ -319,5 +317,4 @@ class KerasTorchAdapter(KerasTensorflowAdapter):
     layer = KerasTorchLayer
     requires = ("keras", "torch")
     extra = "torch"
-    group = "keras[torch]"
     environment = {"KERAS_BACKEND": "torch"}

@@ -124,7 +124,6 @@ class TfKerasAdapter(Adapter):
     layer = TfKerasLayer
     requires = ("tf_keras", "tensorflow")
     extra = "tf_keras"
-    group = "tf_keras"
     version_of = "tf-keras"
     momentum_convention = "old"
     preferred_layout = "channels_last"  # Keras users run NHWC

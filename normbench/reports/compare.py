@@ -94,16 +94,15 @@ def _timings(res: Results) -> pd.DataFrame:
     return rows[cols].drop_duplicates(KEY, keep="last")
 
 
-def drift(old: Results, new: Results) -> float:
+def drift(both: pd.DataFrame) -> float:
     """The median ratio new/old over every case timed in both (1 with too few cases to tell)."""
-    both = _timings(old).merge(_timings(new), on=KEY, suffixes=("_old", "_new"))
     ok = both[(both["outcome_old"] == "pass") & (both["outcome_new"] == "pass")]
     ratios = (pd.to_numeric(ok["median_s_new"]) / pd.to_numeric(ok["median_s_old"])).dropna()
     return float(ratios.median()) if len(ratios) >= MIN_CASES_FOR_DRIFT else 1.0
 
 
-def _speed_changes(old: Results, new: Results, factor: float, alpha: float, run_drift: float = 1.0) -> pd.DataFrame:
-    both = _timings(old).merge(_timings(new), on=KEY, how="outer", suffixes=("_old", "_new"))
+def _speed_changes(both: pd.DataFrame, factor: float, alpha: float, run_drift: float = 1.0) -> pd.DataFrame:
+    """``both``: each run's pooled timings merged on KEY (outer), suffixed _old and _new."""
     out = []
     for _, r in both.iterrows():
         o = pd.Series({k[:-4]: r[k] for k in r.index if k.endswith("_old")})
@@ -324,8 +323,9 @@ def compare(old: Results, new: Results, factor: float = DEFAULT_FACTOR, alpha: f
     """Speed and outcome changes from ``old`` to ``new``, matched by (adapter, case)."""
     if factor < 1:
         raise ValueError(f"factor must be >= 1, got {factor}")
-    run_drift = drift(old, new)
-    speed = _speed_changes(old, new, factor, alpha, run_drift)
+    both = _timings(old).merge(_timings(new), on=KEY, how="outer", suffixes=("_old", "_new"))
+    run_drift = drift(both)
+    speed = _speed_changes(both, factor, alpha, run_drift)
     return Comparison(speed, _outcome_changes(old, new), factor, alpha, _label(old), _label(new),
                       _notes(old, new, speed, factor, run_drift))
 
