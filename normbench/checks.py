@@ -2,17 +2,19 @@
 
 Each check builds a fresh layer, so no check sees state another one left behind. A
 combination the adapter declares unsupported is a ``skip`` with its reason; an exception
-from the framework is an ``error`` with its message, never a crash of the run.
+from the framework is an ``error`` with its message and the adapter's line that led to it,
+never a crash of the run.
 """
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import inputs, reference, tolerance
+from . import inputs, reference, tolerance, tracebacks
 from .adapters.base import Adapter, ImportFailed, Layer, Unsupported
 from .records import Record
 from .spec import NormSpec
@@ -141,20 +143,30 @@ def run_check(adapter: Adapter, case: Case, suite: str, check: str, features: tu
     try:
         features += ("mask",) if case.masked else ()
         layer = adapter.build(case.spec, case.shape, case.dtype, features)
-    except Unsupported as exc:
-        return [make_record(adapter, case, suite, check, outcome="skip", message=str(exc))]
-    except ImportFailed as exc:
-        return [make_record(adapter, case, suite, check, outcome="error", message=str(exc))]
-    x, p = case.data()
-    try:
+        x, p = case.data()
         if case.spec.affine:
             layer.set_params(p["gamma"], p["beta"])
         if case.spec.op == "batch_norm" and "running_stats" in adapter.features:
             layer.set_running(p["running_mean"], p["running_var"])
         return [make_record(adapter, case, suite, **row) for row in body(layer, x, p)]
     except Exception as exc:  # the framework's own failure is a finding, not a crash
-        message = f"{type(exc).__name__}: {exc}".strip()
-        return [make_record(adapter, case, suite, check, outcome="error", message=message)]
+        return [make_record(adapter, case, suite, check, **raised(adapter, exc))]
+
+
+def raised(adapter: Adapter, exc: Exception) -> dict:
+    """Record fields for an exception from an adapter's layer: ``Unsupported`` (wherever it is
+    raised) is a skip with its reason; anything else an error that names the adapter's own line
+    that led to it, with the whole traceback in ``facts``."""
+    if isinstance(exc, Unsupported):
+        return {"outcome": "skip", "message": str(exc)}
+    message = f"{type(exc).__name__}: {exc}".strip()
+    if isinstance(exc, ImportFailed):
+        return {"outcome": "error", "message": message}
+    frames = tracebacks.of_exception(exc)
+    where = tracebacks.innermost(frames, tracebacks.adapter_files(adapter)) or (frames[-1] if frames else None)
+    tb = "".join(traceback.format_exception(exc)).rstrip()
+    return {"outcome": "error", "message": message + (f" (at {where})" if where else ""),
+            "facts": {"exception": type(exc).__name__, "where": str(where) if where else None, "traceback": tb}}
 
 
 def forward(adapter: Adapter, case: Case, *, training: bool, suite: str = "agreement") -> list[Record]:

@@ -131,11 +131,13 @@ class Verdict:
     message: str
 
 
-def judge(name: str, actual, expected, bound: Bound) -> Verdict:
+def judge(name: str, actual, expected, bound: Bound, finite=None) -> Verdict:
     """Compare elementwise; a non-finite result where the oracle is finite is infinitely wrong.
 
     An exact value that rounds to ±inf in the format the result came in makes ±inf the
-    correct answer (float16 running variance of ~6e4 inputs).
+    correct answer (float16 running variance of ~6e4 inputs). ``finite`` marks where the true
+    value is known to be finite, for comparisons whose ``expected`` is itself a layer output
+    (metamorphic relations): there, NaN against NaN is two wrong answers, not agreement.
     """
     actual = np.asarray(actual)
     limit = overflow_threshold(actual.dtype.name) if actual.dtype.name in DTYPES else np.inf
@@ -150,6 +152,8 @@ def judge(name: str, actual, expected, bound: Bound) -> Verdict:
     unit = np.broadcast_to(bound.unit, expected.shape)
     same_nonfinite = ~np.isfinite(expected) & (np.isnan(expected) == np.isnan(actual))
     same_nonfinite &= np.isnan(expected) | (actual == expected)
+    should_be_finite = np.zeros(expected.shape, bool) if finite is None else np.broadcast_to(finite, expected.shape)
+    same_nonfinite &= ~should_be_finite
     with np.errstate(invalid="ignore"):
         err = np.where(same_nonfinite, 0.0, np.abs(actual - expected))
     err = np.where(np.isnan(err), np.inf, err)
@@ -168,4 +172,7 @@ def judge(name: str, actual, expected, bound: Bound) -> Verdict:
         f"tolerance at {tuple(int(i) for i in worst)}: got {actual[worst]:.8g}, expected "
         f"{expected[worst]:.8g}, tolerance there {float(tol[worst]):.3g}"
     )
+    nonfinite = int((should_be_finite & ~(np.isfinite(actual) & np.isfinite(expected))).sum())
+    if nonfinite:
+        detail += f"; {nonfinite} non-finite values where the reference is finite"
     return Verdict(bool(np.all(ratio <= 1)), max_err, float(in_eps.max()), summary_tol, worst_ratio, detail)

@@ -12,6 +12,7 @@ import importlib
 import importlib.metadata
 import os
 import sys
+import traceback
 from functools import cache
 
 from .base import Adapter
@@ -52,13 +53,22 @@ def _load(ref: str) -> Adapter:
         sys.path.append(os.getcwd())
     try:
         obj = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise UnknownAdapter(f"cannot load adapter {ref!r}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - any failure of a user's module is one line, not a traceback
+        raise UnknownAdapter(f"cannot load adapter {ref!r}: {_why(exc)}") from None
     if isinstance(obj, type) and issubclass(obj, Adapter):
         return obj()
     if isinstance(obj, Adapter):
         return obj
     raise UnknownAdapter(f"{ref!r} is not a normbench.Adapter subclass")
+
+
+def _why(exc: Exception) -> str:
+    """One line: the exception, and where in the user's file it happened."""
+    if isinstance(exc, SyntaxError):
+        return f"{type(exc).__name__}: {exc.msg} ({exc.filename}:{exc.lineno})"
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<")]
+    where = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames and not isinstance(exc, ImportError) else ""
+    return f"{type(exc).__name__}: {exc}{where}"
 
 
 def get(name: str) -> Adapter:
@@ -77,9 +87,22 @@ def get(name: str) -> Adapter:
 
 
 def select(names: str | list[str] | None) -> list[Adapter]:
-    """Adapters for a comma-separated list (or list) of names; None means every known one."""
+    """Adapters for a comma-separated list (or list) of names; None means every known one.
+
+    Two adapters with one ``name`` would merge into one row of every report and their rerun
+    commands could not tell them apart, so that is refused.
+    """
     if names is None:
-        return [get(n) for n in known()]
-    if isinstance(names, str):
+        names = list(known())
+    elif isinstance(names, str):
         names = [n.strip() for n in names.split(",") if n.strip()]
-    return [get(n) for n in names]
+    adapters = [get(n) for n in names]
+    seen: dict[str, Adapter] = {}
+    for a in adapters:
+        if a.name in seen:
+            first = seen[a.name].ref
+            given = f"given twice ({a.ref!r})" if first == a.ref else f"{first!r} and {a.ref!r}"
+            raise UnknownAdapter(f"adapter name {a.name!r} is taken twice: {given}; every adapter needs "
+                                 "its own name (the name attribute of the class)")
+        seen[a.name] = a
+    return adapters

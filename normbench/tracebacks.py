@@ -1,0 +1,75 @@
+"""Where an adapter failed: the innermost frame in the adapter's own source files.
+
+A framework's exception or crash usually surfaces deep inside the framework; what an
+adapter author needs is the line of *their* module that called into it. The same question
+is asked of a Python exception (checks), of faulthandler's dump of a crashed process and of
+the stack a hung process dumps before it is killed (the runner).
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import traceback
+from dataclasses import dataclass
+
+from .adapters.base import Adapter, Layer
+
+
+@dataclass(frozen=True)
+class Frame:
+    file: str
+    line: int
+    function: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line} in {self.function}"
+
+
+def adapter_files(adapter: Adapter) -> frozenset[str]:
+    """Source files of the adapter's classes and its layer's (the contract's base module excluded)."""
+    classes = [*type(adapter).__mro__, *getattr(adapter, "layer", Layer).__mro__]
+    files = set()
+    for cls in classes:
+        if cls in (Adapter, Layer, object):
+            continue
+        try:
+            files.add(inspect.getsourcefile(cls))
+        except TypeError:  # a class without a source file (built in C)
+            continue
+    return frozenset(f for f in files if f)
+
+
+def innermost(frames: list[Frame], files: frozenset[str]) -> Frame | None:
+    """The innermost of ``frames`` (listed outermost first) that lies in ``files``."""
+    return next((f for f in reversed(frames) if f.file in files), None)
+
+
+def of_exception(exc: BaseException) -> list[Frame]:
+    """An exception's traceback, outermost first."""
+    return [Frame(f.filename, f.lineno or 0, f.name) for f in traceback.extract_tb(exc.__traceback__)]
+
+
+FAULTHANDLER_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<function>\S+)')
+THREAD = re.compile(r"^(Current thread|Thread) 0x[0-9a-f]+")
+
+
+def of_faulthandler(text: str) -> list[list[Frame]]:
+    """Each thread's stack from faulthandler output (most recent call first there), outermost
+    first here; the thread that crashed or handled the dump signal ("Current thread") first."""
+    stacks: list[tuple[bool, list[Frame]]] = []
+    for line in text.splitlines():
+        head = THREAD.match(line)
+        if head:
+            stacks.append((head.group(1) == "Current thread", []))
+            continue
+        m = FAULTHANDLER_FRAME.match(line)
+        if m and stacks:
+            stacks[-1][1].append(Frame(m["file"], int(m["line"]), m["function"]))
+    stacks.sort(key=lambda s: not s[0])
+    return [list(reversed(frames)) for _, frames in stacks]
+
+
+def blame(stacks: list[list[Frame]], files: frozenset[str]) -> Frame | None:
+    """The adapter's innermost frame in the first stack that passes through its files."""
+    return next((f for f in (innermost(s, files) for s in stacks) if f), None)
