@@ -8,13 +8,15 @@ divergences over every worker's records.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import sys
 from pathlib import Path
 
 import pytest
 
-from . import known, records
+from . import known, lock, records
 from .adapters import registry
 from .records import Record, ResultsFile
 
@@ -97,6 +99,7 @@ class Recorder:
         self.reproduced: set[str] = set()
         self.stale_records: list[Record] = []
         self.notes: list[str] = []  # controller: what the merge kept aside, for the summary
+        self.lock = contextlib.ExitStack()  # the machine lock, while this session runs normbench suites
 
     @property
     def adapters(self) -> list:
@@ -128,8 +131,9 @@ class Recorder:
         self.count_known(rec, entry)
 
     def count_known(self, rec: Record, entry: known.Known | None) -> None:
-        """A record its known divergence covers: exercised, and reproduced if it is ``known``."""
-        if entry is not None:
+        """A record its known divergence covers: exercised, and reproduced if it is ``known``.
+        A skip ran nothing (Keras on another backend, a missing feature), so it exercises nothing."""
+        if entry is not None and rec.outcome != "skip":
             self.exercised.setdefault(entry.key, rec)
             if rec.outcome == "known":
                 self.reproduced.add(entry.key)
@@ -146,6 +150,21 @@ class Recorder:
                             f"fixed upstream? Update normbench/known.py ({entry.link})",
                 )
         return out
+
+    def take_machine(self, exclusive: bool) -> None:
+        """The machine lock for this session, unless ``normbench run`` holds it for this process;
+        what was held and how long it took to get goes into the environment record."""
+        held = lock.held_for_me()
+        if held is None:
+            def waiting() -> None:
+                print(f"normbench: waiting for the machine: another normbench process holds it "
+                      f"({'a benchmark runs alone' if exclusive else 'a benchmark is running'}; lock {lock.LOCK})",
+                      file=sys.stderr, flush=True)
+
+            held = self.lock.enter_context(lock.machine(exclusive, waiting))
+        else:
+            held = {**held, "held_by": "normbench run"}
+        self.file.extra_env["machine_lock"] = held
 
     def add(self, rec: Record) -> None:
         if not self.count:  # the environment record goes out with the first result
@@ -199,6 +218,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     recorder = config.stash.get(_KEY, None)
     if recorder is not None:
         recorder.file.close()
+        recorder.lock.close()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """A session that runs normbench's suites takes the machine lock before its first test:
+    exclusive when it times anything. Under xdist each worker takes it (shared: xdist never
+    runs benchmarks), not the controller, which collects nothing itself."""
+    recorder = session.config.stash.get(_KEY, None)
+    if recorder is None or recorder.role == "controller":
+        return
+    ours = [item for item in session.items if "norm_adapter" in getattr(item, "fixturenames", ())]
+    if ours:
+        recorder.take_machine(exclusive=any("timed_benchmark" in item.fixturenames for item in ours))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -233,7 +265,9 @@ def norm_record(request: pytest.FixtureRequest, norm_adapter):
             recorder.add(rec)
         bad = [r for r in records if r.outcome in ("fail", "error")]
         if bad:
-            pytest.fail("\n".join(f"{r.check} [{r.outcome}] {r.message}" for r in bad), pytrace=False)
+            tracebacks = [r.facts["traceback"] for r in bad if r.facts.get("traceback")]
+            pytest.fail("\n".join([f"{r.check} [{r.outcome}] {r.message}" for r in bad] + tracebacks[:1]),
+                        pytrace=False)
         known = [r for r in records if r.outcome == "known"]
         if known:
             pytest.xfail(known[0].message)
@@ -258,7 +292,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
                               "every record is still in the parts beside it")
         session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
         return
-    recorder.stale_records = list(recorder.stale().values())
+    # A divergence not yet reproduced in a run cut short might have reproduced later in it.
+    if session.exitstatus != pytest.ExitCode.INTERRUPTED:
+        recorder.stale_records = list(recorder.stale().values())
     for rec in recorder.stale_records:
         recorder.add(rec)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -56,8 +56,10 @@ def _keras(backend: str) -> Any:
 
     if keras.backend.backend() != backend:
         raise Unsupported(
-            f"keras[{backend}]: keras is already imported with the {keras.backend.backend()} "
-            f"backend; run it in its own process with KERAS_BACKEND={backend}"
+            f"keras[{backend}]: this process runs Keras on the {keras.backend.backend()} backend, and Keras "
+            f"cannot switch backends in a process; `normbench run` gives each backend its own process, and under "
+            f"pytest run one process per backend: KERAS_BACKEND={backend} pytest --pyargs normbench.suites "
+            f"--adapters 'keras[{backend}]'"
         )
     return keras
 
