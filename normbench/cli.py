@@ -5,10 +5,17 @@ process (``verify``, ``bench``), reports, comparisons, and the list of adapters.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import faulthandler
+import json
 import os
 import shutil
+import signal
 import sys
+import tempfile
+import threading
+import time
 from pathlib import Path
 
 from . import runner
@@ -40,10 +47,24 @@ def _folder(args: argparse.Namespace) -> Path:
 
 
 def _output(args: argparse.Namespace) -> Path | None:
-    """The fresh results folder; None (after saying why) if it already holds something."""
+    """The fresh, writable results folder; None (after saying why) if it already holds
+    something or cannot be written."""
     out = _folder(args)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         _fail(f"{out} exists and is not an empty folder; choose another -o")
+        return None
+    return _writable(out)
+
+
+def _writable(out: Path) -> Path | None:
+    """Create ``out`` and prove it writable by writing in it (permission bits do not tell for
+    root or a read-only file system); None after a one-line error if it cannot be."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        _fail(f"cannot write the output folder {out}: {exc.strerror or exc}")
         return None
     return out
 
@@ -51,12 +72,39 @@ def _output(args: argparse.Namespace) -> Path | None:
 def _pytest(argv: list[str], args: argparse.Namespace, results: Path) -> int:
     import pytest
 
+    _dump_stacks_on_request()
+    _stop_with_parent()
+
     if args.adapters:
         argv += ["--adapters", args.adapters]
     argv += ["-q"] if not args.verbose else ["-v"]
     code = pytest.main(argv + ["--results", str(results), "-p", "no:cacheprovider"] + args.pytest_args)
     print(f"normbench: results in {results}" if results.exists() else "normbench: no results written")
     return int(code)
+
+
+def _dump_stacks_on_request() -> None:
+    """SIGUSR1 writes every thread's stack to stderr: `normbench run` sends it to a process past
+    its timeout before stopping it, so the error record can say where it hung. A copy of the
+    stderr descriptor, because pytest redirects descriptor 2 while tests run."""
+    faulthandler.register(signal.SIGUSR1, file=os.dup(sys.stderr.fileno()), all_threads=True)
+
+
+def _stop_with_parent() -> None:
+    """A process `normbench run` started (in a session of its own, so a terminal's Ctrl-C does
+    not reach it) interrupts itself if that parent disappears without stopping it."""
+    parent = os.environ.get(runner.PARENT)
+    if not parent or not parent.isdigit():
+        return
+
+    def watch() -> None:
+        while os.getppid() == int(parent):
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGINT)  # pytest stops after the current test
+        time.sleep(runner.GRACE_S)
+        os._exit(130)
+
+    threading.Thread(target=watch, name="normbench-parent-watch", daemon=True).start()
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -75,26 +123,45 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _run_folder(args: argparse.Namespace) -> Path | None:
-    """A new, writable run folder. An existing one is replaced only with --overwrite and only
-    if it is a normbench run (it holds run.json); nothing is deleted otherwise."""
+    """A new, writable run folder. An existing one is replaced only with --overwrite, and only
+    if it is a normbench run: its run.json parses as one, it holds nothing a run does not write,
+    and it is not the working directory, a folder above it, the home folder or the root."""
     out = _folder(args)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         if not args.overwrite:
             _fail(f"{out} already exists; choose another -o, or pass --overwrite to replace an earlier run")
             return None
-        if not (out / "run.json").is_file():
-            _fail(f"{out} is not a normbench run folder (no run.json); not deleting it")
+        problem = _not_replaceable(out)
+        if problem:
+            _fail(f"not deleting {out}: {problem}")
             return None
-        shutil.rmtree(out)
+        for entry in out.iterdir():  # only what a run writes (_not_replaceable checked)
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    return _writable(out)
+
+
+def _not_replaceable(out: Path) -> str | None:
+    """Why --overwrite must not empty ``out`` (None if it may)."""
+    where = out.resolve()
+    cwd = Path.cwd().resolve()
+    if where == cwd or where in cwd.parents or where in (Path.home().resolve(), Path(where.anchor)):
+        return "it is the working directory, a folder above it, the home folder or the root"
+    plan = out / "run.json"
+    if not plan.is_file():
+        return "it is not a normbench run folder (no run.json)"
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        _fail(f"cannot create the output folder {out}: {exc.strerror or exc}")
-        return None
-    if not os.access(out, os.W_OK | os.X_OK):
-        _fail(f"the output folder {out} is not writable")
-        return None
-    return out
+        data = json.loads(plan.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return f"its run.json is not a normbench run record ({exc})"
+    if not runner.is_run_plan(data):
+        return "its run.json is not a normbench run record"
+    foreign = sorted(e.name for e in out.iterdir() if e.name not in runner.RUN_ENTRIES)
+    if foreign:
+        return f"it holds files a run does not write ({', '.join(foreign[:5])}{', …' if len(foreign) > 5 else ''})"
+    return None
 
 
 def _main_job(args: argparse.Namespace) -> int:
@@ -117,9 +184,16 @@ def _main_job(args: argparse.Namespace) -> int:
                           workers=args.workers, jobs=1 if args.workers else args.jobs)
     job_list = runner.jobs(runner.plan(adapters), out, opts)
     runner.write_plan(out, job_list, opts)
-    with progress.Display(job_list) as display:
-        runner.run_all(job_list, opts, display.update)
-    runner.finish_plan(out, job_list)
+    plan_lock = threading.Lock()  # verification jobs finish on the pool's threads
+
+    with _stopped_by_signals() as stop, progress.Display(job_list) as display:
+        def on_change(job: runner.Job) -> None:
+            display.update(job)
+            if job.finished:
+                with plan_lock:
+                    runner.write_plan(out, job_list, opts)
+
+        runner.run_all(job_list, opts, on_change, stop)
     files = [f for job in job_list for f in runner.result_files(job.folder)]
     report, problem = None, None
     if files:
@@ -130,8 +204,35 @@ def _main_job(args: argparse.Namespace) -> int:
     else:
         problem = "no process wrote any results"
     progress.summary(job_list, out, report, problem)
+    if stop.is_set():
+        done = sum(job.status in ("done", "not installed") for job in job_list)
+        print(f"normbench: interrupted by {stop.signal}: {done} of {len(job_list)} processes finished; "
+              + (f"partial report: {report}" if report else f"results so far in {out}"), file=sys.stderr)
+        return 130
     failed = any(job.failed or job.counts.get("fail") or job.counts.get("error") for job in job_list)
     return 1 if failed or problem else 0
+
+
+class _Stop(threading.Event):
+    signal: str = ""
+
+
+@contextlib.contextmanager
+def _stopped_by_signals():
+    """SIGINT and SIGTERM set the event the runner watches (it stops every child and starts no
+    more), instead of a KeyboardInterrupt traceback in the middle of a run."""
+    stop = _Stop()
+
+    def handler(signum, _frame) -> None:
+        stop.signal = stop.signal or signal.Signals(signum).name
+        stop.set()
+
+    before = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, old in before.items():
+            signal.signal(sig, old)
 
 
 def _with_reports(code: int, out: Path, skip: bool = False) -> int:
@@ -165,7 +266,6 @@ def _bench(args: argparse.Namespace) -> int:
     out = _output(args)
     if out is None:
         return 2
-    out.mkdir(parents=True, exist_ok=True)
     argv = ["--pyargs", "normbench.suites.speed", "--bench-dtypes", args.dtypes, "-p", "no:xdist",
             "--bench-repeats", str(args.repeats), "--bench-first-repeat", str(args.first_repeat),
             "--benchmark-json", str(out / "benchmark.json"),
@@ -184,11 +284,11 @@ def _bench(args: argparse.Namespace) -> int:
     return 0 if rows[0]["outcome"] == "pass" else 1
 
 
-def write_reports(sources: list[Path], out: Path) -> list[Path]:
-    """report.html, report.md and results.csv in ``out`` from the given results files."""
+def write_reports(sources, out: Path) -> list[Path]:
+    """report.html, report.md and results.csv in ``out`` from results files (or loaded results)."""
     from .reports import html, markdown, model
 
-    res = model.load(sources)
+    res = sources if isinstance(sources, model.Results) else model.load(sources, warn=_warn)
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "report.html", out / "report.md", out / "results.csv"]
     written[0].write_text(html.render(res), encoding="utf-8")
@@ -200,20 +300,25 @@ def write_reports(sources: list[Path], out: Path) -> list[Path]:
 REPORT_FILES = {"report.html", "report.md", "results.csv"}
 
 
+def _warn(message: str) -> None:
+    print(f"normbench: warning: {message}", file=sys.stderr)
+
+
 def _report(args: argparse.Namespace) -> int:
-    sources = [Path(p) for p in args.results]
-    target = Path(args.output) if args.output else None
-    if args.overwrite and target and target.is_dir() and {p.name for p in target.iterdir()} <= REPORT_FILES:
-        out = target  # only an earlier report's own files are replaced
-    else:
-        out = _output(args)
-        if out is None:
-            return 2
+    from .reports import model
+
     try:
-        written = write_reports(sources, out)
+        res = model.load(args.results, warn=_warn)  # read before anything is written
     except (FileNotFoundError, ValueError) as exc:
         return _fail(str(exc))
-    print("normbench: wrote " + ", ".join(map(str, written)))
+    target = Path(args.output) if args.output else None
+    if args.overwrite and target and target.is_dir() and {p.name for p in target.iterdir()} <= REPORT_FILES:
+        out = _writable(target)  # only an earlier report's own files are replaced
+    else:
+        out = _output(args)
+    if out is None:
+        return 2
+    print("normbench: wrote " + ", ".join(map(str, write_reports(res, out))))
     return 0
 
 
@@ -221,15 +326,38 @@ def _compare(args: argparse.Namespace) -> int:
     from .reports import compare, model
 
     try:
-        old, new = model.load(args.old), model.load(args.new)
+        old, new = model.load(args.old, warn=_warn), model.load(args.new, warn=_warn)
+        same = sorted(set(old.environments["source"]) & set(new.environments["source"]))
+        if same:
+            return _fail(f"{same[0]} is on both sides of the comparison"
+                         + (f" ({len(same)} files are)" if len(same) > 1 else "") + "; compare two different runs")
+        factor = compare.DEFAULT_FACTOR if args.factor is None else args.factor
+        result = compare.compare(old, new, factor=factor, alpha=args.alpha)
     except (FileNotFoundError, ValueError) as exc:
-        return _fail(str(exc))
-    try:
-        result = compare.compare(old, new, factor=args.factor or compare.DEFAULT_FACTOR, alpha=args.alpha)
-    except ValueError as exc:
         return _fail(str(exc))
     print(result.markdown(only_changed=not args.all))
     return 1 if result.regressed else 0
+
+
+def _ratio(text: str) -> float:
+    value = _float(text)
+    if not value > 1:
+        raise argparse.ArgumentTypeError(f"must be greater than 1 (a ratio of times), got {text}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = _float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
 def _positive_int(text: str) -> int:
@@ -296,10 +424,11 @@ def main(argv: list[str] | None = None) -> int:
     cmp = sub.add_parser("compare", help="speed and outcome changes between two results files")
     cmp.add_argument("old", help="baseline results.jsonl or run folder")
     cmp.add_argument("new", help="results.jsonl or run folder to judge")
-    cmp.add_argument("--factor", type=float, default=None,
-                     help="slowdown ratio that counts, beyond the run-wide drift (default 1.6, measured on a "
-                          "shared 2-core VM; 1.1 on dedicated hardware)")
-    cmp.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    cmp.add_argument("--factor", type=_ratio, default=None,
+                     help="slowdown ratio that counts, beyond the run-wide drift, greater than 1 (default 1.6, "
+                          "measured on a shared 2-core VM; 1.1 on dedicated hardware)")
+    cmp.add_argument("--alpha", type=_probability, default=0.05,
+                     help="significance level, between 0 and 1 (default 0.05)")
     cmp.add_argument("--all", action="store_true", help="list unchanged cases too")
     cmp.set_defaults(func=_compare)
     sub.add_parser("list", help="list known adapters").set_defaults(func=_list)

@@ -12,7 +12,8 @@ from .runner import Job
 
 COLUMNS = ("pass", "fail", "known", "error", "skip")
 STYLE = {"done": "green", "not installed": "yellow", "waiting for the machine": "yellow", "running": "cyan",
-         "waiting": "dim", "crashed": "bold red", "timeout": "bold red", "failed to start": "bold red"}
+         "waiting": "dim", "crashed": "bold red", "timeout": "bold red", "failed to start": "bold red",
+         "interrupted": "yellow"}
 
 
 def interactive() -> bool:
@@ -20,8 +21,8 @@ def interactive() -> bool:
     return sys.stdout.isatty() and not os.environ.get("CI")
 
 
-ORDER = ("crashed", "timeout", "failed to start", "running", "waiting for the machine", "waiting", "not installed",
-         "done")  # a row of several passes shows the first of these that any pass has
+ORDER = ("crashed", "timeout", "failed to start", "interrupted", "running", "waiting for the machine", "waiting",
+         "not installed", "done")  # a row of several passes shows the first of these that any pass has
 
 
 def _rows(jobs: list[Job]) -> list[tuple[str, str, str, Counter, float, bool]]:
@@ -96,8 +97,9 @@ def summary(jobs: list[Job], out: Path, report: Path | None, problem: str | None
     total = sum((j.counts for j in jobs), Counter())
     bad = [j for j in jobs if j.failed]
     line = ", ".join(f"{total.get(c, 0)} {c}" for c in COLUMNS)
-    console.print(escape(f"checks: {line}" + (f"; {len(bad)} process(es) did not finish: "
-                                              + ", ".join(f"{j.label} ({j.detail})" for j in bad) if bad else "")))
+    unfinished = f"{len(bad)} process{'es' if len(bad) > 1 else ''} did not finish"
+    console.print(escape(f"checks: {line}" + (f"; {unfinished}: " + ", ".join(f"{j.label} ({j.detail})" for j in bad)
+                                              if bad else "")))
     missing = {j.group.name: j.detail for j in jobs if j.status == "not installed"}
     if missing:
         console.print(escape("not installed: " + ", ".join(f"{g} ({hint})" for g, hint in missing.items())))

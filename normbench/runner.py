@@ -9,22 +9,22 @@ Benchmark processes run one at a time, after every verification process has fini
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
 import sys
-import tempfile
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import lock, tracebacks
 from .adapters.base import Adapter
 from .records import OUTCOMES, Record, ResultsFile
 
@@ -32,24 +32,10 @@ VERIFY_SUITES = ("agreement", "train_eval", "batch_size_one", "sequence_lengths"
 SUITES = (*VERIFY_SUITES, "speed")
 QUICK_FILTER = "not float16"  # the quick matrix: float32 and float64 cases (also drops bfloat16)
 STDERR_TAIL = 3000  # characters of a failed process's stderr kept in its error records
-GRACE_S = 5.0  # between SIGTERM and SIGKILL for a process past its timeout
-
-
-LOCK = Path(tempfile.gettempdir()) / f"normbench-{os.getuid()}.lock"
-
-
-@contextmanager
-def machine(exclusive: bool, waiting: Callable[[], None] = lambda: None) -> Iterator[None]:
-    """A readers-writer lock over every normbench process on this machine (``tox -p`` starts
-    several runs at once): verification shares the machine, a benchmark has it alone."""
-    with open(LOCK, "a") as fh:
-        mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
-        try:
-            fcntl.flock(fh, mode | fcntl.LOCK_NB)
-        except BlockingIOError:
-            waiting()
-            fcntl.flock(fh, mode)
-        yield  # closing the file releases the lock
+GRACE_S = 5.0  # between asking a process to stop (SIGINT, SIGTERM) and SIGKILL
+DUMP_S = 1.0  # for a hung process to write its stacks after SIGUSR1, before it is stopped
+PARENT = "NORMBENCH_PARENT_PID"  # a child stops itself if this process goes away (see cli)
+RUN_FORMAT = "normbench-run/1"  # run.json's "format": marks a folder as a run normbench may replace
 
 
 class RunError(ValueError):
@@ -100,7 +86,7 @@ class Job:
     folder: Path
     command: list[str]
     repeat: int | None = None  # benchmarks: which pass over the cases
-    status: str = "waiting"  # waiting, running, done, not installed, crashed, timeout, failed to start
+    status: str = "waiting"  # waiting, running, done, not installed, crashed, timeout, failed to start, interrupted
     returncode: int | None = None
     elapsed_s: float = 0.0
     counts: Counter = field(default_factory=Counter)
@@ -191,14 +177,21 @@ class Tally:
         return total
 
 
-def run_all(job_list: list[Job], opts: Options, on_change: Callable[[Job], None]) -> None:
+def run_all(job_list: list[Job], opts: Options, on_change: Callable[[Job], None],
+            stop: threading.Event | None = None) -> None:
     """Verification processes ``opts.jobs`` at a time (correctness does not mind sharing the
-    cores), then the benchmark processes one by one."""
+    cores), then the benchmark processes one by one. Setting ``stop`` (on SIGINT or SIGTERM)
+    stops the running processes and starts no more; each is marked ``interrupted``."""
+    stop = stop or threading.Event()
+
     def one(job: Job) -> None:
-        if skip_missing(job):
+        if stop.is_set():
+            job.status, job.detail = "interrupted", "not started"
+            on_change(job)
+        elif skip_missing(job):
             on_change(job)
         else:
-            run_job(job, opts, on_change)
+            run_job(job, opts, on_change, stop)
 
     with ThreadPoolExecutor(opts.jobs) as pool:
         list(pool.map(one, [j for j in job_list if j.phase == "verify"]))
@@ -223,21 +216,27 @@ def skip_missing(job: Job) -> bool:
     return True
 
 
-def run_job(job: Job, opts: Options, on_change: Callable[[Job], None] = lambda job: None) -> None:
-    """Run one process to completion or timeout; failures become error records in its folder."""
+def run_job(job: Job, opts: Options, on_change: Callable[[Job], None] = lambda job: None,
+            stop: threading.Event | None = None) -> None:
+    """Run one process to completion, timeout or ``stop``; failures become records in its folder."""
+    stop = stop or threading.Event()
 
     def waiting() -> None:
         job.status = "waiting for the machine"
         on_change(job)
 
-    with machine(exclusive=job.phase == "bench", waiting=waiting):
-        _run(job, opts, on_change)
+    try:
+        with lock.machine(exclusive=job.phase == "bench", waiting=waiting, stop=stop) as held:
+            _run(job, opts, on_change, stop, held)
+    except lock.Interrupted:
+        job.status, job.detail = "interrupted", "not started: stopped while waiting for the machine"
+        on_change(job)
 
 
-def _run(job: Job, opts: Options, on_change: Callable[[Job], None]) -> None:
+def _run(job: Job, opts: Options, on_change: Callable[[Job], None], stop: threading.Event, held: dict) -> None:
     logs = job.folder.parents[1 if job.repeat is None else 2] / "logs"  # the process owns its folder
     logs.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **job.group.environment}
+    env = {**os.environ, **job.group.environment, lock.HELD: json.dumps(held), PARENT: str(os.getpid())}
     tally = Tally()
     start = time.monotonic()
     stdout, stderr = (logs / f"{job.slug}.{stream}.log" for stream in ("stdout", "stderr"))
@@ -251,45 +250,59 @@ def _run(job: Job, opts: Options, on_change: Callable[[Job], None]) -> None:
             return
         job.status = "running"
         on_change(job)
-        timed_out = False
+        ended = None  # why we stopped it: "timeout" or "interrupted"
         while proc.poll() is None:
             time.sleep(0.5)
             job.elapsed_s = time.monotonic() - start
             job.counts = tally(job.folder)
             on_change(job)
-            if job.elapsed_s > opts.timeout_s and not timed_out:
-                timed_out = True
-                _stop(proc)
+            if ended is None and stop.is_set():
+                ended = "interrupted"
+                _stop(proc, signal.SIGINT)
+            elif ended is None and job.elapsed_s > opts.timeout_s:
+                ended = "timeout"
+                _stop(proc, signal.SIGTERM, dump=True)
     job.elapsed_s = time.monotonic() - start
     job.returncode = proc.returncode
     dropped = _drop_partial_lines(job.folder)
     text = stderr.read_text(encoding="utf-8", errors="replace")
-    tail = text[-STDERR_TAIL:]
     job.counts = tally(job.folder)
-    if timed_out:
+    written = sum(job.counts.values())
+    if ended == "interrupted":
+        job.status, job.detail = "interrupted", f"stopped after {job.elapsed_s:.0f} s"
+        _write(job, "interrupted.jsonl", [_process_record(
+            job, a, "skip", f"the {job.label} process was interrupted after {job.elapsed_s:.0f} s, with {written} "
+            "records written; the rest of its checks did not run") for a in job.group.adapters])
+    elif ended == "timeout":
         job.status, job.detail = "timeout", f"killed after {opts.timeout_s:g} s (--timeout)"
     elif proc.returncode < 0:
-        name = signal.Signals(-proc.returncode).name
-        job.status, job.detail = "crashed", f"killed by {name}"
+        job.status, job.detail = "crashed", f"killed by {signal.Signals(-proc.returncode).name}"
     elif proc.returncode not in (0, 1, 5):  # pytest: 1 = checks failed, 5 = nothing collected
         job.status, job.detail = "crashed", f"exited with status {proc.returncode}"
     else:
         job.status = "done"
-    if job.status != "done":
-        written = sum(job.counts.values())
-        message = (f"the {job.label} process {job.detail} after {job.elapsed_s:.0f} s and {written} records"
-                   + (f" ({dropped})" if dropped else "") + f"; stderr: {_gist(text)}")
-        fatal = _fatal(text)
-        if fatal and fatal not in tail:
-            tail = f"{fatal}\n[...]\n{tail}"
-        _error_records(job, message, tail)
-        job.counts = tally(job.folder)
+    if job.status in ("timeout", "crashed"):
+        where = tracebacks.blame(tracebacks.of_faulthandler(text), _adapter_files(job))
+        hung = job.status == "timeout"  # the detail says after how long; stderr holds the stack dump
+        message = (f"the {job.label} process was {job.detail}" + ("" if hung else f" after {job.elapsed_s:.0f} s")
+                   + f", with {written} records written" + (f" ({dropped})" if dropped else "")
+                   + (f"; it {'hung' if hung else 'crashed'} at {where}" if where else "")
+                   + ("" if hung else f"; stderr: {_gist(text)}"))
+        _error_records(job, message, _tail(text), where)
+    job.counts = tally(job.folder)  # with the records written here
     on_change(job)
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM the process group, then SIGKILL whatever is left after a grace period."""
-    for sig, wait in ((signal.SIGTERM, GRACE_S), (signal.SIGKILL, None)):
+def _adapter_files(job: Job) -> frozenset[str]:
+    return frozenset().union(*(tracebacks.adapter_files(a) for a in job.group.adapters))
+
+
+def _stop(proc: subprocess.Popen, first: signal.Signals, dump: bool = False) -> None:
+    """Stop the process group: SIGUSR1 first if ``dump`` (the child's faulthandler writes every
+    thread's stack to its stderr, so a hang says where it hung), then ``first``, then SIGKILL
+    whatever is left after a grace period."""
+    steps = ([(signal.SIGUSR1, DUMP_S)] if dump else []) + [(first, GRACE_S), (signal.SIGKILL, None)]
+    for sig, wait in steps:
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
@@ -316,6 +329,16 @@ def _drop_partial_lines(folder: Path) -> str:
     return "; ".join(notes)
 
 
+DUMP = re.compile(r"^(Fatal Python error:|Current thread 0x|Thread 0x)", re.M)  # faulthandler's first line
+
+
+def _tail(text: str) -> str:
+    """The part of stderr a record keeps: from faulthandler's fatal error or stack dump on (its
+    innermost frames come first), else the end."""
+    found = DUMP.search(text)
+    return text[found.start():found.start() + STDERR_TAIL] if found else text[-STDERR_TAIL:]
+
+
 def _fatal(text: str) -> str | None:
     """faulthandler's "Fatal Python error: Segmentation fault" line, if the process printed one."""
     return next((line.strip() for line in text.splitlines() if line.startswith("Fatal Python error")), None)
@@ -333,11 +356,12 @@ def _gist(text: str) -> str:
     return " | ".join(lines[-3:]) if lines else "(empty)"
 
 
-def _error_records(job: Job, message: str, stderr_tail: str) -> None:
+def _error_records(job: Job, message: str, stderr_tail: str, where: tracebacks.Frame | None = None) -> None:
     """One error record per adapter of the group, in a file of their own (nothing the process
     wrote is touched)."""
+    facts = {"stderr_tail": stderr_tail, "where": str(where) if where else None}
     _write(job, "process-errors.jsonl",
-           [_process_record(job, a, "error", message, {"stderr_tail": stderr_tail}) for a in job.group.adapters],
+           [_process_record(job, a, "error", message, facts) for a in job.group.adapters],
            extra_env={"process": {"command": job.command, "returncode": job.returncode}})
 
 
@@ -370,19 +394,31 @@ def _rerun(command: list[str]) -> list[str]:
 
 
 def write_plan(out: Path, job_list: list[Job], opts: Options) -> None:
-    """``run.json``: what this run folder holds; also marks it as normbench's to overwrite."""
-    (out / "run.json").write_text(json.dumps({
-        "suites": list(opts.suites), "quick": opts.quick, "threads": opts.threads, "timeout_s": opts.timeout_s,
-        "workers": opts.workers, "jobs": [{"phase": j.phase, "group": j.group.name, "repeat": j.repeat,
-                                            "adapters": j.group.refs,
-                                            "folder": str(j.folder.relative_to(out)), "command": j.command}
-                                           for j in job_list],
-    }, indent=2) + "\n")
+    """``run.json``: what this run folder holds and how each process ended, rewritten as each
+    one finishes (so an interrupted run says which finished); its ``format`` marks the folder
+    as a run normbench may replace (see ``is_run_plan``)."""
+    data = {
+        "format": RUN_FORMAT, "suites": list(opts.suites), "quick": opts.quick, "threads": opts.threads,
+        "timeout_s": opts.timeout_s, "workers": opts.workers,
+        "jobs": [{"phase": j.phase, "group": j.group.name, "repeat": j.repeat, "adapters": j.group.refs,
+                  "folder": str(j.folder.relative_to(out)), "command": j.command, "status": j.status,
+                  "returncode": j.returncode, "elapsed_s": round(j.elapsed_s, 1), "counts": dict(j.counts),
+                  "detail": j.detail}
+                 for j in job_list],
+    }
+    fresh = out / "run.json.new"
+    fresh.write_text(json.dumps(data, indent=2) + "\n")
+    fresh.replace(out / "run.json")  # never a half-written run.json
 
 
-def finish_plan(out: Path, job_list: list[Job]) -> None:
-    data = json.loads((out / "run.json").read_text())
-    for entry, job in zip(data["jobs"], job_list, strict=True):
-        entry.update(status=job.status, returncode=job.returncode, elapsed_s=round(job.elapsed_s, 1),
-                     counts=dict(job.counts), detail=job.detail)
-    (out / "run.json").write_text(json.dumps(data, indent=2) + "\n")
+def is_run_plan(data: object) -> bool:
+    """Whether parsed JSON is a run.json that ``normbench run`` wrote (this format or the one
+    before it, which had no ``format``)."""
+    if not isinstance(data, dict) or data.get("format", RUN_FORMAT) != RUN_FORMAT:
+        return False
+    jobs = data.get("jobs")
+    return (isinstance(data.get("suites"), list) and isinstance(jobs, list)
+            and all(isinstance(j, dict) and {"phase", "group", "folder", "command"} <= set(j) for j in jobs))
+
+
+RUN_ENTRIES = {"run.json", "run.json.new", "verify", "bench", "logs", "report"}  # what a run folder holds

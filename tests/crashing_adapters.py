@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import signal
 import time
 
 from normbench.adapters.numpy_reference import NumpyAdapter, NumpyLayer
@@ -56,3 +57,29 @@ class Uninstalled(NumpyAdapter):
     name = "uninstalled"
     requires = ("no_such_framework",)
     extra = "nosuch"
+
+
+class SegfaultingAtOnceLayer(NumpyLayer):
+    def forward(self, x, training, mask=None):
+        ctypes.string_at(0)  # before the process has written any record
+
+
+class SegfaultingAtOnce(NumpyAdapter):
+    name = "segfaulting-at-once"
+    layer = SegfaultingAtOnceLayer
+
+
+class StubbornLayer(NumpyLayer):
+    def forward(self, x, training, mask=None):
+        if next(_calls) >= AFTER:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a kernel that does not return to Python
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            time.sleep(3600)
+        return super().forward(x, training, mask)
+
+
+class Stubborn(NumpyAdapter):
+    """Hangs and ignores SIGINT and SIGTERM: only SIGKILL stops it."""
+
+    name = "stubborn"
+    layer = StubbornLayer

@@ -18,10 +18,11 @@ def run_python(code: str, cwd: Path | None = None, env: dict | None = None, time
     )
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300):
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300, env: dict | None = None):
     exe = Path(sys.executable).with_name("normbench")
     return subprocess.run(
         [str(exe), *args], cwd=cwd or ROOT, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})},
     )
 
 

@@ -17,7 +17,8 @@ CRASHING = "tests.crashing_adapters"
 def crashed_run(tmp_path_factory):
     """numpy beside a segfaulting, a hanging and an unimportable adapter, each in its own process."""
     out = tmp_path_factory.mktemp("run") / "r"
-    adapters = f"numpy,{CRASHING}:Segfaulting,{CRASHING}:Hanging,{CRASHING}:Unimportable,{CRASHING}:Uninstalled"
+    adapters = (f"numpy,{CRASHING}:Segfaulting,{CRASHING}:Hanging,{CRASHING}:Unimportable,{CRASHING}:Uninstalled,"
+                f"{CRASHING}:SegfaultingAtOnce")
     proc = run_cli("run", "--adapters", adapters, "--suites", "agreement", "--quick", "--timeout", "15",
                    "-o", str(out), cwd=ROOT)
     return proc, out
@@ -32,10 +33,10 @@ def test_every_group_runs_in_its_own_process(crashed_run):
     plan = json.loads((out / "run.json").read_text())
     assert [(j["phase"], j["group"]) for j in plan["jobs"]] == [
         ("verify", "numpy"), ("verify", "segfaulting"), ("verify", "hanging"), ("verify", "unimportable"),
-        ("verify", "uninstalled")]
+        ("verify", "uninstalled"), ("verify", "segfaulting-at-once")]
     assert {j["group"]: j["status"] for j in plan["jobs"]} == {
         "numpy": "done", "segfaulting": "crashed", "hanging": "timeout", "unimportable": "done",
-        "uninstalled": "not installed"}
+        "uninstalled": "not installed", "segfaulting-at-once": "crashed"}
     assert not (out / "logs" / "verify-uninstalled.stderr.log").exists()  # no process was started
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
 
@@ -58,6 +59,38 @@ def test_the_other_groups_results_survive_a_crash_and_a_hang(crashed_run):
     assert "killed after 15 s" in hang["message"] and hang["facts"]["status"] == "timeout"
 
 
+def _line_of(text: str, adapter_class: str) -> int:
+    """The line of ``text`` in crashing_adapters.py's layer for ``adapter_class``."""
+    source = (ROOT / "tests" / "crashing_adapters.py").read_text().splitlines()
+    start = next(i for i, line in enumerate(source) if line.startswith(f"class {adapter_class}Layer"))
+    return next(i for i, line in enumerate(source[start:], start) if text in line) + 1
+
+
+def test_a_crash_or_hang_record_names_the_adapters_own_line(crashed_run):
+    """faulthandler's innermost frame is ctypes (crash) or time.sleep's caller; the record names
+    the line of the adapter's own file, and a hang is dumped (SIGUSR1) before it is killed."""
+    _, out = crashed_run
+    where = str(ROOT / "tests" / "crashing_adapters.py")
+    crash = next(r for r in _rows(out / "verify" / "segfaulting") if r["outcome"] == "error")
+    assert crash["facts"]["where"] == f"{where}:{_line_of('string_at(0)', 'Segfaulting')} in forward"
+    assert f"at {crash['facts']['where']}" in crash["message"]
+    hang = next(r for r in _rows(out / "verify" / "hanging") if r["outcome"] == "error")
+    assert hang["facts"]["where"] == f"{where}:{_line_of('sleep(3600)', 'Hanging')} in forward"
+    assert f"it hung at {hang['facts']['where']}" in hang["message"]
+    assert hang["message"].count("15 s") == 1, hang["message"]
+    assert "(most recent call first)" in hang["facts"]["stderr_tail"]  # the stacks it dumped,
+    assert f'File "{where}", line {_line_of("sleep(3600)", "Hanging")} in forward' in hang["facts"]["stderr_tail"]
+
+
+def test_a_crash_before_the_first_record_still_reaches_the_report(crashed_run):
+    _, out = crashed_run
+    folder = out / "verify" / "segfaulting-at-once"
+    assert [p.name for p in folder.glob("*.jsonl")] == ["process-errors.jsonl"]
+    (crash,) = _rows(folder)
+    assert crash["outcome"] == "error" and "killed by SIGSEGV" in crash["message"] and "0 records" in crash["message"]
+    assert "segfaulting-at-once" in (out / "report" / "report.md").read_text()
+
+
 def test_an_adapter_whose_framework_fails_to_import_is_errors_not_skips(crashed_run):
     _, out = crashed_run
     rows = _rows(out / "verify" / "unimportable")
@@ -77,7 +110,7 @@ def test_the_report_covers_the_survivors_and_the_errors(crashed_run):
     proc, out = crashed_run
     md = (out / "report" / "report.md").read_text()
     html = (out / "report" / "report.html").read_text()
-    for name in ("numpy", "segfaulting", "hanging", "unimportable"):
+    for name in ("numpy", "segfaulting", "hanging", "unimportable", "segfaulting-at-once"):
         assert name in md and name in html
     assert "killed by SIGSEGV" in html
     assert f"report: {out / 'report' / 'report.html'}" in proc.stdout
@@ -86,7 +119,7 @@ def test_the_report_covers_the_survivors_and_the_errors(crashed_run):
 def test_progress_is_one_line_per_process_off_a_terminal(crashed_run):
     proc, _ = crashed_run
     lines = [line for line in proc.stdout.splitlines() if line.startswith("normbench: verify")]
-    assert len(lines) == 5 and any(line.startswith("normbench: verify hanging: timeout") for line in lines)
+    assert len(lines) == 6 and any(line.startswith("normbench: verify hanging: timeout") for line in lines)
     assert "\x1b[" not in proc.stdout  # no live display or colours in a pipe
 
 
@@ -118,7 +151,7 @@ def test_an_unwritable_output_folder_is_named(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     proc = run_cli("run", "--adapters", "numpy", "-o", str(blocker / "r"))
-    assert proc.returncode == 2 and f"cannot create the output folder {blocker / 'r'}" in proc.stderr
+    assert proc.returncode == 2 and f"cannot write the output folder {blocker / 'r'}: Not a directory" in proc.stderr
 
 
 def test_overwrite_replaces_an_earlier_run(tmp_path):
@@ -137,15 +170,15 @@ def test_a_benchmark_waits_until_it_has_the_machine_alone():
     import threading
     import time
 
-    from normbench import runner
+    from normbench import lock
 
     events = []
 
     def bench():
-        with runner.machine(exclusive=True, waiting=lambda: events.append("waiting")):
+        with lock.machine(exclusive=True, waiting=lambda: events.append("waiting")):
             events.append("bench")
 
-    with runner.machine(exclusive=False), runner.machine(exclusive=False):  # two verifications at once
+    with lock.machine(exclusive=False), lock.machine(exclusive=False):  # two verifications at once
         worker = threading.Thread(target=bench)
         worker.start()
         time.sleep(0.5)
@@ -195,3 +228,64 @@ def test_a_runs_passes_pool_into_one_timing_per_case(quick_bench, tmp_path):
     assert len(model.timed_rows(res)) == len(model.timed_rows(one))
     assert set(model.timed_rows(res)["repeats"]) == {2 * r for r in set(model.timed_rows(one)["repeats"])}
     assert set(res.environments["run"]) == {"run/bench/numpy/r0", "run/bench/numpy/r1"}
+
+
+def _listing(folder):
+    return sorted((str(p.relative_to(folder)), p.read_bytes() if p.is_file() else b"") for p in folder.rglob("*"))
+
+
+def _one_line_error(proc, expected: str) -> None:
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], proc.stderr
+
+
+A_RUN = {"format": "normbench-run/1", "suites": ["train_eval"], "jobs": [
+    {"phase": "verify", "group": "numpy", "folder": "verify/numpy", "command": ["normbench"]}]}
+
+
+@pytest.mark.parametrize("plan, extra, expected", [
+    ('{"mine": true}', {}, "its run.json is not a normbench run record"),
+    ("not json at all", {}, "its run.json is not a normbench run record"),
+    (json.dumps({**A_RUN, "format": "something-else/9"}), {}, "its run.json is not a normbench run record"),
+    (json.dumps(A_RUN), {"notes.txt": "keep me"}, "it holds files a run does not write (notes.txt)"),
+], ids=["other-json", "not-json", "other-format", "foreign-file"])
+def test_overwrite_deletes_only_a_normbench_run_folder(tmp_path, plan, extra, expected):
+    folder = tmp_path / "r"
+    folder.mkdir()
+    (folder / "run.json").write_text(plan)
+    (folder / "verify").mkdir()
+    (folder / "verify" / "results.jsonl").write_text("{}\n")
+    for name, text in extra.items():
+        (folder / name).write_text(text)
+    before = _listing(folder)
+    proc = run_cli("run", "--adapters", "numpy", "--overwrite", "-o", str(folder))
+    _one_line_error(proc, f"not deleting {folder}: {expected}")
+    assert _listing(folder) == before
+
+
+@pytest.mark.parametrize("where", [".", "..", "home"])
+def test_overwrite_never_empties_the_working_directory_a_parent_or_home(tmp_path, where):
+    """The probe: `normbench run -o . --overwrite` in a project holding a stray run.json."""
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "code.py").write_text("print('mine')")
+    for folder in (project, tmp_path):
+        (folder / "run.json").write_text(json.dumps(A_RUN))
+    (tmp_path / "elsewhere").mkdir()
+    before = _listing(tmp_path)
+    target = {".": ".", "..": "..", "home": str(project)}[where]
+    env = {"HOME": str(project)} if where == "home" else {}
+    proc = run_cli("run", "--adapters", "numpy", "--overwrite", "-o", target,
+                   cwd=tmp_path / "elsewhere" if where == "home" else project, env=env)
+    _one_line_error(proc, "it is the working directory, a folder above it, the home folder or the root")
+    assert _listing(tmp_path) == before
+
+
+def test_overwrite_replaces_a_run_in_place_and_says_how_each_process_ended(tmp_path):
+    out = tmp_path / "r"
+    first = run_cli("run", "--adapters", "numpy", "--suites", "batch_size_one", "-o", str(out))
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    plan = json.loads((out / "run.json").read_text())
+    assert plan["format"] == "normbench-run/1" and [j["status"] for j in plan["jobs"]] == ["done"]
+    assert {p.name for p in out.iterdir()} <= {"run.json", "verify", "bench", "logs", "report"}
