@@ -177,11 +177,29 @@ def _lines(path: str | os.PathLike, errors: str = "strict"):
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                obj = ValueError(f"{path}:{lineno}: not a JSON object ({exc.msg})")
+                obj = ValueError(_not_results(path) if lineno == 1 else None
+                                 or f"{path}:{lineno}: not a JSON object ({exc.msg})")
             else:
                 if not isinstance(obj, dict) or obj.get("type") not in ("environment", "check"):
                     obj = ValueError(f"{path}:{lineno}: not a normbench record")
             yield line, obj
+
+
+def _not_results(path: str | os.PathLike) -> str | None:
+    """What a file whose first line is not JSON is, when it is a whole JSON document: the
+    pytest-benchmark JSON and run.json that lie beside normbench's results are the likely
+    mix-ups, so they are named."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if isinstance(doc, dict) and "benchmarks" in doc and "machine_info" in doc:
+        return (f"{path}: a pytest-benchmark JSON file, not normbench results; "
+                "read the results.jsonl beside it (or its folder)")
+    if isinstance(doc, dict) and "jobs" in doc and "suites" in doc:
+        return f"{path}: the plan of a `normbench run` (run.json), not results; give its folder instead"
+    return f"{path}: a JSON document, not normbench results (JSON Lines: one record per line)"
 
 
 def read(path: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -122,3 +128,105 @@ def test_report_refuses_to_overwrite(numpy_run, tmp_path):
     (target / "report.html").write_text("mine")
     proc = run_cli("report", str(out), "-o", str(target))
     assert proc.returncode == 2 and (target / "report.html").read_text() == "mine"
+
+
+def one_line_error(proc, *expected: str) -> str:
+    """Exit 2 and one line on stderr holding every expected piece."""
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and all(e in lines[0] for e in expected), proc.stderr
+    return lines[0]
+
+
+def env_only(path):
+    path.write_text(json.dumps(records.environment()) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("kind, expected", [
+    ("empty", "empty"),
+    ("environment only", "an environment record but no checks"),
+    ("pytest-benchmark json", "a pytest-benchmark JSON file, not normbench results"),
+    ("run.json", "the plan of a `normbench run` (run.json), not results; give its folder instead"),
+])
+def test_report_and_compare_refuse_what_is_not_results(quick_bench, numpy_results, tmp_path, kind, expected):
+    path = {
+        "empty": lambda: tmp_path / "empty.jsonl",
+        "environment only": lambda: env_only(tmp_path / "env.jsonl"),
+        "pytest-benchmark json": lambda: quick_bench.parent / "benchmark.json",
+        "run.json": lambda: tmp_path / "run.json",
+    }[kind]()
+    if kind == "empty":
+        path.write_text("")
+    if kind == "run.json":
+        path.write_text(json.dumps({"format": "normbench-run/1", "suites": [], "jobs": []}, indent=2))
+    proc = run_cli("report", str(path), "-o", str(tmp_path / "rep"))
+    one_line_error(proc, str(path), expected)
+    assert not (tmp_path / "rep").exists()
+    one_line_error(run_cli("compare", str(numpy_results), str(path)), str(path), expected)
+
+
+def test_report_reads_a_file_given_twice_once(numpy_results, tmp_path):
+    proc = run_cli("report", str(numpy_results), str(numpy_results.parent), "-o", str(tmp_path / "rep"))
+    assert proc.returncode == 0, proc.stderr
+    assert f"{numpy_results} is given twice" in proc.stderr and "reading it once" in proc.stderr
+    rows = (tmp_path / "rep" / "results.csv").read_text().count("\n") - 1
+    assert rows == len(records.read(numpy_results)[1])
+
+
+def test_compare_refuses_the_same_results_on_both_sides(numpy_results):
+    one_line_error(run_cli("compare", str(numpy_results), str(numpy_results)), str(numpy_results),
+                   "is on both sides of the comparison")
+    one_line_error(run_cli("compare", str(numpy_results.parent), str(numpy_results)), "on both sides")
+
+
+def test_compare_refuses_runs_with_nothing_in_common(numpy_results, quick_bench):
+    """A mistyped path in CI must not become a green check."""
+    one_line_error(run_cli("compare", str(numpy_results), str(quick_bench)),
+                   "no check or benchmark case in common", "nothing to compare")
+
+
+@pytest.mark.parametrize("option, expected", [
+    (["--factor", "0"], "--factor: must be greater than 1"),
+    (["--factor", "1"], "--factor: must be greater than 1"),
+    (["--factor", "fast"], "--factor: not a number"),
+    (["--alpha", "5"], "--alpha: must be between 0 and 1"),
+    (["--alpha", "0"], "--alpha: must be between 0 and 1"),
+])
+def test_compare_validates_factor_and_alpha(quick_bench, tmp_path, option, expected):
+    other = tmp_path / "other.jsonl"
+    other.write_text(quick_bench.read_text())
+    proc = run_cli("compare", str(quick_bench), str(other), *option)
+    assert proc.returncode == 2 and expected in proc.stderr.strip().splitlines()[-1], proc.stderr
+
+
+def as_nobody() -> list[str]:
+    """A prefix that runs a command as an unprivileged user: root writes through permission bits."""
+    if os.geteuid() != 0:
+        return []
+    if not shutil.which("setpriv"):
+        pytest.skip("running as root without setpriv: cannot make a folder unwritable")
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+@pytest.mark.parametrize("command", ["verify", "bench", "report"])
+def test_an_unwritable_output_folder_is_one_line_before_anything_runs(numpy_results, command):
+    base = Path(tempfile.mkdtemp(prefix="normbench-ro-"))
+    try:
+        base.chmod(0o755)
+        readonly = base / "readonly"
+        readonly.mkdir(mode=0o555)
+        readonly.chmod(0o555)
+        given = {"verify": ["--adapters", "numpy"], "bench": ["--adapters", "numpy", "--quick"],
+                 "report": [str(numpy_results)]}[command]
+        if command == "report":  # the results must be readable by that user too
+            shutil.copy(numpy_results, base / "results.jsonl")
+            (base / "results.jsonl").chmod(0o644)
+            given = [str(base / "results.jsonl")]
+        exe = Path(sys.executable).with_name("normbench")
+        proc = subprocess.run([*as_nobody(), str(exe), command, *given, "-o", str(readonly / "out")], cwd=base,
+                              capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(base)})
+        one_line_error(proc, f"cannot write the output folder {readonly / 'out'}")
+        assert "passed" not in proc.stdout and "failed" not in proc.stdout
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -321,13 +321,26 @@ def _faults(value) -> str:
 
 def compare(old: Results, new: Results, factor: float = DEFAULT_FACTOR, alpha: float = 0.05) -> Comparison:
     """Speed and outcome changes from ``old`` to ``new``, matched by (adapter, case)."""
-    if factor < 1:
-        raise ValueError(f"factor must be >= 1, got {factor}")
+    if not factor > 1:
+        raise ValueError(f"factor must be greater than 1, got {factor:g}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha:g}")
+    if not _in_common(old, new):
+        raise ValueError(f"no check or benchmark case in common between {_label(old)} and {_label(new)}: "
+                         "nothing to compare (a wrong path, or runs of different adapters or suites?)")
     both = _timings(old).merge(_timings(new), on=KEY, how="outer", suffixes=("_old", "_new"))
     run_drift = drift(both)
     speed = _speed_changes(both, factor, alpha, run_drift)
     return Comparison(speed, _outcome_changes(old, new), factor, alpha, _label(old), _label(new),
                       _notes(old, new, speed, factor, run_drift))
+
+
+def _in_common(old: Results, new: Results) -> int:
+    """How many records (checks and timings, by adapter, suite, case and check) both runs have."""
+    key = ["adapter", "suite", "case", "check"]
+    if not len(old.checks) or not len(new.checks):
+        return 0
+    return len(old.checks[key].drop_duplicates().merge(new.checks[key].drop_duplicates(), on=key))
 
 
 def _notes(old: Results, new: Results, speed: pd.DataFrame, factor: float, run_drift: float = 1.0) -> list[str]:
