@@ -17,7 +17,9 @@ import pytest
 
 from normbench.known import KNOWN
 from normbench.reports import html as report_html
-from normbench.reports import model
+from normbench.reports import markdown, model
+
+from .test_report_model import planted, two_runs_of
 
 SECTION_IDS = [key for key, _ in report_html.SECTIONS]
 
@@ -34,6 +36,18 @@ def report(result_paths, tmp_path_factory):
     path = tmp_path_factory.mktemp("html") / "report.html"
     path.write_text(page, encoding="utf-8")
     return path, page
+
+
+@pytest.fixture(scope="module")
+def verified_page(numpy_results):
+    """numpy's verification with a known divergence and a failure planted: (results, page)."""
+    res = planted(numpy_results)
+    return res, report_html.render(res)
+
+
+@pytest.fixture(scope="module")
+def two_runs(numpy_results, quick_bench, tmp_path_factory):
+    return two_runs_of(tmp_path_factory.mktemp("runs"), numpy_results, quick_bench)
 
 
 class Outline(HTMLParser):
@@ -85,12 +99,77 @@ def test_tables_have_rows_and_charts_are_inline_svg(report):
     for key in ("summary", "behaviour", "agreement", "speed"):
         assert sections[key]["table"] >= 1 and sections[key]["row"] >= 2, (key, sections[key])
     assert "None: every check passed" in page  # divergences: numpy has neither known nor failures
-    assert sections["agreement"]["svg"] == 1  # the heatmap
+    assert sections["agreement"]["svg"] == 0  # the heatmap is a table now
     assert sections["speed"]["svg"] == 2  # one sweep chart per op
     assert "<?xml" not in page and "<!DOCTYPE svg" not in page and "<img" not in page
-    svg_ids = re.findall(r'<svg[^>]*>.*?</svg>', page, flags=re.S)
-    ids = [i for svg in svg_ids for i in re.findall(r'\bid="([^"]+)"', svg)]
+    svgs = re.findall(r'<svg[^>]*>.*?</svg>', page, flags=re.S)
+    ids = [i for svg in svgs for i in re.findall(r'\bid="([^"]+)"', svg)]
     assert len(ids) == len(set(ids)), "SVG ids must be unique across the page"
+    assert all("<text" in svg for svg in svgs)  # chart labels are text, not glyph outlines
+
+
+def section(page: str, key: str) -> str:
+    return re.search(rf'<section aria-labelledby="{key}">(.*?)</section>', page, flags=re.S).group(1)
+
+
+def heatmap(page: str) -> tuple[list[str], list[tuple[str, list[tuple[str, str, str]]]]]:
+    """The heatmap table: (adapters, [(case, [(cell class, title, text) per adapter])])."""
+    found = re.search(r'<table class="heatmap">(.*?)</table>', page, flags=re.S).group(1)
+    head, body = found.split("</thead>")
+    adapters = re.findall(r'<th scope="col">([^<]*)</th>', head)[1:]
+    rows = [(case, re.findall(r'<td class="([^"]*)"(?: title="([^"]*)")?>([^<]*)</td>', cells))
+            for case, cells in re.findall(r'<tr><th scope="row">([^<]*)</th>(.*?)</tr>', body, flags=re.S)]
+    return adapters, rows
+
+
+def test_agreement_heatmap_is_a_searchable_table_coloured_by_error_over_tolerance(verified_page):
+    res, page = verified_page
+    agreement = section(page, "agreement")
+    assert "<svg" not in agreement and "<path" not in agreement
+    adapters, rows = heatmap(agreement)
+    assert adapters == ["numpy"]
+    cells = model.agreement_cells(res)
+    cases = list(dict.fromkeys(cells["case"]))
+    assert [case for case, _ in rows] == cases[:report_html.HEATMAP_CASES]  # most telling first, capped
+    outcomes = {cls.split()[0]: (title, text) for _, row in rows for cls, title, text in row}
+    assert set(outcomes) == {"h-pass", "h-known", "h-fail"}  # three outcomes, three looks
+    assert rows[0][1][0][0] == "h-fail" and rows[0][1][0][2].startswith("✗ ")  # failures first
+    title, text = outcomes["h-known"]
+    assert text == "K ∞" and "known" in title and "error / tolerance ∞" in title
+    title, text = outcomes["h-pass"]
+    assert "eps, max abs error" in title and "tolerance" in title
+    shades = {cls for _, row in rows for cls, _, _ in row if cls.startswith("h-pass")}
+    assert len(shades) >= 2, shades  # passes shaded by how close they come to their tolerance
+    assert "known divergence" in agreement and "not compared" in agreement  # the legend, as text
+
+
+def test_heatmap_rows_are_capped_and_the_cap_is_said(verified_page):
+    res, page = verified_page
+    cells = model.agreement_cells(res)
+    assert report_html.heatmap_table(cells, limit=5).count('<tr><th scope="row">') == 5
+    cases = cells["case"].nunique()
+    assert cases > report_html.HEATMAP_CASES
+    assert (f"{cases} cases compared against the reference; the {report_html.HEATMAP_CASES} most telling are shown"
+            in section(page, "agreement"))
+
+
+def test_heatmap_makes_the_page_small(report):
+    _, page = report
+    assert len(section(page, "agreement").encode()) < 80_000  # the SVG heatmap alone was ~300 KB on a full run
+    assert len(page.encode()) < 300_000
+
+
+def test_closest_to_tolerance_lists_only_passing_checks(verified_page):
+    res, page = verified_page
+    agreement = section(page, "agreement")
+    assert "<h3>Closest to tolerance</h3>" in agreement and "Worst" not in agreement
+    closest = agreement.split("<h3>Closest to tolerance</h3>", 1)[1]
+    ratios = [float(v) for v in re.findall(r'data-v="([^"]*)">[^<]*</td></tr>', closest)]
+    expected = model.closest(res)["ratio"].head(report_html.AGREEMENT_ROWS)
+    assert ratios == pytest.approx(list(expected)) and all(r <= 1 for r in ratios)
+    assert "o-known" not in closest and "o-fail" not in closest
+    divergences = section(page, "divergences")
+    assert "o-fail" in divergences and KNOWN[0].key in divergences  # they have tables of their own
 
 
 def test_numbers_are_formatted_with_units(report):
@@ -128,7 +207,7 @@ def test_known_divergence_links_and_failures_with_rerun_commands(result_paths):
 
 
 @pytest.mark.parametrize("which", ["verification", "speed", "nothing"])
-def test_any_subset_renders(result_paths, which):
+def test_a_partial_report_shows_only_its_own_sections(result_paths, which):
     run, bench = result_paths
     if which == "nothing":
         res = model.load([run])
@@ -136,11 +215,99 @@ def test_any_subset_renders(result_paths, which):
     else:
         res = model.load([run] if which == "verification" else [bench])
     page = report_html.render(res)
-    assert list(outline(page)) == SECTION_IDS
-    if which != "speed":
-        assert "No benchmark results in these files (run <code>normbench bench</code>)" in page
-    if which != "verification":
-        assert "No verification results in these files (run <code>normbench</code>)" in page
+    expected = {"verification": ["summary", "behaviour", "agreement", "divergences"], "speed": ["summary", "speed"],
+                "nothing": ["summary"]}[which]
+    assert list(outline(page)) == expected
+    nav = re.findall(r'<li><a href="#(\w+)">', page)
+    assert nav == (expected if len(expected) > 1 else [])
+    assert "No verification results" not in page and "No benchmark results" not in page
+    headline = re.search(r'<p class="headline [a-z]+">(.*?)</p>', page).group(1)
+    if which == "speed":
+        assert re.fullmatch(r"\d+ timings of 2 adapters on 1 machine\.", headline), headline
+    elif which == "verification":
+        assert "checks on 1 adapter:" in headline and "timings" not in headline
+    else:
+        assert headline == "No results in these files." and page.count("No results") == 1
+
+
+def environment_table(page: str) -> tuple[list[str], dict[str, list[tuple[str, str]]]]:
+    """The environment table: (column headers, {field: [(td attributes, text)]})."""
+    found = re.search(r'<table class="matrix environments">(.*?)</table>', page, flags=re.S).group(1)
+    head, body = found.split("</thead>")
+    rows = {field: re.findall(r"<td([^>]*)>([^<]*)</td>", cells)
+            for field, cells in re.findall(r'<tr><th scope="row">([^<]*)</th>(.*?)</tr>', body)}
+    return re.findall(r'<th scope="col">([^<]*)</th>', head), rows
+
+
+def test_environments_fold_each_run_into_one_column(two_runs):
+    page = report_html.render(two_runs)
+    head, rows = environment_table(page)
+    assert head == ["run", "alpha", "beta"]  # four results files, two runs
+    assert rows["results files"] == [("", "3"), ("", "1")]
+    assert rows["date"][0][1] == "2024-05-01 10:02–10:40 UTC"  # first–last within the run
+    assert rows["memory bandwidth"][0][1] == "23.1–43.0 GB/s" and rows["memory bandwidth"][1][1] == "—"
+    assert len(rows["python"]) == 2 and rows["python"][1][1] == "3.12.1"  # differs: a cell per run
+    (attrs, text), = rows["machine"]  # shared: one cell spanning both runs
+    assert 'colspan="2"' in attrs and "cores" in text
+    assert 'colspan="2"' in rows["versions"][0][0]
+
+
+def test_a_single_run_gets_one_column_with_every_field(numpy_results):
+    head, rows = environment_table(report_html.render(model.load(numpy_results)))
+    assert len(head) == 2 and all(len(cells) == 1 for cells in rows.values())
+    assert {"machine", "date", "python", "versions", "threads"} <= set(rows)
+
+
+def test_warnings_sit_by_the_headline_and_other_load_is_a_column(two_runs):
+    page = report_html.render(two_runs)
+    summary = section(page, "summary")
+    box = re.search(r'<div class="warnings" role="note">(.*?)</div>', summary, flags=re.S).group(1)
+    assert summary.index('class="headline') < summary.index('class="warnings"') < summary.index("<h3>")
+    items = re.findall(r"<li>(.*?)</li>", box)
+    assert items[0].startswith("alpha: memory bandwidth varied 23.1–43.0 GB/s across this run&#x27;s processes")
+    assert re.fullmatch(r"\d+ of \d+ timings overlapped other load \(up to 1\.3 cores busy with other "
+                        r"processes\): the machine was not quiet\.", items[1]), items[1]
+    speed = section(page, "speed")
+    assert "other load (cores)" in speed and '<td class="loaded num" data-v="1.3">1.3</td>' in speed
+    assert 'class="warnings"' not in report_html.render(model.load(two_runs.environments["source"].iloc[-1]))
+
+
+def speed_tables(page: str) -> list[tuple[str, str, list[list[str]]]]:
+    """(op, 'default shapes' or 'sweep', rows of cell texts) for every speed table."""
+    speed = section(page, "speed")
+    found = []
+    for op, body in re.findall(r"<h3>(\w+)</h3>(.*?)(?=<h3>)", speed, flags=re.S):
+        for title, table in re.findall(r"<h4>([^<]*)</h4>\s*(.*?</table>)", body, flags=re.S):
+            rows = [re.findall(r"<td[^>]*>([^<]*)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", table)[1:]]
+            found.append((op, title, rows))
+    return found
+
+
+def test_default_shapes_and_sweeps_are_separate_tables_each_with_its_fastest(report, result_paths):
+    _, page = report
+    tables = speed_tables(page)
+    assert {(op, title) for op, title, _ in tables} == {(op, title) for op in ("batch_norm", "layer_norm")
+                                                        for title in ("default shapes", "sweep")}
+    speed = model.speed(model.load(list(result_paths)))
+    for op, title, rows in tables:
+        group = speed[(speed["op"] == op) & (speed["group"] == ("sweep" if title == "sweep" else "default"))]
+        assert len(rows) == len(group)
+        keys = {(r[0], r[1], r[2]) for r in rows}  # mode, shape, dtype
+        best = [r for r in rows if "1.00×" in r]
+        assert len(best) == len(keys), (op, title)  # one fastest per case, within this table
+
+
+def test_numbers_and_booleans_read_the_same_in_html_and_markdown(numpy_results):
+    res = model.load(numpy_results)
+    page, md = report_html.render(res), markdown.render(res)
+    behaviour = section(page, "behaviour")
+    assert ">yes</td>" in behaviour and "| yes |" in md and "True" not in md and "True" not in behaviour
+    closest = model.closest(res).head(10)
+    for value in closest["max_abs_err"]:
+        text = report_html.sig3(value)
+        assert f">{text}</td>" in page and f"| {text} |" in md
+    shown = re.sub(r"<[^>]+>", " ", page)  # what a reader sees (sort keys in attributes are raw floats)
+    assert not re.search(r"\de[+-]0\d", shown + md)  # no 1.446e+03 / 1.2e-05 anywhere
 
 
 def test_formatting():

@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 import re
 
-from normbench.reports import load, markdown
+import pytest
+
+from normbench.known import KNOWN
+from normbench.reports import load, markdown, model
+
+from .test_report_model import planted, two_runs_of
 
 LIMIT = 60_000
 SEPARATOR = re.compile(r"^\|(\s*:?-+:?\s*\|)+$")
@@ -42,8 +47,8 @@ def test_full_report_has_every_section_as_valid_tables(numpy_results, quick_benc
     md = markdown.render(load([numpy_results, quick_bench]), html_name="report.html")
     assert len(md.encode()) < LIMIT
     assert {"# normbench report", "## Environment", "## Verification", "### Behaviour",
-            "### Worst agreement (10 largest errors relative to tolerance)", "### Known divergences",
-            "### Failures", "## Speed", "### Recompiles"} <= set(headings(md))
+            "### Closest to tolerance (10 passing checks with the largest error / tolerance)",
+            "### Known divergences", "### Failures", "## Speed", "### Recompiles"} <= set(headings(md))
     found = tables(md)
     header = {block[0] for block in found}
     assert any(h.startswith("| adapter | agreement |") for h in header)  # verdicts: adapter × suite
@@ -51,22 +56,76 @@ def test_full_report_has_every_section_as_valid_tables(numpy_results, quick_benc
     speed = next(block for block in found if block[0].startswith("| op | mode | shape |"))
     assert "numpy" in speed[0] and "torch" in speed[0]
     assert all("×" in row for row in speed[2:]) and "sweep" not in "".join(speed)
+    assert all(re.search(r"\d (ns|µs|ms|s) \(\d", row) for row in speed[2:])  # times with units, as in HTML
     failures = md.split("### Failures", 1)[1].split("##", 1)[0]
     assert failures.strip() == "none"
     assert md.rstrip().splitlines()[-1].startswith("Charts and full tables: `report.html`")
 
 
-def test_verification_only_says_there_is_no_speed(numpy_results):
+def test_verification_only_has_no_speed_sections(numpy_results):
     md = markdown.render(load(numpy_results))
     tables(md)
-    assert "No speed results in these files." in md and "### Recompiles" not in headings(md)
+    assert "## Speed" not in headings(md) and "### Recompiles" not in headings(md)
+    assert "No speed results" not in md
+    assert md.splitlines()[2].startswith(tuple("0123456789")) and " checks on 1 adapter: " in md
 
 
-def test_speed_only_says_there_is_no_verification(quick_bench):
+def test_speed_only_has_no_verification_sections(quick_bench):
     md = markdown.render(load(quick_bench))
     tables(md)
-    assert "No verification results in these files." in md
-    assert "### Behaviour" not in headings(md) and "### Recompiles" in headings(md)
+    assert "## Verification" not in headings(md) and "### Behaviour" not in headings(md)
+    assert "No verification results" not in md and "### Recompiles" in headings(md)
+    assert re.fullmatch(r"\d+ timings of 2 adapters on 1 machine\.", md.splitlines()[2]), md.splitlines()[2]
+
+
+def test_nothing_says_so_once(numpy_results):
+    res = load(numpy_results)
+    md = markdown.render(model.Results(res.checks.iloc[0:0], res.environments))
+    assert headings(md) == ["# normbench report", "## Environment"]
+    assert md.count("No results in these files.") == 1 and "No " not in md.replace("No results", "")
+
+
+def test_closest_to_tolerance_lists_only_passing_checks(numpy_results):
+    res = planted(numpy_results)
+    md = markdown.render(res)
+    section = md.split("### Closest to tolerance", 1)[1].split("###", 1)[0]
+    rows = next(block for block in tables(section))[2:]
+    assert len(rows) == markdown.CLOSEST_ROWS
+    closest = model.closest(res).head(markdown.CLOSEST_ROWS)
+    assert [row.split(" | ")[-1].rstrip(" |") for row in rows] == [markdown.cell(r) for r in closest["ratio"]]
+    assert "known" not in section and "fail" not in section and "∞" not in section
+    assert KNOWN[0].key in md.split("### Known divergences", 1)[1]
+    assert "| fail |" in md.split("### Failures", 1)[1]
+
+
+def test_environment_has_a_column_per_run_and_shared_fields_once(numpy_results, quick_bench, tmp_path):
+    md = markdown.render(two_runs_of(tmp_path, numpy_results, quick_bench))
+    env = md.split("## Environment", 1)[1].split("\n## ", 1)[0]
+    table = tables(env)[0]
+    assert table[0] == "| field | alpha | beta |"
+    rows = {row.split(" | ")[0].lstrip("| "): row for row in table[2:]}
+    assert rows["results files"] == "| results files | 3 | 1 |"
+    assert "| 2024-05-01 10:02–10:40 UTC |" in rows["date"] and "| 23.1–43.0 GB/s | — |" in rows["memory bandwidth"]
+    shared = env.split("Same in every run:", 1)[1]
+    assert "- machine: " in shared and "- versions: " in shared and "machine" not in rows
+    assert "| error / tolerance | run |" in md  # which run a check came from, now that there are two
+
+
+def test_single_run_environment_is_one_column(numpy_results):
+    env = markdown.render(load(numpy_results)).split("## Environment", 1)[1].split("\n## ", 1)[0]
+    table = tables(env)[0]
+    assert table[0] == "| field | results |" and "Same in every run" not in env
+    assert {row.split(" | ")[0].lstrip("| ") for row in table[2:]} >= {"machine", "date", "python", "versions"}
+
+
+def test_warnings_come_under_the_headline(numpy_results, quick_bench, tmp_path):
+    md = markdown.render(two_runs_of(tmp_path, numpy_results, quick_bench))
+    top = md.split("## Environment", 1)[0]
+    warnings = [line for line in top.splitlines() if line.startswith("> ⚠️ ")]
+    assert warnings[0] == ("> ⚠️ alpha: memory bandwidth varied 23.1–43.0 GB/s across this run's processes: "
+                           "timings from different processes may not be comparable.")
+    assert "overlapped other load (up to 1.3 cores busy with other processes)" in warnings[1]
+    assert "> ⚠️" not in markdown.render(load(numpy_results))
 
 
 def test_failures_are_escaped_capped_and_rerunnable(numpy_results, tmp_path):
@@ -92,6 +151,15 @@ def test_failures_are_escaped_capped_and_rerunnable(numpy_results, tmp_path):
 def test_cell_and_code_escape():
     assert markdown.cell("a|b") == "a\\|b"
     assert markdown.cell(None) == "—" and markdown.cell(float("nan")) == "—"
-    assert markdown.cell(float("inf")) == "inf"
+    assert markdown.cell(float("inf")) == "∞"
     assert markdown.code("a`b|c") == "``a`b\\|c``"
     assert markdown.code("`x`") == "`` `x` ``"
+
+
+@pytest.mark.parametrize(("value", "shown"), [(1446.0, "1.45e3"), (0.52279, "0.523"), (1.2e-5, "1.2e-5"), (3, "3"),
+                                              (True, "yes"), (False, "no"), (float("inf"), "∞")])
+def test_cells_use_the_reports_one_number_and_boolean_style(value, shown):
+    from normbench.reports import html
+
+    assert markdown.cell(value) == shown
+    assert html.fmt_value(value) == shown

@@ -15,15 +15,33 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
-from matplotlib import colormaps
+from matplotlib import colormaps, rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from ..bench import OVERLAP_CORES
 from ..records import OUTCOMES
 from . import model
+from .formatting import (  # noqa: F401 - re-exported: html.sig3, html.fmt_time, … are the public names
+    MISSING,
+    fixed3,
+    fmt_bool,
+    fmt_count,
+    fmt_date,
+    fmt_gbps,
+    fmt_percent,
+    fmt_ratio,
+    fmt_seconds,
+    fmt_time,
+    fmt_value,
+    missing,
+    number,
+    plural,
+    sig3,
+    span,
+)
 from .model import Results
 
 SECTIONS = (
@@ -33,7 +51,7 @@ SECTIONS = (
     ("divergences", "Divergences and failures"),
     ("speed", "Speed"),
 )
-HEATMAP_CASES = 40
+HEATMAP_CASES = 60
 AGREEMENT_ROWS = 50
 
 CSS = """
@@ -76,7 +94,7 @@ code {
 }
 .headline {
   margin: 16px 0 12px; padding: 12px 16px; border-left: 5px solid var(--pass); background: var(--pass-bg);
-  border-radius: 4px; font-size: 16px; font-weight: 550;
+  border-radius: 4px; font-size: 16px; font-weight: 550; max-width: none;
 }
 .headline.bad { border-left-color: var(--fail); background: var(--fail-bg); }
 .headline.empty { border-left-color: var(--skip); background: var(--skip-bg); font-weight: 450; }
@@ -87,6 +105,7 @@ code {
 .card.pass b { color: var(--pass); } .card.fail b { color: var(--fail); } .card.known b { color: var(--known); }
 .card.error b { color: var(--error); } .card.skip b { color: var(--skip); }
 .scroll { overflow-x: auto; margin: 6px 0 12px; border: 1px solid var(--line); border-radius: 6px; }
+.scroll.fit { width: fit-content; max-width: 100%; }
 table { border-collapse: collapse; width: 100%; font-size: 13.5px; }
 th, td { padding: 5px 10px; text-align: left; vertical-align: top; border-bottom: 1px solid var(--line); }
 thead th {
@@ -101,7 +120,8 @@ td.nowrap { white-space: nowrap; }
 td.small { font-size: 12.5px; color: #3d444d; min-width: 11em; overflow-wrap: anywhere; }
 td.case { font-size: 12.5px; overflow-wrap: anywhere; min-width: 16em; }
 table.matrix tbody th { font-weight: 600; white-space: nowrap; width: 1%; }
-table.environments td { min-width: 22em; }
+table.environments td { min-width: 16em; }
+table.environments td.shared { color: #3d444d; text-align: center; }
 td.prose { min-width: 26em; }
 td.none { color: #9aa3ac; }
 td.best { font-weight: 650; color: var(--pass); }
@@ -112,6 +132,35 @@ td.o-known { color: var(--known); background: var(--known-bg); font-weight: 600;
 td.o-error { color: var(--error); background: var(--error-bg); font-weight: 650; }
 td.o-skip { color: var(--skip); background: var(--skip-bg); }
 td.zero { color: #b0b7be; }
+td.loaded { color: var(--fail); font-weight: 600; }
+h4 { font-size: 13.5px; font-weight: 600; margin: 14px 0 4px; color: var(--muted); text-transform: uppercase;
+  letter-spacing: 0.04em; }
+.warnings {
+  margin: 0 0 12px; padding: 10px 16px; border-left: 5px solid var(--known); background: var(--known-bg);
+  border-radius: 4px; font-size: 14px;
+}
+.warnings ul { margin: 4px 0 0; padding-left: 20px; }
+table.heatmap { width: auto; font-size: 12px; }
+table.heatmap th, table.heatmap td { padding: 3px 8px; }
+table.heatmap thead th + th { text-align: right; }
+table.heatmap tbody th {
+  font-weight: 500; white-space: nowrap; position: sticky; left: 0; background: var(--bg); z-index: 1;
+  border-right: 1px solid var(--line);
+}
+table.heatmap tbody tr:nth-child(even) th { background: var(--zebra); }
+table.heatmap td { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; min-width: 6.5em;
+  border-left: 2px solid var(--bg); }
+.h0 { background: #eef8f0; color: #3d6b47; } .h1 { background: #d6f0dc; color: #24582f; }
+.h2 { background: #b9e4c2; color: #1c4d27; } .h3 { background: #e4e9a6; color: #4a4a10; }
+.h4 { background: #ffdc8f; color: #5c3d00; } .h5 { background: #f6b24f; color: #422800; font-weight: 650; }
+.h-known { color: var(--known); font-weight: 600;
+  background: repeating-linear-gradient(135deg, #f1ead9 0 5px, #e2d8bf 5px 10px); }
+.h-fail { background: #ffc9c3; color: #8f1d17; font-weight: 700; }
+.h-error { background: var(--fail); color: #fff; font-weight: 700; }
+.h-none { background: transparent; }
+p.legend { font-size: 13px; line-height: 2; max-width: none; }
+p.legend span { padding: 2px 7px; border-radius: 3px; white-space: nowrap; }
+p.legend span.h-none { border: 1px dashed #c4ccd4; }
 table.js-sort thead th { cursor: pointer; user-select: none; padding-right: 22px; }
 table.js-sort thead th:hover { background: #e1e6eb; }
 table.js-sort thead th::after { content: "\\2195"; position: absolute; right: 7px; color: #9aa3ac; font-size: 11px; }
@@ -175,113 +224,6 @@ SCRIPT = """
 """
 
 
-# ---------------------------------------------------------------- formatting
-
-
-def _missing(v) -> bool:
-    if v is None or v is pd.NA or v is pd.NaT:
-        return True
-    try:
-        return bool(isinstance(v, float | np.floating) and math.isnan(v))
-    except TypeError:
-        return False
-
-
-def _number(v) -> float | None:
-    if _missing(v) or isinstance(v, bool | np.bool_):
-        return None
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return None
-
-
-def sig3(v) -> str:
-    """Three significant digits, compact exponent: 0.523, 41.9, 2.43e13, ∞."""
-    x = _number(v)
-    if x is None:
-        return "—"
-    if math.isinf(x):
-        return "∞" if x > 0 else "−∞"
-    text = f"{x:.3g}"
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        text = f"{mantissa}e{int(exponent)}"
-    return text
-
-
-def _fixed3(x: float) -> str:
-    """x with three significant digits and no exponent (1.23, 12.3, 123)."""
-    decimals = max(0, 2 - math.floor(math.log10(abs(x)))) if x else 2
-    return f"{x:.{decimals}f}"
-
-
-def fmt_time(v) -> str:
-    """Seconds as ns, µs, ms or s with three significant digits."""
-    x = _number(v)
-    if x is None or math.isinf(x):
-        return "—"
-    if x == 0:
-        return "0"
-    for scale, unit in ((1, "s"), (1e-3, "ms"), (1e-6, "µs")):
-        if abs(x) >= scale * 0.9995:
-            return f"{_fixed3(x / scale)} {unit}"
-    return f"{_fixed3(x / 1e-9)} ns"
-
-
-def fmt_gbps(v) -> str:
-    x = _number(v)
-    if x is None:
-        return "—"
-    return "<0.1" if 0 < x < 0.05 else f"{x:.1f}"
-
-
-def fmt_percent(v) -> str:
-    x = _number(v)
-    if x is None:
-        return "—"
-    pct = x * 100
-    if 0 < pct < 0.1:
-        return "<0.1%"
-    return f"{pct:.0f}%" if pct >= 10 else f"{pct:.1f}%"
-
-
-def fmt_ratio(v) -> str:
-    x = _number(v)
-    return "—" if x is None or math.isinf(x) else f"{_fixed3(x)}×"
-
-
-def fmt_value(v) -> str:
-    """Any cell: booleans as yes/no, floats with three significant digits, missing as a dash."""
-    if _missing(v):
-        return "—"
-    if isinstance(v, bool | np.bool_):
-        return "yes" if v else "no"
-    if isinstance(v, int | np.integer):
-        return str(int(v))
-    if isinstance(v, float | np.floating):
-        return sig3(v)
-    return str(v)
-
-
-def fmt_count(v) -> str:
-    x = _number(v)
-    return "—" if x is None else f"{int(x):,}"
-
-
-def fmt_date(v) -> str:
-    if _missing(v):
-        return "—"
-    try:
-        stamp = pd.Timestamp(v)
-    except (TypeError, ValueError):
-        return str(v)
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC")
-        return stamp.strftime("%Y-%m-%d %H:%M UTC")
-    return stamp.strftime("%Y-%m-%d %H:%M")
-
-
 def esc(v) -> str:
     return html.escape(str(v), quote=True)
 
@@ -305,7 +247,7 @@ class Col:
         attrs = ""
         if self.numeric:
             classes.append("num")
-            x = _number(value)
+            x = number(value)
             attrs = f' data-v="{"" if x is None else (str(x).replace("inf", "Infinity") if math.isinf(x) else x)}"'
         text = self.fmt(value)
         if text == "—" and not self.html:
@@ -335,7 +277,7 @@ def outcome_class(v) -> str:
 
 
 def _count_class(outcome: str) -> Callable[[object], str]:
-    return lambda v: f"o-{outcome}" if (_number(v) or 0) > 0 else "zero"
+    return lambda v: f"o-{outcome}" if (number(v) or 0) > 0 else "zero"
 
 
 def _empty(message: str) -> str:
@@ -343,23 +285,25 @@ def _empty(message: str) -> str:
 
 
 def _with_machine(cols: list[Col], df: pd.DataFrame) -> list[Col]:
-    """Show which machine a row came from only when the results span several."""
-    if "machine" in df and df["machine"].nunique() > 1:
-        return [*cols, Col("machine")]
-    return cols
+    """Show which machine (and run) a row came from only when the results span several."""
+    extra = [Col(key, cls="nowrap") for key in ("machine", "run") if key in df and df[key].nunique() > 1]
+    return [*cols, *extra]
 
 
 # ---------------------------------------------------------------- charts
 
 
 def _svg(fig: Figure, name: str) -> str:
-    """The figure as inline SVG markup: no XML prolog or metadata, ids scoped to this chart."""
+    """The figure as inline SVG markup: no XML prolog or metadata, ids scoped to this chart, and
+    labels as text (selectable, searchable, a tenth of the size of glyph outlines)."""
     FigureCanvasAgg(fig)
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    with rc_context({"svg.fonttype": "none"}):
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     svg = buf.getvalue()
     svg = svg[svg.index("<svg"):]
     svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
+    svg = re.sub(r"font-family: [^;\"]+", "font-family: inherit", svg)  # the page's font, not a list per label
     prefix = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     svg = re.sub(r'\bid="([^"]+)"', rf'id="{prefix}-\1"', svg)
     svg = re.sub(r'href="#([^"]+)"', rf'href="#{prefix}-\1"', svg)
@@ -393,44 +337,63 @@ def _adapter_colours(adapters: Iterable[str]) -> dict[str, tuple]:
     return {a: palette[i % len(palette)] for i, a in enumerate(sorted(set(adapters)))}
 
 
-def heatmap_svg(matrix: pd.DataFrame, limit: int = HEATMAP_CASES) -> str:
-    """log10 of the worst error (in eps) per case and adapter, the `limit` worst cases on top."""
-    values = matrix.astype(float)
-    worst = values.replace(np.inf, np.finfo(float).max).max(axis=1, skipna=True)
-    values = values.loc[worst.sort_values(ascending=False, kind="stable").index[:limit]]
-    with np.errstate(divide="ignore"):
-        logs = np.log10(values.to_numpy())
-    finite = logs[np.isfinite(logs)]
-    low = max(math.floor(finite.min()), -3) if finite.size else -1
-    high = max(math.ceil(finite.max()), low + 1) if finite.size else 1
-    shown = np.where(np.isposinf(logs), high, np.where(np.isneginf(logs), low, logs))
-    shown = np.ma.masked_invalid(np.clip(shown, low, high))
-    cmap = colormaps["YlOrRd"].with_extremes(bad="#eef1f4")
+# ---------------------------------------------------------------- agreement heatmap
 
-    n_cases, n_adapters = values.shape
-    fig = _figure(max(6.5, 4.2 + 0.95 * n_adapters), 1.5 + 0.2 * n_cases)
-    ax = fig.add_subplot()
-    mesh = ax.pcolormesh(shown, cmap=cmap, vmin=low, vmax=high, edgecolors="white", linewidth=0.6)
-    ax.invert_yaxis()
-    ax.set_xticks(np.arange(n_adapters) + 0.5, [_label(a) for a in values.columns], rotation=25, ha="left",
-                  fontsize=8.5)
-    ax.xaxis.tick_top()
-    ax.xaxis.set_label_position("top")
-    ax.set_yticks(np.arange(n_cases) + 0.5, [_label(c) for c in values.index], fontsize=7.5)
-    ax.tick_params(length=0, colors="#3d444d")
-    ax.set_xlabel("adapter", fontsize=9, color="#3d444d")
-    ax.set_ylabel(f"case (worst {n_cases} of {len(matrix)})", fontsize=9, color="#3d444d")
-    for spine in ax.spines.values():
-        spine.set_visible(False)
-    for (i, j), log in np.ndenumerate(logs):
-        if np.isposinf(log):
-            ax.text(j + 0.5, i + 0.5, "∞", ha="center", va="center", fontsize=9, color="white", weight="bold")
-    length = min(1.0, 3.2 / (0.2 * n_cases))  # about three inches, whatever the number of cases
-    bar = fig.colorbar(mesh, ax=ax, shrink=length, aspect=20 * length, pad=0.02, anchor=(0.0, 1.0))
-    bar.set_label("log10(max error / eps)", fontsize=9, color="#3d444d")
-    bar.ax.tick_params(labelsize=8, colors="#3d444d")
-    bar.outline.set_visible(False)
-    return _svg(fig, "agreement heatmap")
+PASS_BINS = (0.001, 0.01, 0.1, 0.3, 0.6)  # error / tolerance bin edges of a passing cell: green → amber
+MARKS = {"known": "K", "fail": "✗", "error": "✗"}
+
+
+def _pass_bin(ratio: float | None) -> int:
+    """Which shade a passing cell gets: 0 (far inside its tolerance) to 5 (within 0.6–1 of it)."""
+    return 0 if ratio is None else sum(ratio >= edge for edge in PASS_BINS)
+
+
+def _cell_text(outcome: str, ratio: float | None) -> str:
+    mark = MARKS.get(outcome, "")
+    value = "error" if outcome == "error" and ratio is None else sig3(ratio)
+    return f"{mark} {value}".strip() if outcome != "pass" else value
+
+
+def _cell_title(c: pd.Series) -> str:
+    """The hover text of a heatmap cell: the check that speaks for it, in numbers (the case is the
+    row's header, which stays in view)."""
+    checks = int(c["checks"])
+    return "\n".join([
+        f"{c['adapter']}: {c['check']} {c['outcome']}" + (f" (worst of {checks} checks)" if checks > 1 else ""),
+        f"error {sig3(c['err_eps'])} eps, max abs error {sig3(c['max_abs_err'])}",
+        f"tolerance {sig3(c['tolerance'])}, error / tolerance {sig3(c['ratio'])}"])
+
+
+def _heat_cell(c: pd.Series | None) -> str:
+    if c is None:
+        return '<td class="h-none" title="not compared"></td>'
+    ratio = number(c["ratio"])
+    outcome = c["outcome"] if c["outcome"] in MARKS else "pass"
+    cls = f"h-pass h{_pass_bin(ratio)}" if outcome == "pass" else f"h-{outcome}"
+    return f'<td class="{cls}" title="{esc(_cell_title(c))}">{esc(_cell_text(outcome, ratio))}</td>'
+
+
+def heatmap_table(cells: pd.DataFrame, limit: int = HEATMAP_CASES) -> str:
+    """Cases (rows, most interesting first, the first ``limit``) × adapters, each cell the worst
+    error / tolerance with its outcome: text to search and select, a tooltip per cell."""
+    adapters = sorted(cells["adapter"].unique())
+    cases = list(dict.fromkeys(cells["case"]))[:limit]
+    by_cell = {(c["case"], c["adapter"]): c for _, c in cells[cells["case"].isin(cases)].iterrows()}
+    head = "".join(f'<th scope="col">{esc(a)}</th>' for a in adapters)
+    rows = [f'<tr><th scope="row">{esc(case)}</th>'
+            + "".join(_heat_cell(by_cell.get((case, a))) for a in adapters) + "</tr>" for case in cases]
+    return (f'<div class="scroll fit"><table class="heatmap">\n<thead><tr><th scope="col">case</th>{head}</tr>'
+            "</thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody></table></div>")
+
+
+def heatmap_legend() -> str:
+    edges = ["0", *(sig3(e) for e in PASS_BINS), "1"]
+    shades = "".join(f'<span class="h-pass h{i}">{edges[i]}–{edges[i + 1]}</span>' for i in range(len(edges) - 1))
+    return ('<p class="legend">Each cell is the worst error / tolerance of that case on that adapter. '
+            f"Pass: {shades} · "
+            '<span class="h-known">K</span> known divergence · <span class="h-fail">✗</span> fail · '
+            '<span class="h-error">✗</span> error · <span class="h-none">&nbsp;&nbsp;</span> not compared. '
+            "Hover a cell for its check, error in eps, max abs error and tolerance.</p>")
 
 
 def fmt_elements(v) -> str:
@@ -444,9 +407,9 @@ def fmt_elements(v) -> str:
 def _log_axis(ax, which: str, fmt: Callable[[float], str]) -> None:
     """Log ticks labelled in plain units; 1-2-5 steps when the axis spans less than two decades."""
     low, high = ax.get_xlim() if which == "x" else ax.get_ylim()
-    span = math.log10(high / low) if low > 0 and high > 0 else 0
+    decades = math.log10(high / low) if low > 0 and high > 0 else 0
     axis = ax.xaxis if which == "x" else ax.yaxis
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0,) if span >= 2 else (1.0, 2.0, 5.0)))
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0,) if decades >= 2 else (1.0, 2.0, 5.0)))
     axis.set_major_formatter(FuncFormatter(lambda v, _: fmt(v) if v > 0 else ""))
     axis.set_minor_formatter(NullFormatter())
 
@@ -495,12 +458,24 @@ def _section(key: str, body: str) -> str:
     return f'<section aria-labelledby="{key}">\n<h2 id="{key}">{esc(title)}</h2>\n{body}\n</section>'
 
 
+def _headline(res: Results) -> str:
+    state = "empty" if not len(res.checks) else ("bad" if model.unexpected(res) else "good")
+    lines = "<br>".join(esc(line) for line in model.headlines(res))
+    return f'<p class="headline {state}">{lines}</p>'
+
+
+def _warnings(res: Results) -> str:
+    """What may make these numbers less trustworthy, said next to the headline."""
+    found = model.report_warnings(res)
+    if not found:
+        return ""
+    items = "".join(f"<li>{esc(w)}</li>" for w in found)
+    return f'<div class="warnings" role="note"><b>Read the timings with care</b><ul>{items}</ul></div>'
+
+
 def _summary(res: Results) -> str:
     checks = model.verification(res)
-    parts = []
-    bad = int(checks["outcome"].isin(["fail", "error"]).sum()) if len(checks) else 0
-    state = "empty" if not len(checks) else ("bad" if bad else "good")
-    parts.append(f'<p class="headline {state}">{esc(model.headline(res))}</p>')
+    parts = [_headline(res), _warnings(res)]
     if len(checks):
         counts = checks["outcome"].value_counts()
         cards = [("checks", len(checks), ""), ("adapters", checks["adapter"].nunique(), "")]
@@ -508,74 +483,63 @@ def _summary(res: Results) -> str:
         parts.append('<div class="cards">' + "".join(
             f'<div class="card {cls}"><b>{n:,}</b><span>{esc(label)}</span></div>' for label, n, cls in cards)
             + "</div>")
-    parts.append("<h3>Environments</h3>")
-    parts.append(_environments(res.environments))
-    parts.append("<h3>Verdicts</h3>")
-    verdicts = model.verdicts(res)
-    if len(verdicts):
+    parts.append("<h3>Environment</h3>")
+    parts.append(_environments(model.runs(res)))
+    if len(checks):
+        parts.append("<h3>Verdicts</h3>")
+        verdicts = model.verdicts(res)
         verdicts = verdicts.assign(total=verdicts[list(OUTCOMES)].sum(axis=1))
         cols = [Col("adapter", cls="nowrap"), Col("suite", cls="nowrap")]
         cols += [Col(o, fmt=fmt_count, numeric=True, cls=_count_class(o)) for o in OUTCOMES]
         parts.append(table(verdicts, [*cols, Col("total", fmt=fmt_count, numeric=True)]))
-    else:
-        parts.append(_empty("No verification results in these files (run <code>normbench</code>)."))
-    return _section("summary", "\n".join(parts))
+    return _section("summary", "\n".join(p for p in parts if p))
 
 
-ENVIRONMENT_FIELDS = (  # (field of Results.environments, label, formatter, cell class)
-    ("machine", "machine", fmt_value, ""),
-    ("date", "date", fmt_date, ""),
-    ("python", "python", fmt_value, ""),
-    ("normbench", "normbench", fmt_value, ""),
-    ("os", "os", fmt_value, "small"),
-    ("versions", "versions", fmt_value, "small"),
-    ("threads", "threads", fmt_value, "small"),
-    ("bandwidth_gbps", "memory bandwidth", lambda v: "—" if _missing(v) else f"{fmt_gbps(v)} GB/s", ""),
-    ("adapters_installed", "adapters installed", fmt_value, ""),
-    ("adapters_missing", "adapters missing (install with)", lambda v: fmt_value(v) if v else "none", "small"),
-)
+WIDE_FIELDS = {"os", "versions", "threads", "adapters missing (install with)"}  # set in small type
 
 
-def _environments(envs: pd.DataFrame) -> str:
-    """One column per results file, one row per field: readable however long the version lists get."""
-    if not len(envs):
+def _td(text: str, *classes: str, colspan: int = 1) -> str:
+    cls = " ".join(c for c in classes if c)
+    attrs = (f' class="{cls}"' if cls else "") + (f' colspan="{colspan}"' if colspan > 1 else "")
+    return f"<td{attrs}>{esc(text)}</td>"
+
+
+def _environments(runs: pd.DataFrame) -> str:
+    """One column per run, one row per field; a field every run shares is one cell spanning them all."""
+    if not len(runs):
         return _empty("No results files.")
-    envs = envs.copy()
-    commits = envs["git_commit"] if "git_commit" in envs else pd.Series([None] * len(envs), index=envs.index)
-    versions = envs["normbench_version"] if "normbench_version" in envs else commits.map(lambda _: None)
-    envs["normbench"] = [" ".join(str(x)[:10] for x in (v, c) if not _missing(x) and x)
-                         for v, c in zip(versions, commits, strict=True)]
-    names = list(envs["run"])
-    head = "".join(f'<th scope="col" title="{esc(s)}">{esc(n)}</th>' for n, s in zip(names, envs["source"],
-                                                                                      strict=True))
+    shared, differ = model.split_runs(runs)
+    names = list(runs["run"])
+    head = "".join(f'<th scope="col">{esc(n)}</th>' for n in names)
     rows = []
-    for key, label, fmt, cls in ENVIRONMENT_FIELDS:
-        if key not in envs:
+    for field in model.RUN_FIELDS:
+        small = "small" if field in WIDE_FIELDS else ""
+        if field in shared:
+            cells = _td(shared[field], small, "shared" if len(names) > 1 else "", colspan=len(names))
+        elif field in differ.index:
+            cells = "".join(_td(v, small, "none" if v == MISSING else "") for v in differ.loc[field])
+        else:
             continue
-        cells = []
-        for v in envs[key]:
-            text = fmt(v)
-            classes = " ".join(c for c in (cls, "none" if text == "—" else "") if c)
-            cells.append(f'<td class="{classes}">{esc(text)}</td>' if classes else f"<td>{esc(text)}</td>")
-        rows.append(f'<tr><th scope="row">{esc(label)}</th>{"".join(cells)}</tr>')
-    return (f'<div class="scroll"><table class="matrix environments">\n<thead><tr><th scope="col">results file</th>'
+        rows.append(f'<tr><th scope="row">{esc(field)}</th>{cells}</tr>')
+    note = ('<p class="note">A run\'s fields summarise its results files (one per process): dates first–last, '
+            "memory bandwidth lowest–highest. A value every run shares spans the columns.</p>"
+            if len(names) > 1 else "")
+    return (note + f'<div class="scroll"><table class="matrix environments">\n<thead><tr><th scope="col">run</th>'
             f"{head}</tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody></table></div>")
 
 
 def _behaviour(res: Results) -> str:
-    matrix = model.behaviour(res)
-    if not len(matrix) or not model.verification(res).shape[0]:
-        return _section("behaviour", _empty("No verification results in these files (run <code>normbench</code>)."))
-    facts = matrix.set_index("adapter").T
+    matrix = model.behaviour(res).set_index("adapter")
+    facts = matrix.loc[:, matrix.notna().any()].T  # a fact no adapter measured (float16 in a quick run) is no row
     head = "".join(f'<th scope="col">{esc(a)}</th>' for a in facts.columns)
     rows = []
     for fact, values in facts.iterrows():
         shown = [fmt_value(v) for v in values]
-        present = Counter(s for s in shown if s != "—")
+        present = Counter(s for s in shown if s != MISSING)
         ranked = present.most_common(2)
         common = ranked[0][0] if len(ranked) == 2 and ranked[0][1] > ranked[1][1] else None  # no tie
         cells = "".join(
-            f'<td class="{"none" if s == "—" else ("differs" if common and s != common else "")}">{esc(s)}</td>'
+            f'<td class="{"none" if s == MISSING else ("differs" if common and s != common else "")}">{esc(s)}</td>'
             for s in shown)
         rows.append(f'<tr><th scope="row">{esc(fact)}</th>{cells}</tr>')
     body = (f'<div class="scroll"><table class="matrix">\n<thead><tr><th scope="col">behaviour</th>{head}</tr>'
@@ -585,34 +549,42 @@ def _behaviour(res: Results) -> str:
     return _section("behaviour", note + body)
 
 
+AGREEMENT_COLS = [
+    Col("adapter", cls="nowrap"), Col("suite"), Col("case", cls="case"), Col("check", cls="nowrap"),
+    Col("dtype"), Col("outcome", cls=outcome_class),
+    Col("err_eps", "error (eps)", fmt=sig3, numeric=True),
+    Col("max_abs_err", "max abs error", fmt=sig3, numeric=True),
+    Col("tolerance", fmt=sig3, numeric=True), Col("ratio", "error / tolerance", fmt=sig3, numeric=True),
+]
+
+
 def _agreement(res: Results) -> str:
-    rows = model.agreement(res)
-    if not len(rows):
-        return _section("agreement", _empty("No compared checks in these files (run <code>normbench</code>)."))
-    parts = []
-    matrix = model.agreement_matrix(res)
-    if matrix.size:
-        n = min(HEATMAP_CASES, len(matrix))
-        parts.append(f"<figure>{heatmap_svg(matrix)}<figcaption>Worst error per case and adapter, in units of "
-                     f"the dtype's epsilon (log10), for the {n} cases with the largest errors of {len(matrix)}. "
-                     "∞ marks a non-finite result; grey means not compared.</figcaption></figure>")
-    parts.append(f"<h3>Worst {min(AGREEMENT_ROWS, len(rows))} of {len(rows):,} compared checks</h3>")
-    parts.append('<p class="note">Sorted by error relative to tolerance (ratio), worst first.</p>')
-    cols = [
-        Col("adapter", cls="nowrap"), Col("suite"), Col("case", cls="case"), Col("check", cls="nowrap"),
-        Col("dtype"), Col("outcome", cls=outcome_class),
-        Col("err_eps", "error (eps)", fmt=sig3, numeric=True),
-        Col("max_abs_err", "max abs error", fmt=sig3, numeric=True),
-        Col("tolerance", fmt=sig3, numeric=True), Col("ratio", "error / tolerance", fmt=sig3, numeric=True),
-    ]
-    top = rows.head(AGREEMENT_ROWS)
-    parts.append(table(top, _with_machine(cols, top)))
+    cells = model.agreement_cells(res)
+    if not len(cells):
+        return _section("agreement", _empty("No compared checks in these files."))
+    cases = cells["case"].nunique()
+    shown = min(HEATMAP_CASES, cases)
+    parts = [f'<p class="note">{plural(cases, "case")} compared against the reference'
+             + (f"; the {shown} most telling are shown: failures first, then the highest error / tolerance."
+                if shown < cases else ", failures first, then the highest error / tolerance.") + "</p>",
+             heatmap_legend(), heatmap_table(cells)]
+    closest = model.closest(res)
+    parts.append("<h3>Closest to tolerance</h3>")
+    if len(closest):
+        top = closest.head(AGREEMENT_ROWS)
+        parts.append(f'<p class="note">The {plural(len(top), "passing check")} with the highest error / tolerance '
+                     f"(of {len(closest):,}): how much headroom agreement has. Known divergences and failures are "
+                     'listed under <a href="#divergences">Divergences and failures</a>.</p>')
+        cols = [c for c in AGREEMENT_COLS if c.key != "outcome"]  # every one passed
+        parts.append(table(top, _with_machine(cols, top)))
+    else:
+        parts.append(_empty("No passing compared checks."))
     return _section("agreement", "\n".join(parts))
 
 
 def _link(v) -> str:
-    if _missing(v) or not v:
-        return "—"
+    if missing(v) or not v:
+        return MISSING
     text = re.sub(r"^https?://(www\.)?", "", str(v))
     if len(text) > 42:
         parts = text.split("/")
@@ -621,23 +593,23 @@ def _link(v) -> str:
 
 
 def _code(v) -> str:
-    return "—" if _missing(v) or not v else f"<code>{esc(v)}</code>"
+    return MISSING if missing(v) or not v else f"<code>{esc(v)}</code>"
 
 
 def _divergences(res: Results) -> str:
-    if not len(model.verification(res)):
-        return _section("divergences", _empty("No verification results in these files (run <code>normbench</code>)."))
-    parts = ["<h3>Known divergences</h3>"]
-    known = model.known(res)
-    if len(known):
-        parts.append('<p class="note">Upstream behaviour the suites expect; these records count as '
-                     "<em>known</em>, not as failures.</p>")
-        parts.append(table(known, [
-            Col("divergence", cls="nowrap"), Col("reason", cls="prose"), Col("link", fmt=_link, html=True),
-            Col("adapters"), Col("records", fmt=fmt_count, numeric=True), Col("example", cls="case"),
-        ]))
-    else:
-        parts.append(_empty("No known divergences showed in these results."))
+    parts = []
+    if len(model.verification(res)):
+        parts.append("<h3>Known divergences</h3>")
+        known = model.known(res)
+        if len(known):
+            parts.append('<p class="note">Upstream behaviour the suites expect; these records count as '
+                         "<em>known</em>, not as failures.</p>")
+            parts.append(table(known, [
+                Col("divergence", cls="nowrap"), Col("reason", cls="prose"), Col("link", fmt=_link, html=True),
+                Col("adapters"), Col("records", fmt=fmt_count, numeric=True), Col("example", cls="case"),
+            ]))
+        else:
+            parts.append(_empty("No known divergences showed in these results."))
     parts.append("<h3>Unexpected failures and errors</h3>")
     failed = model.failures(res)
     if len(failed):
@@ -653,18 +625,19 @@ def _divergences(res: Results) -> str:
 def _speed(res: Results) -> str:
     rows = model.speed(res)
     recompiles = model.recompiles(res)
-    if not len(rows) and not len(recompiles):
-        return _section("speed", _empty("No benchmark results in these files (run <code>normbench bench</code>)."))
     parts = []
     if len(rows):
-        bandwidth = ", ".join(fmt_gbps(b) for b in res.environments.get("bandwidth_gbps", pd.Series()).dropna())
+        gbps = pd.to_numeric(res.environments.get("bandwidth_gbps", pd.Series(dtype=float)), errors="coerce").dropna()
+        bandwidth = span(fmt_gbps(gbps.min()), fmt_gbps(gbps.max())) if len(gbps) else ""
+        load = (' "Other load" is how many cores other processes kept busy while it was timed.'
+                if rows["other_load"].notna().any() else "")
         parts.append('<p class="note">Median and interquartile range of the timed rounds; GB/s counts the bytes '
                      "an ideal kernel must move; roofline is that as a share of the measured memory bandwidth"
                      f"{f' ({esc(bandwidth)} GB/s)' if bandwidth else ''}; ×fastest compares adapters on the same "
-                     "op, mode, shape and dtype. Click a header to sort.</p>")
+                     f"op, mode, shape and dtype within each table.{esc(load)} Click a header to sort.</p>")
         for op, g in rows.groupby("op", sort=True):
             parts.append(f"<h3>{esc(op)}</h3>")
-            parts.append(_speed_table(g))
+            parts.append(_speed_tables(g))
         parts.append(_sweeps(rows))
         parts.append(_compile_times(rows))
     parts.append("<h3>Recompiles</h3>")
@@ -672,25 +645,38 @@ def _speed(res: Results) -> str:
         parts.append('<p class="note">One layer called with varying sequence lengths: how many times it traced '
                      "or compiled.</p>")
         parts.append(table(recompiles, _with_machine([
-            Col("adapter", cls="nowrap"), Col("recompiles", fmt=lambda v: "none" if _missing(v) else fmt_value(v),
+            Col("adapter", cls="nowrap"), Col("recompiles", fmt=lambda v: "none" if missing(v) else fmt_value(v),
                                               numeric=True),
             Col("distinct lengths", fmt=fmt_count, numeric=True), Col("calls", fmt=fmt_count, numeric=True),
             Col("message")], recompiles)))
     else:
         parts.append(_empty("No recompile measurements in these files."))
-    return _section("speed", "\n".join(parts))
+    return _section("speed", "\n".join(p for p in parts if p))
+
+
+def _speed_tables(rows: pd.DataFrame) -> str:
+    """Default shapes, then the sweep: two tables, so each has its own fastest per case."""
+    default = rows["group"].fillna("default") != "sweep"
+    parts = []
+    for title, part in (("default shapes", rows[default]), ("sweep", rows[~default])):
+        if len(part):
+            parts.append(f'<h4>{esc(title)}</h4>\n{_speed_table(part)}')
+    return "\n".join(parts)
 
 
 def _speed_table(rows: pd.DataFrame) -> str:
     cols = [
-        Col("mode", cls="nowrap"), Col("shape", cls="nowrap"), Col("dtype"), Col("group"),
+        Col("mode", cls="nowrap"), Col("shape", cls="nowrap"), Col("dtype"),
         Col("adapter", cls="nowrap"), Col("median_s", "median", fmt=fmt_time, numeric=True),
         Col("iqr_s", "IQR", fmt=fmt_time, numeric=True), Col("gbps", "GB/s", fmt=fmt_gbps, numeric=True),
         Col("roofline_frac", "roofline", fmt=fmt_percent, numeric=True),
         Col("faults_per_call", "page faults/call", fmt=fmt_count, numeric=True),
         Col("vs_fastest", "×fastest", fmt=fmt_ratio, numeric=True,
-            cls=lambda v: "best" if _number(v) is not None and _number(v) <= 1.0000001 else ""),
+            cls=lambda v: "best" if number(v) is not None and number(v) <= 1.0000001 else ""),
     ]
+    if rows["other_load"].notna().any():
+        cols.append(Col("other_load", "other load (cores)", fmt=sig3, numeric=True,
+                        cls=lambda v: "loaded" if (number(v) or 0) >= OVERLAP_CORES else ""))
     return table(rows, _with_machine(cols, rows))
 
 
@@ -719,7 +705,7 @@ def _compile_times(rows: pd.DataFrame) -> str:
     top = table_["median"].max() or 1.0
 
     def bar(v) -> str:
-        width = 0 if _missing(v) else max(0.5, 100 * float(v) / top)
+        width = 0 if missing(v) else max(0.5, 100 * float(v) / top)
         return (f'<div class="bar"><span>{esc(fmt_time(v))}</span><span class="track">'
                 f'<i style="width:{width:.1f}%"></i></span></div>')
 
@@ -734,25 +720,40 @@ def _compile_times(rows: pd.DataFrame) -> str:
 # ---------------------------------------------------------------- page
 
 
-def _header(res: Results, generated: dt.datetime) -> str:
+def sections(res: Results) -> list[str]:
+    """The sections these results have something for: a speed-only report has no verification
+    sections, and a verification-only one no speed section; the summary is always there."""
+    c = res.checks
+    verified = bool(len(model.verification(res)))
+    timed = bool(len(c)) and bool((c["suite"] == "speed").any())
+    present = {"summary": True, "behaviour": verified, "agreement": verified,
+               "divergences": verified or bool(model.unexpected(res)), "speed": timed}
+    return [key for key, _ in SECTIONS if present[key]]
+
+
+def _header(res: Results, generated: dt.datetime, keys: list[str]) -> str:
     sources = list(res.environments["source"]) if "source" in res.environments else []
     listed = ", ".join(f"<code>{esc(s)}</code>" for s in sources) or "none"
     if len(sources) > 3:  # a `normbench run` writes one file per process: name the runs, fold the files
-        runs = ", ".join(f"<code>{esc(r)}</code>" for r in dict.fromkeys(
-            str(r).split("/")[0] for r in res.environments["run"]))
+        runs = ", ".join(f"<code>{esc(r)}</code>" for r in dict.fromkeys(model.run_of(res.environments["run"])))
         listed = f"{runs} <details><summary>the files</summary>{listed}</details>"
-    toc = "".join(f'<li><a href="#{key}">{esc(title)}</a></li>' for key, title in SECTIONS)
+    titles = dict(SECTIONS)
+    toc = "".join(f'<li><a href="#{key}">{esc(titles[key])}</a></li>' for key in keys) if len(keys) > 1 else ""
+    nav = f'<nav class="toc" aria-label="Contents"><ol>{toc}</ol></nav>\n' if toc else ""
     return (f"<header><div>\n<h1>normbench report</h1>\n"
             f'<div class="meta">Generated {esc(generated.strftime("%Y-%m-%d %H:%M UTC"))} from '
-            f"{len(sources)} results file{'s' if len(sources) != 1 else ''}: {listed}</div>\n"
-            f'<nav class="toc" aria-label="Contents"><ol>{toc}</ol></nav>\n</div></header>')
+            f"{plural(len(sources), 'results file')}: {listed}</div>\n{nav}</div></header>")
+
+
+RENDERERS = {"summary": _summary, "behaviour": _behaviour, "agreement": _agreement, "divergences": _divergences,
+             "speed": _speed}
 
 
 def render(res: Results, generated: dt.datetime | None = None) -> str:
     """The whole report as one self-contained HTML document."""
     generated = generated or dt.datetime.now(dt.UTC)
-    sections = [_summary(res), _behaviour(res), _agreement(res), _divergences(res), _speed(res)]
-    body = "\n".join(sections)
+    keys = sections(res)
+    body = "\n".join(RENDERERS[key](res) for key in keys)
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -763,7 +764,7 @@ def render(res: Results, generated: dt.datetime | None = None) -> str:
 <style>{CSS}</style>
 </head>
 <body>
-{_header(res, generated)}
+{_header(res, generated, keys)}
 <main>
 {body}
 <footer>Made by normbench from the results files listed above. Every table and chart is derived from their

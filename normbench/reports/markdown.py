@@ -6,26 +6,22 @@ rows here, and the HTML report keeps everything (charts, full tables).
 
 from __future__ import annotations
 
-import math
 import re
 
-import pandas as pd
-
 from . import model
+from .formatting import MISSING, fmt_ratio, fmt_time, fmt_value, missing, plural
 from .model import Results
 
 MAX_FAILURES = 25  # failures listed; the rest are counted
 MAX_TEXT = 160  # characters kept of a message or reason
+CLOSEST_ROWS = 10  # passing checks listed closest to their tolerance
 
 
 def cell(value) -> str:
-    """One table cell: missing values as a dash, no newlines, pipes and HTML escaped."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    if isinstance(value, float):
-        return _num(value)
-    text = " ".join(str(value).split())
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|") or "—"
+    """One table cell: the report's number and boolean style, missing values as a dash, no newlines,
+    pipes and HTML escaped."""
+    text = " ".join(fmt_value(value).split())
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|") or MISSING
 
 
 def code(text: str) -> str:
@@ -43,61 +39,26 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _num(x: float) -> str:
-    if math.isnan(x):
-        return "—"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return f"{x:.3g}" if abs(x) < 1000 else f"{x:.3e}"
-
-
 def _short(text, limit: int = MAX_TEXT) -> str:
     text = " ".join(str(text or "").split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def ms(seconds: float) -> str:
-    """Milliseconds with three significant digits."""
-    value = seconds * 1e3
-    return f"{value:.3g}" if value < 1000 else f"{value:.0f}"
-
-
-def times(ratio: float) -> str:
-    return f"{ratio:.2f}×" if ratio < 10 else f"{ratio:.0f}×"
-
-
 def environments(res: Results) -> str:
-    envs = res.environments
-    if not len(envs):
+    """One column per run (a run's many results files summarised); fields every run shares listed once."""
+    runs = model.runs(res)
+    if not len(runs):
         return "No environment records."
-
-    def threads(text):
-        found = re.search(r"NORMBENCH_THREADS=(\d+)", text or "")
-        return found.group(1) if found else (text or "defaults")
-
-    def bandwidth(values):
-        gbps = pd.to_numeric(values, errors="coerce").dropna()
-        if not len(gbps):
-            return None
-        low, high = gbps.min(), gbps.max()
-        return f"{low:.1f} GB/s" if high - low < 0.05 else f"{low:.1f}–{high:.1f} GB/s"
-
-    # One row per run: a `normbench run` writes one results file per process.
-    envs = envs.assign(_run=envs["run"].astype(str).str.split("/").str[0])
-    rows = []
-    for run, group in envs.groupby("_run", sort=False):
-        e = group.sort_values("date").iloc[0]
-        files = f" ({len(group)} results files)" if len(group) > 1 else ""
-        rows.append([cell(run + files), cell(e["machine"]), cell(str(e.get("date") or "")[:16]),
-                     code(str(e.get("git_commit") or "?")[:10]), cell(e.get("python")),
-                     cell(threads(e.get("threads"))), cell(bandwidth(group["bandwidth_gbps"]))])
-    out = [table(["run", "machine", "date", "commit", "Python", "threads", "memory bandwidth"], rows)]
-    for versions in dict.fromkeys(envs["versions"].fillna("")):
-        out.append(f"\nVersions: {cell(versions)}")
-    missing = [m for m in dict.fromkeys(envs["adapters_missing"].fillna("")) if m]
-    if missing:
-        out.append(f"\nNot installed: {cell('; '.join(missing))}")
-    return "\n".join(out)
+    shared, differ = model.split_runs(runs)
+    if len(runs) == 1:
+        return table(["field", runs["run"].iloc[0]], [[cell(k), cell(v)] for k, v in shared.items()])
+    out = []
+    if len(differ):
+        out.append(table(["field", *runs["run"]], [[cell(k), *(cell(v) for v in values)]
+                                              for k, values in differ.iterrows()]))
+    if shared:
+        out.append("Same in every run:\n\n" + "\n".join(f"- {cell(k)}: {cell(v)}" for k, v in shared.items()))
+    return "\n\n".join(out)
 
 
 def verdict_table(res: Results) -> str:
@@ -110,7 +71,7 @@ def verdict_table(res: Results) -> str:
         for suite in suites:
             r = by_suite.get(suite)
             if r is None:
-                cells.append("—")
+                cells.append(MISSING)
                 continue
             mark = "❌" if r["fail"] + r["error"] else "✅"
             counts = ", ".join(f"{int(r[o])} {o}" for o in ("fail", "error", "pass", "known", "skip") if r[o])
@@ -131,14 +92,17 @@ def behaviour_table(res: Results) -> str | None:
     return table(["property", *t.columns], [[cell(name), *(cell(v) for v in row)] for name, row in t.iterrows()])
 
 
-def agreement_table(res: Results, n: int = 10) -> str | None:
-    a = model.agreement(res).head(n)
-    if not len(a):
+def closest_table(res: Results, n: int = CLOSEST_ROWS) -> str | None:
+    """The passing checks that come closest to their tolerance (known divergences and failures have
+    tables of their own); which run each came from when there are several."""
+    closest = model.closest(res)
+    if not len(closest):
         return None
-    rows = [[cell(r["adapter"]), cell(r["case"]), cell(r["check"]), cell(r["outcome"]), cell(r["err_eps"]),
-             cell(r["max_abs_err"]), cell(r["tolerance"]), cell(r["ratio"])] for _, r in a.iterrows()]
-    return table(["adapter", "case", "check", "outcome", "error (eps)", "max abs error", "tolerance",
-                  "error / tolerance"], rows)
+    a, runs = closest.head(n), closest["run"].nunique() > 1
+    rows = [[cell(r["adapter"]), cell(r["case"]), cell(r["check"]), cell(r["err_eps"]), cell(r["max_abs_err"]),
+             cell(r["tolerance"]), cell(r["ratio"]), *([cell(r["run"])] if runs else [])] for _, r in a.iterrows()]
+    header = ["adapter", "case", "check", "error (eps)", "max abs error", "tolerance", "error / tolerance"]
+    return table([*header, *(["run"] if runs else [])], rows)
 
 
 def known_table(res: Results) -> str | None:
@@ -146,7 +110,7 @@ def known_table(res: Results) -> str | None:
     if not len(k):
         return None
     rows = [[code(r["divergence"]), cell(r["adapters"]), cell(r["records"]), cell(_short(r["reason"])),
-             f"[link]({r['link']})" if r["link"] else "—"] for _, r in k.iterrows()]
+             f"[link]({r['link']})" if r["link"] else MISSING] for _, r in k.iterrows()]
     return table(["divergence", "adapters", "records", "reason", "upstream"], rows)
 
 
@@ -154,12 +118,14 @@ def failures_section(res: Results) -> str:
     f = model.failures(res)
     if not len(f):
         return "none"
+    runs = f["run"].nunique() > 1
     rows = [[cell(r["adapter"]), cell(r["case"]), cell(r["check"]), cell(r["outcome"]),
-             cell(_short(str(r["message"]).split("\n")[0], 120)), code(r["rerun"]) if r["rerun"] else "—"]
+             cell(_short(str(r["message"]).split("\n")[0], 120)), code(r["rerun"]) if r["rerun"] else MISSING,
+             *([cell(r["run"])] if runs else [])]
             for _, r in f.head(MAX_FAILURES).iterrows()]
-    out = table(["adapter", "case", "check", "outcome", "message", "rerun"], rows)
+    out = table(["adapter", "case", "check", "outcome", "message", "rerun", *(["run"] if runs else [])], rows)
     if len(f) > MAX_FAILURES:
-        out += f"\n\n… and {len(f) - MAX_FAILURES} more in the HTML report."
+        out += f"\n\n… and {len(f) - MAX_FAILURES:,} more in the HTML report."
     return out
 
 
@@ -182,19 +148,19 @@ def speed_table(res: Results) -> str:
         cells = []
         for adapter in adapters:
             if adapter not in by_adapter.index:
-                cells.append("—")
+                cells.append(MISSING)
                 continue
             r = by_adapter.loc[adapter]
-            text = f"{ms(r['median_s'])} ({times(r['vs_fastest'])})"
+            text = f"{fmt_time(r['median_s'])} ({fmt_ratio(r['vs_fastest'])})"
             cells.append(f"**{text}**" if r["vs_fastest"] <= 1.0 else text)
         rows.append([cell(k) for k in key] + cells)
-    several = len(res.environments) > default["machine"].nunique()
-    out = ("Median milliseconds per call (× the fastest adapter), default shapes; the fastest is bold."
+    several = len(model.runs(res)) > default["machine"].nunique()
+    out = ("Median time per call (× the fastest adapter), default shapes; the fastest is bold."
            + (" Several runs per machine: each cell is the adapter's fastest run." if several else "") + "\n\n"
            + table([*index, *adapters], rows))
     rest = len(s) - len(default)
     if rest:
-        out += f"\n\n{rest} more timings (shape sweeps) in the HTML report."
+        out += f"\n\n{plural(rest, 'more timing')} (shape sweeps) in the HTML report."
     return out
 
 
@@ -202,38 +168,52 @@ def recompile_table(res: Results) -> str | None:
     r = model.recompiles(res)
     if not len(r):
         return None
-    rows = [[cell(x["adapter"]), cell("—" if pd.isna(x["recompiles"]) else str(int(x["recompiles"]))),
+    rows = [[cell(x["adapter"]), cell(MISSING if missing(x["recompiles"]) else str(int(x["recompiles"]))),
              cell(x["distinct lengths"]), cell(x["calls"]), cell(x["message"])] for _, x in r.iterrows()]
     return table(["adapter", "recompiles", "distinct lengths", "calls", "note"], rows)
 
 
-def headline(res: Results, verified: bool) -> str:
-    s = model.speed(res)
-    lines = [model.headline(res)] if verified else []
-    if len(s):
-        lines.append(f"{len(s)} timings of {s['adapter'].nunique()} adapters on "
-                     f"{s['machine'].nunique()} machine(s).")
-    return "  \n".join(lines) or "No results in these files."
+def headline(res: Results) -> str:
+    """The headline sentences, one per line."""
+    return "  \n".join(model.headlines(res))
+
+
+def warnings_block(res: Results) -> str | None:
+    """The report warnings as quoted lines under the headline: easy to spot in a PR comment."""
+    found = model.report_warnings(res)
+    return "\n>\n".join(f"> ⚠️ {cell(w)}" for w in found) if found else None
+
+
+def verification(res: Results) -> list[str]:
+    """The verification part: verdicts, behaviour, closest to tolerance, known divergences, failures."""
+    parts = ["## Verification", "", verdict_table(res), ""]
+    for title, section in (("Behaviour", behaviour_table(res)),
+                           (f"Closest to tolerance ({CLOSEST_ROWS} passing checks with the largest error / "
+                            "tolerance)", closest_table(res)),
+                           ("Known divergences", known_table(res))):
+        parts += [f"### {title}", "", section or "none", ""]
+    return [*parts, "### Failures", "", failures_section(res), ""]
+
+
+def speed(res: Results) -> list[str]:
+    parts = ["## Speed", "", speed_table(res), ""]
+    recompiles = recompile_table(res)
+    return parts + (["### Recompiles", "", recompiles, ""] if recompiles else [])
 
 
 def render(res: Results, html_name: str = "report.html") -> str:
-    """The whole report as Markdown; sections with nothing to show say so."""
+    """The whole report as Markdown: only the sections these results have something for."""
     c = res.checks
-    verified = bool(len(c)) and bool((c["suite"] != "speed").any())
-    parts = ["# normbench report", "", headline(res, verified),
-             "", "## Environment", "", environments(res), "", "## Verification", ""]
-    if verified:
-        parts += [verdict_table(res), ""]
-        for title, section in (("Behaviour", behaviour_table(res)),
-                               ("Worst agreement (10 largest errors relative to tolerance)", agreement_table(res)),
-                               ("Known divergences", known_table(res))):
-            parts += [f"### {title}", "", section or "none", ""]
-        parts += ["### Failures", "", failures_section(res), ""]
-    else:
-        parts += ["No verification results in these files.", ""]
-    parts += ["## Speed", "", speed_table(res), ""]
-    recompiles = recompile_table(res)
-    if recompiles:
-        parts += ["### Recompiles", "", recompiles, ""]
-    parts += ["---", f"Charts and full tables: {code(html_name)} (the HTML report next to this file)."]
+    verified = bool(len(model.verification(res)))
+    timed = bool(len(c)) and bool((c["suite"] == "speed").any())
+    parts = ["# normbench report", "", headline(res), ""]
+    alerts = warnings_block(res)
+    parts += [alerts, ""] if alerts else []
+    parts += ["## Environment", "", environments(res), ""]
+    parts += verification(res) if verified else []
+    parts += speed(res) if timed else []
+    if not verified and model.unexpected(res):  # benchmarks that failed or errored: listed even without verification
+        parts += ["## Failures", "", failures_section(res), ""]
+    if verified or timed:
+        parts += ["---", f"Charts and full tables: {code(html_name)} (the HTML report next to this file)."]
     return "\n".join(parts) + "\n"

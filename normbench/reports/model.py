@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .. import bench
 from .. import known as known_divergences
 from ..records import OUTCOMES, read
+from .formatting import MISSING, fmt_date, fmt_gbps, fmt_seconds, missing, plural, sig3, span
 
 
 @dataclass
@@ -27,18 +29,38 @@ class Results:
         return sorted(self.checks["adapter"].unique()) if len(self.checks) else []
 
 
-def load(paths: list[str | os.PathLike] | str | os.PathLike) -> Results:
-    """Read and merge results files; a missing or corrupt one raises naming the path (and line)."""
+def load(paths: list[str | os.PathLike] | str | os.PathLike, warn=None) -> Results:
+    """Read and merge results files; a missing or corrupt one raises naming the path (and line).
+
+    A file given twice (or once by name and once in a folder) is read once, with a warning
+    through ``warn``. A file named that holds no check is an error; one found in a folder is
+    skipped with a warning (a process killed as it started). No checks at all is an error.
+    """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    envs, rows = [], []
-    for path in (f for p in map(Path, paths) for f in _files(p)):
-        env, checks = read(path)
-        machine = f"{env.get('machine', '?')} ({env.get('cpu', '?')}, {env.get('cores', '?')} cores)"
-        source = str(path)
-        envs.append({"source": source, "run": run_name(path), "machine": machine, **_flat_env(env)})
-        run = str(run_folder(path) or path)
-        rows += [{**row, "source": source, "run": run, "machine": machine} for row in checks]
+    warn = warn or (lambda message: None)
+    envs, rows, seen = [], [], {}
+    for given in map(Path, paths):
+        for path in _files(given):
+            key = path.resolve()
+            if key in seen:
+                warn(f"{path} is given twice ({seen[key]} and {given}); reading it once")
+                continue
+            seen[key] = given
+            env, checks = read(path)
+            if not checks:
+                problem = f"{path}: {'empty' if not env else 'an environment record but no checks'}"
+                if given == path:
+                    raise ValueError(problem + "; not a normbench results file (or from a run that wrote nothing)")
+                warn(problem + "; skipped")
+                continue
+            machine = f"{env.get('machine', '?')} ({env.get('cpu', '?')}, {env.get('cores', '?')} cores)"
+            source = str(path)
+            envs.append({"source": source, "run": run_name(path), "machine": machine, **_flat_env(env)})
+            run = str(run_folder(path) or path)
+            rows += [{**row, "source": source, "run": run, "machine": machine} for row in checks]
+    if not rows:
+        raise ValueError(f"no normbench results in {', '.join(map(str, paths))}")
     checks = pd.DataFrame(rows)
     for column in ("facts", "params", "timing"):
         if column not in checks:
@@ -74,7 +96,7 @@ def _files(path: Path) -> list[Path]:
         return [path]
     if (path / "results.jsonl").is_file():
         return [path / "results.jsonl"]
-    found = sorted(path.rglob("*.jsonl"))
+    found = sorted(p for p in path.rglob("*.jsonl") if p.is_file())
     if not found:
         raise FileNotFoundError(f"{path}: no results files (*.jsonl) in this folder")
     return found
@@ -86,6 +108,9 @@ def _flat_env(env: dict) -> dict:
     out["threads"] = ", ".join(f"{k}={v}" for k, v in (env.get("threads") or {}).items()) or "defaults"
     bw = env.get("memory_bandwidth") or {}
     out["bandwidth_gbps"] = bw.get("gbps")
+    lock = env.get("machine_lock") if isinstance(env.get("machine_lock"), dict) else {}
+    out["lock_mode"] = lock.get("mode")
+    out["lock_waited_s"] = lock.get("waited_s")
     out["adapters_installed"] = ", ".join(
         name for name, info in (env.get("adapters") or {}).items() if info.get("installed"))
     out["adapters_missing"] = ", ".join(
@@ -113,15 +138,35 @@ def verdicts(res: Results) -> pd.DataFrame:
 
 
 def headline(res: Results) -> str:
-    """One line: how many checks, how they came out, and the verdict."""
+    """The report's first words: what was verified and timed, and the verdict."""
+    return " ".join(headlines(res))
+
+
+def headlines(res: Results) -> list[str]:
+    """One sentence for the verification and one for the benchmarks, whichever these files hold."""
+    lines = []
     c = verification(res)
-    if not len(c):
-        return "No verification results in these files."
-    counts = c["outcome"].value_counts()
-    parts = ", ".join(f"{int(counts.get(o, 0))} {o}" for o in OUTCOMES)
-    bad = int(counts.get("fail", 0) + counts.get("error", 0))
-    verdict = "all agree or diverge only as known" if bad == 0 else f"{bad} unexpected failures"
-    return f"{len(c)} checks on {c['adapter'].nunique()} adapters: {parts} — {verdict}."
+    if len(c):
+        counts = c["outcome"].value_counts()
+        parts = ", ".join(f"{int(counts.get(o, 0)):,} {o}" for o in OUTCOMES)
+        bad = int(counts.get("fail", 0) + counts.get("error", 0))
+        verdict = ("all agree or diverge only as known" if bad == 0
+                   else plural(bad, "unexpected failure"))
+        lines.append(f"{plural(len(c), 'check')} on {plural(c['adapter'].nunique(), 'adapter')}: {parts} — {verdict}.")
+    s = speed(res)
+    if len(s):
+        broken = timed_rows(res)
+        broken = int(broken["outcome"].isin(["fail", "error"]).sum()) if len(broken) else 0
+        lines.append(f"{plural(len(s), 'timing')} of {plural(s['adapter'].nunique(), 'adapter')} on "
+                     f"{plural(s['machine'].nunique(), 'machine')}"
+                     + (f"; {plural(broken, 'benchmark')} failed or errored." if broken else "."))
+    return lines or ["No results in these files."]
+
+
+def unexpected(res: Results) -> int:
+    """Failed and errored records in any suite: what makes a report bad news."""
+    c = res.checks
+    return int(c["outcome"].isin(["fail", "error"]).sum()) if len(c) else 0
 
 
 def _fact(rows: pd.DataFrame, key: str):
@@ -171,29 +216,80 @@ def behaviour(res: Results) -> pd.DataFrame:
     return table
 
 
-def agreement(res: Results) -> pd.DataFrame:
-    """Compared checks, worst first by error relative to tolerance."""
-    c = verification(res)
-    c = c[c["max_abs_err"].notna() & c["tolerance"].notna()] if len(c) else c
-    if not len(c):
-        return pd.DataFrame(columns=["adapter", "case", "check", "outcome", "err_eps", "max_abs_err", "tolerance"])
+AGREEMENT_COLUMNS = ["adapter", "suite", "case", "check", "dtype", "input", "outcome", "err_eps", "max_abs_err",
+                     "tolerance", "ratio", "machine", "run"]
+SEVERITY = {"error": 3, "fail": 2, "known": 1, "pass": 0}  # which check speaks for a heatmap cell
+
+
+def _with_ratio(c: pd.DataFrame) -> pd.DataFrame:
+    """Errors and tolerances as numbers, and ratio = max abs error / tolerance (NaN where undefined)."""
     c = c.assign(
         max_abs_err=pd.to_numeric(c["max_abs_err"], errors="coerce"),
         tolerance=pd.to_numeric(c["tolerance"], errors="coerce"),
         err_eps=pd.to_numeric(c["err_eps"], errors="coerce"),
     )
-    c = c.assign(ratio=c["max_abs_err"] / c["tolerance"].where(c["tolerance"] > 0))
-    cols = ["adapter", "suite", "case", "check", "dtype", "input", "outcome", "err_eps", "max_abs_err",
-            "tolerance", "ratio", "machine"]
-    return c.sort_values("ratio", ascending=False, na_position="first")[cols].reset_index(drop=True)
+    return c.assign(ratio=c["max_abs_err"] / c["tolerance"].where(c["tolerance"] > 0))
+
+
+def agreement(res: Results) -> pd.DataFrame:
+    """Compared checks, worst first by error relative to tolerance."""
+    c = verification(res)
+    c = c[c["max_abs_err"].notna() & c["tolerance"].notna()] if len(c) and "tolerance" in c else c.iloc[0:0]
+    if not len(c):
+        return pd.DataFrame(columns=AGREEMENT_COLUMNS)
+    c = _with_ratio(c).assign(run=run_labels(res, c))
+    return c.sort_values("ratio", ascending=False, na_position="first")[AGREEMENT_COLUMNS].reset_index(drop=True)
+
+
+def run_labels(res: Results, rows: pd.DataFrame) -> pd.Series:
+    """The run each record came from, by the name the environment table gives it (see :func:`run_of`)."""
+    envs = res.environments
+    if "source" not in rows or not len(envs) or "source" not in envs:
+        return pd.Series(None, index=rows.index, dtype=object)
+    return rows["source"].map(dict(zip(envs["source"], run_of(envs["run"]), strict=True)))
+
+
+def closest(res: Results) -> pd.DataFrame:
+    """Passing checks, closest to their tolerance first: how much headroom agreement has."""
+    a = agreement(res)
+    a = a[(a["outcome"] == "pass") & a["ratio"].notna()]
+    return a.sort_values("ratio", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def agreement_cells(res: Results) -> pd.DataFrame:
+    """One row per case and adapter, for the heatmap: the check that speaks for the cell (the most
+    severe outcome, then the highest error / tolerance), with how many checks the cell holds.
+
+    Cases come most interesting first: any failure or error, then the highest ratio. Failures and
+    errors without an error value (an exception) are cells too: they are what a reader looks for.
+    """
+    cols = ["case", "adapter", "check", "dtype", "outcome", "err_eps", "max_abs_err", "tolerance", "ratio", "checks"]
+    c = verification(res)
+    if not len(c) or "tolerance" not in c:
+        return pd.DataFrame(columns=cols)
+    c = c[(c["max_abs_err"].notna() & c["tolerance"].notna()) | c["outcome"].isin(["fail", "error"])]
+    if not len(c):
+        return pd.DataFrame(columns=cols)
+    c = _with_ratio(c).assign(severity=lambda d: d["outcome"].map(SEVERITY).fillna(0))
+    c = c.sort_values(["severity", "ratio"], ascending=False, na_position="last", kind="stable")
+    cells = c.groupby(["case", "adapter"], sort=False).head(1).set_index(["case", "adapter"])
+    cells["checks"] = c.groupby(["case", "adapter"]).size()
+    cells = cells.reset_index()
+    by_case = cells.groupby("case").agg(bad=("severity", lambda s: bool((s >= 2).any())),
+                                        top=("ratio", lambda r: r.max() if r.notna().any() else -1.0))
+    order = by_case.sort_values(["bad", "top"], ascending=False, kind="stable").index
+    cells["case"] = pd.Categorical(cells["case"], categories=order, ordered=True)
+    cells = cells.sort_values(["case", "adapter"], kind="stable")
+    return cells.assign(case=cells["case"].astype(str))[cols].reset_index(drop=True)
 
 
 def agreement_matrix(res: Results) -> pd.DataFrame:
-    """Worst error in epsilons per case (rows) and adapter (columns), for the heatmap."""
-    a = agreement(res)
-    if not len(a):
+    """Error / tolerance per case (rows, most interesting first) and adapter (columns)."""
+    cells = agreement_cells(res)
+    if not len(cells):
         return pd.DataFrame()
-    return a.pivot_table(index="case", columns="adapter", values="err_eps", aggfunc="max")
+    matrix = cells.pivot(index="case", columns="adapter", values="ratio")
+    return matrix.loc[list(dict.fromkeys(cells["case"]))]
 
 
 def known(res: Results) -> pd.DataFrame:
@@ -214,8 +310,10 @@ def failures(res: Results) -> pd.DataFrame:
     """Unexpected failures and errors, with the command that reruns each."""
     c = res.checks
     rows = c[c["outcome"].isin(["fail", "error"])] if len(c) else c
-    cols = ["adapter", "suite", "case", "check", "outcome", "message", "rerun", "machine"]
-    return rows[cols].reset_index(drop=True) if len(rows) else pd.DataFrame(columns=cols)
+    cols = ["adapter", "suite", "case", "check", "outcome", "message", "rerun", "machine", "run"]
+    if not len(rows):
+        return pd.DataFrame(columns=cols)
+    return rows.assign(run=run_labels(res, rows))[cols].reset_index(drop=True)
 
 
 def _pool(group: pd.DataFrame) -> pd.Series:
@@ -256,11 +354,15 @@ def timed_rows(res: Results) -> pd.DataFrame:
 
 
 def speed(res: Results) -> pd.DataFrame:
-    """Timed benchmarks with GB/s, roofline and the ratio to the fastest adapter of each case."""
+    """Timed benchmarks with GB/s, roofline and the ratio to the fastest adapter of each case.
+
+    The ratio compares adapters within a shape group (default shapes, sweep), so each table a
+    report shows has its own fastest. ``other_load`` is the worst of a case's repeats.
+    """
     rows = timed_rows(res)
     rows = rows[rows["outcome"] == "pass"] if len(rows) else rows
     cols = ["op", "mode", "shape", "dtype", "group", "adapter", "median_s", "iqr_s", "min_s", "gbps",
-            "roofline_frac", "faults_per_call", "compile_s", "elements", "machine", "vs_fastest"]
+            "roofline_frac", "faults_per_call", "other_load", "compile_s", "elements", "machine", "run", "vs_fastest"]
     if not len(rows) or "median_s" not in rows:
         return pd.DataFrame(columns=cols)
     rows = rows.assign(**{"faults_per_call": None} if "faults_per_call" not in rows else {})
@@ -269,10 +371,25 @@ def speed(res: Results) -> pd.DataFrame:
         shape=rows["params"].apply(lambda p: "×".join(map(str, p.get("logical_shape", [])))),
         group=rows["params"].apply(lambda p: p.get("group")),
         elements=rows["params"].apply(lambda p: int(pd.Series(p.get("logical_shape", [0])).prod())),
+        other_load=_other_load(res, rows),
+        run_label=run_labels(res, rows),
     )
-    key = ["machine", "op", "mode", "shape", "dtype"]
-    rows = rows.assign(vs_fastest=rows["median_s"] / rows.groupby(key)["median_s"].transform("min"))
+    key = ["machine", "group", "op", "mode", "shape", "dtype"]
+    fastest = rows.groupby(key, dropna=False)["median_s"].transform("min")
+    rows = rows.assign(vs_fastest=rows["median_s"] / fastest, run=rows["run_label"])
     return rows[cols].sort_values(["op", "mode", "elements", "dtype", "median_s"]).reset_index(drop=True)
+
+
+def _other_load(res: Results, rows: pd.DataFrame) -> pd.Series:
+    """Per pooled case, the most cores other processes kept busy during any of its repeats."""
+    c = res.checks
+    if "other_load" not in c:
+        return pd.Series(np.nan, index=rows.index)
+    key = ["run", "adapter", "case"]
+    load = pd.to_numeric(c.loc[c["suite"] == "speed", "other_load"], errors="coerce")
+    worst = load.groupby([c.loc[load.index, k] for k in key]).max()
+    return pd.Series([worst.get(tuple(k), np.nan) for k in rows[key].itertuples(index=False)], index=rows.index,
+                     dtype=float)
 
 
 def recompiles(res: Results) -> pd.DataFrame:
@@ -289,6 +406,148 @@ def recompiles(res: Results) -> pd.DataFrame:
         "calls": rows["facts"].apply(lambda f: len(f.get("lengths", []))),
         "message": rows["message"], "machine": rows["machine"],
     }).reset_index(drop=True)
+
+
+def run_of(labels: pd.Series) -> pd.Series:
+    """The run a results file belongs to: its label up to the first "/" (``<run>/<phase>/<group>``
+    inside a `normbench run` folder, the file's folder name outside one)."""
+    return labels.astype(str).str.split("/").str[0]
+
+
+def _distinct(values: pd.Series) -> str:
+    shown = [str(v) for v in dict.fromkeys(values) if not missing(v) and str(v) != ""]
+    return "; ".join(shown) or MISSING
+
+
+def _union(values: pd.Series) -> str:
+    """Comma-separated lists (adapters per process) merged, first seen first."""
+    items = [item.strip() for v in values if isinstance(v, str) for item in v.split(", ") if item.strip()]
+    return ", ".join(dict.fromkeys(items)) or MISSING
+
+
+def _dates(values: pd.Series) -> str:
+    stamps = pd.to_datetime(values, errors="coerce", utc=True).dropna()
+    if not len(stamps):
+        return MISSING
+    first, last = fmt_date(stamps.min()), fmt_date(stamps.max())
+    if first[:10] == last[:10] and first != last:  # same day: 2024-05-01 10:02–10:40 UTC
+        return f"{first[:16]}–{last[11:]}"
+    return span(first, last)
+
+
+def _bandwidth(values: pd.Series) -> str:
+    gbps = pd.to_numeric(values, errors="coerce").dropna()
+    return MISSING if not len(gbps) else span(fmt_gbps(gbps.min()), fmt_gbps(gbps.max())) + " GB/s"
+
+
+def _lock(g: pd.DataFrame) -> str:
+    """The lock modes a run's processes held the machine in, and the longest wait for it."""
+    modes = _distinct(g["lock_mode"]) if "lock_mode" in g else MISSING
+    waited = pd.to_numeric(g["lock_waited_s"], errors="coerce").max() if "lock_waited_s" in g else np.nan
+    if modes == MISSING and missing(waited):
+        return MISSING
+    return modes if missing(waited) or waited < 0.05 else f"{modes}, waited up to {fmt_seconds(waited)}"
+
+
+def _normbench(g: pd.DataFrame) -> str:
+    pairs = [" ".join(str(x)[:10] for x in (v, c) if not missing(x) and x)
+             for v, c in zip(g.get("normbench_version", [None] * len(g)), g.get("git_commit", [None] * len(g)),
+                             strict=True)]
+    return _distinct(pd.Series(pairs, dtype=object))
+
+
+RUN_FIELDS = {  # label: how a run's files are summarised into one value
+    "results files": lambda g: str(len(g)),
+    "machine": lambda g: _distinct(g["machine"]),
+    "date": lambda g: _dates(g["date"]),
+    "python": lambda g: _distinct(g["python"]),
+    "normbench": _normbench,
+    "os": lambda g: _distinct(g["os"]),
+    "versions": lambda g: _distinct(g["versions"]),
+    "threads": lambda g: _distinct(g["threads"]),
+    "memory bandwidth": lambda g: _bandwidth(g["bandwidth_gbps"]),
+    "machine lock": _lock,
+    "adapters installed": lambda g: _union(g["adapters_installed"]),
+    "adapters missing (install with)": lambda g: _union(g["adapters_missing"]).replace(MISSING, "none"),
+}
+
+
+def runs(res: Results) -> pd.DataFrame:
+    """One row per run (a `normbench run` folder holds a results file per process), each environment
+    field summarised over the run's files: dates first–last, bandwidth min–max, else distinct values."""
+    envs = res.environments
+    if not len(envs):
+        return pd.DataFrame(columns=["run", *RUN_FIELDS])
+    envs = envs.assign(**{k: None for k in ("machine", "date", "python", "os", "versions", "threads",
+                                            "bandwidth_gbps", "adapters_installed", "adapters_missing")
+                          if k not in envs})
+    rows = [{"run": run, **{label: summarise(g) for label, summarise in RUN_FIELDS.items()}}
+            for run, g in envs.groupby(run_of(envs["run"]), sort=False)]
+    return pd.DataFrame(rows)
+
+
+def split_runs(table: pd.DataFrame) -> tuple[dict[str, str], pd.DataFrame]:
+    """(fields every run shares, with their value; the fields that differ, one column per run).
+
+    A field no run measured is left out. With one run every field is 'shared'."""
+    shared, differ = {}, {}
+    for field in RUN_FIELDS:
+        values = list(table[field]) if field in table else []
+        if not values or all(v == MISSING for v in values):
+            continue
+        if len(set(values)) == 1:
+            shared[field] = values[0]
+        else:
+            differ[field] = values
+    return shared, pd.DataFrame(differ, index=list(table["run"])).T
+
+
+BANDWIDTH_SPREAD = 1.5  # max / min memory bandwidth across one run's processes worth a warning
+WAIT_WARNING_S = 1.0  # a benchmark process that waited longer than this for the machine lock
+
+
+def report_warnings(res: Results) -> list[str]:
+    """What makes these timings less trustworthy, read from the records: a run whose memory bandwidth
+    moved between processes, benchmarks that waited for or overlapped other load."""
+    return [*_bandwidth_warnings(res), *_lock_warnings(res), *_load_warnings(res)]
+
+
+def _bandwidth_warnings(res: Results) -> list[str]:
+    envs = res.environments
+    if not len(envs) or "bandwidth_gbps" not in envs:
+        return []
+    out = []
+    gbps = pd.to_numeric(envs["bandwidth_gbps"], errors="coerce")
+    for run, g in gbps.groupby(run_of(envs["run"]), sort=False):
+        g = g.dropna()
+        if len(g) > 1 and g.min() > 0 and g.max() / g.min() > BANDWIDTH_SPREAD:
+            out.append(f"{run}: memory bandwidth varied {fmt_gbps(g.min())}–{fmt_gbps(g.max())} GB/s across this "
+                       "run's processes: timings from different processes may not be comparable.")
+    return out
+
+
+def _lock_warnings(res: Results) -> list[str]:
+    envs, c = res.environments, res.checks
+    if not len(envs) or "lock_waited_s" not in envs or not len(c):
+        return []
+    benchmarked = set(c.loc[c["suite"] == "speed", "source"])
+    waited = pd.to_numeric(envs["lock_waited_s"], errors="coerce")
+    waited = waited[envs["source"].isin(benchmarked) & (waited > WAIT_WARNING_S)]
+    if not len(waited):
+        return []
+    return [f"{plural(len(waited), 'benchmark process', 'benchmark processes')} waited for the machine lock "
+            f"(up to {fmt_seconds(waited.max())}) while other work held it: the machine was busy around "
+            "these timings."]
+
+
+def _load_warnings(res: Results) -> list[str]:
+    s = speed(res)
+    loaded = pd.to_numeric(s["other_load"], errors="coerce") if len(s) else pd.Series(dtype=float)
+    loaded = loaded[loaded >= bench.OVERLAP_CORES]
+    if not len(loaded):
+        return []
+    return [f"{len(loaded)} of {plural(len(s), 'timing')} overlapped other load (up to {sig3(loaded.max())} "
+            f"{'core' if loaded.max() == 1 else 'cores'} busy with other processes): the machine was not quiet."]
 
 
 def tidy(res: Results) -> pd.DataFrame:

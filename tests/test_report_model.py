@@ -1,0 +1,196 @@
+"""The report model's tables, from real results made here (numpy verification, a quick benchmark),
+edited where a test needs a known divergence, a failure, a second run or a busy machine.
+
+The helpers build what `normbench run` writes: a folder holding run.json and one results file per
+process; the HTML and Markdown tests use them too.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from normbench.known import KNOWN
+from normbench.reports import formatting, model
+
+
+def rewrite(src: Path, dst: Path, env: dict | None = None, edit: Callable[[dict], None] | None = None) -> Path:
+    """A copy of a results file: its environment record updated with ``env``, each check passed
+    through ``edit`` (which changes it in place)."""
+    rows = [json.loads(line) for line in src.read_text().splitlines() if line.strip()]
+    for row in rows:
+        if row["type"] == "environment":
+            row.update(env or {})
+        elif edit is not None:
+            edit(row)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return dst
+
+
+def make_run(root: Path, name: str, files: dict[str, tuple[Path, dict]],
+             edit: Callable[[dict], None] | None = None) -> Path:
+    """A `normbench run` folder: run.json and, per ``<phase>/<group>[/r<k>]`` folder, a copy of a
+    results file with its environment record updated."""
+    run = root / name
+    run.mkdir(parents=True)
+    (run / "run.json").write_text("{}\n")
+    for folder, (src, env) in files.items():
+        rewrite(src, run / folder / "results.jsonl", env, edit)
+    return run
+
+
+def bandwidth(gbps: float) -> dict:
+    return {"memory_bandwidth": {"gbps": gbps}}
+
+
+def mark(checks: pd.DataFrame, where: pd.Series, outcome: str, **fields) -> None:
+    """Give the first record matching ``where`` another outcome (and fields), as a real run could."""
+    row = checks.index[where][0]
+    checks.loc[row, "outcome"] = outcome
+    for key, value in fields.items():
+        checks.at[row, key] = value
+
+
+def two_runs_of(root: Path, numpy_results: Path, quick_bench: Path) -> model.Results:
+    """Two `normbench run` folders: "alpha", three processes whose memory bandwidth moved 23.1–43.0 GB/s
+    and whose torch LayerNorm timings overlapped 1.3 cores of other load; "beta", one process."""
+
+    def busy(row):
+        if row.get("suite") == "speed" and row.get("check") != "recompiles":
+            row["other_load"] = 1.3 if row["adapter"] == "torch" and row["op"] == "layer_norm" else 0.0
+
+    lock = {"machine_lock": {"mode": "exclusive", "waited_s": 0.0}}
+    make_run(root, "alpha", {
+        "verify/numpy": (numpy_results, {"date": "2024-05-01T10:02:00+00:00", **lock}),
+        "bench/numpy/r0": (quick_bench, {"date": "2024-05-01T10:20:00+00:00", **bandwidth(23.1), **lock}),
+        "bench/numpy/r1": (quick_bench, {"date": "2024-05-01T10:40:00+00:00", **bandwidth(43.0), **lock}),
+    }, edit=busy)
+    make_run(root, "beta", {"verify/numpy": (numpy_results, {"date": "2024-05-02T09:00:00+00:00",
+                                                             "python": "3.12.1", **lock})})
+    return model.load([root / "alpha", root / "beta"])
+
+
+def planted(path: Path) -> model.Results:
+    """A verification with one known divergence (an infinite error) and one failure planted."""
+    res = model.load(path)
+    c = res.checks
+    compared = c["tolerance"].notna() & (c["outcome"] == "pass")
+    mark(c, compared & (c["check"] == "forward_train"), "known", max_abs_err=math.inf, err_eps=math.inf,
+         facts={"known": KNOWN[0].key})
+    mark(c, compared & (c["check"] == "forward_eval"), "fail")
+    return res
+
+
+@pytest.fixture
+def verified(numpy_results):
+    return planted(numpy_results)
+
+
+def test_closest_lists_passing_checks_nearest_their_tolerance_first(verified):
+    closest = model.closest(verified)
+    assert len(closest) > 10 and set(closest["outcome"]) == {"pass"}
+    ratios = list(closest["ratio"])
+    assert ratios == sorted(ratios, reverse=True) and 0 <= ratios[-1] <= ratios[0] <= 1
+    assert closest.iloc[0]["ratio"] == pytest.approx(closest.iloc[0]["max_abs_err"] / closest.iloc[0]["tolerance"])
+
+
+def test_agreement_cells_put_failures_first_and_keep_the_worst_check_of_each_cell(verified):
+    cells = model.agreement_cells(verified)
+    c = verified.checks
+    compared = c[c["tolerance"].notna() & (c["outcome"] != "skip")]
+    assert len(cells) == compared.groupby(["case", "adapter"]).ngroups
+    assert cells.iloc[0]["outcome"] == "fail"  # failures lead, whatever their ratio
+    known = cells[cells["outcome"] == "known"].iloc[0]
+    assert math.isinf(known["ratio"]) and known["checks"] > 1  # the known check speaks for its cell
+    rest = cells[cells["outcome"] == "pass"]["ratio"]
+    assert list(rest) == sorted(rest, reverse=True)  # then the highest error / tolerance (one adapter here)
+    matrix = model.agreement_matrix(verified)
+    assert list(matrix.index) == list(cells["case"]) and list(matrix.columns) == ["numpy"]
+
+
+def test_headlines_count_with_correct_plurals(numpy_results, quick_bench):
+    verify_only = model.headlines(model.load(numpy_results))
+    assert len(verify_only) == 1 and " checks on 1 adapter: " in verify_only[0]
+    speed_only = model.headlines(model.load(quick_bench))
+    assert len(speed_only) == 1 and speed_only[0].endswith(" timings of 2 adapters on 1 machine.")
+    assert model.headlines(model.Results(pd.DataFrame(), pd.DataFrame())) == ["No results in these files."]
+
+
+def test_runs_fold_a_run_folder_into_one_summarised_column(numpy_results, quick_bench, tmp_path):
+    res = two_runs_of(tmp_path, numpy_results, quick_bench)
+    assert len(res.environments) == 4
+    runs = model.runs(res).set_index("run")
+    assert list(runs.index) == ["alpha", "beta"]
+    assert runs.loc["alpha", "results files"] == "3"
+    assert runs.loc["alpha", "date"] == "2024-05-01 10:02–10:40 UTC"
+    assert runs.loc["alpha", "memory bandwidth"] == "23.1–43.0 GB/s"
+    assert runs.loc["beta", "memory bandwidth"] == formatting.MISSING
+    shared, differ = model.split_runs(runs.reset_index())
+    assert {"date", "python", "memory bandwidth", "results files"} <= set(differ.index)
+    assert list(differ.columns) == ["alpha", "beta"]
+    assert "machine" in shared and "versions" in shared and "python" not in shared
+
+
+def test_warnings_name_unsteady_bandwidth_lock_waits_and_other_load(numpy_results, quick_bench, tmp_path):
+    quiet = rewrite(quick_bench, tmp_path / "quiet" / "results.jsonl", {"machine_lock": {"mode": "exclusive"}},
+                    edit=lambda row: row.update(other_load=0.0))
+    assert model.report_warnings(model.load(quiet)) == []
+
+    def busy(row):
+        if row.get("suite") == "speed" and row.get("check") != "recompiles":
+            row["other_load"] = 1.3 if row["op"] == "layer_norm" and row["adapter"] == "torch" else 0.1
+
+    make_run(tmp_path, "busy", {
+        "verify/numpy": (numpy_results, {"machine_lock": {"mode": "shared", "waited_s": 40.0}}),
+        "bench/numpy/r0": (quick_bench, {**bandwidth(23.1), "machine_lock": {"mode": "exclusive", "waited_s": 12.5}}),
+        "bench/torch/r0": (quick_bench, {**bandwidth(43.0), "machine_lock": {"mode": "exclusive", "waited_s": 0.2}}),
+    }, edit=busy)
+    res = model.load(tmp_path / "busy")
+    found = model.report_warnings(res)
+    assert found[0] == ("busy: memory bandwidth varied 23.1–43.0 GB/s across this run's processes: timings "
+                        "from different processes may not be comparable.")
+    # Only benchmark processes count: the verification one waited longer, but timed nothing.
+    assert found[1].startswith("1 benchmark process waited for the machine lock (up to 12 s)")
+    speed = model.speed(res)
+    loaded = int((speed["other_load"] >= 0.5).sum())
+    assert 0 < loaded < len(speed)
+    assert found[2] == (f"{loaded} of {len(speed)} timings overlapped other load (up to 1.3 cores busy with other "
+                        "processes): the machine was not quiet.")
+    env = res.environments.set_index("run")
+    assert env.loc["busy/bench/numpy/r0", "lock_mode"] == "exclusive"
+    assert env.loc["busy/bench/numpy/r0", "lock_waited_s"] == 12.5
+    assert model.runs(res).iloc[0]["machine lock"] == "exclusive; shared, waited up to 40 s"
+
+
+def test_speed_ratio_is_within_each_shape_group(quick_bench):
+    res = model.load(quick_bench)
+    c = res.checks
+    # Time one default case again as a sweep point (same shape): each group must keep its own fastest.
+    default = c[(c["suite"] == "speed") & c["params"].apply(lambda p: p.get("group") == "default")]
+    copy = default[default["adapter"] == "numpy"].head(1).copy()
+    copy["params"] = copy["params"].apply(lambda p: {**p, "group": "sweep"})
+    copy["case"] = copy["case"] + "-as-sweep"
+    res = model.Results(pd.concat([c, copy], ignore_index=True), res.environments)
+    speed = model.speed(res)
+    row = copy.iloc[0]
+    shape = "×".join(map(str, row["params"]["logical_shape"]))
+    same = speed[(speed["mode"] == row["check"]) & (speed["shape"] == shape) & (speed["op"] == row["op"])]
+    assert set(same["group"]) == {"default", "sweep"}
+    for _, group in same.groupby("group"):
+        assert (group["vs_fastest"] == 1.0).sum() == 1 and (group["vs_fastest"] >= 1.0).all()
+
+
+def test_one_number_boolean_and_plural_style():
+    assert formatting.sig3(1446.0) == "1.45e3" and formatting.sig3(0.000123) == "0.000123"
+    assert formatting.sig3(1.23e-5) == "1.23e-5" and formatting.sig3(math.inf) == "∞"
+    assert formatting.fmt_value(True) == "yes" and formatting.fmt_value(False) == "no"
+    assert formatting.fmt_value(None) == formatting.MISSING == "—"
+    assert formatting.plural(1, "adapter") == "1 adapter" and formatting.plural(2, "adapter") == "2 adapters"
+    assert formatting.plural(1, "process", "processes") == "1 process"
+    assert formatting.plural(1262, "check") == "1,262 checks"
