@@ -327,7 +327,7 @@ def _compare(args: argparse.Namespace) -> int:
 
     try:
         old, new = model.load(args.old, warn=_warn), model.load(args.new, warn=_warn)
-        same = sorted(set(old.environments["source"]) & set(new.environments["source"]))
+        same = sorted(set(map(_resolved, old.environments["source"])) & set(map(_resolved, new.environments["source"])))
         if same:
             return _fail(f"{same[0]} is on both sides of the comparison"
                          + (f" ({len(same)} files are)" if len(same) > 1 else "") + "; compare two different runs")
@@ -337,6 +337,10 @@ def _compare(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     print(result.markdown(only_changed=not args.all))
     return 1 if result.regressed else 0
+
+
+def _resolved(path: str) -> str:
+    return str(Path(path).resolve())
 
 
 def _ratio(text: str) -> float:

@@ -178,6 +178,9 @@ def test_compare_refuses_the_same_results_on_both_sides(numpy_results):
     one_line_error(run_cli("compare", str(numpy_results), str(numpy_results)), str(numpy_results),
                    "is on both sides of the comparison")
     one_line_error(run_cli("compare", str(numpy_results.parent), str(numpy_results)), "on both sides")
+    relative = numpy_results.relative_to(numpy_results.parents[1])
+    one_line_error(run_cli("compare", str(relative), str(numpy_results), cwd=numpy_results.parents[1]),
+                   "on both sides")
 
 
 def test_compare_refuses_runs_with_nothing_in_common(numpy_results, quick_bench):
