@@ -190,9 +190,11 @@ def padding_shift(adapter: Adapter, case: Case, *, suite: str = "sequence_length
         shift = float(np.max(np.abs(batch_mean - true.mean.reshape(-1)) / sd))
         expected = reference.forward(spec, x, p["gamma"], p["beta"], valid)
         dev = float(np.max(np.abs(y - expected)[np.broadcast_to(case.spread(valid), x.shape)]))
-        yield {"check": "padding_shift", "outcome": "pass", "max_abs_err": dev,
+        broken = int((metamorphic.finite_output(spec, x, p) & ~np.isfinite(y)).sum())  # measured, unless nonsense
+        yield {"check": "padding_shift", "outcome": "fail" if broken else "pass", "max_abs_err": dev,
                "message": f"padding ({case.pad}) moves the batch mean by {shift:.3g} std; valid outputs "
-                          f"differ from masked statistics by up to {dev:.3g}",
+                          f"differ from masked statistics by up to {dev:.3g}"
+                          + (f"; {broken} outputs are non-finite where the reference is finite" if broken else ""),
                "facts": {"mean_shift_std": shift, "valid_output_deviation": dev,
                          "valid_fraction": float(valid.mean())}}
 
