@@ -125,7 +125,7 @@ def layer_norm_modes_identical(adapter: Adapter, case: Case, *, suite: str = "tr
         train, infer = layer.forward(x, True), layer.forward(x, False)
         same = np.array_equal(np.asarray(train), np.asarray(infer), equal_nan=True)
         diff = float(np.max(np.abs(np.asarray(train, np.float64) - np.asarray(infer, np.float64))))
-        broken = int((metamorphic.finite_output(case.spec, x, p) & ~np.isfinite(np.asarray(train, np.float64))).sum())
+        broken = metamorphic.nonfinite(case.spec, x, p, train)
         message = "identical" if same else f"train and eval outputs differ by up to {diff:.3g}"
         if broken:
             message += f", but {broken} outputs are non-finite where the reference is finite"
@@ -190,7 +190,7 @@ def padding_shift(adapter: Adapter, case: Case, *, suite: str = "sequence_length
         shift = float(np.max(np.abs(batch_mean - true.mean.reshape(-1)) / sd))
         expected = reference.forward(spec, x, p["gamma"], p["beta"], valid)
         dev = float(np.max(np.abs(y - expected)[np.broadcast_to(case.spread(valid), x.shape)]))
-        broken = int((metamorphic.finite_output(spec, x, p) & ~np.isfinite(y)).sum())  # measured, unless nonsense
+        broken = metamorphic.nonfinite(spec, x, p, y)  # measured, unless nonsense
         yield {"check": "padding_shift", "outcome": "fail" if broken else "pass", "max_abs_err": dev,
                "message": f"padding ({case.pad}) moves the batch mean by {shift:.3g} std; valid outputs "
                           f"differ from masked statistics by up to {dev:.3g}"

@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import runner
+from . import records, runner
 from .adapters import registry
 
 
@@ -156,7 +156,7 @@ def _not_replaceable(out: Path) -> str | None:
         data = json.loads(plan.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         return f"its run.json is not a normbench run record ({exc})"
-    if not runner.is_run_plan(data):
+    if not records.is_run_plan(data):
         return "its run.json is not a normbench run record"
     foreign = sorted(e.name for e in out.iterdir() if e.name not in runner.RUN_ENTRIES)
     if foreign:
@@ -275,9 +275,7 @@ def _bench(args: argparse.Namespace) -> int:
     code = _pytest(argv, args, out / "results.jsonl")
     if not args.self_check:
         return _with_reports(code, out, args.no_report)
-    from .records import read
-
-    rows = [r for r in read(out / "results.jsonl")[1] if r["check"] == "harness_overhead"]
+    rows = [r for r in records.read(out / "results.jsonl")[1] if r["check"] == "harness_overhead"]
     if not rows:
         return _fail("the self-check did not run (is torch installed?)")
     print(f"normbench: self-check {rows[0]['message']}")

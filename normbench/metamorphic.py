@@ -26,6 +26,11 @@ def finite_output(spec, x, p) -> np.ndarray:
         return np.isfinite(reference.forward(spec, x, p["gamma"], p["beta"]))
 
 
+def nonfinite(spec, x, p, y) -> int:
+    """How many of a layer's outputs ``y`` are non-finite where the true output is finite."""
+    return int((finite_output(spec, x, p) & ~np.isfinite(np.asarray(y, np.float64))).sum())
+
+
 def scale_shift(adapter: Adapter, case: Case, *, suite: str = "agreement") -> list[Record]:
     """y(a·x + b) = y(x) for a > 0 and b per normalized group (per sample for LayerNorm, per
     channel for BatchNorm). Exact when eps = 0 (2⁻⁸⁰ is as good at these variances); a

@@ -27,6 +27,7 @@ OUTCOMES = ("pass", "fail", "known", "error", "skip")
 FRAMEWORK_DISTS = ("numpy", "ml_dtypes", "torch", "jax", "jaxlib", "flax", "tensorflow",
                    "tensorflow-cpu", "keras", "tf-keras", "onnx", "onnxruntime", "pytest")
 THREAD_VARS = (*threads.ENV_VARS, "XLA_FLAGS")
+RUN_FORMAT = "normbench-run/1"  # run.json's "format": marks a folder as a run normbench may replace
 
 
 @dataclass
@@ -197,9 +198,19 @@ def _not_results(path: str | os.PathLike) -> str | None:
     if isinstance(doc, dict) and "benchmarks" in doc and "machine_info" in doc:
         return (f"{path}: a pytest-benchmark JSON file, not normbench results; "
                 "read the results.jsonl beside it (or its folder)")
-    if isinstance(doc, dict) and "jobs" in doc and "suites" in doc:
+    if is_run_plan(doc):
         return f"{path}: the plan of a `normbench run` (run.json), not results; give its folder instead"
     return f"{path}: a JSON document, not normbench results (JSON Lines: one record per line)"
+
+
+def is_run_plan(data: object) -> bool:
+    """Whether parsed JSON is a run.json that ``normbench run`` wrote (this format or the one
+    before it, which had no ``format``)."""
+    if not isinstance(data, dict) or data.get("format", RUN_FORMAT) != RUN_FORMAT:
+        return False
+    jobs = data.get("jobs")
+    return (isinstance(data.get("suites"), list) and isinstance(jobs, list)
+            and all(isinstance(j, dict) and {"phase", "group", "folder", "command"} <= set(j) for j in jobs))
 
 
 def read(path: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]]]:

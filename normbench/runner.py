@@ -26,7 +26,7 @@ from pathlib import Path
 
 from . import lock, tracebacks
 from .adapters.base import Adapter
-from .records import OUTCOMES, Record, ResultsFile
+from .records import OUTCOMES, RUN_FORMAT, Record, ResultsFile
 
 VERIFY_SUITES = ("agreement", "train_eval", "batch_size_one", "sequence_lengths")
 SUITES = (*VERIFY_SUITES, "speed")
@@ -35,7 +35,6 @@ STDERR_TAIL = 3000  # characters of a failed process's stderr kept in its error 
 GRACE_S = 5.0  # between asking a process to stop (SIGINT, SIGTERM) and SIGKILL
 DUMP_S = 1.0  # for a hung process to write its stacks after SIGUSR1, before it is stopped
 PARENT = "NORMBENCH_PARENT_PID"  # a child stops itself if this process goes away (see cli)
-RUN_FORMAT = "normbench-run/1"  # run.json's "format": marks a folder as a run normbench may replace
 
 
 class RunError(ValueError):
@@ -396,7 +395,7 @@ def _rerun(command: list[str]) -> list[str]:
 def write_plan(out: Path, job_list: list[Job], opts: Options) -> None:
     """``run.json``: what this run folder holds and how each process ended, rewritten as each
     one finishes (so an interrupted run says which finished); its ``format`` marks the folder
-    as a run normbench may replace (see ``is_run_plan``)."""
+    as a run normbench may replace (see ``records.is_run_plan``)."""
     data = {
         "format": RUN_FORMAT, "suites": list(opts.suites), "quick": opts.quick, "threads": opts.threads,
         "timeout_s": opts.timeout_s, "workers": opts.workers,
@@ -409,16 +408,6 @@ def write_plan(out: Path, job_list: list[Job], opts: Options) -> None:
     fresh = out / "run.json.new"
     fresh.write_text(json.dumps(data, indent=2) + "\n")
     fresh.replace(out / "run.json")  # never a half-written run.json
-
-
-def is_run_plan(data: object) -> bool:
-    """Whether parsed JSON is a run.json that ``normbench run`` wrote (this format or the one
-    before it, which had no ``format``)."""
-    if not isinstance(data, dict) or data.get("format", RUN_FORMAT) != RUN_FORMAT:
-        return False
-    jobs = data.get("jobs")
-    return (isinstance(data.get("suites"), list) and isinstance(jobs, list)
-            and all(isinstance(j, dict) and {"phase", "group", "folder", "command"} <= set(j) for j in jobs))
 
 
 RUN_ENTRIES = {"run.json", "run.json.new", "verify", "bench", "logs", "report"}  # what a run folder holds
