@@ -29,3 +29,11 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300, env: dict |
 def blocking(*modules: str) -> str:
     """Python source that makes ``modules`` look uninstalled, as if never pip-installed."""
     return "import sys\n" + "".join(f"sys.modules[{m!r}] = None\n" for m in modules)
+
+
+def one_line_error(proc, *expected: str) -> str:
+    """Exit 2 and one line on stderr holding every expected piece; returns the line."""
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and all(e in lines[0] for e in expected), proc.stderr
+    return lines[0]

@@ -10,7 +10,7 @@ import pytest
 
 from normbench import records
 
-from .helpers import ROOT, run_cli
+from .helpers import ROOT, one_line_error, run_cli
 
 MISBEHAVING = "tests.misbehaving_adapters"
 
@@ -59,10 +59,7 @@ def test_a_module_with_a_syntax_error_is_one_line(tmp_path):
     (tmp_path / "typo.py").write_text("from normbench import Adapter\n\nclass Typo(Adapter)\n    name = 'typo'\n")
     for command in ("run", "verify", "bench"):
         proc = run_cli(command, "--adapters", "typo:Typo", "-o", str(tmp_path / command), cwd=tmp_path)
-        assert proc.returncode == 2, proc.stderr
-        lines = proc.stderr.strip().splitlines()
-        assert len(lines) == 1 and "cannot load adapter 'typo:Typo': SyntaxError" in lines[0], proc.stderr
-        assert f"{tmp_path / 'typo.py'}:3" in lines[0]
+        one_line_error(proc, "cannot load adapter 'typo:Typo': SyntaxError", f"{tmp_path / 'typo.py'}:3")
         assert not (tmp_path / command).exists()
 
 
@@ -74,9 +71,7 @@ def test_a_module_that_raises_on_import_names_its_line(tmp_path):
         EPS = SETTINGS["eps"]
     """))
     proc = run_cli("verify", "--adapters", "broken_adapter:Whatever", "-o", str(tmp_path / "r"), cwd=tmp_path)
-    assert proc.returncode == 2
-    (line,) = proc.stderr.strip().splitlines()
-    assert "KeyError: 'eps'" in line and f"{tmp_path / 'broken_adapter.py'}:5" in line
+    one_line_error(proc, "KeyError: 'eps'", f"{tmp_path / 'broken_adapter.py'}:5")
 
 
 @pytest.mark.parametrize("adapters, expected", [
@@ -86,7 +81,5 @@ def test_a_module_that_raises_on_import_names_its_line(tmp_path):
 def test_two_adapters_with_one_name_are_refused(tmp_path, adapters, expected):
     for command in ("run", "verify"):
         proc = run_cli(command, "--adapters", adapters, "-o", str(tmp_path / command))
-        assert proc.returncode == 2
-        (line,) = proc.stderr.strip().splitlines()
-        assert expected in line, line
+        one_line_error(proc, expected)
         assert not (tmp_path / command).exists()

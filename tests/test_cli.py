@@ -15,7 +15,7 @@ import pytest
 
 from normbench import records
 
-from .helpers import ROOT, run_cli
+from .helpers import ROOT, one_line_error, run_cli
 
 REQUIRED = {"suite", "check", "op", "adapter", "framework_version", "device", "dtype", "shape",
             "layout", "input", "params", "outcome", "max_abs_err", "err_eps", "tolerance",
@@ -128,14 +128,6 @@ def test_report_refuses_to_overwrite(numpy_run, tmp_path):
     (target / "report.html").write_text("mine")
     proc = run_cli("report", str(out), "-o", str(target))
     assert proc.returncode == 2 and (target / "report.html").read_text() == "mine"
-
-
-def one_line_error(proc, *expected: str) -> str:
-    """Exit 2 and one line on stderr holding every expected piece."""
-    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and all(e in lines[0] for e in expected), proc.stderr
-    return lines[0]
 
 
 def env_only(path):

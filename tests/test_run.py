@@ -8,7 +8,7 @@ import pytest
 
 from normbench import records
 
-from .helpers import ROOT, run_cli
+from .helpers import ROOT, one_line_error, run_cli
 
 CRASHING = "tests.crashing_adapters"
 
@@ -234,12 +234,6 @@ def _listing(folder):
     return sorted((str(p.relative_to(folder)), p.read_bytes() if p.is_file() else b"") for p in folder.rglob("*"))
 
 
-def _one_line_error(proc, expected: str) -> None:
-    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and expected in lines[0], proc.stderr
-
-
 A_RUN = {"format": "normbench-run/1", "suites": ["train_eval"], "jobs": [
     {"phase": "verify", "group": "numpy", "folder": "verify/numpy", "command": ["normbench"]}]}
 
@@ -260,7 +254,7 @@ def test_overwrite_deletes_only_a_normbench_run_folder(tmp_path, plan, extra, ex
         (folder / name).write_text(text)
     before = _listing(folder)
     proc = run_cli("run", "--adapters", "numpy", "--overwrite", "-o", str(folder))
-    _one_line_error(proc, f"not deleting {folder}: {expected}")
+    one_line_error(proc, f"not deleting {folder}: {expected}")
     assert _listing(folder) == before
 
 
@@ -278,7 +272,7 @@ def test_overwrite_never_empties_the_working_directory_a_parent_or_home(tmp_path
     env = {"HOME": str(project)} if where == "home" else {}
     proc = run_cli("run", "--adapters", "numpy", "--overwrite", "-o", target,
                    cwd=tmp_path / "elsewhere" if where == "home" else project, env=env)
-    _one_line_error(proc, "it is the working directory, a folder above it, the home folder or the root")
+    one_line_error(proc, "it is the working directory, a folder above it, the home folder or the root")
     assert _listing(tmp_path) == before
 
 
