@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 from pathlib import Path
 
@@ -195,33 +193,32 @@ def test_compare_validates_factor_and_alpha(quick_bench, tmp_path, option, expec
     assert proc.returncode == 2 and expected in proc.stderr.strip().splitlines()[-1], proc.stderr
 
 
-def as_nobody() -> list[str]:
-    """A prefix that runs a command as an unprivileged user: root writes through permission bits."""
+READ_ONLY_MOUNT = 'mount --bind -o ro "$0" "$0" && exec "$@"'  # sh -c script: $0 the folder, then the command
+
+
+def read_only(folder: Path) -> list[str]:
+    """A prefix that runs a command with ``folder`` read-only. Permission bits do not stop root,
+    so as root the folder is bind-mounted read-only in a mount namespace of the command's own
+    (nothing outside it sees the mount); otherwise the folder loses its write bits."""
     if os.geteuid() != 0:
+        folder.chmod(0o555)
         return []
-    if not shutil.which("setpriv"):
-        pytest.skip("running as root without setpriv: cannot make a folder unwritable")
-    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    prefix = ["unshare", "--mount", "sh", "-c", READ_ONLY_MOUNT, str(folder)]
+    probe = subprocess.run([*prefix, "sh", "-c", f"! touch {folder}/probe 2>/dev/null"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a folder read-only for root here (unshare and a bind mount): {probe.stderr[-200:]}")
+    return prefix
 
 
 @pytest.mark.parametrize("command", ["verify", "bench", "report"])
-def test_an_unwritable_output_folder_is_one_line_before_anything_runs(numpy_results, command):
-    base = Path(tempfile.mkdtemp(prefix="normbench-ro-"))
-    try:
-        base.chmod(0o755)
-        readonly = base / "readonly"
-        readonly.mkdir(mode=0o555)
-        readonly.chmod(0o555)
-        given = {"verify": ["--adapters", "numpy"], "bench": ["--adapters", "numpy", "--quick"],
-                 "report": [str(numpy_results)]}[command]
-        if command == "report":  # the results must be readable by that user too
-            shutil.copy(numpy_results, base / "results.jsonl")
-            (base / "results.jsonl").chmod(0o644)
-            given = [str(base / "results.jsonl")]
-        exe = Path(sys.executable).with_name("normbench")
-        proc = subprocess.run([*as_nobody(), str(exe), command, *given, "-o", str(readonly / "out")], cwd=base,
-                              capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(base)})
-        one_line_error(proc, f"cannot write the output folder {readonly / 'out'}")
-        assert "passed" not in proc.stdout and "failed" not in proc.stdout
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+def test_an_unwritable_output_folder_is_one_line_before_anything_runs(numpy_results, tmp_path, command):
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    given = {"verify": ["--adapters", "numpy"], "bench": ["--adapters", "numpy", "--quick"],
+             "report": [str(numpy_results)]}[command]
+    exe = Path(sys.executable).with_name("normbench")
+    proc = subprocess.run([*read_only(readonly), str(exe), command, *given, "-o", str(readonly / "out")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    one_line_error(proc, f"cannot write the output folder {readonly / 'out'}")
+    assert "passed" not in proc.stdout and "failed" not in proc.stdout
+    assert not list(readonly.iterdir())
