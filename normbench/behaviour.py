@@ -11,7 +11,7 @@ import dataclasses
 
 import numpy as np
 
-from . import inputs, metamorphic, reference, tolerance
+from . import inputs, metamorphic, ops, reference, tolerance
 from .adapters.base import Adapter, Unsupported
 from .checks import Case, judged, make_record, raised, run_check
 from .records import Record
@@ -20,15 +20,19 @@ STEPS = 5
 
 
 def _batch(case: Case, step: int) -> np.ndarray:
-    axes = case.spec.reduce_axes(len(case.shape))
-    return inputs.make(case.input, case.shape, case.dtype, case.seed + step, axes)
+    return inputs.make(case.input, case.shape, case.dtype, case.seed + step, case.spec.stats_view(case.shape))
 
 
-def defaults(adapter: Adapter, case: Case, *, suite: str = "train_eval") -> list[Record]:
-    """eps and momentum of a default-constructed layer, in native and canonical terms."""
+def defaults(adapter: Adapter, op: str, *, suite: str = "train_eval") -> list[Record]:
+    """What a default-constructed layer of ``op`` does: eps, momentum (native and canonical)
+    where it keeps running statistics, and whether it is affine or tracks statistics."""
+    case = Case(*ops.get(op).configs()[0])
     try:
+        reason = adapter.unsupported(case.spec, case.shape, case.dtype)
+        if reason:
+            raise Unsupported(reason)
         adapter.ensure_available()
-        found = adapter.defaults(case.spec.op)
+        found = adapter.defaults(op)
     except Exception as exc:  # noqa: BLE001 - a skip or an error record, like every check
         return [make_record(adapter, case, suite, "defaults", **raised(adapter, exc))]
     facts = {f"default_{k}": v for k, v in found.items()}
@@ -36,7 +40,7 @@ def defaults(adapter: Adapter, case: Case, *, suite: str = "train_eval") -> list
         m = found["momentum"]
         facts["default_momentum_new_weight"] = m if adapter.momentum_convention == "new" else 1 - m
         facts["momentum_convention"] = adapter.momentum_convention
-    message = ", ".join(f"{k}={v:g}" for k, v in found.items())
+    message = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in found.items())
     return [make_record(adapter, case, suite, "defaults", outcome="pass", message=message, facts=facts)]
 
 
@@ -85,9 +89,14 @@ def train_steps(adapter: Adapter, case: Case, *, suite: str = "train_eval") -> l
         }
         best = min(worst.items(), key=lambda kv: max(kv[1][0].ratio, kv[1][1].ratio))
         (_, best_var), (vm, vv) = best
-        ok = bool(matching) and weight == "new"
+        declared = adapter.running_var
+        kept_promise = declared is None or any(k[1] == declared for k in matching)
+        ok = bool(matching) and weight == "new" and kept_promise
         note = (f"after {STEPS} steps the running statistics follow momentum as the weight of the "
                 f"{weight} value and {var} variance")
+        if not kept_promise:
+            note += f", but {adapter.name} declares {declared} running variance"
+        facts["declared_running_var"] = declared
         for name, v in (("running_mean_steps", vm), ("running_var_steps", vv)):
             row = judged(name, v, facts)
             row["outcome"] = "pass" if ok else "fail"
@@ -118,8 +127,9 @@ def train_steps(adapter: Adapter, case: Case, *, suite: str = "train_eval") -> l
     return run_check(adapter, case, suite, "running_mean_steps", ("eval", "running_stats"), body)
 
 
-def layer_norm_modes_identical(adapter: Adapter, case: Case, *, suite: str = "train_eval") -> list[Record]:
-    """LayerNorm has no state: training and inference outputs must be bit-identical."""
+def modes_identical(adapter: Adapter, case: Case, *, suite: str = "train_eval") -> list[Record]:
+    """A layer without running statistics has no state: training and inference outputs must be
+    bit-identical."""
 
     def body(layer, x, p):
         train, infer = layer.forward(x, True), layer.forward(x, False)
@@ -185,9 +195,8 @@ def padding_shift(adapter: Adapter, case: Case, *, suite: str = "sequence_length
         rm1 = np.asarray(layer.running()[0], np.float64)
         m = spec.momentum
         batch_mean = (rm1 - (1 - m) * rm0) / m  # what the layer used, from its own update
-        true = reference.moments(spec, x, valid)
-        sd = np.sqrt(true.var.reshape(-1))
-        shift = float(np.max(np.abs(batch_mean - true.mean.reshape(-1)) / sd))
+        true = reference.channel_moments(spec, x, valid)
+        shift = float(np.max(np.abs(batch_mean - true.mean) / np.sqrt(true.var)))
         expected = reference.forward(spec, x, p["gamma"], p["beta"], valid)
         dev = float(np.max(np.abs(y - expected)[np.broadcast_to(case.spread(valid), x.shape)]))
         broken = metamorphic.nonfinite(spec, x, p, y)  # measured, unless nonsense
@@ -210,7 +219,7 @@ def varying_lengths(adapter: Adapter, case: Case, lengths=(5, 9, 3, 9), *,
         verdicts = []
         for k, t in enumerate(lengths):
             shape = (case.shape[0], t, *case.shape[2:])
-            xt = inputs.make(case.input, shape, dtype, case.seed + k, spec.reduce_axes(len(shape)))
+            xt = inputs.make(case.input, shape, dtype, case.seed + k, spec.stats_view(shape))
             y = layer.forward(xt, True)
             expected = reference.forward(spec, xt, p["gamma"], p["beta"])
             bound = tolerance.forward_bound(spec, dtype, xt, p["gamma"], p["beta"])

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import inputs, threads
+from . import inputs, ops, threads
 from .adapters.base import Adapter
+from .case import BenchCase
 from .checks import raised
 from .dtypes import resolve
 from .load import OtherLoad
@@ -31,71 +32,30 @@ ROUNDS = (5, 200)
 OVERLAP_CORES = 0.5  # other load (cores busy) from which a timing says it shared the machine
 
 
-@dataclass(frozen=True)
-class BenchCase:
-    """One op, mode and logical shape (BatchNorm shapes are given as N, C, H, W)."""
-
-    op: str
-    mode: str
-    shape: tuple[int, ...]
-    dtype: str = "float32"
-    group: str = "default"  # "default" shapes, or the "sweep" that grows ~4x per step
-
-    @property
-    def id(self) -> str:
-        return f"{self.op}-{self.mode}-{'x'.join(map(str, self.shape))}-{self.dtype}-{self.group}"
-
-    def __str__(self) -> str:
-        return self.id
-
-
-LN_MODES = ("forward", "forward_backward")
-BN_MODES = ("train", "eval", "forward_backward")
-
-
-def cases(dtypes: tuple[str, ...] = ("float32",), quick: bool = False) -> list[BenchCase]:
-    """Transformer-like LayerNorm (tokens x hidden), CNN-like BatchNorm, and two sweeps."""
-    if quick:  # tiny shapes, for testing the harness itself
-        ln, bn, ln_sweep, bn_sweep = [(64, 32)], [(4, 8, 6, 6)], [(16, 32), (64, 32)], [(2, 8, 6, 6), (8, 8, 6, 6)]
-    else:
-        ln = [(2048, 768), (2048, 1024), (1024, 4096)]
-        bn = [(16, 64, 56, 56)]
-        ln_sweep = [(t, 1024) for t in (256, 1024, 4096, 16384)]
-        bn_sweep = [(n, 32, 32, 32) for n in (2, 8, 32, 128)]
-    out = []
-    for dtype in dtypes:
-        out += [BenchCase("layer_norm", m, s, dtype) for s in ln for m in LN_MODES]
-        out += [BenchCase("batch_norm", m, s, dtype) for s in bn for m in BN_MODES]
-        out += [BenchCase("layer_norm", "forward", s, dtype, "sweep") for s in ln_sweep]
-        out += [BenchCase("batch_norm", "train", s, dtype, "sweep") for s in bn_sweep]
-    return out
+def cases(dtypes: tuple[str, ...] | None = None, quick: bool = False) -> list[BenchCase]:
+    """Every op's benchmark cases (``Op.bench_cases``): transformer-like LayerNorm, LLM-like
+    RMSNorm, CNN-like BatchNorm, U-Net GroupNorm and InstanceNorm, and sweeps; in ``dtypes``,
+    or by default each op's own (float32, and bfloat16 too for RMSNorm)."""
+    return [case for op in ops.all() for case in op.bench_cases(tuple(dtypes or op.bench_dtypes), quick)]
 
 
 def layout_shape(adapter: Adapter, case: BenchCase) -> tuple[NormSpec, tuple[int, ...]]:
-    """The spec and array shape in the layout the adapter's users run."""
-    if case.op == "layer_norm":
-        return NormSpec("layer_norm"), case.shape
-    layout = adapter.preferred_layout
-    n, c, *spatial = case.shape
-    shape = (n, *spatial, c) if layout == "channels_last" else case.shape
-    return NormSpec("batch_norm", layout=layout), shape
+    """The spec and array shape in the layout the adapter's users run (channel ops' logical
+    N, C, H, W becomes N, H, W, C for a channels-last framework)."""
+    spec = case.spec(adapter.preferred_layout)
+    if spec.layout == "channels_last" and len(case.shape) > 2:
+        n, c, *spatial = case.shape
+        return spec, (n, *spatial, c)
+    return spec, case.shape
 
 
 def bytes_moved(case: BenchCase) -> int:
-    """Minimum traffic: every tensor read or written once. Forward reads x and writes y;
-    backward also reads dy and writes dx. Parameters: γ, β (and their gradients); BatchNorm
-    reads running statistics in eval and reads and writes them in training."""
-    item = resolve(case.dtype).itemsize
-    n = int(np.prod(case.shape))
-    c = case.shape[-1] if case.op == "layer_norm" else case.shape[1]
-    tensors = 4 if case.mode == "forward_backward" else 2
-    params = {"forward": 2, "forward_backward": 4, "train": 6, "eval": 4}[case.mode]
-    if case.op == "batch_norm" and case.mode == "forward_backward":
-        params = 8
-    return (tensors * n + params * c) * item
+    """The op's minimum-traffic model (``Op.bytes_moved``)."""
+    return ops.get(case.op).bytes_moved(case, resolve(case.dtype).itemsize)
 
 
 def _features(case: BenchCase) -> tuple[str, ...]:
+    """What a mode needs beyond a training-mode forward pass."""
     return {"forward_backward": ("grad",), "eval": ("eval",)}.get(case.mode, ())
 
 
@@ -115,7 +75,7 @@ def prepare(adapter: Adapter, case: BenchCase) -> Prepared:
     spec, shape = layout_shape(adapter, case)
     layer = adapter.build(spec, shape, case.dtype, _features(case))
     seed = inputs.seed_for(case.id)
-    x = inputs.make("normal", shape, case.dtype, seed, spec.reduce_axes(len(shape)))
+    x = inputs.make("normal", shape, case.dtype, seed, spec.stats_view(shape))
     dy = inputs.upstream(shape, case.dtype, seed) if case.mode == "forward_backward" else None
     return Prepared(layer, x, layer.timed(x, case.mode, dy), spec, shape)
 
@@ -137,7 +97,7 @@ def record(adapter: Adapter, case: BenchCase, spec: NormSpec, shape, **fields) -
     fields.setdefault("check", case.mode)
     return Record(
         suite=SUITE, op=case.op, adapter=adapter.name, framework_version=adapter.version(),
-        dtype=case.dtype, shape=list(shape), layout=spec.layout if case.op == "batch_norm" else None,
+        dtype=case.dtype, shape=list(shape), layout=spec.layout if spec.kind.channel_axis and len(shape) > 2 else None,
         input="normal", params={**spec.to_dict(), "group": case.group, "logical_shape": list(case.shape)},
         seed=inputs.seed_for(case.id), case=case.id, **fields,
     )

@@ -10,106 +10,15 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 import numpy as np
 
-from . import inputs, reference, tolerance, tracebacks
+from . import reference, tolerance, tracebacks
 from .adapters.base import Adapter, ImportFailed, Layer, Unsupported
+from .case import PADDING, Case
 from .records import Record
-from .spec import NormSpec
 
-PADDING = {"zeros": 0.0, "junk": 1e4}
-
-
-@dataclass(frozen=True)
-class Case:
-    """One input to one layer configuration; its id seeds every array it uses."""
-
-    spec: NormSpec
-    shape: tuple[int, ...]
-    dtype: str = "float32"
-    input: str = "normal"
-    masked: bool = False  # BatchNorm statistics over a per-position mask (padded sequences)
-    pad: str | None = None  # fill masked-out positions: "zeros" or "junk" (1e4); mask not passed unless masked
-
-    def __post_init__(self) -> None:
-        self.spec.check_shape(self.shape)
-        if self.masked and self.spec.op != "batch_norm":
-            raise ValueError("a mask applies to batch_norm only")
-        if self.pad not in (None, *PADDING):
-            raise ValueError(f"unknown padding {self.pad!r}; expected one of {', '.join(PADDING)}")
-
-    @classmethod
-    def from_record(cls, row: dict) -> Case:
-        """The case a result record came from: same spec, shape, dtype and input, so
-        ``case.data()`` regenerates exactly the arrays that check used."""
-        params = dict(row["params"])
-        params.pop("op", None)
-        masked, pad = params.pop("masked", False), params.pop("pad", None)
-        case = cls(NormSpec(op=row["op"], **params), tuple(row["shape"]), row["dtype"], row["input"], masked, pad)
-        if case.id != row["case"]:
-            raise ValueError(f"record of case {row['case']!r} rebuilds as {case.id!r}")
-        return case
-
-    @property
-    def layout(self) -> str | None:
-        return self.spec.layout if self.spec.op == "batch_norm" and len(self.shape) > 2 else None
-
-    @property
-    def id(self) -> str:
-        s = self.spec
-        parts = [s.op, "x".join(map(str, self.shape)), self.dtype, self.input]
-        if self.layout:
-            parts.append(self.layout)
-        if s.op == "layer_norm" and s.normalized_ndim != 1:
-            parts.append(f"last{s.normalized_ndim}")
-        if s.eps != NormSpec.eps:
-            parts.append(f"eps{s.eps:g}")
-        if s.momentum != NormSpec.momentum:
-            parts.append(f"momentum{s.momentum:g}")
-        if not s.affine:
-            parts.append("noaffine")
-        if self.masked:
-            parts.append("masked")
-        if self.pad:
-            parts.append(f"pad_{self.pad}")
-        return "-".join(parts)
-
-    def __str__(self) -> str:
-        return self.id
-
-    @property
-    def seed(self) -> int:
-        return inputs.seed_for(self.id)
-
-    def data(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """The input and the parameters (γ, β, running statistics, dy) for this case."""
-        pshape = self.spec.param_shape(self.shape)
-        p = inputs.params(pshape, self.dtype, self.seed)
-        p["dy"] = inputs.upstream(self.shape, self.dtype, self.seed)
-        if not self.spec.affine:
-            p["gamma"] = p["beta"] = None
-        x = inputs.make(self.input, self.shape, self.dtype, self.seed, self.spec.reduce_axes(len(self.shape)))
-        valid = self.valid()
-        if self.pad:
-            x = np.where(self.spread(valid), x, np.asarray(PADDING[self.pad], x.dtype))
-        p["mask"] = valid if self.masked else None
-        p["valid"] = valid
-        return x, p
-
-    def valid(self) -> np.ndarray | None:
-        """Which positions hold real data (a prefix of axis 1 per sample), if any are padding."""
-        if not (self.masked or self.pad):
-            return None
-        mask_shape = self.spec.mask_shape(self.shape) if self.spec.op == "batch_norm" else self.shape[:-1]
-        return inputs.mask(mask_shape, self.seed)
-
-    def spread(self, valid: np.ndarray) -> np.ndarray:
-        """A position mask broadcast over the feature axis, to select elements of x."""
-        axis = self.spec.feature_axis(len(self.shape)) if self.spec.op == "batch_norm" else len(self.shape) - 1
-        return np.expand_dims(valid, axis)
-
+__all__ = ["PADDING", "Case", "forward", "gradients", "judged", "make_record", "raised", "run_check", "running_stats"]
 
 Body = Callable[[Layer, np.ndarray, dict], Iterable[dict]]
 
@@ -120,7 +29,7 @@ def make_record(adapter: Adapter, case: Case, suite: str, check: str, **fields) 
         suite=suite, check=check, op=case.spec.op, adapter=adapter.name,
         framework_version=adapter.version(), dtype=case.dtype, shape=list(case.shape),
         layout=case.layout, input=case.input, seed=case.seed,
-        params={**case.spec.to_dict(), "masked": case.masked, "pad": case.pad},
+        params=case.params(),
         case=case.id, **fields,
     )
 
@@ -146,7 +55,7 @@ def run_check(adapter: Adapter, case: Case, suite: str, check: str, features: tu
         x, p = case.data()
         if case.spec.affine:
             layer.set_params(p["gamma"], p["beta"])
-        if case.spec.op == "batch_norm" and "running_stats" in adapter.features:
+        if case.spec.has_running_stats and "running_stats" in adapter.features:
             layer.set_running(p["running_mean"], p["running_var"])
         return [make_record(adapter, case, suite, **row) for row in body(layer, x, p)]
     except Exception as exc:  # the framework's own failure is a finding, not a crash
@@ -173,7 +82,7 @@ def forward(adapter: Adapter, case: Case, *, training: bool, suite: str = "agree
     """Output in training (batch statistics) or eval mode vs the oracle."""
     spec, dtype = case.spec, case.dtype
     check = "forward_train" if training else "forward_eval"
-    needs_eval = not training and spec.op == "batch_norm"
+    needs_eval = not training and spec.has_running_stats
 
     def body(layer, x, p):
         if needs_eval:
@@ -206,16 +115,20 @@ def running_stats(adapter: Adapter, case: Case, *, suite: str = "agreement") -> 
         as_unbiased = tolerance.judge("running_var", rv, unbiased[1], var_b)
         matches = [n for n, v in (("biased", as_biased), ("unbiased", as_unbiased)) if v.passed]
         convention = " or ".join(matches) if matches else "neither"
-        best = min((as_biased, as_unbiased), key=lambda v: v.ratio)
+        declared = adapter.running_var
+        verdicts = {"biased": as_biased, "unbiased": as_unbiased}
+        # A declared convention is a promise: judged against it alone, storing the other fails.
+        best = verdicts[declared] if declared else min(verdicts.values(), key=lambda v: v.ratio)
         row = judged("running_var", best, {
-            "running_var": convention,
+            "running_var": convention, "declared_running_var": declared,
             "err_vs_biased": as_biased.max_abs_err, "err_vs_unbiased": as_unbiased.max_abs_err,
         })
-        row["message"] = f"stores {convention} running variance; {best.message}"
+        broken = f", but {adapter.name} declares {declared}" if declared and not best.passed else ""
+        row["message"] = f"stores {convention} running variance{broken}; {best.message}"
         yield row
 
-    if spec.op != "batch_norm":
-        raise ValueError("running statistics exist for batch_norm only")
+    if not spec.has_running_stats:
+        raise ValueError(f"{case} keeps no running statistics")
     return run_check(adapter, case, suite, "running_var", ("running_stats",), body)
 
 

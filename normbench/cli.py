@@ -23,16 +23,21 @@ from .adapters import registry
 
 
 def _list(_: argparse.Namespace) -> int:
-    rows = []
-    for name in registry.known():
-        a = registry.get(name)
+    """Every adapter × op: installed and its version, or the install hint; what it runs and where."""
+    from . import ops
+
+    adapters = [registry.get(name) for name in registry.known()]
+    width = max(len(a.name) for a in adapters)
+    head = "  ".join(f"{op.name:<13}" for op in ops.all())
+    print(f"{'adapter':<{width}}  {head}  status")
+    for a in adapters:
         missing = a.missing()
         status = f"not installed: {a.install_hint()}" if missing else f"installed {a.version()}"
+        built = "  ".join(f"{('builds' if op.name in a.ops else '-'):<13}" for op in ops.all())
         process = f"process: {a.group or a.name}" + "".join(f" {k}={v}" for k, v in a.environment.items())
-        rows.append((name, status, ",".join(sorted(a.dtypes)), ",".join(sorted(a.features)), process))
-    width = max(len(r[0]) for r in rows)
-    for name, status, dtypes, features, process in rows:
-        print(f"{name:<{width}}  {status}\n{'':<{width}}  dtypes: {dtypes}  features: {features}  {process}")
+        print(f"{a.name:<{width}}  {built}  {status}")
+        print(f"{'':<{width}}  dtypes: {','.join(sorted(a.dtypes))}  features: {','.join(sorted(a.features))}  "
+              f"{process}")
     return 0
 
 
@@ -256,7 +261,7 @@ def _bench(args: argparse.Namespace) -> int:
         registry.select(args.adapters)
     except registry.UnknownAdapter as exc:
         return _fail(str(exc))
-    bad = [d for d in args.dtypes.split(",") if d not in DTYPES]
+    bad = [d for d in (args.dtypes or "").split(",") if args.dtypes and d not in DTYPES]
     if bad:
         return _fail(f"unknown dtype {bad[0]!r} in --dtypes; expected some of {', '.join(DTYPES)}")
     try:
@@ -266,7 +271,8 @@ def _bench(args: argparse.Namespace) -> int:
     out = _output(args)
     if out is None:
         return 2
-    argv = ["--pyargs", "normbench.suites.speed", "--bench-dtypes", args.dtypes, "-p", "no:xdist",
+    argv = ["--pyargs", "normbench.suites.speed", *(["--bench-dtypes", args.dtypes] if args.dtypes else []),
+            "-p", "no:xdist",
             "--bench-repeats", str(args.repeats), "--bench-first-repeat", str(args.first_repeat),
             "--benchmark-json", str(out / "benchmark.json"),
             "-k", "harness_overhead" if args.self_check else "not harness_overhead"]
@@ -406,7 +412,8 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("-o", "--output", help="results folder (default normbench-results/<time>)")
     bench.add_argument("--threads", type=_positive_int, default=os.cpu_count() or 1,
                        help="threads for every framework (default: all cores)")
-    bench.add_argument("--dtypes", default="float32", help="comma-separated, e.g. float32,float16,bfloat16")
+    bench.add_argument("--dtypes", default=None, help="comma-separated, e.g. float32,float16,bfloat16 "
+                       "(default: each op's own: float32, and bfloat16 too for RMSNorm)")
     bench.add_argument("--quick", action="store_true", help="tiny shapes: checks the harness, not speed")
     bench.add_argument("--repeats", type=_positive_int, default=3,
                        help="timed blocks per case, spread over the run and pooled (default 3)")

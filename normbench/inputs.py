@@ -9,28 +9,30 @@ import numpy as np
 
 from .dtypes import cast
 
-Generator = Callable[[np.random.Generator, tuple[int, ...], tuple[int, ...]], np.ndarray]
+View = tuple[tuple[int, ...], tuple[int, ...]]  # (shape x is viewed as, axes normalized together)
+Generator = Callable[[np.random.Generator, tuple[int, ...], View], np.ndarray]
 
 
-def _per_group(rng: np.random.Generator, shape, axes) -> np.ndarray:
+def _per_group(rng: np.random.Generator, shape, view: View) -> np.ndarray:
     """One standard-normal value per normalized group, repeated over the group."""
-    reduced = tuple(1 if a in axes else d for a, d in enumerate(shape))
-    return np.broadcast_to(rng.standard_normal(reduced), shape)
+    vshape, axes = view
+    reduced = tuple(1 if a in axes else d for a, d in enumerate(vshape))
+    return np.broadcast_to(rng.standard_normal(reduced), vshape).reshape(shape)
 
 
-# Each takes (rng, shape, normalized axes). The names are what records and reports show.
+# Each takes (rng, shape, the op's stats view). The names are what records and reports show.
 GENERATORS: dict[str, Generator] = {
-    "normal": lambda rng, shape, axes: rng.standard_normal(shape),
-    "offset1e2": lambda rng, shape, axes: 1e2 + rng.standard_normal(shape),
-    "offset1e4": lambda rng, shape, axes: 1e4 + rng.standard_normal(shape),
+    "normal": lambda rng, shape, view: rng.standard_normal(shape),
+    "offset1e2": lambda rng, shape, view: 1e2 + rng.standard_normal(shape),
+    "offset1e4": lambda rng, shape, view: 1e4 + rng.standard_normal(shape),
     # spread 1e-3: variance 1e-6, below the default eps, so eps dominates the denominator
-    "tiny_variance": lambda rng, shape, axes: 1 + 1e-3 * rng.standard_normal(shape),
+    "tiny_variance": lambda rng, shape, view: 1 + 1e-3 * rng.standard_normal(shape),
     # variance exactly 0 in every normalized group: the output must be β, and finite
-    "constant": lambda rng, shape, axes: _per_group(rng, shape, axes),
+    "constant": lambda rng, shape, view: _per_group(rng, shape, view),
     # near the float16 limit (65504): a float16 sum, or a float16 x², overflows
-    "large": lambda rng, shape, axes: rng.uniform(-6e4, 6e4, shape),
+    "large": lambda rng, shape, view: rng.uniform(-6e4, 6e4, shape),
     # multiples of 2⁻¹⁰ below 8: exact in float32 even after ×2ᵏ and +integer shifts
-    "quantized": lambda rng, shape, axes: np.clip(np.round(rng.standard_normal(shape) * 1024), -8191, 8191)
+    "quantized": lambda rng, shape, view: np.clip(np.round(rng.standard_normal(shape) * 1024), -8191, 8191)
     / 1024,
 }
 
@@ -40,11 +42,13 @@ def seed_for(case_id: str) -> int:
     return zlib.crc32(case_id.encode())
 
 
-def make(name: str, shape: tuple[int, ...], dtype: str, seed: int, axes: tuple[int, ...] = ()) -> np.ndarray:
-    """Input ``name`` of ``shape`` (normalized over ``axes``), rounded to ``dtype``."""
+def make(name: str, shape: tuple[int, ...], dtype: str, seed: int, view: View | None = None) -> np.ndarray:
+    """Input ``name`` of ``shape``, rounded to ``dtype``; ``view`` (``NormSpec.stats_view``) says
+    which values are normalized together, for inputs built per group."""
     if name not in GENERATORS:
         raise ValueError(f"unknown input generator {name!r}; known: {', '.join(GENERATORS)}")
-    return cast(GENERATORS[name](np.random.default_rng(seed), tuple(shape), tuple(axes)), dtype)
+    shape = tuple(shape)
+    return cast(GENERATORS[name](np.random.default_rng(seed), shape, view or (shape, ())), dtype)
 
 
 def params(shape: tuple[int, ...], dtype: str, seed: int) -> dict[str, np.ndarray]:

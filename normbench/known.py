@@ -1,20 +1,32 @@
-"""Known upstream divergences: failures we expect, each with its reason and upstream link.
+"""Known upstream divergences: failures we expect, each with its reason, upstream link and bound.
 
 A failing (or erroring) record that an entry matches is recorded as ``known`` and its test
-is an xfail, so the default run passes while the report still lists it. Strictness is kept
-per entry: if an entry matched records in a run but none of them failed, the divergence no
-longer reproduces (fixed upstream?) and the run fails, so somebody updates this list.
-Behaviour differences that follow a framework's own documented convention (torch's
-unbiased running variance, what a batch of one does) are facts, not entries here.
+is an xfail, so the default run passes while the report still lists it — but only within the
+entry's envelope: the largest error its cause explains (a one-pass variance errs by about
+ε·√n·κ², so at most ~(1+κ) policy tolerances; a float32 computation by the float32 tolerance),
+or, for a cause that raises, the exceptions it raises. A matched record outside the envelope
+is a new failure hiding behind an old one, and stays a ``fail``. Strictness is kept per entry:
+if an entry matched records in a run but none of them failed, the divergence no longer
+reproduces (fixed upstream?) and the run fails, so somebody updates this list. Behaviour
+differences that follow a framework's own documented convention (torch's unbiased running
+variance, what a batch of one does) are facts, not entries here.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
+import numpy as np
+
+from .dtypes import machine_eps
+
 Row = dict[str, Any]
+Envelope = Callable[[Row], float]  # the largest max_abs_err / tolerance the cause explains for a record
 
 
 @dataclass(frozen=True)
@@ -23,9 +35,141 @@ class Known:
     reason: str
     link: str
     applies: Callable[[Row], bool]  # does this record fall under the divergence?
+    envelope: Envelope | None = None  # None: the cause only raises
+    raises: tuple[str, ...] = ()  # exception types the cause raises
+    nonfinite: bool = False  # the cause overflows: inf/NaN results are what it explains
 
     def matches(self, row: Row) -> bool:
         return bool(self.applies(row))
+
+    def explains(self, row: Row) -> tuple[bool, str]:
+        """Whether this cause accounts for a failing or erroring record, and how far within it."""
+        if row.get("outcome") == "error":
+            exc = (row.get("facts") or {}).get("exception") or str(row.get("message", "")).split(":", 1)[0]
+            ok = exc in self.raises
+            return ok, (f"raises {exc}, as this cause does" if ok else
+                        f"raises {exc}; this cause raises {', '.join(self.raises) or 'nothing'}")
+        err, tol = _number(row.get("max_abs_err")), _number(row.get("tolerance"))
+        if not math.isfinite(err):
+            return self.nonfinite, ("non-finite, as this cause overflows" if self.nonfinite
+                                    else "non-finite, which this cause does not explain")
+        if self.envelope is None:
+            return False, "a numeric error, where this cause only raises"
+        ratio = err / tol if tol > 0 else math.inf
+        bound = self.envelope(row)
+        return ratio <= bound, f"{ratio:.3g}x its tolerance, envelope {bound:.3g}x"
+
+    def bound(self, row: Row) -> float | None:
+        """The envelope for a record, in multiples of its tolerance (for the report)."""
+        return None if self.envelope is None else self.envelope(row)
+
+
+def _number(v) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+@cache
+def _one_pass_factor(row_json: str, compute: str | None) -> float:
+    from . import metamorphic, reference
+    from .case import Case
+    from .tolerance import LAMBDA
+
+    row = json.loads(row_json)
+    case = Case.from_record(row)
+    eps = machine_eps(compute or case.dtype)
+    x, p = case.data()
+    inputs = [x]
+    if row.get("check") == "scale_shift_invariance":  # the layer also saw a·x + b
+        inputs.append(metamorphic.scaled_shifted(case, x))
+    worst = 0.0
+    for xi in inputs:
+        with np.errstate(all="ignore"):
+            m = reference.moments(case.spec, xi, p["mask"])
+            s = np.sqrt(m.var + case.spec.eps)
+            kappa = np.abs(m.mean) / s
+            delta = LAMBDA * eps * np.sqrt(m.count) * (m.var + m.mean**2)
+            q = s / np.sqrt(np.maximum(m.var - delta, 0) + case.spec.eps)
+            worst = max(worst, float(np.nanmax(2 * (1 + kappa) * q**3)))
+    return worst * eps / machine_eps(case.dtype)
+
+
+@cache
+def _saturation(row_json: str) -> float:
+    from . import reference
+    from .case import Case
+
+    row = json.loads(row_json)
+    case = Case.from_record(row)
+    x, p = case.data()
+    with np.errstate(all="ignore"):
+        y = reference.forward(case.spec, x, p["gamma"], p["beta"], p["mask"])
+        beta = reference.forward(case.spec, np.zeros_like(x, np.float64) + 1.0, p["gamma"], p["beta"])
+    return float(np.nanmax(np.abs(y - beta)))
+
+
+def variance_overflows(row: Row) -> float:
+    """A variance that overflows the compute dtype to inf makes the output β: off by |γ·x̂|."""
+    keep = {k: row.get(k) for k in ("op", "params", "shape", "dtype", "input", "case")}
+    tol = _number(row.get("tolerance"))
+    return 1 + _saturation(json.dumps(keep, sort_keys=True)) / tol if tol > 0 else math.inf
+
+
+def one_pass_variance(row: Row) -> float:
+    """var = E[x²] − E[x]² errs by up to δ = λ·ε·√n·E[x²] = λ·ε·√n·(1 + κ²)·σ² where two passes
+    err by λ·ε·√n·(1 + κ)·σ²: about (1 + κ) policy tolerances (×2 for slack) while δ < σ². Past
+    that the variance can cancel to 0 (frameworks clamp it), the normalizer s falls to
+    s_low = √(max(σ² − δ, 0) + eps), and dx, which holds 1/s three times, grows by q³, q = s/s_low."""
+    return one_pass_variance_in(None)(row)
+
+
+def one_pass_variance_in(compute: str | None) -> Envelope:
+    """``one_pass_variance`` for a cause that also computes in ``compute`` (None: the tested dtype)."""
+
+    def envelope(row: Row) -> float:
+        keep = {k: row.get(k) for k in ("op", "params", "shape", "dtype", "input", "case")}
+        return _one_pass_factor(json.dumps(keep, sort_keys=True), compute)
+
+    return envelope
+
+
+@cache
+def _ignores_mask_factor(row_json: str) -> float:
+    from . import reference
+    from .case import Case
+
+    row = json.loads(row_json)
+    case = Case.from_record(row)
+    x, p = case.data()
+    check, spec = row["check"], case.spec
+    g, b, rm, rv = p["gamma"], p["beta"], p["running_mean"], p["running_var"]
+    if check.startswith("grad_"):
+        i = ("grad_dx", "grad_dgamma", "grad_dbeta").index(check)
+        pair = [reference.vjp(spec, x, g, p["dy"], m)[i] for m in (p["mask"], None)]
+    elif check in ("running_mean", "running_var"):
+        i = ("running_mean", "running_var").index(check)
+        pair = [reference.update_running(spec, rm, rv, x, m, unbiased=u)[i] for m in (p["mask"], None)
+                for u in (False, True)]
+        pair = [pair[0], max(pair[2:], key=lambda a: float(np.max(np.abs(a - pair[0]))))]
+    else:
+        pair = [reference.forward(spec, x, g, b, m) for m in (p["mask"], None)]
+    return float(np.max(np.abs(pair[1] - pair[0])))
+
+
+def ignores_mask(row: Row) -> float:
+    """Statistics over every position instead of the unmasked ones: the record may be off by
+    the difference between the two float64 references, plus its own tolerance."""
+    keep = {k: row.get(k) for k in ("op", "params", "shape", "dtype", "input", "case", "check")}
+    tol = _number(row.get("tolerance"))
+    return 1 + 2 * _ignores_mask_factor(json.dumps(keep, sort_keys=True)) / tol if tol > 0 else math.inf
+
+
+def computes_in(dtype: str) -> Envelope:
+    """The cause computes (or rounds a parameter to) ``dtype``: the policy tolerance of that
+    dtype, which is the record's tolerance scaled by the ratio of machine epsilons."""
+    return lambda row: machine_eps(dtype) / machine_eps(row["dtype"])
 
 
 def _in(row: Row, **allowed) -> bool:
@@ -41,16 +185,39 @@ _WIDE = ("float32", "float64")
 _KERAS = ("keras[tensorflow]", "keras[jax]", "keras[torch]")  # Keras 3: one layer code, three backends
 _KERAS_32 = ("keras[jax]", "keras[torch]")  # where Keras's dtype promotion turns float64 into float32
 _STRESS = ("offset1e2", "offset1e4", "tiny_variance", "constant")
+_CENTRED = ("layer_norm", "batch_norm", "group_norm", "instance_norm")  # ops with a variance to cancel
+
+@cache
+def _gradient_scale(row_json: str) -> float:
+    from . import reference
+    from .case import Case
+
+    row = json.loads(row_json)
+    case = Case.from_record(row)
+    x, p = case.data()
+    i = ("grad_dx", "grad_dgamma", "grad_dbeta").index(row["check"])
+    return float(np.max(np.abs(reference.vjp(case.spec, x, p["gamma"], p["dy"])[i])))
+
+
+def wrong_gradient(row: Row) -> float:
+    """A gradient computed wrongly but finitely: off by up to twice its own largest magnitude."""
+    keep = {k: row.get(k) for k in ("op", "params", "shape", "dtype", "input", "case", "check")}
+    tol = _number(row.get("tolerance"))
+    return 1 + 2 * _gradient_scale(json.dumps(keep, sort_keys=True)) / tol if tol > 0 else math.inf
+
 
 KNOWN: tuple[Known, ...] = (
     Known(
         "flax-fast-variance",
-        "flax's LayerNorm and BatchNorm default to use_fast_variance=True, var = E[x²] − E[x]², which "
+        "flax's LayerNorm, BatchNorm, GroupNorm and InstanceNorm default to use_fast_variance=True, "
+        "var = E[x²] − E[x]², which "
         "cancels when |mean| ≫ std: the error grows as κ², beyond the two-pass bound (κ = |mean|/std)",
         "https://github.com/google/flax/blob/main/flax/linen/normalization.py",
-        lambda r: _in(r, adapter=_FLAX, dtype=_WIDE,
+        lambda r: _in(r, adapter=_FLAX, dtype=_WIDE, op=_CENTRED,
                       input=("offset1e2", "offset1e4", "tiny_variance", "constant"),
-                      check=("forward_train", "grad_dx", "grad_dgamma", "running_var")),
+                      check=("forward_train", "grad_dx", "grad_dgamma", "running_var"))
+        or _in(r, adapter=_FLAX, dtype=_WIDE, op=("group_norm", "instance_norm"), check=("scale_shift_invariance",)),
+        envelope=one_pass_variance,
     ),
     Known(
         "flax-nnx-float32-batch-stats",
@@ -58,6 +225,17 @@ KNOWN: tuple[Known, ...] = (
         "so float64 running statistics are rounded to float32",
         "https://github.com/google/flax/blob/main/flax/nnx/nn/normalization.py",
         lambda r: _in(r, adapter=("flax.nnx",), dtype=("float64",), check=("running_mean", "running_var")),
+        envelope=computes_in("float32"),
+    ),
+    Known(
+        "onnxruntime-group-norm-function",
+        "onnxruntime 1.31 has no GroupNormalization-21 kernel: it inlines the ONNX function body, which "
+        "casts X to stash_type (float32 by default, float64 inputs included) and takes the variance in "
+        "one pass as E[x²] − E[x]², which cancels when |mean| ≫ std (NaN once it turns negative)",
+        "https://github.com/onnx/onnx/blob/main/onnx/defs/nn/defs.cc",
+        lambda r: _in(r, adapter=("onnxruntime",), op=("group_norm",), dtype=("float32", "float64"),
+                      check=("forward_train", "scale_shift_invariance")),
+        envelope=one_pass_variance_in("float32"), nonfinite=True,
     ),
     Known(
         "onnx-float32-attributes",
@@ -66,6 +244,7 @@ KNOWN: tuple[Known, ...] = (
         "https://github.com/onnx/onnx/issues/3261",
         lambda r: _in(r, adapter=("onnxruntime",), dtype=("float64",),
                       check=("forward_train", "forward_eval", "running_mean", "running_var")),
+        envelope=computes_in("float32"),
     ),
     Known(
         "keras-mask-last-axis",
@@ -73,6 +252,7 @@ KNOWN: tuple[Known, ...] = (
         "channels-first inputs with a mask raise or are weighted wrongly (the same code on every backend)",
         "https://github.com/keras-team/keras/issues/19848",
         lambda r: _in(r, adapter=_KERAS, layout=("channels_first",)) and _params(r).get("masked"),
+        raises=("ValueError", "InvalidArgumentError", "RuntimeError"),
     ),
     Known(
         "keras-masked-moments-epsilon",
@@ -82,6 +262,7 @@ KNOWN: tuple[Known, ...] = (
         "https://github.com/keras-team/keras/blob/master/keras/src/layers/normalization/batch_normalization.py",
         lambda r: _in(r, adapter=("keras[tensorflow]",), dtype=("float64",)) and _params(r).get("masked")
         and r.get("layout") != "channels_first",
+        envelope=computes_in("float32"),  # 1e-7 relative, below float32 rounding
     ),
     Known(
         "keras-float64-as-float32",
@@ -91,16 +272,23 @@ KNOWN: tuple[Known, ...] = (
         "running statistics in float32, then casts back to float64",
         "https://github.com/keras-team/keras/issues/23704",
         lambda r: _in(r, adapter=_KERAS_32, dtype=("float64",)),
+        envelope=computes_in("float32"),
     ),
     Known(
         "keras-torch-fast-variance",
         "Keras's torch backend computes ops.moments as E[x²] − E[x]² (\"faster but less numerically "
         "stable\", in its source; keras PR 18795 fixed the TF and JAX moments, not torch's), which cancels "
-        "when |mean| ≫ std: BatchNormalization's error grows as κ², beyond the two-pass bound. Its "
+        "when |mean| ≫ std (NaN once it turns negative): BatchNormalization's, GroupNormalization's "
+        "and InstanceNorm's (GroupNormalization(groups=-1)) error grows as κ², beyond the two-pass bound, "
+        "in float32 and in float64 (computed in float32, see keras-float64-as-float32). Its "
         "LayerNormalization calls torch's F.layer_norm and is not affected",
         "https://github.com/keras-team/keras/blob/master/keras/src/backend/torch/nn.py",
-        lambda r: _in(r, adapter=("keras[torch]",), op=("batch_norm",), dtype=("float32",), input=_STRESS,
-                      check=("forward_train", "grad_dx", "grad_dgamma", "grad_dbeta", "running_var")),
+        lambda r: _in(r, adapter=("keras[torch]",), op=("batch_norm", "group_norm", "instance_norm"),
+                      dtype=_WIDE, input=_STRESS,
+                      check=("forward_train", "grad_dx", "grad_dgamma", "grad_dbeta", "running_var"))
+        or _in(r, adapter=("keras[torch]",), op=("batch_norm", "group_norm", "instance_norm"), dtype=_WIDE,
+               check=("scale_shift_invariance",)),
+        envelope=one_pass_variance_in("float32"), nonfinite=True,
     ),
     Known(
         "tf-keras-fused-ignores-mask",
@@ -109,6 +297,7 @@ KNOWN: tuple[Known, ...] = (
         "https://github.com/tensorflow/tensorflow/issues/30161",
         lambda r: _in(r, adapter=("tf_keras",), dtype=("float32", "float16", "bfloat16"))
         and _params(r).get("masked") and len(r.get("shape") or ()) in (4, 5),
+        envelope=ignores_mask,
     ),
     Known(
         "tf-keras-mask-last-axis",
@@ -116,6 +305,7 @@ KNOWN: tuple[Known, ...] = (
         "(tf.nn.weighted_moments with the mask at axis -1), so channels-first inputs with a mask raise",
         "https://github.com/keras-team/tf-keras/blob/master/tf_keras/layers/normalization/batch_normalization.py",
         lambda r: _in(r, adapter=("tf_keras",), layout=("channels_first",)) and _params(r).get("masked"),
+        raises=("ValueError", "InvalidArgumentError"),
     ),
     Known(
         "tf-keras-float32-decay",
@@ -126,16 +316,34 @@ KNOWN: tuple[Known, ...] = (
         lambda r: _in(r, adapter=("tf_keras",), op=("batch_norm",), dtype=("float64",),
                       check=("running_mean", "running_var", "running_mean_steps", "running_var_steps",
                              "train_after_eval")),
+        envelope=computes_in("float32"),
     ),
     Known(
-        "tf-keras-half-layer-norm",
-        "tf_keras LayerNormalization under a float16 dtype computes in float16 (it upcasts only under a "
-        "mixed policy): the variance overflows for std > 256 and x·rsqrt(var + eps) for |x|/σ > 65504, "
-        "where Keras 3 normalizes in float32 (keras-core PR 412: LN and BN do not work in float16)",
+        "tf-keras-half-precision",
+        "tf_keras LayerNormalization and GroupNormalization (InstanceNorm as groups=-1) under a float16 "
+        "dtype compute in float16 (LayerNormalization upcasts only under a mixed policy; GroupNormalization "
+        "casts tf.nn.weighted_moments' float32 statistics back to float16): the variance overflows to inf "
+        "for std > 256, making the output β, and x·rsqrt(var + eps) overflows for |x|/σ > 65504, where "
+        "Keras 3 normalizes in float32 (keras-core PR 412: LN and BN do not work in float16)",
         "https://github.com/keras-team/keras-core/pull/412",
-        lambda r: _in(r, adapter=("tf_keras",), op=("layer_norm",), dtype=("float16",),
-                      input=("offset1e4", "large", "tiny_variance"),
+        lambda r: _in(r, adapter=("tf_keras",), op=("layer_norm", "group_norm", "instance_norm"),
+                      dtype=("float16",), input=("offset1e4", "large", "tiny_variance", "constant"),
                       check=("forward_train", "grad_dx", "grad_dgamma", "grad_dbeta")),
+        envelope=variance_overflows, nonfinite=True,
+    ),
+    Known(
+        "torch-instance-norm-channels-last-batch-one",
+        "torch's InstanceNorm2d backward with a channels_last-strided upstream gradient and a batch of one "
+        "returns a wrong dx (the same gradient made contiguous, or a batch of two, gives the right one): "
+        "instance_norm runs batch_norm on the input viewed as (1, N·C, H, W), where N = 1 leaves the "
+        "memory format ambiguous. Reproducer: x = torch.randn(1, 5, 7, 3, dtype=torch.float64).movedim(3, "
+        "1).requires_grad_(); dy = torch.randn(1, 5, 7, 3, dtype=torch.float64).movedim(3, 1); m = "
+        "torch.nn.InstanceNorm2d(3); torch.autograd.grad(m(x), x, dy) differs from torch.autograd.grad(m(x), "
+        "x, dy.contiguous()) by 2.9 (torch 2.13 CPU)",
+        "https://github.com/pytorch/pytorch/blob/main/aten/src/ATen/native/Normalization.cpp",
+        lambda r: _in(r, adapter=("torch",), op=("instance_norm",), layout=("channels_last",),
+                      check=("grad_dx", "grad_dgamma", "grad_dbeta")) and (r.get("shape") or [0])[0] == 1,
+        envelope=wrong_gradient,
     ),
     Known(
         "torch-half-batchnorm-overflow",
@@ -145,10 +353,25 @@ KNOWN: tuple[Known, ...] = (
         "https://github.com/pytorch/pytorch/pull/126525",
         lambda r: _in(r, adapter=("torch",), dtype=("float16",), input=("large",), op=("batch_norm",),
                       layout=("channels_last",)),
+        nonfinite=True,
     ),
 )
 
 
+def matching(row: Row) -> list[Known]:
+    """Every known divergence whose conditions this record meets."""
+    return [k for k in KNOWN if k.matches(row)]
+
+
 def lookup(row: Row) -> Known | None:
-    """The first known divergence that covers this record, if any."""
-    return next((k for k in KNOWN if k.matches(row)), None)
+    """The first known divergence whose conditions this record meets, if any."""
+    return next(iter(matching(row)), None)
+
+
+def explain(row: Row) -> tuple[Known | None, bool, str]:
+    """(entry, within its envelope, how far) for a failing record: the first matching entry that
+    explains it, else the first matching one (the record stays a failure), else (None, False, "").
+    Causes can overlap (a float64 layer computed in float32 that also uses one-pass variance)."""
+    entries = matching(row)
+    verdicts = [(k, *k.explains(row)) for k in entries]
+    return next((v for v in verdicts if v[1]), verdicts[0] if verdicts else (None, False, ""))

@@ -31,9 +31,29 @@ def nonfinite(spec, x, p, y) -> int:
     return int((finite_output(spec, x, p) & ~np.isfinite(np.asarray(y, np.float64))).sum())
 
 
+def scaled_shifted(case: Case, x: np.ndarray) -> np.ndarray:
+    """a·x + b with a > 0 a power of two and b an integer, each constant over a normalized
+    group (b = 0 where the op does not centre), exact in the tested dtype."""
+    spec = case.spec
+    rng = np.random.default_rng([case.seed, 4])
+    view, axes = spec.stats_view(x.shape)
+    groups = tuple(1 if a in axes else d for a, d in enumerate(view))
+    a, b = 2.0 ** rng.integers(-2, 4, groups), rng.integers(-64, 65, groups).astype(np.float64)
+    if not spec.kind.shift_invariant:
+        b = np.zeros_like(b)
+    a, b = (np.broadcast_to(v, view).reshape(x.shape) for v in (a, b))
+    x64 = np.asarray(x, np.float64)
+    x2 = cast(a * x64 + b, case.dtype)
+    if not np.array_equal(np.asarray(x2, np.float64), a * x64 + b):
+        raise ValueError(f"the scaled input is not exact in {case.dtype}")
+    return x2
+
+
 def scale_shift(adapter: Adapter, case: Case, *, suite: str = "agreement") -> list[Record]:
-    """y(a·x + b) = y(x) for a > 0 and b per normalized group (per sample for LayerNorm, per
-    channel for BatchNorm). Exact when eps = 0 (2⁻⁸⁰ is as good at these variances); a
+    """y(a·x + b) = y(x) for a > 0 and b constant over each normalized group (per position for
+    LayerNorm, per channel for BatchNorm, per sample and group for GroupNorm, per sample and
+    channel for InstanceNorm); b = 0 for an op that does not centre (RMSNorm: only a positive
+    scale is invariant). Exact when eps = 0 (2⁻⁸⁰ is as good at these variances); a
     power-of-two a and integer b keep the quantized input exact in the tested dtype, so
     nothing but the layer can break it."""
     spec, dtype = case.spec, case.dtype
@@ -41,14 +61,7 @@ def scale_shift(adapter: Adapter, case: Case, *, suite: str = "agreement") -> li
         raise ValueError("scale_shift needs a negligible eps and the quantized input")
 
     def body(layer, x, p):
-        rng = np.random.default_rng([case.seed, 4])
-        axes = spec.reduce_axes(x.ndim)
-        groups = tuple(1 if a in axes else d for a, d in enumerate(x.shape))
-        a, b = 2.0 ** rng.integers(-2, 4, groups), rng.integers(-64, 65, groups).astype(np.float64)
-        x64 = np.asarray(x, np.float64)
-        x2 = cast(a * x64 + b, dtype)
-        if not np.array_equal(np.asarray(x2, np.float64), a * x64 + b):
-            raise ValueError(f"the scaled input is not exact in {dtype}")
+        x2 = scaled_shifted(case, x)
         y1, y2 = layer.forward(x, True), layer.forward(x2, True)
         bound = _both(tolerance.forward_bound(spec, dtype, x, p["gamma"], p["beta"]),
                       tolerance.forward_bound(spec, dtype, x2, p["gamma"], p["beta"]))
@@ -79,18 +92,18 @@ def _pieces_agree(adapter: Adapter, case: Case, check: str, suite: str, pieces) 
 
 
 def sample_independence(adapter: Adapter, case: Case, *, suite: str = "agreement") -> list[Record]:
-    """LayerNorm of one sample does not depend on the rest of the batch."""
-    if case.spec.op != "layer_norm":
-        raise ValueError("sample independence holds for layer_norm only")
+    """A per-sample norm of one sample does not depend on the rest of the batch."""
+    if not case.spec.kind.per_sample:
+        raise ValueError(f"{case.spec.op} mixes samples: sample independence does not hold")
     rows = [(slice(i, i + 1),) for i in range(case.shape[0])]
     return _pieces_agree(adapter, case, "sample_independence", suite, lambda p: rows)
 
 
 def sequence_alone(adapter: Adapter, case: Case, *, suite: str = "sequence_lengths") -> list[Record]:
-    """LayerNorm on a padded (B, T, C) batch: each sequence's valid tokens equal the LayerNorm
-    of that sequence alone, unpadded."""
-    if case.spec.op != "layer_norm" or not case.pad:
-        raise ValueError("sequence_alone needs a padded layer_norm case")
+    """A per-token norm (LayerNorm, RMSNorm) on a padded (B, T, C) batch: each sequence's valid
+    tokens equal the norm of that sequence alone, unpadded."""
+    if not case.spec.kind.per_token or not case.pad:
+        raise ValueError("sequence_alone needs a padded case of a per-token op")
 
     def pieces(p):
         lengths = p["valid"].sum(axis=1)

@@ -27,7 +27,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--adapters", default=None,
         help="comma-separated adapter names or module:Class (default: every known adapter)",
     )
-    group.addoption("--bench-dtypes", default="float32", help="benchmark dtypes, comma-separated (default float32)")
+    group.addoption("--bench-dtypes", default=None,
+                    help="benchmark dtypes, comma-separated (default: each op's own, float32 and for "
+                         "RMSNorm bfloat16 too)")
     group.addoption("--bench-quick", action="store_true", help="tiny benchmark shapes (tests the harness)")
     group.addoption("--bench-repeats", type=int, default=3,
                     help="timed blocks per case, spread over the run and pooled (default 3)")
@@ -120,23 +122,34 @@ class Recorder:
         return out
 
     def classify(self, rec: Record) -> None:
-        """Turn a failure covered by a known divergence into ``known``; count per entry."""
-        entry = known.lookup(dataclasses.asdict(rec))
-        if entry is None:
-            return
+        """Turn a failure a known divergence explains (within its envelope) into ``known``."""
+        row = dataclasses.asdict(rec)
         if rec.outcome in ("fail", "error"):
-            rec.outcome = "known"
-            rec.facts = {**rec.facts, "known": entry.key, "link": entry.link}
-            rec.message = f"known divergence {entry.key}: {entry.reason} ({entry.link}); {rec.message}"
-        self.count_known(rec, entry)
+            entry, within, why = known.explain(row)
+            if entry is not None:
+                bound = {"envelope": entry.bound(row), "within_envelope": why}
+                if within:
+                    rec.outcome = "known"
+                    rec.facts = {**rec.facts, "known": entry.key, "link": entry.link, **bound}
+                    rec.message = f"known divergence {entry.key} ({why}): {entry.reason} ({entry.link}); {rec.message}"
+                else:  # a new failure where an old one is expected: the entry must not hide it
+                    rec.facts = {**rec.facts, "outside_known": entry.key, "link": entry.link, **bound}
+                    rec.message = f"outside known divergence {entry.key}'s envelope ({why}); {rec.message}"
+        self.count_known(rec)
 
-    def count_known(self, rec: Record, entry: known.Known | None) -> None:
-        """A record its known divergence covers: exercised, and reproduced if it is ``known``.
-        A skip ran nothing (Keras on another backend, a missing feature), so it exercises nothing."""
-        if entry is not None and rec.outcome != "skip":
-            self.exercised.setdefault(entry.key, rec)
-            if rec.outcome == "known":
-                self.reproduced.add(entry.key)
+    def count_known(self, rec: Record) -> None:
+        """Which known divergences a classified record exercised, and which it reproduced. A pass
+        exercises every entry whose conditions it meets; a failure only the entry that explains it
+        (another entry that also matches was not put to the test). A skip ran nothing (Keras on
+        another backend, a missing feature), so it exercises nothing."""
+        if rec.outcome == "known":
+            self.exercised.setdefault(rec.facts["known"], rec)
+            self.reproduced.add(rec.facts["known"])
+        elif rec.outcome == "pass":
+            for entry in known.matching(dataclasses.asdict(rec)):
+                self.exercised.setdefault(entry.key, rec)
+        elif rec.outcome in ("fail", "error") and rec.facts.get("outside_known"):
+            self.exercised.setdefault(rec.facts["outside_known"], rec)
 
     def stale(self) -> dict[str, Record]:
         """Known divergences this run exercised that never failed, as failing records."""
@@ -196,7 +209,7 @@ class Recorder:
         for row in rows:
             self.file.add_row(row)
             self.count += 1
-            self.count_known(Record.from_row(row), known.lookup(row))
+            self.count_known(Record.from_row(row))
         return parts
 
 

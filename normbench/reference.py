@@ -1,10 +1,12 @@
 """The float64 oracle: two-pass statistics, running-statistics update, analytic VJPs.
 
 Every function takes the values the framework received (already rounded to the tested
-dtype) and computes in float64. LayerNorm and BatchNorm are one computation, normalizing
-over ``spec.reduce_axes`` with γ/β broadcast by ``spec.broadcast_shape``; a BatchNorm mask
-weights positions so statistics cover the unmasked ones only, while every position is
-still normalized with them (what Keras and Flax do).
+dtype) and computes in float64. All five ops are one computation: x is viewed as the op's
+``stats_view`` (GroupNorm and InstanceNorm split the channel axis into groups), statistics are
+taken over the view's reduced axes and spread back to x's shape, and γ/β broadcast along the
+op's parameter axes. An op that does not centre (RMSNorm) takes μ = 0, so its "variance" is the
+mean square. A mask (BatchNorm) weights positions so statistics cover the unmasked ones only,
+while every position is still normalized with them (what Keras and Flax do).
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from .spec import NormSpec
 
 
 class Moments(NamedTuple):
-    mean: np.ndarray  # keepdims shape, float64
-    var: np.ndarray  # biased (population) variance, keepdims shape
-    count: np.ndarray  # number of values each statistic covers, keepdims shape
+    mean: np.ndarray  # x's shape (each group's statistic spread over its members), float64
+    var: np.ndarray  # biased (population) variance about ``mean``; mean square where μ = 0
+    count: np.ndarray  # number of values each statistic covers, x's shape
 
 
 class Grads(NamedTuple):
@@ -35,25 +37,41 @@ def _f64(a) -> np.ndarray:
 def _weights(spec: NormSpec, x: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     if mask is None:
         return np.ones_like(x)
-    if spec.op != "batch_norm":
-        raise ValueError("a mask applies to batch_norm only")
+    if not spec.kind.maskable:
+        raise ValueError(f"{spec.op} takes no mask")
     mask = np.asarray(mask)
     if mask.shape != spec.mask_shape(x.shape):
         raise ValueError(f"mask shape {mask.shape} does not match {spec.mask_shape(x.shape)}")
-    w = np.expand_dims(mask.astype(np.float64), spec.feature_axis(x.ndim))
+    w = np.expand_dims(mask.astype(np.float64), spec.param_axes(x.ndim))
     return np.broadcast_to(w, x.shape)
 
 
+def group_sum(spec: NormSpec, a: np.ndarray) -> np.ndarray:
+    """Σ of ``a`` over each normalized group, spread back over the group (x's shape)."""
+    view, axes = spec.stats_view(a.shape)
+    s = np.asarray(a).reshape(view).sum(axis=axes, keepdims=True)
+    return np.broadcast_to(s, view).reshape(a.shape)
+
+
 def moments(spec: NormSpec, x, mask=None) -> Moments:
-    """Two-pass mean and biased variance over the normalized axes (unmasked positions)."""
+    """Two-pass mean and biased variance over each normalized group (unmasked positions)."""
     x = _f64(x)
-    axes = spec.reduce_axes(x.ndim)
     w = _weights(spec, x, mask)
-    count = w.sum(axis=axes, keepdims=True)
+    count = group_sum(spec, w)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = (w * x).sum(axis=axes, keepdims=True) / count
-        var = (w * (x - mean) ** 2).sum(axis=axes, keepdims=True) / count
+        mean = group_sum(spec, w * x) / count if spec.kind.centred else np.zeros_like(x)
+        var = group_sum(spec, w * (x - mean) ** 2) / count
     return Moments(mean, var, count)
+
+
+def channel_moments(spec: NormSpec, x, mask=None) -> Moments:
+    """Per-channel statistics a running-statistics update takes (shape ``param_shape``):
+    BatchNorm's batch statistics; InstanceNorm's batch average of its per-instance ones."""
+    m = moments(spec, x, mask)
+    keep = spec.param_axes(np.ndim(x))
+    axes = tuple(a for a in range(np.ndim(x)) if a not in keep)
+    shape = spec.param_shape(np.shape(x))
+    return Moments(*(np.asarray(a).mean(axis=axes).reshape(shape) for a in m))
 
 
 def _affine(spec: NormSpec, shape, gamma, beta) -> tuple[np.ndarray, np.ndarray]:
@@ -64,7 +82,7 @@ def _affine(spec: NormSpec, shape, gamma, beta) -> tuple[np.ndarray, np.ndarray]
 
 
 def forward(spec: NormSpec, x, gamma=None, beta=None, mask=None) -> np.ndarray:
-    """Training-mode output (and LayerNorm's only output): normalize with batch statistics."""
+    """Training-mode output (the only output of an op without running statistics)."""
     x = _f64(x)
     m = moments(spec, x, mask)
     g, o = _affine(spec, x.shape, gamma, beta)
@@ -72,7 +90,7 @@ def forward(spec: NormSpec, x, gamma=None, beta=None, mask=None) -> np.ndarray:
 
 
 def forward_eval(spec: NormSpec, x, gamma, beta, running_mean, running_var) -> np.ndarray:
-    """BatchNorm inference: normalize with the running statistics."""
+    """Inference with running statistics: normalize with them, per channel."""
     x = _f64(x)
     b = spec.broadcast_shape(x.shape)
     g, o = _affine(spec, x.shape, gamma, beta)
@@ -84,41 +102,42 @@ def update_running(
     spec: NormSpec, running_mean, running_var, x, mask=None, *, unbiased: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """One training step's running statistics; unbiased stores var·n/(n−1) like torch."""
-    m = moments(spec, x, mask)
+    m = channel_moments(spec, x, mask)
     var = m.var
     if unbiased:
         with np.errstate(invalid="ignore", divide="ignore"):
             var = np.where(m.count > 1, var * m.count / (m.count - 1), np.nan)
     k = spec.momentum
-    new_mean = (1 - k) * _f64(running_mean) + k * m.mean.reshape(-1)
-    new_var = (1 - k) * _f64(running_var) + k * var.reshape(-1)
-    return new_mean, new_var
+    new_mean = (1 - k) * _f64(running_mean) + k * m.mean
+    new_var = (1 - k) * _f64(running_var) + k * var
+    return new_mean.reshape(-1), new_var.reshape(-1)
 
 
 def vjp(spec: NormSpec, x, gamma, dy, mask=None) -> Grads:
     """Analytic gradients of the training-mode output, given the upstream gradient dy.
 
-    With ŷ = (x − μ)/s, s = √(σ² + eps), w the mask weights and N = Σw:
-    dx_i = (g_i − w_i/N · Σ_j g_j − w_i/N · x̂_i · Σ_j g_j x̂_j) / s, where g = dy·γ.
-    The sums run over every position, masked or not, since all outputs use the statistics.
+    With x̂ = (x − μ)/s, s = √(σ² + eps), w the mask weights, N = Σw over the group and
+    g = dy·γ: dx_i = (g_i − c·w_i/N · Σ_j g_j − w_i/N · x̂_i · Σ_j g_j x̂_j) / s, where c is 1
+    for an op that centres and 0 for RMSNorm (μ = 0 has no derivative). The sums run over the
+    whole group, masked or not, since every output uses the statistics.
     """
     x, dy = _f64(x), _f64(dy)
     if dy.shape != x.shape:
         raise ValueError(f"dy shape {dy.shape} does not match x shape {x.shape}")
-    axes = spec.reduce_axes(x.ndim)
     w = _weights(spec, x, mask)
     m = moments(spec, x, mask)
     s = np.sqrt(m.var + spec.eps)
     xhat = (x - m.mean) / s
     gam, _ = _affine(spec, x.shape, gamma, None)
     g = dy * gam
-    sum_g = g.sum(axis=axes, keepdims=True)
-    sum_gx = (g * xhat).sum(axis=axes, keepdims=True)
-    dx = (g - w / m.count * sum_g - w / m.count * xhat * sum_gx) / s
+    dx = g - w / m.count * xhat * group_sum(spec, g * xhat)
+    if spec.kind.centred:
+        dx = dx - w / m.count * group_sum(spec, g)
+    dx = dx / s
     if not spec.affine:
         return Grads(dx, None, None)
     param_axes = tuple(a for a in range(x.ndim) if a not in spec.param_axes(x.ndim))
     shape = spec.param_shape(x.shape)
     dgamma = (dy * xhat).sum(axis=param_axes).reshape(shape)
-    dbeta = dy.sum(axis=param_axes).reshape(shape)
+    dbeta = dy.sum(axis=param_axes).reshape(shape) if spec.kind.has_bias else None
     return Grads(dx, dgamma, dbeta)

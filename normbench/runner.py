@@ -116,7 +116,7 @@ class Options:
     threads: int | None = None
     timeout_s: float = 900.0
     workers: str | None = None  # pytest-xdist -n for the verification processes
-    dtypes: str = "float32"
+    dtypes: str | None = None  # benchmark dtypes; None: each op's own
     repeats: int = 3  # benchmark passes
     jobs: int = 1  # verification processes at once
 
@@ -137,8 +137,8 @@ def jobs(groups: list[Group], out: Path, opts: Options) -> list[Job]:
     for repeat in range(1 if opts.quick else opts.repeats) if "speed" in opts.suites else []:
         for g in groups:
             folder = out / "bench" / g.name / f"r{repeat}"
-            cmd = [*base, "bench", "--adapters", g.refs, "-o", str(folder), "--no-report", "--dtypes", opts.dtypes,
-                   "--repeats", "1", "--first-repeat", str(repeat)]
+            cmd = [*base, "bench", "--adapters", g.refs, "-o", str(folder), "--no-report",
+                   *(["--dtypes", opts.dtypes] if opts.dtypes else []), "--repeats", "1", "--first-repeat", str(repeat)]
             cmd += ["--threads", str(opts.threads)] if opts.threads else []
             out_jobs.append(Job("bench", g, folder, cmd, repeat))
     return out_jobs

@@ -1,11 +1,26 @@
-"""The framework-neutral description of one norm layer; adapters translate it."""
+"""The framework-neutral description of one norm layer; adapters translate it.
+
+Which fields a spec may set, and what its shapes mean, is the op's business (``normbench.ops``):
+a field that does not apply to the op must keep its default, so a spec never says something
+its layer would silently ignore.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
-OPS = ("layer_norm", "batch_norm")
+if TYPE_CHECKING:
+    from .ops.base import Op
+
 LAYOUTS = ("channels_first", "channels_last")
+
+
+def op_names() -> tuple[str, ...]:
+    """Every op in the registry (imported lazily: ops import nothing heavy, but spec is imported first)."""
+    from . import ops
+
+    return ops.names()
 
 
 @dataclass(frozen=True)
@@ -16,9 +31,10 @@ class NormSpec:
     ``running = (1 - momentum) * running + momentum * batch``. Keras, Flax and ONNX
     call ``1 - momentum`` their momentum; adapters convert.
 
-    layout picks the BatchNorm feature axis: 1 (channels_first, NC...) or -1
-    (channels_last, N...C). normalized_ndim is how many trailing axes LayerNorm
-    normalizes; γ and β have the shape of those axes.
+    layout picks the channel axis of the ops that have one: 1 (channels_first, NC...) or -1
+    (channels_last, N...C). normalized_ndim is how many trailing axes LayerNorm and RMSNorm
+    normalize; groups is GroupNorm's group count; running_stats asks InstanceNorm to track
+    running statistics (BatchNorm always does).
     """
 
     op: str
@@ -27,10 +43,13 @@ class NormSpec:
     affine: bool = True
     layout: str = "channels_first"
     normalized_ndim: int = 1
+    groups: int | None = None
+    running_stats: bool = False
 
     def __post_init__(self) -> None:
-        if self.op not in OPS:
-            raise ValueError(f"unknown op {self.op!r}; expected one of {', '.join(OPS)}")
+        from . import ops
+
+        kind = ops.get(self.op)  # ValueError listing the known ops
         if self.layout not in LAYOUTS:
             raise ValueError(f"unknown layout {self.layout!r}; expected one of {', '.join(LAYOUTS)}")
         if not self.eps >= 0:
@@ -39,56 +58,66 @@ class NormSpec:
             raise ValueError(f"momentum must be in [0, 1] (weight of the new batch), got {self.momentum!r}")
         if self.normalized_ndim < 1:
             raise ValueError(f"normalized_ndim must be >= 1, got {self.normalized_ndim!r}")
+        for f in fields(self):
+            if f.name not in ("op", *kind.fields) and getattr(self, f.name) != f.default:
+                applies = [o.name for o in ops.all() if f.name in o.fields]
+                raise ValueError(f"{f.name}={getattr(self, f.name)!r} does not apply to {self.op}; "
+                                 f"it applies to {', '.join(applies) or 'no op'}")
+        kind.validate(self)
+
+    @property
+    def kind(self) -> Op:
+        """The op object that owns this spec's shape rules, oracle pieces and flags."""
+        from . import ops
+
+        return ops.get(self.op)
+
+    @property
+    def has_running_stats(self) -> bool:
+        return self.kind.tracks_running_stats(self)
 
     def check_shape(self, shape: tuple[int, ...]) -> None:
         """Raise ValueError naming the shape if this layer cannot take it."""
         shape = tuple(shape)
         if any(int(d) < 1 for d in shape):
             raise ValueError(f"shape {shape} has an empty or negative dimension")
-        if self.op == "batch_norm" and len(shape) not in (2, 3, 4):
-            raise ValueError(f"batch_norm takes 2-D, 3-D or 4-D inputs, got shape {shape}")
-        if self.op == "layer_norm" and not self.normalized_ndim < len(shape):
-            raise ValueError(
-                f"layer_norm over {self.normalized_ndim} trailing axes needs an input of rank "
-                f">= {self.normalized_ndim + 1}, got shape {shape}"
-            )
+        self.kind.check_shape(self, shape)
 
     def feature_axis(self, ndim: int) -> int:
-        """BatchNorm's channel axis, as a non-negative index."""
-        return ndim - 1 if self.layout == "channels_last" and ndim > 2 else 1
+        """The channel axis of a channel op, as a non-negative index."""
+        return self.kind.feature_axis(self, ndim)
+
+    def stats_view(self, shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(shape x is viewed as, axes of that view statistics are taken over)."""
+        return self.kind.stats_view(self, tuple(shape))
 
     def reduce_axes(self, ndim: int) -> tuple[int, ...]:
-        """The axes statistics are taken over."""
-        if self.op == "layer_norm":
-            return tuple(range(ndim - self.normalized_ndim, ndim))
-        c = self.feature_axis(ndim)
-        return tuple(a for a in range(ndim) if a != c)
+        """The axes of x statistics are taken over, for ops whose groups are whole axes
+        (every op but GroupNorm and InstanceNorm, which split the channel axis)."""
+        return self.kind.reduce_axes(self, ndim)
 
     def param_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
-        """Shape of γ and β (and BatchNorm's running statistics)."""
-        if self.op == "layer_norm":
-            return tuple(shape[len(shape) - self.normalized_ndim :])
-        return (shape[self.feature_axis(len(shape))],)
+        """Shape of γ and β (and of running statistics)."""
+        return self.kind.param_shape(self, tuple(shape))
 
     def param_axes(self, ndim: int) -> tuple[int, ...]:
         """The axes γ and β vary along."""
-        if self.op == "layer_norm":
-            return self.reduce_axes(ndim)
-        return (self.feature_axis(ndim),)
+        return self.kind.param_axes(self, ndim)
 
     def broadcast_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         """Shape that makes γ, β and running statistics broadcast against x."""
-        if self.op == "layer_norm":
-            return (1,) * (len(shape) - self.normalized_ndim) + self.param_shape(shape)
-        out = [1] * len(shape)
-        c = self.feature_axis(len(shape))
-        out[c] = shape[c]
-        return tuple(out)
+        axes = self.param_axes(len(shape))
+        return tuple(d if a in axes else 1 for a, d in enumerate(shape))
+
+    def position_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """x's shape without the feature axes: what a mask or a padding pattern marks."""
+        axes = self.param_axes(len(shape))
+        return tuple(d for a, d in enumerate(shape) if a not in axes)
 
     def mask_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
-        """A BatchNorm mask marks positions: x's shape without the feature axis."""
-        c = self.feature_axis(len(shape))
-        return tuple(d for i, d in enumerate(shape) if i != c)
+        return self.position_shape(shape)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The op and the fields that apply to it: what records carry and cases rebuild from."""
+        kind = self.kind
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name in ("op", *kind.fields)}

@@ -52,6 +52,8 @@ def _bound(dtype: str, n, kappa, magnitude) -> Bound:
 
 
 def _normalized(spec: NormSpec, x, mask=None):
+    """x, its moments, s, x̂ and κ, all in x's shape. κ = |μ|/s measures the cancellation in
+    x − μ; an op that does not centre (RMSNorm) subtracts nothing, so its κ is 0."""
     x = np.asarray(x, dtype=np.float64)
     m = reference.moments(spec, x, mask)
     s = np.sqrt(m.var + spec.eps)
@@ -86,17 +88,19 @@ def eval_bound(spec: NormSpec, dtype: str, x, gamma, beta, running_mean, running
 
 def running_bound(spec: NormSpec, dtype: str, running_mean, running_var, x, mask=None):
     """Running mean and variance after one training step (either variance convention)."""
-    x, m, _, _, kappa = _normalized(spec, x, mask)
+    x, _, _, _, kappa = _normalized(spec, x, mask)
+    m = reference.channel_moments(spec, x, mask)
     k = spec.momentum
-    count = m.count.reshape(-1)
-    sd = np.sqrt(m.var.reshape(-1))
-    mean_mag = (1 - k) * np.abs(running_mean) + k * (np.abs(m.mean.reshape(-1)) + sd)
+    mean, var, count = (np.asarray(a).reshape(-1) for a in m)
+    keep = spec.param_axes(x.ndim)
+    kappa_c = np.moveaxis(kappa, keep[0], 0).reshape(len(count), -1).max(axis=1)
+    mean_mag = (1 - k) * np.abs(running_mean) + k * (np.abs(mean) + np.sqrt(var))
     with np.errstate(invalid="ignore", divide="ignore"):
         unbiased = np.where(count > 1, count / np.maximum(count - 1, 1), 1.0)
-    var_mag = (1 - k) * np.abs(running_var) + k * m.var.reshape(-1) * unbiased
+    var_mag = (1 - k) * np.abs(running_var) + k * var * unbiased
     return (
         _bound(dtype, count, 0.0, mean_mag),
-        _bound(dtype, count, kappa.reshape(-1), var_mag),
+        _bound(dtype, count, kappa_c, var_mag),
     )
 
 
@@ -104,17 +108,16 @@ def grad_bounds(spec: NormSpec, dtype: str, x, gamma, dy, mask=None) -> tuple[Bo
     """Bounds for (dx, dγ, dβ). dγ = Σ dy·x̂ inherits x̂'s error; dβ = Σ dy does not."""
     x, m, s, xhat, kappa = _normalized(spec, x, mask)
     dy = np.asarray(dy, dtype=np.float64)
-    axes = spec.reduce_axes(x.ndim)
     g_abs = np.abs(dy) * _gamma_beta(spec, x.shape, gamma, None)[0]
-    mean_g = g_abs.sum(axis=axes, keepdims=True) / m.count
-    mean_gx = (g_abs * np.abs(xhat)).sum(axis=axes, keepdims=True) / m.count
+    mean_g = reference.group_sum(spec, g_abs) / m.count if spec.kind.centred else 0.0
+    mean_gx = reference.group_sum(spec, g_abs * np.abs(xhat)) / m.count
     # x̂_i · Σ g x̂ multiplies two rounded factors, so its error counts twice.
     dx = _bound(dtype, m.count, kappa, (g_abs + mean_g + 2 * np.abs(xhat) * mean_gx) / s)
     param_axes = tuple(a for a in range(x.ndim) if a not in spec.param_axes(x.ndim))
     shape = spec.param_shape(x.shape)
     terms = int(np.prod([x.shape[a] for a in param_axes]))
-    n = np.maximum(np.broadcast_to(m.count, x.shape).max(axis=param_axes).reshape(shape), terms)
-    kappa_p = np.broadcast_to(kappa, x.shape).max(axis=param_axes).reshape(shape)
+    n = np.maximum(m.count.max(axis=param_axes).reshape(shape), terms)
+    kappa_p = kappa.max(axis=param_axes).reshape(shape)
     dgamma_mag = (np.abs(dy) * (1 + np.abs(xhat))).sum(axis=param_axes).reshape(shape)
     dgamma = _bound(dtype, n, kappa_p, dgamma_mag)
     dbeta = _bound(dtype, terms, 0.0, np.abs(dy).sum(axis=param_axes).reshape(shape))

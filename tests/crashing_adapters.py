@@ -36,12 +36,12 @@ class HangingLayer(NumpyLayer):
 
 class Segfaulting(NumpyAdapter):
     name = "segfaulting"
-    layer = SegfaultingLayer
+    builders = dict.fromkeys(NumpyAdapter.builders, SegfaultingLayer)
 
 
 class Hanging(NumpyAdapter):
     name = "hanging"
-    layer = HangingLayer
+    builders = dict.fromkeys(NumpyAdapter.builders, HangingLayer)
 
 
 class Unimportable(NumpyAdapter):
@@ -66,7 +66,7 @@ class SegfaultingAtOnceLayer(NumpyLayer):
 
 class SegfaultingAtOnce(NumpyAdapter):
     name = "segfaulting-at-once"
-    layer = SegfaultingAtOnceLayer
+    builders = dict.fromkeys(NumpyAdapter.builders, SegfaultingAtOnceLayer)
 
 
 class StubbornLayer(NumpyLayer):
@@ -82,4 +82,4 @@ class Stubborn(NumpyAdapter):
     """Hangs and ignores SIGINT and SIGTERM: only SIGKILL stops it."""
 
     name = "stubborn"
-    layer = StubbornLayer
+    builders = dict.fromkeys(NumpyAdapter.builders, StubbornLayer)

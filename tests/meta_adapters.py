@@ -1,5 +1,5 @@
-"""Adapters for the meta-tests: a correct LayerNorm/BatchNorm written from scratch, and copies
-of it with one planted bug each, which the suites must catch.
+"""Adapters for the meta-tests: a correct implementation of all five norms written from scratch,
+and copies of it with one planted bug each, which the suites must catch.
 
 ``Independent`` shares no code with ``normbench.reference``: it computes like a framework
 does, in float64 for float64 inputs and float32 otherwise, and returns the input dtype. Each
@@ -19,8 +19,10 @@ from normbench import Adapter, Grads, Layer, NormSpec
 
 class IndependentLayer(Layer):
     """Two-pass statistics over unmasked positions; every position is normalized with them.
-    BatchNorm training updates the running statistics (momentum = weight of the batch, biased
-    variance, stored in the input dtype); eval normalizes with them."""
+    Channel ops work on a channels-first copy, GroupNorm and InstanceNorm on it viewed as
+    (N, groups, channels per group, ...). Training updates running statistics where the op keeps
+    them (momentum = weight of the batch, biased variance, InstanceNorm's the batch average of
+    its per-instance ones, stored in the input dtype); eval normalizes with them."""
 
     def forward(self, x, training, mask=None):
         return self._forward(self.spec, x, training, mask)
@@ -35,70 +37,129 @@ class IndependentLayer(Layer):
 
     def _batch_stats(self, x, w, axes):
         n = self._sum(w, axes)
-        mean = self._sum(w * x, axes) / n
+        mean = self._sum(w * x, axes) / n if self.spec.kind.centred else 0 * n
         return mean, self._sum(w * (x - mean) ** 2, axes) / n, n
 
     def _inv_std(self, var):
         return 1 / np.sqrt(var + self.spec.eps)
 
     def _dx(self, g, xhat, w, n, inv_s, axes):
-        return (g - w / n * self._sum(g, axes) - w / n * xhat * self._sum(g * xhat, axes)) * inv_s
+        centre = w / n * self._sum(g, axes) if self.spec.kind.centred else 0
+        return (g - centre - w / n * xhat * self._sum(g * xhat, axes)) * inv_s
+
+    def _group_order(self, channels, groups):
+        """Channel indices in group order: contiguous channels share a group."""
+        return np.arange(channels)
+
+    def _use_running(self, training):
+        return not training
 
     # ---- the computation ----
 
+    def _channel(self, spec, ndim):
+        return ndim - 1 if spec.layout == "channels_last" and ndim > 2 else 1
+
     def _setup(self, spec: NormSpec, x: np.ndarray, mask):
-        """x in the arithmetic dtype, the reduced axes, the shape γ/β broadcast as, mask weights."""
+        """x in the arithmetic dtype (channels first, channels in group order, for channel ops),
+        the shape statistics view it as, their axes in that view, the shape γ/β broadcast as,
+        the channel order, and mask weights."""
         xa = x.astype(np.float64 if x.dtype == np.float64 else np.float32)
-        if spec.op == "layer_norm":
+        if spec.op in ("layer_norm", "rms_norm"):
             if mask is not None:
-                raise ValueError("a mask applies to batch_norm only")
+                raise ValueError(f"{spec.op} takes no mask")
             axes = tuple(range(x.ndim - spec.normalized_ndim, x.ndim))
-            keep = axes
-            w = np.ones_like(xa)
-        else:
-            c = x.ndim - 1 if spec.layout == "channels_last" and x.ndim > 2 else 1
-            axes, keep = tuple(a for a in range(x.ndim) if a != c), (c,)
-            w = np.ones_like(xa) if mask is None else \
-                np.broadcast_to(np.expand_dims(mask, c), x.shape).astype(xa.dtype)
-        pshape = tuple(d if a in keep else 1 for a, d in enumerate(x.shape))
-        return xa, axes, pshape, w
+            pshape = tuple(d if a in axes else 1 for a, d in enumerate(x.shape))
+            return xa, xa.shape, axes, pshape, None, np.ones_like(xa)
+        xc = np.moveaxis(xa, self._channel(spec, x.ndim), 1)
+        n, c, *rest = xc.shape
+        pshape = (1, c) + (1,) * len(rest)
+        if spec.op == "batch_norm":
+            w = np.ones_like(xc) if mask is None else \
+                np.broadcast_to(np.expand_dims(mask, 1), xc.shape).astype(xc.dtype)
+            return xc, xc.shape, tuple(a for a in range(xc.ndim) if a != 1), pshape, None, w
+        groups = c if spec.op == "instance_norm" else spec.groups
+        order = self._group_order(c, groups)
+        view = (n, groups, c // groups, *rest)
+        return xc[:, order], view, tuple(range(2, len(view))), pshape, order, np.ones(view, xc.dtype)
+
+    def _back(self, spec, a, x, order):
+        """A result in the computation's arrangement, back in x's layout and channel order."""
+        if spec.op in ("layer_norm", "rms_norm"):
+            return a
+        if order is not None:
+            a = a[:, np.argsort(order)]
+        return np.moveaxis(a, 1, self._channel(spec, x.ndim))
 
     def _forward(self, spec, x, training, mask):
-        xa, axes, pshape, w = self._setup(spec, x, mask)
-        if spec.op == "batch_norm" and not training:
-            mean, var = (np.asarray(r).astype(xa.dtype).reshape(pshape) for r in self.running())
+        xc, view, axes, pshape, order, w = self._setup(spec, x, mask)
+        gamma, beta = (np.asarray(p).astype(xc.dtype).reshape(pshape) for p in (self.gamma, self.beta))
+        if order is not None:
+            gamma, beta = gamma[:, order], beta[:, order]
+        if spec.has_running_stats and self._use_running(training):
+            mean, var = (np.asarray(r).astype(xc.dtype).reshape(pshape) for r in self.running())
+            if order is not None:
+                mean, var = mean[:, order], var[:, order]
+            xhat = (xc - mean) * self._inv_std(var)
         else:
-            mean, var, _ = self._batch_stats(xa, w, axes)
-            if spec.op == "batch_norm":
-                k, (rm, rv) = spec.momentum, (np.asarray(r).astype(xa.dtype) for r in self.running())
-                with np.errstate(over="ignore"):  # float16 variance of ~6e4 inputs is rightly inf
-                    self.running_mean = ((1 - k) * rm + k * mean.reshape(-1)).astype(x.dtype)
-                    self.running_var = ((1 - k) * rv + k * var.reshape(-1)).astype(x.dtype)
-        gamma, beta = (np.asarray(p).astype(xa.dtype).reshape(pshape) for p in (self.gamma, self.beta))
+            xv = xc.reshape(view)
+            mean, var, _ = self._batch_stats(xv, w, axes)
+            xhat = ((xv - mean) * self._inv_std(var)).reshape(xc.shape)
+            if spec.has_running_stats and training:
+                self._update_running(x, xc, view, order, mean, var)
         with np.errstate(over="ignore"):
-            return ((xa - mean) * self._inv_std(var) * gamma + beta).astype(x.dtype)
+            return self._back(spec, xhat * gamma + beta, x, order).astype(x.dtype)
+
+    def _update_running(self, x, xc, view, order, mean, var):
+        """Per channel: BatchNorm's batch statistics, InstanceNorm's batch average of its own."""
+        k, (rm, rv) = self.spec.momentum, (np.asarray(r).astype(xc.dtype) for r in self.running())
+        spread = [np.broadcast_to(s, view).reshape(xc.shape) for s in (mean, var)]
+        if order is not None:
+            spread = [a[:, np.argsort(order)] for a in spread]
+        others = tuple(a for a in range(xc.ndim) if a != 1)
+        cm, cv = (a.mean(axis=others) for a in spread)
+        with np.errstate(over="ignore"):  # float16 variance of ~6e4 inputs is rightly inf
+            self.running_mean = ((1 - k) * rm + k * cm).astype(x.dtype)
+            self.running_var = ((1 - k) * rv + k * cv).astype(x.dtype)
 
     def _vjp(self, spec, x, dy, mask):
-        xa, axes, pshape, w = self._setup(spec, x, mask)
-        mean, var, n = self._batch_stats(xa, w, axes)
+        xc, view, axes, pshape, order, w = self._setup(spec, x, mask)
+        dyc = dy.astype(xc.dtype)
+        if spec.op not in ("layer_norm", "rms_norm"):
+            dyc = np.moveaxis(dyc, self._channel(spec, x.ndim), 1)
+            dyc = dyc if order is None else dyc[:, order]
+        gamma = np.asarray(self.gamma).astype(xc.dtype).reshape(pshape)
+        gamma = gamma if order is None else gamma[:, order]
+        xv = xc.reshape(view)
+        mean, var, n = self._batch_stats(xv, w, axes)
         inv_s = self._inv_std(var)
-        xhat, dya = (xa - mean) * inv_s, dy.astype(xa.dtype)
-        g = dya * np.asarray(self.gamma).astype(xa.dtype).reshape(pshape)
-        dx = self._dx(g, xhat, w, n, inv_s, axes).astype(x.dtype)
+        xhat = (xv - mean) * inv_s
+        g = (dyc * gamma).reshape(view)
+        dx = self._back(spec, self._dx(g, xhat, w, n, inv_s, axes).reshape(xc.shape), x, order).astype(x.dtype)
         if not spec.affine:
             return Grads(dx, None, None)
-        summed = axes if spec.op == "batch_norm" else tuple(range(x.ndim - spec.normalized_ndim))  # γ is constant along
-        pshape = np.shape(self.gamma)
-        dgamma = self._sum(dya * xhat, summed).reshape(pshape).astype(x.dtype)
-        return Grads(dx, dgamma, self._sum(dya, summed).reshape(pshape).astype(x.dtype))
+        xhat = xhat.reshape(xc.shape)
+        summed = tuple(a for a in range(xc.ndim) if pshape[a] == 1)  # γ is constant along
+        back = (lambda a: a) if order is None else (lambda a: a[:, np.argsort(order)])
+        shape = np.shape(self.gamma)
+        dgamma = back(self._sum(dyc * xhat, summed)).reshape(shape).astype(x.dtype)
+        dbeta = back(self._sum(dyc, summed)).reshape(shape).astype(x.dtype) if spec.kind.has_bias else None
+        return Grads(dx, dgamma, dbeta)
+
+
+OPS = ("layer_norm", "batch_norm", "rms_norm", "group_norm", "instance_norm")
+
+
+def _builds(layer: type[Layer], ops=OPS) -> dict:
+    return dict.fromkeys(ops, layer)
 
 
 class Independent(Adapter):
     """Correct: every check must pass (``defaults`` is a skip)."""
 
     name = "meta-independent"
-    layer = IndependentLayer
+    builders = _builds(IndependentLayer)
     version_of = "numpy"
+    running_var = "biased"
 
 
 class _EpsOutsideSqrtLayer(IndependentLayer):
@@ -110,7 +171,7 @@ class EpsOutsideSqrt(Independent):
     """Bug: (x − μ) / (√σ² + eps) instead of (x − μ) / √(σ² + eps)."""
 
     name = "meta-eps-outside-sqrt"
-    layer = _EpsOutsideSqrtLayer
+    builders = _builds(_EpsOutsideSqrtLayer)
 
 
 class _UnbiasedNormalizationLayer(IndependentLayer):
@@ -124,7 +185,7 @@ class UnbiasedNormalization(Independent):
     """Bug: normalizes with the unbiased variance σ²·n/(n − 1) (numpy's ``ddof=1``)."""
 
     name = "meta-unbiased-normalization"
-    layer = _UnbiasedNormalizationLayer
+    builders = _builds(_UnbiasedNormalizationLayer)
 
 
 class _EvalUsesBatchStatsLayer(IndependentLayer):
@@ -136,7 +197,7 @@ class EvalUsesBatchStats(Independent):
     """Bug: ignores the mode, so eval normalizes with (and updates) batch statistics."""
 
     name = "meta-eval-uses-batch-stats"
-    layer = _EvalUsesBatchStatsLayer
+    builders = _builds(_EvalUsesBatchStatsLayer)
 
 
 class _WrongAxisLayer(IndependentLayer):
@@ -165,7 +226,7 @@ class WrongAxis(Independent):
     moving the axis, so each "channel" it normalizes mixes values of several real channels."""
 
     name = "meta-wrong-axis"
-    layer = _WrongAxisLayer
+    builders = _builds(_WrongAxisLayer)
 
 
 class _GradMissingTermLayer(IndependentLayer):
@@ -177,7 +238,7 @@ class GradMissingTerm(Independent):
     """Bug: dx drops the −x̂·mean(g·x̂) term (the gradient through the variance)."""
 
     name = "meta-grad-missing-term"
-    layer = _GradMissingTermLayer
+    builders = _builds(_GradMissingTermLayer)
 
 
 class _Float16AccumulationLayer(IndependentLayer):
@@ -195,8 +256,48 @@ class Float16Accumulation(Independent):
     so the sums of large inputs, and of their squares, overflow."""
 
     name = "meta-float16-accumulation"
-    layer = _Float16AccumulationLayer
+    builders = _builds(_Float16AccumulationLayer)
+
+
+class RmsEpsOutsideSqrt(Independent):
+    """Bug: RMSNorm as x / (√mean(x²) + eps) instead of x / √(mean(x²) + eps)."""
+
+    name = "meta-rms-eps-outside-sqrt"
+    builders = _builds(_EpsOutsideSqrtLayer, ("rms_norm",))
+
+
+class _StridedGroupsLayer(IndependentLayer):
+    def _group_order(self, channels, groups):
+        return np.arange(channels).reshape(channels // groups, groups).T.reshape(-1)
+
+
+class StridedGroups(Independent):
+    """Bug: GroupNorm groups channels strided (c mod groups) instead of contiguous blocks, as a
+    reshape of (N, C, ...) to (N, C/groups, groups, ...) does."""
+
+    name = "meta-group-norm-strided-groups"
+    builders = _builds(_StridedGroupsLayer, ("group_norm",))
+
+
+class _RunningStatsInTrainingLayer(IndependentLayer):
+    def _use_running(self, training):
+        return True
+
+
+class InstanceNormRunningInTraining(Independent):
+    """Bug: InstanceNorm with running statistics normalizes with them in training too."""
+
+    name = "meta-instance-norm-running-in-training"
+    builders = _builds(_RunningStatsInTrainingLayer, ("instance_norm",))
+
+
+class MisdeclaredRunningVar(Independent):
+    """Bug: declares torch's unbiased running variance but stores the biased one."""
+
+    name = "meta-misdeclared-running-var"
+    running_var = "unbiased"
 
 
 BROKEN = (EpsOutsideSqrt, UnbiasedNormalization, EvalUsesBatchStats, WrongAxis, GradMissingTerm,
-          Float16Accumulation)
+          Float16Accumulation, RmsEpsOutsideSqrt, StridedGroups, InstanceNormRunningInTraining,
+          MisdeclaredRunningVar)

@@ -19,7 +19,7 @@ class RaisingLayer(NumpyLayer):
 
 class Raising(NumpyAdapter):
     name = "raising"
-    layer = RaisingLayer
+    builders = dict.fromkeys(NumpyAdapter.builders, RaisingLayer)
 
 
 class RefusingLayer(NumpyLayer):
@@ -31,7 +31,7 @@ class Refusing(NumpyAdapter):
     """Declares grad but finds out only when called that it cannot: still a skip."""
 
     name = "refusing"
-    layer = RefusingLayer
+    builders = dict.fromkeys(NumpyAdapter.builders, RefusingLayer)
 
 
 class NanLayer(NumpyLayer):
@@ -41,7 +41,7 @@ class NanLayer(NumpyLayer):
 
 class NanEverywhere(NumpyAdapter):
     name = "nan-everywhere"
-    layer = NanLayer
+    builders = dict.fromkeys(NumpyAdapter.builders, NanLayer)
 
 
 class Impostor(NumpyAdapter):

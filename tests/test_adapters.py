@@ -1,4 +1,4 @@
-"""Every installed adapter agrees with the reference on ordinary float32 inputs."""
+"""Every installed adapter agrees with the reference on ordinary float32 inputs, for every op it builds."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import dataclasses
 import numpy as np
 import pytest
 
-from normbench import checks, known
+from normbench import checks, known, ops
 from normbench.adapters.base import Unsupported
-from normbench.cases import batch_norm_cases, layer_norm_cases, masked_batch_norm_cases
 from normbench.checks import Case
 from normbench.spec import NormSpec
 
-CASES = layer_norm_cases() + batch_norm_cases() + masked_batch_norm_cases()
+MASKED = [c for op in ops.all() for c in op.masked_cases("float32")]
+CASES = [Case(spec, shape) for op in ops.all() for spec, shape in op.configs()] + MASKED
+RUNNING = [c for c in CASES if c.spec.has_running_stats]
 
 
 def _assert_pass(records):
@@ -42,7 +43,7 @@ def test_gradients(builtin_adapter, case):
     _assert_pass(checks.gradients(builtin_adapter, case))
 
 
-@pytest.mark.parametrize("case", batch_norm_cases() + masked_batch_norm_cases(), ids=str)
+@pytest.mark.parametrize("case", RUNNING, ids=str)
 def test_running_statistics(builtin_adapter, case):
     records = checks.running_stats(builtin_adapter, case)
     _assert_pass(records)
@@ -50,12 +51,27 @@ def test_running_statistics(builtin_adapter, case):
     # torch stores unbiased variance; so does tf_keras where it takes its fused kernel (4-D float32)
     unbiased = builtin_adapter.name == "torch" or (builtin_adapter.name == "tf_keras" and len(case.shape) == 4)
     assert var.facts["running_var"] == ("unbiased" if unbiased else "biased")
+    assert builtin_adapter.running_var in (None, var.facts["running_var"])
 
 
 def test_float32_is_supported_everywhere(builtin_adapter):
-    """float32 forward is the floor of the contract: no adapter may skip it."""
+    """float32 forward is the floor of the contract: no adapter may skip it for an op it builds."""
     for case in CASES:
-        assert builtin_adapter.unsupported(case.spec, case.shape, "float32") is None
+        if case.spec.op in builtin_adapter.ops:
+            assert builtin_adapter.unsupported(case.spec, case.shape, "float32") is None, case
+
+
+def test_an_op_the_adapter_does_not_build_is_a_skip(builtin_adapter, monkeypatch):
+    """A new op in the registry reaches every adapter as a skip naming what it builds, never as a
+    layer of another op (before the registry, any op but layer_norm built a BatchNorm)."""
+
+    class ScaledNorm(type(ops.get("layer_norm"))):
+        name = "scaled_norm"
+
+    monkeypatch.setitem(ops.REGISTRY, "scaled_norm", ScaledNorm())
+    [rec] = checks.forward(builtin_adapter, Case(NormSpec("scaled_norm"), (8, 16)), training=True)
+    assert rec.outcome == "skip", rec.message
+    assert f"does not build scaled_norm (it builds {', '.join(sorted(builtin_adapter.ops))})" in rec.message
 
 
 def test_unsupported_feature_is_a_skip_with_reason(builtin_adapter):

@@ -9,7 +9,7 @@ import mmap
 
 import pytest
 
-from normbench import bench, records
+from normbench import bench, ops, records
 
 from .helpers import run_cli
 
@@ -71,6 +71,10 @@ def test_bytes_moved_is_the_minimum_traffic_model():
     assert bench.bytes_moved(bwd) == (4 * 2048 * 1024 + 4 * 1024) * 2
     bn = bench.BenchCase("batch_norm", "train", (16, 64, 56, 56))
     assert bench.bytes_moved(bn) == (2 * 16 * 64 * 56 * 56 + 6 * 64) * 4
+    rms = bench.BenchCase("rms_norm", "forward_backward", (4096, 1024), "bfloat16")
+    assert bench.bytes_moved(rms) == (4 * 4096 * 1024 + 2 * 1024) * 2  # γ and dγ only: no β
+    gn = bench.BenchCase("group_norm", "forward", (8, 320, 64, 64), options=(("groups", 32),))
+    assert bench.bytes_moved(gn) == (2 * 8 * 320 * 64 * 64 + 2 * 320) * 4
 
 
 def test_default_cases_cover_the_issue_matrix():
@@ -80,6 +84,17 @@ def test_default_cases_cover_the_issue_matrix():
     for op in ("layer_norm", "batch_norm"):
         sweep = sorted(int(__import__("numpy").prod(c.shape)) for c in cases if c.op == op and c.group == "sweep")
         assert len(sweep) >= 4 and all(b / a == 4 for a, b in zip(sweep, sweep[1:], strict=False))
+    # LLM RMSNorm: 4096 tokens, hidden 1024 to 16384, float32 and bfloat16; U-Net GroupNorm/InstanceNorm
+    rms = [c for c in cases if c.op == "rms_norm"]
+    assert {c.shape[1] for c in rms} == {1024, 4096, 16384} and {c.shape[0] for c in rms} == {4096}
+    assert {c.dtype for c in rms if c.group == "default"} == {"float32", "bfloat16"}
+    for op in ("group_norm", "instance_norm"):
+        assert {(c.shape, c.mode) for c in cases if c.op == op} == {
+            ((8, 320, 64, 64), m) for m in ("forward", "forward_backward")}
+    assert {c.id for c in cases if c.op == "group_norm"} >= {"group_norm-forward-8x320x64x64-float32-groups32-default"}
+    # every op is timed, and an explicit dtype list replaces each op's own
+    assert {c.op for c in cases} == set(ops.names())
+    assert {c.dtype for c in bench.cases(("float16",))} == {"float16"}
 
 
 def test_verification_suites_do_not_collect_benchmarks(tmp_path):

@@ -29,7 +29,7 @@ def test_run_writes_environment_and_records(numpy_run):
     assert env["adapters"]["numpy"]["installed"] is True
     assert checks and all(REQUIRED <= set(c) for c in checks)
     assert {c["outcome"] for c in checks} <= {"pass", "skip"} and any(c["outcome"] == "pass" for c in checks)
-    assert {c["op"] for c in checks} == {"layer_norm", "batch_norm"}
+    assert {c["op"] for c in checks} == {"layer_norm", "batch_norm", "rms_norm", "group_norm", "instance_norm"}
 
 
 def test_existing_output_is_not_overwritten(numpy_run):
@@ -41,12 +41,16 @@ def test_existing_output_is_not_overwritten(numpy_run):
 
 
 def test_user_adapter_from_the_readme_runs(tmp_path):
-    proc = run_cli("verify", "--adapters", "examples.my_layernorm:MyLayerNorm", "-o", str(tmp_path / "r"), cwd=ROOT)
+    proc = run_cli("verify", "--adapters", "examples.my_rmsnorm:MyRMSNormAdapter", "-o", str(tmp_path / "r"),
+                   cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     _, checks = records.read(tmp_path / "r" / "results.jsonl")
     ran = [c for c in checks if c["outcome"] != "skip"]
-    assert ran and all(c["outcome"] == "pass" and c["adapter"] == "my-layernorm" for c in ran)
-    assert {c["op"] for c in ran} == {"layer_norm"}
+    assert ran and all(c["outcome"] == "pass" and c["adapter"] == "my-rmsnorm" for c in ran)
+    assert {c["op"] for c in ran} == {"rms_norm"}
+    # every other op is a skip that says which op the adapter builds, never a layer of the wrong op
+    others = [c for c in checks if c["op"] != "rms_norm"]
+    assert others and all(c["outcome"] == "skip" and "does not build" in c["message"] for c in others)
 
 
 def test_failure_is_recorded_with_a_rerun_command(tmp_path):
@@ -63,8 +67,7 @@ def test_failure_is_recorded_with_a_rerun_command(tmp_path):
 
         class Broken(NumpyAdapter):
             name = "broken"
-            layer = EpsOutsideSqrt
-            ops = frozenset({"layer_norm"})
+            builders = {"layer_norm": EpsOutsideSqrt}
     """))
     proc = run_cli("verify", "--adapters", "broken:Broken", "-o", str(tmp_path / "r"), "--", "-k", "forward",
                    cwd=tmp_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -84,3 +85,68 @@ def test_a_skip_exercises_no_divergence_so_plain_pytest_with_every_keras_passes(
     _, rows = records.read(tmp_path / "r.jsonl")
     assert {r["outcome"] for r in rows if r["adapter"] == "keras[jax]"} == {"skip"}
     assert {r["outcome"] for r in rows if r["adapter"] == "keras[tensorflow]"} >= {"pass"}
+
+
+def _real_row(case_id_part: str, check: str, err: float, tol: float, adapter: str = "flax.linen") -> dict:
+    """A record of a real agreement case (so envelopes can regenerate its arrays)."""
+    from normbench.cases import agreement_cases
+
+    case = next(c for c in agreement_cases() if c.id == case_id_part)
+    return {"adapter": adapter, "check": check, "op": case.spec.op, "dtype": case.dtype, "input": case.input,
+            "shape": list(case.shape), "layout": case.layout, "params": case.params(), "case": case.id,
+            "outcome": "fail", "max_abs_err": err, "tolerance": tol, "message": "", "facts": {}}
+
+
+def test_every_entry_bounds_its_divergence():
+    """An envelope, the exceptions it raises, or overflow only: nothing is excused without limit."""
+    for entry in known.KNOWN:
+        assert entry.envelope is not None or entry.raises or entry.nonfinite, entry.key
+        if entry.envelope is None:  # then any finite error is beyond it
+            row = {"outcome": "fail", "max_abs_err": 1e-3, "tolerance": 1e-6}
+            assert not entry.explains(row)[0], entry.key
+
+
+def test_one_pass_envelope_grows_with_the_conditioning_and_stops_somewhere():
+    mild = _real_row("layer_norm-8x16-float32-offset1e2", "forward_train", 1.0, 1.0)
+    wild = _real_row("layer_norm-8x16-float32-offset1e4", "forward_train", 1.0, 1.0)
+    entry = next(k for k in known.KNOWN if k.key == "flax-fast-variance")
+    assert 100 < entry.bound(mild) < 1e3 < entry.bound(wild) < math.inf
+    assert entry.explains({**mild, "max_abs_err": 50.0})[0]
+    ok, why = entry.explains({**mild, "max_abs_err": 1e4})  # a new bug on top: 1e4 tolerances
+    assert not ok and "envelope" in why
+    assert not entry.explains({**mild, "max_abs_err": math.nan})[0]  # flax clamps: no NaN from this cause
+
+
+def test_a_cause_that_raises_does_not_excuse_a_wrong_number():
+    entry = next(k for k in known.KNOWN if k.key == "keras-mask-last-axis")
+    row = {"adapter": "keras[jax]", "layout": "channels_first", "params": {"masked": True}, "dtype": "float32",
+           "check": "forward_train", "outcome": "error", "message": "ValueError: cannot broadcast",
+           "facts": {"exception": "ValueError"}}
+    assert entry.explains(row)[0]
+    assert not entry.explains({**row, "facts": {"exception": "IndexError"}, "message": "IndexError: x"})[0]
+    assert not entry.explains({**row, "outcome": "fail", "max_abs_err": 0.5, "tolerance": 1e-6})[0]
+
+
+def test_a_new_bug_behind_a_known_one_fails_the_run(tmp_path):
+    """An adapter named like flax.linen whose offset1e2 LayerNorm is off by far more than a one-pass
+    variance can explain: the entry matches, but the record stays a failure (and says why)."""
+    (tmp_path / "drifting.py").write_text(textwrap.dedent("""
+        from normbench.adapters.numpy_reference import NumpyAdapter, NumpyLayer
+
+        class Drift(NumpyLayer):
+            def forward(self, x, training, mask=None):
+                y = super().forward(x, training, mask)
+                return y + 1 if abs(float(x.mean())) > 50 else y
+
+        class DriftingFlax(NumpyAdapter):
+            name = "flax.linen"
+            builders = dict.fromkeys(NumpyAdapter.builders, Drift)
+    """))
+    out = tmp_path / "r"
+    proc = run_cli("verify", "--adapters", "drifting:DriftingFlax", "-o", str(out), "--", "-k",
+                   "test_forward_train and layer_norm and offset1e2 and float32", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    _, rows = records.read(out / "results.jsonl")
+    [row] = [r for r in rows if r["check"] == "forward_train"]
+    assert row["outcome"] == "fail" and row["facts"]["outside_known"] == "flax-fast-variance"
+    assert "outside known divergence flax-fast-variance's envelope" in row["message"]

@@ -1,6 +1,6 @@
 """Meta-tests: the suites catch bugs. One `normbench` run, as a user would start it, of every
-suite on a correct independent adapter and on six copies of it with one planted bug each
-(tests/meta_adapters.py): the correct one passes everything, and each bug is caught by the
+suite on a correct independent adapter of all five ops and on copies of it with one planted bug
+each (tests/meta_adapters.py): the correct one passes everything, and each bug is caught by the
 check written for it, with a message naming the quantity and a command that reruns it."""
 
 from __future__ import annotations
@@ -28,6 +28,12 @@ CAUGHT_BY = {
     m.WrongAxis: [("forward_train", r"-channels_last"), ("running_mean", r"-channels_last")],
     m.GradMissingTerm: [("grad_dx", "")],
     m.Float16Accumulation: [("forward_train", r"-float16-large")],
+    m.RmsEpsOutsideSqrt: [("forward_train", r"^rms_norm-.*-eps0\.1"), ("forward_train", r"^rms_norm-.*-tiny_variance")],
+    m.StridedGroups: [("forward_train", r"^group_norm-"), ("grad_dx", r"^group_norm-"),
+                      ("scale_shift_invariance", r"^group_norm-")],
+    m.InstanceNormRunningInTraining: [("forward_train", r"^instance_norm-.*-running"),
+                                      ("running_mean_steps", r"^instance_norm-")],
+    m.MisdeclaredRunningVar: [("running_var", ""), ("running_var_steps", "")],
 }
 
 # Where a bug cannot show, nothing may fail: the suites point at the bug, not around it.
@@ -36,6 +42,10 @@ ONLY_WHERE = {
     m.WrongAxis: lambda r: r["layout"] == "channels_last",
     m.GradMissingTerm: lambda r: r["check"] == "grad_dx",
     m.Float16Accumulation: lambda r: r["dtype"] == "float16",
+    m.StridedGroups: lambda r: "groups1" not in r["case"] and "groups8" not in r["case"],
+    m.InstanceNormRunningInTraining: lambda r: "-running" in r["case"] or r["check"].endswith("_steps")
+    or r["check"] == "train_after_eval",
+    m.MisdeclaredRunningVar: lambda r: r["check"] in ("running_var", "running_var_steps", "running_mean_steps"),
 }
 
 # How each check's message names what it compared ("y: max |err| ...", "dx: ...").

@@ -19,33 +19,43 @@ SPECS = [
     (NormSpec("batch_norm"), (4, 3)),
     (NormSpec("batch_norm"), (2, 3, 4)),
     (NormSpec("batch_norm", layout="channels_last"), (2, 2, 3, 3)),
+    (NormSpec("rms_norm"), (3, 5)),
+    (NormSpec("rms_norm", normalized_ndim=2), (2, 3, 4)),
+    (NormSpec("group_norm", groups=2), (2, 4, 3)),
+    (NormSpec("group_norm", groups=3, layout="channels_last"), (2, 2, 3, 6)),
+    (NormSpec("instance_norm"), (2, 3, 4)),
+    (NormSpec("instance_norm", layout="channels_last"), (2, 2, 3, 3)),
 ]
 
 
 def _groups(spec: NormSpec, shape):
-    """Index lists of each normalized group, for a slow elementwise computation."""
-    axes = spec.reduce_axes(len(shape))
-    keep = [a for a in range(len(shape)) if a not in axes]
-    for outer in itertools.product(*(range(shape[a]) for a in keep)):
-        idx = []
-        for inner in itertools.product(*(range(shape[a]) for a in axes)):
-            full = [0] * len(shape)
-            for a, i in zip(keep, outer, strict=True):
-                full[a] = i
-            for a, i in zip(axes, inner, strict=True):
-                full[a] = i
-            idx.append(tuple(full))
-        yield idx
+    """Index lists of each normalized group, for a slow elementwise computation. Written from
+    the definitions, not from stats_view: token ops group the trailing axes; BatchNorm all but
+    the channel; GroupNorm per sample the channels c with c // (C/groups) alike; InstanceNorm
+    per sample and channel."""
+    ndim = len(shape)
+    every = list(itertools.product(*(range(d) for d in shape)))
+    if spec.op in ("layer_norm", "rms_norm"):
+        key = lambda i: i[: ndim - spec.normalized_ndim]  # noqa: E731
+    else:
+        c = ndim - 1 if spec.layout == "channels_last" and ndim > 2 else 1
+        per = {"batch_norm": None, "instance_norm": 1,
+               "group_norm": shape[c] // spec.groups if spec.groups else None}[spec.op]
+        key = (lambda i: i[c]) if per is None else (lambda i: (i[0], i[c] // per))
+    groups: dict = {}
+    for i in every:
+        groups.setdefault(key(i), []).append(i)
+    yield from groups.values()
 
 
 def mp_forward(spec: NormSpec, x, gamma, beta) -> np.ndarray:
     """The definition, evaluated with 60 significant digits."""
     g = np.broadcast_to(gamma.reshape(spec.broadcast_shape(x.shape)), x.shape)
-    b = np.broadcast_to(beta.reshape(spec.broadcast_shape(x.shape)), x.shape)
+    b = np.broadcast_to(beta.reshape(spec.broadcast_shape(x.shape)), x.shape) if beta is not None else 0 * g
     out = np.empty(x.shape)
     for idx in _groups(spec, x.shape):
         vals = [mpmath.mpf(float(x[i])) for i in idx]
-        mean = mpmath.fsum(vals) / len(vals)
+        mean = mpmath.fsum(vals) / len(vals) if spec.op != "rms_norm" else mpmath.mpf(0)
         var = mpmath.fsum((v - mean) ** 2 for v in vals) / len(vals)
         s = mpmath.sqrt(var + mpmath.mpf(spec.eps))
         for i, v in zip(idx, vals, strict=True):
@@ -72,12 +82,13 @@ def test_forward_matches_mpmath(spec, shape, kind):
     x = _inputs(kind, shape, rng)
     pshape = spec.param_shape(shape)
     gamma, beta = 1 + 0.5 * rng.standard_normal(pshape), rng.standard_normal(pshape)
+    beta = beta if spec.kind.has_bias else None
     got = reference.forward(spec, x, gamma, beta)
     want = mp_forward(spec, x, gamma, beta)
     verdict = tolerance.judge("y", got, want, tolerance.forward_bound(spec, "float64", x, gamma, beta))
     assert verdict.passed, verdict.message
     assert np.all(np.isfinite(got))
-    if kind.startswith("constant"):  # zero variance: the output is β wherever the mean is exact
+    if kind.startswith("constant") and spec.kind.centred:  # zero variance: the output is β where the mean is exact
         assert verdict.max_abs_err < 1e-9 * np.abs(x).max()
 
 
@@ -94,11 +105,35 @@ def test_masked_batch_norm_uses_unmasked_positions_only():
     x = rng.standard_normal((2, 5, 3))
     mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)
     x_junk = np.where(mask[..., None], x, 1e6)
-    m = reference.moments(spec, x_junk, mask)
+    m = reference.channel_moments(spec, x_junk, mask)
     valid = x[mask]  # (8, 3)
     np.testing.assert_allclose(m.mean.reshape(-1), valid.mean(0), rtol=1e-12)
     np.testing.assert_allclose(m.var.reshape(-1), valid.var(0), rtol=1e-12)
     assert m.count.reshape(-1).tolist() == [8, 8, 8]
+
+
+def test_instance_norm_running_statistics_average_each_instance():
+    """torch's InstanceNorm update: the batch mean of per-instance means and (unbiased) variances."""
+    spec = NormSpec("instance_norm", running_stats=True, momentum=1.0)
+    x = np.array([[[0.0, 2.0, 4.0]], [[10.0, 10.0, 13.0]]])  # (N=2, C=1, L=3)
+    mean, var = reference.update_running(spec, [0.0], [1.0], x, unbiased=False)
+    assert mean[0] == pytest.approx((2 + 11) / 2) and var[0] == pytest.approx((8 / 3 + 2) / 2)
+    _, var_u = reference.update_running(spec, [0.0], [1.0], x, unbiased=True)
+    assert var_u[0] == pytest.approx((4 + 3) / 2)
+
+
+def test_group_norm_groups_are_contiguous_channels():
+    spec = NormSpec("group_norm", groups=2)
+    x = np.array([[[1.0], [3.0], [100.0], [104.0]]])  # (N=1, C=4, L=1): groups {0, 1} and {2, 3}
+    m = reference.moments(spec, x)
+    assert m.mean.reshape(-1).tolist() == [2.0, 2.0, 102.0, 102.0]
+    assert m.var.reshape(-1).tolist() == [1.0, 1.0, 4.0, 4.0]
+
+
+def test_rms_norm_divides_by_the_root_mean_square():
+    spec = NormSpec("rms_norm", eps=0.0)
+    x = np.array([[3.0, 4.0]])
+    np.testing.assert_allclose(reference.forward(spec, x, [1.0, 2.0]), [[3 / 12.5**0.5, 8 / 12.5**0.5]])
 
 
 def test_running_update_conventions():
@@ -149,14 +184,19 @@ def test_vjp_matches_finite_differences(spec, shape, masked):
     gamma, beta = 1 + 0.5 * rng.standard_normal(pshape), rng.standard_normal(pshape)
     dy = rng.standard_normal(shape)
     mask = rng.random(spec.mask_shape(shape)) > 0.3 if masked else None
+    if not spec.kind.has_bias:
+        beta = None
     got = reference.vjp(spec, x, gamma, dy, mask)
     want = (
         _finite_difference(lambda a: _loss(spec, a, gamma, beta, dy, mask), x),
         _finite_difference(lambda a: _loss(spec, x, a, beta, dy, mask), gamma),
-        _finite_difference(lambda a: _loss(spec, x, gamma, a, dy, mask), beta),
+        None if beta is None else _finite_difference(lambda a: _loss(spec, x, gamma, a, dy, mask), beta),
     )
     # Central differences with that step are accurate to ~ε^(2/3) ≈ 4e-11 relative to
     # the loss scale; 1e-7 leaves room for the loss's size while catching any wrong term.
     scale = np.abs(dy).sum()
     for name, g, w in zip(("dx", "dgamma", "dbeta"), got, want, strict=True):
+        if w is None:
+            assert g is None, name
+            continue
         assert np.abs(g - w).max() <= 1e-7 * scale, name

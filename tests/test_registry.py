@@ -112,7 +112,7 @@ def test_module_class_reference_must_be_an_adapter():
 
 
 def test_readme_shows_the_example_adapter_verbatim():
-    example = (ROOT / "examples" / "my_layernorm.py").read_text()
+    example = (ROOT / "examples" / "my_rmsnorm.py").read_text()
     code = example.split('"""', 2)[2].strip()  # the example without its docstring
     assert code in (ROOT / "README.md").read_text()
     assert len(code.splitlines()) < 40
@@ -121,4 +121,4 @@ def test_readme_shows_the_example_adapter_verbatim():
 def test_not_installed_is_unsupported_subclass():
     assert issubclass(NotInstalled, Exception)
     with pytest.raises(ValueError, match="unknown op"):
-        NormSpec("group_norm")
+        NormSpec("no_such_norm")

@@ -6,6 +6,7 @@ it must render, run its script without console errors, and screenshot as a real 
 
 from __future__ import annotations
 
+import html
 import math
 import re
 import shutil
@@ -15,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from normbench import ops
 from normbench.known import KNOWN
 from normbench.reports import html as report_html
 from normbench.reports import markdown, model
 
-from .test_report_model import planted, two_runs_of
+from .test_report_model import other_framework, planted, two_runs_of, with_envelopes
 
 SECTION_IDS = [key for key, _ in report_html.SECTIONS]
 
@@ -100,7 +102,8 @@ def test_tables_have_rows_and_charts_are_inline_svg(report):
         assert sections[key]["table"] >= 1 and sections[key]["row"] >= 2, (key, sections[key])
     assert "None: every check passed" in page  # divergences: numpy has neither known nor failures
     assert sections["agreement"]["svg"] == 0  # the heatmap is a table now
-    assert sections["speed"]["svg"] == 2  # one sweep chart per op
+    assert sections["speed"]["svg"] == len(re.findall(r"<figure>", page))  # one sweep chart per swept op
+    assert sections["speed"]["svg"] >= 2
     assert "<?xml" not in page and "<!DOCTYPE svg" not in page and "<img" not in page
     svgs = re.findall(r'<svg[^>]*>.*?</svg>', page, flags=re.S)
     ids = [i for svg in svgs for i in re.findall(r'\bid="([^"]+)"', svg)]
@@ -273,11 +276,12 @@ def test_warnings_sit_by_the_headline_and_other_load_is_a_column(two_runs):
 
 
 def speed_tables(page: str) -> list[tuple[str, str, list[list[str]]]]:
-    """(op, 'default shapes' or 'sweep', rows of cell texts) for every speed table."""
+    """(op title, 'default shapes' or 'sweep', rows of cell texts) for every speed table."""
     speed = section(page, "speed")
     found = []
-    for op, body in re.findall(r"<h3>(\w+)</h3>(.*?)(?=<h3>)", speed, flags=re.S):
-        for title, table in re.findall(r"<h4>([^<]*)</h4>\s*(.*?</table>)", body, flags=re.S):
+    for op, body in re.findall(r'<h3 id="speed-\w+">(\w+)</h3>(.*?)(?=<h3)', speed, flags=re.S):
+        pattern = r"(?:<h4>|<summary>)(default shapes|sweep)\b.*?(<div class=\"scroll\">.*?</table>)"
+        for title, table in re.findall(pattern, body, flags=re.S):
             rows = [re.findall(r"<td[^>]*>([^<]*)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", table)[1:]]
             found.append((op, title, rows))
     return found
@@ -286,15 +290,64 @@ def speed_tables(page: str) -> list[tuple[str, str, list[list[str]]]]:
 def test_default_shapes_and_sweeps_are_separate_tables_each_with_its_fastest(report, result_paths):
     _, page = report
     tables = speed_tables(page)
-    assert {(op, title) for op, title, _ in tables} == {(op, title) for op in ("batch_norm", "layer_norm")
-                                                        for title in ("default shapes", "sweep")}
     speed = model.speed(model.load(list(result_paths)))
+    swept = set(speed.loc[speed["group"] == "sweep", "op"])
+    assert [(op, title) for op, title, _ in tables] == [
+        (o.title, title) for o in ops.all() for title in ("default shapes", "sweep")
+        if title != "sweep" or o.name in swept]
+    assert len(swept) >= 2  # the quick sweep times several ops
+    titles = {o.title: o.name for o in ops.all()}
     for op, title, rows in tables:
-        group = speed[(speed["op"] == op) & (speed["group"] == ("sweep" if title == "sweep" else "default"))]
+        group = speed[(speed["op"] == titles[op]) & (speed["group"] == ("sweep" if title == "sweep" else "default"))]
         assert len(rows) == len(group)
         keys = {(r[0], r[1], r[2]) for r in rows}  # mode, shape, dtype
         best = [r for r in rows if "1.00×" in r]
         assert len(best) == len(keys), (op, title)  # one fastest per case, within this table
+
+
+def op_blocks(page: str) -> dict[str, dict[str, list[tuple[str, str]]]]:
+    """The behaviour section's tables: {op title: {fact: [(cell class, text) per adapter]}}."""
+    found = {}
+    for title, body in re.findall(r'<div class="op-block"><h4>([^<]*)</h4>(.*?)</table>', section(page, "behaviour"),
+                                  flags=re.S):
+        found[title] = {fact: re.findall(r'<td(?: class="([^"]*)")?>([^<]*)</td>', cells)
+                        for fact, cells in re.findall(r'<tr><th scope="row">([^<]*)</th>(.*?)</tr>', body)}
+    return found
+
+
+def test_behaviour_is_a_small_table_per_op_in_registry_order(numpy_results, tmp_path):
+    res = model.load([numpy_results, other_framework(numpy_results, tmp_path / "o" / "results.jsonl")])
+    blocks = op_blocks(report_html.render(res))
+    assert list(blocks) == [op.title for op in ops.all()]
+    assert "default momentum" in blocks["BatchNorm"] and "default momentum" not in blocks["LayerNorm"]
+    assert "running stats by default" in blocks["InstanceNorm"]
+    assert "running stats by default" not in blocks["BatchNorm"]
+    assert blocks["BatchNorm"]["default momentum"] == [("none", "—"), ("", "0.99")]
+    assert blocks["RMSNorm"]["default eps"][1] == ("", "machine eps of the input dtype")
+    assert blocks["RMSNorm"]["eps goes"] == [("", "inside the sqrt"), ("", "differs")]
+    # a measured running variance that breaks the declaration is marked a failure, where the op keeps one
+    assert blocks["BatchNorm"]["running var (measured)"] == [("", "biased"), ("o-fail", "unbiased ✗")]
+    assert blocks["BatchNorm"]["running var (declared)"] == [("", "biased"), ("", "biased")]
+    assert "running var (measured)" not in blocks["GroupNorm"]
+    assert blocks["LayerNorm"]["float16 in → out"] == [("", "float16"), ("", "float32")]
+
+
+def test_records_outside_an_envelope_come_first_and_known_ones_show_their_envelope(numpy_results):
+    res = with_envelopes(numpy_results)
+    page = report_html.render(res)
+    divergences = section(page, "divergences")
+    alert = re.search(r'<div class="alert" role="alert">(.*?)</table></div></div>', divergences, flags=re.S).group(1)
+    assert divergences.index('class="alert"') < divergences.index("<h3>Known divergences</h3>")
+    assert "1 record fell outside a known divergence&#x27;s envelope" in alert
+    assert '<td class="num" data-v="32000.0">3.2e4</td>' in alert
+    assert '<td class="num" data-v="2500.0">2.5e3</td>' in alert
+    assert f'<a href="{KNOWN[0].link}"' in alert and "<code>pytest &#x27;outside&#x27;</code>" in alert
+    known = divergences.split("<h3>Known divergences</h3>", 1)[1].split("<h3>", 1)[0]
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", known)
+    assert cells[:7] == ["numpy", "3", "1", "400", "1e3", "40%", "1 raised"]  # closest to its envelope
+    assert '<td class="o-fail num" data-v="1.0">1</td>' in known  # outside the envelope, counted as failures
+    assert html.escape(KNOWN[0].reason, quote=True) in known  # the reason, folded under the table
+    assert 'class="headline bad"' in page and "outside a known divergence" in section(page, "summary")
 
 
 def test_numbers_and_booleans_read_the_same_in_html_and_markdown(numpy_results):

@@ -7,10 +7,11 @@ import re
 
 import pytest
 
+from normbench import ops
 from normbench.known import KNOWN
 from normbench.reports import load, markdown, model
 
-from .test_report_model import planted, two_runs_of
+from .test_report_model import other_framework, planted, two_runs_of, with_envelopes
 
 LIMIT = 60_000
 SEPARATOR = re.compile(r"^\|(\s*:?-+:?\s*\|)+$")
@@ -52,7 +53,7 @@ def test_full_report_has_every_section_as_valid_tables(numpy_results, quick_benc
     found = tables(md)
     header = {block[0] for block in found}
     assert any(h.startswith("| adapter | agreement |") for h in header)  # verdicts: adapter × suite
-    assert any(h.startswith("| property | numpy") for h in header)  # behaviour matrix
+    assert any(h.startswith("| op | property | numpy |") for h in header)  # behaviour, folded
     speed = next(block for block in found if block[0].startswith("| op | mode | shape |"))
     assert "numpy" in speed[0] and "torch" in speed[0]
     assert all("×" in row for row in speed[2:]) and "sweep" not in "".join(speed)
@@ -163,3 +164,35 @@ def test_cells_use_the_reports_one_number_and_boolean_style(value, shown):
 
     assert markdown.cell(value) == shown
     assert html.fmt_value(value) == shown
+
+
+def test_behaviour_shows_where_adapters_differ_and_folds_every_property(numpy_results, tmp_path):
+    res = load([numpy_results, other_framework(numpy_results, tmp_path / "o" / "results.jsonl")])
+    md = markdown.render(res)
+    assert len(md.encode()) < LIMIT
+    behaviour = md.split("### Behaviour", 1)[1].split("\n### ", 1)[0]
+    differ, every = tables(behaviour)
+    assert behaviour.index("Where adapters differ") < behaviour.index("<details>") < behaviour.index("</details>")
+    assert differ[0] == every[0] == "| op | property | numpy | otherfw |"
+    for row in differ[2:]:
+        values = [v.strip() for v in row.split(" | ")[2:]]
+        assert len({v.strip(" |") for v in values} - {"—"}) == 2, row  # only properties that differ
+    rms_norm = "\n".join(differ).split("| RMSNorm |", 1)[1].split("| GroupNorm |", 1)[0]
+    assert "| eps goes | inside the sqrt | differs |" in rms_norm
+    assert not any("train == eval" in row for row in differ)
+    shown = [row.split(" | ")[0].lstrip("| ") for row in every[2:]]
+    assert [t for t in shown if t] == [op.title for op in ops.all()]  # each op once, in registry order
+    assert "❌ otherfw BatchNorm stores unbiased running variance but declares biased." in behaviour
+    one = markdown.render(load(numpy_results)).split("### Behaviour", 1)[1].split("\n### ", 1)[0]
+    assert "Where adapters differ" not in one and "<details>" in one  # one adapter: nothing to compare
+
+
+def test_known_envelopes_and_records_outside_them(numpy_results):
+    md = markdown.render(with_envelopes(numpy_results))
+    tables(md)
+    assert md.index("### Outside known divergences' envelopes") < md.index("### Behaviour")
+    outside = md.split("### Outside known divergences' envelopes", 1)[1].split("###", 1)[0]
+    assert f"| numpy | [`{KNOWN[0].key}`]({KNOWN[0].link}) |" in outside and "| 3.2e4 | 2.5e3 |" in outside
+    known = md.split("### Known divergences", 1)[1].split("###", 1)[0]
+    assert f"| [`{KNOWN[0].key}`]({KNOWN[0].link}) | numpy | 3 | ❌ 1 | 400 | 1e3 | 40% | 1 raised |" in known
+    assert "1 unexpected failure (1 outside a known divergence's envelope)." in md.splitlines()[2]

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from normbench import ops
 from normbench.known import KNOWN
 from normbench.reports import formatting, model
 
@@ -194,3 +195,122 @@ def test_one_number_boolean_and_plural_style():
     assert formatting.plural(1, "adapter") == "1 adapter" and formatting.plural(2, "adapter") == "2 adapters"
     assert formatting.plural(1, "process", "processes") == "1 process"
     assert formatting.plural(1262, "check") == "1,262 checks"
+
+
+# ---------------------------------------------------------------- five ops: behaviour and known envelopes
+
+ENVELOPE_LINK = KNOWN[0].link
+
+
+def other_framework(numpy_results: Path, dst: Path) -> Path:
+    """numpy's records as if a second framework had made them, one that reports its defaults (as
+    torch does), stores the unbiased running variance while declaring biased, and puts RMSNorm's
+    eps elsewhere (its eps0.1 case fails)."""
+    defaults = {"layer_norm": {"default_eps": 1e-5, "default_affine": True},
+                "batch_norm": {"default_eps": 1e-3, "default_momentum": 0.99, "default_momentum_new_weight": 0.01,
+                               "momentum_convention": "old", "default_affine": True},
+                "rms_norm": {"default_eps": "machine eps of the input dtype", "default_affine": True},
+                "group_norm": {"default_eps": 1e-5, "default_affine": True},
+                "instance_norm": {"default_eps": 1e-5, "default_momentum": 0.1, "default_momentum_new_weight": 0.1,
+                                  "default_track_running_stats": False, "default_affine": False}}
+
+    def edit(row):
+        row["adapter"] = "otherfw"
+        if row["check"] == "defaults":
+            row.update(outcome="pass", facts=defaults[row["op"]])
+        if "running_var" in row["facts"]:
+            row["facts"].update(running_var="unbiased", declared_running_var="biased")
+        if row["op"] == "rms_norm" and "-eps0.1" in row["case"] and row["check"] == "forward_train":
+            row["outcome"] = "fail"
+        if row["check"] == "forward_train" and row["dtype"] == "float16":
+            row["facts"]["output_dtype"] = "float32"
+
+    return rewrite(numpy_results, dst, edit=edit)
+
+
+def test_behaviour_is_one_row_per_adapter_and_op_in_registry_order(numpy_results, tmp_path):
+    res = model.load([numpy_results, other_framework(numpy_results, tmp_path / "other" / "results.jsonl")])
+    table = model.behaviour(res)
+    assert list(zip(table["adapter"], table["op"], strict=True)) == [
+        (a, op) for a in ("numpy", "otherfw") for op in ops.names()]
+    assert list(table["title"][:5]) == [op.title for op in ops.all()]
+    row = table.set_index(["adapter", "op"]).loc
+    other = row["otherfw"]
+    assert other.loc["batch_norm", "default eps"] == 1e-3 and other.loc["batch_norm", "default momentum"] == 0.99
+    assert other.loc["batch_norm", "momentum as weight of new batch"] == 0.01
+    assert other.loc["rms_norm", "default eps"] == "machine eps of the input dtype"
+    assert other.loc["instance_norm", "running stats by default"] is False  # optional running stats only
+    stateless = [op.name for op in ops.all() if op.running_stats == "never"]
+    assert other.loc[stateless, "default momentum"].isna().all()  # not "no": they have no momentum
+    assert other.loc[stateless, "running variance"].isna().all()
+    assert other.loc["batch_norm", "running stats by default"] is None  # BatchNorm always keeps them
+    assert other.loc["rms_norm", "eps"] == "differs" and other.loc["layer_norm", "eps"] == "inside the sqrt"
+    assert set(row["numpy"]["eps"]) == {"inside the sqrt"}  # every op's eps0.1 case passed
+    assert other.loc["group_norm", "float16 in → out"] == "float32"
+    assert row["numpy"].loc["group_norm", "float16 in → out"] == "float16"
+    # numpy can tell biased from unbiased over the records together, though single records cannot
+    assert row["numpy"].loc["batch_norm", "running variance"] == "biased"
+    assert row["numpy"].loc["batch_norm", "declared running variance"] == "biased"
+    assert not row["numpy"]["running variance mismatch"].any()
+    mismatched = model.running_var_mismatches(res)
+    assert list(zip(mismatched["adapter"], mismatched["title"], strict=True)) == [
+        ("otherfw", op.title) for op in ops.all() if op.running_stats != "never"]
+    titles = [title for title, _ in model.behaviour_matrices(res)]
+    assert titles == [op.title for op in ops.all()]
+    layer_norm = dict(model.behaviour_matrices(res))["LayerNorm"]
+    assert list(layer_norm.columns) == ["numpy", "otherfw"]
+    assert "default momentum" not in layer_norm.index and "default eps" in layer_norm.index
+
+
+def with_envelopes(path: Path) -> model.Results:
+    """numpy's verification with a known divergence within its envelope (twice, at 40× and 400× a
+    tolerance against envelopes of 2000× and 1000×), one past it (3.2e4× against 2500×: a failure)
+    and one that raised as its cause does."""
+    res = model.load(path)
+    c = res.checks
+    key = KNOWN[0].key
+    compared = (c["tolerance"].notna() & (c["outcome"] == "pass") & (c["check"] == "forward_train")
+                & (c["op"] == "rms_norm"))
+    for times, envelope in ((40, 2000.0), (400, 1000.0)):
+        row = c.index[compared & (c["outcome"] == "pass")][0]
+        mark(c, c.index == row, "known", max_abs_err=c.at[row, "tolerance"] * times,
+             facts={"known": key, "link": ENVELOPE_LINK, "envelope": envelope,
+                    "within_envelope": f"{times}x its tolerance, envelope {envelope:g}x"})
+    row = c.index[compared & (c["outcome"] == "pass")][0]
+    mark(c, c.index == row, "fail", max_abs_err=c.at[row, "tolerance"] * 3.2e4,
+         facts={"outside_known": key, "link": ENVELOPE_LINK, "envelope": 2500.0,
+                "within_envelope": "3.2e+04x its tolerance, envelope 2.5e+03x"},
+         message="outside known divergence's envelope", rerun="pytest 'outside'")
+    row = c.index[(c["outcome"] == "pass") & (c["op"] == "group_norm")][0]
+    mark(c, c.index == row, "error", max_abs_err=None,
+         facts={"known": key, "link": ENVELOPE_LINK, "envelope": None,
+                "within_envelope": "raises ValueError, as this cause does"})
+    c.loc[row, "outcome"] = "known"
+    return res
+
+
+def test_known_divergences_show_error_against_envelope_and_count_records_outside_it(numpy_results):
+    res = with_envelopes(numpy_results)
+    known = model.known(res)
+    assert list(known["divergence"]) == [KNOWN[0].key] and list(known["adapter"]) == ["numpy"]
+    row = known.iloc[0]
+    assert row["records"] == 3 and row["outside"] == 1 and row["link"] == ENVELOPE_LINK
+    # the record closest to its envelope speaks: 400 of 1000, not 40 of 2000
+    assert row["ratio"] == pytest.approx(400) and row["envelope"] == 1000 and row["used"] == pytest.approx(0.4)
+    assert row["reason"] == KNOWN[0].reason and row["example"].endswith(" forward_train")
+    outside = model.outside_known(res)
+    assert len(outside) == 1
+    assert outside.iloc[0]["ratio"] == pytest.approx(3.2e4) and outside.iloc[0]["envelope"] == 2500
+    assert outside.iloc[0]["divergence"] == KNOWN[0].key and outside.iloc[0]["rerun"] == "pytest 'outside'"
+    assert model.headlines(res)[0].endswith("1 unexpected failure (1 outside a known divergence's envelope).")
+    assert model.outside_known(model.load(numpy_results)).empty and model.known(model.load(numpy_results)).empty
+
+
+def test_speed_lists_ops_in_registry_order_and_modes_in_the_ops_order(quick_bench):
+    speed = model.speed(model.load(quick_bench))
+    assert model.ordered_ops(speed["op"]) == list(dict.fromkeys(speed["op"]))
+    assert list(dict.fromkeys(speed["op"])) == [op for op in ops.names() if op in set(speed["op"])]
+    assert len(set(speed["op"])) == len(ops.names())  # every op is benchmarked
+    bn = speed[(speed["op"] == "batch_norm") & (speed["group"] == "default")]
+    assert list(dict.fromkeys(bn["mode"])) == list(ops.get("batch_norm").bench_modes)
+    assert model.op_title("rms_norm") == "RMSNorm" and model.op_title("plugin_norm") == "plugin_norm"

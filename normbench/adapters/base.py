@@ -12,16 +12,16 @@ import functools
 import importlib
 import importlib.metadata
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from .. import threads
 from ..dtypes import DTYPES, resolve
 from ..reference import Grads
-from ..spec import LAYOUTS, OPS, NormSpec
+from ..spec import LAYOUTS, NormSpec
 
 # What a layer can do beyond a training-mode forward pass.
 FEATURES = ("eval", "running_stats", "grad", "mask")
@@ -48,8 +48,8 @@ class ImportFailed(RuntimeError):
     """The framework is installed but importing it raised: an error, not a skip."""
 
 
-# What a benchmark times: LayerNorm "forward"; BatchNorm "train" / "eval" forward; either op's
-# training-mode "forward_backward" (dx, dγ, dβ for a fixed upstream gradient).
+# What a benchmark times: "forward" of an op without running statistics; "train" / "eval" forward
+# of one with them; any op's training-mode "forward_backward" (dx, dγ, dβ for a fixed upstream gradient).
 MODES = ("forward", "train", "eval", "forward_backward")
 
 
@@ -71,8 +71,10 @@ class Layer:
     their own variables.
     """
 
-    def __init__(self, spec: NormSpec, shape: tuple[int, ...], dtype: str) -> None:
+    def __init__(self, spec: NormSpec, shape: tuple[int, ...], dtype: str,
+                 native: Callable[[NormSpec, tuple[int, ...], str], Any] | None = None) -> None:
         self.spec, self.shape, self.dtype = spec, tuple(shape), dtype
+        self.native = native  # the op's builder of the framework object, for layers shared by several ops
         pshape = spec.param_shape(self.shape)
         np_dtype = resolve(dtype)
         # Without affine parameters the layer behaves as γ = 1, β = 0.
@@ -81,20 +83,23 @@ class Layer:
         self.running_mean = np.zeros(pshape, np_dtype)
         self.running_var = np.ones(pshape, np_dtype)
 
-    def set_params(self, gamma: np.ndarray, beta: np.ndarray) -> None:
-        """Load γ and β (shape ``spec.param_shape``); only called when spec.affine."""
-        self.gamma, self.beta = gamma, beta
+    def set_params(self, gamma: np.ndarray, beta: np.ndarray | None) -> None:
+        """Load γ and β (shape ``spec.param_shape``); only called when spec.affine. β is None
+        for an op without one (RMSNorm)."""
+        self.gamma = gamma
+        if beta is not None:
+            self.beta = beta
 
     def set_running(self, mean: np.ndarray, var: np.ndarray) -> None:
-        """Load BatchNorm running statistics as the framework stores them."""
+        """Load running statistics as the framework stores them (ops that keep them)."""
         self.running_mean, self.running_var = mean, var
 
     def running(self) -> tuple[np.ndarray, np.ndarray]:
-        """BatchNorm running (mean, var) exactly as the framework stores them."""
+        """Running (mean, var) exactly as the framework stores them."""
         return self.running_mean, self.running_var
 
     def forward(self, x: np.ndarray, training: bool, mask: np.ndarray | None = None) -> np.ndarray:
-        """Output of one call. Training-mode BatchNorm updates the running statistics."""
+        """Output of one call. A training-mode call updates running statistics where the layer keeps them."""
         raise NotImplementedError
 
     def timed(self, x: np.ndarray, mode: str, dy: np.ndarray | None = None) -> Timed:
@@ -113,18 +118,28 @@ class Layer:
         raise NotImplementedError
 
 
+Builder = Callable[[NormSpec, tuple[int, ...], str], Layer]
+
+
+def builder(layer: type[Layer], native: Callable[[NormSpec, tuple[int, ...], str], Any]) -> Builder:
+    """A builder of ``layer`` around the framework object ``native(spec, shape, dtype)`` makes:
+    one Layer class can serve every op whose framework objects are called alike."""
+    return functools.partial(layer, native=native)
+
+
 class Adapter:
     """Describes one framework API path and builds its layers.
 
-    Subclasses set the class attributes and ``layer``; the framework itself is imported
-    only inside the layer, so importing an adapter module is free.
+    ``builders`` maps each op the adapter wraps to what builds its layer (a Layer subclass, or
+    ``builder(Layer, native)``); an adapter's ops *are* those keys, so an op it does not wrap is
+    a skip with the reason, never a layer of another op. The framework itself is imported only
+    inside the layer, so importing an adapter module is free.
     """
 
     name: ClassVar[str]
-    layer: ClassVar[type[Layer]]
+    builders: ClassVar[Mapping[str, Builder]] = {}
     requires: ClassVar[tuple[str, ...]] = ()  # importable modules the layer needs
     extra: ClassVar[str | None] = None  # pip extra that installs them
-    ops: ClassVar[frozenset[str]] = frozenset(OPS)
     dtypes: ClassVar[frozenset[str]] = frozenset(DTYPES)
     layouts: ClassVar[frozenset[str]] = frozenset(LAYOUTS)
     features: ClassVar[frozenset[str]] = frozenset(FEATURES)
@@ -132,6 +147,10 @@ class Adapter:
     # How the framework's own momentum reads: "new" = weight of the batch statistic (torch),
     # "old" = weight of the running value (Keras, Flax, ONNX). The train_eval suite measures it.
     momentum_convention: ClassVar[str] = "new"
+    # Which running variance the layer stores: "biased" (population), "unbiased" (Bessel-corrected,
+    # torch), or None (not declared: only measured). A declaration is a promise the checks hold
+    # the layer to: storing the other one is a failure.
+    running_var: ClassVar[str | None] = None
     ref: str | None = None  # the name or module:Class it was selected by (set by the registry)
     # `normbench run` starts one process per group (default: the adapter's own name), so a
     # framework that crashes or hangs takes only its group down; ``environment`` is set in
@@ -179,19 +198,25 @@ class Adapter:
             return __version__
         return _dist_version(dist)
 
-    def defaults(self, op: str) -> dict[str, float]:
-        """eps (and BatchNorm momentum, native convention) of a default-constructed layer."""
+    @property
+    def ops(self) -> frozenset[str]:
+        return frozenset(self.builders)
+
+    def defaults(self, op: str) -> dict[str, Any]:
+        """What a default-constructed layer of ``op`` does: eps, momentum in the native
+        convention where it keeps running statistics, and facts such as whether it is affine."""
         raise Unsupported(f"{self.name} does not report its defaults")
 
     def unsupported(
         self, spec: NormSpec, shape: tuple[int, ...], dtype: str, features: tuple[str, ...] = ()
     ) -> str | None:
         """Why this adapter cannot run the combination (with ``features``), or None if it can."""
-        if spec.op not in self.ops:
-            return f"{self.name} does not implement {spec.op}"
+        if spec.op not in self.builders:
+            wraps = ", ".join(sorted(self.builders)) or "no op"
+            return f"{self.name} does not build {spec.op} (it builds {wraps})"
         if dtype not in self.dtypes:
             return f"{self.name} does not support {dtype} (supports {', '.join(sorted(self.dtypes))})"
-        if spec.op == "batch_norm" and len(shape) > 2 and spec.layout not in self.layouts:
+        if spec.kind.channel_axis and len(shape) > 2 and spec.layout not in self.layouts:
             return f"{self.name} does not support the {spec.layout} layout"
         for feature in features:
             if feature not in self.features:
@@ -201,7 +226,8 @@ class Adapter:
     def build(
         self, spec: NormSpec, shape: tuple[int, ...], dtype: str, features: tuple[str, ...] = ()
     ) -> Layer:
-        """A fresh layer with default parameters (γ=1, β=0, running mean 0, var 1).
+        """A fresh layer of ``spec.op`` from its builder, with default parameters (γ=1, β=0,
+        running mean 0, var 1).
 
         Raises Unsupported (a skip) for combinations the adapter declares it cannot run,
         NotInstalled if its framework is missing, ValueError for an invalid shape or dtype.
@@ -212,4 +238,4 @@ class Adapter:
         if reason:
             raise Unsupported(reason)
         self.ensure_available()
-        return self.layer(spec, tuple(shape), dtype)
+        return self.builders[spec.op](spec, tuple(shape), dtype)

@@ -1,13 +1,18 @@
-"""flax.linen.LayerNorm and BatchNorm, applied eagerly with variables held by the layer.
+"""flax.linen LayerNorm, RMSNorm, BatchNorm, GroupNorm and InstanceNorm, applied eagerly with
+variables held by the layer.
 
-Both BatchNorm layouts are native (``axis=``); flax's momentum is ``1 − spec.momentum``.
-use_fast_variance keeps flax's default (one-pass E[x²] − E[x]²) and ``dtype`` stays None, so
-the suite sees the statistics and output dtype users get; param_dtype is the tested dtype.
-flax stores biased running variance, starting as float32 and promoted by the update
-(float64 under x64), passed through. float64 needs JAX's x64 mode, which is process-wide:
-the first float64 layer switches it on (jax allows this after arrays exist, and float32 and
-half-precision results are bit-identical with it on), so a run never depends on the caller
-remembering to set JAX_ENABLE_X64.
+Defaults as users get them: eps 1e-6 for every op but BatchNorm (1e-5), and use_fast_variance
+(one-pass E[x²] − E[x]²) on for every centred op, so the suite sees the statistics users get;
+``dtype`` stays None (output dtype inferred), param_dtype is the tested dtype. BatchNorm and
+InstanceNorm take the channel axis natively (``axis=`` / ``feature_axes=``); GroupNorm only
+normalizes features on the last axis, so a channels_first input has its channel axis moved
+last and back around the call, inside the jitted function, as a user would. flax's momentum
+is ``1 − spec.momentum``; BatchNorm stores biased running variance, starting as float32 and
+promoted by the update (float64 under x64), passed through. flax's InstanceNorm keeps no
+running statistics, so that option is a skip. float64 needs JAX's x64 mode, which is
+process-wide: the first float64 layer switches it on (jax allows this after arrays exist, and
+float32 and half-precision results are bit-identical with it on), so a run never depends on
+the caller remembering to set JAX_ENABLE_X64.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import numpy as np
 from ..dtypes import resolve
 from ..reference import Grads
 from ..spec import NormSpec
-from .base import Adapter, Layer, Timed
+from .base import Adapter, Layer, Timed, Unsupported, builder
 
 
 def _enable_x64(dtype: str) -> None:
@@ -46,32 +51,98 @@ def _stat_dtype(dtype: str):
     return jnp.promote_types(jnp.float32, resolve(dtype))
 
 
+def no_running_stats(spec: NormSpec) -> str | None:
+    """Why flax (linen and nnx) cannot build ``spec``: its InstanceNorm has no running statistics."""
+    if spec.op == "instance_norm" and spec.running_stats:
+        return "flax's InstanceNorm keeps no running statistics (running_stats=True has no flax equivalent)"
+    return None
+
+
+def features_last(spec: NormSpec, ndim: int) -> int | None:
+    """The axis to move last around a GroupNorm call (flax's GroupNorm takes features last), or None."""
+    if spec.op != "group_norm":
+        return None
+    axis = spec.feature_axis(ndim)
+    return None if axis == ndim - 1 else axis
+
+
+def move_channel(t, channel: int | None, last: bool):
+    """``t`` with ``channel`` moved last (``last``) or back from last; as is for None."""
+    if channel is None:
+        return t
+    import jax.numpy as jnp
+
+    return jnp.moveaxis(t, channel, -1) if last else jnp.moveaxis(t, -1, channel)
+
+
+def _common(spec: NormSpec, dtype: str) -> dict:
+    out = dict(epsilon=spec.eps, use_scale=spec.affine, param_dtype=resolve(dtype))
+    if spec.kind.has_bias:
+        out["use_bias"] = spec.affine
+    return out
+
+
+def _layer_norm(spec, shape, dtype):
+    import flax.linen as nn
+
+    axes = spec.reduce_axes(len(shape))
+    return nn.LayerNorm(reduction_axes=axes, feature_axes=axes, **_common(spec, dtype))
+
+
+def _rms_norm(spec, shape, dtype):
+    import flax.linen as nn
+
+    axes = spec.reduce_axes(len(shape))
+    return nn.RMSNorm(reduction_axes=axes, feature_axes=axes, **_common(spec, dtype))
+
+
+def _batch_norm(spec, shape, dtype):
+    import flax.linen as nn
+
+    return nn.BatchNorm(axis=spec.feature_axis(len(shape)), momentum=1 - spec.momentum, **_common(spec, dtype))
+
+
+def _group_norm(spec, shape, dtype):
+    import flax.linen as nn
+
+    # Reduces every axis but the first (batch); the channels (last, see features_last) split contiguously.
+    return nn.GroupNorm(num_groups=spec.groups, **_common(spec, dtype))
+
+
+def _instance_norm(spec, shape, dtype):
+    import flax.linen as nn
+
+    if reason := no_running_stats(spec):
+        raise Unsupported(reason)
+    return nn.InstanceNorm(feature_axes=spec.feature_axis(len(shape)), **_common(spec, dtype))
+
+
 @functools.cache
-def _jitted_apply(module, training: bool):
+def _jitted_apply(module, training: bool, stateful: bool, channel: int | None):
     """apply under jax.jit, as users run flax; one per layer configuration (modules hash by
     their fields), so only a new shape or dtype compiles. Eager flax compiles every op
     separately for each new shape, ~5x slower."""
-    import flax.linen as nn
     import jax
 
     def apply(variables, xt, mask):
-        if isinstance(module, nn.LayerNorm):
-            return module.apply(variables, xt), variables
+        xt = move_channel(xt, channel, last=True)
+        if not stateful:
+            return move_channel(module.apply(variables, xt), channel, last=False), variables
         y, upd = module.apply(variables, xt, use_running_average=not training, mask=mask,
                               mutable=["batch_stats"])
-        return y, {**variables, **upd}
+        return move_channel(y, channel, last=False), {**variables, **upd}
 
     return jax.jit(apply)
 
 
 @functools.cache
-def _jitted_vjp(module):
+def _jitted_vjp(module, stateful: bool, channel: int | None):
     """(dx, d params) of the training-mode output, the upstream gradient cast to y's dtype."""
     import jax
 
     def vjp(variables, xt, mask, dy):
         def f(xt, params):
-            return _jitted_apply(module, True)({**variables, "params": params}, xt, mask)[0]
+            return _jitted_apply(module, True, stateful, channel)({**variables, "params": params}, xt, mask)[0]
 
         y, pull = jax.vjp(f, xt, variables.get("params", {}))
         return pull(dy.astype(y.dtype))
@@ -90,39 +161,41 @@ def _default_value(path, leaf):
 
 
 class FlaxLinenLayer(Layer):
-    def __init__(self, spec: NormSpec, shape: tuple[int, ...], dtype: str) -> None:
-        super().__init__(spec, shape, dtype)
+    def __init__(self, spec, shape, dtype, native):
+        super().__init__(spec, shape, dtype, native)
         _enable_x64(dtype)
-        import flax.linen as nn
         import jax
 
-        common = dict(epsilon=spec.eps, use_scale=spec.affine, use_bias=spec.affine,
-                      param_dtype=resolve(dtype))
-        if spec.op == "layer_norm":
-            axes = spec.reduce_axes(len(shape))
-            self.module = nn.LayerNorm(reduction_axes=axes, feature_axes=axes, **common)
-        else:
-            self.module = nn.BatchNorm(axis=spec.feature_axis(len(shape)),
-                                       momentum=1 - spec.momentum, **common)
-        kw = {} if spec.op == "layer_norm" else {"use_running_average": False}
+        self.module = native(spec, self.shape, dtype)
+        self._stateful = spec.has_running_stats
+        self._channel = features_last(spec, len(shape))
         # Only the variables' structure is traced; running init eagerly compiles every op
         # for every new shape (~0.5 s). Values are flax's defaults: γ=1, β=0, mean 0, var 1.
-        x0 = jax.ShapeDtypeStruct(shape, resolve(dtype))
+        c = self._channel
+        native_shape = self.shape if c is None else (*shape[:c], *shape[c + 1:], shape[c])
+        kw = {"use_running_average": False} if self._stateful else {}
+        x0 = jax.ShapeDtypeStruct(native_shape, resolve(dtype))
         tree = jax.eval_shape(lambda key, x: self.module.init(key, x, **kw), jax.random.key(0), x0)
         self.variables = jax.tree_util.tree_map_with_path(_default_value, dict(tree))
 
     def _to_native(self, x: np.ndarray):
         return _tensor(x, resolve(self.dtype))
 
-    def _call(self, variables: dict, xt, training: bool, mask=None):
-        """(y, variables after the call); BatchNorm's mask is expanded at the feature axis."""
-        if mask is not None:
-            mask = _tensor(np.expand_dims(mask, self.spec.feature_axis(xt.ndim)), bool)
-        return _jitted_apply(self.module, training)(variables, xt, mask)
+    def _mask(self, mask, ndim: int):
+        """BatchNorm's mask, expanded at the feature axis."""
+        return None if mask is None else _tensor(np.expand_dims(mask, self.spec.feature_axis(ndim)), bool)
 
-    def set_params(self, gamma: np.ndarray, beta: np.ndarray) -> None:
+    def _apply(self, training: bool):
+        return _jitted_apply(self.module, training, self._stateful, self._channel)
+
+    def _vjp(self):
+        return _jitted_vjp(self.module, self._stateful, self._channel)
+
+    def set_params(self, gamma: np.ndarray, beta: np.ndarray | None) -> None:
         dt = resolve(self.dtype)
-        self.variables["params"] = {"scale": _tensor(gamma, dt), "bias": _tensor(beta, dt)}
+        self.variables["params"] = {"scale": _tensor(gamma, dt)}
+        if beta is not None:
+            self.variables["params"]["bias"] = _tensor(beta, dt)
 
     def set_running(self, mean: np.ndarray, var: np.ndarray) -> None:
         dt = _stat_dtype(self.dtype)
@@ -133,16 +206,12 @@ class FlaxLinenLayer(Layer):
         return _numpy(stats["mean"]), _numpy(stats["var"])
 
     def forward(self, x: np.ndarray, training: bool, mask: np.ndarray | None = None) -> np.ndarray:
-        y, self.variables = self._call(self.variables, self._to_native(x), training, mask)
+        y, self.variables = self._apply(training)(self.variables, self._to_native(x), self._mask(mask, x.ndim))
         return _numpy(y)
 
     def vjp(self, x: np.ndarray, dy: np.ndarray, mask: np.ndarray | None = None) -> Grads:
-        if mask is not None:
-            mask = _tensor(np.expand_dims(mask, self.spec.feature_axis(x.ndim)), bool)
-        dx, dp = _jitted_vjp(self.module)(self.variables, self._to_native(x), mask, _tensor(dy, None))
-        if not self.spec.affine:
-            return Grads(_numpy(dx), None, None)
-        return Grads(_numpy(dx), _numpy(dp["scale"]), _numpy(dp["bias"]))
+        dx, dp = self._vjp()(self.variables, self._to_native(x), self._mask(mask, x.ndim), _tensor(dy))
+        return Grads(_numpy(dx), *(_numpy(dp[k]) if k in dp else None for k in ("scale", "bias")))
 
     def timed(self, x, mode, dy=None):
         import jax
@@ -150,27 +219,48 @@ class FlaxLinenLayer(Layer):
         # The same variables every call: "train" drops its updated stats, keeping the call pure.
         xt, v = self._to_native(x), self.variables
         if mode == "forward_backward":
-            fn, args = _jitted_vjp(self.module), (v, xt, None, self._to_native(dy))
+            fn, args = self._vjp(), (v, xt, None, self._to_native(dy))
         else:
-            fn, args = _jitted_apply(self.module, mode == "train"), (v, xt, None)
+            fn, args = self._apply(mode == "train"), (v, xt, None)
         # jit dispatches asynchronously; the first call compiles (cached per configuration and shape)
         return Timed(lambda: jax.block_until_ready(fn(*args)), _SYNC, fn._cache_size)
 
 
+def describe(layer, op: str) -> dict:
+    """The defaults of a flax (linen or nnx) layer: the attribute names are the same in both."""
+    out = {"eps": layer.epsilon}
+    if op == "batch_norm":
+        out["momentum"] = layer.momentum
+    out["affine"] = bool(layer.use_scale and getattr(layer, "use_bias", True))
+    if op == "group_norm":
+        out["num_groups"] = layer.num_groups
+    if op == "instance_norm":
+        out["track_running_stats"] = False  # flax has no such option
+    if op != "rms_norm":  # RMSNorm takes no mean, so the flag changes nothing there
+        out["use_fast_variance"] = layer.use_fast_variance
+    return out
+
+
 class FlaxLinenAdapter(Adapter):
     name = "flax.linen"
-    layer = FlaxLinenLayer
+    builders = {op: builder(FlaxLinenLayer, native) for op, native in (
+        ("layer_norm", _layer_norm), ("rms_norm", _rms_norm), ("batch_norm", _batch_norm),
+        ("group_norm", _group_norm), ("instance_norm", _instance_norm))}
     requires = ("jax", "flax")
     extra = "jax"
     group = "jax"  # linen and nnx share one process: one JAX start-up
     version_of = "flax"
     momentum_convention = "old"
+    running_var = "biased"
     preferred_layout = "channels_last"
+
+    def unsupported(self, spec, shape, dtype, features=()):
+        return no_running_stats(spec) or super().unsupported(spec, shape, dtype, features)
 
     def defaults(self, op):
         import flax.linen as nn
 
-        if op == "layer_norm":
-            return {"eps": nn.LayerNorm().epsilon}
-        layer = nn.BatchNorm()
-        return {"eps": layer.epsilon, "momentum": layer.momentum}
+        layer = {"layer_norm": nn.LayerNorm, "rms_norm": nn.RMSNorm, "batch_norm": nn.BatchNorm,
+                 "group_norm": nn.GroupNorm, "instance_norm": nn.InstanceNorm}[op]()
+        return describe(layer, op)
+

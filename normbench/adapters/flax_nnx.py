@@ -1,12 +1,15 @@
-"""flax.nnx.LayerNorm and BatchNorm, called eagerly as stateful modules.
+"""flax.nnx LayerNorm, RMSNorm, BatchNorm, GroupNorm and InstanceNorm, called eagerly as
+stateful modules.
 
-Conventions match flax.linen (see flax_linen.py: flax momentum = 1 − spec.momentum, default
-use_fast_variance, dtype None, param_dtype = tested dtype, biased running variance, x64
-switched on by the first float64 layer). nnx specifics, passed through: BatchNorm's running
-statistics are float32 Variables updated in place, so they stay float32 even for float64
-(JAX warns about the float64→float32 scatter), and they promote x, so a float16/bfloat16
-BatchNorm returns float32. nnx.LayerNorm takes a flat ``num_features`` and reshapes its (n,)
-scale to the feature axes, so γ is loaded flattened and dγ reshaped back to param_shape.
+Conventions match flax.linen (see flax_linen.py: eps 1e-6 for every op but BatchNorm's 1e-5,
+flax momentum = 1 − spec.momentum, default use_fast_variance, dtype None, param_dtype = tested
+dtype, biased running variance, GroupNorm's channels moved last around the call, no running
+statistics for InstanceNorm, x64 switched on by the first float64 layer). nnx specifics, passed
+through: BatchNorm's running statistics are float32 Variables updated in place, so they stay
+float32 even for float64 (JAX warns about the float64→float32 scatter), and they promote x, so
+a float16/bfloat16 BatchNorm returns float32. Every nnx norm takes a flat ``num_features`` and
+reshapes its (n,) scale to the feature axes, so γ is loaded flattened and dγ reshaped back to
+param_shape (which only changes anything for LayerNorm and RMSNorm over several axes).
 """
 
 from __future__ import annotations
@@ -18,18 +21,66 @@ import numpy as np
 from ..dtypes import resolve
 from ..reference import Grads
 from ..spec import NormSpec
-from .base import Adapter, Layer, Timed
-from .flax_linen import _SYNC, _enable_x64, _numpy, _tensor
+from .base import Adapter, Layer, Timed, Unsupported, builder
+from .flax_linen import _SYNC, _enable_x64, _numpy, _tensor, describe, features_last, move_channel, no_running_stats
 
 
-def _run(module, op: str, xt, training: bool, mask):
-    if op == "layer_norm":
-        return module(xt)
-    return module(xt, use_running_average=not training, mask=mask)
+def _common(spec: NormSpec, dtype: str) -> dict:
+    from flax import nnx
+
+    out = dict(epsilon=spec.eps, use_scale=spec.affine, param_dtype=resolve(dtype), rngs=nnx.Rngs(0))
+    if spec.kind.has_bias:
+        out["use_bias"] = spec.affine
+    return out
+
+
+def _layer_norm(spec, shape, dtype):
+    from flax import nnx
+
+    axes = spec.reduce_axes(len(shape))
+    return nnx.LayerNorm(int(np.prod(spec.param_shape(shape))), reduction_axes=axes, feature_axes=axes,
+                         **_common(spec, dtype))
+
+
+def _rms_norm(spec, shape, dtype):
+    from flax import nnx
+
+    axes = spec.reduce_axes(len(shape))
+    return nnx.RMSNorm(int(np.prod(spec.param_shape(shape))), reduction_axes=axes, feature_axes=axes,
+                       **_common(spec, dtype))
+
+
+def _batch_norm(spec, shape, dtype):
+    from flax import nnx
+
+    return nnx.BatchNorm(spec.param_shape(shape)[0], axis=spec.feature_axis(len(shape)),
+                         momentum=1 - spec.momentum, **_common(spec, dtype))
+
+
+def _group_norm(spec, shape, dtype):
+    from flax import nnx
+
+    # Reduces every axis but the first (batch); the channels (last, see features_last) split contiguously.
+    return nnx.GroupNorm(spec.param_shape(shape)[0], num_groups=spec.groups, **_common(spec, dtype))
+
+
+def _instance_norm(spec, shape, dtype):
+    from flax import nnx
+
+    if reason := no_running_stats(spec):
+        raise Unsupported(reason)
+    return nnx.InstanceNorm(spec.param_shape(shape)[0], feature_axes=spec.feature_axis(len(shape)),
+                            **_common(spec, dtype))
+
+
+def _run(module, xt, training: bool, stateful: bool, channel: int | None, mask):
+    xt = move_channel(xt, channel, last=True)
+    y = module(xt, use_running_average=not training, mask=mask) if stateful else module(xt)
+    return move_channel(y, channel, last=False)
 
 
 @functools.cache
-def _jitted_apply(graph, op: str, training: bool):
+def _jitted_apply(graph, training: bool, stateful: bool, channel: int | None):
     """A pure, jitted call of the module described by ``graph`` (hashable, so one compile per
     configuration and shape); eager nnx compiles every op separately for each new shape."""
     import jax
@@ -37,21 +88,21 @@ def _jitted_apply(graph, op: str, training: bool):
 
     def apply(state, xt, mask):
         module = nnx.merge(graph, state)
-        y = _run(module, op, xt, training, mask)
+        y = _run(module, xt, training, stateful, channel, mask)
         return y, nnx.state(module)
 
     return jax.jit(apply)
 
 
 @functools.cache
-def _jitted_vjp(graph, op: str):
+def _jitted_vjp(graph, stateful: bool, channel: int | None):
     """(dx, d params) of the training-mode output; a merged copy leaves the layer's stats alone."""
     import jax
     from flax import nnx
 
     def vjp(params, rest, xt, mask, dy):
         def f(xt, p):
-            return _run(nnx.merge(graph, p, rest, copy=True), op, xt, True, mask)
+            return _run(nnx.merge(graph, p, rest, copy=True), xt, True, stateful, channel, mask)
 
         y, pull = jax.vjp(f, xt, params)
         return pull(dy.astype(y.dtype))
@@ -60,40 +111,31 @@ def _jitted_vjp(graph, op: str):
 
 
 class FlaxNnxLayer(Layer):
-    def __init__(self, spec: NormSpec, shape: tuple[int, ...], dtype: str) -> None:
-        super().__init__(spec, shape, dtype)
+    def __init__(self, spec, shape, dtype, native):
+        super().__init__(spec, shape, dtype, native)
         _enable_x64(dtype)
-        from flax import nnx
-
-        pshape = spec.param_shape(shape)
-        common = dict(epsilon=spec.eps, use_scale=spec.affine, use_bias=spec.affine,
-                      param_dtype=resolve(dtype), rngs=nnx.Rngs(0))
-        if spec.op == "layer_norm":
-            axes = spec.reduce_axes(len(shape))
-            self.module = nnx.LayerNorm(int(np.prod(pshape)), reduction_axes=axes,
-                                        feature_axes=axes, **common)
-        else:
-            self.module = nnx.BatchNorm(pshape[0], axis=spec.feature_axis(len(shape)),
-                                        momentum=1 - spec.momentum, **common)
+        self.module = native(spec, self.shape, dtype)
+        self._stateful = spec.has_running_stats
+        self._channel = features_last(spec, len(shape))
 
     def _to_native(self, x: np.ndarray):
         return _tensor(x, resolve(self.dtype))
 
-    def _call(self, xt, training: bool, mask=None):
-        """Call the module under jit; its updated state (running statistics) is written back."""
-        from flax import nnx
+    def _mask(self, mask, ndim: int):
+        """BatchNorm's mask, expanded at the feature axis."""
+        return None if mask is None else _tensor(np.expand_dims(mask, self.spec.feature_axis(ndim)), bool)
 
-        if mask is not None:
-            mask = _tensor(np.expand_dims(mask, self.spec.feature_axis(xt.ndim)), bool)
-        graph, state = nnx.split(self.module)
-        y, state = _jitted_apply(graph, self.spec.op, training)(state, xt, mask)
-        nnx.update(self.module, state)
-        return y
+    def _apply(self, graph, training: bool):
+        return _jitted_apply(graph, training, self._stateful, self._channel)
 
-    def set_params(self, gamma: np.ndarray, beta: np.ndarray) -> None:
+    def _vjp(self, graph):
+        return _jitted_vjp(graph, self._stateful, self._channel)
+
+    def set_params(self, gamma: np.ndarray, beta: np.ndarray | None) -> None:
         dt = resolve(self.dtype)
         self.module.scale[...] = _tensor(np.reshape(gamma, -1), dt)
-        self.module.bias[...] = _tensor(np.reshape(beta, -1), dt)
+        if beta is not None:
+            self.module.bias[...] = _tensor(np.reshape(beta, -1), dt)
 
     def set_running(self, mean: np.ndarray, var: np.ndarray) -> None:
         # In the Variables' own dtype (float32), as nnx's in-place update keeps them.
@@ -104,50 +146,58 @@ class FlaxNnxLayer(Layer):
         return _numpy(self.module.mean[...]), _numpy(self.module.var[...])
 
     def forward(self, x: np.ndarray, training: bool, mask: np.ndarray | None = None) -> np.ndarray:
-        return _numpy(self._call(self._to_native(x), training, mask))
+        """Call the module under jit; its updated state (running statistics) is written back."""
+        from flax import nnx
+
+        graph, state = nnx.split(self.module)
+        y, state = self._apply(graph, training)(state, self._to_native(x), self._mask(mask, x.ndim))
+        nnx.update(self.module, state)
+        return _numpy(y)
 
     def vjp(self, x: np.ndarray, dy: np.ndarray, mask: np.ndarray | None = None) -> Grads:
         from flax import nnx
 
-        if mask is not None:
-            mask = _tensor(np.expand_dims(mask, self.spec.feature_axis(x.ndim)), bool)
         graph, params, rest = nnx.split(self.module, nnx.Param, ...)
-        dx, dp = _jitted_vjp(graph, self.spec.op)(params, rest, self._to_native(x), mask, _tensor(dy))
-        if not self.spec.affine:
-            return Grads(_numpy(dx), None, None)
+        dx, dp = self._vjp(graph)(params, rest, self._to_native(x), self._mask(mask, x.ndim), _tensor(dy))
         pshape = self.spec.param_shape(self.shape)
-        return Grads(_numpy(dx), *(_numpy(dp[k][...]).reshape(pshape) for k in ("scale", "bias")))
+        return Grads(_numpy(dx), *(_numpy(dp[k][...]).reshape(pshape) if k in dp else None
+                                   for k in ("scale", "bias")))
 
     def timed(self, x, mode, dy=None):
         import jax
         from flax import nnx
 
         # Split once; "train" drops the returned state, so the module's stats stay as they are.
-        xt, op = self._to_native(x), self.spec.op
+        xt = self._to_native(x)
         if mode == "forward_backward":
             graph, params, rest = nnx.split(self.module, nnx.Param, ...)
-            fn, args = _jitted_vjp(graph, op), (params, rest, xt, None, self._to_native(dy))
+            fn, args = self._vjp(graph), (params, rest, xt, None, self._to_native(dy))
         else:
             graph, state = nnx.split(self.module)
-            fn, args = _jitted_apply(graph, op, mode == "train"), (state, xt, None)
+            fn, args = self._apply(graph, mode == "train"), (state, xt, None)
         # jit dispatches asynchronously; the first call compiles (cached per configuration and shape)
         return Timed(lambda: jax.block_until_ready(fn(*args)), _SYNC, fn._cache_size)
 
 
 class FlaxNnxAdapter(Adapter):
     name = "flax.nnx"
-    layer = FlaxNnxLayer
+    builders = {op: builder(FlaxNnxLayer, native) for op, native in (
+        ("layer_norm", _layer_norm), ("rms_norm", _rms_norm), ("batch_norm", _batch_norm),
+        ("group_norm", _group_norm), ("instance_norm", _instance_norm))}
     requires = ("jax", "flax")
     extra = "jax"
     group = "jax"  # linen and nnx share one process: one JAX start-up
     version_of = "flax"
     momentum_convention = "old"
+    running_var = "biased"
     preferred_layout = "channels_last"
+
+    def unsupported(self, spec, shape, dtype, features=()):
+        return no_running_stats(spec) or super().unsupported(spec, shape, dtype, features)
 
     def defaults(self, op):
         from flax import nnx
 
-        if op == "layer_norm":
-            return {"eps": nnx.LayerNorm(4, rngs=nnx.Rngs(0)).epsilon}
-        layer = nnx.BatchNorm(4, rngs=nnx.Rngs(0))
-        return {"eps": layer.epsilon, "momentum": layer.momentum}
+        cls = {"layer_norm": nnx.LayerNorm, "rms_norm": nnx.RMSNorm, "batch_norm": nnx.BatchNorm,
+               "group_norm": nnx.GroupNorm, "instance_norm": nnx.InstanceNorm}[op]
+        return describe(cls(32, rngs=nnx.Rngs(0)), op)  # 32 features: GroupNorm's default 32 groups divide them

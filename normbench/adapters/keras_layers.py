@@ -1,4 +1,6 @@
-"""keras.layers.LayerNormalization and BatchNormalization, one Keras backend per process.
+"""keras.layers LayerNormalization, RMSNormalization, BatchNormalization and GroupNormalization
+(InstanceNorm as ``GroupNormalization(groups=-1)``, what Keras documents for it), one Keras
+backend per process.
 
 Keras reads KERAS_BACKEND once, when first imported (importing tensorflow imports it too),
 so each backend is an adapter whose ``environment`` names it, in a ``group`` of its own:
@@ -10,19 +12,26 @@ jitted ``stateless_call`` (gradients by ``jax.vjp`` through it) whose updated mo
 are assigned back; torch eagerly (Keras's torch trainer does not compile by default), with
 gradients from ``torch.autograd``.
 
-BatchNormalization takes the feature axis natively, so both layouts run unpermuted. Keras's
-momentum is ``1 - spec.momentum``; it stores biased running variance and, under a float16 or
-bfloat16 dtype policy, keeps γ, β and running statistics in that dtype (computing BN in
-float32, returning the policy dtype): all passed through, as is masked BN's quirks, the same
-code on every backend: Keras expands the mask on the *last* axis (channels_first 3-D/4-D
-inputs raise, or are silently misweighted when shapes happen to broadcast), divides by
-count + 1e-7, and raises for C=1. Passed through as well, per backend: ``ops.moments`` is
-two-pass on TF (``tf.nn.moments``) and JAX (``jnp.var``) but E[x²] − E[x]² on torch, which
-cancels when |mean| ≫ std (torch's LayerNormalization calls ``F.layer_norm`` instead); and
-Keras's dtype promotion maps float64 to float32 on every backend but TF, so there a float64
-layer computes in float32 and casts back. float64 on JAX needs x64 mode, process-wide: the
-first float64 layer switches it on, as the flax adapters do (float32 and half-precision
-results are bit-identical with it on). All four dtypes run, so ``dtypes`` keeps the default.
+Each layer gets spec.eps as ``epsilon`` (defaults: 1e-3 for LayerNorm, BatchNorm and
+GroupNorm; 1e-6 for RMSNormalization, whose functional ``ops.rms_normalization`` defaults to
+``keras.config.epsilon()``, 1e-7), added to the variance (to mean(x²) for RMSNorm). Channel
+ops take the feature axis natively, so both layouts run unpermuted. RMSNormalization always
+has its ``scale`` (γ; no switch), so RMSNorm without affine is a skip; so is InstanceNorm with
+running statistics, which nothing in Keras keeps. Keras's momentum is ``1 - spec.momentum``;
+it stores biased running variance and, under a float16 or bfloat16 dtype policy, keeps γ, β
+and running statistics in that dtype (computing in float32, returning the policy dtype): all
+passed through, as is masked BN's quirks, the same code on every backend: Keras expands the
+mask on the *last* axis (channels_first 3-D/4-D inputs raise, or are silently misweighted
+when shapes happen to broadcast), divides by count + 1e-7, and raises for C=1. Passed
+through as well, per backend: ``ops.moments`` (BatchNorm, GroupNorm) is two-pass on TF
+(``tf.nn.moments``) and JAX (``jnp.var``) but E[x²] − E[x]² on torch, which cancels when
+|mean| ≫ std (torch's LayerNormalization and RMSNormalization call ``F.layer_norm`` /
+``F.rms_norm`` instead); GroupNormalization applies x·γ/σ + (β − μ·γ/σ), which cancels
+likewise; and Keras's dtype promotion maps float64 to float32 on every backend but TF, so
+there a float64 layer computes in float32 and casts back. float64 on JAX needs x64 mode,
+process-wide: the first float64 layer switches it on, as the flax adapters do (float32 and
+half-precision results are bit-identical with it on). All four dtypes run, so ``dtypes``
+keeps the default.
 """
 
 from __future__ import annotations
@@ -30,13 +39,15 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from ..reference import Grads
 from ..spec import NormSpec
-from .base import Adapter, Layer, Timed, Unsupported
+from .base import Adapter, Layer, Timed, Unsupported, builder
 
 
 def _select(backend: str) -> None:
@@ -64,26 +75,79 @@ def _keras(backend: str) -> Any:
     return keras
 
 
-def _build(backend: str, spec: NormSpec, shape: tuple[int, ...], dtype: str) -> Any:
+def _layer_norm(spec, shape, dtype):
+    import keras
+
+    return keras.layers.LayerNormalization(axis=list(spec.reduce_axes(len(shape))), epsilon=spec.eps,
+                                           center=spec.affine, scale=spec.affine, dtype=dtype)
+
+
+def _rms_norm(spec, shape, dtype):
+    import keras
+
+    if not spec.affine:
+        raise Unsupported("keras.layers.RMSNormalization always has a learnable scale (γ); it has no "
+                          "argument to leave it out")
+    return keras.layers.RMSNormalization(axis=list(spec.reduce_axes(len(shape))), epsilon=spec.eps, dtype=dtype)
+
+
+def _batch_norm(spec, shape, dtype):
+    import keras
+
+    return keras.layers.BatchNormalization(axis=spec.feature_axis(len(shape)), momentum=1 - spec.momentum,
+                                           epsilon=spec.eps, center=spec.affine, scale=spec.affine, dtype=dtype)
+
+
+def _group_norm(spec, shape, dtype, groups=None):
+    import keras
+
+    return keras.layers.GroupNormalization(groups=spec.groups if groups is None else groups,
+                                           axis=spec.feature_axis(len(shape)), epsilon=spec.eps,
+                                           center=spec.affine, scale=spec.affine, dtype=dtype)
+
+
+def _instance_norm(spec, shape, dtype):
+    if spec.running_stats:
+        raise Unsupported("Keras has no InstanceNorm with running statistics: its instance norm, "
+                          "GroupNormalization(groups=-1), keeps none")
+    return _group_norm(spec, shape, dtype, groups=-1)  # -1: one group per channel
+
+
+@dataclass(frozen=True)
+class _Native:
+    """One op's Keras layer: ``make(spec, shape, dtype)`` returns it unbuilt; ``call`` names the
+    arguments its ``call`` takes (``stateless_call`` passes keywords straight to ``call``, so
+    LayerNormalization, RMSNormalization and GroupNormalization get neither ``training`` nor
+    ``mask``); ``gamma`` and ``beta`` name the attributes holding γ and β (None: no β)."""
+
+    make: Callable[[NormSpec, tuple[int, ...], str], Any]
+    call: tuple[str, ...] = ()
+    gamma: str = "gamma"
+    beta: str | None = "beta"
+
+    def __call__(self, spec: NormSpec, shape: tuple[int, ...], dtype: str) -> Any:
+        return self.make(spec, shape, dtype)
+
+
+_NATIVE = {
+    "layer_norm": _Native(_layer_norm),
+    "rms_norm": _Native(_rms_norm, gamma="scale", beta=None),
+    "batch_norm": _Native(_batch_norm, call=("training", "mask")),
+    "group_norm": _Native(_group_norm),
+    "instance_norm": _Native(_instance_norm),
+}
+
+
+def _build(backend: str, native: _Native, spec: NormSpec, shape: tuple[int, ...], dtype: str) -> Any:
     """A built Keras layer for ``spec``, with Keras's own defaults for everything else."""
-    keras = _keras(backend)
-    if spec.op == "layer_norm":
-        module = keras.layers.LayerNormalization(
-            axis=list(spec.reduce_axes(len(shape))), epsilon=spec.eps,
-            center=spec.affine, scale=spec.affine, dtype=dtype,
-        )
-    else:
-        module = keras.layers.BatchNormalization(
-            axis=spec.feature_axis(len(shape)), momentum=1 - spec.momentum,
-            epsilon=spec.eps, center=spec.affine, scale=spec.affine, dtype=dtype,
-        )
+    _keras(backend)
+    module = native(spec, shape, dtype)
     module.build(shape)
     return module
 
 
-def _call_kwargs(op: str, training: bool, mask: Any) -> dict:
-    """``call`` arguments: LayerNormalization.call takes neither (``__call__`` drops them)."""
-    return {} if op == "layer_norm" else {"training": training, "mask": mask}
+def _call_kwargs(native: _Native, training: bool, mask: Any) -> dict:
+    return {k: v for k, v in (("training", training), ("mask", mask)) if k in native.call}
 
 
 def _tensor(a: np.ndarray, dtype: str) -> Any:
@@ -98,29 +162,36 @@ def _numpy(t: Any) -> np.ndarray:
     return np.array(keras.ops.convert_to_numpy(t))
 
 
+def _slots(dx: Any, dparams: list) -> tuple[Any, Any, Any]:
+    """(dx, dγ, dβ) from the gradients of ``_params()``: None where the layer has no such parameter."""
+    return (dx, *(*dparams, None, None)[:2])
+
+
 class KerasLayer(Layer):
     """The TensorFlow backend; the JAX and torch layers below override how it is called."""
 
     backend: ClassVar[str] = "tensorflow"
 
-    def __init__(self, spec: NormSpec, shape: tuple[int, ...], dtype: str) -> None:
-        super().__init__(spec, shape, dtype)
-        self.module = _build(self.backend, spec, self.shape, dtype)
+    def __init__(self, spec: NormSpec, shape: tuple[int, ...], dtype: str, native: _Native) -> None:
+        super().__init__(spec, shape, dtype, native)
+        self.module = _build(self.backend, native, spec, self.shape, dtype)
         self._timed_fns: dict[str, Any] = {}  # mode -> compiled function, kept across timed() calls
 
     def _to_native(self, x: np.ndarray) -> Any:
         return _tensor(x, self.dtype)
 
     def _call(self, t: Any, training: bool, mask: Any = None) -> Any:
-        return self.module(t, **_call_kwargs(self.spec.op, training, mask))
+        return self.module(t, **_call_kwargs(self.native, training, mask))
 
     def _params(self) -> list:
-        """γ and β as Keras variables (empty without affine), in that order."""
-        return [self.module.gamma, self.module.beta] if self.spec.affine else []
+        """γ and β as Keras variables, in that order, leaving out what the layer lacks."""
+        names = (self.native.gamma, self.native.beta) if self.spec.affine else ()
+        return [getattr(self.module, n) for n in names if n is not None]
 
-    def set_params(self, gamma: np.ndarray, beta: np.ndarray) -> None:
-        self.module.gamma.assign(_tensor(gamma, self.dtype))
-        self.module.beta.assign(_tensor(beta, self.dtype))
+    def set_params(self, gamma: np.ndarray, beta: np.ndarray | None) -> None:
+        params = self._params()  # [γ] alone where the layer has no β, and then β is None
+        for variable, value in zip(params, (gamma, beta)[:len(params)], strict=True):
+            variable.assign(_tensor(value, variable.dtype))  # in the variable's own dtype
 
     def set_running(self, mean: np.ndarray, var: np.ndarray) -> None:
         self.module.moving_mean.assign(_tensor(mean, self.dtype))
@@ -147,7 +218,7 @@ class KerasLayer(Layer):
             tape.watch([t, *params])
             y = self._call(t, True, mask)
         dx, *dparams = tape.gradient(y, [t, *params], output_gradients=dy)
-        return (dx, *(dparams or (None, None)))
+        return _slots(dx, dparams)
 
     def timed(self, x: np.ndarray, mode: str, dy: np.ndarray | None = None) -> Timed:
         """Keras users on TF run under tf.function, so that is what is timed. Each mode's
@@ -168,7 +239,7 @@ class KerasLayer(Layer):
 
 
 @functools.cache
-def _jax_functions(spec: NormSpec, shape: tuple[int, ...], dtype: str) -> dict[str, Any]:
+def _jax_functions(native: _Native, spec: NormSpec, shape: tuple[int, ...], dtype: str) -> dict[str, Any]:
     """Jitted pure functions over ``stateless_call`` of one template layer per configuration,
     as Keras's JAX trainer jits them: "train" / "infer" map (trainable, non_trainable, x, mask)
     to (y, non_trainable after the call); "grad" maps (trainable, non_trainable, x, mask, dy) to
@@ -177,10 +248,10 @@ def _jax_functions(spec: NormSpec, shape: tuple[int, ...], dtype: str) -> dict[s
     for each new shape, ~4x slower on the suites' small cases."""
     import jax
 
-    module = _build("jax", spec, shape, dtype)
+    module = _build("jax", native, spec, shape, dtype)
 
     def apply(trainable, non_trainable, t, mask, training):
-        return module.stateless_call(trainable, non_trainable, t, **_call_kwargs(spec.op, training, mask))
+        return module.stateless_call(trainable, non_trainable, t, **_call_kwargs(native, training, mask))
 
     def grad(trainable, non_trainable, t, mask, dy):
         def f(t, trainable):
@@ -199,13 +270,13 @@ class KerasJaxLayer(KerasLayer):
 
     backend = "jax"
 
-    def __init__(self, spec: NormSpec, shape: tuple[int, ...], dtype: str) -> None:
+    def __init__(self, spec: NormSpec, shape: tuple[int, ...], dtype: str, native: _Native) -> None:
         if dtype == "float64":
             import jax
 
             jax.config.update("jax_enable_x64", True)  # as flax_linen._enable_x64; process-wide
-        super().__init__(spec, shape, dtype)
-        self._fns = _jax_functions(spec, self.shape, dtype)
+        super().__init__(spec, shape, dtype, native)
+        self._fns = _jax_functions(native, spec, self.shape, dtype)
 
     def _state(self) -> tuple[list, list]:
         m = self.module
@@ -221,7 +292,7 @@ class KerasJaxLayer(KerasLayer):
         dx, dtrainable = self._fns["grad"](*self._state(), t, mask, dy)
         # γ and β by identity: Keras variables overload == elementwise
         where = [id(v) for v in self.module.trainable_variables]
-        return (dx, *([dtrainable[where.index(id(p))] for p in self._params()] or (None, None)))
+        return _slots(dx, [dtrainable[where.index(id(p))] for p in self._params()])
 
     def timed(self, x, mode, dy=None):
         import jax
@@ -249,7 +320,7 @@ class KerasTorchLayer(KerasLayer):
         params = [p.value for p in self._params()]
         y = self._call(t, True, mask)
         dx, *dparams = torch.autograd.grad(y, [t, *params], dy)
-        return (dx, *(dparams or (None, None)))
+        return _slots(dx, dparams)
 
     def timed(self, x, mode, dy=None):
         import torch
@@ -281,34 +352,52 @@ class KerasTorchLayer(KerasLayer):
         return Timed(call, sync)
 
 
+def _builders(layer: type[KerasLayer]) -> dict:
+    return {op: builder(layer, native) for op, native in _NATIVE.items()}
+
+
 class KerasTensorflowAdapter(Adapter):
     name = "keras[tensorflow]"
-    layer = KerasLayer
+    backend: ClassVar[str] = "tensorflow"
+    builders = _builders(KerasLayer)
     requires = ("keras", "tensorflow")
     extra = "tensorflow"
     environment = {"KERAS_BACKEND": "tensorflow"}
     version_of = "keras"
     momentum_convention = "old"
+    running_var = "biased"
     preferred_layout = "channels_last"  # Keras users run NHWC
     features = frozenset({"eval", "running_stats", "grad", "mask"})
 
     def ensure_available(self) -> None:
         """Select the layer's backend before the base class imports keras."""
-        _select(self.layer.backend)
+        _select(self.backend)
         super().ensure_available()
-        _keras(self.layer.backend)
+        _keras(self.backend)
 
     def defaults(self, op):
-        keras = _keras(self.layer.backend)
-        if op == "layer_norm":
-            return {"eps": keras.layers.LayerNormalization().epsilon}
-        layer = keras.layers.BatchNormalization()
-        return {"eps": layer.epsilon, "momentum": layer.momentum}
+        layers = _keras(self.backend).layers
+        layer = {"layer_norm": layers.LayerNormalization, "rms_norm": layers.RMSNormalization,
+                 "batch_norm": layers.BatchNormalization, "group_norm": layers.GroupNormalization,
+                 "instance_norm": lambda: layers.GroupNormalization(groups=-1)}[op]()
+        out = {"eps": layer.epsilon}
+        if op == "rms_norm":
+            out["ops_rms_normalization_eps"] = _keras(self.backend).config.epsilon()  # the functional form's
+        if op == "batch_norm":
+            out["momentum"] = layer.momentum
+        if op in ("group_norm", "instance_norm"):
+            out["groups"] = layer.groups  # -1: one group per channel
+        if op == "instance_norm":
+            out["track_running_stats"] = False  # no Keras layer keeps them
+        # RMSNormalization has no center/scale switches: its scale is always there
+        out["affine"] = True if op == "rms_norm" else bool(layer.center and layer.scale)
+        return out
 
 
 class KerasJaxAdapter(KerasTensorflowAdapter):
     name = "keras[jax]"
-    layer = KerasJaxLayer
+    backend = "jax"
+    builders = _builders(KerasJaxLayer)
     requires = ("keras", "jax")
     extra = "jax"
     environment = {"KERAS_BACKEND": "jax"}
@@ -316,7 +405,8 @@ class KerasJaxAdapter(KerasTensorflowAdapter):
 
 class KerasTorchAdapter(KerasTensorflowAdapter):
     name = "keras[torch]"
-    layer = KerasTorchLayer
+    backend = "torch"
+    builders = _builders(KerasTorchLayer)
     requires = ("keras", "torch")
     extra = "torch"
     environment = {"KERAS_BACKEND": "torch"}

@@ -1,14 +1,15 @@
 """The float64 reference exposed as an adapter, so the contract is exercised end to end.
 
-It rounds its output to the tested dtype, like any framework returning that dtype, and
-stores biased running variance (the convention of Keras, Flax and ONNX).
+It builds every op in the registry (the oracle is generic over them), rounds its output to the
+tested dtype, like any framework returning that dtype, and stores biased running variance (the
+convention of Keras, Flax and ONNX).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .. import reference
+from .. import ops, reference
 from ..dtypes import resolve
 from .base import Adapter, Layer, Timed
 
@@ -20,9 +21,9 @@ class NumpyLayer(Layer):
 
     def _forward(self, x, training, mask):
         spec, dt = self.spec, resolve(self.dtype)
-        if spec.op == "layer_norm" or training:
+        if training or not spec.has_running_stats:
             y = reference.forward(spec, x, self.gamma, self.beta, mask)
-            if spec.op == "batch_norm":
+            if training and spec.has_running_stats:
                 mean, var = reference.update_running(
                     spec, self.running_mean, self.running_var, x, mask, unbiased=False
                 )
@@ -36,7 +37,6 @@ class NumpyLayer(Layer):
         g = reference.vjp(self.spec, x, self.gamma, dy, mask)
         return reference.Grads(*(None if a is None else a.astype(dt) for a in g))
 
-
     def timed(self, x, mode, dy=None):
         if mode == "forward_backward":
             return Timed(lambda: self.vjp(x, dy), "none: numpy is synchronous")
@@ -45,5 +45,6 @@ class NumpyLayer(Layer):
 
 class NumpyAdapter(Adapter):
     name = "numpy"
-    layer = NumpyLayer
+    builders = {op: NumpyLayer for op in ops.names()}
+    running_var = "biased"
     version_of = "numpy"

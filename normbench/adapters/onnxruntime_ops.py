@@ -1,57 +1,111 @@
-"""ONNX BatchNormalization (opset 15) and LayerNormalization (opset 17) on onnxruntime's CPU.
+"""ONNX LayerNormalization (opset 17), RMSNormalization (23), BatchNormalization (15),
+GroupNormalization (21) and InstanceNormalization (6) on onnxruntime's CPU provider.
 
-This checks what an exported model computes. Each layer builds one-node onnx.helper graphs
-with γ, β and running statistics as graph *inputs*, so set_params/set_running only swap
-numpy arrays. ONNX BatchNormalization is channels-first: a channels_last input is moved with
-np.moveaxis outside the session, and back. ONNX's momentum is 1 - normbench's; it stores
-population (biased) running variance. ONNX LayerNormalization has no non-affine form, so
-affine=False feeds Scale=ones and omits B, as exporters do. Arrays travel through IOBinding
-because InferenceSession.run cannot take ml_dtypes bfloat16; those go in as raw uint16 bits.
-ONNX float attributes are float32, so epsilon and momentum reach the kernel rounded to float32:
-at float64 that shows (momentum 0.1 stores 0.55000013 for a batch mean of 5.5); passed through.
+This checks what an exported model computes. Each layer builds a one-node onnx.helper graph
+with γ, β and running statistics as graph *inputs*, so set_params/set_running only swap numpy
+arrays; the per-op differences are the data in ``_NODES``. The channel ops are channels-first:
+a channels_last input is moved with np.moveaxis outside the session, and back. No ONNX norm has
+a non-affine form, so affine=False feeds scale=ones and bias=zeros (LayerNormalization omits its
+optional B), as exporters do. ONNX's momentum is 1 - normbench's; BatchNormalization stores
+population (biased) running variance. InstanceNormalization keeps no running statistics, so
+running_stats=True is a skip. Arrays travel through IOBinding because InferenceSession.run
+cannot take ml_dtypes bfloat16; those go in as raw uint16 bits.
+
+Passed through: ONNX float attributes are float32, so epsilon and momentum reach a float64 kernel
+rounded (momentum 0.1 stores 0.55000013 for a batch mean of 5.5). onnxruntime 1.31 has no
+GroupNormalization kernel: it inlines the ONNX function body, which computes in stash_type
+(float32 by default, float64 included) with one-pass variance E[x²] − E[x]². InstanceNormalization
+has a float kernel only; float16 runs through Casts onnxruntime inserts. Schema defaults (the
+``defaults`` facts): epsilon 1e-5 everywhere, BatchNormalization momentum 0.9, stash_type 1 for
+LayerNormalization, RMSNormalization and GroupNormalization, num_groups required.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from ..dtypes import resolve
 from ..spec import NormSpec
-from .base import Adapter, Layer, Timed, Unsupported
+from .base import Adapter, Layer, Timed, Unsupported, builder
 
 _ONNX_TYPE = {"float64": "DOUBLE", "float32": "FLOAT", "float16": "FLOAT16", "bfloat16": "BFLOAT16"}
 
 
-def _session(spec: NormSpec, dtype: str, outputs: list[str], training_mode: int | None):
-    """An InferenceSession for one norm node; training_mode None means LayerNormalization."""
+@dataclass(frozen=True)
+class _Node:
+    """One ONNX norm operator: what differs between the ops is all here."""
+
+    type: str
+    opset: int
+    bias: str | None  # "required", "optional" (omitted when not affine) or None (no bias input)
+    attrs: Callable[[NormSpec], dict[str, Any]] = lambda spec: {}  # besides epsilon
+    running: bool = False  # takes running mean/var inputs, returns them in training_mode=1
+    no_dtype: Mapping[str, str] = field(default_factory=dict)  # dtype -> why the CPU provider cannot run it
+
+
+_NODES: dict[str, _Node] = {
+    "layer_norm": _Node("LayerNormalization", 17, "optional", lambda s: {"axis": -s.normalized_ndim}),
+    "rms_norm": _Node("RMSNormalization", 23, None, lambda s: {"axis": -s.normalized_ndim}, no_dtype={
+        "bfloat16": "onnxruntime's CPU provider registers RMSNormalization for float, double and float16 "
+                    "only; bfloat16 falls back to the ONNX function body, whose Mul has no bfloat16 kernel"}),
+    "batch_norm": _Node("BatchNormalization", 15, "required", lambda s: {"momentum": 1.0 - s.momentum},
+                        running=True, no_dtype={
+        "bfloat16": "onnxruntime's CPU provider has no bfloat16 BatchNormalization kernel"}),
+    "group_norm": _Node("GroupNormalization", 21, "required", lambda s: {"num_groups": s.groups}, no_dtype={
+        "bfloat16": "onnxruntime's CPU provider has no GroupNormalization kernel and the ONNX function "
+                    "body it inlines needs bfloat16 Mul/ReduceMean kernels it lacks"}),
+    "instance_norm": _Node("InstanceNormalization", 6, "required", no_dtype={
+        "float64": "onnxruntime's CPU provider registers InstanceNormalization for float only "
+                   "(float16 runs through inserted Casts; nothing does double)",
+        "bfloat16": "ONNX InstanceNormalization-6 does not take bfloat16 (opset 22 does, but "
+                    "onnxruntime's CPU provider has no bfloat16 kernel for it)"}),
+}
+
+
+def _session(node: _Node, spec: NormSpec, dtype: str, training: bool):
+    """An InferenceSession for one norm node; in training mode an op with running statistics
+    also returns the updated ones."""
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
     elem = getattr(TensorProto, _ONNX_TYPE[dtype])
-    if training_mode is None:
-        inputs = ["X", "Scale", "B"] if spec.affine else ["X", "Scale"]
-        node = helper.make_node("LayerNormalization", inputs, outputs,
-                                axis=-spec.normalized_ndim, epsilon=spec.eps)
-        opset = 17
-    else:
-        inputs = ["X", "Scale", "B", "mean", "var"]
-        node = helper.make_node("BatchNormalization", inputs, outputs, epsilon=spec.eps,
-                                momentum=1.0 - spec.momentum, training_mode=training_mode)
-        opset = 15
+    inputs = ["X", "scale"]
+    if node.bias == "required" or (node.bias == "optional" and spec.affine):
+        inputs.append("bias")
+    attrs = {"epsilon": spec.eps, **node.attrs(spec)}
+    outputs = ["Y"]
+    if node.running:
+        inputs += ["mean", "var"]
+        attrs["training_mode"] = int(training)
+        outputs += ["running_mean", "running_var"] if training else []
     graph = helper.make_graph(
-        [node], spec.op,
+        [helper.make_node(node.type, inputs, outputs, **attrs)], spec.op,
         [helper.make_tensor_value_info(n, elem, None) for n in inputs],
         [helper.make_tensor_value_info(n, elem, None) for n in outputs],
     )
-    # onnx 1.23 writes an IR version newer than onnxruntime 1.31 loads.
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
+    # onnx 1.23 writes an IR version newer than onnxruntime 1.31 loads: take the oldest the opset allows.
+    opset = [helper.make_opsetid("", node.opset)]
+    model = helper.make_model(graph, opset_imports=opset, ir_version=helper.find_min_ir_version_for(opset))
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     if threads := os.environ.get("NORMBENCH_THREADS"):
         opts.intra_op_num_threads = opts.inter_op_num_threads = int(threads)
     return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+def _sessions(node: _Node, spec: NormSpec, shape: tuple[int, ...], dtype: str) -> dict[bool, Any]:
+    """The native object of every op: its session per training flag (one, shared, for an op
+    that computes the same in both)."""
+    if not node.running:
+        sess = _session(node, spec, dtype, False)
+        return {False: sess, True: sess}
+    return {training: _session(node, spec, dtype, training) for training in (False, True)}
 
 
 def _ortvalue(a: np.ndarray):
@@ -65,22 +119,18 @@ def _ortvalue(a: np.ndarray):
 
 
 class OnnxRuntimeLayer(Layer):
-    def __init__(self, spec, shape, dtype):
-        super().__init__(spec, shape, dtype)
+    def __init__(self, spec, shape, dtype, native):
+        super().__init__(spec, shape, dtype, native)
         self._np = resolve(dtype)
-        self._channel = spec.feature_axis(len(shape)) if spec.op == "batch_norm" else 1
-        if spec.op == "layer_norm":
-            self._sessions = {False: _session(spec, dtype, ["Y"], None)}
-            self._sessions[True] = self._sessions[False]
-        else:
-            self._sessions = {True: _session(spec, dtype, ["Y", "running_mean", "running_var"], 1),
-                              False: _session(spec, dtype, ["Y"], 0)}
+        # ONNX channel ops take the channels on axis 1; token ops need no move.
+        self._channel = spec.feature_axis(len(shape)) if spec.kind.channel_axis else None
+        self._sessions = native(spec, self.shape, dtype)
 
     def _array(self, a) -> np.ndarray:
         return np.ascontiguousarray(a, dtype=self._np)
 
     def _to_native(self, x: np.ndarray):
-        if self.spec.op == "batch_norm":
+        if self._channel is not None:
             x = np.moveaxis(x, self._channel, 1)
         return _ortvalue(self._array(x))
 
@@ -89,17 +139,14 @@ class OnnxRuntimeLayer(Layer):
         numpy arrays that each run writes into. The binding holds its OrtValues, and they the
         numpy buffers, so it stays valid for as many runs as a benchmark makes."""
         spec, pshape = self.spec, self.spec.param_shape(self.shape)
-        scale = self.gamma if spec.affine else np.ones(pshape)
-        feeds = {"Scale": scale}
-        if spec.affine or spec.op == "batch_norm":
-            feeds["B"] = self.beta if spec.affine else np.zeros(pshape)
-        if spec.op == "batch_norm":
-            feeds.update(mean=self.running_mean, var=self.running_var)
+        feeds = {"scale": self.gamma if spec.affine else np.ones(pshape),
+                 "bias": self.beta if spec.affine else np.zeros(pshape),
+                 "mean": self.running_mean, "var": self.running_var}
         sess = self._sessions[training]
         io = sess.io_binding()
         io.bind_ortvalue_input("X", xv)
-        for name, a in feeds.items():
-            io.bind_ortvalue_input(name, _ortvalue(self._array(a)))
+        for inp in sess.get_inputs()[1:]:
+            io.bind_ortvalue_input(inp.name, _ortvalue(self._array(feeds[inp.name])))
         names = [o.name for o in sess.get_outputs()]
         outs = [np.empty(xv.shape() if n == "Y" else pshape, self._np) for n in names]
         for name, a in zip(names, outs, strict=True):
@@ -114,11 +161,11 @@ class OnnxRuntimeLayer(Layer):
 
     def forward(self, x: np.ndarray, training: bool, mask: np.ndarray | None = None) -> np.ndarray:
         if mask is not None:
-            raise Unsupported("ONNX BatchNormalization takes no mask")
+            raise Unsupported("ONNX normalization operators take no mask")
         y, *running = self._call(self._to_native(x), training)
         if running:
             self.running_mean, self.running_var = running
-        return np.moveaxis(y, 1, self._channel) if self.spec.op == "batch_norm" else y
+        return y if self._channel is None else np.moveaxis(y, 1, self._channel)
 
     # vjp stays NotImplementedError: InferenceSession computes no gradients; that would take
     # onnxruntime-training (its training artifacts), a different API path.
@@ -138,27 +185,43 @@ class OnnxRuntimeLayer(Layer):
 
 class OnnxRuntimeAdapter(Adapter):
     name = "onnxruntime"
-    layer = OnnxRuntimeLayer
+    builders = {op: builder(OnnxRuntimeLayer, functools.partial(_sessions, node)) for op, node in _NODES.items()}
     requires = ("onnx", "onnxruntime")
     extra = "onnx"
     version_of = "onnxruntime"
     momentum_convention = "old"
+    running_var = "biased"  # the BatchNormalization schema: population variance
     features = frozenset({"eval", "running_stats"})
 
     def unsupported(
         self, spec: NormSpec, shape: tuple[int, ...], dtype: str, features: tuple[str, ...] = ()
     ) -> str | None:
         reason = super().unsupported(spec, shape, dtype, features)
-        if reason is None and spec.op == "batch_norm" and dtype == "bfloat16":
-            return "onnxruntime's CPU provider has no bfloat16 BatchNormalization kernel"
-        return reason
+        if reason is not None:
+            return reason
+        node = _NODES[spec.op]
+        if spec.has_running_stats and not node.running:
+            return f"ONNX {node.type} keeps no running statistics (no momentum, no running mean/var)"
+        return node.no_dtype.get(dtype)
 
     def defaults(self, op):
-        """The operator schema's attribute defaults (float32, as all ONNX float attributes)."""
+        """The operator schema's attribute defaults (float32, as all ONNX float attributes).
+        Every ONNX norm takes scale (and bias) inputs: affine, with no way to switch it off."""
         from onnx import defs
 
-        if op == "layer_norm":
-            schema = defs.get_schema("LayerNormalization", 17)
-            return {"eps": schema.attributes["epsilon"].default_value.f}
-        attrs = defs.get_schema("BatchNormalization", 15).attributes
-        return {"eps": attrs["epsilon"].default_value.f, "momentum": attrs["momentum"].default_value.f}
+        from .. import ops
+
+        node = _NODES[op]
+        attrs = defs.get_schema(node.type, node.opset).attributes
+        out: dict[str, Any] = {"eps": attrs["epsilon"].default_value.f}
+        if "momentum" in attrs:
+            out["momentum"] = attrs["momentum"].default_value.f
+        out["affine"] = True
+        if "stash_type" in attrs:
+            out["stash_type"] = attrs["stash_type"].default_value.i
+        if "num_groups" in attrs:
+            out["num_groups"] = "required"
+        if ops.get(op).running_stats != "never":
+            out["track_running_stats"] = node.running
+        out["operator"] = f"{node.type}-{node.opset}"
+        return out

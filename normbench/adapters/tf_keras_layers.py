@@ -1,30 +1,38 @@
-"""tf_keras.layers.LayerNormalization and BatchNormalization: legacy Keras 2 on TensorFlow.
+"""tf_keras.layers LayerNormalization, BatchNormalization and GroupNormalization (InstanceNorm as
+``GroupNormalization(groups=-1)``): legacy Keras 2 on TensorFlow.
 
 What ``tf.keras`` was before Keras 3 (PyPI ``tf-keras``; its version must match TF's), still
 run by code that sets TF_USE_LEGACY_KERAS=1; imported directly here, so it shares a process
-with Keras 3 on any backend. Layers are built with their defaults (``fused=None``), as users
-get them, so the implementation depends on the case and is passed through unchanged:
-BatchNormalization on 4-D (and 5-D) inputs in float16/bfloat16/float32 takes the fused
-kernel, which stores the *Bessel-corrected* (unbiased) batch variance in the running
-variance and ignores a mask (with a warning); other ranks and float64 take the Python path,
-which stores biased variance and weights its moments by the mask expanded on the last axis.
-Under a float16/bfloat16 dtype, BatchNormalization keeps γ, β and running statistics in
-float32. LayerNormalization uses TF's fused batch-norm kernel for float32 with eps ≥ 1.001e-5
-and ``tf.nn.moments`` otherwise, in the layer's own dtype for float16/bfloat16 (only mixed
-precision upcasts). Momentum is ``1 - spec.momentum``, as in Keras 3. Gradients come from
-``tf.GradientTape``; benchmarks time ``tf.function``, as for keras[tensorflow].
+with Keras 3 on any backend. It has no RMSNorm layer, so rms_norm is a skip, and its instance
+norm keeps no running statistics, so InstanceNorm with them is one too. Every layer gets
+spec.eps as ``epsilon`` (default 1e-3 for all three), added to the variance. Layers are built
+with their defaults (``fused=None``), as users get them, so the implementation depends on
+the case and is passed through unchanged: BatchNormalization on 4-D (and 5-D) inputs in
+float16/bfloat16/float32 takes the fused kernel, which stores the *Bessel-corrected*
+(unbiased) batch variance in the running variance and ignores a mask (with a warning); other
+ranks and float64 take the Python path, which stores biased variance and weights its moments
+by the mask expanded on the last axis. Which one is stored therefore depends on the case, so
+``running_var`` is not declared, only measured. Under a float16/bfloat16 dtype,
+BatchNormalization keeps γ, β and running statistics in float32. LayerNormalization uses
+TF's fused batch-norm kernel for float32 with eps ≥ 1.001e-5 and ``tf.nn.moments``
+otherwise, in the layer's own dtype for float16/bfloat16 (only mixed precision upcasts);
+GroupNormalization likewise computes in the layer's dtype, with ``tf.nn.weighted_moments``
+(two-pass; it upcasts float16 statistics to float32, not bfloat16) and
+``tf.nn.batch_normalization``. Momentum is ``1 - spec.momentum``, as in Keras 3. Gradients
+come from ``tf.GradientTape``; benchmarks time ``tf.function``, as for keras[tensorflow].
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from ..reference import Grads
 from ..spec import NormSpec
-from .base import Adapter, Layer, Timed
+from .base import Adapter, Layer, Timed, Unsupported, builder
 
 
 def _tf_keras() -> Any:
@@ -44,38 +52,57 @@ def _numpy(t: Any) -> np.ndarray:
     return np.array(t.numpy())
 
 
+def _layer_norm(spec, shape, dtype):
+    return _tf_keras().layers.LayerNormalization(axis=list(spec.reduce_axes(len(shape))), epsilon=spec.eps,
+                                                 center=spec.affine, scale=spec.affine, dtype=dtype)
+
+
+def _batch_norm(spec, shape, dtype):
+    return _tf_keras().layers.BatchNormalization(axis=spec.feature_axis(len(shape)), momentum=1 - spec.momentum,
+                                                 epsilon=spec.eps, center=spec.affine, scale=spec.affine,
+                                                 dtype=dtype)
+
+
+def _group_norm(spec, shape, dtype, groups=None):
+    return _tf_keras().layers.GroupNormalization(groups=spec.groups if groups is None else groups,
+                                                 axis=spec.feature_axis(len(shape)), epsilon=spec.eps,
+                                                 center=spec.affine, scale=spec.affine, dtype=dtype)
+
+
+def _instance_norm(spec, shape, dtype):
+    if spec.running_stats:
+        raise Unsupported("tf_keras has no InstanceNorm with running statistics: its instance norm, "
+                          "GroupNormalization(groups=-1), keeps none")
+    return _group_norm(spec, shape, dtype, groups=-1)  # -1: one group per channel
+
+
+# The arguments each op's layer's ``call`` takes (LayerNormalization's takes neither); γ and β
+# are ``gamma`` and ``beta`` in all of them.
+_CALL = {"layer_norm": (), "batch_norm": ("training", "mask"), "group_norm": ("mask",), "instance_norm": ("mask",)}
+
+
 class TfKerasLayer(Layer):
-    def __init__(self, spec: NormSpec, shape: tuple[int, ...], dtype: str) -> None:
-        super().__init__(spec, shape, dtype)
-        tf_keras = _tf_keras()
-        if spec.op == "layer_norm":
-            self.module = tf_keras.layers.LayerNormalization(
-                axis=list(spec.reduce_axes(len(shape))), epsilon=spec.eps,
-                center=spec.affine, scale=spec.affine, dtype=dtype,
-            )
-        else:
-            self.module = tf_keras.layers.BatchNormalization(
-                axis=spec.feature_axis(len(shape)), momentum=1 - spec.momentum,
-                epsilon=spec.eps, center=spec.affine, scale=spec.affine, dtype=dtype,
-            )
+    def __init__(self, spec: NormSpec, shape: tuple[int, ...], dtype: str, native: Callable[..., Any]) -> None:
+        super().__init__(spec, shape, dtype, native)
+        self.module = native(spec, self.shape, dtype)
         self.module.build(self.shape)
+        self._call_args = _CALL[spec.op]
         self._timed_fns: dict[str, Any] = {}  # mode -> tf.function, kept across timed() calls
 
     def _to_native(self, x: np.ndarray) -> Any:
         return _tensor(x, self.dtype)
 
     def _call(self, t: Any, training: bool, mask: Any = None) -> Any:
-        if self.spec.op == "layer_norm":
-            return self.module(t, training=training)
-        return self.module(t, training=training, mask=mask)
+        kwargs = {k: v for k, v in (("training", training), ("mask", mask)) if k in self._call_args}
+        return self.module(t, **kwargs)
 
     @staticmethod
     def _assign(variable: Any, value: np.ndarray) -> None:
         variable.assign(_tensor(value, variable.dtype))  # in the variable's own dtype (float32 for half BN)
 
-    def set_params(self, gamma: np.ndarray, beta: np.ndarray) -> None:
+    def set_params(self, gamma: np.ndarray, beta: np.ndarray | None) -> None:
         self._assign(self.module.gamma, gamma)
-        self._assign(self.module.beta, beta)
+        self._assign(self.module.beta, beta)  # every op built here has β
 
     def set_running(self, mean: np.ndarray, var: np.ndarray) -> None:
         self._assign(self.module.moving_mean, mean)
@@ -121,7 +148,10 @@ class TfKerasLayer(Layer):
 
 class TfKerasAdapter(Adapter):
     name = "tf_keras"
-    layer = TfKerasLayer
+    # tf_keras has no RMSNorm layer (that arrived with Keras 3.9), so rms_norm is a skip
+    builders = {op: builder(TfKerasLayer, native) for op, native in (
+        ("layer_norm", _layer_norm), ("batch_norm", _batch_norm), ("group_norm", _group_norm),
+        ("instance_norm", _instance_norm))}
     requires = ("tf_keras", "tensorflow")
     extra = "tf_keras"
     version_of = "tf-keras"
@@ -134,8 +164,17 @@ class TfKerasAdapter(Adapter):
         super().ensure_available()
 
     def defaults(self, op):
-        tf_keras = _tf_keras()
-        if op == "layer_norm":
-            return {"eps": tf_keras.layers.LayerNormalization().epsilon}
-        layer = tf_keras.layers.BatchNormalization()
-        return {"eps": layer.epsilon, "momentum": layer.momentum}
+        layers = _tf_keras().layers
+        layer = {"layer_norm": layers.LayerNormalization, "batch_norm": layers.BatchNormalization,
+                 "group_norm": layers.GroupNormalization,
+                 "instance_norm": lambda: layers.GroupNormalization(groups=-1)}[op]()
+        out = {"eps": layer.epsilon}
+        if op == "batch_norm":
+            out["momentum"] = layer.momentum
+            out["fused"] = layer.fused  # None: the fused kernel wherever it applies (see the module docstring)
+        if op in ("group_norm", "instance_norm"):
+            out["groups"] = layer.groups  # -1: one group per channel
+        if op == "instance_norm":
+            out["track_running_stats"] = False  # no tf_keras layer keeps them
+        out["affine"] = bool(layer.center and layer.scale)
+        return out

@@ -1,8 +1,9 @@
-"""torch.nn.LayerNorm and BatchNorm1d/2d, eager.
+"""torch.nn.LayerNorm, RMSNorm, BatchNorm1d/2d, GroupNorm and InstanceNorm1d/2d, eager.
 
 torch is channels-first: a channels_last input is viewed with its channel axis moved to 1
 (for 4-D that is exactly torch's channels_last memory format). torch's momentum already
-is normbench's canonical one; torch stores *unbiased* running variance, passed through.
+is normbench's canonical one; torch stores *unbiased* running variance (BatchNorm, and
+InstanceNorm with track_running_stats), passed through.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import numpy as np
 
 from ..dtypes import resolve
 from ..reference import Grads
-from .base import Adapter, Layer, Timed
+from .base import Adapter, Layer, Timed, builder
 
 
 def _tensor(a: np.ndarray, dtype: str):
@@ -31,23 +32,48 @@ def _numpy(t) -> np.ndarray:
     return t.numpy().copy()
 
 
-class TorchLayer(Layer):
-    def __init__(self, spec, shape, dtype):
-        super().__init__(spec, shape, dtype)
-        import torch
+def _layer_norm(spec, shape, dtype):
+    import torch
 
-        tdt = getattr(torch, dtype)
-        if spec.op == "layer_norm":
-            self.module = torch.nn.LayerNorm(
-                spec.param_shape(shape), eps=spec.eps, elementwise_affine=spec.affine, dtype=tdt
-            )
-        else:
-            cls = torch.nn.BatchNorm2d if len(shape) == 4 else torch.nn.BatchNorm1d
-            self.module = cls(
-                spec.param_shape(shape)[0], eps=spec.eps, momentum=spec.momentum,
-                affine=spec.affine, dtype=tdt,
-            )
-        self._channel = spec.feature_axis(len(shape)) if spec.op == "batch_norm" else 1
+    return torch.nn.LayerNorm(spec.param_shape(shape), eps=spec.eps, elementwise_affine=spec.affine,
+                              dtype=getattr(torch, dtype))
+
+
+def _rms_norm(spec, shape, dtype):
+    import torch
+
+    return torch.nn.RMSNorm(spec.param_shape(shape), eps=spec.eps, elementwise_affine=spec.affine,
+                            dtype=getattr(torch, dtype))
+
+
+def _batch_norm(spec, shape, dtype):
+    import torch
+
+    cls = torch.nn.BatchNorm2d if len(shape) == 4 else torch.nn.BatchNorm1d
+    return cls(spec.param_shape(shape)[0], eps=spec.eps, momentum=spec.momentum, affine=spec.affine,
+               dtype=getattr(torch, dtype))
+
+
+def _group_norm(spec, shape, dtype):
+    import torch
+
+    return torch.nn.GroupNorm(spec.groups, spec.param_shape(shape)[0], eps=spec.eps, affine=spec.affine,
+                              dtype=getattr(torch, dtype))
+
+
+def _instance_norm(spec, shape, dtype):
+    import torch
+
+    cls = torch.nn.InstanceNorm2d if len(shape) == 4 else torch.nn.InstanceNorm1d
+    return cls(spec.param_shape(shape)[0], eps=spec.eps, momentum=spec.momentum, affine=spec.affine,
+               track_running_stats=spec.running_stats, dtype=getattr(torch, dtype))
+
+
+class TorchLayer(Layer):
+    def __init__(self, spec, shape, dtype, native):
+        super().__init__(spec, shape, dtype, native)
+        self.module = native(spec, self.shape, dtype)
+        self._channel = spec.feature_axis(len(shape)) if spec.kind.channel_axis else 1
 
     def _to_native(self, x: np.ndarray):
         return _tensor(x, self.dtype)
@@ -60,7 +86,8 @@ class TorchLayer(Layer):
 
         with torch.no_grad():
             self.module.weight.copy_(_tensor(gamma, self.dtype))
-            self.module.bias.copy_(_tensor(beta, self.dtype))
+            if beta is not None:
+                self.module.bias.copy_(_tensor(beta, self.dtype))
 
     def set_running(self, mean, var):
         import torch
@@ -84,9 +111,8 @@ class TorchLayer(Layer):
         self.module.zero_grad(set_to_none=True)
         t = self._to_native(x).requires_grad_(True)
         self._call(t).backward(self._to_native(dy))
-        params = (self.module.weight, self.module.bias) if self.spec.affine else (None, None)
+        params = (getattr(self.module, "weight", None), getattr(self.module, "bias", None))
         return Grads(_numpy(t.grad), *(None if p is None else _numpy(p.grad) for p in params))
-
 
     def timed(self, x, mode, dy=None):
         import torch
@@ -96,7 +122,7 @@ class TorchLayer(Layer):
         if mode == "forward_backward":
             m.train(True)
             t.requires_grad_(True)
-            g, wrt = self._to_native(dy), [t, *(p for p in (m.weight, m.bias) if p is not None)]
+            g, wrt = self._to_native(dy), [t, *(p for p in m.parameters())]
             return Timed(lambda: torch.autograd.grad(self._call(t), wrt, g), sync)
         m.train(mode == "train")
         # forward-only calls run as users run inference: no autograd bookkeeping
@@ -111,15 +137,24 @@ class TorchLayer(Layer):
 
 class TorchAdapter(Adapter):
     name = "torch"
-    layer = TorchLayer
+    builders = {op: builder(TorchLayer, native) for op, native in (
+        ("layer_norm", _layer_norm), ("rms_norm", _rms_norm), ("batch_norm", _batch_norm),
+        ("group_norm", _group_norm), ("instance_norm", _instance_norm))}
     requires = ("torch",)
     extra = "torch"
     features = frozenset({"eval", "running_stats", "grad"})
+    running_var = "unbiased"
 
     def defaults(self, op):
         import torch
 
-        if op == "layer_norm":
-            return {"eps": torch.nn.LayerNorm(4).eps}
-        layer = torch.nn.BatchNorm1d(4)
-        return {"eps": layer.eps, "momentum": layer.momentum}
+        layer = {"layer_norm": lambda: torch.nn.LayerNorm(4), "rms_norm": lambda: torch.nn.RMSNorm(4),
+                 "batch_norm": lambda: torch.nn.BatchNorm1d(4), "group_norm": lambda: torch.nn.GroupNorm(2, 4),
+                 "instance_norm": lambda: torch.nn.InstanceNorm1d(4)}[op]()
+        # RMSNorm's eps=None means torch.finfo(x.dtype).eps, the compute dtype's machine epsilon
+        out = {"eps": layer.eps if layer.eps is not None else "machine eps of the input dtype"}
+        if op in ("batch_norm", "instance_norm"):
+            out["momentum"] = layer.momentum
+            out["track_running_stats"] = layer.track_running_stats
+        out["affine"] = bool(getattr(layer, "affine", getattr(layer, "elementwise_affine", False)))
+        return out

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import bench
+from .. import bench, ops
 from .. import known as known_divergences
+from ..ops.base import DTYPES
 from ..records import OUTCOMES, read
 from .formatting import MISSING, fmt_date, fmt_gbps, fmt_seconds, missing, plural, sig3, span
 
@@ -152,6 +153,9 @@ def headlines(res: Results) -> list[str]:
         bad = int(counts.get("fail", 0) + counts.get("error", 0))
         verdict = ("all agree or diverge only as known" if bad == 0
                    else plural(bad, "unexpected failure"))
+        outside = int(c["facts"].apply(lambda f: bool(f.get("outside_known"))).sum())
+        if outside:
+            verdict += f" ({outside} outside a known divergence's envelope)"
         lines.append(f"{plural(len(c), 'check')} on {plural(c['adapter'].nunique(), 'adapter')}: {parts} — {verdict}.")
     s = speed(res)
     if len(s):
@@ -176,44 +180,151 @@ def _fact(rows: pd.DataFrame, key: str):
     return None
 
 
+# ---------------------------------------------------------------- ops
+
+
+def op_title(name) -> str:
+    """How people write an op ("RMSNorm"); an op this normbench does not know keeps its name."""
+    try:
+        return ops.get(name).title
+    except ValueError:
+        return str(name)
+
+
+def op_rank(name) -> tuple[int, str]:
+    """Sort key: registry order, then ops this normbench does not know, by name."""
+    order = ops.names()
+    return (order.index(name), "") if name in order else (len(order), str(name))
+
+
+def ordered_ops(names) -> list[str]:
+    return sorted(dict.fromkeys(n for n in names if not missing(n)), key=op_rank)
+
+
+def _op(name):
+    try:
+        return ops.get(name)
+    except ValueError:
+        return None
+
+
+# ---------------------------------------------------------------- behaviour
+
+EPS_CASE = "-eps0.1"  # the case whose eps is large enough to tell where it goes
+BEHAVIOUR_FACTS = {  # column: its label as a row of the per-op tables (the reports' notes explain them)
+    "default eps": "default eps",
+    "default momentum": "default momentum",
+    "momentum as weight of new batch": "… as weight of the new batch",
+    "affine by default": "affine by default",
+    "running stats by default": "running stats by default",
+    "float16 in → out": "float16 in → out",
+    "eps": "eps goes",
+    "running variance": "running var (measured)",
+    "declared running variance": "running var (declared)",
+    "one value per statistic": "one value per statistic",
+    "train == eval": "train == eval",
+    "mask support": "honours a mask",
+}
+
+
+def _conventions(rows: pd.DataFrame) -> str | None:
+    """The running-variance convention every record agrees on: "biased or unbiased" where no record
+    could tell them apart, "neither" where a record matched none, "inconsistent" if records disagree."""
+    found = [f["running_var"] for f in rows["facts"] if isinstance(f.get("running_var"), str)]
+    if not found:
+        return None
+    sets = [set(v.split(" or ")) - {"neither"} for v in found]
+    if any(not s for s in sets):
+        return "neither"
+    common = set.intersection(*sets)
+    return " or ".join(sorted(common)) if common else "inconsistent"
+
+
+def _eps_placement(rows: pd.DataFrame) -> str | None:
+    outcomes = set(rows["outcome"])
+    if "fail" in outcomes:
+        return "differs"
+    if "known" in outcomes:
+        return "differs (known divergence)"
+    return "inside the sqrt" if "pass" in outcomes else None
+
+
 def behaviour(res: Results) -> pd.DataFrame:
-    """What each adapter measurably does, read from the records' facts (nothing hand-written)."""
+    """What each adapter measurably does with each op, one row per adapter × op (ops in registry
+    order), read from the records' facts (nothing hand-written). A fact an op cannot have (momentum
+    where it keeps no running statistics) is missing, not "no"; ``running variance mismatch`` says
+    where the measured convention breaks the adapter's declaration (those records fail)."""
     c = res.checks
+    cols = ["adapter", "op", "title", *BEHAVIOUR_FACTS, "running variance mismatch"]
+    if not len(c):
+        return pd.DataFrame(columns=cols)
     out = []
     for adapter in res.adapters:
         a = c[c["adapter"] == adapter]
+        for name in ordered_ops(a["op"]):
+            on = a[a["op"] == name]
+            op = _op(name)
 
-        def rows(check, op=None, dtype=None, _a=a):
-            sel = _a[_a["check"] == check]
-            if op:
-                sel = sel[sel["op"] == op]
-            if dtype:
-                sel = sel[sel["dtype"] == dtype]
-            return sel
+            def rows(check, dtype=None, _on=on):
+                sel = _on[_on["check"] == check]
+                return sel[sel["dtype"] == dtype] if dtype else sel
 
-        ln_defaults = rows("defaults", "layer_norm")
-        bn_defaults = rows("defaults", "batch_norm")
-        steps = rows("running_mean_steps")
-        masked = a[a["params"].apply(lambda p: bool(p.get("masked")))]
-        fp16 = {op: _fact(rows("forward_train", op, "float16"), "output_dtype") for op in ("layer_norm", "batch_norm")}
-        out.append({
-            "adapter": adapter,
-            "LN default eps": _fact(ln_defaults, "default_eps"),
-            "BN default eps": _fact(bn_defaults, "default_eps"),
-            "BN default momentum": _fact(bn_defaults, "default_momentum"),
-            "momentum means weight of": _fact(bn_defaults, "momentum_convention"),
-            "running variance stored": _fact(steps, "running_var"),
-            "BN train, one value per channel": _fact(rows("train_one_value_per_channel"), "behaviour"),
-            "mask support": ("yes" if (masked["outcome"] != "skip").any() else "no") if len(masked) else None,
-            "LN train == eval": _fact(rows("train_equals_eval"), "identical"),
-            "float16 in → LN out": fp16["layer_norm"],
-            "float16 in → BN out": fp16["batch_norm"],
-        })
-    table = pd.DataFrame(out)
-    if len(table):
-        table["momentum means weight of"] = table["momentum means weight of"].map(
-            {"new": "new batch", "old": "old value"}).fillna(table["momentum means weight of"])
-    return table
+            defaults = rows("defaults")
+            stateful = op is None or op.running_stats != "never"
+            momentum = _fact(defaults, "default_momentum") if stateful else None
+            new_weight = _fact(defaults, "default_momentum_new_weight") if stateful else None
+            tracks = _fact(defaults, "default_track_running_stats") if op is None or op.running_stats == "optional" \
+                else None
+            running = pd.concat([rows("running_var"), rows("running_mean_steps")]) if stateful else on.iloc[0:0]
+            measured = _conventions(running)
+            declared = next((f["declared_running_var"] for f in running["facts"]
+                             if f.get("declared_running_var")), None)
+            if declared is None and measured is not None:
+                declared = "not declared"
+            masked = on[on["params"].apply(lambda p: bool(p.get("masked")))]
+            eps_rows = rows("forward_train")
+            eps_rows = eps_rows[eps_rows["case"].str.contains(EPS_CASE, regex=False)]
+            out.append({
+                "adapter": adapter, "op": name, "title": op_title(name),
+                "default eps": _fact(defaults, "default_eps"),
+                "default momentum": momentum,
+                "momentum as weight of new batch": new_weight,
+                "affine by default": _fact(defaults, "default_affine"),
+                "running stats by default": tracks,
+                "float16 in → out": _fact(rows("forward_train", "float16"), "output_dtype"),
+                "eps": _eps_placement(eps_rows),
+                "running variance": measured,
+                "declared running variance": declared,
+                "one value per statistic": _fact(rows("train_one_value_per_channel"), "behaviour"),
+                "train == eval": _fact(rows("train_equals_eval"), "identical"),
+                "mask support": ("yes" if (masked["outcome"] != "skip").any() else "no") if len(masked) else None,
+                "running variance mismatch": bool(
+                    measured and declared not in (None, "not declared")
+                    and declared not in measured.split(" or ")),
+            })
+    return pd.DataFrame(out, columns=cols)
+
+
+def behaviour_matrices(res: Results) -> list[tuple[str, pd.DataFrame]]:
+    """Per op (registry order): (its title, a table of facts (rows, labelled as BEHAVIOUR_FACTS
+    says) × adapters (columns)). A fact no adapter measured for the op is no row; an op with no
+    measured fact is left out."""
+    table = behaviour(res)
+    out = []
+    for name in ordered_ops(table["op"]):
+        part = table[table["op"] == name].set_index("adapter")
+        facts = part[list(BEHAVIOUR_FACTS)]
+        facts = facts.loc[:, facts.notna().any()].T
+        if len(facts):
+            out.append((op_title(name), facts.rename(index=BEHAVIOUR_FACTS)))
+    return out
+
+
+def running_var_mismatches(res: Results) -> pd.DataFrame:
+    """Adapter × op where the measured running variance breaks the declared convention."""
+    table = behaviour(res)
+    return table[table["running variance mismatch"]][["adapter", "title", "running variance",
+                                                      "declared running variance"]].reset_index(drop=True)
 
 
 AGREEMENT_COLUMNS = ["adapter", "suite", "case", "check", "dtype", "input", "outcome", "err_eps", "max_abs_err",
@@ -292,18 +403,81 @@ def agreement_matrix(res: Results) -> pd.DataFrame:
     return matrix.loc[list(dict.fromkeys(cells["case"]))]
 
 
+KNOWN_COLUMNS = ["divergence", "reason", "link", "adapter", "records", "outside", "ratio", "envelope", "used",
+                 "how", "example"]
+
+
+def _envelope_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """Records a known divergence matched, with error / tolerance, their envelope (in multiples of
+    their tolerance) and the share of it used."""
+    raised = rows["max_abs_err"].isna()  # an exception: no error was measured (inf or nan would be)
+    rows = _with_ratio(rows)
+    envelope = pd.to_numeric(rows["facts"].apply(lambda f: f.get("envelope")), errors="coerce")
+    nonfinite = ~raised & ~np.isfinite(rows["max_abs_err"])
+    ratio = rows["ratio"].where(~nonfinite, np.inf).where(~raised)
+    return rows.assign(ratio=ratio, envelope=envelope, used=ratio / envelope.where(envelope > 0), raised=raised,
+                       nonfinite=nonfinite)
+
+
+def _how(g: pd.DataFrame) -> str:
+    """What the records that are not a number against an envelope did: raised, or overflowed."""
+    raised = int(g["raised"].sum())
+    nonfinite = int(g["nonfinite"].sum())
+    parts = [f"{raised} raised" if raised else "", f"{nonfinite} non-finite" if nonfinite else ""]
+    return ", ".join(p for p in parts if p)
+
+
 def known(res: Results) -> pd.DataFrame:
-    """Known divergences seen in these results, with reason, link and where they showed."""
+    """Known divergences seen in these results, one row per entry and adapter (entries in known.py's
+    order): how many records it explained, how many fell outside its envelope (those fail), and the
+    record that came closest to the envelope: its error / tolerance, the envelope (the largest ratio
+    the cause explains) and the share of it used. ``how`` counts records that raised or overflowed,
+    which an envelope does not measure."""
     c = res.checks
-    rows = c[c["outcome"] == "known"] if len(c) else c
+    if not len(c):
+        return pd.DataFrame(columns=KNOWN_COLUMNS)
+    key = c["facts"].apply(lambda f: f.get("known") or None)
+    inside = c[(c["outcome"] == "known") & key.notna()].assign(entry=key)
+    outside_key = c["facts"].apply(lambda f: f.get("outside_known"))
+    outside = c[outside_key.notna()].assign(entry=outside_key)
     out = []
     for entry in known_divergences.KNOWN:
-        hits = rows[rows["facts"].apply(lambda f, k=entry.key: f.get("known") == k)] if len(rows) else rows
-        if len(hits):
-            out.append({"divergence": entry.key, "reason": entry.reason, "link": entry.link,
-                        "adapters": ", ".join(sorted(hits["adapter"].unique())), "records": len(hits),
-                        "example": hits.iloc[0]["case"] + " " + hits.iloc[0]["check"]})
-    return pd.DataFrame(out, columns=["divergence", "reason", "link", "adapters", "records", "example"])
+        hits = _envelope_rows(inside[inside["entry"] == entry.key]) if len(inside) else inside
+        out_hits = outside[outside["entry"] == entry.key] if len(outside) else outside
+        for adapter in sorted(set(hits["adapter"]) | set(out_hits["adapter"])):
+            g = hits[hits["adapter"] == adapter] if len(hits) else hits
+            row = {"divergence": entry.key, "reason": entry.reason, "link": entry.link, "adapter": adapter,
+                   "records": len(g), "outside": int((out_hits["adapter"] == adapter).sum()), "ratio": None,
+                   "envelope": None, "used": None, "how": _how(g) if len(g) else "", "example": None}
+            if len(g):
+                scored = g.dropna(subset=["used"])
+                worst = (scored.loc[scored["used"].idxmax()] if len(scored)
+                         else g.sort_values("ratio", ascending=False, na_position="last").iloc[0])
+                row.update(ratio=worst["ratio"], envelope=worst["envelope"], used=worst["used"],
+                           example=f"{worst['case']} {worst['check']}")
+            out.append(row)
+    return pd.DataFrame(out, columns=KNOWN_COLUMNS)
+
+
+OUTSIDE_COLUMNS = ["adapter", "divergence", "case", "check", "ratio", "envelope", "within_envelope", "link",
+                   "message", "rerun", "machine", "run"]
+
+
+def outside_known(res: Results) -> pd.DataFrame:
+    """Records a known divergence matched but whose error exceeded its envelope (or that raised what
+    the cause does not, or overflowed where it does not): failures the known cause does not explain."""
+    c = res.checks
+    rows = c[c["facts"].apply(lambda f: bool(f.get("outside_known")))] if len(c) else c
+    if not len(rows):
+        return pd.DataFrame(columns=OUTSIDE_COLUMNS)
+    rows = _envelope_rows(rows)
+    facts = rows["facts"]
+    rows = rows.assign(divergence=facts.apply(lambda f: f["outside_known"]),
+                       within_envelope=facts.apply(lambda f: f.get("within_envelope")).where(
+                           ~(np.isfinite(rows["ratio"]) & rows["envelope"].notna())),  # the numbers say it
+                       link=facts.apply(lambda f: f.get("link")), run=run_labels(res, rows))
+    rows = rows.sort_values("used", ascending=False, na_position="last", kind="stable")
+    return rows[OUTSIDE_COLUMNS].reset_index(drop=True)
 
 
 def failures(res: Results) -> pd.DataFrame:
@@ -377,7 +551,16 @@ def speed(res: Results) -> pd.DataFrame:
     key = ["machine", "group", "op", "mode", "shape", "dtype"]
     fastest = rows.groupby(key, dropna=False)["median_s"].transform("min")
     rows = rows.assign(vs_fastest=rows["median_s"] / fastest, run=rows["run_label"])
-    return rows[cols].sort_values(["op", "mode", "elements", "dtype", "median_s"]).reset_index(drop=True)
+    rows = rows.assign(_op=rows["op"].map(lambda n: op_rank(n)[0]),
+                       _mode=[_rank(getattr(_op(o), "bench_modes", ()), m) for o, m in zip(rows["op"], rows["mode"],
+                                                                                         strict=True)],
+                       _dtype=rows["dtype"].map(lambda d: _rank(DTYPES, d)))
+    return (rows.sort_values(["_op", "op", "_mode", "mode", "elements", "_dtype", "median_s"])[cols]
+            .reset_index(drop=True))
+
+
+def _rank(order, value) -> int:
+    return order.index(value) if value in order else len(order)
 
 
 def _other_load(res: Results, rows: pd.DataFrame) -> pd.Series:

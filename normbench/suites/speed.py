@@ -19,7 +19,8 @@ from normbench.records import Record
 def pytest_generate_tests(metafunc):
     if "bench_case" in metafunc.fixturenames:
         config = metafunc.config
-        dtypes = tuple(d.strip() for d in config.getoption("--bench-dtypes").split(","))
+        option = config.getoption("--bench-dtypes")
+        dtypes = tuple(d.strip() for d in option.split(",")) if option else None
         found = bench.cases(dtypes, quick=config.getoption("--bench-quick"))
         # Repeats go outermost: each pass times every case once, so the passes are spread over
         # the whole run and a transient slowdown of the machine spoils one block, not a case.

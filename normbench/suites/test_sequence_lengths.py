@@ -1,38 +1,40 @@
-"""Padded variable-length sequences (batch, time, channels): LayerNorm must ignore padding,
-BatchNorm without a mask cannot (how much it shifts is recorded), and with a mask must."""
+"""Padded variable-length sequences (batch, time, channels): per-token norms (LayerNorm,
+RMSNorm) must ignore padding; BatchNorm without a mask cannot (how much it shifts is
+recorded), and with a mask must."""
 
 from __future__ import annotations
 
 import pytest
 
 from normbench import behaviour, checks, metamorphic
-from normbench.cases import BN_LAST, LN, sequence_cases
-from normbench.checks import Case
+from normbench.cases import padding_cases, sequence_cases, varying_length_cases
 
 SUITE = "sequence_lengths"
 PADS = ["zeros", "junk"]
 
 
-@pytest.mark.parametrize("pad", PADS)
-def test_layer_norm_valid_tokens_equal_each_sequence_alone(norm_adapter, pad, norm_record):
-    case = sequence_cases(pad)[0]
+def _each_pad(gather, *args):
+    return [case for pad in PADS for case in gather(pad, *args)]
+
+
+@pytest.mark.parametrize("case", _each_pad(sequence_cases), ids=str)
+def test_valid_tokens_equal_each_sequence_alone(norm_adapter, case, norm_record):
     norm_record(metamorphic.sequence_alone(norm_adapter, case, suite=SUITE)
                 + checks.forward(norm_adapter, case, training=True, suite=SUITE))
 
 
-@pytest.mark.parametrize("pad", PADS)
-def test_batch_norm_padding_shifts_unmasked_statistics(norm_adapter, pad, norm_record):
-    norm_record(behaviour.padding_shift(norm_adapter, Case(BN_LAST, (4, 9, 8), pad=pad), suite=SUITE))
+@pytest.mark.parametrize("case", _each_pad(padding_cases, False), ids=str)
+def test_padding_shifts_unmasked_statistics(norm_adapter, case, norm_record):
+    norm_record(behaviour.padding_shift(norm_adapter, case, suite=SUITE))
 
 
-@pytest.mark.parametrize("pad", PADS)
-def test_batch_norm_with_mask(norm_adapter, pad, norm_record):
-    case = sequence_cases(pad, masked=True)[0]
+@pytest.mark.parametrize("case", _each_pad(padding_cases, True), ids=str)
+def test_with_mask(norm_adapter, case, norm_record):
     norm_record(checks.forward(norm_adapter, case, training=True, suite=SUITE)
                 + checks.running_stats(norm_adapter, case, suite=SUITE)
                 + checks.gradients(norm_adapter, case, suite=SUITE))
 
 
-@pytest.mark.parametrize("spec", [LN, BN_LAST], ids=lambda s: s.op)
-def test_lengths_varying_call_to_call(norm_adapter, spec, norm_record):
-    norm_record(behaviour.varying_lengths(norm_adapter, Case(spec, (4, 9, 8)), suite=SUITE))
+@pytest.mark.parametrize("case", varying_length_cases(), ids=str)
+def test_lengths_varying_call_to_call(norm_adapter, case, norm_record):
+    norm_record(behaviour.varying_lengths(norm_adapter, case, suite=SUITE))

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from normbench import behaviour
-from normbench.cases import train_eval_cases
-from normbench.checks import Case
-from normbench.spec import OPS, NormSpec
+from normbench import behaviour, ops
+from normbench.cases import stateless_cases, train_eval_cases
 
 
-@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("op", ops.names())
 def test_defaults(norm_adapter, op, norm_record):
-    norm_record(behaviour.defaults(norm_adapter, Case(NormSpec(op), (2, 4))))
+    norm_record(behaviour.defaults(norm_adapter, op))
 
 
 @pytest.mark.parametrize("case", train_eval_cases(), ids=str)
@@ -21,7 +19,6 @@ def test_running_statistics_over_steps(norm_adapter, case, norm_record):
     norm_record(behaviour.train_steps(norm_adapter, case))
 
 
-@pytest.mark.parametrize("case", [Case(NormSpec("layer_norm"), (8, 16)),
-                                  Case(NormSpec("layer_norm", normalized_ndim=2), (4, 6, 10))], ids=str)
-def test_layer_norm_train_equals_eval(norm_adapter, case, norm_record):
-    norm_record(behaviour.layer_norm_modes_identical(norm_adapter, case))
+@pytest.mark.parametrize("case", stateless_cases(), ids=str)
+def test_train_equals_eval(norm_adapter, case, norm_record):
+    norm_record(behaviour.modes_identical(norm_adapter, case))

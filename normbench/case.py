@@ -1,0 +1,155 @@
+"""What one check or one benchmark runs on: a layer configuration, a shape, a dtype, an input.
+
+A case's id names everything that differs from the defaults and seeds every array it uses,
+so a record's id regenerates exactly the arrays its check saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from . import inputs
+from .spec import NormSpec
+
+PADDING = {"zeros": 0.0, "junk": 1e4}
+
+
+def _spec_parts(spec: NormSpec, shape: tuple[int, ...]) -> list[str]:
+    """The spec's non-default fields, in the order ids have always named them."""
+    parts = []
+    kind = spec.kind
+    if kind.channel_axis and len(shape) > 2:
+        parts.append(spec.layout)
+    if spec.normalized_ndim != 1:
+        parts.append(f"last{spec.normalized_ndim}")
+    if spec.groups is not None:
+        parts.append(f"groups{spec.groups}")
+    if spec.eps != NormSpec.eps:
+        parts.append(f"eps{spec.eps:g}")
+    if spec.momentum != NormSpec.momentum:
+        parts.append(f"momentum{spec.momentum:g}")
+    if not spec.affine:
+        parts.append("noaffine")
+    if spec.running_stats:
+        parts.append("running")
+    return parts
+
+
+@dataclass(frozen=True)
+class Case:
+    """One input to one layer configuration; its id seeds every array it uses."""
+
+    spec: NormSpec
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    input: str = "normal"
+    masked: bool = False  # statistics over a per-position mask (padded sequences), where the op takes one
+    pad: str | None = None  # fill masked-out positions: "zeros" or "junk" (1e4); mask not passed unless masked
+
+    def __post_init__(self) -> None:
+        self.spec.check_shape(self.shape)
+        if self.masked and not self.spec.kind.maskable:
+            masked = [o.name for o in _ops().all() if o.maskable]
+            raise ValueError(f"{self.spec.op} takes no mask (a mask applies to {', '.join(masked)})")
+        if self.pad not in (None, *PADDING):
+            raise ValueError(f"unknown padding {self.pad!r}; expected one of {', '.join(PADDING)}")
+
+    @classmethod
+    def from_record(cls, row: dict) -> Case:
+        """The case a result record came from: same spec, shape, dtype and input, so
+        ``case.data()`` regenerates exactly the arrays that check used."""
+        params = dict(row["params"])
+        params.pop("op", None)
+        masked, pad = params.pop("masked", False), params.pop("pad", None)
+        known = {f.name for f in fields(NormSpec)}
+        spec = NormSpec(op=row["op"], **{k: v for k, v in params.items() if k in known})
+        case = cls(spec, tuple(row["shape"]), row["dtype"], row["input"], masked, pad)
+        if case.id != row["case"]:
+            raise ValueError(f"record of case {row['case']!r} rebuilds as {case.id!r}")
+        return case
+
+    @property
+    def layout(self) -> str | None:
+        return self.spec.layout if self.spec.kind.channel_axis and len(self.shape) > 2 else None
+
+    @property
+    def id(self) -> str:
+        parts = [self.spec.op, "x".join(map(str, self.shape)), self.dtype, self.input]
+        parts += _spec_parts(self.spec, self.shape)
+        if self.masked:
+            parts.append("masked")
+        if self.pad:
+            parts.append(f"pad_{self.pad}")
+        return "-".join(parts)
+
+    def __str__(self) -> str:
+        return self.id
+
+    @property
+    def seed(self) -> int:
+        return inputs.seed_for(self.id)
+
+    def params(self) -> dict:
+        """What records carry as ``params``: the spec's fields, plus the mask and padding."""
+        return {**self.spec.to_dict(), "masked": self.masked, "pad": self.pad}
+
+    def data(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The input and the parameters (γ, β, running statistics, dy) for this case."""
+        spec = self.spec
+        pshape = spec.param_shape(self.shape)
+        p = inputs.params(pshape, self.dtype, self.seed)
+        p["dy"] = inputs.upstream(self.shape, self.dtype, self.seed)
+        if not spec.affine:
+            p["gamma"] = p["beta"] = None
+        if not spec.kind.has_bias:
+            p["beta"] = None
+        x = inputs.make(self.input, self.shape, self.dtype, self.seed, spec.stats_view(self.shape))
+        valid = self.valid()
+        if self.pad:
+            x = np.where(self.spread(valid), x, np.asarray(PADDING[self.pad], x.dtype))
+        p["mask"] = valid if self.masked else None
+        p["valid"] = valid
+        return x, p
+
+    def valid(self) -> np.ndarray | None:
+        """Which positions hold real data (a prefix of axis 1 per sample), if any are padding."""
+        if not (self.masked or self.pad):
+            return None
+        return inputs.mask(self.spec.position_shape(self.shape), self.seed)
+
+    def spread(self, valid: np.ndarray) -> np.ndarray:
+        """A position mask broadcast over the feature axes, to select elements of x."""
+        return np.expand_dims(valid, self.spec.param_axes(len(self.shape)))
+
+
+def _ops():
+    from . import ops
+
+    return ops
+
+
+@dataclass(frozen=True)
+class BenchCase:
+    """One op, mode and logical shape (channel ops' shapes are given as N, C, H, W), with the
+    op's options (GroupNorm's groups) as (field, value) pairs."""
+
+    op: str
+    mode: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    group: str = "default"  # "default" shapes, or the "sweep" that grows ~4x per step
+    options: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def id(self) -> str:
+        extra = "".join(f"-{k}{v}" for k, v in self.options)
+        return f"{self.op}-{self.mode}-{'x'.join(map(str, self.shape))}-{self.dtype}{extra}-{self.group}"
+
+    def __str__(self) -> str:
+        return self.id
+
+    def spec(self, layout: str = "channels_first") -> NormSpec:
+        kind = _ops().get(self.op)
+        return NormSpec(self.op, layout=layout if kind.channel_axis else "channels_first", **dict(self.options))

@@ -1,0 +1,38 @@
+"""The HTML report: one self-contained page (inline CSS, inline SVG charts, no fetches).
+
+Every number comes from :mod:`normbench.reports.model`. The page reads fully without
+JavaScript; a small inline script only makes tables sortable by clicking their headers.
+
+One module per part of the page: ``page`` (the document, header and contents), ``style`` (CSS
+and the sort script), ``elements`` (tables, cells, links: what every section builds with),
+``charts`` (SVG via matplotlib), and a module per section: ``summary`` (headline, environment,
+verdicts), ``behaviour``, ``agreement`` (the heatmap), ``divergences`` (known divergences and their
+envelopes, failures) and ``speed``.
+"""
+
+from ..formatting import (  # noqa: F401 - re-exported: html.sig3, html.fmt_time, … are the public names
+    MISSING,
+    fixed3,
+    fmt_bool,
+    fmt_count,
+    fmt_date,
+    fmt_gbps,
+    fmt_percent,
+    fmt_ratio,
+    fmt_seconds,
+    fmt_time,
+    fmt_value,
+    missing,
+    number,
+    plural,
+    sig3,
+    span,
+)
+from .agreement import AGREEMENT_ROWS, HEATMAP_CASES, heatmap_legend, heatmap_table
+from .charts import fmt_elements, sweep_svg
+from .elements import SECTIONS, Col, esc, outcome_class, table
+from .page import RENDERERS, render, sections
+from .style import CSS, SCRIPT
+
+__all__ = ["AGREEMENT_ROWS", "CSS", "HEATMAP_CASES", "RENDERERS", "SCRIPT", "SECTIONS", "Col", "esc", "fmt_elements",
+           "heatmap_legend", "heatmap_table", "outcome_class", "render", "sections", "sweep_svg", "table"]

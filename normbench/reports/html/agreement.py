@@ -1,0 +1,105 @@
+"""The agreement section: a heatmap table of error / tolerance per case and adapter, and the passing
+checks closest to their tolerance."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .. import model
+from ..formatting import number, plural, sig3
+from ..model import Results
+from .elements import Col, empty, esc, outcome_class, section, table, with_machine
+
+HEATMAP_CASES = 60
+AGREEMENT_ROWS = 50
+
+PASS_BINS = (0.001, 0.01, 0.1, 0.3, 0.6)  # error / tolerance bin edges of a passing cell: green → amber
+MARKS = {"known": "K", "fail": "✗", "error": "✗"}
+
+
+def _pass_bin(ratio: float | None) -> int:
+    """Which shade a passing cell gets: 0 (far inside its tolerance) to 5 (within 0.6–1 of it)."""
+    return 0 if ratio is None else sum(ratio >= edge for edge in PASS_BINS)
+
+
+def _cell_text(outcome: str, ratio: float | None) -> str:
+    mark = MARKS.get(outcome, "")
+    value = "error" if outcome == "error" and ratio is None else sig3(ratio)
+    return f"{mark} {value}".strip() if outcome != "pass" else value
+
+
+def _cell_title(c: pd.Series) -> str:
+    """The hover text of a heatmap cell: the check that speaks for it, in numbers (the case is the
+    row's header, which stays in view)."""
+    checks = int(c["checks"])
+    return "\n".join([
+        f"{c['adapter']}: {c['check']} {c['outcome']}" + (f" (worst of {checks} checks)" if checks > 1 else ""),
+        f"error {sig3(c['err_eps'])} eps, max abs error {sig3(c['max_abs_err'])}",
+        f"tolerance {sig3(c['tolerance'])}, error / tolerance {sig3(c['ratio'])}"])
+
+
+def _heat_cell(c: pd.Series | None) -> str:
+    if c is None:
+        return '<td class="h-none" title="not compared"></td>'
+    ratio = number(c["ratio"])
+    outcome = c["outcome"] if c["outcome"] in MARKS else "pass"
+    cls = f"h-pass h{_pass_bin(ratio)}" if outcome == "pass" else f"h-{outcome}"
+    return f'<td class="{cls}" title="{esc(_cell_title(c))}">{esc(_cell_text(outcome, ratio))}</td>'
+
+
+def heatmap_table(cells: pd.DataFrame, limit: int = HEATMAP_CASES) -> str:
+    """Cases (rows, most interesting first, the first ``limit``) × adapters, each cell the worst
+    error / tolerance with its outcome: text to search and select, a tooltip per cell."""
+    adapters = sorted(cells["adapter"].unique())
+    cases = list(dict.fromkeys(cells["case"]))[:limit]
+    by_cell = {(c["case"], c["adapter"]): c for _, c in cells[cells["case"].isin(cases)].iterrows()}
+    head = "".join(f'<th scope="col">{esc(a)}</th>' for a in adapters)
+    rows = [f'<tr><th scope="row">{esc(case)}</th>'
+            + "".join(_heat_cell(by_cell.get((case, a))) for a in adapters) + "</tr>" for case in cases]
+    return (f'<div class="scroll fit"><table class="heatmap">\n<thead><tr><th scope="col">case</th>{head}</tr>'
+            "</thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody></table></div>")
+
+
+def heatmap_legend() -> str:
+    edges = ["0", *(sig3(e) for e in PASS_BINS), "1"]
+    shades = "".join(f'<span class="h-pass h{i}">{edges[i]}–{edges[i + 1]}</span>' for i in range(len(edges) - 1))
+    return ('<p class="legend">Each cell is the worst error / tolerance of that case on that adapter. '
+            f"Pass: {shades} · "
+            '<span class="h-known">K</span> known divergence · <span class="h-fail">✗</span> fail · '
+            '<span class="h-error">✗</span> error · <span class="h-none">&nbsp;&nbsp;</span> not compared. '
+            "Hover a cell for its check, error in eps, max abs error and tolerance.</p>")
+
+
+
+AGREEMENT_COLS = [
+    Col("adapter", cls="nowrap"), Col("suite"), Col("case", cls="case"), Col("check", cls="nowrap"),
+    Col("dtype"), Col("outcome", cls=outcome_class),
+    Col("err_eps", "error (eps)", fmt=sig3, numeric=True),
+    Col("max_abs_err", "max abs error", fmt=sig3, numeric=True),
+    Col("tolerance", fmt=sig3, numeric=True), Col("ratio", "error / tolerance", fmt=sig3, numeric=True),
+]
+
+
+def agreement_section(res: Results) -> str:
+    cells = model.agreement_cells(res)
+    if not len(cells):
+        return section("agreement", empty("No compared checks in these files."))
+    cases = cells["case"].nunique()
+    shown = min(HEATMAP_CASES, cases)
+    parts = [f'<p class="note">{plural(cases, "case")} compared against the reference'
+             + (f"; the {shown} most telling are shown: failures first, then the highest error / tolerance."
+                if shown < cases else ", failures first, then the highest error / tolerance.") + "</p>",
+             heatmap_legend(), heatmap_table(cells)]
+    closest = model.closest(res)
+    parts.append("<h3>Closest to tolerance</h3>")
+    if len(closest):
+        top = closest.head(AGREEMENT_ROWS)
+        parts.append(f'<p class="note">The {plural(len(top), "passing check")} with the highest error / tolerance '
+                     f"(of {len(closest):,}): how much headroom agreement has. Known divergences and failures are "
+                     'listed under <a href="#divergences">Divergences and failures</a>.</p>')
+        cols = [c for c in AGREEMENT_COLS if c.key != "outcome"]  # every one passed
+        parts.append(table(top, with_machine(cols, top)))
+    else:
+        parts.append(empty("No passing compared checks."))
+    return section("agreement", "\n".join(parts))
+

@@ -1,0 +1,78 @@
+"""The divergences section: records outside a known divergence's envelope (failures, first), the known
+divergences with each one's error against its envelope, and every other failure with its rerun command."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .. import model
+from ..formatting import fmt_count, fmt_percent, plural, sig3
+from ..model import Results
+from .elements import Col, code, empty, esc, link, outcome_class, section, table, with_machine
+
+KNOWN_COLS = [
+    Col("entry", "divergence", html=True, cls="nowrap"), Col("adapter", cls="nowrap"),
+    Col("records", fmt=fmt_count, numeric=True),
+    Col("outside", "outside envelope", fmt=fmt_count, numeric=True,
+        cls=lambda v: "o-fail" if (v or 0) > 0 else "zero"),
+    Col("ratio", "error / tolerance", fmt=sig3, numeric=True),
+    Col("envelope", "envelope", fmt=sig3, numeric=True),
+    Col("used", "of envelope", fmt=fmt_percent, numeric=True),
+    Col("how", "not a ratio", cls="nowrap"), Col("example", cls="case"),
+]
+OUTSIDE_COLS = [
+    Col("adapter", cls="nowrap"), Col("entry", "divergence", html=True, cls="nowrap"), Col("case", cls="case"),
+    Col("check", cls="nowrap"), Col("ratio", "error / tolerance", fmt=sig3, numeric=True),
+    Col("envelope", fmt=sig3, numeric=True), Col("within_envelope", "not a ratio", cls="small"),
+    Col("rerun", "rerun with", fmt=code, html=True),
+]
+FAILURE_COLS = [
+    Col("adapter", cls="nowrap"), Col("suite"), Col("case", cls="case"), Col("check", cls="nowrap"),
+    Col("outcome", cls=outcome_class), Col("message", cls="small"), Col("rerun", "rerun with", fmt=code, html=True),
+]
+
+
+def _entry(key, url) -> str:
+    return f'<a href="{esc(url)}" title="{esc(url)}" rel="noopener noreferrer">{esc(key)}</a>' if url else esc(key)
+
+
+def outside_block(outside: pd.DataFrame) -> str:
+    """Failures hiding behind a known divergence: shown first, boxed, whatever else the section holds."""
+    rows = outside.assign(entry=[_entry(k, u) for k, u in zip(outside["divergence"], outside["link"], strict=True)])
+    title = f"{plural(len(outside), 'record')} fell outside a known divergence's envelope"
+    return (f'<div class="alert" role="alert"><b>{esc(title)}</b>'
+            '<p class="note">A known cause matched these records, but their error is larger than the cause '
+            "explains (or they raised or overflowed where it does not): they are failures, not known.</p>"
+            + table(rows, with_machine(OUTSIDE_COLS, rows)) + "</div>")
+
+
+def known_block(known: pd.DataFrame) -> str:
+    rows = known.assign(entry=[_entry(k, u) for k, u in zip(known["divergence"], known["link"], strict=True)])
+    reasons = known.drop_duplicates("divergence")
+    listed = "".join(f"<dt>{esc(r['divergence'])}</dt><dd>{esc(r['reason'])} {link(r['link'])}</dd>"
+                     for _, r in reasons.iterrows())
+    return ('<p class="note">Upstream behaviour the suites expect, per entry and adapter. Each entry explains '
+            "errors up to its <em>envelope</em> (in multiples of a record's tolerance); records within it count "
+            "as <em>known</em>, records beyond it fail. The numbers are those of the record closest to its "
+            "envelope; records that raised or came out non-finite are counted apart.</p>"
+            + table(rows, KNOWN_COLS)
+            + f'<details class="reasons"><summary>Why each diverges ({plural(len(reasons), "entry", "entries")})'
+            f'</summary><dl>{listed}</dl></details>')
+
+
+def divergences_section(res: Results) -> str:
+    parts = []
+    outside = model.outside_known(res)
+    if len(outside):
+        parts.append(outside_block(outside))
+    if len(model.verification(res)):
+        parts.append("<h3>Known divergences</h3>")
+        known = model.known(res)
+        parts.append(known_block(known) if len(known) else empty("No known divergences showed in these results."))
+    parts.append("<h3>Unexpected failures and errors</h3>")
+    failed = model.failures(res)
+    if len(failed):
+        parts.append(table(failed, with_machine(FAILURE_COLS, failed)))
+    else:
+        parts.append(empty("None: every check passed, was skipped, or diverged as known."))
+    return section("divergences", "\n".join(parts))
