@@ -57,7 +57,8 @@ def test_every_entry_point_waits_for_the_machine_and_records_the_wait(tmp_path, 
     assert "normbench: waiting for the machine" in stderr
     env, checks = records.read(out / "results.jsonl")
     mode = "exclusive" if entry == "bench" else "shared"
-    assert env["machine_lock"]["mode"] == mode and env["machine_lock"]["waited_s"] >= 2.5  # held 4 s; start-up under load eats some
+    # held 4 s after the process started; its start-up under load takes some of that
+    assert env["machine_lock"]["mode"] == mode and env["machine_lock"]["waited_s"] >= 2.5
     assert checks
 
 
