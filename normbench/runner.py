@@ -119,6 +119,7 @@ class Options:
     dtypes: str | None = None  # benchmark dtypes; None: each op's own
     repeats: int = 3  # benchmark passes
     jobs: int = 1  # verification processes at once
+    untimed: tuple[str, ...] = ()  # groups verified but not benchmarked
 
 
 def jobs(groups: list[Group], out: Path, opts: Options) -> list[Job]:
@@ -135,7 +136,7 @@ def jobs(groups: list[Group], out: Path, opts: Options) -> list[Job]:
         extra = (["-k", QUICK_FILTER] if opts.quick else []) + (["-n", opts.workers] if opts.workers else [])
         out_jobs.append(Job("verify", g, folder, cmd + (["--", *extra] if extra else [])))
     for repeat in range(1 if opts.quick else opts.repeats) if "speed" in opts.suites else []:
-        for g in groups:
+        for g in (g for g in groups if g.name not in opts.untimed):
             folder = out / "bench" / g.name / f"r{repeat}"
             cmd = [*base, "bench", "--adapters", g.refs, "-o", str(folder), "--no-report",
                    *(["--dtypes", opts.dtypes] if opts.dtypes else []), "--repeats", "1", "--first-repeat", str(repeat)]

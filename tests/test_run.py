@@ -213,6 +213,17 @@ def test_benchmark_passes_run_in_fresh_processes_after_all_verification():
     assert [j.label for j in quick if j.phase == "bench"] == ["bench numpy r0", "bench jax r0"]
 
 
+def test_the_default_run_verifies_the_reference_but_times_only_the_frameworks(tmp_path):
+    """`normbench run` without --adapters passes untimed=("numpy",): the reference is verified,
+    not benchmarked (it is timed when named, as `--adapters numpy` runs above show)."""
+    from normbench import runner
+    from normbench.adapters import registry
+
+    groups = runner.plan(registry.select("numpy,torch"))
+    jobs = runner.jobs(groups, tmp_path, runner.Options(quick=True, untimed=("numpy",)))
+    assert [j.label for j in jobs] == ["verify numpy", "verify torch", "bench torch r0"]
+
+
 def test_a_runs_passes_pool_into_one_timing_per_case(quick_bench, tmp_path):
     """Results files of one run folder (one per process and pass) pool by case."""
     from normbench.reports import load, model
