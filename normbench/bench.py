@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import inputs, ops, threads
+from . import inputs, ops, records, threads
 from .adapters.base import Adapter
 from .case import BenchCase
 from .checks import raised
@@ -94,13 +94,8 @@ def _plan(call) -> tuple[float, int, int]:
 
 
 def record(adapter: Adapter, case: BenchCase, spec: NormSpec, shape, **fields) -> Record:
-    fields.setdefault("check", case.mode)
-    return Record(
-        suite=SUITE, op=case.op, adapter=adapter.name, framework_version=adapter.version(),
-        dtype=case.dtype, shape=list(shape), layout=spec.layout if spec.kind.channel_axis and len(shape) > 2 else None,
-        input="normal", params={**spec.to_dict(), "group": case.group, "logical_shape": list(case.shape)},
-        seed=inputs.seed_for(case.id), case=case.id, **fields,
-    )
+    check = fields.pop("check", case.mode)
+    return records.build(adapter, SUITE, check, case.describe(spec, shape), **fields)
 
 
 def run(adapter: Adapter, case: BenchCase, benchmark, bandwidth_gbps: float,

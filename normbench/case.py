@@ -95,6 +95,11 @@ class Case:
         """What records carry as ``params``: the spec's fields, plus the mask and padding."""
         return {**self.spec.to_dict(), "masked": self.masked, "pad": self.pad}
 
+    def describe(self) -> dict:
+        """What a record of this case says about it (``records.build``)."""
+        return {"op": self.spec.op, "dtype": self.dtype, "shape": list(self.shape), "layout": self.layout,
+                "input": self.input, "seed": self.seed, "params": self.params(), "case": self.id}
+
     def data(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The input and the parameters (γ, β, running statistics, dy) for this case."""
         spec = self.spec
@@ -153,3 +158,10 @@ class BenchCase:
     def spec(self, layout: str = "channels_first") -> NormSpec:
         kind = _ops().get(self.op)
         return NormSpec(self.op, layout=layout if kind.channel_axis else "channels_first", **dict(self.options))
+
+    def describe(self, spec: NormSpec, shape: tuple[int, ...]) -> dict:
+        """What a record of this case says about it, as run in ``spec``'s layout and ``shape``."""
+        return {"op": self.op, "dtype": self.dtype, "shape": list(shape),
+                "layout": spec.layout if spec.kind.channel_axis and len(shape) > 2 else None, "input": "normal",
+                "seed": inputs.seed_for(self.id), "case": self.id,
+                "params": {**spec.to_dict(), "group": self.group, "logical_shape": list(self.shape)}}

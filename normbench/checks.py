@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from . import reference, tolerance, tracebacks
+from . import records, reference, tolerance, tracebacks
 from .adapters.base import Adapter, ImportFailed, Layer, Unsupported
 from .case import PADDING, Case
 from .records import Record
@@ -25,13 +25,7 @@ Body = Callable[[Layer, np.ndarray, dict], Iterable[dict]]
 
 def make_record(adapter: Adapter, case: Case, suite: str, check: str, **fields) -> Record:
     """A record of ``check`` on ``case``; ``fields`` carry the outcome, errors and facts."""
-    return Record(
-        suite=suite, check=check, op=case.spec.op, adapter=adapter.name,
-        framework_version=adapter.version(), dtype=case.dtype, shape=list(case.shape),
-        layout=case.layout, input=case.input, seed=case.seed,
-        params=case.params(),
-        case=case.id, **fields,
-    )
+    return records.build(adapter, suite, check, case.describe(), **fields)
 
 
 def judged(check: str, verdict: tolerance.Verdict, facts: dict | None = None) -> dict:

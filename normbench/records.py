@@ -68,6 +68,14 @@ class Record:
         return cls(**{k: v for k, v in row.items() if k in names}, timing=timing or None)
 
 
+def build(adapter: Any, suite: str, check: str, about: dict[str, Any], **fields: Any) -> Record:
+    """The one place a record is made: which adapter ran (its name and version), what it ran on
+    (``about``: ``Case.describe()``, ``BenchCase.describe()``, or a process's own description),
+    and how it went (``fields``: outcome, errors, facts, timing)."""
+    fields.setdefault("framework_version", adapter.version())
+    return Record(suite=suite, check=check, adapter=adapter.name, **about, **fields)
+
+
 def _finite(obj: Any) -> Any:
     """Plain JSON: inf/nan become strings, numpy scalars and arrays become Python values."""
     if hasattr(obj, "tolist"):

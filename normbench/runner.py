@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import lock, tracebacks
+from . import lock, records, tracebacks
 from .adapters.base import Adapter
 from .records import OUTCOMES, RUN_FORMAT, Record, ResultsFile
 
@@ -365,20 +365,21 @@ def _error_records(job: Job, message: str, stderr_tail: str, where: tracebacks.F
            extra_env={"process": {"command": job.command, "returncode": job.returncode}})
 
 
-def _write(job: Job, name: str, records: list[Record], extra_env: dict | None = None) -> None:
+def _write(job: Job, name: str, rows: list[Record], extra_env: dict | None = None) -> None:
     file = ResultsFile(job.folder / name, extra_env=extra_env)
-    for rec in records:
+    for rec in rows:
         file.add(rec)
     file.close()
 
 
 def _process_record(job: Job, adapter: Adapter, outcome: str, message: str, facts: dict | None = None) -> Record:
     """A record about a whole process (it crashed, or never started), not about one case."""
-    return Record(
-        suite="speed" if job.phase == "bench" else "process", check=f"{job.phase}_process", op="-",
-        adapter=adapter.name, framework_version=adapter.version() if not adapter.missing() else "not installed",
-        dtype="-", shape=[], layout=None, input="-", params={"group": job.group.name}, outcome=outcome, seed=0,
-        case=job.slug, message=message,
+    about = {"op": "-", "dtype": "-", "shape": [], "layout": None, "input": "-", "seed": 0, "case": job.slug,
+             "params": {"group": job.group.name}}
+    return records.build(
+        adapter, "speed" if job.phase == "bench" else "process", f"{job.phase}_process", about,
+        framework_version=adapter.version() if not adapter.missing() else "not installed",
+        outcome=outcome, message=message,
         rerun=shlex.join(_rerun(job.command)) if outcome == "error" else "",
         facts={"status": job.status, "returncode": job.returncode, "elapsed_s": round(job.elapsed_s, 1),
                **(facts or {})},
