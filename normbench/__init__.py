@@ -8,8 +8,8 @@ PYTEST_DONT_REWRITE: the CLI imports normbench before it starts pytest with this
 __version__ = "0.1.0"
 
 from .adapters import Adapter, Layer, NotInstalled, UnknownAdapter, Unsupported  # noqa: E402
-from .reference import Grads  # noqa: E402
-from .spec import NormSpec  # noqa: E402
+from .numerics.reference import Grads  # noqa: E402
+from .ops.spec import NormSpec  # noqa: E402
 
 __all__ = ["Adapter", "Grads", "Layer", "NormSpec", "NotInstalled", "Unsupported",
            "UnknownAdapter", "__version__"]

@@ -18,8 +18,9 @@ import threading
 import time
 from pathlib import Path
 
-from . import records, runner
 from .adapters import registry
+from .results import records
+from .running import runner
 
 
 def _list(_: argparse.Namespace) -> int:
@@ -170,7 +171,8 @@ def _not_replaceable(out: Path) -> str | None:
 
 
 def _main_job(args: argparse.Namespace) -> int:
-    from . import progress, threads
+    from .bench import threads
+    from .running import progress
 
     try:
         adapters = registry.select(args.adapters)
@@ -255,8 +257,8 @@ def _with_reports(code: int, out: Path, skip: bool = False) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from . import threads
-    from .dtypes import DTYPES
+    from .bench import threads
+    from .numerics.dtypes import DTYPES
 
     if args.self_check:
         args.adapters = "torch"

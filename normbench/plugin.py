@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from . import known, lock, records
 from .adapters import registry
-from .records import Record, ResultsFile
+from .results import records
+from .results.records import Record, ResultsFile
+from .running import lock
+from .verify import known
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -160,7 +162,7 @@ class Recorder:
                 out[key] = dataclasses.replace(
                     rec, check="known_divergence", outcome="fail", facts={"known": key, "link": entry.link},
                     message=f"known divergence {key} did not reproduce on {rec.adapter} {rec.framework_version}: "
-                            f"fixed upstream? Update normbench/known.py ({entry.link})",
+                            f"fixed upstream? Update normbench/verify/known.py ({entry.link})",
                 )
         return out
 

@@ -1,7 +1,7 @@
 """Adapters for the meta-tests: a correct implementation of all five norms written from scratch,
 and copies of it with one planted bug each, which the suites must catch.
 
-``Independent`` shares no code with ``normbench.reference``: it computes like a framework
+``Independent`` shares no code with ``normbench.numerics.reference``: it computes like a framework
 does, in float64 for float64 inputs and float32 otherwise, and returns the input dtype. Each
 broken subclass overrides the one small method its bug lives in.
 

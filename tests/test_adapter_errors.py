@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from normbench import records
+from normbench.results import records
 
 from .helpers import ROOT, one_line_error, run_cli
 

@@ -7,10 +7,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from normbench import checks, known, ops
+from normbench import ops
 from normbench.adapters.base import Unsupported
-from normbench.checks import Case
-from normbench.spec import NormSpec
+from normbench.ops.spec import NormSpec
+from normbench.verify import checks, known
+from normbench.verify.checks import Case
 
 MASKED = [c for op in ops.all() for c in op.masked_cases("float32")]
 CASES = [Case(spec, shape) for op in ops.all() for spec, shape in op.configs()] + MASKED

@@ -9,7 +9,9 @@ import mmap
 
 import pytest
 
-from normbench import bench, ops, records
+from normbench import ops
+from normbench.bench import harness as bench
+from normbench.results import records
 
 from .helpers import run_cli
 

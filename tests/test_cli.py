@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from normbench import records
+from normbench.results import records
 
 from .helpers import ROOT, one_line_error, run_cli
 
@@ -93,7 +93,7 @@ def test_list_shows_every_adapter():
 
 
 def test_records_rebuild_their_case_and_inputs(numpy_run):
-    from normbench.checks import Case
+    from normbench.verify.checks import Case
 
     _, out = numpy_run
     _, rows = records.read(out / "results.jsonl")

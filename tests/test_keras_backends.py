@@ -16,8 +16,8 @@ from collections import Counter
 
 import pytest
 
-from normbench import records
 from normbench.adapters import registry
+from normbench.results import records
 
 from .conftest import OTHER_PROCESS, require_installed
 

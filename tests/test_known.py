@@ -10,8 +10,9 @@ import textwrap
 
 import pytest
 
-from normbench import known, records
 from normbench.adapters import registry
+from normbench.results import records
+from normbench.verify import known
 
 from .helpers import run_cli
 
@@ -89,7 +90,7 @@ def test_a_skip_exercises_no_divergence_so_plain_pytest_with_every_keras_passes(
 
 def _real_row(case_id_part: str, check: str, err: float, tol: float, adapter: str = "flax.linen") -> dict:
     """A record of a real agreement case (so envelopes can regenerate its arrays)."""
-    from normbench.cases import agreement_cases
+    from normbench.verify.cases import agreement_cases
 
     case = next(c for c in agreement_cases() if c.id == case_id_part)
     return {"adapter": adapter, "check": check, "op": case.spec.op, "dtype": case.dtype, "input": case.input,

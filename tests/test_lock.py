@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from normbench import lock, records
+from normbench.results import records
+from normbench.running import lock
 
 from .helpers import ROOT
 
@@ -69,7 +70,7 @@ def test_benchmark_records_say_how_busy_other_processes_kept_the_machine(quick_b
 
 
 def test_other_load_sees_a_busy_core():
-    from normbench.load import OtherLoad
+    from normbench.bench.load import OtherLoad
 
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:

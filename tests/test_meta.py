@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from normbench import records
+from normbench.results import records
 
 from . import meta_adapters as m
 from .helpers import ROOT, run_cli

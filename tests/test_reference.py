@@ -8,8 +8,8 @@ import mpmath
 import numpy as np
 import pytest
 
-from normbench import reference, tolerance
-from normbench.spec import NormSpec
+from normbench.numerics import reference, tolerance
+from normbench.ops.spec import NormSpec
 
 mpmath.mp.dps = 60
 

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from normbench.adapters import NotInstalled, UnknownAdapter, registry
-from normbench.spec import NormSpec
+from normbench.ops.spec import NormSpec
 
 from .helpers import FRAMEWORKS, ROOT, blocking, run_cli, run_python
 
@@ -15,7 +15,7 @@ from .helpers import FRAMEWORKS, ROOT, blocking, run_cli, run_python
 def test_import_normbench_imports_no_framework():
     code = textwrap.dedent(f"""
         import sys
-        import normbench, normbench.cli, normbench.plugin, normbench.checks, normbench.cases
+        import normbench, normbench.cli, normbench.plugin, normbench.verify.checks, normbench.verify.cases
         import normbench.suites.test_agreement
         from normbench.adapters import registry
         for name in registry.known():
@@ -54,7 +54,7 @@ def test_unknown_adapter_through_pytest(tmp_path):
 def test_missing_framework_is_reported_with_install_hint():
     code = blocking("torch") + textwrap.dedent("""
         from normbench.adapters import registry, NotInstalled
-        from normbench.spec import NormSpec
+        from normbench.ops.spec import NormSpec
         a = registry.get("torch")
         print(a.missing())
         try:
@@ -106,7 +106,7 @@ def test_entry_point_adapter_is_discovered(tmp_path):
 
 def test_module_class_reference_must_be_an_adapter():
     with pytest.raises(UnknownAdapter, match="not a normbench.Adapter"):
-        registry.get("normbench.spec:NormSpec")
+        registry.get("normbench.ops.spec:NormSpec")
     with pytest.raises(UnknownAdapter, match="cannot load adapter"):
         registry.get("no_such_module_xyz:Thing")
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from normbench import ops
-from normbench.known import KNOWN
 from normbench.reports import html as report_html
 from normbench.reports import markdown, model
+from normbench.verify.known import KNOWN
 
 from .test_report_model import other_framework, planted, two_runs_of, with_envelopes
 

@@ -8,8 +8,8 @@ import re
 import pytest
 
 from normbench import ops
-from normbench.known import KNOWN
 from normbench.reports import load, markdown, model
+from normbench.verify.known import KNOWN
 
 from .test_report_model import other_framework, planted, two_runs_of, with_envelopes
 

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from normbench import ops
-from normbench.known import KNOWN
 from normbench.reports import formatting, model
+from normbench.verify.known import KNOWN
 
 
 def rewrite(src: Path, dst: Path, env: dict | None = None, edit: Callable[[dict], None] | None = None) -> Path:

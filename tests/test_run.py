@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from normbench import records
+from normbench.results import records
 
 from .helpers import ROOT, one_line_error, run_cli
 
@@ -170,7 +170,7 @@ def test_a_benchmark_waits_until_it_has_the_machine_alone():
     import threading
     import time
 
-    from normbench import lock
+    from normbench.running import lock
 
     events = []
 
@@ -199,8 +199,8 @@ def test_verification_under_xdist_merges_into_one_results_file(tmp_path):
 
 
 def test_benchmark_passes_run_in_fresh_processes_after_all_verification():
-    from normbench import runner
     from normbench.adapters import registry
+    from normbench.running import runner
 
     groups = runner.plan(registry.select("numpy,flax.linen,flax.nnx"))
     jobs = runner.jobs(groups, ROOT / "unused", runner.Options())
@@ -216,8 +216,8 @@ def test_benchmark_passes_run_in_fresh_processes_after_all_verification():
 def test_the_default_run_verifies_the_reference_but_times_only_the_frameworks(tmp_path):
     """`normbench run` without --adapters passes untimed=("numpy",): the reference is verified,
     not benchmarked (it is timed when named, as `--adapters numpy` runs above show)."""
-    from normbench import runner
     from normbench.adapters import registry
+    from normbench.running import runner
 
     groups = runner.plan(registry.select("numpy,torch"))
     jobs = runner.jobs(groups, tmp_path, runner.Options(quick=True, untimed=("numpy",)))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from normbench import reference, tolerance
-from normbench.dtypes import machine_eps
-from normbench.spec import NormSpec
+from normbench.numerics import reference, tolerance
+from normbench.numerics.dtypes import machine_eps
+from normbench.ops.spec import NormSpec
 
 SPEC = NormSpec("layer_norm")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from normbench import records
+from normbench.results import records
 
 from .helpers import ROOT
 

@@ -18,10 +18,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .. import threads
-from ..dtypes import DTYPES, resolve
-from ..reference import Grads
-from ..spec import LAYOUTS, NormSpec
+from ..bench import threads
+from ..numerics.dtypes import DTYPES, resolve
+from ..numerics.reference import Grads
+from ..ops.spec import LAYOUTS, NormSpec
 
 # What a layer can do beyond a training-mode forward pass.
 FEATURES = ("eval", "running_stats", "grad", "mask")

@@ -21,9 +21,9 @@ import functools
 
 import numpy as np
 
-from ..dtypes import resolve
-from ..reference import Grads
-from ..spec import NormSpec
+from ..numerics.dtypes import resolve
+from ..numerics.reference import Grads
+from ..ops.spec import NormSpec
 from .base import Adapter, Layer, Timed, Unsupported, builder
 
 

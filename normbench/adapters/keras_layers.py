@@ -45,8 +45,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..reference import Grads
-from ..spec import NormSpec
+from ..numerics.reference import Grads
+from ..ops.spec import NormSpec
 from .base import Adapter, Layer, Timed, Unsupported, builder
 
 

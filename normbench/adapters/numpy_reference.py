@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import ops, reference
-from ..dtypes import resolve
+from .. import ops
+from ..numerics import reference
+from ..numerics.dtypes import resolve
 from .base import Adapter, Layer, Timed
 
 

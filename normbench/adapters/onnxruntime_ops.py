@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from ..dtypes import resolve
-from ..spec import NormSpec
+from ..numerics.dtypes import resolve
+from ..ops.spec import NormSpec
 from .base import Adapter, Layer, Timed, Unsupported, builder
 
 _ONNX_TYPE = {"float64": "DOUBLE", "float32": "FLOAT", "float16": "FLOAT16", "bfloat16": "BFLOAT16"}

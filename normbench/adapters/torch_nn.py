@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dtypes import resolve
-from ..reference import Grads
+from ..numerics.dtypes import resolve
+from ..numerics.reference import Grads
 from .base import Adapter, Layer, Timed, builder
 
 

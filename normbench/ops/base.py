@@ -2,7 +2,7 @@
 
 An op says which spec fields apply to it, how a shape splits into normalized groups and
 parameters, whether it centres (RMSNorm does not) and keeps running statistics, and which
-cases exercise it. The float64 oracle (``normbench.reference``) and the tolerance policy
+cases exercise it. The float64 oracle (``normbench.numerics.reference``) and the tolerance policy
 compute from that geometry alone; checks and suites branch on the capability flags here,
 never on an op's name. All numpy, no framework.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from typing import ClassVar
 
-from ..case import BenchCase, Case
-from ..spec import NormSpec
+from .case import BenchCase, Case
+from .spec import NormSpec
 
 DTYPES = ("float32", "float64", "float16", "bfloat16")
 STRESS = ("offset1e2", "offset1e4", "tiny_variance", "constant", "large")

@@ -3,9 +3,9 @@ statistics updated in training and used in inference; the one op whose statistic
 
 from __future__ import annotations
 
-from ..case import BenchCase, Case
-from ..spec import NormSpec
 from .base import NEGLIGIBLE_EPS, ChannelOp, Op
+from .case import BenchCase, Case
+from .spec import NormSpec
 
 
 def _last() -> NormSpec:

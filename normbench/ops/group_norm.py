@@ -4,9 +4,9 @@ mix samples, so a batch of one is as well defined as any other (its selling poin
 
 from __future__ import annotations
 
-from ..case import BenchCase, Case
-from ..spec import NormSpec
 from .base import NEGLIGIBLE_EPS, ChannelOp
+from .case import BenchCase, Case
+from .spec import NormSpec
 
 
 def _spec(groups: int, **kw) -> NormSpec:

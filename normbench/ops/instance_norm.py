@@ -4,9 +4,9 @@ the batch average of the per-instance mean and variance, and used only in infere
 
 from __future__ import annotations
 
-from ..case import BenchCase, Case
-from ..spec import NormSpec
 from .base import NEGLIGIBLE_EPS, ChannelOp
+from .case import BenchCase, Case
+from .spec import NormSpec
 
 
 def _last() -> NormSpec:

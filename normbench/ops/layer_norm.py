@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..case import BenchCase
-from ..spec import NormSpec
 from .base import TokenOp
+from .case import BenchCase
+from .spec import NormSpec
 
 
 class LayerNorm(TokenOp):

@@ -6,9 +6,9 @@ scale leaves the output unchanged (a shift does not).
 
 from __future__ import annotations
 
-from ..case import BenchCase
-from ..spec import NormSpec
 from .base import TokenOp
+from .case import BenchCase
+from .spec import NormSpec
 
 
 class RMSNorm(TokenOp):

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .. import bench
+from ..bench import harness as bench
 from . import model
 from .markdown import cell, code, table
 from .model import Results

@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import bench, ops
-from .. import known as known_divergences
+from .. import ops
+from ..bench import harness as bench
 from ..ops.base import DTYPES
-from ..records import OUTCOMES, read
+from ..results.records import OUTCOMES, read
+from ..verify import known as known_divergences
 from .formatting import MISSING, fmt_date, fmt_gbps, fmt_seconds, missing, plural, sig3, span
 
 

@@ -11,9 +11,10 @@ import os
 
 import pytest
 
-from normbench import bandwidth, bench, threads
+from normbench.bench import bandwidth, threads
+from normbench.bench import harness as bench
 from normbench.plugin import add_to_environment
-from normbench.records import Record
+from normbench.results.records import Record
 
 
 def pytest_generate_tests(metafunc):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from normbench import checks, metamorphic
-from normbench.cases import agreement_cases, metamorphic_cases
+from normbench.verify import checks, metamorphic
+from normbench.verify.cases import agreement_cases, metamorphic_cases
 
 CASES = agreement_cases()
 RUNNING = [c for c in CASES if c.spec.has_running_stats]

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from normbench import behaviour, checks, metamorphic
-from normbench.cases import batch_one_cases, independence_cases, one_value_cases
+from normbench.verify import behaviour, checks, metamorphic
+from normbench.verify.cases import batch_one_cases, independence_cases, one_value_cases
 
 SUITE = "batch_size_one"
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from normbench import behaviour, checks, metamorphic
-from normbench.cases import padding_cases, sequence_cases, varying_length_cases
+from normbench.verify import behaviour, checks, metamorphic
+from normbench.verify.cases import padding_cases, sequence_cases, varying_length_cases
 
 SUITE = "sequence_lengths"
 PADS = ["zeros", "junk"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from normbench import behaviour, ops
-from normbench.cases import stateless_cases, train_eval_cases
+from normbench import ops
+from normbench.verify import behaviour
+from normbench.verify.cases import stateless_cases, train_eval_cases
 
 
 @pytest.mark.parametrize("op", ops.names())

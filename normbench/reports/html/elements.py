@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ...records import OUTCOMES
+from ...results.records import OUTCOMES
 from ..formatting import MISSING, fmt_value, missing, number
 
 SECTIONS = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ...bench import OVERLAP_CORES
+from ...bench.harness import OVERLAP_CORES
 from .. import model
 from ..formatting import (
     fmt_count,

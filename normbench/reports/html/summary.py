@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ...records import OUTCOMES
+from ...results.records import OUTCOMES
 from .. import model
 from ..formatting import MISSING, fmt_count
 from ..model import Results

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .dtypes import machine_eps
+from ..numerics.dtypes import machine_eps
 
 Row = dict[str, Any]
 Envelope = Callable[[Row], float]  # the largest max_abs_err / tolerance the cause explains for a record
@@ -73,9 +73,10 @@ def _number(v) -> float:
 
 @cache
 def _one_pass_factor(row_json: str, compute: str | None) -> float:
-    from . import metamorphic, reference
-    from .case import Case
-    from .tolerance import LAMBDA
+    from ..numerics import reference
+    from ..numerics.tolerance import LAMBDA
+    from ..ops.case import Case
+    from . import metamorphic
 
     row = json.loads(row_json)
     case = Case.from_record(row)
@@ -98,8 +99,8 @@ def _one_pass_factor(row_json: str, compute: str | None) -> float:
 
 @cache
 def _saturation(row_json: str) -> float:
-    from . import reference
-    from .case import Case
+    from ..numerics import reference
+    from ..ops.case import Case
 
     row = json.loads(row_json)
     case = Case.from_record(row)
@@ -137,8 +138,8 @@ def one_pass_variance_in(compute: str | None) -> Envelope:
 
 @cache
 def _ignores_mask_factor(row_json: str) -> float:
-    from . import reference
-    from .case import Case
+    from ..numerics import reference
+    from ..ops.case import Case
 
     row = json.loads(row_json)
     case = Case.from_record(row)
@@ -191,8 +192,8 @@ _CENTRED = ("layer_norm", "batch_norm", "group_norm", "instance_norm")  # ops wi
 def _gradient_scale(row_json: str) -> float:
     """The largest a gradient of this layer can be for the record's upstream values in any order:
     |dx| ≤ |γ|·max|dy|·(2 + max|x̂|²)/s, |dγ|, |dβ| ≤ n·max|dy|·max(1, |x̂|) over n summed terms."""
-    from . import reference
-    from .case import Case
+    from ..numerics import reference
+    from ..ops.case import Case
 
     row = json.loads(row_json)
     case = Case.from_record(row)

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__, threads
+from .. import __version__
+from ..bench import threads
 
 OUTCOMES = ("pass", "fail", "known", "error", "skip")
 FRAMEWORK_DISTS = ("numpy", "ml_dtypes", "torch", "jax", "jaxlib", "flax", "tensorflow",

@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from . import inputs
+from ..numerics import inputs
 from .spec import NormSpec
 
 PADDING = {"zeros": 0.0, "junk": 1e4}
@@ -130,7 +130,7 @@ class Case:
 
 
 def _ops():
-    from . import ops
+    from .. import ops
 
     return ops
 

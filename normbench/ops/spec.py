@@ -11,14 +11,14 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .ops.base import Op
+    from .base import Op
 
 LAYOUTS = ("channels_first", "channels_last")
 
 
 def op_names() -> tuple[str, ...]:
     """Every op in the registry (imported lazily: ops import nothing heavy, but spec is imported first)."""
-    from . import ops
+    from .. import ops
 
     return ops.names()
 
@@ -47,7 +47,7 @@ class NormSpec:
     running_stats: bool = False
 
     def __post_init__(self) -> None:
-        from . import ops
+        from .. import ops
 
         kind = ops.get(self.op)  # ValueError listing the known ops
         if self.layout not in LAYOUTS:
@@ -68,7 +68,7 @@ class NormSpec:
     @property
     def kind(self) -> Op:
         """The op object that owns this spec's shape rules, oracle pieces and flags."""
-        from . import ops
+        from .. import ops
 
         return ops.get(self.op)
 

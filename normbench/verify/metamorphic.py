@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import reference, tolerance
-from .adapters.base import Adapter
+from ..adapters.base import Adapter
+from ..numerics import reference, tolerance
+from ..numerics.dtypes import cast
+from ..results.records import Record
 from .checks import Case, judged, run_check
-from .dtypes import cast
-from .records import Record
 
 
 def _both(a: tolerance.Bound, b: tolerance.Bound) -> tolerance.Bound:

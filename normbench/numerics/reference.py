@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .spec import NormSpec
+from ..ops.spec import NormSpec
 
 
 class Moments(NamedTuple):

@@ -11,10 +11,12 @@ import dataclasses
 
 import numpy as np
 
-from . import inputs, metamorphic, ops, reference, tolerance
-from .adapters.base import Adapter, Unsupported
+from .. import ops
+from ..adapters.base import Adapter, Unsupported
+from ..numerics import inputs, reference, tolerance
+from ..results.records import Record
+from . import metamorphic
 from .checks import Case, judged, make_record, raised, run_check
-from .records import Record
 
 STEPS = 5
 

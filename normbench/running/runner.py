@@ -24,9 +24,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import lock, records, tracebacks
-from .adapters.base import Adapter
-from .records import OUTCOMES, RUN_FORMAT, Record, ResultsFile
+from ..adapters.base import Adapter
+from ..results import records
+from ..results.records import OUTCOMES, RUN_FORMAT, Record, ResultsFile
+from . import lock, tracebacks
 
 VERIFY_SUITES = ("agreement", "train_eval", "batch_size_one", "sequence_lengths")
 SUITES = (*VERIFY_SUITES, "speed")

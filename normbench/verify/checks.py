@@ -13,10 +13,12 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from . import records, reference, tolerance, tracebacks
-from .adapters.base import Adapter, ImportFailed, Layer, Unsupported
-from .case import PADDING, Case
-from .records import Record
+from ..adapters.base import Adapter, ImportFailed, Layer, Unsupported
+from ..numerics import reference, tolerance
+from ..ops.case import PADDING, Case
+from ..results import records
+from ..results.records import Record
+from ..running import tracebacks
 
 __all__ = ["PADDING", "Case", "forward", "gradients", "judged", "make_record", "raised", "run_check", "running_stats"]
 

@@ -13,7 +13,7 @@ import re
 import traceback
 from dataclasses import dataclass
 
-from .adapters.base import Adapter, Layer
+from ..adapters.base import Adapter, Layer
 
 
 @dataclass(frozen=True)

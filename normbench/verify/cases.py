@@ -7,8 +7,8 @@ ordinary cases, so frameworks that compile per shape (JAX) compile each configur
 
 from __future__ import annotations
 
-from . import ops
-from .case import Case
+from .. import ops
+from ..ops.case import Case
 
 
 def _gather(method: str, *args) -> list[Case]:

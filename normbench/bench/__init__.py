@@ -1,0 +1,2 @@
+"""Benchmarking: the timing harness and what it controls and records (threads, memory
+bandwidth, other load on the machine)."""
