@@ -151,3 +151,18 @@ def test_a_new_bug_behind_a_known_one_fails_the_run(tmp_path):
     [row] = [r for r in rows if r["check"] == "forward_train"]
     assert row["outcome"] == "fail" and row["facts"]["outside_known"] == "flax-fast-variance"
     assert "outside known divergence flax-fast-variance's envelope" in row["message"]
+
+
+def test_a_metamorphic_record_is_bounded_by_what_the_layer_saw_shifted_too():
+    """scale_shift_invariance feeds a·x + b as well (b up to ±64): its one-pass envelope comes from
+    the conditioning of that input, not only of the quantized x the case names."""
+    from normbench.verify.cases import metamorphic_cases
+
+    case = next(c for c in metamorphic_cases() if c.spec.op == "group_norm" and c.dtype == "float32")
+    row = {"adapter": "flax.linen", "op": case.spec.op, "dtype": case.dtype, "input": case.input,
+           "shape": list(case.shape), "layout": case.layout, "params": case.params(), "case": case.id,
+           "outcome": "fail", "max_abs_err": 1.0, "tolerance": 1.0, "message": "", "facts": {}}
+    entry = next(k for k in known.KNOWN if k.key == "flax-fast-variance")
+    shifted = entry.bound({**row, "check": "scale_shift_invariance"})
+    plain = known.one_pass_variance({**row, "check": "forward_train"})
+    assert shifted > 10 * plain

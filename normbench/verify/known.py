@@ -130,7 +130,7 @@ def one_pass_variance_in(compute: str | None) -> Envelope:
     """``one_pass_variance`` for a cause that also computes in ``compute`` (None: the tested dtype)."""
 
     def envelope(row: Row) -> float:
-        keep = {k: row.get(k) for k in ("op", "params", "shape", "dtype", "input", "case")}
+        keep = {k: row.get(k) for k in ("op", "params", "shape", "dtype", "input", "case", "check")}
         return _one_pass_factor(json.dumps(keep, sort_keys=True), compute)
 
     return envelope
@@ -276,16 +276,6 @@ KNOWN: tuple[Known, ...] = (
         envelope=computes_in("float32"),  # 1e-7 relative, below float32 rounding
     ),
     Known(
-        "keras-float64-as-float32",
-        "Keras's dtype promotion (backend.result_type) maps float64 to float32 on every backend but "
-        "TensorFlow, and LayerNormalization / BatchNormalization compute in result_type(x.dtype, "
-        "'float32'): a float64 layer on JAX or torch normalizes, differentiates and updates its "
-        "running statistics in float32, then casts back to float64",
-        "https://github.com/keras-team/keras/issues/23704",
-        lambda r: _in(r, adapter=_KERAS_32, dtype=("float64",)),
-        envelope=computes_in("float32"),
-    ),
-    Known(
         "keras-torch-fast-variance",
         "Keras's torch backend computes ops.moments as E[x²] − E[x]² (\"faster but less numerically "
         "stable\", in its source; keras PR 18795 fixed the TF and JAX moments, not torch's), which cancels "
@@ -300,6 +290,16 @@ KNOWN: tuple[Known, ...] = (
         or _in(r, adapter=("keras[torch]",), op=("batch_norm", "group_norm", "instance_norm"), dtype=_WIDE,
                check=("scale_shift_invariance",)),
         envelope=one_pass_variance_in("float32"), nonfinite=True,
+    ),
+    Known(
+        "keras-float64-as-float32",
+        "Keras's dtype promotion (backend.result_type) maps float64 to float32 on every backend but "
+        "TensorFlow, and LayerNormalization / BatchNormalization compute in result_type(x.dtype, "
+        "'float32'): a float64 layer on JAX or torch normalizes, differentiates and updates its "
+        "running statistics in float32, then casts back to float64",
+        "https://github.com/keras-team/keras/issues/23704",
+        lambda r: _in(r, adapter=_KERAS_32, dtype=("float64",)),
+        envelope=computes_in("float32"),
     ),
     Known(
         "tf-keras-fused-ignores-mask",
