@@ -283,6 +283,8 @@ def _bench(args: argparse.Namespace) -> int:
             "-k", "harness_overhead" if args.self_check else "not harness_overhead"]
     if args.quick:
         argv.append("--bench-quick")
+    if args.no_sweeps:
+        argv.append("--bench-no-sweeps")
     code = _pytest(argv, args, out / "results.jsonl")
     if not args.self_check:
         return _with_reports(code, out, args.no_report)
@@ -391,7 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--adapters", help="comma-separated adapter names or module:Class (default: all known)")
     run.add_argument("--suites", help=f"comma-separated, some of {', '.join(runner.SUITES)} (default: all)")
     run.add_argument("--quick", action="store_true",
-                     help="quick matrix: float32/float64 checks only, one timed pass of the benchmarks")
+                     help="quick matrix: float32/float64 checks only, one timed pass of the default "
+                          "benchmark shapes (no sweeps)")
     run.add_argument("--threads", type=_positive_int, default=os.cpu_count() or 1,
                      help="threads for every framework (default: all cores)")
     run.add_argument("-o", "--output", help="run folder (default normbench-results/<time>)")
@@ -420,6 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--dtypes", default=None, help="comma-separated, e.g. float32,float16,bfloat16 "
                        "(default: each op's own: float32, and bfloat16 too for RMSNorm)")
     bench.add_argument("--quick", action="store_true", help="tiny shapes: checks the harness, not speed")
+    bench.add_argument("--no-sweeps", action="store_true", help="the default shapes only (normbench run --quick)")
     bench.add_argument("--repeats", type=_positive_int, default=3,
                        help="timed blocks per case, spread over the run and pooled (default 3)")
     bench.add_argument("--first-repeat", type=int, default=0, help=argparse.SUPPRESS)  # normbench run's passes

@@ -33,6 +33,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="benchmark dtypes, comma-separated (default: each op's own, float32 and for "
                          "RMSNorm bfloat16 too)")
     group.addoption("--bench-quick", action="store_true", help="tiny benchmark shapes (tests the harness)")
+    group.addoption("--bench-no-sweeps", action="store_true", help="time the default shapes only, not the sweeps")
     group.addoption("--bench-repeats", type=int, default=3,
                     help="timed blocks per case, spread over the run and pooled (default 3)")
     group.addoption("--bench-first-repeat", type=int, default=0,

@@ -211,6 +211,8 @@ def test_benchmark_passes_run_in_fresh_processes_after_all_verification():
     assert last[last.index("--repeats") + 1] == "1" and last[last.index("--first-repeat") + 1] == "2"
     quick = runner.jobs(groups, ROOT / "unused", runner.Options(quick=True))
     assert [j.label for j in quick if j.phase == "bench"] == ["bench numpy r0", "bench jax r0"]
+    assert all("--no-sweeps" in j.command for j in quick if j.phase == "bench")
+    assert not any("--no-sweeps" in j.command for j in jobs)
 
 
 def test_the_default_run_verifies_the_reference_but_times_only_the_frameworks(tmp_path):

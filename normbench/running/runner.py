@@ -142,6 +142,7 @@ def jobs(groups: list[Group], out: Path, opts: Options) -> list[Job]:
             cmd = [*base, "bench", "--adapters", g.refs, "-o", str(folder), "--no-report",
                    *(["--dtypes", opts.dtypes] if opts.dtypes else []), "--repeats", "1", "--first-repeat", str(repeat)]
             cmd += ["--threads", str(opts.threads)] if opts.threads else []
+            cmd += ["--no-sweeps"] if opts.quick else []  # a quick look: the default shapes, one pass
             out_jobs.append(Job("bench", g, folder, cmd, repeat))
     return out_jobs
 

@@ -23,6 +23,8 @@ def pytest_generate_tests(metafunc):
         option = config.getoption("--bench-dtypes")
         dtypes = tuple(d.strip() for d in option.split(",")) if option else None
         found = bench.cases(dtypes, quick=config.getoption("--bench-quick"))
+        if config.getoption("--bench-no-sweeps"):
+            found = [c for c in found if c.group != "sweep"]
         # Repeats go outermost: each pass times every case once, so the passes are spread over
         # the whole run and a transient slowdown of the machine spoils one block, not a case.
         first = config.getoption("--bench-first-repeat")
