@@ -126,8 +126,8 @@ class Recorder:
 
     def classify(self, rec: Record) -> None:
         """Turn a failure a known divergence explains (within its envelope) into ``known``."""
-        row = dataclasses.asdict(rec)
         if rec.outcome in ("fail", "error"):
+            row = dataclasses.asdict(rec)
             entry, within, why = known.explain(row)
             if entry is not None:
                 bound = {"envelope": entry.bound(row), "within_envelope": why}

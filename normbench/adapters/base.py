@@ -216,7 +216,7 @@ class Adapter:
             return f"{self.name} does not build {spec.op} (it builds {wraps})"
         if dtype not in self.dtypes:
             return f"{self.name} does not support {dtype} (supports {', '.join(sorted(self.dtypes))})"
-        if spec.kind.channel_axis and len(shape) > 2 and spec.layout not in self.layouts:
+        if spec.layout_of(shape) not in (None, *self.layouts):
             return f"{self.name} does not support the {spec.layout} layout"
         for feature in features:
             if feature not in self.features:

@@ -19,8 +19,7 @@ PADDING = {"zeros": 0.0, "junk": 1e4}
 def _spec_parts(spec: NormSpec, shape: tuple[int, ...]) -> list[str]:
     """The spec's non-default fields, in the order ids have always named them."""
     parts = []
-    kind = spec.kind
-    if kind.channel_axis and len(shape) > 2:
+    if spec.layout_of(shape):
         parts.append(spec.layout)
     if spec.normalized_ndim != 1:
         parts.append(f"last{spec.normalized_ndim}")
@@ -72,7 +71,7 @@ class Case:
 
     @property
     def layout(self) -> str | None:
-        return self.spec.layout if self.spec.kind.channel_axis and len(self.shape) > 2 else None
+        return self.spec.layout_of(self.shape)
 
     @property
     def id(self) -> str:
@@ -162,6 +161,6 @@ class BenchCase:
     def describe(self, spec: NormSpec, shape: tuple[int, ...]) -> dict:
         """What a record of this case says about it, as run in ``spec``'s layout and ``shape``."""
         return {"op": self.op, "dtype": self.dtype, "shape": list(shape),
-                "layout": spec.layout if spec.kind.channel_axis and len(shape) > 2 else None, "input": "normal",
+                "layout": spec.layout_of(shape), "input": "normal",
                 "seed": inputs.seed_for(self.id), "case": self.id,
                 "params": {**spec.to_dict(), "group": self.group, "logical_shape": list(self.shape)}}

@@ -16,13 +16,6 @@ if TYPE_CHECKING:
 LAYOUTS = ("channels_first", "channels_last")
 
 
-def op_names() -> tuple[str, ...]:
-    """Every op in the registry (imported lazily: ops import nothing heavy, but spec is imported first)."""
-    from .. import ops
-
-    return ops.names()
-
-
 @dataclass(frozen=True)
 class NormSpec:
     """One norm layer, in normbench's canonical conventions.
@@ -82,6 +75,11 @@ class NormSpec:
         if any(int(d) < 1 for d in shape):
             raise ValueError(f"shape {shape} has an empty or negative dimension")
         self.kind.check_shape(self, shape)
+
+    def layout_of(self, shape: tuple[int, ...]) -> str | None:
+        """The layout an input of ``shape`` is in, where it has one to be in: a channel op's
+        input with positions besides the batch (2-D inputs have their channels at axis 1 either way)."""
+        return self.layout if self.kind.channel_axis and len(shape) > 2 else None
 
     def feature_axis(self, ndim: int) -> int:
         """The channel axis of a channel op, as a non-negative index."""

@@ -71,51 +71,55 @@ def _number(v) -> float:
         return math.nan
 
 
-@cache
-def _one_pass_factor(row_json: str, compute: str | None) -> float:
+# What a record says about its case: enough to regenerate the arrays it was computed from.
+_CASE_FIELDS = ("op", "params", "shape", "dtype", "input", "case", "check")
+
+
+def _from_arrays(measure: Callable[..., float]) -> Callable[..., float]:
+    """``measure(row, case, x, p, *args)`` on the record's regenerated arrays (``Case.from_record``),
+    computed once per record and arguments: explaining and reporting a record both ask for it."""
+
+    @cache
+    def cached(key: str, *args) -> float:
+        from ..ops.case import Case
+
+        row = json.loads(key)
+        case = Case.from_record(row)
+        x, p = case.data()
+        with np.errstate(all="ignore"):
+            return measure(row, case, x, p, *args)
+
+    def envelope(row: Row, *args) -> float:
+        return cached(json.dumps({k: row.get(k) for k in _CASE_FIELDS}, sort_keys=True), *args)
+
+    return envelope
+
+
+def _within_tolerances(row: Row, error: float) -> float:
+    """An absolute error the cause explains, on top of the record's own tolerance, as a multiple of it."""
+    tol = _number(row.get("tolerance"))
+    return 1 + error / tol if tol > 0 else math.inf
+
+
+@_from_arrays
+def _one_pass_factor(row: Row, case, x, p, compute: str | None) -> float:
     from ..numerics import reference
     from ..numerics.tolerance import LAMBDA
-    from ..ops.case import Case
     from . import metamorphic
 
-    row = json.loads(row_json)
-    case = Case.from_record(row)
     eps = machine_eps(compute or case.dtype)
-    x, p = case.data()
     inputs = [x]
     if row.get("check") == "scale_shift_invariance":  # the layer also saw a·x + b
         inputs.append(metamorphic.scaled_shifted(case, x))
     worst = 0.0
     for xi in inputs:
-        with np.errstate(all="ignore"):
-            m = reference.moments(case.spec, xi, p["mask"])
-            s = np.sqrt(m.var + case.spec.eps)
-            kappa = np.abs(m.mean) / s
-            delta = LAMBDA * eps * np.sqrt(m.count) * (m.var + m.mean**2)
-            q = s / np.sqrt(np.maximum(m.var - delta, 0) + case.spec.eps)
-            worst = max(worst, float(np.nanmax(2 * (1 + kappa) * q**3)))
+        m = reference.moments(case.spec, xi, p["mask"])
+        s = np.sqrt(m.var + case.spec.eps)
+        kappa = np.abs(m.mean) / s
+        delta = LAMBDA * eps * np.sqrt(m.count) * (m.var + m.mean**2)
+        q = s / np.sqrt(np.maximum(m.var - delta, 0) + case.spec.eps)
+        worst = max(worst, float(np.nanmax(2 * (1 + kappa) * q**3)))
     return worst * eps / machine_eps(case.dtype)
-
-
-@cache
-def _saturation(row_json: str) -> float:
-    from ..numerics import reference
-    from ..ops.case import Case
-
-    row = json.loads(row_json)
-    case = Case.from_record(row)
-    x, p = case.data()
-    with np.errstate(all="ignore"):
-        y = reference.forward(case.spec, x, p["gamma"], p["beta"], p["mask"])
-        beta = reference.forward(case.spec, np.zeros_like(x, np.float64) + 1.0, p["gamma"], p["beta"])
-    return float(np.nanmax(np.abs(y - beta)))
-
-
-def variance_overflows(row: Row) -> float:
-    """A variance that overflows the compute dtype to inf makes the output β: off by |γ·x̂|."""
-    keep = {k: row.get(k) for k in ("op", "params", "shape", "dtype", "input", "case")}
-    tol = _number(row.get("tolerance"))
-    return 1 + _saturation(json.dumps(keep, sort_keys=True)) / tol if tol > 0 else math.inf
 
 
 def one_pass_variance(row: Row) -> float:
@@ -128,22 +132,27 @@ def one_pass_variance(row: Row) -> float:
 
 def one_pass_variance_in(compute: str | None) -> Envelope:
     """``one_pass_variance`` for a cause that also computes in ``compute`` (None: the tested dtype)."""
-
-    def envelope(row: Row) -> float:
-        keep = {k: row.get(k) for k in ("op", "params", "shape", "dtype", "input", "case", "check")}
-        return _one_pass_factor(json.dumps(keep, sort_keys=True), compute)
-
-    return envelope
+    return lambda row: _one_pass_factor(row, compute)
 
 
-@cache
-def _ignores_mask_factor(row_json: str) -> float:
+@_from_arrays
+def _saturation(row: Row, case, x, p) -> float:
     from ..numerics import reference
-    from ..ops.case import Case
 
-    row = json.loads(row_json)
-    case = Case.from_record(row)
-    x, p = case.data()
+    y = reference.forward(case.spec, x, p["gamma"], p["beta"], p["mask"])
+    beta = reference.forward(case.spec, np.zeros_like(x, np.float64) + 1.0, p["gamma"], p["beta"])
+    return float(np.nanmax(np.abs(y - beta)))
+
+
+def variance_overflows(row: Row) -> float:
+    """A variance that overflows the compute dtype to inf makes the output β: off by |γ·x̂|."""
+    return _within_tolerances(row, _saturation(row))
+
+
+@_from_arrays
+def _mask_effect(row: Row, case, x, p) -> float:
+    from ..numerics import reference
+
     check, spec = row["check"], case.spec
     g, b, rm, rv = p["gamma"], p["beta"], p["running_mean"], p["running_var"]
     if check.startswith("grad_"):
@@ -162,9 +171,30 @@ def _ignores_mask_factor(row_json: str) -> float:
 def ignores_mask(row: Row) -> float:
     """Statistics over every position instead of the unmasked ones: the record may be off by
     the difference between the two float64 references, plus its own tolerance."""
-    keep = {k: row.get(k) for k in ("op", "params", "shape", "dtype", "input", "case", "check")}
-    tol = _number(row.get("tolerance"))
-    return 1 + 2 * _ignores_mask_factor(json.dumps(keep, sort_keys=True)) / tol if tol > 0 else math.inf
+    return _within_tolerances(row, 2 * _mask_effect(row))
+
+
+@_from_arrays
+def _gradient_scale(row: Row, case, x, p) -> float:
+    """The largest a gradient of this layer can be for the record's upstream values in any order:
+    |dx| ≤ |γ|·max|dy|·(2 + max|x̂|²)/s, |dγ|, |dβ| ≤ n·max|dy|·max(1, |x̂|) over n summed terms."""
+    from ..numerics import reference
+
+    m = reference.moments(case.spec, x)
+    s = np.sqrt(m.var + case.spec.eps)
+    xhat = np.abs((np.asarray(x, np.float64) - m.mean) / s)
+    dy = float(np.max(np.abs(np.asarray(p["dy"], np.float64))))
+    gamma = 1.0 if p["gamma"] is None else float(np.max(np.abs(np.asarray(p["gamma"], np.float64))))
+    if row["check"] == "grad_dx":
+        return float(gamma * dy * (2 + xhat.max() ** 2) / s.min())
+    terms = x.size // int(np.prod(case.spec.param_shape(x.shape)))
+    return float(terms * dy * max(1.0, xhat.max()))
+
+
+def wrong_gradient(row: Row) -> float:
+    """A gradient computed from the right values in the wrong arrangement: off by up to twice the
+    largest such a gradient can be."""
+    return _within_tolerances(row, 2 * _gradient_scale(row))
 
 
 def computes_in(dtype: str) -> Envelope:
@@ -187,34 +217,6 @@ _KERAS = ("keras[tensorflow]", "keras[jax]", "keras[torch]")  # Keras 3: one lay
 _KERAS_32 = ("keras[jax]", "keras[torch]")  # where Keras's dtype promotion turns float64 into float32
 _STRESS = ("offset1e2", "offset1e4", "tiny_variance", "constant")
 _CENTRED = ("layer_norm", "batch_norm", "group_norm", "instance_norm")  # ops with a variance to cancel
-
-@cache
-def _gradient_scale(row_json: str) -> float:
-    """The largest a gradient of this layer can be for the record's upstream values in any order:
-    |dx| ≤ |γ|·max|dy|·(2 + max|x̂|²)/s, |dγ|, |dβ| ≤ n·max|dy|·max(1, |x̂|) over n summed terms."""
-    from ..numerics import reference
-    from ..ops.case import Case
-
-    row = json.loads(row_json)
-    case = Case.from_record(row)
-    x, p = case.data()
-    m = reference.moments(case.spec, x)
-    s = np.sqrt(m.var + case.spec.eps)
-    xhat = np.abs((np.asarray(x, np.float64) - m.mean) / s)
-    dy = float(np.max(np.abs(np.asarray(p["dy"], np.float64))))
-    gamma = 1.0 if p["gamma"] is None else float(np.max(np.abs(np.asarray(p["gamma"], np.float64))))
-    if row["check"] == "grad_dx":
-        return float(gamma * dy * (2 + xhat.max() ** 2) / s.min())
-    terms = x.size // int(np.prod(case.spec.param_shape(x.shape)))
-    return float(terms * dy * max(1.0, xhat.max()))
-
-
-def wrong_gradient(row: Row) -> float:
-    """A gradient computed from the right values in the wrong arrangement: off by up to twice the
-    largest such a gradient can be."""
-    keep = {k: row.get(k) for k in ("op", "params", "shape", "dtype", "input", "case", "check")}
-    tol = _number(row.get("tolerance"))
-    return 1 + 2 * _gradient_scale(json.dumps(keep, sort_keys=True)) / tol if tol > 0 else math.inf
 
 
 KNOWN: tuple[Known, ...] = (
