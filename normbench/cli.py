@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from .adapters import registry
+from .bench import allocator
 from .results import records
 from .running import runner
 
@@ -183,6 +184,10 @@ def _main_job(args: argparse.Namespace) -> int:
         return _fail("--adapters names no adapter")
     if args.workers is not None and args.workers != "auto" and not args.workers.isdigit():
         return _fail(f"-n/--workers must be a whole number or 'auto', got {args.workers!r}")
+    try:
+        alloc = allocator.resolve(args.allocator)
+    except allocator.AllocatorError as exc:
+        return _fail(str(exc))
     out = _run_folder(args)
     if out is None:
         return 2
@@ -191,7 +196,8 @@ def _main_job(args: argparse.Namespace) -> int:
     # only when named (its float64 passes over a 4096 × 16384 RMSNorm take seconds per call).
     untimed = ("numpy",) if args.adapters is None else ()
     opts = runner.Options(suites=suites, quick=args.quick, threads=args.threads, timeout_s=args.timeout,
-                          workers=args.workers, jobs=1 if args.workers else args.jobs, untimed=untimed)
+                          workers=args.workers, jobs=1 if args.workers else args.jobs, untimed=untimed,
+                          allocator=alloc)
     job_list = runner.jobs(runner.plan(adapters), out, opts)
     runner.write_plan(out, job_list, opts)
     plan_lock = threading.Lock()  # verification jobs finish on the pool's threads
@@ -260,8 +266,6 @@ def _bench(args: argparse.Namespace) -> int:
     from .bench import threads
     from .numerics.dtypes import DTYPES
 
-    if args.self_check:
-        args.adapters = "torch"
     try:
         registry.select(args.adapters)
     except registry.UnknownAdapter as exc:
@@ -269,30 +273,121 @@ def _bench(args: argparse.Namespace) -> int:
     bad = [d for d in (args.dtypes or "").split(",") if args.dtypes and d not in DTYPES]
     if bad:
         return _fail(f"unknown dtype {bad[0]!r} in --dtypes; expected some of {', '.join(DTYPES)}")
+    if args.allocator and args.allocators:
+        return _fail("give --allocator or --allocators, not both")
     try:
         threads.configure(args.threads)
+        chosen = (allocator.parse_list(args.allocators) if args.allocators
+                  else [allocator.resolve(args.allocator)])
+    except allocator.AllocatorError as exc:
+        return _fail(str(exc))
     except ValueError as exc:
         return _fail(f"--threads: {exc}")
+    if args.self_check and len(chosen) > 1:
+        return _fail("--self-check runs under one allocator; give --allocator")
     out = _output(args)
     if out is None:
         return 2
+    if args.self_check:
+        return _self_check(args, chosen[0], out)
+    if len(chosen) > 1:
+        return _bench_allocators(args, chosen, out)
+    if not allocator.current(chosen[0]):
+        # The allocator acts from process start (the loader reads GLIBC_TUNABLES and LD_PRELOAD):
+        # run this same command again in a process started under it.
+        return _child(_bench_command(args, out, chosen[0]), allocator.process_env(chosen[0]))
     argv = ["--pyargs", "normbench.suites.speed", *(["--bench-dtypes", args.dtypes] if args.dtypes else []),
             "-p", "no:xdist",
             "--bench-repeats", str(args.repeats), "--bench-first-repeat", str(args.first_repeat),
-            "--benchmark-json", str(out / "benchmark.json"),
-            "-k", "harness_overhead" if args.self_check else "not harness_overhead"]
+            "--benchmark-json", str(out / "benchmark.json")]
     if args.quick:
         argv.append("--bench-quick")
     if args.no_sweeps:
         argv.append("--bench-no-sweeps")
     code = _pytest(argv, args, out / "results.jsonl")
-    if not args.self_check:
-        return _with_reports(code, out, args.no_report)
-    rows = [r for r in records.read(out / "results.jsonl")[1] if r["check"] == "harness_overhead"]
-    if not rows:
-        return _fail("the self-check did not run (is torch installed?)")
-    print(f"normbench: self-check {rows[0]['message']}")
-    return 0 if rows[0]["outcome"] == "pass" else 1
+    return _with_reports(code, out, args.no_report)
+
+
+def _bench_command(args: argparse.Namespace, out: Path, alloc, **changes) -> list[str]:
+    """``normbench bench`` with ``args`` (and ``changes``), writing to ``out`` under ``alloc``."""
+    opts = {**vars(args), **changes}
+    cmd = [sys.executable, "-m", "normbench.cli", "bench", "-o", str(out), "--threads", str(opts["threads"]),
+           "--repeats", str(opts["repeats"]), "--first-repeat", str(opts["first_repeat"]),
+           "--allocator", alloc.spec]
+    cmd += ["--adapters", opts["adapters"]] if opts["adapters"] else []
+    cmd += ["--dtypes", opts["dtypes"]] if opts["dtypes"] else []
+    cmd += [flag for flag, on in (("--quick", opts["quick"]), ("--no-sweeps", opts["no_sweeps"]),
+                                  ("--no-report", opts["no_report"]), ("-v", opts["verbose"])) if on]
+    return cmd + (["--", *opts["pytest_args"]] if opts["pytest_args"] else [])
+
+
+def _child(cmd: list[str], env: dict[str, str], log: Path | None = None) -> int:
+    """Run ``cmd`` to its end, its output to ``log`` if given; Ctrl-C reaches it too (same
+    process group), so wait for it to stop."""
+    import subprocess
+
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(open(log, "wb")) if log else None
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out else None)
+        while True:
+            try:
+                return proc.wait()
+            except KeyboardInterrupt:
+                continue
+
+
+def _bench_allocators(args: argparse.Namespace, chosen: list, out: Path) -> int:
+    """The same cases under each allocator, one process per allocator and pass; passes outermost
+    (pass 1 under each, then pass 2 under each), so a slow spell of the machine spoils one
+    repeat of every allocator rather than all repeats of one."""
+    code = 0
+    for repeat in range(args.first_repeat, args.first_repeat + args.repeats):
+        for alloc in chosen:
+            folder = out / alloc.name / f"r{repeat}"
+            cmd = _bench_command(args, folder, alloc, repeats=1, first_repeat=repeat, no_report=True)
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            log = folder.parent / f"r{repeat}.log"
+            print(f"normbench: {alloc.name}, pass {repeat + 1 - args.first_repeat} of {args.repeats} (output in "
+                  f"{log})", flush=True)
+            code = max(code, _child(cmd, allocator.process_env(alloc), log=log))
+    files = sorted(out.rglob("results.jsonl"))
+    if files and not args.no_report:
+        try:
+            print("normbench: report in " + str(write_reports(files, out)[0]))
+        except Exception as exc:  # noqa: BLE001 - the results are kept; say why the report is missing
+            print(f"normbench: could not render the report ({type(exc).__name__}: {exc})", file=sys.stderr)
+            return code or 1
+    return code
+
+
+def _self_check(args: argparse.Namespace, alloc, out: Path) -> int:
+    """For one adapter per framework family (those installed, or named by --adapters): a benchmark
+    process under ``alloc`` that times the self-check case, then interleaves harness blocks with
+    bare blocks of the same call in that process and in a fresh one (bench.self_check)."""
+    from .bench import self_check
+
+    wanted = [a.name for a in registry.select(args.adapters)] if args.adapters else list(self_check.FAMILIES.values())
+    present = [name for name in self_check.FAMILIES.values() if name in wanted and not registry.get(name).missing()]
+    if not present:
+        return _fail("the self-check times " + ", ".join(self_check.FAMILIES.values())
+                     + "; none of them is installed" + (" and named by --adapters" if args.adapters else ""))
+    env = {**allocator.process_env(alloc), self_check.FRESH: "1"}
+    code = 0
+    for name in present:
+        folder = out / name.replace("[", "-").replace("]", "")
+        cmd = _bench_command(args, folder, alloc, adapters=name, quick=True, no_report=True, repeats=1,
+                             first_repeat=0, pytest_args=["-k", "test_self_check"])
+        log = out / f"{folder.name}.log"
+        code = max(code, _child(cmd, env, log=log))
+        results = folder / "results.jsonl"
+        rows = [r for r in records.read(results)[1] if r["check"] == "self_check"] if results.exists() else []
+        if not rows:
+            print(f"normbench: {name}: the self-check did not run; see {log}", file=sys.stderr)
+            code = max(code, 1)
+            continue
+        print(f"normbench: {name} ({alloc.name}): {rows[0]['outcome']}: {rows[0]['message']}", flush=True)
+        code = max(code, 0 if rows[0]["outcome"] == "pass" else 1)
+    return code
 
 
 def write_reports(sources, out: Path) -> list[Path]:
@@ -404,6 +499,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("-j", "--jobs", type=_positive_int, default=min(2, os.cpu_count() or 1),
                      help="verification processes at once (default: 2, or 1 on one core, or with -n); "
                           "benchmarks always run one at a time")
+    run.add_argument("--allocator", default=None,
+                     help=f"memory allocator of the benchmark processes: {', '.join(allocator.names())} or the path "
+                          "of a library to preload (default warm; see README, Benchmarks)")
     run.add_argument("--timeout", type=_positive_int, default=900,
                      help="seconds before a group's process is killed and recorded as an error (default 900)")
     run.set_defaults(func=_main_job)
@@ -428,8 +526,14 @@ def main(argv: list[str] | None = None) -> int:
                        help="timed blocks per case, spread over the run and pooled (default 3)")
     bench.add_argument("--first-repeat", type=int, default=0, help=argparse.SUPPRESS)  # normbench run's passes
     bench.add_argument("--no-report", action="store_true", help="write results only")
+    bench.add_argument("--allocator", default=None,
+                       help=f"memory allocator setting: {', '.join(allocator.names())} or the path of a library "
+                            "to preload (default warm; see README, Benchmarks)")
+    bench.add_argument("--allocators", default=None,
+                       help="comma-separated allocators: time the same cases under each, side by side")
     bench.add_argument("--self-check", action="store_true",
-                       help="harness overhead: torch LayerNorm timed by the suite vs a bare timeit loop")
+                       help="harness vs bare timeit of the same call (in the benchmark process, interleaved, and "
+                            "in a fresh one), for torch, flax.linen, keras[tensorflow] and onnxruntime")
     bench.add_argument("-v", "--verbose", action="store_true", help="one line per benchmark")
     bench.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
     bench.set_defaults(func=_bench)
@@ -443,8 +547,8 @@ def main(argv: list[str] | None = None) -> int:
     cmp.add_argument("old", help="baseline results.jsonl or run folder")
     cmp.add_argument("new", help="results.jsonl or run folder to judge")
     cmp.add_argument("--factor", type=_ratio, default=None,
-                     help="slowdown ratio that counts, beyond the run-wide drift, greater than 1 (default 1.6, "
-                          "measured on a shared 2-core VM; 1.1 on dedicated hardware)")
+                     help="slowdown ratio that counts, beyond what the machine probes measured, greater than 1 "
+                          "(default: compare.DEFAULT_FACTOR, measured from same-code runs; see README)")
     cmp.add_argument("--alpha", type=_probability, default=0.05,
                      help="significance level, between 0 and 1 (default 0.05)")
     cmp.add_argument("--all", action="store_true", help="list unchanged cases too")

@@ -54,7 +54,8 @@ def quick_bench(tmp_path_factory):
     from .helpers import run_cli
 
     out = tmp_path_factory.mktemp("bench") / "r"
-    proc = run_cli("bench", "--quick", "--adapters", "numpy,torch", "-o", str(out))
+    # without the self-check, whose verdict depends on the machine's load (tests/test_bench.py has it)
+    proc = run_cli("bench", "--quick", "--adapters", "numpy,torch", "-o", str(out), "--", "-k", "not test_self_check")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return out / "results.jsonl"
 

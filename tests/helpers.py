@@ -11,9 +11,10 @@ ROOT = Path(__file__).resolve().parent.parent
 FRAMEWORKS = ("torch", "jax", "flax", "tensorflow", "keras", "onnx", "onnxruntime", "tf_keras")
 
 
-def run_python(code: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 300):
+def run_python(code: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 300,
+               args: list[str] = ()):
     return subprocess.run(
-        [sys.executable, "-c", code], cwd=cwd or ROOT, capture_output=True, text=True,
+        [sys.executable, "-c", code, *args], cwd=cwd or ROOT, capture_output=True, text=True,
         timeout=timeout, env={**os.environ, **(env or {})},
     )
 

@@ -11,6 +11,7 @@ import pytest
 
 from normbench import ops
 from normbench.bench import harness as bench
+from normbench.bench import self_check
 from normbench.results import records
 
 from .helpers import run_cli
@@ -28,12 +29,17 @@ def quick_run(tmp_path_factory):
 
 def test_bench_records_timing_traffic_and_roofline(quick_run):
     proc, out = quick_run
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     env, rows = records.read(out / "results.jsonl")
+    failed = {r["check"] for r in rows if r["outcome"] in ("fail", "error")}
+    assert proc.returncode == (1 if failed else 0) and failed <= {"self_check"}, proc.stdout[-3000:]
     assert env["memory_bandwidth"]["gbps"] > 0 and env["memory_bandwidth"]["threads"] == 1
     assert env["threads"]["NORMBENCH_THREADS"] == "1" and env["threads"]["OMP_NUM_THREADS"] == "1"
-    timed = [r for r in rows if r["suite"] == "speed" and r["check"] != "recompiles" and r["outcome"] == "pass"]
+    timed = [r for r in rows if r["suite"] == "speed" and r["check"] not in ("recompiles", "self_check")
+             and r["outcome"] == "pass"]
     assert {r["adapter"] for r in timed} == {"numpy", "torch"}
+    assert env["allocator"]["name"] == "warm" and env["allocator"]["probe_faults_per_mb"] < 1
+    assert env["cpu_probe"]["seconds"] > 0
+    assert {r["allocator"] for r in timed} == {"warm"}
     assert {r["check"] for r in timed} == {"forward", "train", "eval", "forward_backward"}
     for r in timed:
         assert TIMING <= set(r), r["case"]
@@ -120,7 +126,45 @@ def test_bad_bench_options_are_named(tmp_path, args, message):
     assert not (tmp_path / "r").exists()
 
 
-def test_self_check_reports_a_ratio(tmp_path):
-    proc = run_cli("bench", "--self-check", "-o", str(tmp_path / "r"))
+def test_the_self_check_runs_in_the_benchmark_process_after_its_cases(quick_run):
+    """Interleaved with the harness on the same prepared call, in the state the cases left; one
+    adapter per framework family (torch here; numpy is not one)."""
+    _, out = quick_run
+    rows = records.read(out / "results.jsonl")[1]
+    checks = [r for r in rows if r["check"] == "self_check"]
+    assert [r["adapter"] for r in checks] == ["torch"]
+    assert rows.index(checks[0]) > max(i for i, r in enumerate(rows) if r["adapter"] == "torch"
+                                       and r["check"] == "forward_backward")
+    facts = checks[0]["facts"]
+    assert facts["blocks"] >= 12 and facts["harness_median_s"] > 0 and facts["bare_median_s"] > 0
+    assert "fresh_ratio" not in facts  # a fresh process is interleaved only by bench --self-check
+    assert facts["case_median_s"] > 0 and facts["allocator"] == "warm" and facts["bandwidth_after_gbps"] > 0
+    assert checks[0]["outcome"] in ("pass", "fail", "skip") and "harness/bare (ABAB" in checks[0]["message"]
+
+
+CHECKED = {"ratio": 1.01, "harness_median_s": 1.01e-3, "bare_median_s": 1e-3, "case_median_s": 1.3e-3,
+           "fresh_bare_median_s": 0.99e-3, "fresh_ratio": 1.02, "other_load": 0.02, "bandwidth_before_gbps": 30.0,
+           "bandwidth_after_gbps": 29.0}
+
+
+@pytest.mark.parametrize(("change", "outcome", "says"), [
+    ({}, "pass", "harness/bare (ABAB, this process) 1.010"),
+    ({"ratio": 1.07}, "fail", "harness/bare (ABAB, this process) 1.070"),
+    ({"fresh_ratio": 1.275}, "fail", "harness/bare (interleaved, fresh process) 1.275"),
+    ({"case_median_s": 2e-3}, "pass", "case median (timed earlier)/bare 2.000"),  # shown, not judged
+    ({"ratio": 1.7, "other_load": 1.2}, "skip", "busy (other processes kept 1.2 cores busy during the check)"),
+    ({"ratio": 0.3, "bandwidth_after_gbps": 12.0}, "skip", "memory bandwidth fell from 30.0 to 12.0 GB/s"),
+    ({"ratio": 1.01, "other_load": 1.5}, "pass", "1.010"),  # agreement under load is still agreement
+])
+def test_a_self_check_on_a_busy_machine_says_so(change, outcome, says):
+    got, message = self_check.judge({**CHECKED, **change})
+    assert got == outcome and says in message, message
+    assert ("not judged" in message) == (outcome == "skip")
+
+
+def test_self_check_compares_with_a_fresh_process(tmp_path):
+    proc = run_cli("bench", "--self-check", "--adapters", "torch,onnxruntime,numpy", "-o", str(tmp_path / "r"))
     assert proc.returncode in (0, 1), proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "self-check harness/bare median ratio" in proc.stdout
+    lines = proc.stdout.splitlines()  # one line per family, the processes' own output in logs
+    assert [line.split(" ")[1] for line in lines] == ["torch", "onnxruntime"]  # numpy is no family's
+    assert all("(interleaved, fresh process)" in line and "(ABAB, this process)" in line for line in lines), lines

@@ -9,9 +9,7 @@ pytest-benchmark then times steady-state rounds after warm-up rounds.
 from __future__ import annotations
 
 import resource
-import statistics
 import time
-import timeit
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +23,7 @@ from ..ops.spec import NormSpec
 from ..results import records
 from ..results.records import Record
 from ..verify.checks import raised
-from . import threads
+from . import allocator, threads
 from .load import OtherLoad
 
 SUITE = "speed"
@@ -154,6 +152,7 @@ def _run(adapter: Adapter, case: BenchCase, benchmark, bandwidth_gbps: float, pr
         "threads": threads.report(), "sync": timed.sync, "faults_per_call": faults,
         "samples_s": list(stats.data),  # per-call time of each round, for significance tests
         "other_load": other.cores,  # cores other processes kept busy meanwhile (load.OtherLoad)
+        "allocator": allocator.active_name(),
     }
     benchmark.extra_info.update({k: v for k, v in timing.items() if k not in ("threads", "samples_s")},
                                 adapter=adapter.name)
@@ -218,15 +217,3 @@ def _recompiles(adapter: Adapter, case: BenchCase, spec: NormSpec, lengths, dtyp
                  timing={"recompiles": n, "compile_s": max(first_calls) - min(first_calls)})
     rec.check = "recompiles"
     return rec
-
-
-def bare_loop(prepared: Prepared, rounds: int = ROUNDS[1]) -> float:
-    """Median seconds per call of a plain ``timeit`` loop over the same torch module and the
-    same input memory the suite times, under inference_mode: the self-check's yardstick."""
-    import torch
-
-    module, x = prepared.layer.module, torch.from_numpy(prepared.x)
-    with torch.inference_mode():
-        module(x)
-        loop = timeit.repeat(lambda: module(x), number=1, repeat=rounds)
-    return statistics.median(loop)

@@ -27,9 +27,18 @@ def _machine_busy_s() -> float | None:
     return (user + nice + system + irq + softirq + steal) / _TICK
 
 
-def _own_s() -> float:
+def _own_s(ours: list[int] = ()) -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return usage.ru_utime + usage.ru_stime + sum(_process_s(pid) for pid in ours)
+
+
+def _process_s(pid: int) -> float:
+    """CPU seconds another process of ours (a running child) has used, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime (fields 14 and 15 of stat)
 
 
 class OtherLoad:
@@ -39,8 +48,11 @@ class OtherLoad:
 
     cores: float | None = None
 
+    def __init__(self, ours: list[int] = ()) -> None:
+        self.ours = list(ours)  # child processes whose CPU time is ours, not other load
+
     def __enter__(self) -> OtherLoad:
-        self._start = (time.monotonic(), _machine_busy_s(), _own_s())
+        self._start = (time.monotonic(), _machine_busy_s(), _own_s(self.ours))
         return self
 
     def __exit__(self, *exc) -> None:
@@ -49,4 +61,4 @@ class OtherLoad:
         wall = time.monotonic() - wall0
         if busy is None or busy0 is None or wall <= 0:
             return
-        self.cores = max(0.0, ((busy - busy0) - (_own_s() - own0)) / wall)
+        self.cores = max(0.0, ((busy - busy0) - (_own_s(self.ours) - own0)) / wall)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..adapters.base import Adapter
+from ..bench import allocator
 from ..results import records
 from ..results.records import OUTCOMES, RUN_FORMAT, Record, ResultsFile
 from . import lock, tracebacks
@@ -121,6 +122,7 @@ class Options:
     repeats: int = 3  # benchmark passes
     jobs: int = 1  # verification processes at once
     untimed: tuple[str, ...] = ()  # groups verified but not benchmarked
+    allocator: allocator.Allocator = field(default_factory=allocator.resolve)  # benchmark processes' setting
 
 
 def jobs(groups: list[Group], out: Path, opts: Options) -> list[Job]:
@@ -140,7 +142,8 @@ def jobs(groups: list[Group], out: Path, opts: Options) -> list[Job]:
         for g in (g for g in groups if g.name not in opts.untimed):
             folder = out / "bench" / g.name / f"r{repeat}"
             cmd = [*base, "bench", "--adapters", g.refs, "-o", str(folder), "--no-report",
-                   *(["--dtypes", opts.dtypes] if opts.dtypes else []), "--repeats", "1", "--first-repeat", str(repeat)]
+                   *(["--dtypes", opts.dtypes] if opts.dtypes else []), "--repeats", "1", "--first-repeat", str(repeat),
+                   "--allocator", opts.allocator.spec]
             cmd += ["--threads", str(opts.threads)] if opts.threads else []
             cmd += ["--no-sweeps"] if opts.quick else []  # a quick look: the default shapes, one pass
             out_jobs.append(Job("bench", g, folder, cmd, repeat))
@@ -239,6 +242,8 @@ def _run(job: Job, opts: Options, on_change: Callable[[Job], None], stop: thread
     logs = job.folder.parents[1 if job.repeat is None else 2] / "logs"  # the process owns its folder
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **job.group.environment, lock.HELD: json.dumps(held), PARENT: str(os.getpid())}
+    if job.phase == "bench":  # started under the allocator setting, so the child runs its cases at once
+        env = allocator.process_env(opts.allocator, env)
     tally = Tally()
     start = time.monotonic()
     stdout, stderr = (logs / f"{job.slug}.{stream}.log" for stream in ("stdout", "stderr"))
@@ -402,7 +407,7 @@ def write_plan(out: Path, job_list: list[Job], opts: Options) -> None:
     as a run normbench may replace (see ``records.is_run_plan``)."""
     data = {
         "format": RUN_FORMAT, "suites": list(opts.suites), "quick": opts.quick, "threads": opts.threads,
-        "timeout_s": opts.timeout_s, "workers": opts.workers,
+        "timeout_s": opts.timeout_s, "workers": opts.workers, "allocator": opts.allocator.spec,
         "jobs": [{"phase": j.phase, "group": j.group.name, "repeat": j.repeat, "adapters": j.group.refs,
                   "folder": str(j.folder.relative_to(out)), "command": j.command, "status": j.status,
                   "returncode": j.returncode, "elapsed_s": round(j.elapsed_s, 1), "counts": dict(j.counts),

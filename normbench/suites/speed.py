@@ -7,14 +7,14 @@ bandwidth is measured once per run on this machine, with the same thread count.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
 
-from normbench.bench import bandwidth, threads
+from normbench.bench import allocator, bandwidth, bare, cpu_probe, self_check, threads
 from normbench.bench import harness as bench
 from normbench.plugin import add_to_environment
-from normbench.results.records import Record
 
 
 def pytest_generate_tests(metafunc):
@@ -42,6 +42,10 @@ def memory_bandwidth(request) -> float:
     quick = request.config.getoption("--bench-quick")
     result = bandwidth.measure(n, megabytes=32 if quick else 256)
     add_to_environment(request.config, "memory_bandwidth", result)
+    # What else compare needs to tell a slower machine from slower code, and what the
+    # allocator setting this process runs under is (with evidence that it took effect).
+    add_to_environment(request.config, "cpu_probe", cpu_probe.measure())
+    add_to_environment(request.config, "allocator", allocator.describe())
     return result["gbps"]
 
 
@@ -58,10 +62,19 @@ def previous_repeats() -> dict:
     return {}
 
 
+@pytest.fixture(scope="session")
+def case_medians() -> dict:
+    """Each case's timing in this process, for the self-check."""
+    return {}
+
+
 def test_speed(norm_adapter, repeat, bench_case, timed_benchmark, memory_bandwidth, previous_repeats,
-               norm_record):
-    norm_record([bench.run(norm_adapter, bench_case, timed_benchmark, memory_bandwidth, repeat=repeat,
-                           alive=previous_repeats)])
+               case_medians, norm_record):
+    rec = bench.run(norm_adapter, bench_case, timed_benchmark, memory_bandwidth, repeat=repeat,
+                    alive=previous_repeats)
+    if rec.outcome == "pass":
+        case_medians[(norm_adapter.name, bench_case.id)] = rec.timing
+    norm_record([rec])
 
 
 def test_recompiles_over_sequence_lengths(norm_adapter, norm_record, request):
@@ -70,20 +83,30 @@ def test_recompiles_over_sequence_lengths(norm_adapter, norm_record, request):
     norm_record([bench.recompiles(norm_adapter)])
 
 
-def test_harness_overhead(norm_adapter, timed_benchmark, memory_bandwidth, norm_record):
-    """Self-check: the suite's median for torch LayerNorm (4096, 1024) vs a bare timeit loop of
-    the same module call, measured before and after in this process. Target 1.00 ± 0.05."""
-    if norm_adapter.name != "torch":
-        pytest.skip("the self-check times torch")
-    case = bench.BenchCase("layer_norm", "forward", (4096, 1024), group="self_check")
-    prepared = bench.prepare(norm_adapter, case)
-    before = bench.bare_loop(prepared)
-    rec: Record = bench.run(norm_adapter, case, timed_benchmark, memory_bandwidth, prepared)
-    after = bench.bare_loop(prepared)
-    ratio = rec.timing["median_s"] / ((before + after) / 2)
-    within = abs(ratio - 1) <= 0.05
-    rec.check, rec.outcome = "harness_overhead", "pass" if within else "fail"
-    rec.timing.update(bare_median_s=(before + after) / 2, overhead_ratio=ratio)
-    rec.message = (f"harness/bare median ratio {ratio:.3f} (target 1.00 ± 0.05): suite "
-                   f"{rec.timing['median_s'] * 1e3:.3f} ms, bare timeit {before * 1e3:.3f} / {after * 1e3:.3f} ms")
-    norm_record([rec])
+def test_self_check(norm_adapter, timed_benchmark, memory_bandwidth, previous_repeats, case_medians, norm_record):
+    """After this process's cases: the harness against a plain timeit loop of the same prepared
+    call, interleaved (bench.self_check), for one adapter per framework family."""
+    if self_check.family_of(norm_adapter.name) is None:
+        families = ", ".join(self_check.FAMILIES.values())
+        pytest.skip(f"the self-check times one adapter per framework family ({families})")
+    case = self_check.CASE
+    key = (norm_adapter.name, case.id)
+    if key not in previous_repeats:  # not timed in this process (bench --self-check): time it now, as a case
+        rec = bench.run(norm_adapter, case, timed_benchmark, memory_bandwidth, alive=previous_repeats)
+        norm_record([rec])
+        if rec.outcome != "pass":
+            return
+        case_medians[key] = rec.timing
+    prepared = previous_repeats[key]
+    n = threads.requested() or os.cpu_count() or 1
+    _, iterations, _ = bench._plan(prepared.timed.call)
+    with contextlib.ExitStack() as stack:
+        fresh = stack.enter_context(bare.Fresh(norm_adapter.name)) if self_check.wants_fresh() else None
+        before = self_check.probe_bandwidth(n)
+        facts = self_check.abab(timed_benchmark, prepared.timed, iterations, fresh)
+        facts.update(bandwidth_before_gbps=before, bandwidth_after_gbps=self_check.probe_bandwidth(n))
+    facts.update(case_median_s=case_medians.get(key, {}).get("median_s"), allocator=allocator.active_name(),
+                 family=self_check.family_of(norm_adapter.name))
+    outcome, message = self_check.judge(facts)
+    norm_record([bench.record(norm_adapter, case, prepared.spec, prepared.shape, check="self_check",
+                              outcome=outcome, message=message, facts=facts)])

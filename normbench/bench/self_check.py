@@ -1,0 +1,150 @@
+"""The self-check: does the harness time what a plain ``timeit`` loop of the same call times,
+in the state the benchmarks ran in?
+
+It runs inside each benchmark process after its cases, on the prepared layer and input of a
+default case (torch LayerNorm forward 1024 × 4096 and its siblings in each framework family),
+interleaving blocks timed by pytest-benchmark's own round loop (A) with plain ``timeit`` blocks
+of the same call (B), ABAB…, so both sides share the allocator state, the caches and whatever
+else the machine was doing. ``normbench bench --self-check`` also compares the case's median
+with a bare loop in a fresh process (``normbench.bench.bare``). A check taken while other
+processes kept the cores busy, or while the memory bandwidth dropped, says so instead of
+reporting a ratio as if it were the harness's.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import statistics
+import time
+import timeit
+
+from ..ops.case import BenchCase
+from . import bandwidth
+from .load import OtherLoad
+
+CASE = BenchCase("layer_norm", "forward", (1024, 4096))
+FAMILIES = {"torch": "torch", "JAX": "flax.linen", "Keras/TF": "keras[tensorflow]", "ONNX Runtime": "onnxruntime"}
+TOLERANCE = 0.05  # |ratio - 1| that passes
+BLOCK_S = 0.015  # one block of rounds
+SIDE_S = 0.5  # each side's blocks together
+WARM_ROUNDS = 3  # untimed at the start of each block: waking a process's threads takes more than one call
+PAUSE_S = 0.1  # around a fresh process's block: worker threads spin for a while after a call
+BUSY_CORES = 0.5  # other load (cores) from which the machine was too busy to judge
+BANDWIDTH_DROP = 0.8  # bandwidth after / before below which the machine was too busy to judge
+
+
+FRESH = "NORMBENCH_SELF_CHECK_FRESH"  # set by bench --self-check: interleave a fresh process's blocks too
+
+
+def wants_fresh() -> bool:
+    return os.environ.get(FRESH) == "1"
+
+
+def family_of(adapter_name: str) -> str | None:
+    return next((f for f, a in FAMILIES.items() if a == adapter_name), None)
+
+
+def _plan(call, iterations: int) -> tuple[int, int]:
+    """(rounds per block, blocks per side): blocks of ~BLOCK_S, SIDE_S per side in all."""
+    start = timeit.default_timer()
+    call()
+    one = max(timeit.default_timer() - start, 1e-7) * iterations
+    per_block = max(3, min(50, round(BLOCK_S / one)))
+    blocks = max(12, min(48, round(SIDE_S / (one * per_block))))
+    return per_block, blocks - blocks % 6
+
+
+def abab(benchmark, timed, iterations: int, fresh=None) -> dict:
+    """Per-call seconds of rounds timed by A (pytest-benchmark's runner, as ``harness.run`` times
+    a case) and B (``timeit`` of the same call) and, with ``fresh`` (a ``bare.Fresh``), C (the
+    same timeit loop in a process that ran nothing else), in short blocks that take turns.
+
+    This machine's speed moves by up to 30 % between consecutive 50 ms blocks, so the blocks
+    are short (~15 ms) and many; each starts with an untimed round (the first call after the
+    other process ran finds its threads asleep and its data out of cache), and the order runs
+    through every permutation of the sides, so each follows each other equally often."""
+
+    def call() -> None:  # as harness.run wraps it: the output is dropped at once
+        timed.call()
+
+    runner = benchmark._make_runner(call, (), {})  # the loop pedantic() times each round with
+    loops = range(iterations) if iterations > 1 else None
+    per_block, blocks = _plan(call, iterations)
+
+    def side_a() -> list[float]:
+        return [_seconds(runner(loops)) / iterations for _ in range(per_block + WARM_ROUNDS)][WARM_ROUNDS:]
+
+    def side_b() -> list[float]:
+        loop = timeit.repeat(timed.call, number=iterations, repeat=per_block + WARM_ROUNDS)
+        return [s / iterations for s in loop][WARM_ROUNDS:]
+
+    def side_c() -> list[float]:
+        time.sleep(PAUSE_S)  # this process's worker threads stop spinning (ONNX Runtime's spin)
+        out = fresh.block(per_block + WARM_ROUNDS, iterations)[WARM_ROUNDS:]
+        time.sleep(PAUSE_S)  # and the fresh process's
+        return out
+
+    sides = {"a": side_a, "b": side_b, **({"c": side_c} if fresh is not None else {})}
+    orders = list(itertools.permutations(sides))  # each side follows each other equally often
+    samples: dict[str, list[float]] = {k: [] for k in sides}
+    with OtherLoad(ours=[fresh.proc.pid] if fresh is not None else []) as other:
+        for k in range(blocks):
+            for name in orders[k % len(orders)]:
+                samples[name] += sides[name]()
+    a, b = samples["a"], samples["b"]
+    harness, bare = statistics.median(a), statistics.median(b)
+    out = {"harness_median_s": harness, "bare_median_s": bare, "ratio": harness / bare,
+           "rounds_per_block": per_block, "blocks": blocks, "iterations": iterations, "other_load": other.cores,
+           "half_ratios": [statistics.median(a[:len(a) // 2]) / statistics.median(b[:len(b) // 2]),
+                           statistics.median(a[len(a) // 2:]) / statistics.median(b[len(b) // 2:])]}
+    if samples.get("c"):
+        fresh_median = statistics.median(samples["c"])
+        out.update(fresh_bare_median_s=fresh_median, fresh_ratio=harness / fresh_median)
+    return out
+
+
+def _seconds(result) -> float:
+    return result[0] if isinstance(result, tuple) else result  # one iteration: (duration, result)
+
+
+def busy(facts: dict) -> str | None:
+    """Why the machine was too busy for the check to mean anything, or None."""
+    reasons = []
+    load = facts.get("other_load")
+    if load is not None and load >= BUSY_CORES:
+        reasons.append(f"other processes kept {load:.1f} cores busy during the check")
+    before, after = facts.get("bandwidth_before_gbps"), facts.get("bandwidth_after_gbps")
+    if before and after and after / before < BANDWIDTH_DROP:
+        reasons.append(f"memory bandwidth fell from {before:.1f} to {after:.1f} GB/s")
+    return "; ".join(reasons) or None
+
+
+def probe_bandwidth(threads: int) -> float:
+    """A quick copy-bandwidth probe (32 MB) around the check."""
+    return bandwidth.measure(threads, megabytes=32, trials=3)["gbps"]
+
+
+def judge(facts: dict) -> tuple[str, str]:
+    """(outcome, message): pass when the harness agrees within ±TOLERANCE with the bare loop
+    interleaved with it in this process and, where measured, in a fresh process. The case's
+    own median, timed earlier in this process, is reported beside them: on a shared machine
+    whose speed drifts by more than 5 % over a minute it cannot be judged against later blocks."""
+    judged = {"harness/bare (ABAB, this process)": facts["ratio"]}
+    if facts.get("fresh_ratio"):
+        judged["harness/bare (interleaved, fresh process)"] = facts["fresh_ratio"]
+    shown = dict(judged)
+    if facts.get("case_median_s") and facts.get("bare_median_s"):
+        shown["case median (timed earlier)/bare"] = facts["case_median_s"] / facts["bare_median_s"]
+    text = ", ".join(f"{k} {v:.3f}" for k, v in shown.items())
+    times = (f"harness {facts['harness_median_s'] * 1e3:.3f} ms, bare {facts['bare_median_s'] * 1e3:.3f} ms"
+             + (f", fresh-process bare {facts['fresh_bare_median_s'] * 1e3:.3f} ms"
+                if facts.get("fresh_bare_median_s") else "")
+             + (f", case {facts['case_median_s'] * 1e3:.3f} ms" if facts.get("case_median_s") else ""))
+    if all(abs(v - 1) <= TOLERANCE for v in judged.values()):
+        return "pass", f"self-check {text} (target 1.00 ± {TOLERANCE:.2f}): {times}"
+    why = busy(facts)
+    if why:
+        return "skip", (f"self-check inconclusive: the machine was busy ({why}); measured {text}, not judged: "
+                        f"{times}")
+    return "fail", f"self-check {text} (target 1.00 ± {TOLERANCE:.2f}): {times}"
