@@ -1,14 +1,16 @@
-"""`compare`: the Mann-Whitney test by hand, and real runs with one planted change each."""
+"""`compare`: the Mann-Whitney test by hand, and real runs with planted changes: of the code, of the
+machine (the probes each results file records) and of the allocator."""
 
 from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 
 import pytest
 
 from normbench.reports import load
-from normbench.reports.compare import compare, mann_whitney
+from normbench.reports.compare import DEFAULT_FACTOR, compare, mann_whitney
 
 # --- Mann-Whitney U, checked against arithmetic done by hand ---------------------------------
 
@@ -130,19 +132,6 @@ def test_one_repeat_falls_back_to_mann_whitney_on_rounds(quick_bench, tmp_path):
     assert flagged.iloc[0]["method"] == "mann-whitney" and flagged.iloc[0]["p"] < 0.05
 
 
-def test_a_run_wide_drift_is_not_a_regression_but_a_case_beyond_it_is(quick_bench, tmp_path):
-    records = rows(quick_bench)
-    key = steadiest(records)
-    busier = [{**r, **{k: r[k] * 2 for k in ("median_s", "min_s", "iqr_s") if k in r},  # everything 2x
-               **({"samples_s": [x * 2 for x in r["samples_s"]]} if r.get("samples_s") else {})} for r in records]
-    cmp = compare(load(quick_bench), load(write(tmp_path / "busier.jsonl", busier)))
-    assert not cmp.regressed and set(cmp.speed["change"]) == {"same"}
-    assert any("median ratio over all cases is 2.000" in note for note in cmp.notes)
-    worse = write(tmp_path / "worse.jsonl", slow_down(busier, key, 2.0))  # 4x in all: 2x beyond the drift
-    flagged = compare(load(quick_bench), load(worse)).speed.query("change != 'same'")
-    assert list(zip(flagged["adapter"], flagged["case"], strict=True)) == [key]
-
-
 def test_without_samples_non_overlapping_iqr_decides(quick_bench, tmp_path):
     records = first_repeat(rows(quick_bench))
     key = steadiest(records)
@@ -227,3 +216,193 @@ def test_every_op_is_compared_and_a_slower_op_shows_by_its_case(quick_bench, tmp
     flagged = cmp.speed[cmp.speed["change"] != "same"]
     assert sorted(zip(flagged["adapter"], flagged["case"], strict=True)) == sorted(keys)
     assert set(flagged["change"]) == {"slower"} and cmp.regressed
+
+
+# --- judged against the machine: the probes each results file records --------------------------
+
+
+def scaled(record, times):
+    """A timing record ``times`` slower (every timing field, per-round samples too)."""
+    r = {**record, **{k: record[k] * times for k in ("median_s", "min_s", "iqr_s")}}
+    if r.get("samples_s"):
+        r["samples_s"] = [s * times for s in r["samples_s"]]
+    return r
+
+
+def slower(records, times, where=lambda r: True):
+    return [scaled(r, times) if r in timed([r]) and where(r) else r for r in records]
+
+
+def steady(records):
+    """The cases timed in every repeat, each repeat rescaled to the first repeat's median: a change
+    planted in them separates the repeats whatever this machine's noise did to the real ones."""
+    counts = Counter((r["adapter"], r["case"]) for r in timed(records))
+    first = {(r["adapter"], r["case"]): r["median_s"] for r in timed(records) if r.get("repeat", 0) == 0}
+    full = max(counts.values())
+    out = []
+    for r in records:
+        key = (r.get("adapter"), r.get("case"))
+        if r.get("suite") == "speed" and counts.get(key, full) < full:
+            continue  # timed in one pass only (with the self-check's record of it)
+        out.append(scaled(r, first[key] / r["median_s"]) if r in timed([r]) else r)
+    return out
+
+
+def probed(records, gbps=30.0, cpu_s=0.0025):
+    """The records with their environment record's probes set (None: not recorded)."""
+    def env(r):
+        r = {k: v for k, v in r.items() if k not in ("memory_bandwidth", "cpu_probe")}
+        return r | ({"memory_bandwidth": {"gbps": gbps}} if gbps is not None else {}) | (
+            {"cpu_probe": {"seconds": cpu_s}} if cpu_s is not None else {})
+    return [env(r) if r.get("type") == "environment" else r for r in records]
+
+
+def as_run(folder, records, probes):
+    """A `normbench run` folder with one results file per repeat, each with its own probes:
+    ``probes`` holds one (GB/s, CPU probe seconds) per file."""
+    folder.mkdir()
+    (folder / "run.json").write_text(json.dumps({"format": "normbench-run/1"}))
+    for k, (gbps, cpu_s) in enumerate(probes):
+        mine = [r for r in records if r.get("type") == "environment" or (r.get("repeat") or 0) == k]
+        (folder / "bench" / f"r{k}").mkdir(parents=True)
+        write(folder / "bench" / f"r{k}" / "results.jsonl", probed(mine, gbps, cpu_s))
+    return folder
+
+
+def memory_bound(records, adapter):
+    """``adapter``'s timings made memory-bound: measured against a bandwidth they exceed."""
+    return [{**r, "bandwidth_gbps": 1e-6} if r in timed([r]) and r["adapter"] == adapter else r for r in records]
+
+
+def keys(speed):
+    return sorted(zip(speed["adapter"], speed["case"], strict=True))
+
+
+def test_every_case_twice_as_slow_on_the_same_machine_is_a_regression(quick_bench, tmp_path):
+    records = probed(steady(rows(quick_bench)))
+    old = write(tmp_path / "old.jsonl", records)
+    cmp = compare(load(old), load(write(tmp_path / "new.jsonl", slower(records, 2.0))))
+    assert cmp.regressed and set(cmp.speed["change"]) == {"slower"} and set(cmp.speed["mark"]) == {"+"}
+    assert {d.applied for d in cmp.machine.values()} == {1.0}
+    assert any("every case moved together while the machine measured the same" in n for n in cmp.notes)
+    assert not any("busier or different machine" in n for n in cmp.notes)
+    assert "PERFORMANCE DECREASED." in cmp.markdown()
+
+
+def test_a_quarter_slower_is_flagged_at_the_default_factor(quick_bench, tmp_path):
+    assert DEFAULT_FACTOR < 1.25
+    records = probed(steady(rows(quick_bench)))
+    old = load(write(tmp_path / "old.jsonl", records))
+    one_adapter = slower(records, 1.25, lambda r: r["adapter"] == "torch")
+    torch = compare(old, load(write(tmp_path / "torch.jsonl", one_adapter)))
+    assert torch.regressed and set(torch.speed.loc[torch.speed["adapter"] == "torch", "change"]) == {"slower"}
+    assert set(torch.speed.loc[torch.speed["adapter"] != "torch", "change"]) == {"same"}
+    assert torch.speed["ratio"].max() == pytest.approx(1.25)
+
+    everything = compare(old, load(write(tmp_path / "all.jsonl", slower(records, 1.25))))
+    assert everything.regressed and set(everything.speed["change"]) == {"slower"}
+    assert set(everything.speed["method"]) == {"repeats"}  # 3 against 3, separated
+
+
+def test_a_machine_measured_twice_as_slow_explains_twice_the_time(quick_bench, tmp_path):
+    records = steady(rows(quick_bench))
+    old = load(as_run(tmp_path / "old", records, [(30.0, 0.0025), (32.0, 0.0026), (31.0, 0.0024)]))
+    slow_machine = [(15.0, 0.005), (16.0, 0.0052), (15.5, 0.0049)]
+    cmp = compare(old, load(as_run(tmp_path / "new", slower(records, 2.0), slow_machine)))
+    assert not cmp.regressed and set(cmp.speed["change"]) == {"same"}
+    assert cmp.machine["memory"].applied == pytest.approx(2.0) and cmp.machine["cpu"].applied == pytest.approx(2.0)
+    assert cmp.speed["ratio"].min() == pytest.approx(2.0)  # the table keeps raw ratios
+    note = next(n for n in cmp.notes if n.startswith("The CPU probe"))
+    assert "median of 3 files" in note and "ranges do not overlap" in note and "divided by 2.00" in note
+    assert any("the machine measured a change too" in n for n in cmp.notes)
+
+    key = steadiest(records)  # a case twice as slow beyond the machine is still found
+    beyond = compare(old, load(as_run(tmp_path / "beyond", slow_down(slower(records, 2.0), key), slow_machine)))
+    assert keys(beyond.speed.query("change != 'same'")) == [key] and beyond.regressed
+
+
+def test_memory_bound_cases_follow_the_bandwidth_and_the_rest_the_cpu_probe(quick_bench, tmp_path):
+    records = memory_bound(steady(rows(quick_bench)), "numpy")
+    old = load(as_run(tmp_path / "old", records, [(30.0, 0.0025), (32.0, 0.0026), (31.0, 0.0024)]))
+    less_bandwidth = [(15.0, 0.0025), (16.0, 0.0024), (15.5, 0.0026)]  # the CPU probe did not move
+    cmp = compare(old, load(as_run(tmp_path / "new", slower(records, 2.0), less_bandwidth)))
+    by_adapter = cmp.speed.groupby("adapter")["change"].agg(set).to_dict()
+    assert by_adapter == {"numpy": {"same"}, "torch": {"slower"}} and cmp.regressed
+    assert set(cmp.speed.loc[cmp.speed["adapter"] == "numpy", "bound"]) == {"memory"}
+    assert cmp.machine["cpu"].applied == 1.0
+    assert any(n.startswith("Measured memory bandwidth differs") and "judged relative to it" in n for n in cmp.notes)
+
+
+def test_noisy_overlapping_probes_apply_no_drift(quick_bench, tmp_path):
+    records = memory_bound(steady(rows(quick_bench)), "numpy")
+    old = load(as_run(tmp_path / "old", records, [(21.0, 0.0024), (36.0, 0.0031), (37.0, 0.0026)]))
+    noisy = [(22.0, 0.0030), (23.0, 0.0025), (37.0, 0.0035)]  # medians 1.57x apart, ranges overlapping
+    cmp = compare(old, load(as_run(tmp_path / "new", slower(records, 2.0), noisy)))
+    assert cmp.machine["memory"].ratio == pytest.approx(36 / 23) and not cmp.machine["memory"].real
+    assert {d.applied for d in cmp.machine.values()} == {1.0}
+    assert cmp.regressed and set(cmp.speed["change"]) == {"slower"}
+    assert sum("ranges overlap" in n and "no drift applied" in n for n in cmp.notes) == 2
+    assert any(n.startswith("Measured memory bandwidth differs") and "not applied" in n for n in cmp.notes)
+
+
+def test_single_files_apply_a_drift_only_beyond_the_factor(quick_bench, tmp_path):
+    records = steady(rows(quick_bench))
+    old = load(write(tmp_path / "old.jsonl", probed(records, 30.0, 0.0025)))
+    slower_machine = compare(old, load(write(tmp_path / "a.jsonl", probed(slower(records, 2.0), 15.0, 0.005))))
+    assert not slower_machine.regressed and slower_machine.machine["cpu"].applied == pytest.approx(2.0)
+    within = compare(old, load(write(tmp_path / "b.jsonl", probed(slower(records, 2.0), 27.0, 0.0028))))
+    assert within.regressed and {d.applied for d in within.machine.values()} == {1.0}
+    assert any("within the factor" in n for n in within.notes)
+
+
+def test_missing_probes_apply_no_drift_and_say_so(quick_bench, tmp_path):
+    records = steady(rows(quick_bench))
+    old = load(write(tmp_path / "old.jsonl", probed(records, None, None)))  # from before the probes
+    cmp = compare(old, load(write(tmp_path / "new.jsonl", probed(slower(records, 2.0), 15.0, 0.005))))
+    assert cmp.regressed and set(cmp.speed["change"]) == {"slower"}
+    assert {d.ratio for d in cmp.machine.values()} == {None}
+    assert any("did not record the memory bandwidth (missing from the old run)" in n for n in cmp.notes)
+    assert any("did not record the CPU probe (missing from the old run)" in n for n in cmp.notes)
+    assert any("recorded no machine probe" in n for n in cmp.notes)
+
+
+def on_allocator(records, name):
+    """The timing records as if timed under allocator ``name``."""
+    return [{**r, "allocator": name} if r.get("suite") == "speed" else r for r in records]
+
+
+def unrecorded_allocator(records):
+    """The records as files from before they (and their environment record) named an allocator."""
+    return [{k: v for k, v in r.items() if k != "allocator"} for r in records]
+
+
+def test_runs_under_different_allocators_are_matched_across_with_a_note(quick_bench, tmp_path):
+    records = probed(steady(rows(quick_bench)))
+    system = load(write(tmp_path / "system.jsonl", on_allocator(records, "system")))
+    cmp = compare(system, load(write(tmp_path / "warm.jsonl", on_allocator(records, "warm"))))
+    assert set(cmp.speed["change"]) == {"same"} and len(cmp.speed) == len(set(keys(cmp.speed)))
+    assert "Allocators differ: system -> warm; ratios include the allocator change." in cmp.notes
+    assert set(cmp.speed["allocator"]) == {"system -> warm"} and not cmp.show_allocator
+    assert "· system" not in cmp.markdown(only_changed=False)
+
+    unrecorded = unrecorded_allocator(records)
+    old = compare(load(write(tmp_path / "old.jsonl", unrecorded)), load(tmp_path / "warm.jsonl"))
+    assert any(n.startswith("Allocators differ: unrecorded -> warm") for n in old.notes)
+    assert set(old.speed["change"]) == {"same"}
+
+
+def test_a_run_under_several_allocators_is_matched_within_each(quick_bench, tmp_path):
+    records = probed(steady(rows(quick_bench)))
+    both = on_allocator(records, "system") + [r for r in on_allocator(records, "warm") if r.get("suite") == "speed"]
+    old = load(write(tmp_path / "old.jsonl", both))
+    warm_slower = slower(both, 2.0, lambda r: r["allocator"] == "warm")
+    cmp = compare(old, load(write(tmp_path / "new.jsonl", warm_slower)))
+    changes = cmp.speed.groupby("allocator")["change"].agg(set).to_dict()
+    assert changes == {"system": {"same"}, "warm": {"slower"}} and cmp.regressed
+    assert not any(n.startswith("Allocators differ") for n in cmp.notes)
+    assert cmp.show_allocator and "· warm" in cmp.markdown() and "· system" not in cmp.markdown()
+
+    warm_only = [r for r in both if r.get("allocator") != "system"]
+    fewer = compare(old, load(write(tmp_path / "warm.jsonl", warm_only)))
+    changes = fewer.speed.groupby("allocator")["change"].agg(set).to_dict()
+    assert changes == {"system": {"removed"}, "warm": {"same"}} and not fewer.regressed

@@ -9,13 +9,23 @@ p = 0.05). Rounds within one repeat are correlated, so a Mann-Whitney U test on 
 samples (``samples_s``) is the fallback for single-repeat files, and non-overlapping
 interquartile intervals (median ± IQR/2) for files without samples.
 
-A whole run can be slower than another on a shared machine (the same code ran ~5–9 % slower
-across every case an hour later here), so with enough cases ratios are judged relative to
-the run-wide drift, the median ratio over every case timed in both; the table shows raw
-ratios and a note gives the drift. Marks: ``+`` slower, ``-`` faster, ``x`` broke,
-``~`` past the factor but not significant, ``?`` changed with the allocator's page faults:
-one run page-faulted its output in on every call and the other did not (``bench.faulting``),
-which follows the process's allocator state rather than the code.
+Ratios are judged against the machine, not against the other cases: when every case got 2×
+slower on an unchanged machine (a framework upgrade, a thread misconfiguration), every case
+regressed. Each benchmark process records two probes of its machine, the memory copy bandwidth
+and the time of a small fixed CPU-bound loop (``bench.cpu_probe``). A probe's drift (new machine
+over old, in the sense of time) is applied only when it is real: when the runs' ranges of it do
+not overlap (two or more files a side), or, with a single file, when it is beyond ``factor``;
+the bandwidth varies a lot from process to process on a shared VM, and that is noise. A case
+memory-bound in the old run (``roofline_frac`` at least ``MEMORY_BOUND``) is judged by its ratio
+over the memory drift, any other by its ratio over the CPU drift; the table shows raw ratios and
+notes say what each run measured and what was applied.
+
+Cases match by (adapter, case, allocator). Two runs under one allocator each, different ones,
+match by (adapter, case), and a note says that their ratios include the allocator change.
+Marks: ``+`` slower, ``-`` faster, ``x`` broke, ``~`` past the factor but not significant, ``?``
+changed with the allocator's page faults: one run page-faulted its output in on every call and
+the other did not (``bench.faulting``), which follows the process's allocator state rather
+than the code.
 """
 
 from __future__ import annotations
@@ -32,12 +42,12 @@ from .markdown import cell, code, table
 from .model import Results
 
 KEY = ["adapter", "case"]
-# Measured on our shared 2-core VM: in two pairs of back-to-back full `normbench run`s of the
-# same code (149 cases each), the largest drift-adjusted ratio of a case whose repeats did not
-# overlap was 1.51 (1/0.64 the other way: 1.56). Smaller per-case changes cannot be told from
-# this machine's noise; asv's 1.1 suits dedicated hardware (--factor 1.1).
-DEFAULT_FACTOR = 1.6
-MIN_CASES_FOR_DRIFT = 10  # so that one changed adapter among several cannot move the median
+# Placeholder, to be replaced with measured numbers: the largest ratio between same-code runs
+# under the default allocator (`warm`) on our shared 2-core VM, with machine drift applied as
+# below. asv's 1.1 suits dedicated hardware (--factor 1.1).
+DEFAULT_FACTOR = 1.2
+MEMORY_BOUND = 0.5  # a case at half the measured copy bandwidth or more moves with the memory
+UNRECORDED = "unrecorded"  # the allocator of a file from before records carried one
 OK, BAD = {"pass", "known"}, {"fail", "error"}
 MAX_ROWS = 50
 MARKS = {"slower": "+", "faster": "-", "broke": "x", "regressed": "x", "noise": "~", "allocator": "?"}
@@ -84,46 +94,111 @@ def significance(old: pd.Series, new: pd.Series, alpha: float) -> tuple[float | 
     return None, bool(hi_new < lo_old or hi_old < lo_new), "iqr"
 
 
+def allocators(res: Results) -> pd.Series:
+    """Each check's allocator: its record's, else its file's (the environment), else ``UNRECORDED``."""
+    c = res.checks
+    own = c["allocator"] if "allocator" in c else pd.Series(None, index=c.index, dtype=object)
+    env = res.environments
+    by_file = dict(zip(env["source"], env["allocator"], strict=True)) if "allocator" in env else {}
+    named = own.where(own.notna(), c["source"].map(by_file)) if len(c) else own
+    return named.astype(object).where(named.notna(), UNRECORDED).astype(str)
+
+
 def _timings(res: Results) -> pd.DataFrame:
-    """One row per (adapter, case): repeats pooled (model.timed_rows)."""
-    cols = [*KEY, "outcome", "median_s", "iqr_s", "samples_s", "repeat_medians_s", "faults_per_call", "bytes"]
-    rows = model.timed_rows(res)
-    if not len(rows):
+    """One row per (adapter, case, allocator): repeats pooled (model.timed_rows) under each allocator."""
+    cols = [*KEY, "allocator", "outcome", "median_s", "iqr_s", "samples_s", "repeat_medians_s",
+            "faults_per_call", "bytes", "roofline_frac"]
+    checks = res.checks.assign(allocator=allocators(res)) if len(res.checks) else res.checks
+    # A self-check shares its case's name but judges the harness, not a timing of the code.
+    speed = checks[(checks["suite"] == "speed") & (checks["check"] != "self_check")] if len(checks) else checks
+    parts = [model.timed_rows(Results(group, res.environments)) for _, group in speed.groupby("allocator")]
+    parts = [p for p in parts if len(p)]
+    if not parts:
         return pd.DataFrame(columns=cols)
+    rows = pd.concat(parts, ignore_index=True)
     rows = rows.assign(**{col: None for col in cols if col not in rows})
-    return rows[cols].drop_duplicates(KEY, keep="last")
+    return rows[cols].drop_duplicates([*KEY, "allocator"], keep="last")
 
 
-def drift(both: pd.DataFrame) -> float:
-    """The median ratio new/old over every case timed in both (1 with too few cases to tell)."""
-    ok = both[(both["outcome_old"] == "pass") & (both["outcome_new"] == "pass")]
-    ratios = (pd.to_numeric(ok["median_s_new"]) / pd.to_numeric(ok["median_s_old"])).dropna()
-    return float(ratios.median()) if len(ratios) >= MIN_CASES_FOR_DRIFT else 1.0
+def _match_key(old: pd.DataFrame, new: pd.DataFrame) -> list[str]:
+    """KEY plus the allocator, unless each run ran under one allocator and they differ."""
+    a, b = set(old["allocator"]), set(new["allocator"])
+    return KEY if len(a) == len(b) == 1 and a != b else [*KEY, "allocator"]
 
 
-def _speed_changes(both: pd.DataFrame, factor: float, alpha: float, run_drift: float = 1.0) -> pd.DataFrame:
-    """``both``: each run's pooled timings merged on KEY (outer), suffixed _old and _new."""
+@dataclass(frozen=True)
+class Drift:
+    """How much slower the new run's machine measured than the old one's by one probe."""
+
+    probe: str  # what it measured, as a note says it
+    unit: str
+    old: tuple[float, ...]  # one value per results file that recorded it
+    new: tuple[float, ...]
+    ratio: float | None  # in the sense of time: above 1, the new machine is slower; None: a run lacks it
+    real: bool  # ranges apart (or, with a single file, beyond the factor): applied
+
+    @property
+    def applied(self) -> float:
+        return self.ratio if self.real and self.ratio is not None else 1.0
+
+
+PROBES = {"memory": ("bandwidth_gbps", "memory bandwidth", "GB/s"), "cpu": ("cpu_probe_s", "CPU probe", "s")}
+
+
+def _probe(res: Results, column: str) -> tuple[float, ...]:
+    values = pd.to_numeric(res.environments.get(column, pd.Series(dtype=float)), errors="coerce")
+    return tuple(float(v) for v in values if np.isfinite(v) and v > 0)
+
+
+def machine_drift(old: Results, new: Results, kind: str, factor: float) -> Drift:
+    """The ``kind`` probe's drift from old to new, real only beyond the runs' own spread of it."""
+    column, probe, unit = PROBES[kind]
+    a, b = _probe(old, column), _probe(new, column)
+    if not a or not b:
+        return Drift(probe, unit, a, b, None, False)
+    ratio = float(np.median(a) / np.median(b) if kind == "memory" else np.median(b) / np.median(a))
+    if len(a) >= 2 and len(b) >= 2:
+        real = max(a) < min(b) or max(b) < min(a)
+    else:
+        real = not 1 / factor <= ratio <= factor
+    return Drift(probe, unit, a, b, ratio, real)
+
+
+def _bound(old_timing: pd.Series) -> str:
+    """Which probe a case moves with: ``memory`` when the old run timed it at the bandwidth."""
+    frac = pd.to_numeric(pd.Series([old_timing.get("roofline_frac")]), errors="coerce").iloc[0]
+    return "memory" if pd.notna(frac) and frac >= MEMORY_BOUND else "cpu"
+
+
+def _side(r: pd.Series, suffix: str) -> pd.Series:
+    return pd.Series({k[:-len(suffix)]: r[k] for k in r.index if k.endswith(suffix)})
+
+
+def _speed_changes(both: pd.DataFrame, factor: float, alpha: float, drifts: dict[str, float]) -> pd.DataFrame:
+    """``both``: each run's pooled timings merged (outer), suffixed _old and _new; ``drifts``: applied
+    machine drift per probe kind."""
     out = []
     for _, r in both.iterrows():
-        o = pd.Series({k[:-4]: r[k] for k in r.index if k.endswith("_old")})
-        n = pd.Series({k[:-4]: r[k] for k in r.index if k.endswith("_new")})
+        o, n = _side(r, "_old"), _side(r, "_new")
         timed_old = o["outcome"] == "pass" and pd.notna(o["median_s"])
         timed_new = n["outcome"] == "pass" and pd.notna(n["median_s"])
-        row = {"adapter": r["adapter"], "case": r["case"], "old_s": o["median_s"] if timed_old else None,
+        row = {"adapter": r["adapter"], "case": r["case"], "allocator": _allocator(r, o, n),
+               "old_s": o["median_s"] if timed_old else None,
                "new_s": n["median_s"] if timed_new else None, "old_iqr_s": o["iqr_s"] if timed_old else None,
                "new_iqr_s": n["iqr_s"] if timed_new else None, "old_outcome": o["outcome"],
-               "new_outcome": n["outcome"], "ratio": None, "p": None, "method": None,
-               "old_faults": o["faults_per_call"], "new_faults": n["faults_per_call"]}
+               "new_outcome": n["outcome"], "ratio": None, "judged": None, "bound": None, "p": None,
+               "method": None, "old_faults": o["faults_per_call"], "new_faults": n["faults_per_call"]}
         if timed_old and timed_new:
             p, significant, method = significance(o, n, alpha)
             ratio = n["median_s"] / o["median_s"]
-            judged = ratio / run_drift
+            bound = _bound(o)
+            judged = ratio / drifts[bound]
             change = ("slower" if judged > factor else "faster" if judged < 1 / factor else "same")
             if change != "same" and not significant:
                 change = "noise"
             elif change != "same" and _faulting(o) != _faulting(n):
                 change = "allocator"
-            row.update(ratio=ratio, p=p, method=method, change=change)
+            row.update(ratio=ratio, judged=judged, bound=bound, p=p, method=method, change=change)
         elif timed_old:
             row["change"] = "broke" if n["outcome"] in BAD else "removed"
         elif timed_new:
@@ -132,9 +207,17 @@ def _speed_changes(both: pd.DataFrame, factor: float, alpha: float, run_drift: f
             continue  # timed in neither run (skipped both times, or failing both times: see outcomes)
         row["mark"] = MARKS.get(row["change"], "")
         out.append(row)
-    cols = ["mark", "change", *KEY, "old_s", "new_s", "ratio", "p", "method", "old_iqr_s", "new_iqr_s",
-            "old_outcome", "new_outcome", "old_faults", "new_faults"]
+    cols = ["mark", "change", *KEY, "allocator", "old_s", "new_s", "ratio", "judged", "bound", "p", "method",
+            "old_iqr_s", "new_iqr_s", "old_outcome", "new_outcome", "old_faults", "new_faults"]
     return pd.DataFrame(out, columns=cols)
+
+
+def _allocator(r: pd.Series, old: pd.Series, new: pd.Series) -> str:
+    """The case's allocator; ``old -> new`` where runs under different ones were matched across."""
+    if "allocator" in r.index:
+        return r["allocator"]
+    names = [a for a in (old["allocator"], new["allocator"]) if pd.notna(a)]
+    return " -> ".join(names)
 
 
 def _faulting(timing: pd.Series) -> bool | None:
@@ -156,14 +239,16 @@ def _outcome_change(old, new) -> str:
     return "changed"
 
 
-def _outcome_changes(old: Results, new: Results) -> pd.DataFrame:
-    key = ["adapter", "suite", "case", "check"]
+def _outcome_changes(old: Results, new: Results, by_allocator: bool = True) -> pd.DataFrame:
+    """Checks whose outcome differs; benchmarks also by allocator when ``by_allocator``."""
+    key = ["adapter", "suite", "case", "check", "allocator"]
     cols = ["mark", "change", *key, "old", "new", "message", "rerun"]
 
     def pick(res):
         c = res.checks
         if not len(c):
             return pd.DataFrame(columns=[*key, "outcome", "message", "rerun"])
+        c = c.assign(allocator=allocators(res).where(c["suite"] == "speed", "") if by_allocator else "")
         return c[[*key, "outcome", "message", "rerun"]].drop_duplicates(key, keep="last")
 
     both = pick(old).merge(pick(new), on=key, how="outer", suffixes=("_old", "_new"))
@@ -194,13 +279,15 @@ def _label(res: Results) -> str:
 
 @dataclass
 class Comparison:
-    speed: pd.DataFrame  # one row per (adapter, case) timed in either run
+    speed: pd.DataFrame  # one row per (adapter, case, allocator) timed in either run
     outcomes: pd.DataFrame  # one row per check whose outcome differs (incl. added/removed)
     factor: float = DEFAULT_FACTOR
     alpha: float = 0.05
     old_label: str = ""
     new_label: str = ""
     notes: list[str] = field(default_factory=list)
+    machine: dict[str, Drift] = field(default_factory=dict)  # per probe kind: "memory", "cpu"
+    show_allocator: bool = False  # a run timed under several allocators: the table names each case's one
 
     @property
     def regressed(self) -> bool:
@@ -254,7 +341,7 @@ class Comparison:
         s = s.assign(_o=s["change"].map(order), _r=-s["ratio"].fillna(0)).sort_values(["_o", "_r"])
         rows = [[r["mark"] or " ", _time(r["old_s"], r["old_iqr_s"]), _time(r["new_s"], r["new_iqr_s"]),
                  cell(f"{r['ratio']:.2f}" if pd.notna(r["ratio"]) else None), _p(r),
-                 f"{cell(r['adapter'])} · {cell(r['case'])}" + _why(r)]
+                 f"{cell(r['adapter'])} · {cell(r['case'])}" + self._allocator(r) + _why(r)]
                 for _, r in s.head(MAX_ROWS).iterrows()]
         out = table(["Change", "Before", "After", "Ratio", "p", "Benchmark"], rows)
         if len(s) > MAX_ROWS:
@@ -263,6 +350,9 @@ class Comparison:
                       "runs have several repeats (significant when the ranges of their medians do not overlap); "
                       "else Mann-Whitney U on per-round samples; `iqr` where a file has no samples "
                       "(significant when the intervals do not overlap).")
+
+    def _allocator(self, r: pd.Series) -> str:
+        return f" · {cell(r['allocator'])}" if self.show_allocator and r["allocator"] else ""
 
     def _outcome_table(self) -> str:
         o = self.outcomes
@@ -320,7 +410,7 @@ def _faults(value) -> str:
 
 
 def compare(old: Results, new: Results, factor: float = DEFAULT_FACTOR, alpha: float = 0.05) -> Comparison:
-    """Speed and outcome changes from ``old`` to ``new``, matched by (adapter, case)."""
+    """Speed and outcome changes from ``old`` to ``new``, matched by (adapter, case, allocator)."""
     if not factor > 1:
         raise ValueError(f"factor must be greater than 1, got {factor:g}")
     if not 0 < alpha < 1:
@@ -328,11 +418,14 @@ def compare(old: Results, new: Results, factor: float = DEFAULT_FACTOR, alpha: f
     if not _in_common(old, new):
         raise ValueError(f"no check or benchmark case in common between {_label(old)} and {_label(new)}: "
                          "nothing to compare (a wrong path, or runs of different adapters or suites?)")
-    both = _timings(old).merge(_timings(new), on=KEY, how="outer", suffixes=("_old", "_new"))
-    run_drift = drift(both)
-    speed = _speed_changes(both, factor, alpha, run_drift)
-    return Comparison(speed, _outcome_changes(old, new), factor, alpha, _label(old), _label(new),
-                      _notes(old, new, speed, factor, run_drift))
+    timings = _timings(old), _timings(new)
+    key = _match_key(*timings)
+    both = timings[0].merge(timings[1], on=key, how="outer", suffixes=("_old", "_new"))
+    machine = {kind: machine_drift(old, new, kind, factor) for kind in PROBES}
+    speed = _speed_changes(both, factor, alpha, {kind: d.applied for kind, d in machine.items()})
+    notes = _notes(old, new, speed, factor, machine) + _allocator_notes(*timings, key)
+    return Comparison(speed, _outcome_changes(old, new, "allocator" in key), factor, alpha, _label(old),
+                      _label(new), notes, machine, max(t["allocator"].nunique() for t in timings) > 1)
 
 
 def _in_common(old: Results, new: Results) -> int:
@@ -343,24 +436,24 @@ def _in_common(old: Results, new: Results) -> int:
     return len(old.checks[key].drop_duplicates().merge(new.checks[key].drop_duplicates(), on=key))
 
 
-def _notes(old: Results, new: Results, speed: pd.DataFrame, factor: float, run_drift: float = 1.0) -> list[str]:
-    """Warnings that the timings may not be comparable at all."""
-    notes = []
-    if run_drift != 1.0:
-        notes.append(f"Run-wide drift: the median ratio over all cases is {run_drift:.3f}; each case is judged "
-                     f"by its ratio divided by it (a change must exceed {factor:g}× beyond the drift).")
+def _notes(old: Results, new: Results, speed: pd.DataFrame, factor: float, machine: dict[str, Drift]) -> list[str]:
+    """What the machine probes measured and what was applied, and warnings that timings may not compare."""
+    timed = pd.to_numeric(speed["ratio"], errors="coerce").notna().any()  # else the probes judge nothing
+    notes = [_probe_note(kind, d, speed, factor) for kind, d in machine.items()] if timed else []
     machines = [set(r.environments["machine"]) if len(r.environments) else set() for r in (old, new)]
     if machines[0] and machines[1] and machines[0] != machines[1]:
         notes.append("The runs are from different machines: ratios compare hardware as well as code.")
-    bandwidth = [pd.to_numeric(r.environments.get("bandwidth_gbps"), errors="coerce").mean()
-                 if len(r.environments) else math.nan for r in (old, new)]
-    if all(pd.notna(b) and b > 0 for b in bandwidth) and not 1 / factor <= bandwidth[1] / bandwidth[0] <= factor:
-        notes.append(f"Measured memory bandwidth differs: {bandwidth[0]:.1f} → {bandwidth[1]:.1f} GB/s. "
-                     "The machine was probably busier during one run; timings may not be comparable.")
+    bandwidth = machine["memory"]
+    if bandwidth.ratio is not None and not 1 / factor <= bandwidth.ratio <= factor:
+        a, b = np.median(bandwidth.old), np.median(bandwidth.new)
+        notes.append(f"Measured memory bandwidth differs: {a:.1f} → {b:.1f} GB/s (medians). " + (
+            "The machine was busier or different during one run; memory-bound cases are judged relative to it."
+            if bandwidth.real else "The runs' ranges overlap (noise between processes), so it is not applied; "
+            "memory-bound timings may not be comparable."))
     ratios = pd.to_numeric(speed["ratio"], errors="coerce").dropna()
     if len(ratios) >= 5 and not 1 / factor <= ratios.median() <= factor:
-        notes.append(f"The median ratio over all {len(ratios)} cases is {ratios.median():.2f}: a shift this broad "
-                     "usually means a busier or different machine, not a change in the code.")
+        notes.append(_broad_shift_note(ratios, pd.to_numeric(speed["judged"], errors="coerce").dropna(),
+                                       machine, factor))
     slower, faster = int((speed["change"] == "slower").sum()), int((speed["change"] == "faster").sum())
     if min(slower, faster) >= max(3, len(ratios) // 10):
         notes.append(f"Cases moved both ways ({slower} slower, {faster} faster): typical of a noisy or shared "
@@ -374,3 +467,51 @@ def _notes(old: Results, new: Results, speed: pd.DataFrame, factor: float, run_d
         notes.append(f"{int((speed['method'] == 'iqr').sum())} cases lack per-round samples in a file; "
                      "their significance is judged by non-overlapping IQR intervals.")
     return notes
+
+
+def _measured(values: tuple[float, ...], unit: str) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.3g} {unit} (one file)"
+    return f"{np.median(values):.3g} {unit} (median of {len(values)} files, {min(values):.3g}–{max(values):.3g})"
+
+
+def _probe_note(kind: str, d: Drift, speed: pd.DataFrame, factor: float) -> str:
+    """What both runs measured with one probe, and whether (and to which cases) its drift applies."""
+    cases = "memory-bound cases" if kind == "memory" else "CPU-bound cases (the rest)"
+    if d.ratio is None:
+        lacking = "both" if not d.old and not d.new else "the old run" if not d.old else "the new run"
+        return f"The runs did not record the {d.probe} (missing from {lacking}): {cases} are judged by their raw ratio."
+    if len(d.old) >= 2 and len(d.new) >= 2:
+        how = "the ranges do not overlap" if d.real else "the ranges overlap"
+    else:
+        how = f"{d.ratio:.2f}× in time, {'beyond' if d.real else 'within'} the factor {factor:g}"
+    n = int((speed["bound"] == kind).sum())
+    applied = (f"so the {n} {cases} are judged by their ratio divided by {d.ratio:.2f}" if d.real
+               else "so it is taken for noise: no drift applied")
+    measured = f"{_measured(d.old, d.unit)} before and {_measured(d.new, d.unit)} after"
+    return f"The {d.probe} measured {measured}: {how}, {applied}."
+
+
+def _broad_shift_note(ratios: pd.Series, judged: pd.Series, machine: dict[str, Drift], factor: float) -> str:
+    """Every case moved: say whether the machine did too, since a shift at the same machine speed is the code."""
+    head = f"The median ratio over all {len(ratios)} cases is {ratios.median():.2f}"
+    recorded = [d for d in machine.values() if d.ratio is not None]
+    applied = [d for d in recorded if d.real]
+    if not recorded:
+        return (f"{head}, and the runs recorded no machine probe to tell a slower machine from slower code: a "
+                "change of the code or its settings, or a busier or different machine.")
+    if not applied:
+        return (f"{head} — every case moved together while the machine measured the same: a change of the code "
+                "or its settings (framework version, threads, allocator).")
+    moved = ", ".join(f"{d.probe} {d.ratio:.2f}×" for d in applied)
+    beyond = not 1 / factor <= judged.median() <= factor
+    return (f"{head}, and the machine measured a change too (in time: {moved}); relative to the machine the median "
+            f"is {judged.median():.2f}" + (": the code or its settings changed as well." if beyond else "."))
+
+
+def _allocator_notes(old: pd.DataFrame, new: pd.DataFrame, key: list[str]) -> list[str]:
+    """Say so where runs under different allocators were matched across them."""
+    if "allocator" in key:
+        return []
+    return [f"Allocators differ: {old['allocator'].iloc[0]} -> {new['allocator'].iloc[0]}; "
+            "ratios include the allocator change."]
