@@ -17,11 +17,22 @@ from pathlib import Path
 import pytest
 
 from normbench import ops
+from normbench.bench import allocator
 from normbench.reports import html as report_html
 from normbench.reports import markdown, model
 from normbench.verify.known import KNOWN
 
-from .test_report_model import other_framework, planted, two_runs_of, with_envelopes
+from .test_report_model import (
+    PRELOADS,
+    other_framework,
+    per_allocator,
+    planted,
+    spread_repeats,
+    system_faults,
+    two_runs_of,
+    unrecorded,
+    with_envelopes,
+)
 
 SECTION_IDS = [key for key, _ in report_html.SECTIONS]
 
@@ -275,6 +286,11 @@ def test_warnings_sit_by_the_headline_and_other_load_is_a_column(two_runs):
     assert 'class="warnings"' not in report_html.render(model.load(two_runs.environments["source"].iloc[-1]))
 
 
+def cells(row: str) -> list[str]:
+    """A table row's cell texts, markup inside a cell (a mark, its tooltip) dropped."""
+    return [html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+
+
 def speed_tables(page: str) -> list[tuple[str, str, list[list[str]]]]:
     """(op title, 'default shapes' or 'sweep', rows of cell texts) for every speed table."""
     speed = section(page, "speed")
@@ -282,7 +298,7 @@ def speed_tables(page: str) -> list[tuple[str, str, list[list[str]]]]:
     for op, body in re.findall(r'<h3 id="speed-\w+">(\w+)</h3>(.*?)(?=<h3)', speed, flags=re.S):
         pattern = r"(?:<h4>|<summary>)(default shapes|sweep)\b.*?(<div class=\"scroll\">.*?</table>)"
         for title, table in re.findall(pattern, body, flags=re.S):
-            rows = [re.findall(r"<td[^>]*>([^<]*)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", table)[1:]]
+            rows = [cells(row) for row in re.findall(r"<tr>(.*?)</tr>", table)[1:]]
             found.append((op, title, rows))
     return found
 
@@ -481,3 +497,91 @@ def test_report_screenshot(chromium, report, tmp_path):
         assert image.size == (1400, 3000)
         colours = image.convert("RGB").resize((350, 750)).getcolors(maxcolors=1 << 16)
     assert colours is None or len(colours) > 200, "the screenshot looks blank"
+
+
+# ---------------------------------------------------------------- allocators and repeats
+
+
+@pytest.fixture(scope="module")
+def allocator_page(quick_bench, tmp_path_factory):
+    """The quick benchmark under system, warm and tcmalloc, every repeat 1 ms but one case's
+    second at 1.5 ms; under system that case takes twice as long and page-faults: (results, page)."""
+    def edit(name, row):
+        spread_repeats(row)
+        system_faults(name, row)
+
+    res = model.load(per_allocator(tmp_path_factory.mktemp("alloc"), quick_bench, ("system", "warm", "tcmalloc"),
+                                   edit))
+    return res, report_html.render(res)
+
+
+def h3_block(page: str, key: str) -> str:
+    """From an h3 (by id) to the next heading."""
+    return re.search(rf'<h3 id="{key}">.*?(?=<h[23])', page, flags=re.S).group(0)
+
+
+def test_speed_tables_show_the_primary_allocator_and_say_it_once(allocator_page, quick_bench, tmp_path):
+    res, page = allocator_page
+    old = report_html.render(model.load(unrecorded(quick_bench, tmp_path / "old" / "results.jsonl")))
+    shapes = [(op, title, len(rows)) for op, title, rows in speed_tables(page)]
+    assert shapes == [(op, title, len(rows)) for op, title, rows in speed_tables(old)]  # one allocator's rows
+    notes = re.findall(r'<p class="allocator">(.*?)</p>', page)
+    assert notes == [html.escape(model.allocator_note(res), quote=True)]
+    assert notes[0].startswith("Allocator: warm — glibc with tunables")
+    assert notes[0].endswith("Also timed under system, tcmalloc: see Allocator effect.")
+    assert 'class="allocator"' not in old and "allocator-effect" not in old  # nothing recorded: nothing said
+
+
+def test_unsteady_repeats_show_their_range_beside_the_median(allocator_page):
+    _, page = allocator_page
+    pattern = r'<td class="num" data-v="[0-9.e-]+">([^<]+) <span class="spread" title="([^"]+)">([^<]+)</span>'
+    tables = section(page, "speed").split('<h3 id="timing-stability">')[0]
+    marks = re.findall(pattern, tables)
+    assert len(marks) == 1  # only the primary allocator's tables, and one case spread
+    median, title, shown = marks[0]
+    assert shown == "⚠ repeats 1.00–1.50 ms" and median.endswith("ms")
+    assert html.unescape(title) == "3 repeats' medians: 1.00 ms, 1.50 ms, 1.00 ms; slowest / fastest 1.50×"
+    rows = next(rows for op, title, rows in speed_tables(page) if op == "LayerNorm" and title == "default shapes")
+    assert any(r[1:4] == ["64×32", "float32", "torch"] and "⚠ repeats 1.00–1.50 ms" in r[4] for r in rows)
+    assert "more than ±10%" in section(page, "speed")
+
+
+def test_timing_stability_gives_the_spread_and_the_worst_cases_repeats(allocator_page):
+    res, page = allocator_page
+    block = h3_block(page, "timing-stability")
+    summary, worst = model.stability_text(model.stability(res))
+    assert html.escape(summary, quote=True) in block and html.escape(worst, quote=True) in block
+    rows = [cells(r) for r in re.findall(r"<tr>(.*?)</tr>", block)]
+    assert rows[0] == [] and [r[:2] for r in rows[1:]] == [["0", "1.00 ms"], ["1", "1.50 ms"], ["2", "1.00 ms"]]
+    assert [r[3] for r in rows[1:]] == ["0", "900", "0"]  # page faults per call of each repeat
+    assert float(rows[2][2]) == pytest.approx(float(rows[1][2]) / 2, abs=0.1)  # its process's bandwidth
+
+
+def test_allocator_effect_is_a_row_per_case_largest_effect_first(allocator_page, quick_bench, tmp_path):
+    res, page = allocator_page
+    block = h3_block(page, "allocator-effect")
+    head = re.findall(r'<th[^>]*scope="col">([^<]*)</th>', block)
+    assert head[-4:] == ["slowest / fastest", "system: time (faults/call)", "warm: time (faults/call)",
+                         "tcmalloc: time (faults/call)"]
+    rows = [cells(r) for r in re.findall(r"<tr>(.*?)</tr>", block)[1:]]
+    assert len(rows) == len(model.primary_speed(res))  # every case, each timed under the three
+    first = rows[0]
+    assert first[:6] == ["LayerNorm", "forward", "64×32", "float32", "torch", "2.00×"]
+    assert re.fullmatch(r"2\.\d\d ms ⚠ \(4,096\)", first[6])  # the baseline: no ratio
+    assert all(re.fullmatch(r"1\.\d\d ms ⚠ \([\d,]+\) 0\.500×", c) for c in first[7:9]), first
+    assert '<span class="spread" title="repeats 2.00–3.00 ms">⚠</span>' in block  # system's repeats, spread
+    assert all("⚠" not in c for row in rows[1:] for c in row)  # the other cases' repeats agree
+    for name in ("system", "warm", "tcmalloc"):
+        assert f"<dt>{name}</dt><dd>{html.escape(allocator.KNOWN[name].meaning, quote=True)}</dd>" in block
+    assert "preloading tcmalloc or jemalloc" in block
+    capped = report_html.speed.allocator_effect(res, limit=5)
+    assert capped.count("<tr>") == 6 and f"The 5 cases with the largest effect, of {len(rows)}." in capped
+    single = report_html.render(model.load(per_allocator(tmp_path, quick_bench, ("warm",))))
+    assert "allocator-effect" not in single and '<p class="allocator">Allocator: warm — ' in single
+
+
+def test_environment_shows_each_allocator_its_settings_and_probe(allocator_page):
+    _, rows = environment_table(allocator_page[1])
+    (_, text), = rows["allocator"]
+    assert text.startswith("system; tcmalloc (LD_PRELOAD=" + PRELOADS["tcmalloc"] + "); warm (GLIBC_TUNABLES=")
+    assert rows["allocator probe"] == [("", "system 61.5; tcmalloc 0.2; warm 0 page faults/MiB")]

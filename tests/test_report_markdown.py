@@ -11,7 +11,16 @@ from normbench import ops
 from normbench.reports import load, markdown, model
 from normbench.verify.known import KNOWN
 
-from .test_report_model import other_framework, planted, two_runs_of, with_envelopes
+from .test_report_model import (
+    other_framework,
+    per_allocator,
+    planted,
+    spread_repeats,
+    system_faults,
+    two_runs_of,
+    unrecorded,
+    with_envelopes,
+)
 
 LIMIT = 60_000
 SEPARATOR = re.compile(r"^\|(\s*:?-+:?\s*\|)+$")
@@ -196,3 +205,69 @@ def test_known_envelopes_and_records_outside_them(numpy_results):
     known = md.split("### Known divergences", 1)[1].split("###", 1)[0]
     assert f"| [`{KNOWN[0].key}`]({KNOWN[0].link}) | numpy | 3 | ❌ 1 | 400 | 1e3 | 40% | 1 raised |" in known
     assert "1 unexpected failure (1 outside a known divergence's envelope)." in md.splitlines()[2]
+
+
+# ---------------------------------------------------------------- allocators and repeats
+
+
+@pytest.fixture(scope="module")
+def allocator_results(quick_bench, tmp_path_factory):
+    """As in the HTML tests: system, warm and tcmalloc; one case's repeats spread, and slower under system."""
+    def edit(name, row):
+        spread_repeats(row)
+        system_faults(name, row)
+
+    return load(per_allocator(tmp_path_factory.mktemp("alloc"), quick_bench, ("system", "warm", "tcmalloc"), edit))
+
+
+def speed_part(md: str) -> str:
+    return md.split("## Speed", 1)[1].split("\n## ", 1)[0]
+
+
+def test_speed_shows_the_primary_allocator_said_once_and_spread_repeats(allocator_results, quick_bench, tmp_path):
+    md = markdown.render(allocator_results)
+    tables(md)
+    speed = speed_part(md)
+    assert speed.split("\n\n")[1] == markdown.cell(model.allocator_note(allocator_results))
+    assert speed.count("Allocator: warm — glibc with tunables") == 1
+    old = markdown.render(load(unrecorded(quick_bench, tmp_path / "old" / "results.jsonl")))
+    main, before = (next(t for t in tables(m) if t[0].startswith("| op | mode | shape |")) for m in (md, old))
+    assert len(main) == len(before)  # the primary allocator's rows only
+    spread = [row for row in main if "⚠" in row]
+    assert len(spread) == 1 and spread[0].startswith("| LayerNorm | forward | 64×32 | float32 |")
+    assert re.search(r"\| (\*\*)?1\.\d\d ms \(\d\.\d\d×\)(\*\*)? ⚠ repeats 1\.00–1\.50 ms \|$", spread[0]), spread[0]
+    assert "⚠: the repeats' medians spread over more than ±10%" in speed
+    assert "Allocator:" not in old and "### Allocator effect" not in old  # nothing recorded: nothing said
+
+
+def test_timing_stability_and_allocator_effect_sections(allocator_results):
+    md = markdown.render(allocator_results)
+    assert [h for h in headings(md) if h.startswith("### ")][-3:] == [
+        "### Timing stability", "### Allocator effect", "### Recompiles"]
+    stability = md.split("### Timing stability", 1)[1].split("###", 1)[0]
+    summary, worst = model.stability_text(model.stability(allocator_results))
+    assert markdown.cell(summary) in stability and markdown.cell(worst) in stability
+    repeats = tables(stability)[0]
+    assert repeats[0] == "| repeat | median | memory bandwidth (GB/s) | page faults/call |"
+    assert [r.split(" | ")[1] for r in repeats[2:]] == ["1.00 ms", "1.50 ms", "1.00 ms"]
+    effect = md.split("### Allocator effect", 1)[1].split("###", 1)[0]
+    assert "preloading tcmalloc or jemalloc" in effect and "- `tcmalloc`: tcmalloc (gperftools" in effect
+    rows = tables(effect)[0]
+    assert rows[0] == ("| op | mode | shape | dtype | adapter | slowest / fastest | system: time (faults/call) | "
+                       "warm: time (faults/call) | tcmalloc: time (faults/call) |")
+    assert len(rows) == 2 + markdown.ALLOCATOR_ROWS
+    assert re.fullmatch(r"\| LayerNorm \| forward \| 64×32 \| float32 \| torch \| 2\.00× \| 2\.\d\d ms ⚠ \(4,096\) "
+                        r"\| 1\.\d\d ms ⚠ \([\d,]+\) · 0\.500× \| 1\.\d\d ms ⚠ \([\d,]+\) · 0\.500× \|",
+                        rows[2]), rows[2]
+    assert all("⚠" not in row for row in rows[3:])  # only the first case's repeats spread
+    more = len(model.primary_speed(allocator_results)) - markdown.ALLOCATOR_ROWS
+    assert f"… and {more} more cases in the HTML report." in effect
+    assert len(markdown.render(allocator_results).encode()) < LIMIT
+
+
+def test_environment_names_the_allocator_and_its_probe(allocator_results):
+    env = markdown.render(allocator_results).split("## Environment", 1)[1].split("\n## ", 1)[0]
+    rows = {row.split(" | ")[0].lstrip("| "): row for row in tables(env)[0][2:]}
+    assert rows["allocator"].startswith("| allocator | system; tcmalloc (LD_PRELOAD=")
+    assert "; warm (GLIBC_TUNABLES=glibc.malloc." in rows["allocator"]
+    assert rows["allocator probe"] == "| allocator probe | system 61.5; tcmalloc 0.2; warm 0 page faults/MiB |"

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from normbench import ops
+from normbench.bench import allocator
 from normbench.reports import formatting, model
 from normbench.verify.known import KNOWN
 
@@ -328,3 +329,191 @@ def test_speed_lists_ops_in_registry_order_and_modes_in_the_ops_order(quick_benc
     bn = speed[(speed["op"] == "batch_norm") & (speed["group"] == "default")]
     assert list(dict.fromkeys(bn["mode"])) == list(ops.get("batch_norm").bench_modes)
     assert model.op_title("rms_norm") == "RMSNorm" and model.op_title("plugin_norm") == "plugin_norm"
+
+
+# ---------------------------------------------------------------- allocators and repeats
+
+PRELOADS = {"tcmalloc": "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4", "jemalloc": "/usr/lib/libjemalloc.so.2"}
+PROBES = {"warm": 0.0, "system": 61.5, "tcmalloc": 0.2, "jemalloc": 0.1}
+
+
+def timing(row: dict) -> bool:
+    return row.get("suite") == "speed" and row.get("check") not in model.NOT_TIMINGS
+
+
+def scale(row: dict, factor: float) -> None:
+    """A timing made ``factor`` times slower: its median and every round's time."""
+    row["median_s"] *= factor
+    row["min_s"] *= factor
+    row["samples_s"] = [x * factor for x in row["samples_s"]]
+
+
+def picked(row: dict) -> bool:
+    """The one case the allocator and spread tests edit: torch LayerNorm forward, default shape."""
+    return (timing(row) and row["adapter"] == "torch" and row["op"] == "layer_norm" and row["check"] == "forward"
+            and row["params"]["group"] == "default")
+
+
+def allocator_env(name: str | None) -> dict:
+    """The environment record's allocator, as a process started under ``name`` describes it."""
+    if name is None:
+        return {"allocator": None}
+    known = allocator.KNOWN[name]
+    settings = dict(known.env) | ({"LD_PRELOAD": PRELOADS[name]} if name in PRELOADS else {})
+    mapped = {"preload_mapped": True} if name in PRELOADS else {}
+    return {"allocator": {"name": name, "settings": settings, "meaning": known.meaning,
+                          "probe_faults_per_mb": PROBES[name], **mapped}, "cpu_probe": {"seconds": 0.004}}
+
+
+def per_allocator(root: Path, src: Path, names: tuple[str, ...],
+                  edit: Callable[[str, dict], None] | None = None) -> Path:
+    """What `normbench bench --allocators` writes: the same cases timed under each allocator, a
+    process (results file) per allocator and repeat, in ``<allocator>/r<k>``; ``edit(name, row)``
+    changes a timing."""
+    rows = [json.loads(line) for line in src.read_text().splitlines() if line.strip()]
+    env = next(row for row in rows if row["type"] == "environment")
+    repeats = sorted({row["repeat"] for row in rows if timing(row)})
+    for name, k in ((name, k) for name in names for k in repeats):
+        kept = [json.loads(json.dumps(row)) for row in rows if row["type"] != "environment"
+                and (row["repeat"] == k if timing(row) else k == repeats[0])]  # recompiles: the first pass
+        for row in filter(timing, kept):
+            row["allocator"] = name
+            if edit is not None:
+                edit(name, row)
+        dst = root / name / f"r{k}" / "results.jsonl"
+        dst.parent.mkdir(parents=True)
+        dst.write_text("".join(json.dumps(row) + "\n" for row in [{**env, **allocator_env(name)}, *kept]))
+    return root
+
+
+def unrecorded(src: Path, dst: Path, edit: Callable[[dict], None] | None = None) -> Path:
+    """A results file from before records named their allocator."""
+    def strip(row):
+        row.pop("allocator", None)
+        if edit is not None:
+            edit(row)
+    return rewrite(src, dst, allocator_env(None), strip)
+
+
+def system_faults(name: str, row: dict) -> None:
+    """system page-faults the picked case's output in on every call and takes twice as long."""
+    if name == "system" and picked(row):
+        scale(row, 2.0)
+        row["faults_per_call"] = 4096.0
+
+
+def test_repeats_pool_per_allocator_and_the_tables_show_each_runs_primary(quick_bench, tmp_path):
+    one = model.load(unrecorded(quick_bench, tmp_path / "old" / "results.jsonl"))
+    res = model.load(per_allocator(tmp_path / "three", quick_bench, ("system", "warm", "tcmalloc")))
+    assert list(res.environments["run"]) == [f"three/{name}/r{k}" for name in ("system", "tcmalloc", "warm")
+                                             for k in range(3)]
+    assert list(model.runs(res)["run"]) == ["three"]  # one run: its repeats pool, its allocators compare
+    timed, single = model.timed_rows(res), model.timed_rows(one)
+    assert len(timed) == 3 * len(single) and set(timed["repeats"]) == set(single["repeats"]) == {3}
+    assert timed.groupby("allocator").size().to_dict() == dict.fromkeys(("system", "tcmalloc", "warm"), len(single))
+    assert set(timed.loc[timed["primary"], "allocator"]) == {allocator.DEFAULT}
+    speed, primary = model.speed(res), model.primary_speed(res)
+    assert list(primary.columns) == list(speed.columns) and "allocator" in speed
+    assert set(primary["allocator"]) == {"warm"} and len(primary) == len(model.speed(one))
+    assert (speed.groupby(["allocator", "group", "op", "mode", "shape", "dtype"])["vs_fastest"].min() == 1.0).all()
+    # Without the default, the allocator most cases were timed under is the primary one.
+    two = model.load(per_allocator(tmp_path / "two", quick_bench, ("system", "tcmalloc")))
+    assert set(model.primary_speed(two)["allocator"]) == {"system"}
+    # Files from before the allocator was recorded: nothing to choose, nothing hidden, nothing said.
+    assert single["allocator"].isna().all() and single["primary"].all()
+    assert model.allocator_note(one) is None and model.allocators(one).empty
+
+
+def test_the_allocator_is_stated_once_with_its_meaning(quick_bench, tmp_path):
+    warm = model.load(per_allocator(tmp_path / "warm", quick_bench, ("warm",)))
+    assert model.allocator_note(warm) == f"Allocator: warm — {allocator.KNOWN['warm'].meaning}."
+    three = model.load(per_allocator(tmp_path / "three", quick_bench, ("system", "warm", "tcmalloc")))
+    assert model.allocator_note(three).endswith(". Also timed under system, tcmalloc: see Allocator effect.")
+
+
+def test_allocator_effect_compares_each_case_with_system_largest_effect_first(quick_bench, tmp_path):
+    res = model.load(per_allocator(tmp_path / "a", quick_bench, ("system", "warm", "tcmalloc"), system_faults))
+    table = model.allocators(res)
+    cases = table.groupby(model.ALLOCATOR_CASE, sort=False).size()
+    assert set(cases) == {3} and len(cases) == len(model.primary_speed(res))
+    top = table.head(3).set_index("allocator")
+    assert list(top.index) == ["system", "warm", "tcmalloc"]  # the baseline first
+    assert (top["adapter"] == "torch").all() and (top["op"] == "layer_norm").all() and set(top["mode"]) == {"forward"}
+    assert set(top["baseline"]) == {"system"} and top.loc["system", "vs_baseline"] == 1.0
+    assert list(top["vs_baseline"]) == pytest.approx([1.0, 0.5, 0.5])
+    assert top.loc["system", "faults_per_call"] == 4096 and top.loc["system", "effect"] == pytest.approx(2.0)
+    effects = list(table.drop_duplicates(model.ALLOCATOR_CASE)["effect"])
+    assert effects == sorted(effects, reverse=True) and effects[1] == pytest.approx(1.0)  # the rest: same copy
+    # Without system, the run's primary allocator is the baseline.
+    res = model.load(per_allocator(tmp_path / "b", quick_bench, ("tcmalloc", "warm")))
+    assert set(model.allocators(res)["baseline"]) == {"warm"}
+    assert model.allocators(model.load(per_allocator(tmp_path / "c", quick_bench, ("warm",)))).empty
+
+
+def spread_repeats(row: dict) -> None:
+    """Every repeat of every timing takes 1 ms, but repeat 1 of the picked case takes 1.5 ms in a
+    process that measured half the memory bandwidth and page-faulted (its other repeats did not)."""
+    if timing(row):
+        scale(row, 1e-3 / row["median_s"])
+        if picked(row):
+            row["faults_per_call"] = 0.0
+        if picked(row) and row["repeat"] == 1:
+            scale(row, 1.5)
+            row.update(bandwidth_gbps=row["bandwidth_gbps"] / 2, faults_per_call=900.0)
+
+
+def test_repeat_spread_is_the_slowest_repeat_over_the_fastest(quick_bench, tmp_path):
+    res = model.load(per_allocator(tmp_path, quick_bench, ("warm",), lambda _, row: spread_repeats(row)))
+    speed = model.speed(res)
+    worst = speed.loc[speed["repeat_spread"].idxmax()]
+    assert (worst["adapter"], worst["op"], worst["mode"]) == ("torch", "layer_norm", "forward")
+    assert worst["group"] == "default" and worst["repeat_spread"] == pytest.approx(1.5)
+    assert worst["repeat_medians_s"] == pytest.approx([1e-3, 1.5e-3, 1e-3])
+    assert model.spread_note(worst) == "repeats 1.00–1.50 ms"
+    steady = speed.drop(index=worst.name)
+    assert steady["repeat_spread"].to_numpy() == pytest.approx(1.0) and not any(map(model.spread_note, steady.iloc))
+    assert model.SPREAD_NOTE == 1.10
+    one = model.load(rewrite(quick_bench, tmp_path / "one" / "results.jsonl",
+                             edit=lambda row: timing(row) and row["repeat"] and row.update(outcome="skip")))
+    assert model.speed(one)["repeat_spread"].isna().all()  # one repeat: no spread to speak of
+
+
+def test_stability_summarises_the_spread_and_shows_the_worst_cases_repeats(quick_bench, tmp_path):
+    res = model.load(per_allocator(tmp_path / "a", quick_bench, ("system", "warm"), lambda _, row: spread_repeats(row)))
+    found = model.stability(res)
+    default = model.primary_speed(res)
+    default = default[default["group"] != "sweep"]
+    assert found["cases"] == len(default) and found["within"] == len(default) - 1  # system's are not counted
+    assert found["median"] == pytest.approx(1.0) and found["worst"] == pytest.approx(1.5)
+    assert found["allocators"] == ["warm"]
+    worst = found["worst_case"]
+    assert (worst["adapter"], worst["title"], worst["mode"]) == ("torch", "LayerNorm", "forward")
+    repeats = worst["repeats"]
+    assert list(repeats["repeat"]) == [0, 1, 2] and list(repeats["faults_per_call"])[1] == 900.0
+    bandwidth = list(repeats["bandwidth_gbps"])
+    assert bandwidth[1] == pytest.approx(bandwidth[0] / 2) and bandwidth[0] == bandwidth[2]
+    summary, named = model.stability_text(found)
+    assert summary.startswith(f"Of {len(default)} default-shape cases timed in several repeats under warm, "
+                              f"{len(default) - 1} agree within ±10%")
+    assert "worst 1.50×" in summary and named.startswith("Worst: torch LayerNorm forward ")
+    one = rewrite(quick_bench, tmp_path / "one" / "results.jsonl",
+                  edit=lambda row: timing(row) and row["repeat"] and row.update(outcome="skip"))
+    assert model.stability(model.load(one)) is None
+
+
+def test_runs_show_the_allocator_its_settings_and_fault_probe(quick_bench, tmp_path):
+    res = model.load(per_allocator(tmp_path / "a", quick_bench, ("system", "warm", "tcmalloc")))
+    env = res.environments.drop_duplicates("allocator").set_index("allocator")
+    assert env.loc["warm", "allocator_settings"] == f"GLIBC_TUNABLES={allocator.WARM_TUNABLES}"
+    assert env.loc["tcmalloc", "allocator_settings"] == f"LD_PRELOAD={PRELOADS['tcmalloc']}"
+    assert env.loc["system", "allocator_settings"] == "" and env.loc["system", "allocator_probe_faults_per_mb"] == 61.5
+    assert env.loc["warm", "cpu_probe_s"] == 0.004
+    run = model.runs(res).iloc[0]
+    assert run["allocator"] == (f"system; tcmalloc (LD_PRELOAD={PRELOADS['tcmalloc']}); "
+                                f"warm (GLIBC_TUNABLES={allocator.WARM_TUNABLES})")
+    assert run["allocator probe"] == "system 61.5; tcmalloc 0.2; warm 0 page faults/MiB"
+    unmapped = rewrite(quick_bench, tmp_path / "b" / "results.jsonl",
+                       {"allocator": {**allocator_env("tcmalloc")["allocator"], "preload_mapped": False}})
+    assert model.runs(model.load(unmapped)).iloc[0]["allocator"].endswith(" — ⚠ preloaded library not mapped")
+    old = model.runs(model.load(unrecorded(quick_bench, tmp_path / "old" / "results.jsonl"))).iloc[0]
+    assert old["allocator"] == old["allocator probe"] == formatting.MISSING

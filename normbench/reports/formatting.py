@@ -141,3 +141,18 @@ def plural(n: int, noun: str, nouns: str | None = None) -> str:
 def span(low: str, high: str) -> str:
     """'a–b', or just 'a' when both ends read the same."""
     return low if low == high else f"{low}–{high}"
+
+
+def fmt_time_range(low, high) -> str:
+    """Two times as one range, the unit said once where they share it: 1.10–1.52 ms, 980 µs–1.52 ms."""
+    a, b = fmt_time(low), fmt_time(high)
+    if a == b:
+        return a
+    unit_a, unit_b = a.rpartition(" ")[2], b.rpartition(" ")[2]
+    return f"{a.rpartition(' ')[0]}–{b}" if unit_a == unit_b and " " in a else span(a, b)
+
+
+def fmt_faults(v) -> str:
+    """Page faults per call, rounded (a fraction of a fault per call reads as 0)."""
+    x = number(v)
+    return MISSING if x is None else f"{round(x):,}"

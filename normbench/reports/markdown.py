@@ -9,12 +9,13 @@ from __future__ import annotations
 import re
 
 from . import model
-from .formatting import MISSING, fmt_percent, fmt_ratio, fmt_time, fmt_value, missing, plural
+from .formatting import MISSING, fmt_faults, fmt_gbps, fmt_percent, fmt_ratio, fmt_time, fmt_value, missing, plural
 from .model import Results
 
 MAX_FAILURES = 25  # failures listed; the rest are counted
 MAX_TEXT = 160  # characters kept of a message or reason
 CLOSEST_ROWS = 10  # passing checks listed closest to their tolerance
+ALLOCATOR_ROWS = 15  # cases in the allocator-effect table, largest effect first
 
 
 def cell(value) -> str:
@@ -179,8 +180,16 @@ def failures_section(res: Results) -> str:
     return out
 
 
+def _median(r) -> str:
+    """Median (× the fastest), with the repeats' range where they disagree (model.SPREAD_NOTE)."""
+    text = f"{fmt_time(r['median_s'])} ({fmt_ratio(r['vs_fastest'])})"
+    text = f"**{text}**" if r["vs_fastest"] <= 1.0 else text
+    note = model.spread_note(r)
+    return f"{text} ⚠ {note}" if note else text
+
+
 def speed_table(res: Results) -> str:
-    s = model.speed(res)
+    s = model.primary_speed(res)
     if not len(s):
         return "No speed results in these files."
     default = s[s["group"] == "default"]
@@ -200,19 +209,64 @@ def speed_table(res: Results) -> str:
             if adapter not in by_adapter.index:
                 cells.append(MISSING)
                 continue
-            r = by_adapter.loc[adapter]
-            text = f"{fmt_time(r['median_s'])} ({fmt_ratio(r['vs_fastest'])})"
-            cells.append(f"**{text}**" if r["vs_fastest"] <= 1.0 else text)
+            cells.append(cell(_median(by_adapter.loc[adapter])))
         key = dict(zip(index, key, strict=True))
         key["op"] = model.op_title(key["op"])
         rows.append([cell(k) for k in key.values()] + cells)
     several = len(model.runs(res)) > default["machine"].nunique()
+    unsteady = default["repeat_spread"].gt(model.SPREAD_NOTE).any()
     out = ("Median time per call (× the fastest adapter), default shapes; the fastest is bold."
-           + (" Several runs per machine: each cell is the adapter's fastest run." if several else "") + "\n\n"
+           + (" Several runs per machine: each cell is the adapter's fastest run." if several else "")
+           + (f" ⚠: the repeats' medians spread over more than ±{(model.SPREAD_NOTE - 1) * 100:.0f}% (their range "
+              "follows)." if unsteady else "") + "\n\n"
            + table([*index, *adapters], rows))
     rest = len(s) - len(default)
     if rest:
         out += f"\n\n{plural(rest, 'more timing')} (shape sweeps) in the HTML report."
+    return out
+
+
+def stability_section(res: Results) -> str | None:
+    """How far repeats agree, and the worst case's repeats with their process's bandwidth and faults."""
+    found = model.stability(res)
+    if found is None:
+        return None
+    summary, worst = model.stability_text(found)
+    rows = [[cell(r["repeat"]), cell(fmt_time(r["median_s"])), cell(fmt_gbps(r["bandwidth_gbps"])),
+             cell(fmt_faults(r["faults_per_call"]))] for _, r in found["worst_case"]["repeats"].iterrows()]
+    return (f"{cell(summary)}\n\n{cell(worst)}\n\n"
+            + table(["repeat", "median", "memory bandwidth (GB/s)", "page faults/call"], rows))
+
+
+def _allocator_cell(r) -> str:
+    ratio = "" if r["allocator"] == r["baseline"] else f" · {fmt_ratio(r['vs_baseline'])}"
+    spread = " ⚠" if model.spread_note(r) else ""
+    return cell(f"{fmt_time(r['median_s'])}{spread} ({fmt_faults(r['faults_per_call'])}){ratio}")
+
+
+def allocator_section(res: Results, n: int = ALLOCATOR_ROWS) -> str | None:
+    """Cases timed under several allocators: one row each, a column per allocator, largest effect first."""
+    found = model.allocators(res)
+    if not len(found):
+        return None
+    names = model.allocator_order(found["allocator"])
+    runs = found["run"].nunique() > 1
+    rows = []
+    groups = list(found.groupby(model.ALLOCATOR_CASE, dropna=False, sort=False))
+    for _, g in groups[:n]:
+        first, by = g.iloc[0], {r["allocator"]: r for _, r in g.iterrows()}
+        key = [cell(model.op_title(first["op"])), cell(first["mode"]),
+               cell(model.shape_label(first["shape"], first["group"])), cell(first["dtype"]), cell(first["adapter"])]
+        rows.append([*key, cell(fmt_ratio(first["effect"])),
+                     *(_allocator_cell(by[a]) if a in by else MISSING for a in names),
+                     *([cell(first["run"])] if runs else [])])
+    intro, advice = model.allocator_text(found)
+    meanings = "\n".join(f"- {code(a)}: {cell(m)}" for a, m in model.allocator_meanings(res, names).items())
+    header = ["op", "mode", "shape", "dtype", "adapter", "slowest / fastest",
+              *(f"{a}: time (faults/call)" for a in names), *(["run"] if runs else [])]
+    out = f"{cell(intro)} {cell(advice)}\n\n{meanings}\n\n{table(header, rows)}"
+    if len(groups) > n:
+        out += f"\n\n… and {len(groups) - n:,} more cases in the HTML report."
     return out
 
 
@@ -251,7 +305,10 @@ def verification(res: Results) -> list[str]:
 
 
 def speed(res: Results) -> list[str]:
-    parts = ["## Speed", "", speed_table(res), ""]
+    note = model.allocator_note(res)
+    parts = ["## Speed", "", *([cell(note), ""] if note else []), speed_table(res), ""]
+    for title, found in (("Timing stability", stability_section(res)), ("Allocator effect", allocator_section(res))):
+        parts += [f"### {title}", "", found, ""] if found else []
     recompiles = recompile_table(res)
     return parts + (["### Recompiles", "", recompiles, ""] if recompiles else [])
 

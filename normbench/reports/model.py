@@ -14,11 +14,24 @@ import numpy as np
 import pandas as pd
 
 from .. import ops
+from ..bench import allocator as alloc
 from ..bench import harness as bench
 from ..ops.base import DTYPES
 from ..results.records import OUTCOMES, read
 from ..verify import known as known_divergences
-from .formatting import MISSING, fmt_date, fmt_gbps, fmt_seconds, missing, plural, sig3, span
+from .formatting import (
+    MISSING,
+    fmt_date,
+    fmt_gbps,
+    fmt_ratio,
+    fmt_seconds,
+    fmt_time_range,
+    missing,
+    number,
+    plural,
+    sig3,
+    span,
+)
 
 
 @dataclass
@@ -58,15 +71,19 @@ def load(paths: list[str | os.PathLike] | str | os.PathLike, warn=None) -> Resul
                 continue
             machine = f"{env.get('machine', '?')} ({env.get('cpu', '?')}, {env.get('cores', '?')} cores)"
             source = str(path)
-            envs.append({"source": source, "run": run_name(path), "machine": machine, **_flat_env(env)})
-            run = str(run_folder(path) or path)
-            rows += [{**row, "source": source, "run": run, "machine": machine} for row in checks]
+            by_allocator = _allocator_parent(path, env)
+            envs.append({"source": source, "run": run_name(path, by_allocator), "machine": machine, **_flat_env(env)})
+            run = str(run_folder(path) or by_allocator or path)
+            named = _env_allocator(env).get("name")
+            rows += [{**_with_allocator(row, named), "source": source, "run": run, "machine": machine}
+                     for row in checks]
     if not rows:
         raise ValueError(f"no normbench results in {', '.join(map(str, paths))}")
     checks = pd.DataFrame(rows)
     for column in ("facts", "params", "timing"):
         if column not in checks:
             checks[column] = [{} for _ in range(len(checks))]
+    checks["allocator"] = _allocator_names(checks)
     if len(checks):
         checks["facts"] = checks["facts"].apply(lambda v: v if isinstance(v, dict) else {})
         checks["params"] = checks["params"].apply(lambda v: v if isinstance(v, dict) else {})
@@ -78,15 +95,47 @@ def run_folder(path: Path) -> Path | None:
     return next((up for up in list(path.resolve().parents)[1:5] if (up / "run.json").is_file()), None)
 
 
-def run_name(path: Path) -> str:
+def run_name(path: Path, by_allocator: Path | None = None) -> str:
     """A short name for a results file: ``<run>/<phase>/<group>[/r<k>]`` inside a `normbench
-    run` folder, else its folder's name (or the file's own)."""
+    run` folder, ``<folder>/<allocator>`` in a folder of per-allocator results (see
+    :func:`_allocator_parent`), else its folder's name (or the file's own)."""
     path = path.resolve()
     suffix = "" if path.name == "results.jsonl" else f" ({path.stem})"
-    run = run_folder(path)
+    run = run_folder(path) or by_allocator
     if run is not None:
         return f"{run.name}/{path.parent.relative_to(run).as_posix()}{suffix}"
     return path.parent.name if not suffix and path.parent.name else path.name
+
+
+def _allocator_parent(path: Path, env: dict) -> Path | None:
+    """The folder above a results file kept under a subfolder named for its allocator
+    (``<out>/<allocator>[/r<k>]/results.jsonl``, what `normbench bench --allocators` writes):
+    every allocator's files belong to that one run, so its timings are pooled per allocator
+    and compared with the others' (see :func:`allocators`)."""
+    name = _env_allocator(env).get("name")
+    if path.name != "results.jsonl" or not name:
+        return None
+    return next((folder.parent for folder in path.resolve().parents[:2] if folder.name == name), None)
+
+
+def _with_allocator(row: dict, named: str | None) -> dict:
+    """A timing without an allocator of its own ran under its file's (None where neither says)."""
+    if row.get("suite") == "speed" and not row.get("allocator") and named:
+        return {**row, "allocator": named}
+    return row
+
+
+def _env_allocator(env: dict) -> dict:
+    found = env.get("allocator")
+    return found if isinstance(found, dict) else {}
+
+
+def _allocator_names(checks: pd.DataFrame) -> pd.Series:
+    """Each record's allocator, None where not recorded (older files, verification records)."""
+    if "allocator" not in checks:
+        return pd.Series(None, index=checks.index, dtype=object)
+    names = checks["allocator"]
+    return names.where(names.apply(lambda v: isinstance(v, str) and v != ""), None).astype(object)
 
 
 def _files(path: Path) -> list[Path]:
@@ -110,6 +159,15 @@ def _flat_env(env: dict) -> dict:
     out["threads"] = ", ".join(f"{k}={v}" for k, v in (env.get("threads") or {}).items()) or "defaults"
     bw = env.get("memory_bandwidth") or {}
     out["bandwidth_gbps"] = bw.get("gbps")
+    probe = env.get("cpu_probe") or {}
+    out["cpu_probe_s"] = probe.get("seconds")
+    allocator = _env_allocator(env)
+    out["allocator"] = allocator.get("name")
+    settings = allocator.get("settings") if isinstance(allocator.get("settings"), dict) else {}
+    out["allocator_settings"] = " ".join(f"{k}={v}" for k, v in settings.items())
+    out["allocator_meaning"] = allocator.get("meaning")
+    out["allocator_probe_faults_per_mb"] = allocator.get("probe_faults_per_mb")
+    out["allocator_preload_mapped"] = allocator.get("preload_mapped")
     lock = env.get("machine_lock") if isinstance(env.get("machine_lock"), dict) else {}
     out["lock_mode"] = lock.get("mode")
     out["lock_waited_s"] = lock.get("waited_s")
@@ -498,55 +556,97 @@ def failures(res: Results) -> pd.DataFrame:
     return rows.assign(run=run_labels(res, rows))[cols].reset_index(drop=True)
 
 
-def _pool(group: pd.DataFrame) -> pd.Series:
-    """One case's repeats as one measurement: pooled per-round samples where recorded."""
-    first = group.sort_values("repeat").iloc[0]
+SPREAD_NOTE = 1.10  # slowest / fastest repeat median above which a time is shown with its range: the
+# target is that a case's repeats (separate processes, minutes apart) agree within ±10% under the default
+# allocator; a wider spread means one figure would hide how much the time moved.
+
+
+def _per_repeat(ordered: pd.DataFrame, column: str) -> list[float | None]:
+    values = ordered[column] if column in ordered else [None] * len(ordered)
+    return [number(v) for v in values]
+
+
+def _pool(group: pd.DataFrame) -> dict:
+    """One case's repeats as one measurement: pooled per-round samples where recorded, with each
+    repeat's median, process bandwidth and page faults kept to show how far repeats agree."""
+    ordered = group.sort_values("repeat", kind="stable")
+    first = ordered.iloc[0]
     samples = [x for s in group["samples_s"] if isinstance(s, list) for x in s]
     if samples:
         q1, median, q3 = np.percentile(samples, [25, 50, 75])
         iqr = q3 - q1
     else:
         median, iqr = float(group["median_s"].median()), float(group["iqr_s"].median())
-    row = first.copy()
-    row["median_s"], row["iqr_s"], row["min_s"] = median, iqr, float(group["min_s"].min())
-    row["samples_s"], row["rounds"], row["repeats"] = samples or None, int(group["rounds"].sum()), len(group)
-    row["repeat_medians_s"] = [float(m) for m in group.sort_values("repeat")["median_s"]]
-    row["gbps"] = first["bytes"] / median / 1e9
+    medians = [float(m) for m in ordered["median_s"]]
+    gbps = first["bytes"] / median / 1e9
+    row = first.to_dict()  # compile_s and first_call_s stay repeat 0's: later repeats reuse its compilation
+    row.update(
+        median_s=median, iqr_s=iqr, min_s=float(group["min_s"].min()), samples_s=samples or None,
+        rounds=int(group["rounds"].sum()), repeats=len(group), repeat_medians_s=medians,
+        repeat_spread=max(medians) / min(medians) if len(medians) > 1 and min(medians) > 0 else np.nan,
+        repeat_ids=[int(r) for r in ordered["repeat"]],
+        repeat_bandwidth_gbps=_per_repeat(ordered, "bandwidth_gbps"),
+        repeat_faults_per_call=_per_repeat(ordered, "faults_per_call"),
+        gbps=gbps, roofline_frac=gbps / first["bandwidth_gbps"] if first.get("bandwidth_gbps") else None)
     if "faults_per_call" in group:
         row["faults_per_call"] = pd.to_numeric(group["faults_per_call"], errors="coerce").mean()
-    row["roofline_frac"] = row["gbps"] / first["bandwidth_gbps"] if first.get("bandwidth_gbps") else None
-    return row  # compile_s and first_call_s stay repeat 0's: later repeats reuse its compilation
+    return row
+
+
+TIMED_KEY = ["run", "adapter", "case", "check", "allocator"]  # one run's repeats of a case under one allocator
+NOT_TIMINGS = ("recompiles", "self_check")  # speed-suite checks that time no case: never pooled as one
 
 
 def timed_rows(res: Results) -> pd.DataFrame:
-    """Benchmark records, each case's repeats pooled into one row (outcome from the worst)."""
+    """Benchmark records, each case's repeats under one allocator pooled into one row (outcome from
+    the worst); ``primary`` marks the rows of each run's primary allocator (:func:`primary_allocator`)."""
     c = res.checks
-    rows = c[(c["suite"] == "speed") & (c["check"] != "recompiles")] if len(c) else c
+    rows = c[(c["suite"] == "speed") & ~c["check"].isin(NOT_TIMINGS)] if len(c) else c
     if not len(rows):
         return rows
-    rows = rows.assign(**{col: None for col in ("repeat", "samples_s", "median_s") if col not in rows})
+    rows = rows.assign(**{col: None for col in ("repeat", "samples_s", "median_s") if col not in rows},
+                       allocator=_allocator_names(rows))
     rows = rows.assign(repeat=rows["repeat"].fillna(0))
-    key = ["run", "adapter", "case"]  # one run's repeats, whichever processes timed them
     ok = (rows["outcome"] == "pass") & rows["median_s"].notna()
     # A case is timed only if every repeat was; one failed or errored repeat makes it broken.
-    whole = ok.groupby([rows[k] for k in key]).transform("all")
-    pooled = [_pool(g) for _, g in rows[whole].groupby(key, sort=False)]
-    broken = rows[~whole & ~ok].drop_duplicates(key)
-    return pd.concat([pd.DataFrame(pooled), broken], ignore_index=True)
+    whole = ok.groupby([rows[k] for k in TIMED_KEY], dropna=False).transform("all")
+    pooled = [_pool(g) for _, g in rows[whole].groupby(TIMED_KEY, sort=False, dropna=False)]
+    broken = rows[~whole & ~ok].drop_duplicates(TIMED_KEY)
+    out = pd.concat([pd.DataFrame(pooled), broken], ignore_index=True)
+    out["allocator"] = _allocator_names(out)
+    primary = out.groupby("run", sort=False)["allocator"].agg(primary_allocator)
+    chosen = out["run"].map(primary)
+    return out.assign(primary=[a == p for a, p in zip(out["allocator"], chosen, strict=True)])
+
+
+def primary_allocator(names: pd.Series) -> str | None:
+    """The allocator a run's main tables show: the default where the run timed under it, else the
+    one it timed most cases under (None where no record names one: older files)."""
+    counts = names.dropna().value_counts()
+    if not len(counts):
+        return None
+    if alloc.DEFAULT in counts:
+        return alloc.DEFAULT
+    return min(counts.index, key=lambda name: (-counts[name], str(name)))
+
+
+SPEED_COLUMNS = ["op", "mode", "shape", "dtype", "group", "adapter", "allocator", "primary", "median_s", "iqr_s",
+                 "min_s", "gbps", "roofline_frac", "faults_per_call", "other_load", "compile_s", "elements", "case",
+                 "repeats", "repeat_ids", "repeat_medians_s", "repeat_spread", "repeat_bandwidth_gbps",
+                 "repeat_faults_per_call", "machine", "run", "vs_fastest"]
 
 
 def speed(res: Results) -> pd.DataFrame:
     """Timed benchmarks with GB/s, roofline and the ratio to the fastest adapter of each case.
 
-    The ratio compares adapters within a shape group (default shapes, sweep), so each table a
-    report shows has its own fastest. ``other_load`` is the worst of a case's repeats.
+    The ratio compares adapters within a shape group (default shapes, sweep) and under one
+    allocator, so each table a report shows has its own fastest. ``other_load`` is the worst of
+    a case's repeats. Every allocator's rows are here; ``primary`` marks what the main tables show.
     """
     rows = timed_rows(res)
     rows = rows[rows["outcome"] == "pass"] if len(rows) else rows
-    cols = ["op", "mode", "shape", "dtype", "group", "adapter", "median_s", "iqr_s", "min_s", "gbps",
-            "roofline_frac", "faults_per_call", "other_load", "compile_s", "elements", "machine", "run", "vs_fastest"]
     if not len(rows) or "median_s" not in rows:
-        return pd.DataFrame(columns=cols)
+        return pd.DataFrame(columns=SPEED_COLUMNS)
     rows = rows.assign(**{"faults_per_call": None} if "faults_per_call" not in rows else {})
     rows = rows.assign(
         mode=rows["check"],
@@ -556,15 +656,30 @@ def speed(res: Results) -> pd.DataFrame:
         other_load=_other_load(res, rows),
         run_label=run_labels(res, rows),
     )
-    key = ["machine", "group", "op", "mode", "shape", "dtype"]
+    key = ["machine", "group", "allocator", "op", "mode", "shape", "dtype"]
     fastest = rows.groupby(key, dropna=False)["median_s"].transform("min")
     rows = rows.assign(vs_fastest=rows["median_s"] / fastest, run=rows["run_label"])
     rows = rows.assign(_op=rows["op"].map(lambda n: op_rank(n)[0]),
                        _mode=[_rank(getattr(_op(o), "bench_modes", ()), m) for o, m in zip(rows["op"], rows["mode"],
                                                                                          strict=True)],
-                       _dtype=rows["dtype"].map(lambda d: _rank(DTYPES, d)))
-    return (rows.sort_values(["_op", "op", "_mode", "mode", "elements", "_dtype", "median_s"])[cols]
-            .reset_index(drop=True))
+                       _dtype=rows["dtype"].map(lambda d: _rank(DTYPES, d)),
+                       _allocator=rows["allocator"].map(allocator_rank))
+    return (rows.sort_values(["_op", "op", "_mode", "mode", "elements", "_dtype", "_allocator", "median_s"])
+            [SPEED_COLUMNS].reset_index(drop=True))
+
+
+def primary_speed(res: Results) -> pd.DataFrame:
+    """What the main speed tables and charts show: each run's primary allocator only."""
+    s = speed(res)
+    return s[s["primary"].astype(bool)].reset_index(drop=True) if len(s) else s
+
+
+def spread_note(row: pd.Series) -> str:
+    """"repeats 1.10–1.52 ms" where a case's repeats disagree by more than SPREAD_NOTE, else ""."""
+    spread, medians = number(row.get("repeat_spread")), row.get("repeat_medians_s")
+    if spread is None or spread <= SPREAD_NOTE or not isinstance(medians, list):
+        return ""
+    return f"repeats {fmt_time_range(min(medians), max(medians))}"
 
 
 def _rank(order, value) -> int:
@@ -576,10 +691,12 @@ def _other_load(res: Results, rows: pd.DataFrame) -> pd.Series:
     c = res.checks
     if "other_load" not in c:
         return pd.Series(np.nan, index=rows.index)
-    key = ["run", "adapter", "case"]
-    load = pd.to_numeric(c.loc[c["suite"] == "speed", "other_load"], errors="coerce")
-    worst = load.groupby([c.loc[load.index, k] for k in key]).max()
-    return pd.Series([worst.get(tuple(k), np.nan) for k in rows[key].itertuples(index=False)], index=rows.index,
+    c = c[c["suite"] == "speed"]
+    c = c.assign(allocator=_allocator_names(c).fillna(""))
+    load = pd.to_numeric(c["other_load"], errors="coerce")
+    worst = load.groupby([c[k] for k in TIMED_KEY]).max()
+    keys = rows[TIMED_KEY].assign(allocator=rows["allocator"].fillna(""))
+    return pd.Series([worst.get(tuple(k), np.nan) for k in keys.itertuples(index=False)], index=rows.index,
                      dtype=float)
 
 
@@ -597,6 +714,152 @@ def recompiles(res: Results) -> pd.DataFrame:
         "calls": rows["facts"].apply(lambda f: len(f.get("lengths", []))),
         "message": rows["message"], "machine": rows["machine"],
     }).reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- allocators and repeats
+
+ALLOCATOR_ORDER = ("system", *(name for name in alloc.KNOWN if name != "system"))  # the baseline first
+
+
+def allocator_rank(name) -> int:
+    """Sort key: system (the baseline), then normbench's known settings, then preloaded libraries."""
+    return ALLOCATOR_ORDER.index(name) if name in ALLOCATOR_ORDER else len(ALLOCATOR_ORDER)
+
+
+def allocator_order(names) -> list[str]:
+    return sorted({n for n in names if isinstance(n, str)}, key=lambda n: (allocator_rank(n), n))
+
+
+def allocator_meaning(res: Results, name: str) -> str:
+    """What a setting means: normbench's own words for a known one, else what its files recorded."""
+    if name in alloc.KNOWN:
+        return alloc.KNOWN[name].meaning
+    envs = res.environments
+    if "allocator_meaning" in envs:
+        recorded = envs.loc[envs["allocator"] == name, "allocator_meaning"].dropna()
+        if len(recorded):
+            return str(recorded.iloc[0])
+    return ""
+
+
+def allocator_note(res: Results) -> str | None:
+    """The allocator the speed tables were timed under, said once, with what it means and which
+    others were timed too (None where no record names one: files from before it was recorded)."""
+    s = speed(res)
+    if not len(s):
+        return None
+    shown = allocator_order(s.loc[s["primary"].astype(bool), "allocator"])
+    if not shown:
+        return None
+    label = "Allocator" if len(shown) == 1 else "Allocators"
+    main = "; ".join(" — ".join(p for p in (name, allocator_meaning(res, name)) if p) for name in shown)
+    others = [n for n in allocator_order(s["allocator"]) if n not in shown]
+    also = f" Also timed under {', '.join(others)}: see Allocator effect." if others else ""
+    return f"{label}: {main}.{also}"
+
+
+ALLOCATOR_CASE = ["machine", "run", "group", "op", "mode", "shape", "dtype", "adapter"]
+ALLOCATOR_COLUMNS = [*ALLOCATOR_CASE, "allocator", "median_s", "faults_per_call", "repeat_spread",
+                     "repeat_medians_s", "baseline", "vs_baseline", "effect"]
+
+
+def shape_label(shape: str, group) -> str:
+    """A case's shape, marked where it is a sweep point (a sweep may time a default shape again)."""
+    return f"{shape} (sweep)" if group == "sweep" else str(shape)
+
+
+def _baseline(names: list[str], primary: str | None) -> str:
+    """What a case's allocators are compared with: system, else the run's primary, else the first."""
+    return next(n for n in ("system", primary, names[0]) if n in names)
+
+
+def allocators(res: Results) -> pd.DataFrame:
+    """Cases one run timed under two or more allocators, a row per allocator: median time, page
+    faults per call, and the ratio to the baseline: ``system`` (glibc as Python gets it) where
+    the case was timed under it, else the run's primary allocator. ``effect`` is the case's
+    slowest allocator over its fastest; cases come largest effect first, allocators in
+    :data:`ALLOCATOR_ORDER`."""
+    s = speed(res)
+    s = s[s["allocator"].notna()] if len(s) else s
+    if not len(s):
+        return pd.DataFrame(columns=ALLOCATOR_COLUMNS)
+    primary = s[s["primary"].astype(bool)].groupby("run")["allocator"].first()
+    s = s.assign(_case=s.groupby(ALLOCATOR_CASE, dropna=False, sort=False).ngroup())
+    s = s[s.groupby("_case")["allocator"].transform("nunique") >= 2]
+    if not len(s):
+        return pd.DataFrame(columns=ALLOCATOR_COLUMNS)
+    timed = s.groupby("_case")["allocator"].agg(allocator_order)
+    run = s.groupby("_case")["run"].first()
+    s = s.assign(baseline=s["_case"].map({case: _baseline(names, primary.get(run[case]))
+                                          for case, names in timed.items()}))
+    base = s[s["allocator"] == s["baseline"]].drop_duplicates("_case").set_index("_case")["median_s"]
+    by_case = s.groupby("_case")["median_s"]
+    s = s.assign(vs_baseline=s["median_s"] / s["_case"].map(base),
+                 effect=by_case.transform("max") / by_case.transform("min"),
+                 _allocator=s["allocator"].map(allocator_rank))
+    s = s.sort_values(["effect", "_case", "_allocator", "allocator"], ascending=[False, True, True, True],
+                      kind="stable")
+    return s[ALLOCATOR_COLUMNS].reset_index(drop=True)
+
+
+def stability(res: Results) -> dict | None:
+    """How far the repeats of each default-shape case agree under its run's primary allocator
+    (None with fewer than two repeats of any case): the distribution of ``repeat_spread`` (the
+    slowest repeat's median over the fastest's; repeats run in separate processes minutes apart)
+    and the worst case, each repeat with its process's memory bandwidth and page faults per call,
+    which tell a busy or throttled machine from an allocator that faults on some repeats only."""
+    s = primary_speed(res)
+    s = s[(s["group"] != "sweep") & s["repeat_spread"].notna()] if len(s) else s
+    if not len(s):
+        return None
+    spread = s["repeat_spread"].astype(float)
+    worst = s.loc[spread.idxmax()]
+    repeats = pd.DataFrame({"repeat": worst["repeat_ids"], "median_s": worst["repeat_medians_s"],
+                            "bandwidth_gbps": worst["repeat_bandwidth_gbps"],
+                            "faults_per_call": worst["repeat_faults_per_call"]})
+    return {"cases": len(s), "within": int((spread <= SPREAD_NOTE).sum()), "median": float(spread.median()),
+            "p90": float(spread.quantile(0.9)), "worst": float(spread.max()),
+            "allocators": allocator_order(s["allocator"]),
+            "worst_case": {**{k: worst[k] for k in ("adapter", "op", "mode", "shape", "dtype", "allocator", "run",
+                                                     "machine", "median_s")},
+                           "title": op_title(worst["op"]), "repeats": repeats}}
+
+
+def stability_text(found: dict) -> list[str]:
+    """The timing-stability paragraph's sentences: how many cases' repeats agree within
+    SPREAD_NOTE, the spread's median, 90th percentile and worst, and which case is the worst."""
+    under = f" under {', '.join(found['allocators'])}" if found["allocators"] else ""
+    w = found["worst_case"]
+    return [f"Of {plural(found['cases'], 'default-shape case')} timed in several repeats{under}, {found['within']} "
+            f"agree within ±{(SPREAD_NOTE - 1) * 100:.0f}% (slowest repeat's median ≤ {SPREAD_NOTE:.2f}× the "
+            f"fastest's); spread median {fmt_ratio(found['median'])}, 90th percentile {fmt_ratio(found['p90'])}, "
+            f"worst {fmt_ratio(found['worst'])}.",
+            f"Worst: {w['adapter']} {w['title']} {w['mode']} {w['shape']} {w['dtype']}. A repeat whose process "
+            "measured lower memory bandwidth points to a busy or throttled machine; one with many more page faults "
+            "per call, to the allocator mapping the output afresh on each call."]
+
+
+def allocator_text(table: pd.DataFrame) -> list[str]:
+    """The allocator-effect explanation, written for a CPU user deciding whether to preload
+    tcmalloc or jemalloc: how to read a cell, and what to conclude (meanings: :func:`allocator_meanings`)."""
+    cases = table.groupby(ALLOCATOR_CASE, dropna=False, sort=False)["baseline"].first()
+    bases = allocator_order(cases)
+    base = ("system (glibc as a Python process gets it)" if bases == ["system"] else
+            f"system where it was timed, else {', '.join(b for b in bases if b != 'system')}")
+    return [f"Each case timed under each allocator, in processes of their own. A cell is the median time, its "
+            f"page faults per call in brackets, and × the baseline: {base}; the largest effect first. ⚠ marks "
+            f"an allocator whose repeats spread over more than ±{(SPREAD_NOTE - 1) * 100:.0f}%: an effect within "
+            "that spread is noise.",
+            "A CPU process runs under system unless it changes something. Where system is clearly slower and "
+            "faults thousands of times per call, the norm's output is mapped in afresh on every call: a long "
+            "training or inference loop gains the difference by preloading tcmalloc or jemalloc (LD_PRELOAD) or by "
+            "setting warm's GLIBC_TUNABLES. Where the times agree within their repeats' spread, the allocator "
+            "does not matter for that case."]
+
+
+def allocator_meanings(res: Results, names) -> dict[str, str]:
+    """Each named setting and what it means, baseline first."""
+    return {name: allocator_meaning(res, name) or "as recorded" for name in allocator_order(names)}
 
 
 def run_of(labels: pd.Series) -> pd.Series:
@@ -640,6 +903,31 @@ def _lock(g: pd.DataFrame) -> str:
     return modes if missing(waited) or waited < 0.05 else f"{modes}, waited up to {fmt_seconds(waited)}"
 
 
+def _allocator_label(env: pd.Series) -> str | None:
+    """"warm (GLIBC_TUNABLES=…)": a process's allocator and the settings it ran under, flagged where
+    the library it preloads was not mapped into it (the setting did not take effect)."""
+    name = env.get("allocator")
+    if missing(name) or not name:
+        return None
+    settings = env.get("allocator_settings")
+    text = f"{name} ({settings})" if isinstance(settings, str) and settings else str(name)
+    mapped = env.get("allocator_preload_mapped")
+    return text + (" — ⚠ preloaded library not mapped" if not missing(mapped) and not mapped else "")
+
+
+def _probe(g: pd.DataFrame) -> str:
+    """Page faults per MiB of a freed and reallocated 16 MiB block, per allocator (lowest–highest):
+    near zero where freed memory stays mapped."""
+    faults = pd.to_numeric(g["allocator_probe_faults_per_mb"], errors="coerce")
+    found = g.assign(_faults=faults).dropna(subset=["_faults"])
+    if not len(found):
+        return MISSING
+    parts = [(name, span(sig3(f.min()), sig3(f.max()))) for name, f in
+             found.groupby(found["allocator"].fillna("?"), sort=False)["_faults"]]
+    text = parts[0][1] if len(parts) == 1 else "; ".join(f"{name} {value}" for name, value in parts)
+    return f"{text} page faults/MiB"
+
+
 def _normbench(g: pd.DataFrame) -> str:
     pairs = [" ".join(str(x)[:10] for x in (v, c) if not missing(x) and x)
              for v, c in zip(g.get("normbench_version", [None] * len(g)), g.get("git_commit", [None] * len(g)),
@@ -657,6 +945,8 @@ RUN_FIELDS = {  # label: how a run's files are summarised into one value
     "versions": lambda g: _distinct(g["versions"]),
     "threads": lambda g: _distinct(g["threads"]),
     "memory bandwidth": lambda g: _bandwidth(g["bandwidth_gbps"]),
+    "allocator": lambda g: _distinct(pd.Series([_allocator_label(r) for _, r in g.iterrows()], dtype=object)),
+    "allocator probe": _probe,
     "machine lock": _lock,
     "adapters installed": lambda g: _union(g["adapters_installed"]),
     "adapters missing (install with)": lambda g: _union(g["adapters_missing"]).replace(MISSING, "none"),
@@ -670,7 +960,9 @@ def runs(res: Results) -> pd.DataFrame:
     if not len(envs):
         return pd.DataFrame(columns=["run", *RUN_FIELDS])
     envs = envs.assign(**{k: None for k in ("machine", "date", "python", "os", "versions", "threads",
-                                            "bandwidth_gbps", "adapters_installed", "adapters_missing")
+                                            "bandwidth_gbps", "adapters_installed", "adapters_missing", "allocator",
+                                            "allocator_settings", "allocator_probe_faults_per_mb",
+                                            "allocator_preload_mapped")
                           if k not in envs})
     rows = [{"run": run, **{label: summarise(g) for label, summarise in RUN_FIELDS.items()}}
             for run, g in envs.groupby(run_of(envs["run"]), sort=False)]

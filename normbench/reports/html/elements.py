@@ -39,16 +39,17 @@ class Col:
     fmt: Callable[[object], str] = fmt_value
     numeric: bool = False
     cls: Callable[[object], str] | str = ""
-    html: bool = False  # fmt returns markup it has escaped itself
+    html: bool = False  # fmt (or show) returns markup it has escaped itself
+    show: Callable[[pd.Series], str] | None = None  # the cell's text from its whole row (value still sorts)
 
-    def cell(self, value) -> str:
+    def cell(self, value, row: pd.Series | None = None) -> str:
         classes = [self.cls(value) if callable(self.cls) else self.cls]
         attrs = ""
         if self.numeric:
             classes.append("num")
             x = number(value)
             attrs = f' data-v="{"" if x is None else (str(x).replace("inf", "Infinity") if math.isinf(x) else x)}"'
-        text = self.fmt(value)
+        text = self.show(row) if self.show is not None and row is not None else self.fmt(value)
         if text == "—" and not self.html:
             classes.append("none")
         body = text if self.html else esc(text)
@@ -65,7 +66,7 @@ def table(df: pd.DataFrame, cols: Iterable[Col], sortable: bool = True) -> str:
     cols = [c for c in cols if c.key in df.columns]
     head = "".join(c.header() for c in cols)
     rows = "\n".join(
-        "<tr>" + "".join(c.cell(row[c.key]) for c in cols) + "</tr>" for _, row in df.iterrows())
+        "<tr>" + "".join(c.cell(row[c.key], row) for c in cols) + "</tr>" for _, row in df.iterrows())
     cls = ' class="sortable"' if sortable else ""
     return (f'<div class="scroll"><table{cls}>\n<thead><tr>{head}</tr></thead>\n'
             f"<tbody>\n{rows}\n</tbody></table></div>")

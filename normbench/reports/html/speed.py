@@ -1,4 +1,5 @@
-"""The speed section: timing tables per op (default shapes, sweep), scaling charts, compile times
+"""The speed section: timing tables per op (default shapes, sweep) under each run's primary
+allocator, how far repeats agree, the effect of other allocators, scaling charts, compile times
 and recompiles."""
 
 from __future__ import annotations
@@ -8,7 +9,9 @@ import pandas as pd
 from ...bench.harness import OVERLAP_CORES
 from .. import model
 from ..formatting import (
+    fixed3,
     fmt_count,
+    fmt_faults,
     fmt_gbps,
     fmt_percent,
     fmt_ratio,
@@ -24,9 +27,11 @@ from ..model import Results
 from .charts import adapter_colours, sweep_svg
 from .elements import Col, empty, esc, section, table, with_machine
 
+ALLOCATOR_ROWS = 40  # cases in the allocator-effect table, largest effect first
+
 
 def speed_section(res: Results) -> str:
-    rows = model.speed(res)
+    rows = model.primary_speed(res)
     recompiles = model.recompiles(res)
     parts = []
     if len(rows):
@@ -37,10 +42,14 @@ def speed_section(res: Results) -> str:
         parts.append('<p class="note">Median and interquartile range of the timed rounds; GB/s counts the bytes '
                      "an ideal kernel must move; roofline is that as a share of the measured memory bandwidth"
                      f"{f' ({esc(bandwidth)} GB/s)' if bandwidth else ''}; ×fastest compares adapters on the same "
-                     f"op, mode, shape and dtype within each table.{esc(load)} Click a header to sort.</p>")
+                     f"op, mode, shape and dtype within each table.{esc(load)}{_spread_legend(rows)} Click a "
+                     "header to sort.</p>")
+        parts.append(_allocator_note(res))
         for op in model.ordered_ops(rows["op"]):
             parts.append(f'<h3 id="speed-{esc(op)}">{esc(model.op_title(op))}</h3>')
             parts.append(_speed_tables(rows[rows["op"] == op]))
+        parts.append(_stability(res))
+        parts.append(allocator_effect(res))
         parts.append(_sweeps(rows))
         parts.append(_compile_times(rows))
     parts.append("<h3>Recompiles</h3>")
@@ -69,10 +78,34 @@ def _speed_tables(rows: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
+def _spread_legend(rows: pd.DataFrame) -> str:
+    if not rows["repeat_spread"].gt(model.SPREAD_NOTE).any():
+        return ""
+    return (f" ⚠ marks a case whose repeats disagree by more than ±{(model.SPREAD_NOTE - 1) * 100:.0f}%: the range "
+            "of their medians follows (hover for each; see Timing stability).")
+
+
+def _median(row: pd.Series) -> str:
+    """The median, and the range of the repeats' medians where they disagree (see model.SPREAD_NOTE)."""
+    text, note = esc(fmt_time(row["median_s"])), model.spread_note(row)
+    if not note:
+        return text
+    medians = ", ".join(fmt_time(m) for m in row["repeat_medians_s"])
+    title = (f"{len(row['repeat_medians_s'])} repeats' medians: {medians}; slowest / fastest "
+             f"{fixed3(row['repeat_spread'])}×")
+    return f'{text} <span class="spread" title="{esc(title)}">⚠ {esc(note)}</span>'
+
+
+def _allocator_note(res: Results) -> str:
+    note = model.allocator_note(res)
+    return f'<p class="allocator">{esc(note)}</p>' if note else ""
+
+
 def _speed_table(rows: pd.DataFrame) -> str:
     cols = [
         Col("mode", cls="nowrap"), Col("shape", cls="nowrap"), Col("dtype"),
-        Col("adapter", cls="nowrap"), Col("median_s", "median", fmt=fmt_time, numeric=True),
+        Col("adapter", cls="nowrap"),
+        Col("median_s", "median", fmt=fmt_time, numeric=True, html=True, show=_median),
         Col("iqr_s", "IQR", fmt=fmt_time, numeric=True), Col("gbps", "GB/s", fmt=fmt_gbps, numeric=True),
         Col("roofline_frac", "roofline", fmt=fmt_percent, numeric=True),
         Col("faults_per_call", "page faults/call", fmt=fmt_count, numeric=True),
@@ -83,6 +116,72 @@ def _speed_table(rows: pd.DataFrame) -> str:
         cols.append(Col("other_load", "other load (cores)", fmt=sig3, numeric=True,
                         cls=lambda v: "loaded" if (number(v) or 0) >= OVERLAP_CORES else ""))
     return table(rows, with_machine(cols, rows))
+
+
+def _stability(res: Results) -> str:
+    """How far repeats agree, with the worst case's repeats side by side (bandwidth, faults)."""
+    found = model.stability(res)
+    if found is None:
+        return ""
+    summary, worst = model.stability_text(found)
+    cols = [Col("repeat", fmt=fmt_count, numeric=True), Col("median_s", "median", fmt=fmt_time, numeric=True),
+            Col("bandwidth_gbps", "memory bandwidth (GB/s)", fmt=fmt_gbps, numeric=True),
+            Col("faults_per_call", "page faults/call", fmt=fmt_faults, numeric=True)]
+    return ('<h3 id="timing-stability">Timing stability</h3>\n'
+            f'<p class="note">{esc(summary)}</p>\n<p class="note">{esc(worst)}</p>\n'
+            f'<div class="fit">{table(found["worst_case"]["repeats"], cols, sortable=False)}</div>')
+
+
+def _allocator_cells(table_: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """One row per case: its key, effect, and per allocator the median (sorts), faults, ratio."""
+    out = []
+    for _, g in table_.groupby(model.ALLOCATOR_CASE, dropna=False, sort=False):
+        first = g.iloc[0]
+        row = {k: first[k] for k in model.ALLOCATOR_CASE} | {"title": model.op_title(first["op"]),
+                                                             "effect": first["effect"]}
+        row["shape"] = model.shape_label(first["shape"], first["group"])
+        for _, r in g.iterrows():
+            row |= {r["allocator"]: r["median_s"], f"{r['allocator']} faults": r["faults_per_call"],
+                    f"{r['allocator']} ×": None if r["allocator"] == r["baseline"] else r["vs_baseline"],
+                    f"{r['allocator']} spread": model.spread_note(r)}
+        out.append(row)
+    return pd.DataFrame(out).reindex(columns=[*model.ALLOCATOR_CASE, "title", "effect", *(
+        f"{n}{suffix}" for n in names for suffix in ("", " faults", " ×", " spread"))])
+
+
+def _allocator_cell(name: str):
+    def show(row: pd.Series) -> str:
+        if missing(row[name]):
+            return "—"
+        ratio = number(row[f"{name} ×"])
+        mark = "" if ratio is None else (f' <span class="ratio {"better" if ratio < 1 else "worse"}">'
+                                         f"{esc(fmt_ratio(ratio))}</span>")
+        faults = esc(fmt_faults(row[f"{name} faults"]))
+        spread = row[f"{name} spread"]
+        spread = f' <span class="spread" title="{esc(spread)}">⚠</span>' if isinstance(spread, str) and spread else ""
+        return f'{esc(fmt_time(row[name]))}{spread} <span class="faults">({faults})</span>{mark}'
+    return show
+
+
+def allocator_effect(res: Results, limit: int = ALLOCATOR_ROWS) -> str:
+    """Cases timed under several allocators: one row each (the ``limit`` with the largest effect),
+    a column per allocator; nothing where every case was timed under one."""
+    found = model.allocators(res)
+    if not len(found):
+        return ""
+    names = model.allocator_order(found["allocator"])
+    cases = _allocator_cells(found, names)
+    shown = cases.head(limit)
+    intro, advice = model.allocator_text(found)
+    meanings = "".join(f"<dt>{esc(n)}</dt><dd>{esc(m)}</dd>" for n, m in model.allocator_meanings(res, names).items())
+    cols = [Col("title", "op", cls="nowrap"), Col("mode", cls="nowrap"), Col("shape", cls="nowrap"), Col("dtype"),
+            Col("adapter", cls="nowrap"), Col("effect", "slowest / fastest", fmt=fmt_ratio, numeric=True),
+            *(Col(n, f"{n}: time (faults/call)", fmt=fmt_time, numeric=True, html=True, show=_allocator_cell(n))
+              for n in names)]
+    cap = (f" The {len(shown)} cases with the largest effect, of {len(cases):,}." if len(shown) < len(cases) else "")
+    return ('<h3 id="allocator-effect">Allocator effect</h3>\n'
+            f'<p class="note">{esc(intro)}{esc(cap)}</p>\n<p class="note">{esc(advice)}</p>\n'
+            f'<dl class="allocators">{meanings}</dl>\n{table(shown, with_machine(cols, shown))}')
 
 
 def _sweeps(rows: pd.DataFrame) -> str:

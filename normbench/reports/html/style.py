@@ -79,6 +79,16 @@ td.o-error { color: var(--error); background: var(--error-bg); font-weight: 650;
 td.o-skip { color: var(--skip); background: var(--skip-bg); }
 td.zero { color: #b0b7be; }
 td.loaded { color: var(--fail); font-weight: 600; }
+td .spread { color: var(--known); font-size: 12px; font-weight: 600; cursor: help; margin-left: 4px; }
+td .faults { color: var(--muted); font-size: 12px; }
+td .ratio { font-size: 12px; font-weight: 600; margin-left: 2px; }
+td .ratio.better { color: var(--pass); } td .ratio.worse { color: var(--fail); }
+p.allocator { font-size: 14px; padding: 6px 12px; border-left: 4px solid var(--line); background: var(--zebra);
+  border-radius: 4px; max-width: none; }
+dl.allocators { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px; margin: 6px 0 10px;
+  font-size: 13.5px; max-width: 110ch; }
+dl.allocators dt { font-weight: 600; } dl.allocators dd { margin: 0; color: #3d444d; }
+.fit > .scroll { width: fit-content; max-width: 100%; }
 h4 { font-size: 13.5px; font-weight: 600; margin: 14px 0 4px; color: var(--muted); text-transform: uppercase;
   letter-spacing: 0.04em; }
 .warnings {

@@ -48,7 +48,7 @@ def summary_section(res: Results) -> str:
     return section("summary", "\n".join(p for p in parts if p))
 
 
-WIDE_FIELDS = {"os", "versions", "threads", "adapters missing (install with)"}  # set in small type
+WIDE_FIELDS = {"os", "versions", "threads", "allocator", "adapters missing (install with)"}  # small type
 
 
 def _environments(runs: pd.DataFrame) -> str:
