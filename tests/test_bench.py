@@ -168,3 +168,18 @@ def test_self_check_compares_with_a_fresh_process(tmp_path):
     lines = proc.stdout.splitlines()  # one line per family, the processes' own output in logs
     assert [line.split(" ")[1] for line in lines] == ["torch", "onnxruntime"]  # numpy is no family's
     assert all("(interleaved, fresh process)" in line and "(ABAB, this process)" in line for line in lines), lines
+
+
+def test_reports_show_each_processs_self_check(quick_run):
+    from normbench.reports import html, markdown, model
+
+    _, out = quick_run
+    res = model.load([out / "results.jsonl"])
+    found = model.self_checks(res)
+    assert list(found["adapter"]) == ["torch"] and found["ratio"].between(0.2, 5).all()
+    md = markdown.render(res)
+    assert "### Self-check" in md and "| torch |" in md.split("### Self-check")[1]
+    assert 'id="self-check"' in html.render(res)
+    # the self-check times no case of its own: the forward case stays one timing
+    timed = model.timed_rows(res)
+    assert not (timed["check"] == "self_check").any()

@@ -49,6 +49,11 @@ def sig3(v) -> str:
     return text
 
 
+def fmt_ratio3(x) -> str:
+    """A ratio near 1 to three decimals (1.004), where a self-check's 5 % target is read."""
+    return MISSING if missing(x) else f"{float(x):.3f}"
+
+
 def fixed3(x: float) -> str:
     """x with three significant digits and no exponent (1.23, 12.3, 123)."""
     decimals = max(0, 2 - math.floor(math.log10(abs(x)))) if x else 2

@@ -9,7 +9,18 @@ from __future__ import annotations
 import re
 
 from . import model
-from .formatting import MISSING, fmt_faults, fmt_gbps, fmt_percent, fmt_ratio, fmt_time, fmt_value, missing, plural
+from .formatting import (
+    MISSING,
+    fmt_faults,
+    fmt_gbps,
+    fmt_percent,
+    fmt_ratio,
+    fmt_ratio3,
+    fmt_time,
+    fmt_value,
+    missing,
+    plural,
+)
 from .model import Results
 
 MAX_FAILURES = 25  # failures listed; the rest are counted
@@ -270,6 +281,16 @@ def allocator_section(res: Results, n: int = ALLOCATOR_ROWS) -> str | None:
     return out
 
 
+def self_check_section(res: Results) -> str | None:
+    found = model.self_checks(res)
+    if not len(found):
+        return None
+    rows = [[cell(r["adapter"]), cell(r["outcome"]), cell(fmt_ratio3(r["ratio"])), cell(fmt_ratio3(r["fresh_ratio"])),
+             cell(fmt_ratio3(r["case_vs_bare"]))] for _, r in found.iterrows()]
+    return (cell(model.self_check_text(found)) + "\n\n"
+            + table(["adapter", "outcome", "harness/bare", "harness/fresh-process bare", "case median/bare"], rows))
+
+
 def recompile_table(res: Results) -> str | None:
     r = model.recompiles(res)
     if not len(r):
@@ -307,7 +328,8 @@ def verification(res: Results) -> list[str]:
 def speed(res: Results) -> list[str]:
     note = model.allocator_note(res)
     parts = ["## Speed", "", *([cell(note), ""] if note else []), speed_table(res), ""]
-    for title, found in (("Timing stability", stability_section(res)), ("Allocator effect", allocator_section(res))):
+    for title, found in (("Timing stability", stability_section(res)), ("Allocator effect", allocator_section(res)),
+                         ("Self-check", self_check_section(res))):
         parts += [f"### {title}", "", found, ""] if found else []
     recompiles = recompile_table(res)
     return parts + (["### Recompiles", "", recompiles, ""] if recompiles else [])

@@ -742,6 +742,41 @@ def allocator_meaning(res: Results, name: str) -> str:
     return ""
 
 
+def self_checks(res: Results) -> pd.DataFrame:
+    """Each benchmark process's self-check (``bench.self_check``): harness against a bare timeit
+    loop of the same call, interleaved in that process (and, for bench --self-check, a fresh one)."""
+    cols = ["adapter", "run", "repeat", "outcome", "ratio", "fresh_ratio", "case_vs_bare", "allocator", "message"]
+    c = res.checks
+    rows = c[(c["suite"] == "speed") & (c["check"] == "self_check")] if len(c) else c
+    if not len(rows):
+        return pd.DataFrame(columns=cols)
+    facts = rows["facts"]
+
+    def fact(key):
+        return facts.apply(lambda f: f.get(key))
+
+    case, bare = pd.to_numeric(fact("case_median_s")), pd.to_numeric(fact("bare_median_s"))
+    out = pd.DataFrame({
+        "adapter": rows["adapter"], "run": run_labels(res, rows),
+        "repeat": pd.to_numeric(rows["repeat"], errors="coerce") if "repeat" in rows else None,
+        "outcome": rows["outcome"], "ratio": pd.to_numeric(fact("ratio")),
+        "fresh_ratio": pd.to_numeric(fact("fresh_ratio")),
+        "case_vs_bare": case / bare, "allocator": fact("allocator"), "message": rows["message"]})
+    return out.sort_values(["run", "adapter"], kind="stable")[cols].reset_index(drop=True)
+
+
+def self_check_text(found: pd.DataFrame) -> str:
+    """One sentence over every self-check: how many passed, the range of the ratios."""
+    n, passed = len(found), int((found["outcome"] == "pass").sum())
+    busy = int((found["outcome"] == "skip").sum())
+    ratios = pd.concat([found["ratio"], found["fresh_ratio"]]).dropna()
+    span_ = f"; harness/bare ratios {ratios.min():.3f}–{ratios.max():.3f}" if len(ratios) else ""
+    return (f"{passed} of {plural(n, 'self-check')} passed (target 1.00 ± 0.05)"
+            + (f", {busy} inconclusive on a busy machine" if busy else "") + span_
+            + ". Harness and bare timeit blocks of the same call alternate in the benchmark process after its "
+              "cases; the case's own median, timed earlier, is shown but not judged (the machine drifts).")
+
+
 def allocator_note(res: Results) -> str | None:
     """The allocator the speed tables were timed under, said once, with what it means and which
     others were timed too (None where no record names one: files from before it was recorded)."""

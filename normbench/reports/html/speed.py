@@ -15,6 +15,7 @@ from ..formatting import (
     fmt_gbps,
     fmt_percent,
     fmt_ratio,
+    fmt_ratio3,
     fmt_time,
     fmt_value,
     missing,
@@ -50,6 +51,7 @@ def speed_section(res: Results) -> str:
             parts.append(_speed_tables(rows[rows["op"] == op]))
         parts.append(_stability(res))
         parts.append(allocator_effect(res))
+        parts.append(_self_checks(res))
         parts.append(_sweeps(rows))
         parts.append(_compile_times(rows))
     parts.append("<h3>Recompiles</h3>")
@@ -94,6 +96,18 @@ def _median(row: pd.Series) -> str:
     title = (f"{len(row['repeat_medians_s'])} repeats' medians: {medians}; slowest / fastest "
              f"{fixed3(row['repeat_spread'])}×")
     return f'{text} <span class="spread" title="{esc(title)}">⚠ {esc(note)}</span>'
+
+
+def _self_checks(res: Results) -> str:
+    found = model.self_checks(res)
+    if not len(found):
+        return ""
+    cols = [Col("adapter", cls="nowrap"), Col("outcome", cls=lambda v: "failed" if v == "fail" else ""),
+            Col("ratio", "harness/bare", fmt=fmt_ratio3, numeric=True),
+            Col("fresh_ratio", "harness/fresh-process bare", fmt=fmt_ratio3, numeric=True),
+            Col("case_vs_bare", "case median/bare", fmt=fmt_ratio3, numeric=True), Col("message", cls="wrap")]
+    return ('<h3 id="self-check">Self-check</h3>\n'
+            f'<p class="note">{esc(model.self_check_text(found))}</p>\n{table(found, with_machine(cols, found))}')
 
 
 def _allocator_note(res: Results) -> str:
