@@ -13,6 +13,7 @@ reporting a ratio as if it were the harness's.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import statistics
@@ -57,12 +58,13 @@ def _plan(call, iterations: int) -> tuple[int, int]:
 
 def abab(benchmark, timed, iterations: int, fresh=None) -> dict:
     """Per-call seconds of rounds timed by A (pytest-benchmark's runner, as ``harness.run`` times
-    a case) and B (``timeit`` of the same call) and, with ``fresh`` (a ``bare.Fresh``), C (the
-    same timeit loop in a process that ran nothing else), in short blocks that take turns.
+    a case) and B (``timeit`` of the same call, with garbage collection on as in the harness and
+    in a user's loop; timeit turns it off by default) and, with ``fresh`` (a ``bare.Fresh``), C
+    (the same loop in a process that ran nothing else), in short blocks that take turns.
 
     This machine's speed moves by up to 30 % between consecutive 50 ms blocks, so the blocks
-    are short (~15 ms) and many; each starts with an untimed round (the first call after the
-    other process ran finds its threads asleep and its data out of cache), and the order runs
+    are short (~15 ms) and many; each starts with untimed rounds (the first calls after the
+    other process ran find its threads asleep and its data out of cache), and the order runs
     through every permutation of the sides, so each follows each other equally often."""
 
     def call() -> None:  # as harness.run wraps it: the output is dropped at once
@@ -76,7 +78,7 @@ def abab(benchmark, timed, iterations: int, fresh=None) -> dict:
         return [_seconds(runner(loops)) / iterations for _ in range(per_block + WARM_ROUNDS)][WARM_ROUNDS:]
 
     def side_b() -> list[float]:
-        loop = timeit.repeat(timed.call, number=iterations, repeat=per_block + WARM_ROUNDS)
+        loop = timeit.repeat(timed.call, setup=gc.enable, number=iterations, repeat=per_block + WARM_ROUNDS)
         return [s / iterations for s in loop][WARM_ROUNDS:]
 
     def side_c() -> list[float]:
