@@ -27,10 +27,10 @@ from .load import OtherLoad
 CASE = BenchCase("layer_norm", "forward", (1024, 4096))
 FAMILIES = {"torch": "torch", "JAX": "flax.linen", "Keras/TF": "keras[tensorflow]", "ONNX Runtime": "onnxruntime"}
 TOLERANCE = 0.05  # |ratio - 1| that passes
-BLOCK_S = 0.015  # one block of rounds
-SIDE_S = 0.5  # each side's blocks together
+BLOCK_S = 0.02  # one block of rounds
+SIDE_S = 1.0  # each side's blocks together
 WARM_ROUNDS = 3  # untimed at the start of each block: waking a process's threads takes more than one call
-PAUSE_S = 0.1  # around a fresh process's block: worker threads spin for a while after a call
+PAUSE_S = 0.1  # before every block when a fresh process takes turns: worker threads spin after a call
 BUSY_CORES = 0.5  # other load (cores) from which the machine was too busy to judge
 BANDWIDTH_DROP = 0.8  # bandwidth after / before below which the machine was too busy to judge
 
@@ -46,14 +46,15 @@ def family_of(adapter_name: str) -> str | None:
     return next((f for f, a in FAMILIES.items() if a == adapter_name), None)
 
 
-def _plan(call, iterations: int) -> tuple[int, int]:
-    """(rounds per block, blocks per side): blocks of ~BLOCK_S, SIDE_S per side in all."""
+def _plan(call, iterations: int, fresh: bool) -> tuple[int, int]:
+    """(rounds per block, blocks per side): blocks of ~BLOCK_S, SIDE_S per side in all, a multiple
+    of the number of orders the sides take (fewer with a fresh process: each block waits PAUSE_S)."""
     start = timeit.default_timer()
     call()
     one = max(timeit.default_timer() - start, 1e-7) * iterations
     per_block = max(3, min(50, round(BLOCK_S / one)))
-    blocks = max(12, min(48, round(SIDE_S / (one * per_block))))
-    return per_block, blocks - blocks % 6
+    blocks = max(12, min(24 if fresh else 48, round(SIDE_S / (one * per_block))))
+    return per_block, blocks - blocks % (6 if fresh else 2)
 
 
 def abab(benchmark, timed, iterations: int, fresh=None) -> dict:
@@ -63,29 +64,32 @@ def abab(benchmark, timed, iterations: int, fresh=None) -> dict:
     (the same loop in a process that ran nothing else), in short blocks that take turns.
 
     This machine's speed moves by up to 30 % between consecutive 50 ms blocks, so the blocks
-    are short (~15 ms) and many; each starts with untimed rounds (the first calls after the
-    other process ran find its threads asleep and its data out of cache), and the order runs
-    through every permutation of the sides, so each follows each other equally often."""
+    are short (~20 ms) and many, and the order runs through every permutation of the sides, so
+    each follows each other equally often. With a fresh process, every block of every side
+    starts the same way: a pause (worker threads spin for a while after a call: ONNX Runtime's
+    slowed the other process's next block by up to 60 %), then untimed rounds (the first calls
+    find the threads asleep and the data out of cache)."""
 
     def call() -> None:  # as harness.run wraps it: the output is dropped at once
         timed.call()
 
     runner = benchmark._make_runner(call, (), {})  # the loop pedantic() times each round with
     loops = range(iterations) if iterations > 1 else None
-    per_block, blocks = _plan(call, iterations)
+    per_block, blocks = _plan(call, iterations, fresh is not None)
+    pause = PAUSE_S if fresh is not None else 0.0
 
     def side_a() -> list[float]:
+        time.sleep(pause)
         return [_seconds(runner(loops)) / iterations for _ in range(per_block + WARM_ROUNDS)][WARM_ROUNDS:]
 
     def side_b() -> list[float]:
+        time.sleep(pause)
         loop = timeit.repeat(timed.call, setup=gc.enable, number=iterations, repeat=per_block + WARM_ROUNDS)
         return [s / iterations for s in loop][WARM_ROUNDS:]
 
     def side_c() -> list[float]:
-        time.sleep(PAUSE_S)  # this process's worker threads stop spinning (ONNX Runtime's spin)
-        out = fresh.block(per_block + WARM_ROUNDS, iterations)[WARM_ROUNDS:]
-        time.sleep(PAUSE_S)  # and the fresh process's
-        return out
+        time.sleep(pause)
+        return fresh.block(per_block + WARM_ROUNDS, iterations)[WARM_ROUNDS:]
 
     sides = {"a": side_a, "b": side_b, **({"c": side_c} if fresh is not None else {})}
     orders = list(itertools.permutations(sides))  # each side follows each other equally often
