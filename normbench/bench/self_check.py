@@ -28,7 +28,7 @@ CASE = BenchCase("layer_norm", "forward", (1024, 4096))
 FAMILIES = {"torch": "torch", "JAX": "flax.linen", "Keras/TF": "keras[tensorflow]", "ONNX Runtime": "onnxruntime"}
 TOLERANCE = 0.05  # |ratio - 1| that passes
 BLOCK_S = 0.02  # one block of rounds
-SIDE_S = 1.0  # each side's blocks together
+SIDE_S = 2.0  # each side's blocks together: with 1 s the ratios' spread here was ±2.6 % (one sd)
 WARM_ROUNDS = 3  # untimed at the start of each block: waking a process's threads takes more than one call
 PAUSE_S = 0.1  # before every block when a fresh process takes turns: worker threads spin after a call
 BUSY_CORES = 0.5  # other load (cores) from which the machine was too busy to judge
@@ -127,8 +127,8 @@ def busy(facts: dict) -> str | None:
 
 
 def probe_bandwidth(threads: int) -> float:
-    """A quick copy-bandwidth probe (32 MB) around the check."""
-    return bandwidth.measure(threads, megabytes=32, trials=3)["gbps"]
+    """A quick copy-bandwidth probe (64 MB, best of 5) around the check."""
+    return bandwidth.measure(threads, megabytes=64, trials=5)["gbps"]
 
 
 def judge(facts: dict) -> tuple[str, str]:
