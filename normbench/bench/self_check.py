@@ -28,6 +28,7 @@ CASE = BenchCase("layer_norm", "forward", (1024, 4096))
 FAMILIES = {"torch": "torch", "JAX": "flax.linen", "Keras/TF": "keras[tensorflow]", "ONNX Runtime": "onnxruntime"}
 TOLERANCE = 0.05  # |ratio - 1| that passes
 BLOCK_S = 0.02  # one block of rounds
+FRESH_BLOCK_S = 0.06  # with a fresh process taking turns: fewer blocks, fewer pauses
 SIDE_S = 2.0  # each side's blocks together: with 1 s the ratios' spread here was ±2.6 % (one sd)
 WARM_ROUNDS = 3  # untimed at the start of each block: waking a process's threads takes more than one call
 PAUSE_S = 0.1  # before every block when a fresh process takes turns: worker threads spin after a call
@@ -47,13 +48,13 @@ def family_of(adapter_name: str) -> str | None:
 
 
 def _plan(call, iterations: int, fresh: bool) -> tuple[int, int]:
-    """(rounds per block, blocks per side): blocks of ~BLOCK_S, SIDE_S per side in all, a multiple
-    of the number of orders the sides take (fewer with a fresh process: each block waits PAUSE_S)."""
+    """(rounds per block, blocks per side): SIDE_S per side in blocks of ~BLOCK_S, a multiple of
+    the orders the sides take; with a fresh process, blocks of ~FRESH_BLOCK_S (each waits PAUSE_S)."""
     start = timeit.default_timer()
     call()
     one = max(timeit.default_timer() - start, 1e-7) * iterations
-    per_block = max(3, min(50, round(BLOCK_S / one)))
-    blocks = max(12, min(24 if fresh else 48, round(SIDE_S / (one * per_block))))
+    per_block = max(3, min(100, round((FRESH_BLOCK_S if fresh else BLOCK_S) / one)))
+    blocks = max(12, min(120, round(SIDE_S / (one * per_block))))
     return per_block, blocks - blocks % (6 if fresh else 2)
 
 
