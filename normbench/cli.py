@@ -337,19 +337,24 @@ def _child(cmd: list[str], env: dict[str, str], log: Path | None = None) -> int:
 
 
 def _bench_allocators(args: argparse.Namespace, chosen: list, out: Path) -> int:
-    """The same cases under each allocator, one process per allocator and pass; passes outermost
-    (pass 1 under each, then pass 2 under each), so a slow spell of the machine spoils one
-    repeat of every allocator rather than all repeats of one."""
+    """The same cases under each allocator: one process per allocator, pass and framework group
+    (as `normbench run` times them: in one process, one framework's worker threads, still
+    spinning after its call, slow the next framework's), passes outermost, so a slow spell of
+    the machine spoils one repeat of every allocator rather than all repeats of one."""
+    groups = runner.plan(registry.select(args.adapters))
     code = 0
     for repeat in range(args.first_repeat, args.first_repeat + args.repeats):
         for alloc in chosen:
-            folder = out / alloc.name / f"r{repeat}"
-            cmd = _bench_command(args, folder, alloc, repeats=1, first_repeat=repeat, no_report=True)
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            log = folder.parent / f"r{repeat}.log"
-            print(f"normbench: {alloc.name}, pass {repeat + 1 - args.first_repeat} of {args.repeats} (output in "
-                  f"{log})", flush=True)
-            code = max(code, _child(cmd, allocator.process_env(alloc), log=log))
+            for group in groups:
+                folder = out / alloc.name / f"r{repeat}" / group.name
+                cmd = _bench_command(args, folder, alloc, adapters=group.refs, repeats=1, first_repeat=repeat,
+                                     no_report=True)
+                folder.parent.mkdir(parents=True, exist_ok=True)
+                log = folder.parent / f"{group.name}.log"
+                print(f"normbench: {alloc.name}, pass {repeat + 1 - args.first_repeat} of {args.repeats}, "
+                      f"{group.name} (output in {log})", flush=True)
+                env = allocator.process_env(alloc, {**os.environ, **group.environment})
+                code = max(code, _child(cmd, env, log=log))
     files = sorted(out.rglob("results.jsonl"))
     if files and not args.no_report:
         try:

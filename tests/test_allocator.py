@@ -138,7 +138,8 @@ def test_allocators_time_the_same_cases_side_by_side(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     seen = {}
     for name in ("system", "warm"):
-        lines = [json.loads(line) for line in (out / name / "r0" / "results.jsonl").read_text().splitlines()]
+        results = out / name / "r0" / "numpy" / "results.jsonl"  # one process per allocator, pass and group
+        lines = [json.loads(line) for line in results.read_text().splitlines()]
         env, timed = lines[0], [r for r in lines if r.get("suite") == "speed" and "median_s" in r]
         assert env["allocator"]["name"] == name and {r["allocator"] for r in timed} == {name}
         seen[name] = {r["case"] for r in timed}

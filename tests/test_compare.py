@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from normbench.reports import load
-from normbench.reports.compare import DEFAULT_FACTOR, compare, mann_whitney
+from normbench.reports.compare import ADAPTER_SHIFT_FACTOR, DEFAULT_FACTOR, SHIFT_FACTOR, compare, mann_whitney
 
 # --- Mann-Whitney U, checked against arithmetic done by hand ---------------------------------
 
@@ -289,19 +289,25 @@ def test_every_case_twice_as_slow_on_the_same_machine_is_a_regression(quick_benc
     assert "PERFORMANCE DECREASED." in cmp.markdown()
 
 
-def test_a_quarter_slower_is_flagged_at_the_default_factor(quick_bench, tmp_path):
-    assert DEFAULT_FACTOR < 1.25
+def test_a_quarter_slower_is_flagged_by_the_cases_moving_together(quick_bench, tmp_path):
+    """Below the per-case factor (this VM's single cases move up to 1.52x between same-code runs),
+    a 1.25x slowdown of one adapter's cases, or of all, is found by their median moving."""
+    assert DEFAULT_FACTOR > 1.25 and ADAPTER_SHIFT_FACTOR < 1.25 and SHIFT_FACTOR < 1.25
     records = probed(steady(rows(quick_bench)))
     old = load(write(tmp_path / "old.jsonl", records))
     one_adapter = slower(records, 1.25, lambda r: r["adapter"] == "torch")
     torch = compare(old, load(write(tmp_path / "torch.jsonl", one_adapter)))
-    assert torch.regressed and set(torch.speed.loc[torch.speed["adapter"] == "torch", "change"]) == {"slower"}
-    assert set(torch.speed.loc[torch.speed["adapter"] != "torch", "change"]) == {"same"}
-    assert torch.speed["ratio"].max() == pytest.approx(1.25)
+    assert torch.regressed and torch.adapter_shifts() == {"torch": pytest.approx(1.25)}
+    assert set(torch.speed["change"]) == {"same"}  # no single case beyond the per-case factor
+    assert "One adapter's cases moved together (median ratio, adapter factor 1.2): torch 1.25." in torch.summary()
 
     everything = compare(old, load(write(tmp_path / "all.jsonl", slower(records, 1.25))))
-    assert everything.regressed and set(everything.speed["change"]) == {"slower"}
-    assert set(everything.speed["method"]) == {"repeats"}  # 3 against 3, separated
+    assert everything.regressed and everything.shifted == "slower" and everything.shift == pytest.approx(1.25)
+    assert "Every case moved together: median ratio 1.25" in everything.summary()
+    assert "PERFORMANCE DECREASED." in everything.markdown()
+
+    same = compare(old, load(write(tmp_path / "same.jsonl", slower(records, 1.1, lambda r: r["adapter"] == "torch"))))
+    assert not same.regressed and not same.adapter_shifts()  # within the adapter factor
 
 
 def test_a_machine_measured_twice_as_slow_explains_twice_the_time(quick_bench, tmp_path):

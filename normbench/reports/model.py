@@ -109,13 +109,13 @@ def run_name(path: Path, by_allocator: Path | None = None) -> str:
 
 def _allocator_parent(path: Path, env: dict) -> Path | None:
     """The folder above a results file kept under a subfolder named for its allocator
-    (``<out>/<allocator>[/r<k>]/results.jsonl``, what `normbench bench --allocators` writes):
+    (``<out>/<allocator>[/r<k>[/<group>]]/results.jsonl``, what `normbench bench --allocators` writes):
     every allocator's files belong to that one run, so its timings are pooled per allocator
     and compared with the others' (see :func:`allocators`)."""
     name = _env_allocator(env).get("name")
     if path.name != "results.jsonl" or not name:
         return None
-    return next((folder.parent for folder in path.resolve().parents[:2] if folder.name == name), None)
+    return next((folder.parent for folder in path.resolve().parents[:3] if folder.name == name), None)
 
 
 def _with_allocator(row: dict, named: str | None) -> dict:
