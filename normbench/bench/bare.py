@@ -10,7 +10,6 @@ as it is at that moment.
 
 from __future__ import annotations
 
-import gc
 import json
 import resource
 import statistics
@@ -33,9 +32,9 @@ def measure(adapter_name: str, case=CASE, rounds: int = 200) -> dict:
     prepared = harness.prepare(registry.get(adapter_name), case)
     call = prepared.timed.call
     _, iterations, _ = harness._plan(call)
-    timeit.repeat(call, setup=gc.enable, number=iterations, repeat=5)
+    timeit.repeat(call, number=iterations, repeat=5)
     faults = _faults()
-    loop = timeit.repeat(call, setup=gc.enable, number=iterations, repeat=rounds)
+    loop = timeit.repeat(call, number=iterations, repeat=rounds)
     return {"adapter": adapter_name, "case": case.id, "median_s": statistics.median(loop) / iterations,
             "faults_per_call": (_faults() - faults) / rounds / iterations}
 
@@ -48,7 +47,7 @@ def serve(adapter_name: str, stdin=sys.stdin, stdout=sys.stdout) -> None:
     for line in stdin:
         ask = json.loads(line)
         n, faults = ask["iterations"], _faults()
-        loop = timeit.repeat(call, setup=gc.enable, number=n, repeat=ask["rounds"])  # gc on, as in the harness
+        loop = timeit.repeat(call, number=n, repeat=ask["rounds"])  # gc off, as in the harness
         print(json.dumps({"samples_s": [s / n for s in loop], "faults_per_call": (_faults() - faults) / len(loop) / n}),
               file=stdout, flush=True)
 

@@ -13,7 +13,6 @@ reporting a ratio as if it were the harness's.
 
 from __future__ import annotations
 
-import gc
 import itertools
 import os
 import statistics
@@ -60,8 +59,8 @@ def _plan(call, iterations: int, fresh: bool) -> tuple[int, int]:
 
 def abab(benchmark, timed, iterations: int, fresh=None) -> dict:
     """Per-call seconds of rounds timed by A (pytest-benchmark's runner, as ``harness.run`` times
-    a case) and B (``timeit`` of the same call, with garbage collection on as in the harness and
-    in a user's loop; timeit turns it off by default) and, with ``fresh`` (a ``bare.Fresh``), C
+    a case) and B (``timeit`` of the same call; both with garbage collection off, as
+    ``normbench bench`` runs pytest-benchmark) and, with ``fresh`` (a ``bare.Fresh``), C
     (the same loop in a process that ran nothing else), in short blocks that take turns.
 
     This machine's speed moves by up to 30 % between consecutive 50 ms blocks, so the blocks
@@ -85,7 +84,7 @@ def abab(benchmark, timed, iterations: int, fresh=None) -> dict:
 
     def side_b() -> list[float]:
         time.sleep(pause)
-        loop = timeit.repeat(timed.call, setup=gc.enable, number=iterations, repeat=per_block + WARM_ROUNDS)
+        loop = timeit.repeat(timed.call, number=iterations, repeat=per_block + WARM_ROUNDS)
         return [s / iterations for s in loop][WARM_ROUNDS:]
 
     def side_c() -> list[float]:
