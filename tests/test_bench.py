@@ -137,23 +137,27 @@ def test_the_self_check_runs_in_the_benchmark_process_after_its_cases(quick_run)
                                        and r["check"] == "forward_backward")
     facts = checks[0]["facts"]
     assert facts["blocks"] >= 12 and facts["harness_median_s"] > 0 and facts["bare_median_s"] > 0
+    assert facts["ratio_ci"][0] <= facts["ratio"] <= facts["ratio_ci"][1]
     assert "fresh_ratio" not in facts  # a fresh process is interleaved only by bench --self-check
     assert facts["case_median_s"] > 0 and facts["allocator"] == "warm" and facts["bandwidth_after_gbps"] > 0
     assert checks[0]["outcome"] in ("pass", "fail", "skip") and "harness/bare (ABAB" in checks[0]["message"]
 
 
-CHECKED = {"ratio": 1.01, "harness_median_s": 1.01e-3, "bare_median_s": 1e-3, "case_median_s": 1.3e-3,
-           "fresh_bare_median_s": 0.99e-3, "fresh_ratio": 1.02, "other_load": 0.02, "bandwidth_before_gbps": 30.0,
-           "bandwidth_after_gbps": 29.0}
+CHECKED = {"ratio": 1.01, "ratio_ci": [0.99, 1.03], "harness_median_s": 1.01e-3, "bare_median_s": 1e-3,
+           "case_median_s": 1.3e-3, "fresh_bare_median_s": 0.99e-3, "fresh_ratio": 1.02, "fresh_ratio_ci": [1.0, 1.04],
+           "other_load": 0.02, "bandwidth_before_gbps": 30.0, "bandwidth_after_gbps": 29.0}
 
 
 @pytest.mark.parametrize(("change", "outcome", "says"), [
-    ({}, "pass", "harness/bare (ABAB, this process) 1.010"),
-    ({"ratio": 1.07}, "fail", "harness/bare (ABAB, this process) 1.070"),
-    ({"fresh_ratio": 1.275}, "fail", "harness/bare (interleaved, fresh process) 1.275"),
+    ({}, "pass", "harness/bare (ABAB, this process) 1.010 [0.990–1.030]"),
+    ({"ratio": 1.07, "ratio_ci": [1.06, 1.08]}, "fail", "harness/bare (ABAB, this process) 1.070"),
+    ({"ratio": 1.07, "ratio_ci": [1.03, 1.10]}, "skip", "its interval reaches back in"),
+    ({"fresh_ratio": 1.275, "fresh_ratio_ci": [1.2, 1.3]}, "fail", "harness/bare (interleaved, fresh process) 1.275"),
     ({"case_median_s": 2e-3}, "pass", "case median (timed earlier)/bare 2.000"),  # shown, not judged
-    ({"ratio": 1.7, "other_load": 1.2}, "skip", "busy (other processes kept 1.2 cores busy during the check)"),
-    ({"ratio": 0.3, "bandwidth_after_gbps": 12.0}, "skip", "memory bandwidth fell from 30.0 to 12.0 GB/s"),
+    ({"ratio": 1.7, "ratio_ci": [1.6, 1.8], "other_load": 1.2}, "skip",
+     "busy (other processes kept 1.2 cores busy during the check)"),
+    ({"ratio": 0.3, "ratio_ci": [0.2, 0.4], "bandwidth_after_gbps": 12.0}, "skip",
+     "memory bandwidth fell from 30.0 to 12.0 GB/s"),
     ({"ratio": 1.01, "other_load": 1.5}, "pass", "1.010"),  # agreement under load is still agreement
 ])
 def test_a_self_check_on_a_busy_machine_says_so(change, outcome, says):

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import itertools
 import os
-import statistics
 import time
 import timeit
+
+import numpy as np
 
 from ..ops.case import BenchCase
 from . import bandwidth
@@ -93,21 +94,35 @@ def abab(benchmark, timed, iterations: int, fresh=None) -> dict:
 
     sides = {"a": side_a, "b": side_b, **({"c": side_c} if fresh is not None else {})}
     orders = list(itertools.permutations(sides))  # each side follows each other equally often
-    samples: dict[str, list[float]] = {k: [] for k in sides}
+    blocks_of: dict[str, list[list[float]]] = {k: [] for k in sides}
     with OtherLoad(ours=[fresh.proc.pid] if fresh is not None else []) as other:
         for k in range(blocks):
             for name in orders[k % len(orders)]:
-                samples[name] += sides[name]()
-    a, b = samples["a"], samples["b"]
-    harness, bare = statistics.median(a), statistics.median(b)
+                blocks_of[name].append(sides[name]())
+    harness, bare = _median(blocks_of["a"]), _median(blocks_of["b"])
     out = {"harness_median_s": harness, "bare_median_s": bare, "ratio": harness / bare,
-           "rounds_per_block": per_block, "blocks": blocks, "iterations": iterations, "other_load": other.cores,
-           "half_ratios": [statistics.median(a[:len(a) // 2]) / statistics.median(b[:len(b) // 2]),
-                           statistics.median(a[len(a) // 2:]) / statistics.median(b[len(b) // 2:])]}
-    if samples.get("c"):
-        fresh_median = statistics.median(samples["c"])
-        out.update(fresh_bare_median_s=fresh_median, fresh_ratio=harness / fresh_median)
+           "ratio_ci": _interval(blocks_of["a"], blocks_of["b"]), "rounds_per_block": per_block, "blocks": blocks,
+           "iterations": iterations, "other_load": other.cores}
+    if blocks_of.get("c"):
+        fresh_median = _median(blocks_of["c"])
+        out.update(fresh_bare_median_s=fresh_median, fresh_ratio=harness / fresh_median,
+                   fresh_ratio_ci=_interval(blocks_of["a"], blocks_of["c"]))
     return out
+
+
+def _median(blocks: list[list[float]]) -> float:
+    return float(np.median(np.concatenate(blocks)))
+
+
+def _interval(a: list[list[float]], b: list[list[float]], resamples: int = 400) -> list[float]:
+    """95 % bootstrap interval of median(a) / median(b), resampling whole blocks in step (block k
+    of each side ran next to each other, so they are drawn together)."""
+    rng = np.random.default_rng(0)
+    a_, b_ = np.array([np.median(x) for x in a]), np.array([np.median(x) for x in b])
+    n = min(len(a_), len(b_))
+    picks = rng.integers(0, n, size=(resamples, n))
+    ratios = np.median(a_[picks], axis=1) / np.median(b_[picks], axis=1)
+    return [float(x) for x in np.percentile(ratios, [2.5, 97.5])]
 
 
 def _seconds(result) -> float:
@@ -132,25 +147,34 @@ def probe_bandwidth(threads: int) -> float:
 
 
 def judge(facts: dict) -> tuple[str, str]:
-    """(outcome, message): pass when the harness agrees within ±TOLERANCE with the bare loop
-    interleaved with it in this process and, where measured, in a fresh process. The case's
-    own median, timed earlier in this process, is reported beside them: on a shared machine
-    whose speed drifts by more than 5 % over a minute it cannot be judged against later blocks."""
-    judged = {"harness/bare (ABAB, this process)": facts["ratio"]}
+    """(outcome, message) on whether the harness agrees within ±TOLERANCE with the bare loop
+    interleaved with it in this process and, where measured, in a fresh process.
+
+    Each ratio comes with a 95 % interval (blocks resampled): it fails only where the interval
+    lies wholly outside 1 ± TOLERANCE (a disagreement the noise cannot explain) and passes where
+    the ratio is within; a ratio outside whose interval reaches back in is inconclusive, since
+    this machine's noise at that moment is as large as the target. The case's own median, timed
+    earlier in this process, is reported beside them: on a machine whose speed drifts by more
+    than 5 % over a minute it cannot be judged against later blocks."""
+    judged = {"harness/bare (ABAB, this process)": (facts["ratio"], facts.get("ratio_ci"))}
     if facts.get("fresh_ratio"):
-        judged["harness/bare (interleaved, fresh process)"] = facts["fresh_ratio"]
-    shown = dict(judged)
+        judged["harness/bare (interleaved, fresh process)"] = (facts["fresh_ratio"], facts.get("fresh_ratio_ci"))
+    lo, hi = 1 - TOLERANCE, 1 + TOLERANCE
+    text = ", ".join(f"{k} {v:.3f}" + (f" [{ci[0]:.3f}–{ci[1]:.3f}]" if ci else "") for k, (v, ci) in judged.items())
     if facts.get("case_median_s") and facts.get("bare_median_s"):
-        shown["case median (timed earlier)/bare"] = facts["case_median_s"] / facts["bare_median_s"]
-    text = ", ".join(f"{k} {v:.3f}" for k, v in shown.items())
+        text += f", case median (timed earlier)/bare {facts['case_median_s'] / facts['bare_median_s']:.3f}"
     times = (f"harness {facts['harness_median_s'] * 1e3:.3f} ms, bare {facts['bare_median_s'] * 1e3:.3f} ms"
              + (f", fresh-process bare {facts['fresh_bare_median_s'] * 1e3:.3f} ms"
-                if facts.get("fresh_bare_median_s") else "")
-             + (f", case {facts['case_median_s'] * 1e3:.3f} ms" if facts.get("case_median_s") else ""))
-    if all(abs(v - 1) <= TOLERANCE for v in judged.values()):
-        return "pass", f"self-check {text} (target 1.00 ± {TOLERANCE:.2f}): {times}"
+                if facts.get("fresh_bare_median_s") else ""))
+    target = f"(target 1.00 ± {TOLERANCE:.2f}; 95 % intervals)"
+    if all(lo <= v <= hi for v, _ in judged.values()):
+        return "pass", f"self-check {text} {target}: {times}"
+    outside = [k for k, (v, ci) in judged.items() if ci is None or ci[1] < lo or ci[0] > hi]
     why = busy(facts)
     if why:
-        return "skip", (f"self-check inconclusive: the machine was busy ({why}); measured {text}, not judged: "
-                        f"{times}")
-    return "fail", f"self-check {text} (target 1.00 ± {TOLERANCE:.2f}): {times}"
+        return "skip", f"self-check inconclusive: the machine was busy ({why}); measured {text}, not judged: {times}"
+    if not outside:
+        return "skip", (f"self-check inconclusive: a ratio is outside the target but its interval reaches back in "
+                        f"(the machine's noise at that moment is as large as the target); measured {text} {target}, "
+                        f"not judged: {times}")
+    return "fail", f"self-check {text} {target}: {times}"
