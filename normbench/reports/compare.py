@@ -106,12 +106,10 @@ def significance(old: pd.Series, new: pd.Series, alpha: float) -> tuple[float | 
 
 
 def allocators(res: Results) -> pd.Series:
-    """Each check's allocator: its record's, else its file's (the environment), else ``UNRECORDED``."""
+    """Each check's allocator, else ``UNRECORDED``: ``model.load`` already gives a timing without
+    one of its own its file's (the environment record's)."""
     c = res.checks
-    own = c["allocator"] if "allocator" in c else pd.Series(None, index=c.index, dtype=object)
-    env = res.environments
-    by_file = dict(zip(env["source"], env["allocator"], strict=True)) if "allocator" in env else {}
-    named = own.where(own.notna(), c["source"].map(by_file)) if len(c) else own
+    named = c["allocator"] if "allocator" in c else pd.Series(None, index=c.index, dtype=object)
     return named.astype(object).where(named.notna(), UNRECORDED).astype(str)
 
 
