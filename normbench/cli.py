@@ -117,7 +117,8 @@ def _stop_with_parent() -> None:
 def _verify(args: argparse.Namespace) -> int:
     try:
         registry.select(args.adapters)
-        suites = [s for s in runner.parse_suites(args.suites) if s in runner.VERIFY_SUITES]
+        suites = ([s for s in runner.parse_suites(args.suites) if s != "speed"] if args.suites
+                  else list(runner.VERIFY_SUITES))
     except (registry.UnknownAdapter, runner.RunError) as exc:
         return _fail(str(exc))
     if not suites:
@@ -125,6 +126,10 @@ def _verify(args: argparse.Namespace) -> int:
     out = _output(args)
     if out is None:
         return 2
+    if runner.SYNC_SUITE in suites:  # before any framework starts in this process
+        from .verify import synchronized
+
+        os.environ.update(synchronized.with_host_devices())
     code = _pytest(["--pyargs", *(f"normbench.suites.test_{s}" for s in suites)], args, out / "results.jsonl")
     return _with_reports(code, out, args.no_report)
 
@@ -515,7 +520,8 @@ def main(argv: list[str] | None = None) -> int:
     run.set_defaults(func=_main_job)
     verify = sub.add_parser("verify", help="the verification suites alone, in this process")
     verify.add_argument("--adapters", help="comma-separated adapter names or module:Class")
-    verify.add_argument("--suites", help=f"comma-separated, some of {', '.join(runner.VERIFY_SUITES)}")
+    verify.add_argument("--suites", help=f"comma-separated, some of {', '.join(runner.VERIFY_SUITES)}, "
+                        f"{runner.SYNC_SUITE} (default: all but {runner.SYNC_SUITE})")
     verify.add_argument("-o", "--output", help="results folder (default normbench-results/<time>)")
     verify.add_argument("--no-report", action="store_true", help="write results only")
     verify.add_argument("-v", "--verbose", action="store_true", help="one line per test")

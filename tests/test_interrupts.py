@@ -86,11 +86,11 @@ def test_ctrl_c_during_the_benchmarks_stops_the_child_and_writes_a_partial_repor
     stdout, stderr = finish(proc)
     assert proc.returncode == 130, stdout[-2000:] + stderr
     lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("normbench: interrupted by SIGINT: 1 of 2 processes finished; "
+    assert len(lines) == 1 and lines[0].startswith("normbench: interrupted by SIGINT: 2 of 3 processes finished; "
                                                    f"partial report: {out / 'report' / 'report.html'}"), stderr
     assert "Traceback" not in stdout + stderr
     assert left_behind(out) == []
-    assert statuses(out) == {"verify numpy": "done", "bench numpy": "interrupted"}
+    assert statuses(out) == {"verify numpy": "done", "sync numpy": "done", "bench numpy": "interrupted"}
     assert "interrupted after" in (out / "report" / "results.csv").read_text()
     assert (out / "report" / "report.md").read_text().startswith("# normbench report")
 

@@ -204,8 +204,9 @@ def test_benchmark_passes_run_in_fresh_processes_after_all_verification():
 
     groups = runner.plan(registry.select("numpy,flax.linen,flax.nnx"))
     jobs = runner.jobs(groups, ROOT / "unused", runner.Options())
-    assert [j.label for j in jobs] == ["verify numpy", "verify jax", "bench numpy r0", "bench jax r0",
-                                       "bench numpy r1", "bench jax r1", "bench numpy r2", "bench jax r2"]
+    assert [j.label for j in jobs] == ["verify numpy", "verify jax", "sync numpy", "sync jax",
+                                       "bench numpy r0", "bench jax r0", "bench numpy r1", "bench jax r1",
+                                       "bench numpy r2", "bench jax r2"]
     assert len({j.folder for j in jobs}) == len(jobs)
     last = jobs[-1].command
     assert last[last.index("--repeats") + 1] == "1" and last[last.index("--first-repeat") + 1] == "2"
@@ -223,7 +224,7 @@ def test_the_default_run_verifies_the_reference_but_times_only_the_frameworks(tm
 
     groups = runner.plan(registry.select("numpy,torch"))
     jobs = runner.jobs(groups, tmp_path, runner.Options(quick=True, untimed=("numpy",)))
-    assert [j.label for j in jobs] == ["verify numpy", "verify torch", "bench torch r0"]
+    assert [j.label for j in jobs] == ["verify numpy", "verify torch", "sync numpy", "sync torch", "bench torch r0"]
 
 
 def test_a_runs_passes_pool_into_one_timing_per_case(quick_bench, tmp_path):

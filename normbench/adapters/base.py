@@ -121,6 +121,54 @@ class Layer:
 Builder = Callable[[NormSpec, tuple[int, ...], str], Layer]
 
 
+@dataclass
+class ReplicaJob:
+    """A synchronized BatchNorm to run across data-parallel replicas, as numpy arrays: replica r
+    holds ``shards[r]`` (shards may differ in size along axis 0). Every replica starts from the
+    same γ, β and running statistics; each of ``steps`` training steps is a forward and a
+    backward pass on the same shards, and the job ends with an inference pass."""
+
+    spec: NormSpec
+    dtype: str
+    shards: list[np.ndarray]
+    dys: list[np.ndarray]  # upstream gradient of each replica's output
+    masks: list[np.ndarray] | None  # per-replica position masks, where the case is masked
+    gamma: np.ndarray | None
+    beta: np.ndarray | None
+    running_mean: np.ndarray
+    running_var: np.ndarray
+    steps: int = 3
+
+    @property
+    def replicas(self) -> int:
+        return len(self.shards)
+
+
+@dataclass
+class ReplicaRun:
+    """What a synchronized BatchNorm did across its replicas, as numpy arrays."""
+
+    y: list[np.ndarray]  # training-mode output of the first step, per replica
+    dx: list[np.ndarray] | None  # gradient of Σ_r ⟨y_r, dy_r⟩ (first step), per replica
+    dgamma: np.ndarray | None  # summed over replicas by the framework's own reduction
+    dbeta: np.ndarray | None
+    running_mean: np.ndarray  # after every step, as replica 0 stores it
+    running_var: np.ndarray
+    y_eval: list[np.ndarray] | None  # inference after the steps, per replica
+    facts: dict[str, Any]  # how it ran: the engine, its devices, how uneven shards were passed
+
+
+class Refused(Unsupported):
+    """The framework refuses synchronized BatchNorm here (a measured behaviour, not a gap of the
+    adapter); ``facts`` holds what was measured around the refusal, ``fallbacks`` the documented
+    fallbacks checked (name -> held)."""
+
+    def __init__(self, message: str, facts: dict[str, Any] | None = None,
+                 fallbacks: dict[str, bool] | None = None) -> None:
+        super().__init__(message)
+        self.facts, self.fallbacks = facts or {}, fallbacks or {}
+
+
 def builder(layer: type[Layer], native: Callable[[NormSpec, tuple[int, ...], str], Any]) -> Builder:
     """A builder of ``layer`` around the framework object ``native(spec, shape, dtype)`` makes:
     one Layer class can serve every op whose framework objects are called alike."""
@@ -222,6 +270,23 @@ class Adapter:
             if feature not in self.features:
                 return f"{self.name} does not support {feature}"
         return None
+
+    def replicated(self, job: ReplicaJob) -> ReplicaRun:
+        """Run ``job`` on the framework's own data-parallel engine (its devices, its collectives,
+        its gradient reduction: never an all-reduce of ours standing in for theirs). Adapters
+        whose framework has synchronized BatchNorm override ``replicate``."""
+        spec = job.spec
+        if spec.op != "batch_norm":
+            raise Unsupported(f"synchronized statistics are BatchNorm's; {spec.op} never mixes samples")
+        shape = (sum(len(x) for x in job.shards), *np.shape(job.shards[0])[1:])
+        reason = self.unsupported(spec, shape, job.dtype, ("mask",) if job.masks is not None else ())
+        if reason:
+            raise Unsupported(reason)
+        self.ensure_available()
+        return self.replicate(job)
+
+    def replicate(self, job: ReplicaJob) -> ReplicaRun:
+        raise Unsupported(f"{self.name} has no synchronized BatchNorm")
 
     def build(
         self, spec: NormSpec, shape: tuple[int, ...], dtype: str, features: tuple[str, ...] = ()

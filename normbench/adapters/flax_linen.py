@@ -12,7 +12,9 @@ promoted by the update (float64 under x64), passed through. flax's InstanceNorm 
 running statistics, so that option is a skip. float64 needs JAX's x64 mode, which is
 process-wide: the first float64 layer switches it on (jax allows this after arrays exist, and
 float32 and half-precision results are bit-identical with it on), so a run never depends on
-the caller remembering to set JAX_ENABLE_X64.
+the caller remembering to set JAX_ENABLE_X64. Synchronized BatchNorm (``replicate``, shared
+with flax.nnx) is flax's own ``axis_name`` path under jax.shard_map over host CPU devices;
+uneven shards are zero-padded to the largest and masked out, since shard_map needs equal shards.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 from ..numerics.dtypes import resolve
 from ..numerics.reference import Grads
 from ..ops.spec import NormSpec
-from .base import Adapter, Layer, Timed, Unsupported, builder
+from .base import Adapter, Layer, ReplicaJob, ReplicaRun, Timed, Unsupported, builder
 
 
 def _enable_x64(dtype: str) -> None:
@@ -152,6 +154,116 @@ def _jitted_vjp(module, stateful: bool, channel: int | None):
 
 _SYNC = "jax.block_until_ready on every output"
 
+AXIS = "replica"  # the mesh axis that BatchNorm(axis_name=AXIS) synchronizes over
+
+
+def host_mesh(replicas: int):
+    """A one-axis Mesh over the first ``replicas`` host CPU devices; JAX fixes their number when
+    its CPU backend starts, so too few is a skip that says how to ask for more."""
+    import jax
+    from jax.sharding import Mesh
+
+    devices = jax.devices("cpu")
+    if len(devices) < replicas:
+        raise Unsupported(f"{replicas} replicas need {replicas} JAX CPU devices but {len(devices)} exist: start "
+                          f"the process with XLA_FLAGS=--xla_force_host_platform_device_count={replicas}")
+    return Mesh(np.array(devices[:replicas]), (AXIS,))
+
+
+def shard_inputs(job: ReplicaJob) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, int]:
+    """x, the mask (None if nothing is masked) and dy as global arrays of equal shards, each shard
+    zero-padded to the largest: shard_map needs equal shards, so a JAX user pads and masks the
+    padding out of the statistics. The mask is expanded at the feature axis, as flax takes it."""
+    n = max(len(s) for s in job.shards)
+
+    def pad(parts):
+        return np.concatenate([np.concatenate([a, np.zeros((n - len(a), *a.shape[1:]), a.dtype)]) for a in parts])
+
+    x = pad(job.shards)
+    masks = job.masks
+    if masks is None and any(len(s) < n for s in job.shards):
+        masks = [np.ones(job.spec.mask_shape(s.shape), bool) for s in job.shards]
+    mask = None if masks is None else np.expand_dims(pad([np.asarray(m, bool) for m in masks]),
+                                                     job.spec.feature_axis(x.ndim))
+    return x, mask, pad(job.dys), n
+
+
+def sharded_steps(call, replicas: int):
+    """The jitted replicated run: ``call(params, stats, x, mask, training) -> (y, stats)`` applies
+    one replica's BatchNorm under jax.shard_map; params enter replicated, so the transpose of
+    shard_map sums their gradients over replicas (JAX's reduction, as in a data-parallel step),
+    while each replica keeps its own copy of the running statistics (a leading replica axis).
+    One compile covers every step: the first step's y and gradients are returned, later steps
+    only update the statistics (γ and β do not change, so neither would their gradients), then
+    every replica runs inference."""
+    import jax
+    import jax.numpy as jnp
+    from jax.sharding import PartitionSpec as P
+
+    mesh = host_mesh(replicas)
+
+    def sharded(training: bool):
+        def one(params, stats, x, mask):
+            y, stats = call(params, jax.tree.map(lambda a: a[0], stats), x, mask, training)
+            return y, jax.tree.map(lambda a: a[None], stats)
+
+        return jax.shard_map(one, mesh=mesh, in_specs=(P(), P(AXIS), P(AXIS), P(AXIS)),
+                             out_specs=(P(AXIS), P(AXIS)))
+
+    train, infer = sharded(True), sharded(False)
+
+    def run(params, stats, x, mask, dy, steps):
+        stats = jax.tree.map(lambda a: jnp.broadcast_to(a, (replicas, *a.shape)), stats)  # one copy per replica
+        y, pull, stats = jax.vjp(lambda p, xt: train(p, stats, xt, mask), params, x, has_aux=True)
+        dparams, dx = pull(dy.astype(y.dtype))
+        stats = jax.lax.fori_loop(1, steps, lambda _, s: train(params, s, x, mask)[1], stats)
+        return y, dx, dparams, stats, infer(params, stats, x, None)[0]
+
+    return jax.jit(run)
+
+
+def replica_layer(build, job: ReplicaJob, shape: tuple[int, ...]) -> Layer:
+    """One replica's BatchNorm layer for its (padded) shard shape, holding the job's γ, β and
+    running statistics: what every replica starts from."""
+    layer = build(job.spec, shape, job.dtype)
+    if job.gamma is not None:
+        layer.set_params(job.gamma, job.beta)
+    layer.set_running(job.running_mean, job.running_var)
+    return layer
+
+
+def native_inputs(job: ReplicaJob, x: np.ndarray, mask: np.ndarray | None, dy: np.ndarray) -> tuple:
+    """x, mask, dy and the step count as sharded_steps' run takes them."""
+    dt = resolve(job.dtype)
+    return _tensor(x, dt), None if mask is None else _tensor(mask, bool), _tensor(dy, dt), np.int32(job.steps)
+
+
+def replica_run(job: ReplicaJob, engine: str, n: int, y, dx, dgamma, dbeta, mean, var, y_eval) -> ReplicaRun:
+    """A ReplicaRun from the global outputs (replica r holds rows r·n to r·n + its shard), the
+    running statistics per replica (leading axis) and the facts of how it ran."""
+    def rows(a):
+        a = _numpy(a)
+        return [a[r * n:r * n + len(s)] for r, s in enumerate(job.shards)]
+
+    mean, var = _numpy(mean), _numpy(var)
+    facts = {"engine": engine, "devices": job.replicas,
+             "replicas_agree": bool((mean == mean[0]).all() and (var == var[0]).all())}
+    if any(len(s) < n for s in job.shards):
+        facts["uneven"] = "padded to the largest shard and masked (shard_map needs equal shards)"
+    return ReplicaRun(rows(y), rows(dx), None if dgamma is None else _numpy(dgamma),
+                      None if dbeta is None else _numpy(dbeta), mean[0], var[0], rows(y_eval), facts)
+
+
+@functools.cache
+def _jitted_replicas(module, replicas: int):
+    """The replicated run of a BatchNorm ``module`` built with axis_name=AXIS (see sharded_steps)."""
+    def call(params, stats, x, mask, training):
+        y, upd = module.apply({"params": params, "batch_stats": stats}, x, use_running_average=not training,
+                              mask=mask, mutable=["batch_stats"])
+        return y, upd["batch_stats"]
+
+    return sharded_steps(call, replicas)
+
 
 def _default_value(path, leaf):
     import jax.numpy as jnp
@@ -256,6 +368,17 @@ class FlaxLinenAdapter(Adapter):
 
     def unsupported(self, spec, shape, dtype, features=()):
         return no_running_stats(spec) or super().unsupported(spec, shape, dtype, features)
+
+    def replicate(self, job: ReplicaJob) -> ReplicaRun:
+        """flax.linen.BatchNorm(axis_name=AXIS) under jax.shard_map, one host CPU device per replica."""
+        x, mask, dy, n = shard_inputs(job)
+        layer = replica_layer(self.builders["batch_norm"], job, (n, *x.shape[1:]))
+        fn = _jitted_replicas(layer.module.clone(axis_name=AXIS), job.replicas)
+        y, dx, dp, stats, y_eval = fn(layer.variables.get("params", {}), layer.variables["batch_stats"],
+                                      *native_inputs(job, x, mask, dy))
+        engine = f"jax.shard_map over {job.replicas} CPU devices, flax.linen.BatchNorm(axis_name={AXIS!r})"
+        return replica_run(job, engine, n, y, dx, dp.get("scale"), dp.get("bias"), stats["mean"], stats["var"],
+                           y_eval)
 
     def defaults(self, op):
         import flax.linen as nn

@@ -10,6 +10,7 @@ float32 even for float64 (JAX warns about the float64→float32 scatter), and th
 a float16/bfloat16 BatchNorm returns float32. Every nnx norm takes a flat ``num_features`` and
 reshapes its (n,) scale to the feature axes, so γ is loaded flattened and dγ reshaped back to
 param_shape (which only changes anything for LayerNorm and RMSNorm over several axes).
+Synchronized BatchNorm runs as in flax_linen.py, with nnx.BatchNorm(axis_name=...).
 """
 
 from __future__ import annotations
@@ -21,8 +22,23 @@ import numpy as np
 from ..numerics.dtypes import resolve
 from ..numerics.reference import Grads
 from ..ops.spec import NormSpec
-from .base import Adapter, Layer, Timed, Unsupported, builder
-from .flax_linen import _SYNC, _enable_x64, _numpy, _tensor, describe, features_last, move_channel, no_running_stats
+from .base import Adapter, Layer, ReplicaJob, ReplicaRun, Timed, Unsupported, builder
+from .flax_linen import (
+    _SYNC,
+    AXIS,
+    _enable_x64,
+    _numpy,
+    _tensor,
+    describe,
+    features_last,
+    move_channel,
+    native_inputs,
+    no_running_stats,
+    replica_layer,
+    replica_run,
+    shard_inputs,
+    sharded_steps,
+)
 
 
 def _common(spec: NormSpec, dtype: str) -> dict:
@@ -50,11 +66,11 @@ def _rms_norm(spec, shape, dtype):
                        **_common(spec, dtype))
 
 
-def _batch_norm(spec, shape, dtype):
+def _batch_norm(spec, shape, dtype, axis_name: str | None = None):
     from flax import nnx
 
     return nnx.BatchNorm(spec.param_shape(shape)[0], axis=spec.feature_axis(len(shape)),
-                         momentum=1 - spec.momentum, **_common(spec, dtype))
+                         momentum=1 - spec.momentum, axis_name=axis_name, **_common(spec, dtype))
 
 
 def _group_norm(spec, shape, dtype):
@@ -108,6 +124,19 @@ def _jitted_vjp(graph, stateful: bool, channel: int | None):
         return pull(dy.astype(y.dtype))
 
     return jax.jit(vjp)
+
+
+@functools.cache
+def _jitted_replicas(graph, replicas: int):
+    """The replicated run of the BatchNorm ``graph`` built with axis_name=AXIS (see sharded_steps)."""
+    from flax import nnx
+
+    def call(params, stats, x, mask, training):
+        module = nnx.merge(graph, params, stats)
+        y = module(x, use_running_average=not training, mask=mask)
+        return y, nnx.state(module, nnx.BatchStat)
+
+    return sharded_steps(call, replicas)
 
 
 class FlaxNnxLayer(Layer):
@@ -194,6 +223,21 @@ class FlaxNnxAdapter(Adapter):
 
     def unsupported(self, spec, shape, dtype, features=()):
         return no_running_stats(spec) or super().unsupported(spec, shape, dtype, features)
+
+    def replicate(self, job: ReplicaJob) -> ReplicaRun:
+        """flax.nnx.BatchNorm(axis_name=AXIS) under jax.shard_map, one host CPU device per replica."""
+        from flax import nnx
+
+        x, mask, dy, n = shard_inputs(job)
+        build = builder(FlaxNnxLayer, functools.partial(_batch_norm, axis_name=AXIS))
+        layer = replica_layer(build, job, (n, *x.shape[1:]))
+        graph, params, stats = nnx.split(layer.module, nnx.Param, nnx.BatchStat)
+        y, dx, dp, stats, y_eval = _jitted_replicas(graph, job.replicas)(params, stats,
+                                                                        *native_inputs(job, x, mask, dy))
+        pshape = job.spec.param_shape(job.shards[0].shape)
+        dgamma, dbeta = (dp[k][...].reshape(pshape) if k in dp else None for k in ("scale", "bias"))
+        engine = f"jax.shard_map over {job.replicas} CPU devices, flax.nnx.BatchNorm(axis_name={AXIS!r})"
+        return replica_run(job, engine, n, y, dx, dgamma, dbeta, stats["mean"][...], stats["var"][...], y_eval)
 
     def defaults(self, op):
         from flax import nnx

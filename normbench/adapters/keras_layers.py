@@ -31,7 +31,9 @@ likewise; and Keras's dtype promotion maps float64 to float32 on every backend b
 there a float64 layer computes in float32 and casts back. float64 on JAX needs x64 mode,
 process-wide: the first float64 layer switches it on, as the flax adapters do (float32 and
 half-precision results are bit-identical with it on). All four dtypes run, so ``dtypes``
-keeps the default.
+keeps the default. Synchronized BatchNorm runs on TF alone (``tf_replicas``: a MirroredStrategy
+over logical CPU devices); on JAX and torch, Keras refuses ``synchronized=True`` in the
+layer's constructor, and that refusal is what is recorded.
 """
 
 from __future__ import annotations
@@ -41,13 +43,14 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 import numpy as np
 
 from ..numerics.reference import Grads
 from ..ops.spec import NormSpec
-from .base import Adapter, Layer, Timed, Unsupported, builder
+from . import tf_replicas
+from .base import Adapter, Layer, Refused, ReplicaJob, ReplicaRun, Timed, Unsupported, builder
 
 
 def _select(backend: str) -> None:
@@ -91,11 +94,12 @@ def _rms_norm(spec, shape, dtype):
     return keras.layers.RMSNormalization(axis=list(spec.reduce_axes(len(shape))), epsilon=spec.eps, dtype=dtype)
 
 
-def _batch_norm(spec, shape, dtype):
+def _batch_norm(spec, shape, dtype, **options):
     import keras
 
     return keras.layers.BatchNormalization(axis=spec.feature_axis(len(shape)), momentum=1 - spec.momentum,
-                                           epsilon=spec.eps, center=spec.affine, scale=spec.affine, dtype=dtype)
+                                           epsilon=spec.eps, center=spec.affine, scale=spec.affine, dtype=dtype,
+                                           **options)
 
 
 def _group_norm(spec, shape, dtype, groups=None):
@@ -374,6 +378,32 @@ class KerasTensorflowAdapter(Adapter):
         _select(self.backend)
         super().ensure_available()
         _keras(self.backend)
+
+    def replicate(self, job: ReplicaJob) -> ReplicaRun:
+        """``BatchNormalization(synchronized=True)`` under a MirroredStrategy (see tf_replicas); on
+        other backends, what constructing it the way a user would does."""
+        spec, shape = job.spec, job.shards[0].shape
+        if self.backend != "tensorflow":
+            self._refusal(job)
+
+        def make():
+            module = _batch_norm(spec, shape, job.dtype, synchronized=True)
+            module.build(shape)
+            params = [module.gamma.value, module.beta.value] if spec.affine else []
+            return tf_replicas.Replicated(lambda t, training, mask: module(t, training=training, mask=mask),
+                                          params, (module.moving_mean.value, module.moving_variance.value))
+
+        return tf_replicas.run(job, self.name, make, "keras.layers.BatchNormalization(synchronized=True)")
+
+    def _refusal(self, job: ReplicaJob) -> NoReturn:
+        """Keras 3 checks ``synchronized`` against the backend in the layer's constructor."""
+        try:
+            _batch_norm(job.spec, job.shards[0].shape, job.dtype, synchronized=True)
+        except Exception as exc:  # noqa: BLE001 - whatever it raises is the finding
+            raise Refused(f"on the {self.backend} backend, keras.layers.BatchNormalization(synchronized=True) "
+                          f"raises {type(exc).__name__}: {exc}", {"exception": type(exc).__name__}) from exc
+        raise Unsupported(f"keras.layers.BatchNormalization(synchronized=True) constructs on the {self.backend} "
+                          "backend, but only TensorFlow's distribution strategies are wired here")
 
     def defaults(self, op):
         layers = _keras(self.backend).layers

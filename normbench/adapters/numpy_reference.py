@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
-from ..numerics import reference
+from ..numerics import reference, replicas
 from ..numerics.dtypes import resolve
-from .base import Adapter, Layer, Timed
+from .base import Adapter, Layer, ReplicaJob, ReplicaRun, Timed
 
 
 class NumpyLayer(Layer):
@@ -44,8 +44,29 @@ class NumpyLayer(Layer):
         return Timed(lambda: self.forward(x, mode != "eval"), "none: numpy is synchronous")
 
 
+def run_replicas(job: ReplicaJob, kind: str = "global") -> ReplicaRun:
+    """Replicas in one process, each shard's (count, mean, M2) merged as an exact all-reduce would
+    (``kind`` picks other statistics: the project's tests plant them to prove the suite catches
+    them). Results are rounded to the tested dtype, like any framework returning that dtype."""
+    spec, dt = job.spec, resolve(job.dtype)
+    y = replicas.forward(spec, job.shards, job.gamma, job.beta, job.masks, kind)
+    dx, dgamma, dbeta = replicas.vjp(spec, job.shards, job.gamma, job.dys, job.masks, kind)
+
+    def cast(a):
+        return None if a is None else [v.astype(dt) for v in a] if isinstance(a, list) else a.astype(dt)
+
+    mean, var = (cast(a) for a in replicas.update_running(spec, job.running_mean, job.running_var, job.shards,
+                                                          job.masks, unbiased=False, steps=job.steps, kind=kind))
+    y_eval = replicas.forward_eval(spec, job.shards, job.gamma, job.beta, mean, var)
+    return ReplicaRun(cast(y), cast(dx), cast(dgamma), cast(dbeta), mean, var, cast(y_eval),
+                      {"engine": f"numpy: {job.replicas} replicas in one process, statistics merged exactly"})
+
+
 class NumpyAdapter(Adapter):
     name = "numpy"
     builders = {op: NumpyLayer for op in ops.names()}
     running_var = "biased"
     version_of = "numpy"
+
+    def replicate(self, job: ReplicaJob) -> ReplicaRun:
+        return run_replicas(job)

@@ -19,7 +19,8 @@ otherwise, in the layer's own dtype for float16/bfloat16 (only mixed precision u
 GroupNormalization likewise computes in the layer's dtype, with ``tf.nn.weighted_moments``
 (two-pass; it upcasts float16 statistics to float32, not bfloat16) and
 ``tf.nn.batch_normalization``. Momentum is ``1 - spec.momentum``, as in Keras 3. Gradients
-come from ``tf.GradientTape``; benchmarks time ``tf.function``, as for keras[tensorflow].
+come from ``tf.GradientTape``; benchmarks time ``tf.function``, as for keras[tensorflow], and
+synchronized BatchNorm runs under the same MirroredStrategy (``tf_replicas``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ import numpy as np
 
 from ..numerics.reference import Grads
 from ..ops.spec import NormSpec
-from .base import Adapter, Layer, Timed, Unsupported, builder
+from . import tf_replicas
+from .base import Adapter, Layer, ReplicaJob, ReplicaRun, Timed, Unsupported, builder
 
 
 def _tf_keras() -> Any:
@@ -57,10 +59,10 @@ def _layer_norm(spec, shape, dtype):
                                                  center=spec.affine, scale=spec.affine, dtype=dtype)
 
 
-def _batch_norm(spec, shape, dtype):
+def _batch_norm(spec, shape, dtype, **options):
     return _tf_keras().layers.BatchNormalization(axis=spec.feature_axis(len(shape)), momentum=1 - spec.momentum,
                                                  epsilon=spec.eps, center=spec.affine, scale=spec.affine,
-                                                 dtype=dtype)
+                                                 dtype=dtype, **options)
 
 
 def _group_norm(spec, shape, dtype, groups=None):
@@ -162,6 +164,21 @@ class TfKerasAdapter(Adapter):
     def ensure_available(self) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before the base class imports TF
         super().ensure_available()
+
+    def replicate(self, job: ReplicaJob) -> ReplicaRun:
+        """``BatchNormalization(synchronized=True)``, the documented form (the older
+        ``layers.experimental.SyncBatchNormalization`` is deprecated for it), under a MirroredStrategy
+        (see tf_replicas). ``synchronized`` turns the fused kernel off, so the Python path runs."""
+        spec, shape = job.spec, job.shards[0].shape
+
+        def make():
+            module = _batch_norm(spec, shape, job.dtype, synchronized=True)
+            module.build(shape)
+            return tf_replicas.Replicated(lambda t, training, mask: module(t, training=training, mask=mask),
+                                          [module.gamma, module.beta] if spec.affine else [],
+                                          (module.moving_mean, module.moving_variance))
+
+        return tf_replicas.run(job, self.name, make, "tf_keras.layers.BatchNormalization(synchronized=True)")
 
     def defaults(self, op):
         layers = _tf_keras().layers

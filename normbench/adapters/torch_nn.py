@@ -3,7 +3,9 @@
 torch is channels-first: a channels_last input is viewed with its channel axis moved to 1
 (for 4-D that is exactly torch's channels_last memory format). torch's momentum already
 is normbench's canonical one; torch stores *unbiased* running variance (BatchNorm, and
-InstanceNorm with track_running_stats), passed through.
+InstanceNorm with track_running_stats), passed through. Synchronized BatchNorm runs
+torch.nn.SyncBatchNorm under torch.distributed (``torch_replicas``), on CPU unless
+NORMBENCH_TORCH_DEVICE=cuda.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import numpy as np
 
 from ..numerics.dtypes import resolve
 from ..numerics.reference import Grads
-from .base import Adapter, Layer, Timed, builder
+from .base import Adapter, Layer, ReplicaJob, ReplicaRun, Timed, builder
 
 
 def _tensor(a: np.ndarray, dtype: str):
@@ -26,7 +28,7 @@ def _tensor(a: np.ndarray, dtype: str):
 def _numpy(t) -> np.ndarray:
     import torch
 
-    t = t.detach()
+    t = t.detach().cpu()  # a no-op on CPU; the synchronized path may run on CUDA
     if t.dtype == torch.bfloat16:
         return t.float().numpy().astype(resolve("bfloat16"))
     return t.numpy().copy()
@@ -158,3 +160,8 @@ class TorchAdapter(Adapter):
             out["track_running_stats"] = layer.track_running_stats
         out["affine"] = bool(getattr(layer, "affine", getattr(layer, "elementwise_affine", False)))
         return out
+
+    def replicate(self, job: ReplicaJob) -> ReplicaRun:
+        from . import torch_replicas
+
+        return torch_replicas.run(job, torch_replicas.device())

@@ -104,6 +104,19 @@ def running_bound(spec: NormSpec, dtype: str, running_mean, running_var, x, mask
     )
 
 
+def running_steps_bound(spec: NormSpec, dtype: str, states, x, mask=None) -> tuple[Bound, Bound]:
+    """Running mean and variance after several training steps on the same batch, from the
+    reference states before each step (``states``): step k's rounding error is carried on with
+    weight (1 − momentum) by every later step, so the bound is Σ_k (1 − momentum)^(K−1−k)·bound_k."""
+    k, steps = spec.momentum, len(states)
+    parts = [running_bound(spec, dtype, rm, rv, x, mask) for rm, rv in states]
+    out = []
+    for i in (0, 1):
+        tol = sum((1 - k) ** (steps - 1 - j) * p[i].tol for j, p in enumerate(parts))
+        out.append(Bound(tol, np.maximum.reduce([p[i].unit for p in parts])))
+    return out[0], out[1]
+
+
 def grad_bounds(spec: NormSpec, dtype: str, x, gamma, dy, mask=None) -> tuple[Bound, ...]:
     """Bounds for (dx, dγ, dβ). dγ = Σ dy·x̂ inherits x̂'s error; dβ = Σ dy does not."""
     x, m, s, xhat, kappa = _normalized(spec, x, mask)

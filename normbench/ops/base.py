@@ -125,6 +125,10 @@ class Op:
         """Training with one value per statistic: recorded as behaviour, whatever it is."""
         return []
 
+    def replica_cases(self) -> list[Case]:
+        """Global batches split over data-parallel replicas (ops whose statistics mix samples)."""
+        return []
+
     def padding_cases(self, pad: str, masked: bool) -> list[Case]:
         """Padded sequences where the statistics span positions, with or without a mask."""
         return []

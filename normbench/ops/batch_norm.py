@@ -68,6 +68,20 @@ class BatchNorm(ChannelOp):
         """One value per channel: training has no variance to normalize with (recorded, not judged)."""
         return [Case(NormSpec(self.name), (1, 6))]
 
+    def replica_cases(self) -> list[Case]:
+        """2 and 4 replicas: equal shards, uneven ones (one holding a single sample), one sample
+        each, a mean offset of 1e4 (where one-pass synchronized moments cancel), masked padded
+        sequences, 4-D images, float64, and one replica (nothing to synchronize: the baseline)."""
+        dense, last = NormSpec(self.name), _last()
+        split = [((8, 6), (8,)), ((8, 6), (4, 4)), ((8, 6), (2, 2, 2, 2)), ((8, 6), (2, 6)),
+                 ((16, 6), (1, 3, 4, 8)), ((2, 6), (1, 1)), ((4, 6), (1, 1, 1, 1))]
+        out = [Case(dense, shape, replicas=r) for shape, r in split]
+        out += [Case(last, (8, 3, 4, 5), replicas=(4, 4)), Case(last, (16, 3, 4, 5), replicas=(1, 3, 4, 8))]
+        out += [Case(dense, (8, 6), input="offset1e4", replicas=r) for r in ((4, 4), (2, 2, 2, 2))]
+        out += [Case(last, (8, 6, 5), masked=True, replicas=r) for r in ((4, 4), (2, 2, 2, 2))]
+        out += [Case(dense, (16, 6), "float64", replicas=(1, 3, 4, 8))]
+        return out
+
     def padding_cases(self, pad: str, masked: bool) -> list[Case]:
         """Padded (batch, time, channels) sequences: unmasked padding shifts the statistics."""
         return [Case(_last(), (4, 9, 8), pad=pad, masked=masked)]

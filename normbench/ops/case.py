@@ -46,9 +46,18 @@ class Case:
     input: str = "normal"
     masked: bool = False  # statistics over a per-position mask (padded sequences), where the op takes one
     pad: str | None = None  # fill masked-out positions: "zeros" or "junk" (1e4); mask not passed unless masked
+    # Data-parallel replicas: how many samples of the batch each one holds (None: one device).
+    # The case's arrays are the global batch, split along axis 0 in this order.
+    replicas: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         self.spec.check_shape(self.shape)
+        if self.replicas is not None:
+            if any(int(b) < 1 for b in self.replicas) or sum(self.replicas) != self.shape[0]:
+                raise ValueError(f"replica batches {self.replicas} must be positive and add up to the batch "
+                                 f"{self.shape[0]} of shape {self.shape}")
+            if self.spec.kind.per_sample:
+                raise ValueError(f"{self.spec.op} never mixes samples: replicas have nothing to synchronize")
         if self.masked and not self.spec.kind.maskable:
             masked = [o.name for o in _ops().all() if o.maskable]
             raise ValueError(f"{self.spec.op} takes no mask (a mask applies to {', '.join(masked)})")
@@ -62,9 +71,11 @@ class Case:
         params = dict(row["params"])
         params.pop("op", None)
         masked, pad = params.pop("masked", False), params.pop("pad", None)
+        replicas = params.pop("replicas", None)
         known = {f.name for f in fields(NormSpec)}
         spec = NormSpec(op=row["op"], **{k: v for k, v in params.items() if k in known})
-        case = cls(spec, tuple(row["shape"]), row["dtype"], row["input"], masked, pad)
+        case = cls(spec, tuple(row["shape"]), row["dtype"], row["input"], masked, pad,
+                   None if replicas is None else tuple(replicas))
         if case.id != row["case"]:
             raise ValueError(f"record of case {row['case']!r} rebuilds as {case.id!r}")
         return case
@@ -81,6 +92,8 @@ class Case:
             parts.append("masked")
         if self.pad:
             parts.append(f"pad_{self.pad}")
+        if self.replicas:
+            parts.append("replicas" + "+".join(map(str, self.replicas)))
         return "-".join(parts)
 
     def __str__(self) -> str:
@@ -91,8 +104,9 @@ class Case:
         return inputs.seed_for(self.id)
 
     def params(self) -> dict:
-        """What records carry as ``params``: the spec's fields, plus the mask and padding."""
-        return {**self.spec.to_dict(), "masked": self.masked, "pad": self.pad}
+        """What records carry as ``params``: the spec's fields, plus the mask, padding and replicas."""
+        extra = {"replicas": list(self.replicas)} if self.replicas else {}
+        return {**self.spec.to_dict(), "masked": self.masked, "pad": self.pad, **extra}
 
     def describe(self) -> dict:
         """What a record of this case says about it (``records.build``)."""
@@ -116,6 +130,14 @@ class Case:
         p["mask"] = valid if self.masked else None
         p["valid"] = valid
         return x, p
+
+    def split(self, a: np.ndarray | None) -> list[np.ndarray | None]:
+        """A global-batch array (x, dy, a mask) cut into the replicas' shards along axis 0."""
+        if self.replicas is None:
+            raise ValueError(f"{self} has no replicas")
+        if a is None:
+            return [None] * len(self.replicas)
+        return np.split(np.asarray(a), np.cumsum(self.replicas)[:-1])
 
     def valid(self) -> np.ndarray | None:
         """Which positions hold real data (a prefix of axis 1 per sample), if any are padding."""

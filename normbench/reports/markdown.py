@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from . import model
+from . import synchronized as sync
 from .formatting import (
     MISSING,
     fmt_faults,
@@ -126,6 +127,43 @@ def behaviour_table(res: Results) -> str | None:
                "divides by n, unbiased by n − 1.")
     out.append(f"<details><summary>Every measured property ({plural(len(matrices), 'op')} × "
                f"{plural(len(adapters), 'adapter')})</summary>\n\n{table(header, every)}\n\n</details>")
+    return "\n\n".join(out)
+
+
+FACT_MARKS = {"fail": "❌ ", "error": "❌ ", "known": "⚠️ "}
+OUTCOME_MARKS = {"pass": "✅", "known": "⚠️ K", "fail": "❌", "error": "❌"}
+
+
+def _fact_cell(f) -> str:
+    text = cell(_short(f["text"], 200))
+    link = f" ({_entry(f['known'], f['link'] if sync.given(f['link']) else None)})" if sync.given(f["known"]) else ""
+    return FACT_MARKS.get(f["outcome"], "") + text + link
+
+
+def _worst_cell(r) -> str:
+    """"4 replicas ❌ 7.46e5 (2+6 · 8×6 float32 normal)": the worst case's error / tolerance."""
+    count = plural(int(r["replicas"]), "replica")
+    if r["outcome"] == "skip":
+        return f"{count} skipped"
+    value = "error" if r["outcome"] == "error" and missing(r["ratio"]) else fmt_value(r["ratio"])
+    where = f" ({r['layout']})" if r["outcome"] != "pass" else ""
+    return f"{count} {OUTCOME_MARKS.get(r['outcome'], '')} {value}{where}"
+
+
+def synchronized_section(res: Results) -> str | None:
+    """Cross-replica BatchNorm: the behaviour facts per adapter, then each adapter's worst error /
+    tolerance per number of replicas (the heatmap of every case is in the HTML report)."""
+    facts = sync.facts(res)
+    if not len(facts):
+        return None
+    rows = [[cell(adapter), *(_fact_cell(r) for _, r in g.set_index("fact").loc[list(sync.FACTS)].iterrows())]
+            for adapter, g in facts.groupby("adapter", sort=True)]
+    out = [table(["adapter", *sync.FACTS.values()], rows)]
+    worst = sync.by_replicas(res)
+    if len(worst):
+        lines = [f"- {code(adapter)}: " + " · ".join(_worst_cell(r) for _, r in g.iterrows())
+                 for adapter, g in worst.groupby("adapter", sort=True)]
+        out.append("Worst error / tolerance against the global batch, per number of replicas:\n\n" + "\n".join(lines))
     return "\n\n".join(out)
 
 
@@ -312,13 +350,16 @@ def warnings_block(res: Results) -> str | None:
 
 
 def verification(res: Results) -> list[str]:
-    """The verification part: verdicts, behaviour, closest to tolerance, known divergences, failures."""
+    """The verification part: verdicts, behaviour, synchronized BatchNorm (where run), closest to
+    tolerance, known divergences, failures."""
     parts = ["## Verification", "", verdict_table(res), ""]
     outside = outside_table(res)
     if outside:
         parts += ["### Outside known divergences' envelopes", "", outside, ""]
-    for title, section in (("Behaviour", behaviour_table(res)),
-                           (f"Closest to tolerance ({CLOSEST_ROWS} passing checks with the largest error / "
+    parts += ["### Behaviour", "", behaviour_table(res) or "none", ""]
+    synchronized = synchronized_section(res)
+    parts += ["### Synchronized BatchNorm", "", synchronized, ""] if synchronized else []
+    for title, section in ((f"Closest to tolerance ({CLOSEST_ROWS} passing checks with the largest error / "
                             "tolerance)", closest_table(res)),
                            ("Known divergences", known_table(res))):
         parts += [f"### {title}", "", section or "none", ""]

@@ -19,6 +19,7 @@ from ..bench import harness as bench
 from ..ops.base import DTYPES
 from ..results.records import OUTCOMES, read
 from ..verify import known as known_divergences
+from ..verify.synchronized import SUITE as SYNCHRONIZED
 from .formatting import (
     MISSING,
     fmt_date,
@@ -185,6 +186,14 @@ def verification(res: Results) -> pd.DataFrame:
     return c[c["suite"] != "speed"] if len(c) else c
 
 
+def single_process(res: Results) -> pd.DataFrame:
+    """Verification records of one layer in one process: what the behaviour and agreement tables
+    compare. Synchronized BatchNorm's replicated runs have a section of their own (their cases,
+    split over replicas, would repeat the single-process ones under other names)."""
+    c = verification(res)
+    return c[c["suite"] != SYNCHRONIZED] if len(c) else c
+
+
 def verdicts(res: Results) -> pd.DataFrame:
     """Outcome counts per adapter and suite (verification suites only)."""
     c = verification(res)
@@ -286,7 +295,7 @@ BEHAVIOUR_FACTS = {  # column: its label as a row of the per-op tables (the repo
 }
 
 
-def _conventions(rows: pd.DataFrame) -> str | None:
+def running_conventions(rows: pd.DataFrame) -> str | None:
     """The running-variance convention every record agrees on: "biased or unbiased" where no record
     could tell them apart, "neither" where a record matched none, "varies by case" if records
     disagree (tf_keras: its fused 4-D kernel keeps unbiased, its other paths biased). Records that
@@ -320,6 +329,7 @@ def behaviour(res: Results) -> pd.DataFrame:
     where it keeps no running statistics) is missing, not "no"; ``running variance mismatch`` says
     where the measured convention breaks the adapter's declaration (those records fail)."""
     c = res.checks
+    c = c[c["suite"] != SYNCHRONIZED] if len(c) else c
     cols = ["adapter", "op", "title", *BEHAVIOUR_FACTS, "running variance mismatch"]
     if not len(c):
         return pd.DataFrame(columns=cols)
@@ -341,7 +351,7 @@ def behaviour(res: Results) -> pd.DataFrame:
             tracks = _fact(defaults, "default_track_running_stats") if op is None or op.running_stats == "optional" \
                 else None
             running = pd.concat([rows("running_var"), rows("running_mean_steps")]) if stateful else on.iloc[0:0]
-            measured = _conventions(running)
+            measured = running_conventions(running)
             declared = next((f["declared_running_var"] for f in running["facts"]
                              if f.get("declared_running_var")), None)
             if declared is None and measured is not None:
@@ -394,7 +404,7 @@ def running_var_mismatches(res: Results) -> pd.DataFrame:
 
 AGREEMENT_COLUMNS = ["adapter", "suite", "case", "check", "dtype", "input", "outcome", "err_eps", "max_abs_err",
                      "tolerance", "ratio", "machine", "run"]
-SEVERITY = {"error": 3, "fail": 2, "known": 1, "pass": 0}  # which check speaks for a heatmap cell
+SEVERITY = {"error": 3, "fail": 2, "known": 1, "pass": 0, "skip": -1}  # which check speaks for a heatmap cell
 
 
 def _with_ratio(c: pd.DataFrame) -> pd.DataFrame:
@@ -432,6 +442,16 @@ def closest(res: Results) -> pd.DataFrame:
     return a.sort_values("ratio", ascending=False, kind="stable").reset_index(drop=True)
 
 
+def worst_of(c: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per group of ``keys``, the record that speaks for it: the most severe outcome (SEVERITY),
+    then the highest error / tolerance; ``checks`` counts the group's records, ``severity`` ranks it."""
+    c = _with_ratio(c).assign(severity=lambda d: d["outcome"].map(SEVERITY).fillna(0))
+    c = c.sort_values(["severity", "ratio"], ascending=False, na_position="last", kind="stable")
+    worst = c.groupby(keys, sort=False).head(1).set_index(keys)
+    worst["checks"] = c.groupby(keys).size()
+    return worst.reset_index()
+
+
 def agreement_cells(res: Results) -> pd.DataFrame:
     """One row per case and adapter, for the heatmap: the check that speaks for the cell (the most
     severe outcome, then the highest error / tolerance), with how many checks the cell holds.
@@ -440,17 +460,13 @@ def agreement_cells(res: Results) -> pd.DataFrame:
     errors without an error value (an exception) are cells too: they are what a reader looks for.
     """
     cols = ["case", "adapter", "check", "dtype", "outcome", "err_eps", "max_abs_err", "tolerance", "ratio", "checks"]
-    c = verification(res)
+    c = single_process(res)
     if not len(c) or "tolerance" not in c:
         return pd.DataFrame(columns=cols)
     c = c[(c["max_abs_err"].notna() & c["tolerance"].notna()) | c["outcome"].isin(["fail", "error"])]
     if not len(c):
         return pd.DataFrame(columns=cols)
-    c = _with_ratio(c).assign(severity=lambda d: d["outcome"].map(SEVERITY).fillna(0))
-    c = c.sort_values(["severity", "ratio"], ascending=False, na_position="last", kind="stable")
-    cells = c.groupby(["case", "adapter"], sort=False).head(1).set_index(["case", "adapter"])
-    cells["checks"] = c.groupby(["case", "adapter"]).size()
-    cells = cells.reset_index()
+    cells = worst_of(c, ["case", "adapter"])
     by_case = cells.groupby("case").agg(bad=("severity", lambda s: bool((s >= 2).any())),
                                         top=("ratio", lambda r: r.max() if r.notna().any() else -1.0))
     order = by_case.sort_values(["bad", "top"], ascending=False, kind="stable").index

@@ -31,7 +31,10 @@ from ..results.records import OUTCOMES, RUN_FORMAT, Record, ResultsFile
 from . import lock, tracebacks
 
 VERIFY_SUITES = ("agreement", "train_eval", "batch_size_one", "sequence_lengths")
-SUITES = (*VERIFY_SUITES, "speed")
+# Run in processes of their own, each started with several host devices for its framework, so a
+# collective that hangs loses only these rows.
+SYNC_SUITE = "synchronized"
+SUITES = (*VERIFY_SUITES, SYNC_SUITE, "speed")
 QUICK_FILTER = "not float16"  # the quick matrix: float32 and float64 cases (also drops bfloat16)
 STDERR_TAIL = 3000  # characters of a failed process's stderr kept in its error records
 GRACE_S = 5.0  # between asking a process to stop (SIGINT, SIGTERM) and SIGKILL
@@ -82,7 +85,7 @@ def parse_suites(text: str | None) -> tuple[str, ...]:
 class Job:
     """One group's verification or benchmark process."""
 
-    phase: str  # "verify" or "bench"
+    phase: str  # "verify", "sync" (the synchronized suite) or "bench"
     group: Group
     folder: Path
     command: list[str]
@@ -138,6 +141,10 @@ def jobs(groups: list[Group], out: Path, opts: Options) -> list[Job]:
         cmd = [*base, "verify", "--adapters", g.refs, "-o", str(folder), "--no-report", "--suites", ",".join(verify)]
         extra = (["-k", QUICK_FILTER] if opts.quick else []) + (["-n", opts.workers] if opts.workers else [])
         out_jobs.append(Job("verify", g, folder, cmd + (["--", *extra] if extra else [])))
+    for g in groups if SYNC_SUITE in opts.suites else []:
+        folder = out / "sync" / g.name
+        cmd = [*base, "verify", "--adapters", g.refs, "-o", str(folder), "--no-report", "--suites", SYNC_SUITE]
+        out_jobs.append(Job("sync", g, folder, cmd))
     for repeat in range(1 if opts.quick else opts.repeats) if "speed" in opts.suites else []:
         for g in (g for g in groups if g.name not in opts.untimed):
             folder = out / "bench" / g.name / f"r{repeat}"
@@ -184,8 +191,8 @@ class Tally:
 
 def run_all(job_list: list[Job], opts: Options, on_change: Callable[[Job], None],
             stop: threading.Event | None = None) -> None:
-    """Verification processes ``opts.jobs`` at a time (correctness does not mind sharing the
-    cores), then the benchmark processes one by one. Setting ``stop`` (on SIGINT or SIGTERM)
+    """Verification processes (the synchronized suite's too) ``opts.jobs`` at a time (correctness
+    does not mind sharing the cores), then the benchmark processes one by one. Setting ``stop`` (on SIGINT or SIGTERM)
     stops the running processes and starts no more; each is marked ``interrupted``."""
     stop = stop or threading.Event()
 
@@ -199,9 +206,9 @@ def run_all(job_list: list[Job], opts: Options, on_change: Callable[[Job], None]
             run_job(job, opts, on_change, stop)
 
     with ThreadPoolExecutor(opts.jobs) as pool:
-        list(pool.map(one, [j for j in job_list if j.phase == "verify"]))
+        list(pool.map(one, [j for j in job_list if j.phase != "bench"]))
     for job in job_list:
-        if job.phase != "verify":
+        if job.phase == "bench":
             one(job)
 
 
@@ -244,6 +251,10 @@ def _run(job: Job, opts: Options, on_change: Callable[[Job], None], stop: thread
     env = {**os.environ, **job.group.environment, lock.HELD: json.dumps(held), PARENT: str(os.getpid())}
     if job.phase == "bench":  # started under the allocator setting, so the child runs its cases at once
         env = allocator.process_env(opts.allocator, env)
+    if job.phase == "sync":  # JAX takes its host device count from the environment it starts in
+        from ..verify import synchronized
+
+        env = synchronized.with_host_devices(env)
     tally = Tally()
     start = time.monotonic()
     stdout, stderr = (logs / f"{job.slug}.{stream}.log" for stream in ("stdout", "stderr"))
@@ -419,4 +430,4 @@ def write_plan(out: Path, job_list: list[Job], opts: Options) -> None:
     fresh.replace(out / "run.json")  # never a half-written run.json
 
 
-RUN_ENTRIES = {"run.json", "run.json.new", "verify", "bench", "logs", "report"}  # what a run folder holds
+RUN_ENTRIES = {"run.json", "run.json.new", "verify", "sync", "bench", "logs", "report"}  # what a run folder holds

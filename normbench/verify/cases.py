@@ -58,5 +58,10 @@ def padding_cases(pad: str, masked: bool) -> list[Case]:
     return _gather("padding_cases", pad, masked)
 
 
+def replica_cases() -> list[Case]:
+    """Global batches split over data-parallel replicas, for synchronized statistics."""
+    return _gather("replica_cases")
+
+
 def varying_length_cases() -> list[Case]:
     return [Case(spec, (4, 9, 8)) for op in ops.all() if (spec := op.varying_length_spec()) is not None]

@@ -175,6 +175,43 @@ def ignores_mask(row: Row) -> float:
 
 
 @_from_arrays
+def _replica_gap(row: Row, case, x, p, kind: str, steps: int) -> float:
+    """How far the record's quantity moves between the global batch's statistics and ``kind``
+    (``numerics.replicas``): for running statistics, from any replica's copy, either variance."""
+    from ..numerics import replicas
+
+    spec, check, xs = case.spec, row["check"], case.split(x)
+    masks = case.split(p["mask"]) if case.masked else None
+    if check.startswith("grad_"):
+        i = ("grad_dx", "grad_dgamma", "grad_dbeta").index(check)
+        pair = [replicas.vjp(spec, xs, p["gamma"], case.split(p["dy"]), masks, k)[i] for k in ("global", kind)]
+    elif check in ("running_mean", "running_var"):
+        i = ("running_mean", "running_var").index(check)
+        pair, groups = [], [(xs, masks)] if kind != "local" else [([a], None if masks is None else [masks[r]])
+                                                                  for r, a in enumerate(xs)]
+        for unbiased in (False, True):
+            base = replicas.update_running(spec, p["running_mean"], p["running_var"], xs, masks,
+                                           unbiased=unbiased, steps=steps)[i]
+            for shards, shard_masks in groups:
+                k = "global" if kind == "local" else kind
+                other = replicas.update_running(spec, p["running_mean"], p["running_var"], shards, shard_masks,
+                                                unbiased=unbiased, steps=steps, kind=k)[i]
+                pair.append(float(np.nanmax(np.abs(other - base))))
+        return max(pair)
+    else:
+        pair = [replicas.forward(spec, xs, p["gamma"], p["beta"], masks, k) for k in ("global", kind)]
+    a, b = (replicas.concatenated(v) if isinstance(v, list) else v for v in pair)
+    return float(np.nanmax(np.abs(a - b)))
+
+
+def replica_statistics(kind: str) -> Envelope:
+    """The layer normalizes with ``kind`` statistics instead of the global batch's: the record
+    may be off by twice the gap between the two float64 references, plus its own tolerance."""
+    return lambda row: _within_tolerances(row, 2 * _replica_gap(row, kind, int((row.get("facts") or {})
+                                                                              .get("steps", 1))))
+
+
+@_from_arrays
 def _gradient_scale(row: Row, case, x, p) -> float:
     """The largest a gradient of this layer can be for the record's upstream values in any order:
     |dx| ≤ |γ|·max|dy|·(2 + max|x̂|²)/s, |dγ|, |dβ| ≤ n·max|dy|·max(1, |x̂|) over n summed terms."""
@@ -211,6 +248,16 @@ def _params(row: Row) -> dict:
     return row.get("params") or {}
 
 
+def _synchronized(row: Row) -> bool:
+    return row.get("suite") == "synchronized"
+
+
+def _counts_differ(row: Row) -> bool:
+    """Replicas hold different numbers of values: uneven shards, or a mask (whose counts differ per shard)."""
+    split = _params(row).get("replicas") or []
+    return len(split) > 1 and (len(set(split)) > 1 or bool(_params(row).get("masked")))
+
+
 _FLAX = ("flax.linen", "flax.nnx")
 _WIDE = ("float32", "float64")
 _KERAS = ("keras[tensorflow]", "keras[jax]", "keras[torch]")  # Keras 3: one layer code, three backends
@@ -220,6 +267,47 @@ _CENTRED = ("layer_norm", "batch_norm", "group_norm", "instance_norm")  # ops wi
 
 
 KNOWN: tuple[Known, ...] = (
+    Known(
+        "flax-sync-unweighted-mean",
+        "flax's BatchNorm(axis_name=...) synchronizes statistics with lax.pmean of each device's mean and "
+        "mean square (_compute_stats, maybe_distributed_mean), unweighted by how many values each device "
+        "holds: with uneven shards (which shard_map and pmap must pad and mask) or a mask, the statistics "
+        "are the replicas' plain average, not the global batch's. Reproducer (2 host devices): x = "
+        "[[0],[0],[0],[10],[10],[10]], mask = [[1],[0],[0],[1],[1],[1]]; BatchNorm(axis_name='r') under "
+        "jax.shard_map over 'r' gives batch mean 5.0 = (0 + 10)/2, where the 4 real samples' mean is 7.5 "
+        "(flax 0.12.8)",
+        "https://github.com/google/flax/issues/2417",
+        lambda r: _synchronized(r) and _in(r, adapter=_FLAX, check=(
+            "forward_train", "grad_dx", "grad_dgamma", "running_mean", "running_var")) and _counts_differ(r),
+        envelope=replica_statistics("unweighted"),
+    ),
+    Known(
+        "keras-sync-one-pass-moments",
+        "synchronized BatchNorm in Keras 3 (TensorFlow backend: _compute_moments_sync) and in tf_keras "
+        "(_sync_calculate_mean_and_var) all-reduces Σx and Σx² and takes var = max(E[x²] − E[x]², 0), "
+        "which cancels when |mean| ≫ std. Reproducer (2 logical CPUs, MirroredStrategy, float32): x = 1e4 + "
+        "normal(8, 6), 4 rows per replica, BatchNormalization(synchronized=True)(x, training=True) has "
+        "per-channel std up to 37.7 instead of 1 (keras 3.15.1, tf_keras 2.21)",
+        "https://github.com/keras-team/keras/blob/master/keras/src/backend/tensorflow/nn.py",
+        lambda r: _synchronized(r) and _in(r, adapter=("keras[tensorflow]", "tf_keras"), op=("batch_norm",),
+                                           input=_STRESS,
+                                           check=("forward_train", "grad_dx", "grad_dgamma", "grad_dbeta",
+                                                  "running_var")),
+        envelope=one_pass_variance,
+    ),
+    Known(
+        "keras-sync-mask-local",
+        "Keras 3's BatchNormalization passes synchronized only to its unmasked moments (_moments): with a "
+        "mask each replica normalizes with its own statistics and, its moving statistics being mirrored "
+        "variables with aggregation NONE, keeps its own moving statistics, which drift apart. Reproducer "
+        "(2 logical CPUs): x = normal(4, 3, 2) + arange(4)[:, None, None], mask all True, 2 rows per "
+        "replica: each replica's output has mean 0 per channel, and the replicas' moving means differ "
+        "(keras 3.15.1; tf_keras honours the mask under synchronization)",
+        "https://github.com/keras-team/keras/blob/master/keras/src/layers/normalization/batch_normalization.py",
+        lambda r: _synchronized(r) and _in(r, adapter=("keras[tensorflow]",), op=("batch_norm",))
+        and bool(_params(r).get("masked")),
+        envelope=replica_statistics("local"),
+    ),
     Known(
         "flax-fast-variance",
         "flax's LayerNorm, BatchNorm, GroupNorm and InstanceNorm default to use_fast_variance=True, "

@@ -38,13 +38,18 @@ def _cell_title(c: pd.Series) -> str:
         f"tolerance {sig3(c['tolerance'])}, error / tolerance {sig3(c['ratio'])}"])
 
 
-def _heat_cell(c: pd.Series | None) -> str:
+def heat_cell(c: pd.Series | None, note: str = "") -> str:
+    """One heatmap cell from the check that speaks for it; ``note`` adds a line to its tooltip. A
+    cell whose every check skipped says so, its reason (``note``) in the tooltip."""
     if c is None:
         return '<td class="h-none" title="not compared"></td>'
+    if c["outcome"] == "skip":
+        return f'<td class="h-skip" title="{esc(note or "skipped")}">skip</td>'
     ratio = number(c["ratio"])
     outcome = c["outcome"] if c["outcome"] in MARKS else "pass"
     cls = f"h-pass h{_pass_bin(ratio)}" if outcome == "pass" else f"h-{outcome}"
-    return f'<td class="{cls}" title="{esc(_cell_title(c))}">{esc(_cell_text(outcome, ratio))}</td>'
+    title = _cell_title(c) + (f"\n{note}" if note else "")
+    return f'<td class="{cls}" title="{esc(title)}">{esc(_cell_text(outcome, ratio))}</td>'
 
 
 def heatmap_table(cells: pd.DataFrame, limit: int = HEATMAP_CASES) -> str:
@@ -55,18 +60,20 @@ def heatmap_table(cells: pd.DataFrame, limit: int = HEATMAP_CASES) -> str:
     by_cell = {(c["case"], c["adapter"]): c for _, c in cells[cells["case"].isin(cases)].iterrows()}
     head = "".join(f'<th scope="col">{esc(a)}</th>' for a in adapters)
     rows = [f'<tr><th scope="row">{esc(case)}</th>'
-            + "".join(_heat_cell(by_cell.get((case, a))) for a in adapters) + "</tr>" for case in cases]
+            + "".join(heat_cell(by_cell.get((case, a))) for a in adapters) + "</tr>" for case in cases]
     return (f'<div class="scroll fit"><table class="heatmap">\n<thead><tr><th scope="col">case</th>{head}</tr>'
             "</thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody></table></div>")
 
 
-def heatmap_legend() -> str:
+def heatmap_legend(skip: bool = False) -> str:
+    """The shades and marks of a heatmap; ``skip`` where its cells can be skips (heat_cell)."""
     edges = ["0", *(sig3(e) for e in PASS_BINS), "1"]
     shades = "".join(f'<span class="h-pass h{i}">{edges[i]}–{edges[i + 1]}</span>' for i in range(len(edges) - 1))
+    skipped = '<span class="h-skip">skip</span> not run (reason on hover) · ' if skip else ""
     return ('<p class="legend">Each cell is the worst error / tolerance of that case on that adapter. '
             f"Pass: {shades} · "
             '<span class="h-known">K</span> known divergence · <span class="h-fail">✗</span> fail · '
-            '<span class="h-error">✗</span> error · <span class="h-none">&nbsp;&nbsp;</span> not compared. '
+            f'<span class="h-error">✗</span> error · {skipped}<span class="h-none">&nbsp;&nbsp;</span> not compared. '
             "Hover a cell for its check, error in eps, max abs error and tolerance.</p>")
 
 

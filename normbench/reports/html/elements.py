@@ -18,6 +18,7 @@ SECTIONS = (
     ("summary", "Summary"),
     ("behaviour", "Behaviour"),
     ("agreement", "Agreement"),
+    ("synchronized", "Synchronized BatchNorm"),
     ("divergences", "Divergences and failures"),
     ("speed", "Speed"),
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from .. import model
+from .. import synchronized as sync
 from ..formatting import plural
 from ..model import Results
 from .agreement import agreement_section
@@ -14,15 +15,19 @@ from .elements import SECTIONS, esc
 from .speed import speed_section
 from .style import CSS, SCRIPT
 from .summary import summary_section
+from .synchronized import synchronized_section
 
 
 def sections(res: Results) -> list[str]:
     """The sections these results have something for: a speed-only report has no verification
-    sections, and a verification-only one no speed section; the summary is always there."""
+    sections, a verification-only one no speed section, and only synchronized records have a
+    synchronized section; the summary is always there."""
     c = res.checks
     verified = bool(len(model.verification(res)))
+    single = bool(len(model.single_process(res)))  # synchronized runs alone have only their own section
     timed = bool(len(c)) and bool((c["suite"] == "speed").any())
-    present = {"summary": True, "behaviour": verified, "agreement": verified,
+    present = {"summary": True, "behaviour": single, "agreement": single,
+               "synchronized": bool(len(sync.records(res))),
                "divergences": verified or bool(model.unexpected(res)), "speed": timed}
     return [key for key, _ in SECTIONS if present[key]]
 
@@ -42,7 +47,7 @@ def _header(res: Results, generated: dt.datetime, keys: list[str]) -> str:
 
 
 RENDERERS = {"summary": summary_section, "behaviour": behaviour_section, "agreement": agreement_section,
-             "divergences": divergences_section, "speed": speed_section}
+             "synchronized": synchronized_section, "divergences": divergences_section, "speed": speed_section}
 
 
 def render(res: Results, generated: dt.datetime | None = None) -> str:

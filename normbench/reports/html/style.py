@@ -114,6 +114,14 @@ table.heatmap td { text-align: right; font-variant-numeric: tabular-nums; white-
 .h-fail { background: #ffc9c3; color: #8f1d17; font-weight: 700; }
 .h-error { background: var(--fail); color: #fff; font-weight: 700; }
 .h-none { background: transparent; }
+.h-skip { background: var(--skip-bg); color: var(--skip); }
+table.heatmap tbody tr.group th {
+  background: var(--head); font-weight: 600; position: static; border-top: 1px solid #c4ccd4;
+}
+table.sync-facts thead th, table.sync-errors thead th { white-space: normal; vertical-align: bottom; }
+table.sync-facts td { min-width: 8em; font-size: 13px; overflow-wrap: anywhere; }
+table.sync-facts td:nth-of-type(1) { min-width: 13em; max-width: 22em; }
+table.sync-errors td { min-width: 5.5em; }
 p.legend { font-size: 13px; line-height: 2; max-width: none; }
 p.legend span { padding: 2px 7px; border-radius: 3px; white-space: nowrap; }
 p.legend span.h-none { border: 1px dashed #c4ccd4; }
