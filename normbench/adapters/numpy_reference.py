@@ -58,8 +58,10 @@ def run_replicas(job: ReplicaJob, kind: str = "global") -> ReplicaRun:
     mean, var = (cast(a) for a in replicas.update_running(spec, job.running_mean, job.running_var, job.shards,
                                                           job.masks, unbiased=False, steps=job.steps, kind=kind))
     y_eval = replicas.forward_eval(spec, job.shards, job.gamma, job.beta, mean, var)
-    return ReplicaRun(cast(y), cast(dx), cast(dgamma), cast(dbeta), mean, var, cast(y_eval),
-                      {"engine": f"numpy: {job.replicas} replicas in one process, statistics merged exactly"})
+    facts = {"engine": f"numpy: {job.replicas} replicas in one process, statistics merged exactly"}
+    if len({len(a) for a in job.shards}) > 1:
+        facts["uneven"] = "as they are: each replica's own rows"
+    return ReplicaRun(cast(y), cast(dx), cast(dgamma), cast(dbeta), mean, var, cast(y_eval), facts)
 
 
 class NumpyAdapter(Adapter):

@@ -139,6 +139,8 @@ def run(job: ReplicaJob, key: str, make: Callable[[], Replicated], layer_name: s
         "shards": "experimental_distribute_values_from_function, one tensor of its own batch size per replica",
         "traces": train.experimental_get_tracing_count(),
     }
+    if len({len(a) for a in job.shards}) > 1:
+        facts["uneven"] = "as they are: each replica a tensor of its own batch size, no padding"
     if spread:
         facts["running_spread"] = spread  # the most any replica's moving statistics differ from replica 0's
     if job.masks is not None:
