@@ -91,8 +91,9 @@ def test_facts_say_which_adapter_weights_replicas_by_count_and_which_ignores_syn
     assert re.search(r"fails \d+ of \d+ checks \(1\+3\+4\+8\)", facts[UNWEIGHTED]["single_sample"])
     assert "match neither" in facts[LOCAL]["running_var"]
     assert facts[CORRECT]["synchronizes"] == "4 simulated replicas, sum all-reduce"  # the widest case's engine
-    # nothing records how uneven shards were passed: a dash, not a guess
-    assert {f["uneven"] for f in facts.values()} == {"—"}
+    # the meta adapters do not record how uneven shards were passed: a dash, not a guess
+    assert facts["numpy"]["uneven"] == "as they are: each replica's own rows"
+    assert {f["uneven"] for a, f in facts.items() if a != "numpy"} == {"—"}
 
 
 def test_a_fact_without_records_is_not_run(res):
@@ -106,7 +107,8 @@ def test_html_facts_table_colours_what_breaks_and_keeps_what_holds_plain(page):
     assert table[UNWEIGHTED]["count-weighted statistics?"] == ("o-fail", "no: unweighted average of the replicas")
     assert table[LOCAL]["masks under synchronization"][0] == "o-fail"
     assert table[CORRECT]["count-weighted statistics?"] == ("", "yes")
-    assert table["numpy"]["uneven replicas passed as"] == ("none", "—")
+    assert table[CORRECT]["uneven replicas passed as"] == ("none", "—")
+    assert table["numpy"]["uneven replicas passed as"] == ("", "as they are: each replica's own rows")
 
 
 def test_error_table_groups_layouts_by_replica_count_with_agreement_cells(res, page):
