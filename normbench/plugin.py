@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from . import search
 from .adapters import registry
 from .results import records
 from .results.records import Record, ResultsFile
@@ -42,6 +43,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--results", default=None,
         help="results file to write (JSON Lines); default normbench-results/<time>/results.jsonl",
     )
+    search.add_options(group)
 
 
 def _default_results() -> Path:
@@ -62,6 +64,24 @@ def _role(config: pytest.Config) -> str:
             and not config.getoption("collectonly", False)):
         return "controller"
     return "single"
+
+
+def classify(rec: Record) -> None:
+    """Turn a failure a known divergence explains (within its envelope) into ``known``, in place; one
+    it matches but does not explain stays a failure that names the entry. Counts nothing (the search
+    classifies every example this way, and writes only what it found)."""
+    if rec.outcome in ("fail", "error"):
+        row = dataclasses.asdict(rec)
+        entry, within, why = known.explain(row)
+        if entry is not None:
+            bound = {"envelope": entry.bound(row), "within_envelope": why}
+            if within:
+                rec.outcome = "known"
+                rec.facts = {**rec.facts, "known": entry.key, "link": entry.link, **bound}
+                rec.message = f"known divergence {entry.key} ({why}): {entry.reason} ({entry.link}); {rec.message}"
+            else:  # a new failure where an old one is expected: the entry must not hide it
+                rec.facts = {**rec.facts, "outside_known": entry.key, "link": entry.link, **bound}
+                rec.message = f"outside known divergence {entry.key}'s envelope ({why}); {rec.message}"
 
 
 class Recorder:
@@ -125,19 +145,8 @@ class Recorder:
         return out
 
     def classify(self, rec: Record) -> None:
-        """Turn a failure a known divergence explains (within its envelope) into ``known``."""
-        if rec.outcome in ("fail", "error"):
-            row = dataclasses.asdict(rec)
-            entry, within, why = known.explain(row)
-            if entry is not None:
-                bound = {"envelope": entry.bound(row), "within_envelope": why}
-                if within:
-                    rec.outcome = "known"
-                    rec.facts = {**rec.facts, "known": entry.key, "link": entry.link, **bound}
-                    rec.message = f"known divergence {entry.key} ({why}): {entry.reason} ({entry.link}); {rec.message}"
-                else:  # a new failure where an old one is expected: the entry must not hide it
-                    rec.facts = {**rec.facts, "outside_known": entry.key, "link": entry.link, **bound}
-                    rec.message = f"outside known divergence {entry.key}'s envelope ({why}); {rec.message}"
+        """Turn a failure a known divergence explains (within its envelope) into ``known``, and count it."""
+        classify(rec)
         self.count_known(rec)
 
     def count_known(self, rec: Record) -> None:
@@ -148,8 +157,8 @@ class Recorder:
         if rec.outcome == "known":
             self.exercised.setdefault(rec.facts["known"], rec)
             self.reproduced.add(rec.facts["known"])
-        elif rec.outcome == "pass":
-            for entry in known.matching(dataclasses.asdict(rec)):
+        elif rec.outcome == "pass" and rec.suite != search.SUITE:  # a search's passes are its own picks, not a
+            for entry in known.matching(dataclasses.asdict(rec)):  # matrix: they never make an entry stale
                 self.exercised.setdefault(entry.key, rec)
         elif rec.outcome in ("fail", "error") and rec.facts.get("outside_known"):
             self.exercised.setdefault(rec.facts["outside_known"], rec)
@@ -276,7 +285,7 @@ def norm_record(request: pytest.FixtureRequest, norm_adapter):
         for rec in records:
             recorder.classify(rec)
             if rec.outcome in ("fail", "error", "known"):
-                rec.rerun = f"{rerun} --adapters '{norm_adapter.ref or norm_adapter.name}'"
+                rec.rerun = rec.rerun or f"{rerun} --adapters '{norm_adapter.ref or norm_adapter.name}'"
                 rec.message = f"{rec.message}; rerun: {rec.rerun}"
             recorder.add(rec)
         bad = [r for r in records if r.outcome in ("fail", "error")]
@@ -333,6 +342,11 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
 
 
 _KEY = pytest.StashKey[Recorder]()
+
+
+def results_path(config: pytest.Config) -> Path:
+    """The results file this session writes (the controller's, under xdist)."""
+    return config.stash[_KEY].path
 
 
 def add_to_environment(config: pytest.Config, key: str, value) -> None:

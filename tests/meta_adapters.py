@@ -15,6 +15,7 @@ import dataclasses
 import numpy as np
 
 from normbench import Adapter, Grads, Layer, NormSpec
+from normbench.adapters.base import MixedPath
 
 
 class IndependentLayer(Layer):
@@ -29,6 +30,30 @@ class IndependentLayer(Layer):
 
     def vjp(self, x, dy, mask=None):
         return self._vjp(self.spec, x, dy, mask)
+
+    # Forward-mode and second-order derivatives by the complex step: f(x + i·h·t) = f(x) + i·h·f'(x)·t
+    # + O(h²) with no subtraction, so Im(...)/h is exact to rounding for a tiny h. dx is the gradient
+    # of ⟨y, dy⟩, so its derivative along v is the Hessian times v: ∂⟨dx, v⟩/∂x, and dγ's is ∂⟨dx, v⟩/∂γ.
+
+    _STEP = 1e-20
+
+    def jvp(self, x, tx, tgamma, tbeta, mask=None):
+        saved = self.gamma, self.beta, self.running_mean, self.running_var
+        h, c = self._STEP, np.complex128 if x.dtype == np.float64 else np.complex64
+        try:
+            if tgamma is not None:
+                self.gamma = self.gamma.astype(c) + 1j * h * tgamma
+            if tbeta is not None:
+                self.beta = self.beta.astype(c) + 1j * h * tbeta
+            y = self._forward(self.spec, x.astype(c) + 1j * h * tx, True, mask)
+        finally:
+            self.gamma, self.beta, self.running_mean, self.running_var = saved
+        return (y.imag / h).astype(x.dtype)
+
+    def second_order(self, x, dy, v, mask=None):
+        h, c = self._STEP, np.complex128 if x.dtype == np.float64 else np.complex64
+        dx, dgamma, _ = self._vjp(self.spec, x.astype(c) + 1j * h * v, dy, mask)
+        return (dx.imag / h).astype(x.dtype), None if dgamma is None else (dgamma.imag / h).astype(x.dtype)
 
     # ---- the pieces the broken adapters override ----
 
@@ -63,7 +88,7 @@ class IndependentLayer(Layer):
         """x in the arithmetic dtype (channels first, channels in group order, for channel ops),
         the shape statistics view it as, their axes in that view, the shape γ/β broadcast as,
         the channel order, and mask weights."""
-        xa = x.astype(np.float64 if x.dtype == np.float64 else np.float32)
+        xa = x.astype(x.dtype if x.dtype.kind == "c" else np.float64 if x.dtype == np.float64 else np.float32)
         if spec.op in ("layer_norm", "rms_norm"):
             if mask is not None:
                 raise ValueError(f"{spec.op} takes no mask")
@@ -117,9 +142,10 @@ class IndependentLayer(Layer):
             spread = [a[:, np.argsort(order)] for a in spread]
         others = tuple(a for a in range(xc.ndim) if a != 1)
         cm, cv = (a.mean(axis=others) for a in spread)
+        kept = np.asarray(self.running_mean).dtype  # the input's dtype, or float32 on a mixed path
         with np.errstate(over="ignore"):  # float16 variance of ~6e4 inputs is rightly inf
-            self.running_mean = ((1 - k) * rm + k * cm).astype(x.dtype)
-            self.running_var = ((1 - k) * rv + k * cv).astype(x.dtype)
+            self.running_mean = ((1 - k) * rm + k * cm).astype(kept)
+            self.running_var = ((1 - k) * rv + k * cv).astype(kept)
 
     def _vjp(self, spec, x, dy, mask):
         xc, view, axes, pshape, order, w = self._setup(spec, x, mask)
@@ -141,8 +167,9 @@ class IndependentLayer(Layer):
         summed = tuple(a for a in range(xc.ndim) if pshape[a] == 1)  # γ is constant along
         back = (lambda a: a) if order is None else (lambda a: a[:, np.argsort(order)])
         shape = np.shape(self.gamma)
-        dgamma = back(self._sum(dyc * xhat, summed)).reshape(shape).astype(x.dtype)
-        dbeta = back(self._sum(dyc, summed)).reshape(shape).astype(x.dtype) if spec.kind.has_bias else None
+        kept = np.result_type(self.gamma, x)  # γ's own dtype (float32 on a mixed path), or complex for the step
+        dgamma = back(self._sum(dyc * xhat, summed)).reshape(shape).astype(kept)
+        dbeta = back(self._sum(dyc, summed)).reshape(shape).astype(kept) if spec.kind.has_bias else None
         return Grads(dx, dgamma, dbeta)
 
 
@@ -160,6 +187,11 @@ class Independent(Adapter):
     builders = _builds(IndependentLayer)
     version_of = "numpy"
     running_var = "biased"
+
+    def mixed_precision(self, spec, dtype):
+        """Half inputs are computed on in float32, the output rounded back to their dtype; the
+        float32 parameters and running statistics stay float32."""
+        return MixedPath("float32 arithmetic around half inputs", "float32", "tests/meta_adapters.py")
 
 
 class _EpsOutsideSqrtLayer(IndependentLayer):
@@ -291,6 +323,49 @@ class InstanceNormRunningInTraining(Independent):
     builders = _builds(_RunningStatsInTrainingLayer, ("instance_norm",))
 
 
+class _SecondOrderFrozenScaleLayer(IndependentLayer):
+    frozen = False
+
+    def _inv_std(self, var):
+        return 1 / np.sqrt((var.real if self.frozen else var) + self.spec.eps)
+
+    def second_order(self, x, dy, v, mask=None):
+        self.frozen = True
+        try:
+            return super().second_order(x, dy, v, mask)
+        finally:
+            self.frozen = False
+
+
+class SecondOrderFrozenScale(Independent):
+    """Bug: differentiating its own backward pass, it treats 1/s as a constant (a backward that is
+    not itself differentiable through the variance): dx and the forward-mode derivative are right,
+    ∂⟨dx, v⟩/∂x and ∂⟨dx, v⟩/∂γ miss the terms through s."""
+
+    name = "meta-second-order-frozen-scale"
+    builders = _builds(_SecondOrderFrozenScaleLayer)
+
+
+class _DowncastBeforeReductionLayer(IndependentLayer):
+    def _sum(self, a, axes):
+        if self.spec.precision != "mixed":
+            return super()._sum(a, axes)
+        half = np.asarray(a).astype(self.dtype)  # the half-precision input's dtype
+        moved = np.moveaxis(half, axes, range(-len(axes), 0))
+        flat = moved.reshape(*moved.shape[: half.ndim - len(axes)], -1)
+        total = np.add.accumulate(flat, axis=-1, dtype=flat.dtype)[..., -1]  # each partial sum rounded
+        return np.expand_dims(total, axes).astype(a.dtype)
+
+
+class DowncastBeforeReduction(Independent):
+    """Bug: on its mixed-precision path it casts to the half-precision input dtype before the
+    reductions (every partial sum of the statistics rounded to bfloat16/float16), where it
+    documents float32 statistics."""
+
+    name = "meta-downcast-before-reduction"
+    builders = _builds(_DowncastBeforeReductionLayer)
+
+
 class MisdeclaredRunningVar(Independent):
     """Bug: declares torch's unbiased running variance but stores the biased one."""
 
@@ -300,4 +375,4 @@ class MisdeclaredRunningVar(Independent):
 
 BROKEN = (EpsOutsideSqrt, UnbiasedNormalization, EvalUsesBatchStats, WrongAxis, GradMissingTerm,
           Float16Accumulation, RmsEpsOutsideSqrt, StridedGroups, InstanceNormRunningInTraining,
-          MisdeclaredRunningVar)
+          MisdeclaredRunningVar, SecondOrderFrozenScale, DowncastBeforeReduction)

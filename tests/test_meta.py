@@ -34,6 +34,9 @@ CAUGHT_BY = {
     m.InstanceNormRunningInTraining: [("forward_train", r"^instance_norm-.*-running"),
                                       ("running_mean_steps", r"^instance_norm-")],
     m.MisdeclaredRunningVar: [("running_var", ""), ("running_var_steps", "")],
+    m.SecondOrderFrozenScale: [(f"second_order_{q}", f"^{op}-") for q in ("dx", "dgamma")
+                               for op in ("layer_norm", "rms_norm", "batch_norm", "group_norm", "instance_norm")],
+    m.DowncastBeforeReduction: [(c, r"-(bfloat16|float16)-.*-mixed") for c in ("forward_train", "grad_dx")],
 }
 
 # Where a bug cannot show, nothing may fail: the suites point at the bug, not around it.
@@ -46,6 +49,8 @@ ONLY_WHERE = {
     m.InstanceNormRunningInTraining: lambda r: "-running" in r["case"] or r["check"].endswith("_steps")
     or r["check"] == "train_after_eval",
     m.MisdeclaredRunningVar: lambda r: r["check"] in ("running_var", "running_var_steps", "running_mean_steps"),
+    m.SecondOrderFrozenScale: lambda r: r["check"].startswith("second_order_"),
+    m.DowncastBeforeReduction: lambda r: r["params"].get("precision") == "mixed",
 }
 
 # How each check's message names what it compared ("y: max |err| ...", "dx: ...").
@@ -61,6 +66,8 @@ QUANTITY = {
     "train_after_eval": r"\brunning_(mean|var)" + _JUDGED,
     "eval_keeps_running_stats": r"changed the running statistics",
     "train_equals_eval": r"train and eval outputs differ",
+    "jvp": r"\bjvp" + _JUDGED,
+    **{f"second_order_{q}": rf"d<dx,v>/d{q[1:]}" + _JUDGED for q in ("dx", "dgamma")},
 }
 
 

@@ -200,3 +200,49 @@ def test_vjp_matches_finite_differences(spec, shape, masked):
             assert g is None, name
             continue
         assert np.abs(g - w).max() <= 1e-7 * scale, name
+
+
+def _ad_inputs(spec, shape, masked):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(shape) + 3
+    pshape = spec.param_shape(shape)
+    gamma, beta = 1 + 0.5 * rng.standard_normal(pshape), rng.standard_normal(pshape)
+    tangents = [rng.standard_normal(a.shape) for a in (x, gamma, beta)]
+    dy, v = rng.standard_normal(shape), rng.standard_normal(shape)
+    mask = rng.random(spec.mask_shape(shape)) > 0.3 if masked else None
+    if not spec.kind.has_bias:
+        beta, tangents[2] = None, None
+    return x, gamma, beta, tangents, dy, v, mask
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["plain", "masked"])
+@pytest.mark.parametrize(("spec", "shape"), [*SPECS, MASKED], ids=lambda v: str(v) if isinstance(v, tuple) else v.op)
+def test_jvp_matches_finite_differences(spec, shape, masked):
+    if masked and spec.op != "batch_norm":
+        pytest.skip("masks apply to batch_norm")
+    x, gamma, beta, (tx, tg, tb), _, _, mask = _ad_inputs(spec, shape, masked)
+    got = reference.jvp(spec, x, gamma, tx, tg, tb, mask)
+
+    def along(t):
+        return reference.forward(spec, x + t * tx, gamma + t * tg, None if beta is None else beta + t * tb, mask)
+
+    h = np.finfo(np.float64).eps ** (1 / 3)
+    want = (along(h) - along(-h)) / (2 * h)
+    assert np.abs(got - want).max() <= 1e-7 * (np.abs(tx).max() + np.abs(tg).max() + 1)
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["plain", "masked"])
+@pytest.mark.parametrize(("spec", "shape"), [*SPECS, MASKED], ids=lambda v: str(v) if isinstance(v, tuple) else v.op)
+def test_second_order_matches_finite_differences_of_the_vjp(spec, shape, masked):
+    """∂⟨dx, v⟩/∂x and ∂⟨dx, v⟩/∂γ, differencing the (itself finite-difference-checked) VJP."""
+    if masked and spec.op != "batch_norm":
+        pytest.skip("masks apply to batch_norm")
+    x, gamma, _, _, dy, v, mask = _ad_inputs(spec, shape, masked)
+    ddx, ddgamma = reference.second_order(spec, x, gamma, dy, v, mask)
+
+    def penalty(a, g):
+        return float(np.sum(reference.vjp(spec, a, g, dy, mask).dx * v))
+
+    scale = np.abs(dy).sum() * np.abs(v).max()
+    assert np.abs(ddx - _finite_difference(lambda a: penalty(a, gamma), x)).max() <= 1e-6 * scale
+    assert np.abs(ddgamma - _finite_difference(lambda g: penalty(x, g), gamma)).max() <= 1e-6 * scale

@@ -120,3 +120,35 @@ def test_values_that_round_to_inf_expect_inf_and_others_do_not():
     assert tolerance.judge("y", np.array([np.inf], f16), np.array([65520.0]), bound).passed
     assert not tolerance.judge("y", np.array([np.inf], f16), np.array([65510.0]), bound).passed
     assert not tolerance.judge("y", np.array([65504], f16), np.array([7e4]), bound).passed
+
+
+def _ln_jvp_f32(x, tx):
+    """A float32 two-pass LayerNorm JVP (γ = 1), as a framework's forward mode computes it."""
+    mean = x.mean(-1, keepdims=True, dtype=np.float32)
+    c = x - mean
+    s = np.sqrt((c * c).mean(-1, keepdims=True, dtype=np.float32) + np.float32(SPEC.eps))
+    xhat = c / s
+    return (tx - tx.mean(-1, keepdims=True) - xhat * (xhat * tx).mean(-1, keepdims=True)) / s
+
+
+@pytest.mark.parametrize("mean", [0.0, 1e2, 1e4])
+def test_float32_forward_mode_passes_at_any_offset_and_a_wrong_term_fails(mean):
+    x = _offset_input(mean)
+    tx = np.random.default_rng(1).standard_normal(x.shape).astype(np.float32)
+    bound = tolerance.jvp_bound(SPEC, "float32", x, None, tx)
+    want = reference.jvp(SPEC, x, None, tx)
+    assert tolerance.judge("jvp", _ln_jvp_f32(x, tx), want, bound).passed
+    centred_only = (tx - tx.mean(-1, keepdims=True)) / x.std(-1, keepdims=True)  # drops −x̂·m(x̂·t)
+    # at 1e4 the conditioning allows ~(1 + κ)·ε·√n of the tangent's scale, more than that term
+    assert tolerance.judge("jvp", centred_only, want, bound).passed == (mean == 1e4)
+
+
+def test_second_order_bounds_come_from_the_one_policy():
+    """Same derivation in every dtype: the bound scales with the machine epsilon and grows with κ."""
+    rng = np.random.default_rng(2)
+    x, dy, v = (rng.standard_normal((4, 64)) for _ in range(3))
+    b32, b64 = (tolerance.second_order_bounds(SPEC, d, x, None, dy, v) for d in ("float32", "float64"))
+    ratio = machine_eps("float32") / machine_eps("float64")
+    assert np.allclose(b32[0].tol, ratio * b64[0].tol) and np.allclose(b32[1].tol, ratio * b64[1].tol)
+    shifted = tolerance.second_order_bounds(SPEC, "float32", x + 1e3, None, dy, v)
+    assert np.all(shifted[0].tol > b32[0].tol)

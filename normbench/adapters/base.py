@@ -23,8 +23,9 @@ from ..numerics.dtypes import DTYPES, resolve
 from ..numerics.reference import Grads
 from ..ops.spec import LAYOUTS, NormSpec
 
-# What a layer can do beyond a training-mode forward pass.
-FEATURES = ("eval", "running_stats", "grad", "mask")
+# What a layer can do beyond a training-mode forward pass: inference, running statistics, reverse-mode
+# gradients, a mask, forward-mode derivatives (JVP) and second-order gradients (gradients of gradients).
+FEATURES = ("eval", "running_stats", "grad", "mask", "jvp", "second_order")
 
 
 @functools.cache
@@ -117,8 +118,34 @@ class Layer:
         """
         raise NotImplementedError
 
+    def jvp(self, x: np.ndarray, tx: np.ndarray, tgamma: np.ndarray | None, tbeta: np.ndarray | None,
+            mask: np.ndarray | None = None) -> np.ndarray:
+        """Forward-mode derivative of the training-mode output along the tangents of x, γ and β
+        (tγ, tβ are None where the layer has no such parameter), by the framework's own
+        forward-mode AD."""
+        raise Unsupported(f"{type(self).__name__} has no forward-mode derivative")
+
+    def second_order(self, x: np.ndarray, dy: np.ndarray, v: np.ndarray,
+                     mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Gradients of ⟨dx, v⟩ with respect to x and γ, where dx is the layer's own VJP of dy
+        (a gradient penalty, a Hessian-vector product): differentiate through the framework's
+        backward pass, as users do (create_graph, grad of grad, nested tapes). γ's is None
+        without affine parameters."""
+        raise Unsupported(f"{type(self).__name__} has no second-order gradients")
+
 
 Builder = Callable[[NormSpec, tuple[int, ...], str], Layer]
+
+
+@dataclass(frozen=True)
+class MixedPath:
+    """A framework's mixed-precision path for one op: how users ask for it, and the dtype its
+    documentation says the op's statistics and normalization are computed in (what the
+    tolerance is derived for; the output may be rounded to the half-precision input's dtype)."""
+
+    how: str  # e.g. "torch.autocast('cpu', dtype=torch.bfloat16)"
+    compute: str  # "float32", or the half dtype where the path computes in it
+    link: str  # where the path documents that
 
 
 @dataclass
@@ -269,6 +296,14 @@ class Adapter:
         for feature in features:
             if feature not in self.features:
                 return f"{self.name} does not support {feature}"
+        if spec.precision == "mixed" and self.mixed_precision(spec, dtype) is None:
+            return f"{self.name} has no mixed-precision path for {spec.op} on {dtype} inputs"
+        return None
+
+    def mixed_precision(self, spec: NormSpec, dtype: str) -> MixedPath | None:
+        """The framework's mixed-precision path for ``spec.op`` on ``dtype`` (half-precision) inputs
+        with float32 parameters, or None where it has none. Layers built for a spec with
+        ``precision="mixed"`` run on it."""
         return None
 
     def replicated(self, job: ReplicaJob) -> ReplicaRun:

@@ -152,6 +152,36 @@ def _jitted_vjp(module, stateful: bool, channel: int | None):
     return jax.jit(vjp)
 
 
+@functools.cache
+def _jitted_jvp(module, stateful: bool, channel: int | None):
+    """jax.jvp of the training-mode output along tx and the params' tangents (updated stats dropped)."""
+    import jax
+
+    def jvp(variables, xt, mask, tx, tparams):
+        def f(xt, params):
+            return _jitted_apply(module, True, stateful, channel)({**variables, "params": params}, xt, mask)[0]
+
+        return jax.jvp(f, (xt, variables.get("params", {})), (tx, tparams))[1]
+
+    return jax.jit(jvp)
+
+
+@functools.cache
+def _jitted_second_order(module, stateful: bool, channel: int | None):
+    """jax.grad of ⟨dx, v⟩ wrt (x, params), dx from the layer's own jax.vjp: grad of grad."""
+    import jax
+    import jax.numpy as jnp
+
+    def second_order(variables, xt, mask, dy, v):
+        def f(xt, params):
+            dx = _jitted_vjp(module, stateful, channel)({**variables, "params": params}, xt, mask, dy)[0]
+            return jnp.vdot(dx, v)
+
+        return jax.grad(f, argnums=(0, 1))(xt, variables.get("params", {}))
+
+    return jax.jit(second_order)
+
+
 _SYNC = "jax.block_until_ready on every output"
 
 AXIS = "replica"  # the mesh axis that BatchNorm(axis_name=AXIS) synchronizes over
@@ -324,6 +354,17 @@ class FlaxLinenLayer(Layer):
     def vjp(self, x: np.ndarray, dy: np.ndarray, mask: np.ndarray | None = None) -> Grads:
         dx, dp = self._vjp()(self.variables, self._to_native(x), self._mask(mask, x.ndim), _tensor(dy))
         return Grads(_numpy(dx), *(_numpy(dp[k]) if k in dp else None for k in ("scale", "bias")))
+
+    def jvp(self, x, tx, tgamma, tbeta, mask=None):
+        dt = resolve(self.dtype)
+        tparams = {k: _tensor(t, dt) for k, t in (("scale", tgamma), ("bias", tbeta)) if t is not None}
+        fn = _jitted_jvp(self.module, self._stateful, self._channel)
+        return _numpy(fn(self.variables, self._to_native(x), self._mask(mask, x.ndim), _tensor(tx, dt), tparams))
+
+    def second_order(self, x, dy, v, mask=None):
+        fn = _jitted_second_order(self.module, self._stateful, self._channel)
+        ddx, dp = fn(self.variables, self._to_native(x), self._mask(mask, x.ndim), _tensor(dy), self._to_native(v))
+        return _numpy(ddx), _numpy(dp["scale"]) if "scale" in dp else None
 
     def timed(self, x, mode, dy=None):
         import jax

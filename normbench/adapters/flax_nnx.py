@@ -127,6 +127,36 @@ def _jitted_vjp(graph, stateful: bool, channel: int | None):
 
 
 @functools.cache
+def _jitted_jvp(graph, stateful: bool, channel: int | None):
+    """jax.jvp of the training-mode output along tx and the params' tangents, on a merged copy."""
+    import jax
+    from flax import nnx
+
+    def jvp(params, rest, xt, mask, tx, tparams):
+        def f(xt, p):
+            return _run(nnx.merge(graph, p, rest, copy=True), xt, True, stateful, channel, mask)
+
+        return jax.jvp(f, (xt, params), (tx, tparams))[1]
+
+    return jax.jit(jvp)
+
+
+@functools.cache
+def _jitted_second_order(graph, stateful: bool, channel: int | None):
+    """jax.grad of ⟨dx, v⟩ wrt (x, params), dx from the layer's own jax.vjp: grad of grad."""
+    import jax
+    import jax.numpy as jnp
+
+    def second_order(params, rest, xt, mask, dy, v):
+        def f(xt, p):
+            return jnp.vdot(_jitted_vjp(graph, stateful, channel)(p, rest, xt, mask, dy)[0], v)
+
+        return jax.grad(f, argnums=(0, 1))(xt, params)
+
+    return jax.jit(second_order)
+
+
+@functools.cache
 def _jitted_replicas(graph, replicas: int):
     """The replicated run of the BatchNorm ``graph`` built with axis_name=AXIS (see sharded_steps)."""
     from flax import nnx
@@ -191,6 +221,26 @@ class FlaxNnxLayer(Layer):
         pshape = self.spec.param_shape(self.shape)
         return Grads(_numpy(dx), *(_numpy(dp[k][...]).reshape(pshape) if k in dp else None
                                    for k in ("scale", "bias")))
+
+    def jvp(self, x, tx, tgamma, tbeta, mask=None):
+        import jax
+        from flax import nnx
+
+        graph, params, rest = nnx.split(self.module, nnx.Param, ...)
+        tangent = {"scale": tgamma, "bias": tbeta}  # flattened to nnx's (n,) params
+        tparams = jax.tree_util.tree_map_with_path(
+            lambda path, a: _tensor(np.reshape(tangent[path[0].key], -1), a.dtype), params)
+        fn = _jitted_jvp(graph, self._stateful, self._channel)
+        return _numpy(fn(params, rest, self._to_native(x), self._mask(mask, x.ndim), self._to_native(tx), tparams))
+
+    def second_order(self, x, dy, v, mask=None):
+        from flax import nnx
+
+        graph, params, rest = nnx.split(self.module, nnx.Param, ...)
+        fn = _jitted_second_order(graph, self._stateful, self._channel)
+        ddx, dp = fn(params, rest, self._to_native(x), self._mask(mask, x.ndim), _tensor(dy), self._to_native(v))
+        pshape = self.spec.param_shape(self.shape)
+        return _numpy(ddx), _numpy(dp["scale"][...]).reshape(pshape) if "scale" in dp else None
 
     def timed(self, x, mode, dy=None):
         import jax

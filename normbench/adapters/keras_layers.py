@@ -171,6 +171,19 @@ def _slots(dx: Any, dparams: list) -> tuple[Any, Any, Any]:
     return (dx, *(*dparams, None, None)[:2])
 
 
+def _pick(variables: list, values: list, wanted: list) -> list:
+    """The entries of ``values`` (one per variable) for the variables ``wanted``, by identity:
+    Keras variables overload == elementwise."""
+    where = [id(v) for v in variables]
+    return [values[where.index(id(w))] for w in wanted]
+
+
+def _tangents(variables: list, params: list, tgamma: Any, tbeta: Any) -> list:
+    """One tangent per variable, in its own dtype: tγ and tβ for γ and β (``params``), zero for any other."""
+    given = {id(p): a for p, a in zip(params, (tgamma, tbeta)[:len(params)], strict=True)}
+    return [_tensor(given.get(id(v), np.zeros(v.shape)), v.dtype) for v in variables]
+
+
 class KerasLayer(Layer):
     """The TensorFlow backend; the JAX and torch layers below override how it is called."""
 
@@ -224,6 +237,33 @@ class KerasLayer(Layer):
         dx, *dparams = tape.gradient(y, [t, *params], output_gradients=dy)
         return _slots(dx, dparams)
 
+    def jvp(self, x, tx, tgamma, tbeta, mask=None):
+        """TF's forward mode: a ForwardAccumulator watching x, γ and β around the training call."""
+        import tensorflow as tf
+
+        m = None if mask is None else _tensor(mask, "bool")
+        t, params = self._to_native(x), self._params()
+        tangents = [self._to_native(tx), *_tangents(params, params, tgamma, tbeta)]
+        with tf.autodiff.ForwardAccumulator([t, *(p.value for p in params)], tangents) as acc:
+            y = self._call(t, True, m)
+        return _numpy(acc.jvp(y))
+
+    def second_order(self, x, dy, v, mask=None):
+        """Nested tapes: the inner one's dx = VJP(dy), the outer one differentiates ⟨dx, v⟩."""
+        import tensorflow as tf
+
+        m = None if mask is None else _tensor(mask, "bool")
+        t, wrt = self._to_native(x), [p.value for p in self._params()[:1]]  # x and γ
+        with tf.GradientTape() as outer:
+            outer.watch([t, *wrt])
+            with tf.GradientTape() as inner:
+                inner.watch(t)
+                y = self._call(t, True, m)
+            dx = inner.gradient(y, t, output_gradients=self._to_native(dy))
+            f = tf.reduce_sum(dx * self._to_native(v))
+        ddx, *ddgamma = outer.gradient(f, [t, *wrt])
+        return _numpy(ddx), _numpy(ddgamma[0]) if ddgamma else None
+
     def timed(self, x: np.ndarray, mode: str, dy: np.ndarray | None = None) -> Timed:
         """Keras users on TF run under tf.function, so that is what is timed. Each mode's
         function is built once per layer and kept, with no input_signature or reduce_retracing,
@@ -264,8 +304,20 @@ def _jax_functions(native: _Native, spec: NormSpec, shape: tuple[int, ...], dtyp
         y, pull = jax.vjp(f, t, trainable)
         return pull(dy.astype(y.dtype))
 
+    def jvp(trainable, non_trainable, t, mask, tangents):
+        return jax.jvp(lambda t, trainable: apply(trainable, non_trainable, t, mask, True)[0],
+                       (t, trainable), tangents)[1]
+
+    def second_order(trainable, non_trainable, t, mask, dy, v):
+        def f(t, trainable):  # ⟨dx, v⟩, dx from the vjp above
+            dx = grad(trainable, non_trainable, t, mask, dy)[0]
+            return (dx * v.astype(dx.dtype)).sum()
+
+        return jax.grad(f, argnums=(0, 1))(t, trainable)
+
     return {"train": jax.jit(functools.partial(apply, training=True)),
-            "infer": jax.jit(functools.partial(apply, training=False)), "grad": jax.jit(grad)}
+            "infer": jax.jit(functools.partial(apply, training=False)), "grad": jax.jit(grad),
+            "jvp": jax.jit(jvp), "second_order": jax.jit(second_order)}
 
 
 class KerasJaxLayer(KerasLayer):
@@ -294,9 +346,21 @@ class KerasJaxLayer(KerasLayer):
 
     def _grad(self, t, dy, mask):
         dx, dtrainable = self._fns["grad"](*self._state(), t, mask, dy)
-        # γ and β by identity: Keras variables overload == elementwise
-        where = [id(v) for v in self.module.trainable_variables]
-        return _slots(dx, [dtrainable[where.index(id(p))] for p in self._params()])
+        return _slots(dx, _pick(self.module.trainable_variables, dtrainable, self._params()))
+
+    def jvp(self, x, tx, tgamma, tbeta, mask=None):
+        """jax.jvp through the stateless call, as the vjp above; the statistics it updates are dropped."""
+        m = None if mask is None else _tensor(mask, "bool")
+        tangents = (self._to_native(tx), _tangents(self.module.trainable_variables, self._params(), tgamma, tbeta))
+        return _numpy(self._fns["jvp"](*self._state(), self._to_native(x), m, tangents))
+
+    def second_order(self, x, dy, v, mask=None):
+        """jax.grad of ⟨dx, v⟩ with dx from the jax.vjp above, wrt x and the trainable variables."""
+        m = None if mask is None else _tensor(mask, "bool")
+        ddx, dtrainable = self._fns["second_order"](*self._state(), self._to_native(x), m,
+                                                    self._to_native(dy), self._to_native(v))
+        ddgamma = _pick(self.module.trainable_variables, dtrainable, self._params()[:1])
+        return _numpy(ddx), _numpy(ddgamma[0]) if ddgamma else None
 
     def timed(self, x, mode, dy=None):
         import jax
@@ -325,6 +389,31 @@ class KerasTorchLayer(KerasLayer):
         y = self._call(t, True, mask)
         dx, *dparams = torch.autograd.grad(y, [t, *params], dy)
         return _slots(dx, dparams)
+
+    def jvp(self, x, tx, tgamma, tbeta, mask=None):
+        """torch.func.jvp through ``stateless_call`` (a functional call of the layer, whose variables
+        torch.func cannot replace in place); the statistics it updates are dropped."""
+        import torch
+
+        m = None if mask is None else _tensor(mask, "bool")
+        trainable, non_trainable = ([v.value.detach() for v in vs] for vs in (
+            self.module.trainable_variables, self.module.non_trainable_variables))
+        tangents = _tangents(self.module.trainable_variables, self._params(), tgamma, tbeta)
+
+        def f(t, trainable):
+            return self.module.stateless_call(trainable, non_trainable, t, **_call_kwargs(self.native, True, m))[0]
+
+        return _numpy(torch.func.jvp(f, (self._to_native(x), trainable), (self._to_native(tx), tangents))[1])
+
+    def second_order(self, x, dy, v, mask=None):
+        """The vjp above with create_graph=True, then torch.autograd.grad of ⟨dx, v⟩ wrt x and γ."""
+        import torch
+
+        m = None if mask is None else _tensor(mask, "bool")
+        t, wrt = self._to_native(x).requires_grad_(True), [p.value for p in self._params()[:1]]
+        dx, = torch.autograd.grad(self._call(t, True, m), t, self._to_native(dy), create_graph=True)
+        ddx, *ddgamma = torch.autograd.grad((dx * self._to_native(v)).sum(), [t, *wrt])
+        return _numpy(ddx), _numpy(ddgamma[0]) if ddgamma else None
 
     def timed(self, x, mode, dy=None):
         import torch
@@ -371,7 +460,7 @@ class KerasTensorflowAdapter(Adapter):
     momentum_convention = "old"
     running_var = "biased"
     preferred_layout = "channels_last"  # Keras users run NHWC
-    features = frozenset({"eval", "running_stats", "grad", "mask"})
+    features = frozenset({"eval", "running_stats", "grad", "mask", "jvp", "second_order"})
 
     def ensure_available(self) -> None:
         """Select the layer's backend before the base class imports keras."""

@@ -38,6 +38,14 @@ class NumpyLayer(Layer):
         g = reference.vjp(self.spec, x, self.gamma, dy, mask)
         return reference.Grads(*(None if a is None else a.astype(dt) for a in g))
 
+    def jvp(self, x, tx, tgamma, tbeta, mask=None):
+        return reference.jvp(self.spec, x, self.gamma, tx, tgamma, tbeta, mask).astype(resolve(self.dtype))
+
+    def second_order(self, x, dy, v, mask=None):
+        dt = resolve(self.dtype)
+        ddx, ddgamma = reference.second_order(self.spec, x, self.gamma, dy, v, mask)
+        return ddx.astype(dt), ddgamma.astype(dt)
+
     def timed(self, x, mode, dy=None):
         if mode == "forward_backward":
             return Timed(lambda: self.vjp(x, dy), "none: numpy is synchronous")

@@ -132,6 +132,34 @@ class TfKerasLayer(Layer):
         dx, *dparams = tape.gradient(y, [t, *params], output_gradients=tf.cast(dy, y.dtype))
         return (dx, *(dparams or (None, None)))
 
+    def jvp(self, x, tx, tgamma, tbeta, mask=None):
+        """TF's forward mode: a ForwardAccumulator watching x, γ and β around the training call."""
+        import tensorflow as tf
+
+        m = None if mask is None else _tensor(mask, "bool")
+        t = self._to_native(x)
+        params, tparams = ([self.module.gamma, self.module.beta], [tgamma, tbeta]) if self.spec.affine else ([], [])
+        tangents = [self._to_native(tx), *(_tensor(a, p.dtype) for p, a in zip(params, tparams, strict=True))]
+        with tf.autodiff.ForwardAccumulator([t, *params], tangents) as acc:
+            y = self._call(t, True, m)
+        return _numpy(acc.jvp(y))
+
+    def second_order(self, x, dy, v, mask=None):
+        """Nested tapes: the inner one's dx = VJP(dy), the outer one differentiates ⟨dx, v⟩."""
+        import tensorflow as tf
+
+        m = None if mask is None else _tensor(mask, "bool")
+        t, wrt = self._to_native(x), [self.module.gamma] if self.spec.affine else []
+        with tf.GradientTape() as outer:
+            outer.watch(t)
+            with tf.GradientTape() as inner:
+                inner.watch(t)
+                y = self._call(t, True, m)
+            dx = inner.gradient(y, t, output_gradients=tf.cast(self._to_native(dy), y.dtype))
+            f = tf.reduce_sum(dx * self._to_native(v))
+        ddx, *ddgamma = outer.gradient(f, [t, *wrt])
+        return _numpy(ddx), _numpy(ddgamma[0]) if ddgamma else None
+
     def timed(self, x: np.ndarray, mode: str, dy: np.ndarray | None = None) -> Timed:
         """tf.function per mode, kept per layer and retracing per new shape (see keras_layers)."""
         import tensorflow as tf
@@ -159,7 +187,7 @@ class TfKerasAdapter(Adapter):
     version_of = "tf-keras"
     momentum_convention = "old"
     preferred_layout = "channels_last"  # Keras users run NHWC
-    features = frozenset({"eval", "running_stats", "grad", "mask"})
+    features = frozenset({"eval", "running_stats", "grad", "mask", "jvp", "second_order"})
 
     def ensure_available(self) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before the base class imports TF

@@ -80,8 +80,14 @@ class TorchLayer(Layer):
     def _to_native(self, x: np.ndarray):
         return _tensor(x, self.dtype)
 
-    def _call(self, t):
-        return self.module(t.movedim(self._channel, 1)).movedim(1, self._channel)
+    def _call(self, t, state=None):
+        """The module on ``t`` in its layout; with ``state`` (name -> tensor) through
+        torch.func.functional_call, its tensors standing in for the module's own of those names."""
+        import torch
+
+        t = t.movedim(self._channel, 1)
+        y = self.module(t) if state is None else torch.func.functional_call(self.module, state, (t,))
+        return y.movedim(1, self._channel)
 
     def set_params(self, gamma, beta):
         import torch
@@ -116,6 +122,38 @@ class TorchLayer(Layer):
         params = (getattr(self.module, "weight", None), getattr(self.module, "bias", None))
         return Grads(_numpy(t.grad), *(None if p is None else _numpy(p.grad) for p in params))
 
+    def jvp(self, x, tx, tgamma, tbeta, mask=None):
+        """torch.func.jvp over functional_call, as users take forward-mode derivatives of a module;
+        only x, γ and β carry tangents. BatchNorm's training step updates its buffers in place, which
+        torch.func refuses on a tensor captured from outside (pytorch/pytorch#85533) and cannot take
+        as a primal (num_batches_tracked is an integer), so each call copies them inside the function:
+        the update lands on the copies and nothing leaks into the layer."""
+        import torch
+
+        self.module.train(True)
+        buffers = dict(self.module.named_buffers())
+        tangents = {k: self._to_native(a) for k, a in (("weight", tgamma), ("bias", tbeta)) if a is not None}
+        params = {k: getattr(self.module, k).detach() for k in tangents}
+
+        def f(t, p):
+            return self._call(t, {**{k: b.clone() for k, b in buffers.items()}, **p})
+
+        _, out = torch.func.jvp(f, (self._to_native(x), params), (self._to_native(tx), tangents))
+        return _numpy(out)
+
+    def second_order(self, x, dy, v, mask=None):
+        """Grad of grad, as a gradient penalty takes it: torch's own dx with create_graph=True,
+        then ⟨dx, v⟩ differentiated with respect to x and γ."""
+        import torch
+
+        self.module.train(True)
+        t = self._to_native(x).requires_grad_(True)
+        weight = getattr(self.module, "weight", None)
+        dx, = torch.autograd.grad(self._call(t), t, self._to_native(dy), create_graph=True)
+        wrt = (t,) if weight is None else (t, weight)
+        ddx, *ddgamma = torch.autograd.grad((dx * self._to_native(v)).sum(), wrt)
+        return _numpy(ddx), _numpy(ddgamma[0]) if ddgamma else None
+
     def timed(self, x, mode, dy=None):
         import torch
 
@@ -144,7 +182,7 @@ class TorchAdapter(Adapter):
         ("group_norm", _group_norm), ("instance_norm", _instance_norm))}
     requires = ("torch",)
     extra = "torch"
-    features = frozenset({"eval", "running_stats", "grad"})
+    features = frozenset({"eval", "running_stats", "grad", "jvp", "second_order"})
     running_var = "unbiased"
 
     def defaults(self, op):

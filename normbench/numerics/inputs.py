@@ -37,18 +37,62 @@ GENERATORS: dict[str, Generator] = {
 }
 
 
+SHIFTED = "shifted"  # parametric inputs: "shifted:<offset>:<scale>", offset + scale·N(0, 1)
+
+
+def _number(value: float) -> str:
+    """The shortest text that reads back as exactly ``value`` (``:g`` where it round-trips)."""
+    text = f"{value:g}"
+    return text if float(text) == value else repr(float(value))
+
+
+def shifted(offset: float, scale: float) -> str:
+    """The input name of ``offset + scale·N(0, 1)``: the numbers live in the name, so a case id
+    (and a record's ``input``) regenerates exactly these values, with no side channel."""
+    offset, scale = float(offset) + 0.0, float(scale)  # + 0.0: -0.0 is spelled 0
+    if not (np.isfinite(offset) and np.isfinite(scale) and scale > 0):
+        raise ValueError(f"a shifted input needs a finite offset and a finite scale > 0, got {offset!r}, {scale!r}")
+    return f"{SHIFTED}:{_number(offset)}:{_number(scale)}"
+
+
+def parse_shifted(name: str) -> tuple[float, float] | None:
+    """(offset, scale) of a shifted input's name; None for any other name. Only the canonical
+    spelling (what :func:`shifted` writes) parses, so one input has one name and one case id."""
+    kind, _, rest = str(name).partition(":")
+    offset, _, scale = rest.partition(":")
+    if kind != SHIFTED:
+        return None
+    try:
+        values = float(offset), float(scale)
+        canonical = shifted(*values)
+    except ValueError:
+        return None
+    return values if canonical == name else None
+
+
+def _generator(name: str) -> Generator:
+    if name in GENERATORS:
+        return GENERATORS[name]
+    found = parse_shifted(name)
+    if found is None:
+        raise ValueError(f"unknown input generator {name!r}; known: {', '.join(GENERATORS)}, "
+                         f"or {SHIFTED}:<offset>:<scale> (e.g. {shifted(1e4, 1)})")
+    offset, scale = found
+    return lambda rng, shape, view: offset + scale * rng.standard_normal(shape)
+
+
 def seed_for(case_id: str) -> int:
     """A stable 32-bit seed derived from the case id (same id, same inputs, any machine)."""
     return zlib.crc32(case_id.encode())
 
 
 def make(name: str, shape: tuple[int, ...], dtype: str, seed: int, view: View | None = None) -> np.ndarray:
-    """Input ``name`` of ``shape``, rounded to ``dtype``; ``view`` (``NormSpec.stats_view``) says
-    which values are normalized together, for inputs built per group."""
-    if name not in GENERATORS:
-        raise ValueError(f"unknown input generator {name!r}; known: {', '.join(GENERATORS)}")
+    """Input ``name`` (a generator's name, or a :func:`shifted` one) of ``shape``, rounded to
+    ``dtype``; ``view`` (``NormSpec.stats_view``) says which values are normalized together, for
+    inputs built per group."""
+    generate = _generator(name)
     shape = tuple(shape)
-    return cast(GENERATORS[name](np.random.default_rng(seed), shape, view or (shape, ())), dtype)
+    return cast(generate(np.random.default_rng(seed), shape, view or (shape, ())), dtype)
 
 
 def params(shape: tuple[int, ...], dtype: str, seed: int) -> dict[str, np.ndarray]:
@@ -65,6 +109,13 @@ def params(shape: tuple[int, ...], dtype: str, seed: int) -> dict[str, np.ndarra
 def upstream(shape: tuple[int, ...], dtype: str, seed: int) -> np.ndarray:
     """The upstream gradient dy fed to a VJP."""
     return cast(np.random.default_rng([seed, 2]).standard_normal(shape), dtype)
+
+
+def tangents(shape: tuple[int, ...], pshape: tuple[int, ...], dtype: str, seed: int) -> dict[str, np.ndarray]:
+    """Directions for forward-mode (tx, tγ, tβ) and second-order (v) derivatives."""
+    rng = np.random.default_rng([seed, 4])
+    return {"tx": cast(rng.standard_normal(shape), dtype), "tgamma": cast(rng.standard_normal(pshape), dtype),
+            "tbeta": cast(rng.standard_normal(pshape), dtype), "v": cast(rng.standard_normal(shape), dtype)}
 
 
 def mask(shape: tuple[int, ...], seed: int) -> np.ndarray:

@@ -44,11 +44,12 @@ class Bound:
 
     tol: np.ndarray  # absolute tolerance, elementwise
     unit: np.ndarray  # ε·M: error divided by this is "error in epsilons"
+    dtype: str | None = None  # the dtype the computation is allowed to have been done in
 
 
 def _bound(dtype: str, n, kappa, magnitude) -> Bound:
     magnitude = np.asarray(magnitude, dtype=np.float64)
-    return Bound(tolerance(dtype, n, kappa, magnitude), machine_eps(dtype) * magnitude)
+    return Bound(tolerance(dtype, n, kappa, magnitude), machine_eps(dtype) * magnitude, dtype)
 
 
 def _normalized(spec: NormSpec, x, mask=None):
@@ -113,7 +114,7 @@ def running_steps_bound(spec: NormSpec, dtype: str, states, x, mask=None) -> tup
     out = []
     for i in (0, 1):
         tol = sum((1 - k) ** (steps - 1 - j) * p[i].tol for j, p in enumerate(parts))
-        out.append(Bound(tol, np.maximum.reduce([p[i].unit for p in parts])))
+        out.append(Bound(tol, np.maximum.reduce([p[i].unit for p in parts]), dtype))
     return out[0], out[1]
 
 
@@ -137,6 +138,52 @@ def grad_bounds(spec: NormSpec, dtype: str, x, gamma, dy, mask=None) -> tuple[Bo
     return dx, dgamma, dbeta
 
 
+def _mean_abs(spec: NormSpec, a, count) -> np.ndarray:
+    return reference.group_sum(spec, np.abs(a)) / count
+
+
+def jvp_bound(spec: NormSpec, dtype: str, x, gamma, tx, tgamma=None, tbeta=None, mask=None) -> Bound:
+    """Forward-mode derivative ẏ = γ·P(tx) + tγ·x̂ + tβ, P(u) = (u − c·m(u) − x̂·m(x̂·u))/s: the
+    dx bound's form with the tangent in place of the upstream gradient (the same sums, the other
+    way round), plus the output bound's form for tγ·x̂ + tβ."""
+    x, m, s, xhat, kappa = _normalized(spec, x, mask)
+    g = _gamma_beta(spec, x.shape, gamma, None)[0]
+    tx = np.abs(np.asarray(tx, np.float64))
+    mean_t = _mean_abs(spec, tx, m.count) if spec.kind.centred else 0.0
+    # x̂_i · m(x̂·u) multiplies two rounded factors, so its error counts twice.
+    mag = g * (tx + mean_t + 2 * np.abs(xhat) * _mean_abs(spec, xhat * tx, m.count)) / s
+    tg, tb = _gamma_beta(spec, x.shape, tgamma, tbeta)
+    return _bound(dtype, m.count, kappa, mag + tg * (1 + np.abs(xhat)) + tb)
+
+
+def second_order_bounds(spec: NormSpec, dtype: str, x, gamma, dy, v, mask=None) -> tuple[Bound, Bound]:
+    """∂⟨dx, v⟩/∂x and ∂⟨dx, v⟩/∂γ (``reference.second_order``), derived as the first-order
+    bounds are: the magnitude M is the expression with every factor and sum replaced by its
+    absolute value, and since each term multiplies up to three factors that carry the first-order
+    rounding (x̂, 1/s, a group sum), that error counts three times. ∂/∂γ = Σ dy·P(v) is the dγ
+    bound's form with P(v) for x̂ (one factor more: counted twice)."""
+    x, m, s, xhat, kappa = _normalized(spec, x, mask)
+    n, c = m.count, 1.0 if spec.kind.centred else 0.0
+    gam = _gamma_beta(spec, x.shape, gamma, None)[0]
+    dy, v = (np.abs(np.asarray(a, np.float64)) for a in (dy, v))
+    g, ax = dy * gam, np.abs(xhat)
+
+    def transpose(u):  # |Pᵀ(u)| term by term
+        return (u + c * reference.group_sum(spec, u) / n + ax * reference.group_sum(spec, u * ax) / n) / s
+
+    a = reference.group_sum(spec, g * v) + c * _mean_abs(spec, v, n) * reference.group_sum(spec, g)
+    gx, mxv = reference.group_sum(spec, g * ax), _mean_abs(spec, ax * v, n)
+    ddx = (a + mxv * gx) * ax / (n * s**2) + (transpose(v) * gx / n + mxv * transpose(g)) / s
+    project = (v + c * _mean_abs(spec, v, n) + ax * mxv) / s
+    param_axes = tuple(i for i in range(x.ndim) if i not in spec.param_axes(x.ndim))
+    shape = spec.param_shape(x.shape)
+    terms = int(np.prod([x.shape[i] for i in param_axes]))
+    count = np.maximum(n.max(axis=param_axes).reshape(shape), terms)
+    kappa_p = kappa.max(axis=param_axes).reshape(shape)
+    ddgamma = (dy * 2 * project).sum(axis=param_axes).reshape(shape)
+    return _bound(dtype, n, kappa, 3 * ddx), _bound(dtype, count, kappa_p, ddgamma)
+
+
 @dataclass(frozen=True)
 class Verdict:
     passed: bool
@@ -145,6 +192,21 @@ class Verdict:
     tolerance: float  # max_abs_err / ratio: max_abs_err <= tolerance exactly when passed
     ratio: float  # the largest elementwise error / tolerance; <= 1 passes
     message: str
+
+
+def returned_in(bound: Bound, actual, expected) -> Bound:
+    """A value computed in ``bound.dtype`` and returned rounded to a coarser format (the output of
+    a mixed-precision path, in its half-precision input's dtype): one rounding more, of at most
+    half an ulp of the value (ε·|value| leaves room for a value near a binade edge). Only for
+    what the path documents as half precision: running statistics and γ's and β's gradients
+    belong to float32 variables and get no such allowance."""
+    name = np.asarray(actual).dtype.name
+    if name not in DTYPES or bound.dtype is None or machine_eps(name) <= machine_eps(bound.dtype):
+        return bound
+    expected = np.asarray(expected, np.float64)
+    with np.errstate(invalid="ignore"):
+        extra = machine_eps(name) * np.where(np.isfinite(expected), np.abs(expected), 0.0)
+    return Bound(bound.tol + extra, bound.unit, bound.dtype)
 
 
 def judge(name: str, actual, expected, bound: Bound, finite=None) -> Verdict:

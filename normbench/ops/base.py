@@ -9,6 +9,7 @@ never on an op's name. All numpy, no framework.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import ClassVar
 
@@ -100,6 +101,23 @@ class Op:
             out += [Case(spec, shape, dtype, name) for name in STRESS]
         out += [Case(spec, shape) for spec, shape in self.option_configs()]
         return out + self.masked_cases("float32") + self.masked_cases("float64")
+
+    def mixed_cases(self) -> list[Case]:
+        """Each framework's mixed-precision path: half-precision inputs, float32 parameters."""
+        return [Case(dataclasses.replace(spec, precision="mixed"), shape, dtype)
+                for dtype in ("bfloat16", "float16") for spec, shape in self.configs()]
+
+    def mixed_running_cases(self) -> list[Case]:
+        """Running statistics (float32) updated from half-precision inputs on a mixed path."""
+        return [Case(dataclasses.replace(c.spec, precision="mixed"), c.shape, "bfloat16") for c in self.running_cases()]
+
+    def ad_cases(self) -> list[Case]:
+        """Forward-mode and second-order derivatives: the ordinary shapes in float32 and float64,
+        a mean offset (the conditioning the bounds carry), and a mask where the op takes one."""
+        out = [Case(spec, shape, dtype) for dtype in ("float32", "float64") for spec, shape in self.configs()]
+        spec, shape = self.stress_config()
+        out += [Case(spec, shape, dtype, "offset1e2") for dtype in ("float32", "float64")]
+        return out + self.masked_cases("float32")[:1]
 
     def metamorphic_cases(self) -> list[Case]:
         """Exactly representable inputs and a negligible eps, so relations hold below rounding."""

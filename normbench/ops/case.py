@@ -33,6 +33,8 @@ def _spec_parts(spec: NormSpec, shape: tuple[int, ...]) -> list[str]:
         parts.append("noaffine")
     if spec.running_stats:
         parts.append("running")
+    if spec.precision:
+        parts.append(spec.precision)
     return parts
 
 
@@ -117,12 +119,14 @@ class Case:
         """The input and the parameters (γ, β, running statistics, dy) for this case."""
         spec = self.spec
         pshape = spec.param_shape(self.shape)
-        p = inputs.params(pshape, self.dtype, self.seed)
+        # a mixed-precision layer keeps its parameters and running statistics in float32
+        p = inputs.params(pshape, "float32" if spec.precision == "mixed" else self.dtype, self.seed)
         p["dy"] = inputs.upstream(self.shape, self.dtype, self.seed)
+        p.update(inputs.tangents(self.shape, pshape, self.dtype, self.seed))
         if not spec.affine:
-            p["gamma"] = p["beta"] = None
+            p["gamma"] = p["beta"] = p["tgamma"] = p["tbeta"] = None
         if not spec.kind.has_bias:
-            p["beta"] = None
+            p["beta"] = p["tbeta"] = None
         x = inputs.make(self.input, self.shape, self.dtype, self.seed, spec.stats_view(self.shape))
         valid = self.valid()
         if self.pad:

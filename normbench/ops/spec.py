@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from .base import Op
 
 LAYOUTS = ("channels_first", "channels_last")
+PRECISIONS = ("mixed",)  # float32 parameters and statistics around half-precision inputs
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,10 @@ class NormSpec:
     layout picks the channel axis of the ops that have one: 1 (channels_first, NC...) or -1
     (channels_last, N...C). normalized_ndim is how many trailing axes LayerNorm and RMSNorm
     normalize; groups is GroupNorm's group count; running_stats asks InstanceNorm to track
-    running statistics (BatchNorm always does).
+    running statistics (BatchNorm always does). precision "mixed" runs the layer on its
+    framework's mixed-precision path: parameters and running statistics in float32, inputs in
+    half precision, compute as the path documents (autocast, a Keras dtype policy, flax's
+    dtype/param_dtype, ONNX's stash_type); None is the layer in one dtype.
     """
 
     op: str
@@ -38,6 +42,7 @@ class NormSpec:
     normalized_ndim: int = 1
     groups: int | None = None
     running_stats: bool = False
+    precision: str | None = None
 
     def __post_init__(self) -> None:
         from .. import ops
@@ -51,8 +56,10 @@ class NormSpec:
             raise ValueError(f"momentum must be in [0, 1] (weight of the new batch), got {self.momentum!r}")
         if self.normalized_ndim < 1:
             raise ValueError(f"normalized_ndim must be >= 1, got {self.normalized_ndim!r}")
+        if self.precision not in (None, *PRECISIONS):
+            raise ValueError(f"unknown precision {self.precision!r}; expected one of {', '.join(PRECISIONS)} or None")
         for f in fields(self):
-            if f.name not in ("op", *kind.fields) and getattr(self, f.name) != f.default:
+            if f.name not in ("op", "precision", *kind.fields) and getattr(self, f.name) != f.default:
                 applies = [o.name for o in ops.all() if f.name in o.fields]
                 raise ValueError(f"{f.name}={getattr(self, f.name)!r} does not apply to {self.op}; "
                                  f"it applies to {', '.join(applies) or 'no op'}")
@@ -118,4 +125,5 @@ class NormSpec:
     def to_dict(self) -> dict:
         """The op and the fields that apply to it: what records carry and cases rebuild from."""
         kind = self.kind
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name in ("op", *kind.fields)}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name in ("op", *kind.fields)}
+        return {**out, "precision": self.precision} if self.precision else out

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from normbench.verify import checks, metamorphic
-from normbench.verify.cases import agreement_cases, metamorphic_cases
+from normbench.verify.cases import ad_cases, agreement_cases, metamorphic_cases, mixed_cases
 
-CASES = agreement_cases()
+CASES = agreement_cases() + mixed_cases()
 RUNNING = [c for c in CASES if c.spec.has_running_stats]
 
 
@@ -35,3 +35,13 @@ def test_running_stats(norm_adapter, case, norm_record):
 @pytest.mark.parametrize("case", metamorphic_cases(), ids=str)
 def test_scale_shift_invariance(norm_adapter, case, norm_record):
     norm_record(metamorphic.scale_shift(norm_adapter, case, suite="agreement"))
+
+
+@pytest.mark.parametrize("case", ad_cases(), ids=str)
+def test_jvp(norm_adapter, case, norm_record):
+    norm_record(checks.jvp(norm_adapter, case, suite="agreement"))
+
+
+@pytest.mark.parametrize("case", ad_cases(), ids=str)
+def test_second_order(norm_adapter, case, norm_record):
+    norm_record(checks.second_order(norm_adapter, case, suite="agreement"))

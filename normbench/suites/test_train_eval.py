@@ -7,7 +7,7 @@ import pytest
 
 from normbench import ops
 from normbench.verify import behaviour
-from normbench.verify.cases import stateless_cases, train_eval_cases
+from normbench.verify.cases import mixed_running_cases, stateless_cases, train_eval_cases
 
 
 @pytest.mark.parametrize("op", ops.names())
@@ -15,7 +15,7 @@ def test_defaults(norm_adapter, op, norm_record):
     norm_record(behaviour.defaults(norm_adapter, op))
 
 
-@pytest.mark.parametrize("case", train_eval_cases(), ids=str)
+@pytest.mark.parametrize("case", train_eval_cases() + mixed_running_cases(), ids=str)
 def test_running_statistics_over_steps(norm_adapter, case, norm_record):
     norm_record(behaviour.train_steps(norm_adapter, case))
 

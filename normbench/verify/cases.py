@@ -20,6 +20,20 @@ def agreement_cases() -> list[Case]:
     return _gather("agreement_cases")
 
 
+def mixed_cases() -> list[Case]:
+    """Every op on its frameworks' mixed-precision paths (half inputs, float32 parameters)."""
+    return _gather("mixed_cases")
+
+
+def mixed_running_cases() -> list[Case]:
+    return _gather("mixed_running_cases")
+
+
+def ad_cases() -> list[Case]:
+    """Forward-mode and second-order derivatives of every op."""
+    return _gather("ad_cases")
+
+
 def metamorphic_cases() -> list[Case]:
     return _gather("metamorphic_cases")
 

@@ -20,9 +20,26 @@ from ..results import records
 from ..results.records import Record
 from ..running import tracebacks
 
-__all__ = ["PADDING", "Case", "forward", "gradients", "judged", "make_record", "raised", "run_check", "running_stats"]
+__all__ = ["PADDING", "Case", "compute_dtype", "forward", "gradients", "judged", "jvp", "make_record", "raised",
+           "run_check", "running_stats", "second_order"]
 
 Body = Callable[[Layer, np.ndarray, dict], Iterable[dict]]
+
+
+def compute_dtype(adapter: Adapter, case: Case) -> str:
+    """The dtype a case's tolerance is derived for: the tested dtype, or on a mixed-precision path
+    the dtype that path documents for the op's computation (judge adds the output's rounding)."""
+    if case.spec.precision == "mixed":
+        path = adapter.mixed_precision(case.spec, case.dtype)
+        if path is not None:
+            return path.compute
+    return case.dtype
+
+
+def precision_facts(adapter: Adapter, case: Case) -> dict:
+    """What a record on a mixed-precision path says about the path."""
+    path = adapter.mixed_precision(case.spec, case.dtype) if case.spec.precision == "mixed" else None
+    return {"precision": path.how, "compute_documented": path.compute, "precision_link": path.link} if path else {}
 
 
 def make_record(adapter: Adapter, case: Case, suite: str, check: str, **fields) -> Record:
@@ -76,7 +93,7 @@ def raised(adapter: Adapter, exc: Exception) -> dict:
 
 def forward(adapter: Adapter, case: Case, *, training: bool, suite: str = "agreement") -> list[Record]:
     """Output in training (batch statistics) or eval mode vs the oracle."""
-    spec, dtype = case.spec, case.dtype
+    spec, dtype = case.spec, compute_dtype(adapter, case)
     check = "forward_train" if training else "forward_eval"
     needs_eval = not training and spec.has_running_stats
 
@@ -89,15 +106,16 @@ def forward(adapter: Adapter, case: Case, *, training: bool, suite: str = "agree
             expected = reference.forward(spec, x, p["gamma"], p["beta"], p["mask"])
             bound = tolerance.forward_bound(spec, dtype, x, p["gamma"], p["beta"], p["mask"])
         y = layer.forward(x, training, p["mask"])
+        bound = tolerance.returned_in(bound, y, expected)
         yield judged(check, tolerance.judge("y", y, expected, bound),
-                      {"output_dtype": np.asarray(y).dtype.name})
+                      {"output_dtype": np.asarray(y).dtype.name, **precision_facts(adapter, case)})
 
     return run_check(adapter, case, suite, check, ("eval",) if needs_eval else (), body)
 
 
 def running_stats(adapter: Adapter, case: Case, *, suite: str = "agreement") -> list[Record]:
     """Running statistics after one training step; measures which variance is stored."""
-    spec, dtype = case.spec, case.dtype
+    spec, dtype = case.spec, compute_dtype(adapter, case)
 
     def body(layer, x, p):
         rm0, rv0 = (np.asarray(a, np.float64) for a in layer.running())
@@ -118,6 +136,7 @@ def running_stats(adapter: Adapter, case: Case, *, suite: str = "agreement") -> 
         row = judged("running_var", best, {
             "running_var": convention, "declared_running_var": declared,
             "err_vs_biased": as_biased.max_abs_err, "err_vs_unbiased": as_unbiased.max_abs_err,
+            "running_dtype": np.asarray(rv).dtype.name, **precision_facts(adapter, case),
         })
         broken = f", but {adapter.name} declares {declared}" if declared and not best.passed else ""
         row["message"] = f"stores {convention} running variance{broken}; {best.message}"
@@ -130,14 +149,45 @@ def running_stats(adapter: Adapter, case: Case, *, suite: str = "agreement") -> 
 
 def gradients(adapter: Adapter, case: Case, *, suite: str = "agreement") -> list[Record]:
     """dx, dγ, dβ of the training-mode output vs the analytic float64 VJP."""
-    spec, dtype = case.spec, case.dtype
+    spec, dtype = case.spec, compute_dtype(adapter, case)
 
     def body(layer, x, p):
         got = layer.vjp(x, p["dy"], p["mask"])
         want = reference.vjp(spec, x, p["gamma"], p["dy"], p["mask"])
         bounds = tolerance.grad_bounds(spec, dtype, x, p["gamma"], p["dy"], p["mask"])
+        bounds = (tolerance.returned_in(bounds[0], got[0], want[0]), *bounds[1:])  # dx: the input's dtype
         for name, g, w, b in zip(("dx", "dgamma", "dbeta"), got, want, bounds, strict=True):
             if w is not None:
-                yield judged(f"grad_{name}", tolerance.judge(name, g, w, b))
+                yield judged(f"grad_{name}", tolerance.judge(name, g, w, b),
+                             {"grad_dtype": np.asarray(g).dtype.name, **precision_facts(adapter, case)})
 
     return run_check(adapter, case, suite, "grad_dx", ("grad",), body)
+
+
+def jvp(adapter: Adapter, case: Case, *, suite: str = "agreement") -> list[Record]:
+    """Forward-mode derivative along (tx, tγ, tβ) vs the analytic float64 JVP: forward-mode AD is
+    an implementation of its own, not reverse mode transposed."""
+    spec, dtype = case.spec, compute_dtype(adapter, case)
+
+    def body(layer, x, p):
+        got = layer.jvp(x, p["tx"], p["tgamma"], p["tbeta"], p["mask"])
+        want = reference.jvp(spec, x, p["gamma"], p["tx"], p["tgamma"], p["tbeta"], p["mask"])
+        bound = tolerance.jvp_bound(spec, dtype, x, p["gamma"], p["tx"], p["tgamma"], p["tbeta"], p["mask"])
+        yield judged("jvp", tolerance.judge("jvp", got, want, bound))
+
+    return run_check(adapter, case, suite, "jvp", ("jvp",), body)
+
+
+def second_order(adapter: Adapter, case: Case, *, suite: str = "agreement") -> list[Record]:
+    """∂⟨dx, v⟩/∂x and ∂⟨dx, v⟩/∂γ through the layer's own backward pass vs the float64 reference."""
+    spec, dtype = case.spec, compute_dtype(adapter, case)
+
+    def body(layer, x, p):
+        got = layer.second_order(x, p["dy"], p["v"], p["mask"])
+        want = reference.second_order(spec, x, p["gamma"], p["dy"], p["v"], p["mask"])
+        bounds = tolerance.second_order_bounds(spec, dtype, x, p["gamma"], p["dy"], p["v"], p["mask"])
+        for name, g, w, b in zip(("dx", "dgamma"), got, want, bounds, strict=True):
+            if w is not None:
+                yield judged(f"second_order_{name}", tolerance.judge(f"d<dx,v>/d{name[1:]}", g, w, b))
+
+    return run_check(adapter, case, suite, "second_order_dx", ("second_order",), body)

@@ -316,7 +316,8 @@ KNOWN: tuple[Known, ...] = (
         "https://github.com/google/flax/blob/main/flax/linen/normalization.py",
         lambda r: _in(r, adapter=_FLAX, dtype=_WIDE, op=_CENTRED,
                       input=("offset1e2", "offset1e4", "tiny_variance", "constant"),
-                      check=("forward_train", "grad_dx", "grad_dgamma", "running_var"))
+                      check=("forward_train", "grad_dx", "grad_dgamma", "running_var", "jvp", "second_order_dx",
+                             "second_order_dgamma"))
         or _in(r, adapter=_FLAX, dtype=_WIDE, op=("group_norm", "instance_norm"), check=("scale_shift_invariance",)),
         envelope=one_pass_variance,
     ),
@@ -445,6 +446,20 @@ KNOWN: tuple[Known, ...] = (
         lambda r: _in(r, adapter=("torch",), op=("instance_norm",), layout=("channels_last",),
                       check=("grad_dx", "grad_dgamma", "grad_dbeta")) and (r.get("shape") or [0])[0] == 1,
         envelope=wrong_gradient,
+    ),
+    Known(
+        "torch-group-norm-jvp-channels-last",
+        "torch's forward-mode derivative of group_norm raises on a channels_last input on CPU: aten::group_norm "
+        "keeps a CPU input in its suggested memory format, and native_group_norm's forward-AD formula "
+        "(group_norm_jvp in FunctionsManual.cpp) flattens it with .view({1, N·G, -1}), which channels-last strides "
+        "cannot take (reverse mode uses reshape and works). Reproducer: x = torch.randn(2, 8, 5, 7).contiguous("
+        "memory_format=torch.channels_last); torch.func.jvp(lambda a: torch.nn.functional.group_norm(a, 4), (x,), "
+        "(torch.randn_like(x),)) raises RuntimeError: view size is not compatible with input tensor's size and "
+        "stride (torch 2.13 CPU)",
+        "https://github.com/pytorch/pytorch/blob/main/torch/csrc/autograd/FunctionsManual.cpp",
+        lambda r: _in(r, adapter=("torch",), op=("group_norm",), layout=("channels_last",), check=("jvp",))
+        and len(r.get("shape") or ()) >= 4,
+        raises=("RuntimeError",),
     ),
     Known(
         "torch-half-batchnorm-overflow",

@@ -1,0 +1,145 @@
+"""One search: Hypothesis draws cases of one op for one adapter, each runs the usual checks.
+
+Each example runs ``normbench.verify.checks`` on the drawn case: the training-mode forward pass,
+the gradients where the adapter has them, the running statistics where the op keeps them. Its
+records are classified as the suites classify them (a known divergence is ``known``), and
+``hypothesis.target`` gets the largest error / tolerance among its passing and failing records,
+so the search climbs toward the worst input. A failing or erroring record fails the example and
+Hypothesis shrinks it to a minimal case; the records of that shrunk case are what the search
+reports, with the worst passing example seen (and the worst known divergence) beside it.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import hypothesis
+from hypothesis import given, target
+
+from ..adapters.base import Adapter
+from ..ops.base import Op
+from ..ops.case import Case
+from ..results.records import Record
+from ..verify import checks
+from . import SUITE, profile, strategies
+
+LARGEST_TARGET = 1e300  # target() needs a finite number; an overflow is a failure anyway
+
+
+def run_checks(adapter: Adapter, case: Case) -> list[Record]:
+    """The checks of one example: forward (training), gradients, running statistics."""
+    out = checks.forward(adapter, case, training=True, suite=SUITE)
+    if "grad" in adapter.features:
+        out += checks.gradients(adapter, case, suite=SUITE)
+    if case.spec.has_running_stats and "running_stats" in adapter.features:
+        out += checks.running_stats(adapter, case, suite=SUITE)
+    return out
+
+
+def ratio(rec: Record) -> float | None:
+    """max |error| / tolerance of a compared record (inf for a non-finite error); None if not compared."""
+    err, tol = rec.max_abs_err, rec.tolerance
+    if err is None or tol is None:
+        return None
+    err, tol = float(err), float(tol)
+    if math.isnan(err):
+        return math.inf
+    if tol > 0:
+        return err / tol
+    return 0.0 if err == 0 else math.inf
+
+
+def _worst(records: list[Record]) -> tuple[float, Record] | None:
+    scored = [(r, rec) for rec in records if (r := ratio(rec)) is not None]
+    return max(scored, key=lambda t: t[0]) if scored else None
+
+
+class SearchFailure(Exception):
+    """An example whose records failed; Hypothesis shrinks it, and the last one raised is minimal."""
+
+    def __init__(self, case: Case, records: list[Record]) -> None:
+        super().__init__(f"{case}: " + "; ".join(f"{r.check} {r.outcome}" for r in records
+                                                  if r.outcome in ("fail", "error")))
+        self.case, self.records = case, records
+
+
+@dataclass
+class Found:
+    """What one search found: the shrunk failure's records (as the checks wrote them, unclassified),
+    and the worst passing and known records among the examples that did not fail."""
+
+    adapter: str
+    op: str
+    examples: int = 0
+    failure: list[Record] = field(default_factory=list)
+    worst_pass: tuple[float, Record] | None = None
+    worst_known: tuple[float, Record] | None = None
+    flaky: str | None = None
+    skipped: Record | None = None  # one example's skip, written only if nothing else ran
+
+    def offer(self, role: str, judged: list[Record], raw: list[Record]) -> None:
+        """Keep the example if its worst ``role`` record ("pass" or "known") beats the one kept."""
+        mine = [(r, j) for r, j in zip(raw, judged, strict=True) if j.outcome == role]
+        best = _worst([j for _, j in mine])
+        slot = f"worst_{role}"
+        if best and (getattr(self, slot) is None or best[0] > getattr(self, slot)[0]):
+            setattr(self, slot, (best[0], next(r for r, j in mine if j is best[1])))
+
+    def records(self, facts: dict) -> list[Record]:
+        """The records a search writes: the failure's, then its worst known and passing examples, each
+        with ``facts["search"]`` saying which it is (``role``) and how the search ran."""
+        out = []
+
+        def mark(rec: Record, role: str) -> Record:
+            info = {**facts, "role": role, "examples": self.examples, **({"flaky": self.flaky} if self.flaky else {})}
+            return dataclasses.replace(rec, facts={**rec.facts, "search": info})
+
+        out += [mark(r, "failure") for r in self.failure]
+        out += [mark(kept[1], role) for role, kept in (("worst_known", self.worst_known),
+                                                        ("worst_pass", self.worst_pass)) if kept]
+        return out or ([mark(self.skipped, "skipped")] if self.skipped else [])
+
+
+def search(adapter: Adapter, op: Op, options: profile.Options,
+           classify: Callable[[Record], None]) -> Found:
+    """Search ``op`` on ``adapter``; ``classify`` turns a record a known divergence explains into
+    ``known`` in place (the plugin's rule), so only unexplained failures fail an example."""
+    found = Found(adapter.name, op.name)
+
+    @options.settings()
+    @given(strategies.cases(adapter, op))
+    def example(case: Case) -> None:
+        raw = run_checks(adapter, case)
+        judged = [copy.copy(r) for r in raw]
+        for rec in judged:
+            classify(rec)
+        found.examples += 1
+        worst = _worst([r for r in judged if r.outcome in ("pass", "fail")])
+        if worst is not None and not math.isnan(worst[0]):
+            target(min(worst[0], LARGEST_TARGET), label="error / tolerance")
+        if any(r.outcome in ("fail", "error") for r in judged):
+            raise SearchFailure(case, raw)
+        found.offer("pass", judged, raw)
+        found.offer("known", judged, raw)
+        if found.skipped is None:
+            found.skipped = next((r for r in raw if r.outcome == "skip"), None)
+
+    example._hypothesis_internal_database_key = profile.database_key(adapter.name, op.name)  # type: ignore[attr-defined]
+    seed = options.seed_for(adapter.name, op.name)
+    if seed is not None:
+        example = hypothesis.seed(seed)(example)
+    try:
+        example()
+    except SearchFailure as exc:
+        found.failure = [r for r in exc.records if r.outcome in ("fail", "error")]
+    except hypothesis.errors.FlakyFailure as group:  # failed, then passed when replayed
+        inner = [e for e in group.exceptions if isinstance(e, SearchFailure)]
+        if not inner:
+            raise
+        found.flaky = str(group).splitlines()[0]
+        found.failure = [r for r in inner[0].records if r.outcome in ("fail", "error")]
+    return found
