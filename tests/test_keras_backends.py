@@ -26,11 +26,12 @@ ADAPTERS = [name for name in registry.BUILTIN if name in OTHER_PROCESS or name =
 # The known divergences each adapter's suite run reproduces (checked as a set: a new one, or one
 # that no longer applies, is a change worth a look).
 KNOWN = {
-    "keras[tensorflow]": {"keras-mask-last-axis", "keras-masked-moments-epsilon"},
+    "keras[tensorflow]": {"keras-mask-last-axis", "keras-masked-moments-epsilon",
+                          "tf-moments-stop-gradient-second-order"},
     "keras[jax]": {"keras-mask-last-axis", "keras-float64-as-float32"},
     "keras[torch]": {"keras-mask-last-axis", "keras-float64-as-float32", "keras-torch-fast-variance"},
     "tf_keras": {"tf-keras-fused-ignores-mask", "tf-keras-mask-last-axis", "tf-keras-float32-decay",
-                 "tf-keras-half-precision"},
+                 "tf-keras-half-precision", "tf-moments-stop-gradient-second-order"},
 }
 
 
@@ -72,6 +73,8 @@ def test_measured_conventions(suite_run):
     assert bn_defaults["default_momentum"] == pytest.approx(0.99) and bn_defaults["default_eps"] == 1e-3
     assert bn_defaults["momentum_convention"] == "old"
     for r in by_check["running_mean_steps"]:
+        if r["params"].get("precision") == "mixed":  # float32 statistics from half inputs: judged, not a convention
+            continue
         if r["op"] == "instance_norm":  # Keras keeps no InstanceNorm running statistics
             assert r["outcome"] == "skip"
             continue

@@ -3,7 +3,8 @@ variables held by the layer.
 
 Defaults as users get them: eps 1e-6 for every op but BatchNorm (1e-5), and use_fast_variance
 (one-pass E[x²] − E[x]²) on for every centred op, so the suite sees the statistics users get;
-``dtype`` stays None (output dtype inferred), param_dtype is the tested dtype. BatchNorm and
+``dtype`` stays None (output dtype inferred), param_dtype is the tested dtype; the mixed-precision
+path is flax's documented one, ``dtype=<half>`` with ``param_dtype=float32``. BatchNorm and
 InstanceNorm take the channel axis natively (``axis=`` / ``feature_axes=``); GroupNorm only
 normalizes features on the last axis, so a channels_first input has its channel axis moved
 last and back around the call, inside the jitted function, as a user would. flax's momentum
@@ -26,7 +27,12 @@ import numpy as np
 from ..numerics.dtypes import resolve
 from ..numerics.reference import Grads
 from ..ops.spec import NormSpec
-from .base import Adapter, Layer, ReplicaJob, ReplicaRun, Timed, Unsupported, builder
+from .base import Adapter, Layer, MixedPath, ReplicaJob, ReplicaRun, Timed, Unsupported, builder
+
+# The class each op is built from, by the same name in flax.linen and flax.nnx.
+CLASSES = {"layer_norm": "LayerNorm", "rms_norm": "RMSNorm", "batch_norm": "BatchNorm",
+           "group_norm": "GroupNorm", "instance_norm": "InstanceNorm"}
+HALF = ("bfloat16", "float16")
 
 
 def _enable_x64(dtype: str) -> None:
@@ -77,8 +83,20 @@ def move_channel(t, channel: int | None, last: bool):
     return jnp.moveaxis(t, channel, -1) if last else jnp.moveaxis(t, -1, channel)
 
 
+def param_dtype(spec: NormSpec, dtype: str) -> str:
+    """γ's and β's dtype: float32 on the mixed path (flax's param_dtype), else the tested dtype."""
+    return "float32" if spec.precision == "mixed" else dtype
+
+
+def dtype_args(spec: NormSpec, dtype: str) -> dict:
+    """flax's dtype arguments: on the mixed path the documented ``dtype=half`` (computation and
+    output) with ``param_dtype=float32``; otherwise dtype None and params in the tested dtype."""
+    out = {"param_dtype": resolve(param_dtype(spec, dtype))}
+    return {**out, "dtype": resolve(dtype)} if spec.precision == "mixed" else out
+
+
 def _common(spec: NormSpec, dtype: str) -> dict:
-    out = dict(epsilon=spec.eps, use_scale=spec.affine, param_dtype=resolve(dtype))
+    out = dict(epsilon=spec.eps, use_scale=spec.affine, **dtype_args(spec, dtype))
     if spec.kind.has_bias:
         out["use_bias"] = spec.affine
     return out
@@ -334,7 +352,7 @@ class FlaxLinenLayer(Layer):
         return _jitted_vjp(self.module, self._stateful, self._channel)
 
     def set_params(self, gamma: np.ndarray, beta: np.ndarray | None) -> None:
-        dt = resolve(self.dtype)
+        dt = resolve(param_dtype(self.spec, self.dtype))
         self.variables["params"] = {"scale": _tensor(gamma, dt)}
         if beta is not None:
             self.variables["params"]["bias"] = _tensor(beta, dt)
@@ -356,8 +374,8 @@ class FlaxLinenLayer(Layer):
         return Grads(_numpy(dx), *(_numpy(dp[k]) if k in dp else None for k in ("scale", "bias")))
 
     def jvp(self, x, tx, tgamma, tbeta, mask=None):
-        dt = resolve(self.dtype)
-        tparams = {k: _tensor(t, dt) for k, t in (("scale", tgamma), ("bias", tbeta)) if t is not None}
+        dt, pt = resolve(self.dtype), resolve(param_dtype(self.spec, self.dtype))
+        tparams = {k: _tensor(t, pt) for k, t in (("scale", tgamma), ("bias", tbeta)) if t is not None}
         fn = _jitted_jvp(self.module, self._stateful, self._channel)
         return _numpy(fn(self.variables, self._to_native(x), self._mask(mask, x.ndim), _tensor(tx, dt), tparams))
 
@@ -421,10 +439,20 @@ class FlaxLinenAdapter(Adapter):
         return replica_run(job, engine, n, y, dx, dp.get("scale"), dp.get("bias"), stats["mean"], stats["var"],
                            y_eval)
 
+    def mixed_precision(self, spec, dtype):
+        """Statistics and the whole normalization run in float32: ``_compute_stats`` casts x to at
+        least float32 and ``_normalize`` subtracts that float32 mean from x, so the rest promotes
+        to float32 with the float32 γ, β (and running statistics, kept float32); only the output
+        is cast to ``dtype``. dγ, dβ come back float32; dx in x's half dtype, but x is upcast twice
+        (once per function), so JAX sums two half-rounded cotangents in half: not float32-accurate."""
+        if dtype not in HALF:
+            return None
+        return MixedPath(f"flax.linen.{CLASSES[spec.op]}(dtype=jnp.{dtype}, param_dtype=jnp.float32): statistics "
+                         f"and normalization in float32, output cast to {dtype}", "float32",
+                         "https://github.com/google/flax/blob/main/flax/linen/normalization.py")
+
     def defaults(self, op):
         import flax.linen as nn
 
-        layer = {"layer_norm": nn.LayerNorm, "rms_norm": nn.RMSNorm, "batch_norm": nn.BatchNorm,
-                 "group_norm": nn.GroupNorm, "instance_norm": nn.InstanceNorm}[op]()
-        return describe(layer, op)
+        return describe(getattr(nn, CLASSES[op])(), op)
 

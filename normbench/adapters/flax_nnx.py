@@ -3,11 +3,12 @@ stateful modules.
 
 Conventions match flax.linen (see flax_linen.py: eps 1e-6 for every op but BatchNorm's 1e-5,
 flax momentum = 1 − spec.momentum, default use_fast_variance, dtype None, param_dtype = tested
-dtype, biased running variance, GroupNorm's channels moved last around the call, no running
-statistics for InstanceNorm, x64 switched on by the first float64 layer). nnx specifics, passed
-through: BatchNorm's running statistics are float32 Variables updated in place, so they stay
-float32 even for float64 (JAX warns about the float64→float32 scatter), and they promote x, so
-a float16/bfloat16 BatchNorm returns float32. Every nnx norm takes a flat ``num_features`` and
+dtype (on the mixed path dtype=<half>, param_dtype=float32), biased running variance,
+GroupNorm's channels moved last around the call, no running statistics for InstanceNorm, x64
+switched on by the first float64 layer). nnx specifics, passed through: BatchNorm's running
+statistics are float32 Variables updated in place, so they stay float32 even for float64 (JAX
+warns about the float64→float32 scatter), and they promote x, so a float16/bfloat16 BatchNorm
+with dtype None returns float32. Every nnx norm takes a flat ``num_features`` and
 reshapes its (n,) scale to the feature axes, so γ is loaded flattened and dγ reshaped back to
 param_shape (which only changes anything for LayerNorm and RMSNorm over several axes).
 Synchronized BatchNorm runs as in flax_linen.py, with nnx.BatchNorm(axis_name=...).
@@ -22,18 +23,22 @@ import numpy as np
 from ..numerics.dtypes import resolve
 from ..numerics.reference import Grads
 from ..ops.spec import NormSpec
-from .base import Adapter, Layer, ReplicaJob, ReplicaRun, Timed, Unsupported, builder
+from .base import Adapter, Layer, MixedPath, ReplicaJob, ReplicaRun, Timed, Unsupported, builder
 from .flax_linen import (
     _SYNC,
     AXIS,
+    CLASSES,
+    HALF,
     _enable_x64,
     _numpy,
     _tensor,
     describe,
+    dtype_args,
     features_last,
     move_channel,
     native_inputs,
     no_running_stats,
+    param_dtype,
     replica_layer,
     replica_run,
     shard_inputs,
@@ -44,7 +49,7 @@ from .flax_linen import (
 def _common(spec: NormSpec, dtype: str) -> dict:
     from flax import nnx
 
-    out = dict(epsilon=spec.eps, use_scale=spec.affine, param_dtype=resolve(dtype), rngs=nnx.Rngs(0))
+    out = dict(epsilon=spec.eps, use_scale=spec.affine, rngs=nnx.Rngs(0), **dtype_args(spec, dtype))
     if spec.kind.has_bias:
         out["use_bias"] = spec.affine
     return out
@@ -191,7 +196,7 @@ class FlaxNnxLayer(Layer):
         return _jitted_vjp(graph, self._stateful, self._channel)
 
     def set_params(self, gamma: np.ndarray, beta: np.ndarray | None) -> None:
-        dt = resolve(self.dtype)
+        dt = resolve(param_dtype(self.spec, self.dtype))
         self.module.scale[...] = _tensor(np.reshape(gamma, -1), dt)
         if beta is not None:
             self.module.bias[...] = _tensor(np.reshape(beta, -1), dt)
@@ -289,9 +294,21 @@ class FlaxNnxAdapter(Adapter):
         engine = f"jax.shard_map over {job.replicas} CPU devices, flax.nnx.BatchNorm(axis_name={AXIS!r})"
         return replica_run(job, engine, n, y, dx, dgamma, dbeta, stats["mean"][...], stats["var"][...], y_eval)
 
+    def mixed_precision(self, spec, dtype):
+        """Statistics run in float32 (``_compute_stats`` casts x up), but ``promote_dtype`` first casts
+        γ, β (and BatchNorm's float32 running statistics) to ``dtype``: training normalizes in float32
+        with half-rounded γ and β, eval BatchNorm entirely in half, and dγ, dβ, though float32, pass
+        through that cast and come back rounded to the half dtype. So the documented compute dtype is
+        the half one; the running statistics themselves stay float32 Variables."""
+        if dtype not in HALF:
+            return None
+        cast = ("γ, β" if spec.kind.has_bias else "γ") + (" and running statistics" if spec.op == "batch_norm" else "")
+        return MixedPath(f"flax.nnx.{CLASSES[spec.op]}(num_features, dtype=jnp.{dtype}, param_dtype=jnp.float32): "
+                         f"statistics in float32, {cast} cast to {dtype} first", dtype,
+                         "https://github.com/google/flax/blob/main/flax/nnx/nn/normalization.py")
+
     def defaults(self, op):
         from flax import nnx
 
-        cls = {"layer_norm": nnx.LayerNorm, "rms_norm": nnx.RMSNorm, "batch_norm": nnx.BatchNorm,
-               "group_norm": nnx.GroupNorm, "instance_norm": nnx.InstanceNorm}[op]
-        return describe(cls(32, rngs=nnx.Rngs(0)), op)  # 32 features: GroupNorm's default 32 groups divide them
+        # 32 features: GroupNorm's default 32 groups divide them
+        return describe(getattr(nnx, CLASSES[op])(32, rngs=nnx.Rngs(0)), op)

@@ -18,6 +18,11 @@ GroupNormalization kernel: it inlines the ONNX function body, which computes in 
 has a float kernel only; float16 runs through Casts onnxruntime inserts. Schema defaults (the
 ``defaults`` facts): epsilon 1e-5 everywhere, BatchNormalization momentum 0.9, stash_type 1 for
 LayerNormalization, RMSNormalization and GroupNormalization, num_groups required.
+
+Mixed precision: only BatchNormalization-15 types its parameters apart from X (T, T1, T2), and its
+schema computes the statistics in float; the graph takes X and Y in float16 with scale, B and the
+running statistics in float32. onnxruntime 1.31's CPU provider has no kernel for it with bfloat16 X.
+The other ops have no float32-parameter graph around half X (``_Node.no_mixed`` says why, as measured).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import numpy as np
 
 from ..numerics.dtypes import resolve
 from ..ops.spec import NormSpec
-from .base import Adapter, Layer, Timed, Unsupported, builder
+from .base import Adapter, Layer, MixedPath, Timed, Unsupported, builder
 
 _ONNX_TYPE = {"float64": "DOUBLE", "float32": "FLOAT", "float16": "FLOAT16", "bfloat16": "BFLOAT16"}
 
@@ -47,24 +52,43 @@ class _Node:
     attrs: Callable[[NormSpec], dict[str, Any]] = lambda spec: {}  # besides epsilon
     running: bool = False  # takes running mean/var inputs, returns them in training_mode=1
     no_dtype: Mapping[str, str] = field(default_factory=dict)  # dtype -> why the CPU provider cannot run it
+    no_mixed: Mapping[str, str] = field(default_factory=dict)  # half dtype -> why it has no mixed-precision graph
+
+
+def _halves(why: str) -> dict[str, str]:
+    return {"bfloat16": why, "float16": why}
 
 
 _NODES: dict[str, _Node] = {
-    "layer_norm": _Node("LayerNormalization", 17, "optional", lambda s: {"axis": -s.normalized_ndim}),
+    "layer_norm": _Node("LayerNormalization", 17, "optional", lambda s: {"axis": -s.normalized_ndim},
+                        no_mixed=_halves(
+        "LayerNormalization-17 types Scale and B as X (T; only Mean and InvStdDev follow stash_type), so no "
+        "graph holds float32 parameters; its stash_type=1 float32 statistics with half parameters are the "
+        "plain half case")),
     "rms_norm": _Node("RMSNormalization", 23, None, lambda s: {"axis": -s.normalized_ndim}, no_dtype={
         "bfloat16": "onnxruntime's CPU provider registers RMSNormalization for float, double and float16 "
-                    "only; bfloat16 falls back to the ONNX function body, whose Mul has no bfloat16 kernel"}),
+                    "only; bfloat16 falls back to the ONNX function body, whose Mul has no bfloat16 kernel"},
+                      no_mixed=_halves(
+        "RMSNormalization-23 types scale and Y apart from X (V), but its function body casts Normalized back "
+        "to X's type before Mul(Normalized, scale), which then binds two types; onnxruntime 1.31's CPU kernel "
+        "takes T = V only and inlining the body fails: Type parameter (T) of Optype (Mul) bound to different "
+        "types")),
     "batch_norm": _Node("BatchNormalization", 15, "required", lambda s: {"momentum": 1.0 - s.momentum},
                         running=True, no_dtype={
-        "bfloat16": "onnxruntime's CPU provider has no bfloat16 BatchNormalization kernel"}),
+        "bfloat16": "onnxruntime's CPU provider has no bfloat16 BatchNormalization kernel"}, no_mixed={
+        "bfloat16": "onnxruntime's CPU provider has no BatchNormalization-15 kernel for bfloat16 X with float "
+                    "scale, B, mean and var (NOT_IMPLEMENTED)"}),
     "group_norm": _Node("GroupNormalization", 21, "required", lambda s: {"num_groups": s.groups}, no_dtype={
         "bfloat16": "onnxruntime's CPU provider has no GroupNormalization kernel and the ONNX function "
-                    "body it inlines needs bfloat16 Mul/ReduceMean kernels it lacks"}),
+                    "body it inlines needs bfloat16 Mul/ReduceMean kernels it lacks"}, no_mixed=_halves(
+        "GroupNormalization-21 types scale and bias as X (T), so no graph holds float32 parameters; its "
+        "stash_type=1 float32 statistics with half parameters are the plain half case")),
     "instance_norm": _Node("InstanceNormalization", 6, "required", no_dtype={
         "float64": "onnxruntime's CPU provider registers InstanceNormalization for float only "
                    "(float16 runs through inserted Casts; nothing does double)",
         "bfloat16": "ONNX InstanceNormalization-6 does not take bfloat16 (opset 22 does, but "
-                    "onnxruntime's CPU provider has no bfloat16 kernel for it)"}),
+                    "onnxruntime's CPU provider has no bfloat16 kernel for it)"}, no_mixed=_halves(
+        "InstanceNormalization types input, scale and B alike (T) and has no stash_type")),
 }
 
 
@@ -75,6 +99,8 @@ def _session(node: _Node, spec: NormSpec, dtype: str, training: bool):
     from onnx import TensorProto, helper
 
     elem = getattr(TensorProto, _ONNX_TYPE[dtype])
+    # on the mixed path everything but X and Y (scale, B, running statistics) is float32
+    other = TensorProto.FLOAT if spec.precision == "mixed" else elem
     inputs = ["X", "scale"]
     if node.bias == "required" or (node.bias == "optional" and spec.affine):
         inputs.append("bias")
@@ -86,8 +112,8 @@ def _session(node: _Node, spec: NormSpec, dtype: str, training: bool):
         outputs += ["running_mean", "running_var"] if training else []
     graph = helper.make_graph(
         [helper.make_node(node.type, inputs, outputs, **attrs)], spec.op,
-        [helper.make_tensor_value_info(n, elem, None) for n in inputs],
-        [helper.make_tensor_value_info(n, elem, None) for n in outputs],
+        [helper.make_tensor_value_info(n, elem if n == "X" else other, None) for n in inputs],
+        [helper.make_tensor_value_info(n, elem if n == "Y" else other, None) for n in outputs],
     )
     # onnx 1.23 writes an IR version newer than onnxruntime 1.31 loads: take the oldest the opset allows.
     opset = [helper.make_opsetid("", node.opset)]
@@ -122,12 +148,13 @@ class OnnxRuntimeLayer(Layer):
     def __init__(self, spec, shape, dtype, native):
         super().__init__(spec, shape, dtype, native)
         self._np = resolve(dtype)
+        self._params = resolve("float32" if spec.precision == "mixed" else dtype)  # γ, β, running statistics
         # ONNX channel ops take the channels on axis 1; token ops need no move.
         self._channel = spec.feature_axis(len(shape)) if spec.kind.channel_axis else None
         self._sessions = native(spec, self.shape, dtype)
 
-    def _array(self, a) -> np.ndarray:
-        return np.ascontiguousarray(a, dtype=self._np)
+    def _array(self, a, dtype=None) -> np.ndarray:
+        return np.ascontiguousarray(a, dtype=dtype or self._np)
 
     def _to_native(self, x: np.ndarray):
         if self._channel is not None:
@@ -146,9 +173,9 @@ class OnnxRuntimeLayer(Layer):
         io = sess.io_binding()
         io.bind_ortvalue_input("X", xv)
         for inp in sess.get_inputs()[1:]:
-            io.bind_ortvalue_input(inp.name, _ortvalue(self._array(feeds[inp.name])))
+            io.bind_ortvalue_input(inp.name, _ortvalue(self._array(feeds[inp.name], self._params)))
         names = [o.name for o in sess.get_outputs()]
-        outs = [np.empty(xv.shape() if n == "Y" else pshape, self._np) for n in names]
+        outs = [np.empty(xv.shape(), self._np) if n == "Y" else np.empty(pshape, self._params) for n in names]
         for name, a in zip(names, outs, strict=True):
             io.bind_ortvalue_output(name, _ortvalue(a))
         return sess, io, outs
@@ -196,6 +223,8 @@ class OnnxRuntimeAdapter(Adapter):
     def unsupported(
         self, spec: NormSpec, shape: tuple[int, ...], dtype: str, features: tuple[str, ...] = ()
     ) -> str | None:
+        if spec.precision == "mixed" and spec.op in _NODES and dtype in _NODES[spec.op].no_mixed:
+            return f"ONNX has no mixed-precision path for {spec.op} on {dtype}: {_NODES[spec.op].no_mixed[dtype]}"
         reason = super().unsupported(spec, shape, dtype, features)
         if reason is not None:
             return reason
@@ -203,6 +232,15 @@ class OnnxRuntimeAdapter(Adapter):
         if spec.has_running_stats and not node.running:
             return f"ONNX {node.type} keeps no running statistics (no momentum, no running mean/var)"
         return node.no_dtype.get(dtype)
+
+    def mixed_precision(self, spec, dtype):
+        """X and Y in the half dtype around float32 parameters and statistics, where the schema types
+        them apart and a kernel runs it; the statistics in float32, as BatchNormalization-15 says."""
+        node = _NODES.get(spec.op)
+        if node is None or dtype not in ("bfloat16", "float16") or dtype in node.no_mixed:
+            return None
+        return MixedPath(f"{node.type}-{node.opset}: X, Y in {dtype}; scale, B, mean, var in float32 (T, T1, T2)",
+                         "float32", f"https://onnx.ai/onnx/operators/onnx__{node.type}.html")
 
     def defaults(self, op):
         """The operator schema's attribute defaults (float32, as all ONNX float attributes).

@@ -6,15 +6,25 @@ is normbench's canonical one; torch stores *unbiased* running variance (BatchNor
 InstanceNorm with track_running_stats), passed through. Synchronized BatchNorm runs
 torch.nn.SyncBatchNorm under torch.distributed (``torch_replicas``), on CPU unless
 NORMBENCH_TORCH_DEVICE=cuda.
+
+Mixed precision is torch.autocast("cpu", dtype=<half dtype>) around the layer's calls, as users
+write it: float32 parameters and buffers, the input already in the half dtype (as a previous
+autocast op returns it), backward outside the context. No norm is on CPU autocast's lists (cdist
+is, for contrast): unlisted ops "run in the type defined by their inputs", so the documented
+compute dtype is the half one, whatever the mixed-type kernels do inside.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 
 from ..numerics.dtypes import resolve
 from ..numerics.reference import Grads
-from .base import Adapter, Layer, ReplicaJob, ReplicaRun, Timed, builder
+from .base import Adapter, Layer, MixedPath, ReplicaJob, ReplicaRun, Timed, builder
+
+_AMP_CPU = "https://docs.pytorch.org/docs/stable/amp.html#cpu-op-specific-behavior"
 
 
 def _tensor(a: np.ndarray, dtype: str):
@@ -74,7 +84,8 @@ def _instance_norm(spec, shape, dtype):
 class TorchLayer(Layer):
     def __init__(self, spec, shape, dtype, native):
         super().__init__(spec, shape, dtype, native)
-        self.module = native(spec, self.shape, dtype)
+        self._params = "float32" if spec.precision == "mixed" else dtype  # parameters' and buffers' dtype
+        self.module = native(spec, self.shape, self._params)
         self._channel = spec.feature_axis(len(shape)) if spec.kind.channel_axis else 1
 
     def _to_native(self, x: np.ndarray):
@@ -86,23 +97,33 @@ class TorchLayer(Layer):
         import torch
 
         t = t.movedim(self._channel, 1)
-        y = self.module(t) if state is None else torch.func.functional_call(self.module, state, (t,))
+        with self._autocast():
+            y = self.module(t) if state is None else torch.func.functional_call(self.module, state, (t,))
         return y.movedim(1, self._channel)
+
+    def _autocast(self):
+        """The forward's context: CPU autocast to the input's half dtype on the mixed path. Only the
+        forward runs in it; backward runs outside, as torch documents."""
+        import torch
+
+        if self.spec.precision != "mixed":
+            return contextlib.nullcontext()
+        return torch.autocast("cpu", dtype=getattr(torch, self.dtype))
 
     def set_params(self, gamma, beta):
         import torch
 
         with torch.no_grad():
-            self.module.weight.copy_(_tensor(gamma, self.dtype))
+            self.module.weight.copy_(_tensor(gamma, self._params))
             if beta is not None:
-                self.module.bias.copy_(_tensor(beta, self.dtype))
+                self.module.bias.copy_(_tensor(beta, self._params))
 
     def set_running(self, mean, var):
         import torch
 
         with torch.no_grad():
-            self.module.running_mean.copy_(_tensor(mean, self.dtype))
-            self.module.running_var.copy_(_tensor(var, self.dtype))
+            self.module.running_mean.copy_(_tensor(mean, self._params))
+            self.module.running_var.copy_(_tensor(var, self._params))
 
     def running(self):
         return _numpy(self.module.running_mean), _numpy(self.module.running_var)
@@ -198,6 +219,13 @@ class TorchAdapter(Adapter):
             out["track_running_stats"] = layer.track_running_stats
         out["affine"] = bool(getattr(layer, "affine", getattr(layer, "elementwise_affine", False)))
         return out
+
+    def mixed_precision(self, spec, dtype):
+        """CPU autocast for every op and half dtype (float16 shares bfloat16's lists); the op runs
+        in its input's half dtype, as the docs say of unlisted ops."""
+        if dtype not in ("bfloat16", "float16"):
+            return None
+        return MixedPath(f"torch.autocast('cpu', dtype=torch.{dtype})", dtype, _AMP_CPU)
 
     def replicate(self, job: ReplicaJob) -> ReplicaRun:
         from . import torch_replicas

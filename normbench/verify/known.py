@@ -234,6 +234,29 @@ def wrong_gradient(row: Row) -> float:
     return _within_tolerances(row, 2 * _gradient_scale(row))
 
 
+@_from_arrays
+def _stopped_mean_term(row: Row, case, x, p) -> float:
+    """The term a variance taken about stop_gradient(mean) drops from ∂⟨dx, v⟩/∂x: its second
+    derivative is (2/n)·I instead of (2/n)(I − 11ᵀ/n), which leaves −(Σγ·dy·x̂)(Σv)/(n²·s²) on
+    every position of a group."""
+    from ..numerics import reference
+
+    spec = case.spec
+    m = reference.moments(spec, x)
+    s = np.sqrt(m.var + spec.eps)
+    xhat = (np.asarray(x, np.float64) - m.mean) / s
+    gamma = np.ones(spec.broadcast_shape(x.shape)) if p["gamma"] is None else \
+        np.asarray(p["gamma"], np.float64).reshape(spec.broadcast_shape(x.shape))
+    g = gamma * np.asarray(p["dy"], np.float64)
+    term = reference.group_sum(spec, g * xhat) * reference.group_sum(spec, np.asarray(p["v"], np.float64))
+    return float(np.nanmax(np.abs(term / (m.count**2 * s**2))))
+
+
+def stopped_mean_gradient(row: Row) -> float:
+    """A second derivative missing the stopped mean's term: off by that term, twice for slack."""
+    return _within_tolerances(row, 2 * _stopped_mean_term(row))
+
+
 def computes_in(dtype: str) -> Envelope:
     """The cause computes (or rounds a parameter to) ``dtype``: the policy tolerance of that
     dtype, which is the record's tolerance scaled by the ratio of machine epsilons."""
@@ -322,6 +345,18 @@ KNOWN: tuple[Known, ...] = (
         envelope=one_pass_variance,
     ),
     Known(
+        "flax-linen-mixed-dx-double-upcast",
+        "flax.linen norms with dtype=bfloat16/float16 and param_dtype=float32 upcast x to float32 twice (x.astype "
+        "in _compute_stats, and promotion in _normalize's x − mean); JAX rounds each path's float32 gradient to the "
+        "half input dtype and adds the two in half precision, so dx carries ε_half·|γ·dy|/σ of cancellation error "
+        "instead of one rounding of the float32 result. Reproducer: LayerNorm(dtype=jnp.bfloat16, "
+        "param_dtype=jnp.float32) on randn(8, 16) in bfloat16: dx relative error 4.8e-2, against 3.7e-3 when the "
+        "caller upcasts x once (flax 0.12.8, jax 0.10.2)",
+        "https://github.com/google/flax/blob/main/flax/linen/normalization.py",
+        lambda r: _in(r, adapter=("flax.linen",), check=("grad_dx",)) and _params(r).get("precision") == "mixed",
+        envelope=lambda r: machine_eps(r["dtype"]) / machine_eps("float32"),  # dx as if computed in half
+    ),
+    Known(
         "flax-nnx-float32-batch-stats",
         "flax.nnx.BatchNorm creates its running mean and variance as float32 whatever param_dtype is, "
         "so float64 running statistics are rounded to float32",
@@ -377,7 +412,8 @@ KNOWN: tuple[Known, ...] = (
         "https://github.com/keras-team/keras/blob/master/keras/src/backend/torch/nn.py",
         lambda r: _in(r, adapter=("keras[torch]",), op=("batch_norm", "group_norm", "instance_norm"),
                       dtype=_WIDE, input=_STRESS,
-                      check=("forward_train", "grad_dx", "grad_dgamma", "grad_dbeta", "running_var"))
+                      check=("forward_train", "grad_dx", "grad_dgamma", "grad_dbeta", "running_var", "jvp",
+                             "second_order_dx", "second_order_dgamma"))
         or _in(r, adapter=("keras[torch]",), op=("batch_norm", "group_norm", "instance_norm"), dtype=_WIDE,
                check=("scale_shift_invariance",)),
         envelope=one_pass_variance_in("float32"), nonfinite=True,
@@ -391,6 +427,20 @@ KNOWN: tuple[Known, ...] = (
         "https://github.com/keras-team/keras/issues/23704",
         lambda r: _in(r, adapter=_KERAS_32, dtype=("float64",)),
         envelope=computes_in("float32"),
+    ),
+    Known(
+        "tf-moments-stop-gradient-second-order",
+        "tf.nn.moments takes the variance about stop_gradient(mean) (its comment: it 'does not change the "
+        "gradient', true only of first derivatives), so differentiating a gradient through it — Keras 3's TF "
+        "backend moments, tf_keras's non-fused BatchNorm and LayerNorm — gets the variance's second derivative "
+        "as (2/n)·I instead of (2/n)(I − 11ᵀ/n): ∂⟨dx, v⟩/∂x is off by −(Σγ·dy·x̂)(Σv)/(n²·s²) on every "
+        "position of a group. Reproducer (TF 2.21, float64): x = [1, 2, 4, 8]; nested GradientTapes over "
+        "tf.nn.moments(x, [0])[1] give Hessian row sums [0.5, 0.5, 0.5, 0.5], tf.math.reduce_variance gives "
+        "[0, 0, 0, 0]",
+        "https://github.com/tensorflow/tensorflow/blob/master/tensorflow/python/ops/nn_impl.py",
+        lambda r: _in(r, adapter=("keras[tensorflow]", "tf_keras"), op=_CENTRED, check=("second_order_dx",))
+        and not _params(r).get("masked"),
+        envelope=stopped_mean_gradient,
     ),
     Known(
         "tf-keras-fused-ignores-mask",
