@@ -184,7 +184,7 @@ def test_a_benchmark_waits_until_it_has_the_machine_alone():
         time.sleep(0.5)
         assert events == ["waiting"]  # held back while any verification runs
         events.append("verified")
-    worker.join(10)
+    worker.join(300)  # other normbench processes on this machine (a developer's run) may still hold it
     assert events == ["waiting", "verified", "bench"]
 
 
