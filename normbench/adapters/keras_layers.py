@@ -8,9 +8,9 @@ so each backend is an adapter whose ``environment`` names it, in a ``group`` of 
 raises Unsupported rather than silently running the wrong one. Layers are built the same way
 on every backend; each backend is called as its users run it: TF eagerly, with gradients from
 ``tf.GradientTape`` and benchmarks under ``tf.function``; JAX as Keras's JAX trainer does, a
-jitted ``stateless_call`` (gradients by ``jax.vjp`` through it) whose updated moving statistics
-are assigned back; torch eagerly (Keras's torch trainer does not compile by default), with
-gradients from ``torch.autograd``.
+jitted stateless call of the layer (gradients by ``jax.vjp`` through it) whose updated moving
+statistics are assigned back; torch eagerly (Keras's torch trainer does not compile by default),
+with gradients from ``torch.autograd``.
 
 Each layer gets spec.eps as ``epsilon`` (defaults: 1e-3 for LayerNorm, BatchNorm and
 GroupNorm; 1e-6 for RMSNormalization, whose functional ``ops.rms_normalization`` defaults to
@@ -19,8 +19,10 @@ ops take the feature axis natively, so both layouts run unpermuted. RMSNormaliza
 has its ``scale`` (γ; no switch), so RMSNorm without affine is a skip; so is InstanceNorm with
 running statistics, which nothing in Keras keeps. Keras's momentum is ``1 - spec.momentum``;
 it stores biased running variance and, under a float16 or bfloat16 dtype policy, keeps γ, β
-and running statistics in that dtype (computing in float32, returning the policy dtype): all
-passed through, as is masked BN's quirks, the same code on every backend: Keras expands the
+and running statistics in that dtype (computing in float32, returning the policy dtype). The
+mixed path gives each layer a ``DTypePolicy("mixed_<half>")`` of its own: float32 variables
+around half inputs and outputs, RMSNormalization alone reading its scale in the half dtype
+(``_MIXED``). All passed through, as is masked BN's quirks, the same code on every backend: Keras expands the
 mask on the *last* axis (channels_first 3-D/4-D inputs raise, or are silently misweighted
 when shapes happen to broadcast), divides by count + 1e-7, and raises for C=1. Passed
 through as well, per backend: ``ops.moments`` (BatchNorm, GroupNorm) is two-pass on TF
@@ -50,7 +52,7 @@ import numpy as np
 from ..numerics.reference import Grads
 from ..ops.spec import NormSpec
 from . import tf_replicas
-from .base import Adapter, Layer, Refused, ReplicaJob, ReplicaRun, Timed, Unsupported, builder
+from .base import Adapter, Layer, MixedPath, Refused, ReplicaJob, ReplicaRun, Timed, Unsupported, builder
 
 
 def _select(backend: str) -> None:
@@ -78,11 +80,40 @@ def _keras(backend: str) -> Any:
     return keras
 
 
+def _policy(spec: NormSpec, dtype: str) -> Any:
+    """The layer's ``dtype=``: on the mixed path a DTypePolicy of its own (float32 variables, compute
+    in ``dtype``), not the global policy, so nothing leaks into the next case."""
+    import keras
+
+    return keras.mixed_precision.DTypePolicy(f"mixed_{dtype}") if spec.precision == "mixed" else dtype
+
+
+_SRC = "https://github.com/keras-team/keras/blob/master/keras/src/"
+# Each op's layer under a mixed policy, the same code on every backend: (its call up to ``dtype=``, what
+# its source does, the compute dtype: "float32" or "half", the source). LayerNormalization,
+# BatchNormalization and GroupNormalization switch autocast off for the layer and for γ, β and moving
+# statistics (float32), and upcast x to float32 before the statistics. RMSNormalization keeps autocast on,
+# so Layer.__call__ reads its float32 scale as the half compute dtype; ops.rms_normalization then upcasts x
+# and that half-rounded γ to float32, and dγ comes back through the cast, rounded to the half dtype.
+_MIXED = {
+    "layer_norm": ("LayerNormalization(", "x upcast to float32 by ops.layer_normalization (F.layer_norm on "
+                   "torch), γ and β float32", "float32", "ops/nn.py"),
+    "rms_norm": ("RMSNormalization(", "γ autocast to {half}, then x and γ upcast to float32 by "
+                 "ops.rms_normalization (F.rms_norm on torch)", "half", "layers/normalization/rms_normalization.py"),
+    "batch_norm": ("BatchNormalization(", "x upcast to float32, γ, β and moving statistics float32", "float32",
+                   "layers/normalization/batch_normalization.py"),
+    "group_norm": ("GroupNormalization(", "x upcast to float32, γ and β float32", "float32",
+                   "layers/normalization/group_normalization.py"),
+    "instance_norm": ("GroupNormalization(groups=-1, ", "x upcast to float32, γ and β float32", "float32",
+                      "layers/normalization/group_normalization.py"),
+}
+
+
 def _layer_norm(spec, shape, dtype):
     import keras
 
     return keras.layers.LayerNormalization(axis=list(spec.reduce_axes(len(shape))), epsilon=spec.eps,
-                                           center=spec.affine, scale=spec.affine, dtype=dtype)
+                                           center=spec.affine, scale=spec.affine, dtype=_policy(spec, dtype))
 
 
 def _rms_norm(spec, shape, dtype):
@@ -91,15 +122,16 @@ def _rms_norm(spec, shape, dtype):
     if not spec.affine:
         raise Unsupported("keras.layers.RMSNormalization always has a learnable scale (γ); it has no "
                           "argument to leave it out")
-    return keras.layers.RMSNormalization(axis=list(spec.reduce_axes(len(shape))), epsilon=spec.eps, dtype=dtype)
+    return keras.layers.RMSNormalization(axis=list(spec.reduce_axes(len(shape))), epsilon=spec.eps,
+                                         dtype=_policy(spec, dtype))
 
 
 def _batch_norm(spec, shape, dtype, **options):
     import keras
 
     return keras.layers.BatchNormalization(axis=spec.feature_axis(len(shape)), momentum=1 - spec.momentum,
-                                           epsilon=spec.eps, center=spec.affine, scale=spec.affine, dtype=dtype,
-                                           **options)
+                                           epsilon=spec.eps, center=spec.affine, scale=spec.affine,
+                                           dtype=_policy(spec, dtype), **options)
 
 
 def _group_norm(spec, shape, dtype, groups=None):
@@ -107,7 +139,7 @@ def _group_norm(spec, shape, dtype, groups=None):
 
     return keras.layers.GroupNormalization(groups=spec.groups if groups is None else groups,
                                            axis=spec.feature_axis(len(shape)), epsilon=spec.eps,
-                                           center=spec.affine, scale=spec.affine, dtype=dtype)
+                                           center=spec.affine, scale=spec.affine, dtype=_policy(spec, dtype))
 
 
 def _instance_norm(spec, shape, dtype):
@@ -211,8 +243,8 @@ class KerasLayer(Layer):
             variable.assign(_tensor(value, variable.dtype))  # in the variable's own dtype
 
     def set_running(self, mean: np.ndarray, var: np.ndarray) -> None:
-        self.module.moving_mean.assign(_tensor(mean, self.dtype))
-        self.module.moving_variance.assign(_tensor(var, self.dtype))
+        for variable, value in ((self.module.moving_mean, mean), (self.module.moving_variance, var)):
+            variable.assign(_tensor(value, variable.dtype))  # float32 on the mixed path
 
     def running(self) -> tuple[np.ndarray, np.ndarray]:
         return _numpy(self.module.moving_mean), _numpy(self.module.moving_variance)
@@ -284,18 +316,25 @@ class KerasLayer(Layer):
 
 @functools.cache
 def _jax_functions(native: _Native, spec: NormSpec, shape: tuple[int, ...], dtype: str) -> dict[str, Any]:
-    """Jitted pure functions over ``stateless_call`` of one template layer per configuration,
-    as Keras's JAX trainer jits them: "train" / "infer" map (trainable, non_trainable, x, mask)
-    to (y, non_trainable after the call); "grad" maps (trainable, non_trainable, x, mask, dy) to
-    (dx, d trainable). Any layer of that configuration passes its own variable values. Cached,
-    so a configuration compiles once per shape; eager Keras on JAX compiles every op separately
-    for each new shape, ~4x slower on the suites' small cases."""
+    """Jitted pure functions over a stateless call of one template layer per configuration, as
+    Keras's JAX trainer jits them: its model's ``stateless_call`` runs each layer's ``__call__`` in a
+    ``StatelessScope``, and so does "apply" (the layer's own ``stateless_call`` would skip ``__call__``,
+    and with it a mixed policy's autocasting of variables). "train" / "infer" map (trainable,
+    non_trainable, x, mask) to (y, non_trainable after the call); "grad" maps (trainable,
+    non_trainable, x, mask, dy) to (dx, d trainable). Any layer of that configuration passes its
+    own variable values. Cached, so a configuration compiles once per shape; eager Keras on JAX
+    compiles every op separately for each new shape, ~4x slower on the suites' small cases."""
     import jax
+    import keras
 
     module = _build("jax", native, spec, shape, dtype)
 
     def apply(trainable, non_trainable, t, mask, training):
-        return module.stateless_call(trainable, non_trainable, t, **_call_kwargs(native, training, mask))
+        variables = zip((*module.trainable_variables, *module.non_trainable_variables), (*trainable, *non_trainable),
+                        strict=True)
+        with keras.StatelessScope(state_mapping=list(variables)) as scope:
+            y = module(t, **_call_kwargs(native, training, mask))
+        return y, [scope.get_current_value(v) for v in module.non_trainable_variables]
 
     def grad(trainable, non_trainable, t, mask, dy):
         def f(t, trainable):
@@ -493,6 +532,16 @@ class KerasTensorflowAdapter(Adapter):
                           f"raises {type(exc).__name__}: {exc}", {"exception": type(exc).__name__}) from exc
         raise Unsupported(f"keras.layers.BatchNormalization(synchronized=True) constructs on the {self.backend} "
                           "backend, but only TensorFlow's distribution strategies are wired here")
+
+    def mixed_precision(self, spec, dtype):
+        """A per-layer ``DTypePolicy("mixed_<half>")``: float32 variables, x in the half dtype, the output
+        cast to it; the compute dtype is what the layer's source does with them (``_MIXED``), the same
+        Keras code on every backend."""
+        if dtype not in ("bfloat16", "float16"):
+            return None
+        layer, how, compute, src = _MIXED[spec.op]
+        return MixedPath(f"keras.layers.{layer}dtype=DTypePolicy('mixed_{dtype}')): {how.format(half=dtype)}",
+                         dtype if compute == "half" else compute, _SRC + src)
 
     def defaults(self, op):
         layers = _keras(self.backend).layers

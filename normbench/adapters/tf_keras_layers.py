@@ -18,7 +18,9 @@ TF's fused batch-norm kernel for float32 with eps ≥ 1.001e-5 and ``tf.nn.momen
 otherwise, in the layer's own dtype for float16/bfloat16 (only mixed precision upcasts);
 GroupNormalization likewise computes in the layer's dtype, with ``tf.nn.weighted_moments``
 (two-pass; it upcasts float16 statistics to float32, not bfloat16) and
-``tf.nn.batch_normalization``. Momentum is ``1 - spec.momentum``, as in Keras 3. Gradients
+``tf.nn.batch_normalization``. The mixed path gives each layer a ``Policy("mixed_<half>")`` of
+its own: float32 variables around half inputs and outputs (see ``mixed_precision`` for what each
+layer then computes in). Momentum is ``1 - spec.momentum``, as in Keras 3. Gradients
 come from ``tf.GradientTape``; benchmarks time ``tf.function``, as for keras[tensorflow], and
 synchronized BatchNorm runs under the same MirroredStrategy (``tf_replicas``).
 """
@@ -34,7 +36,7 @@ import numpy as np
 from ..numerics.reference import Grads
 from ..ops.spec import NormSpec
 from . import tf_replicas
-from .base import Adapter, Layer, ReplicaJob, ReplicaRun, Timed, Unsupported, builder
+from .base import Adapter, Layer, MixedPath, ReplicaJob, ReplicaRun, Timed, Unsupported, builder
 
 
 def _tf_keras() -> Any:
@@ -54,21 +56,27 @@ def _numpy(t: Any) -> np.ndarray:
     return np.array(t.numpy())
 
 
+def _policy(spec: NormSpec, dtype: str) -> Any:
+    """The layer's ``dtype=``: on the mixed path a Policy of its own (float32 variables, compute in
+    ``dtype``), not the global policy, so nothing leaks into the next case."""
+    return _tf_keras().mixed_precision.Policy(f"mixed_{dtype}") if spec.precision == "mixed" else dtype
+
+
 def _layer_norm(spec, shape, dtype):
     return _tf_keras().layers.LayerNormalization(axis=list(spec.reduce_axes(len(shape))), epsilon=spec.eps,
-                                                 center=spec.affine, scale=spec.affine, dtype=dtype)
+                                                 center=spec.affine, scale=spec.affine, dtype=_policy(spec, dtype))
 
 
 def _batch_norm(spec, shape, dtype, **options):
     return _tf_keras().layers.BatchNormalization(axis=spec.feature_axis(len(shape)), momentum=1 - spec.momentum,
                                                  epsilon=spec.eps, center=spec.affine, scale=spec.affine,
-                                                 dtype=dtype, **options)
+                                                 dtype=_policy(spec, dtype), **options)
 
 
 def _group_norm(spec, shape, dtype, groups=None):
     return _tf_keras().layers.GroupNormalization(groups=spec.groups if groups is None else groups,
                                                  axis=spec.feature_axis(len(shape)), epsilon=spec.eps,
-                                                 center=spec.affine, scale=spec.affine, dtype=dtype)
+                                                 center=spec.affine, scale=spec.affine, dtype=_policy(spec, dtype))
 
 
 def _instance_norm(spec, shape, dtype):
@@ -77,6 +85,8 @@ def _instance_norm(spec, shape, dtype):
                           "GroupNormalization(groups=-1), keeps none")
     return _group_norm(spec, shape, dtype, groups=-1)  # -1: one group per channel
 
+
+_SRC = "https://github.com/keras-team/tf-keras/blob/master/tf_keras/src/layers/normalization/"
 
 # The arguments each op's layer's ``call`` takes (LayerNormalization's takes neither); γ and β
 # are ``gamma`` and ``beta`` in all of them.
@@ -207,6 +217,30 @@ class TfKerasAdapter(Adapter):
                                           (module.moving_mean, module.moving_variance))
 
         return tf_replicas.run(job, self.name, make, "tf_keras.layers.BatchNormalization(synchronized=True)")
+
+    def mixed_precision(self, spec, dtype):
+        """A per-layer ``Policy("mixed_<half>")``: x cast to the half dtype, variables float32; the compute
+        dtype is what each layer's source does with them. LayerNormalization's Python path upcasts x to
+        float32 "if mixed precision is used", but with eps ≥ 1.001e-5 it takes the fused kernel and applies
+        γ and β to its half output in half; BatchNormalization normalizes in float32 on both its paths;
+        GroupNormalization keeps autocast on for γ and β and never upcasts x, so it computes in the half
+        dtype (``tf.nn.weighted_moments`` upcasts float16 statistics only)."""
+        if dtype not in ("bfloat16", "float16") or spec.op not in self.builders:
+            return None
+        # LayerNormalization._fused_can_be_used: float32 variables, trailing axes (always, here), eps ≥ 1.001e-5
+        fused = spec.op == "layer_norm" and spec.eps >= 1.001e-5
+        layer, how, compute = {
+            "layer_norm": ("LayerNormalization(", f"fused_batch_norm on x, then γ, β applied in {dtype}", dtype)
+            if fused else ("LayerNormalization(", "x upcast to float32, γ and β float32", "float32"),
+            "batch_norm": ("BatchNormalization(", "float32 statistics and normalization (upcast x or the fused "
+                           "kernel), γ, β and moving statistics float32", "float32"),
+            "group_norm": ("GroupNormalization(", f"γ and β autocast to {dtype}, normalization in {dtype}", dtype),
+            "instance_norm": ("GroupNormalization(groups=-1, ", f"γ and β autocast to {dtype}, normalization in "
+                              f"{dtype}", dtype),
+        }[spec.op]
+        src = "group" if spec.op == "instance_norm" else spec.op.split("_")[0]
+        return MixedPath(f"tf_keras.layers.{layer}dtype=Policy('mixed_{dtype}')): {how}", compute,
+                         f"{_SRC}{src}_normalization.py")
 
     def defaults(self, op):
         layers = _tf_keras().layers
