@@ -134,6 +134,99 @@ def _verify(args: argparse.Namespace) -> int:
     return _with_reports(code, out, args.no_report)
 
 
+def _search(args: argparse.Namespace) -> int:
+    """Hypothesis's search for the worst input of every op, one process per framework group (as
+    `normbench run` starts them), every group's searches sharing one example database."""
+    import random
+
+    from . import ops
+    from .search import case_ids
+
+    try:
+        adapters = registry.select(args.adapters)
+        for name in (args.ops or "").split(","):
+            if name.strip():
+                ops.get(name.strip())
+        examples, seed = _whole(args.max_examples, "--max-examples", 1), _whole(args.seed, "--seed", 0)
+        for case_id in (args.replay or "").split(","):
+            if case_id.strip():
+                case_ids.parse(case_id.strip())
+    except (registry.UnknownAdapter, ValueError) as exc:
+        return _fail(str(exc))
+    if not adapters:
+        return _fail("--adapters names no adapter")
+    if args.database and Path(args.database).exists() and not Path(args.database).is_dir():
+        return _fail(f"--database {args.database} is not a folder")
+    out = _output(args)
+    if out is None:
+        return 2
+    seed = random.randrange(2**32) if seed is None else seed
+    database = Path(args.database) if args.database else out / _SEARCH_DB
+    os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(out / "hypothesis"))  # not ./.hypothesis
+    given = {"seed": seed, "database": database, "max-examples": examples, "ops": args.ops, "replay": args.replay}
+    options = {name: str(value) for name, value in given.items() if value is not None}
+    if not args.replay:
+        print(f"normbench: search seed {seed}, example database {database} (the same search again: --seed {seed})",
+              flush=True)
+    groups = [g for g in runner.plan(adapters) if len([a for a in g.adapters if a.missing()]) < len(g.adapters)]
+    groups.sort(key=lambda g: -len(g.adapters))  # most searches first: the longest process starts first
+    if len(groups) <= 1:
+        argv = ["--pyargs", "normbench.suites.search", "-p", "no:xdist"]
+        argv += [arg for name, value in options.items() for arg in (f"--search-{name}", value)]
+        code = _pytest(argv, args, out / "results.jsonl")
+        return _with_reports(code, out, args.no_report)
+    return _search_groups(args, groups, options, out)
+
+
+_SEARCH_DB = "search-db"  # normbench.search.profile.DATABASE, without importing Hypothesis here
+
+
+def _whole(text: str | None, option: str, least: int) -> int | None:
+    """An option's whole number (None if not given); ValueError naming the option otherwise."""
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{option} must be a whole number, got {text!r}") from None
+    if value < least:
+        raise ValueError(f"{option} must be at least {least}, got {value}")
+    return value
+
+
+def _search_groups(args: argparse.Namespace, groups: list, options: dict[str, str], out: Path) -> int:
+    """One `normbench search` process per framework group, ``args.jobs`` at once; then one report."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(group) -> int:
+        folder, log = out / group.name, out / f"{group.name}.log"
+        cmd = [sys.executable, "-m", "normbench.cli", "search", "--adapters", group.refs, "-o", str(folder),
+               "--no-report", *(arg for name, value in options.items() for arg in (f"--{name}", value))]
+        cmd += ["-v"] if args.verbose else []
+        cmd += ["--", *args.pytest_args] if args.pytest_args else []
+        start = time.monotonic()
+        code = _child(cmd, {**os.environ, **group.environment}, log=log)
+        print(f"normbench: search {group.name}: {_outcome(code)} in {time.monotonic() - start:.0f} s "
+              f"(output in {log})", flush=True)
+        return code
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        codes = list(pool.map(one, groups))
+    code = 1 if any(c not in (0, 5) for c in codes) else 0
+    files = sorted(out.glob("*/results.jsonl"))
+    if files and not args.no_report:
+        try:
+            print("normbench: report in " + str(write_reports(files, out)[0]))
+        except Exception as exc:  # noqa: BLE001 - the results are kept; say why the report is missing
+            print(f"normbench: could not render the report ({type(exc).__name__}: {exc})", file=sys.stderr)
+            return code or 1
+    return code
+
+
+def _outcome(code: int) -> str:
+    return {0: "no failure", 1: "found failures", 5: "nothing to search"}.get(code, f"exit status {code}")
+
+
 def _run_folder(args: argparse.Namespace) -> Path | None:
     """A new, writable run folder. An existing one is replaced only with --overwrite, and only
     if it is a normbench run: its run.json parses as one, it holds nothing a run does not write,
@@ -567,9 +660,28 @@ def main(argv: list[str] | None = None) -> int:
                      help="significance level, between 0 and 1 (default 0.05)")
     cmp.add_argument("--all", action="store_true", help="list unchanged cases too")
     cmp.set_defaults(func=_compare)
+    search = sub.add_parser("search", help="property-based search (Hypothesis) for each op's worst input")
+    search.add_argument("--adapters", help="comma-separated adapter names or module:Class (default: all known)")
+    search.add_argument("--ops", help="comma-separated ops to search (default: every op)")
+    search.add_argument("--max-examples", default=None,
+                        help="examples per adapter and op (default: the normbench-ci profile's; see README)")
+    search.add_argument("--seed", default=None, help="seed of the whole search (default: random, printed)")
+    search.add_argument("--database", default=None,
+                        help="Hypothesis example database folder: past failures replay first (default: "
+                             f"{_SEARCH_DB} in the output folder; give an earlier run's to reuse it)")
+    search.add_argument("--replay", default=None, metavar="CASE_ID",
+                        help="run the checks on these comma-separated case ids instead of searching (what a "
+                             "failure's rerun command does)")
+    search.add_argument("-o", "--output", help="results folder (default normbench-results/<time>)")
+    search.add_argument("-j", "--jobs", type=_positive_int, default=min(2, os.cpu_count() or 1),
+                        help="framework groups searched at once, each in its own process (default: 2)")
+    search.add_argument("--no-report", action="store_true", help="write results only")
+    search.add_argument("-v", "--verbose", action="store_true", help="one line per test")
+    search.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
+    search.set_defaults(func=_search)
     sub.add_parser("list", help="list known adapters").set_defaults(func=_list)
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("run", "verify", "bench", "report", "compare", "list", "-h", "--help"):
+    if not argv or argv[0] not in ("run", "verify", "bench", "report", "compare", "search", "list", "-h", "--help"):
         argv.insert(0, "run")  # plain `normbench` is the main job
     args = parser.parse_args(argv)
     return args.func(args)

@@ -34,8 +34,8 @@ from .test_report_model import (
     with_envelopes,
 )
 
-SECTION_IDS = [key for key, _ in report_html.SECTIONS if key != "synchronized"]  # needs synchronized records:
-# tests/test_report_synchronized.py renders that section
+SECTION_IDS = [key for key, _ in report_html.SECTIONS if key not in ("synchronized", "search")]  # need records of
+# their own suites: tests/test_report_synchronized.py and tests/test_search.py render those sections
 
 
 @pytest.fixture(scope="module")
@@ -230,8 +230,8 @@ def test_a_partial_report_shows_only_its_own_sections(result_paths, which):
     else:
         res = model.load([run] if which == "verification" else [bench])
     page = report_html.render(res)
-    expected = {"verification": ["summary", "behaviour", "agreement", "divergences"], "speed": ["summary", "speed"],
-                "nothing": ["summary"]}[which]
+    expected = {"verification": ["summary", "behaviour", "agreement", "derivatives", "divergences"],
+                "speed": ["summary", "speed"], "nothing": ["summary"]}[which]
     assert list(outline(page)) == expected
     nav = re.findall(r'<li><a href="#(\w+)">', page)
     assert nav == (expected if len(expected) > 1 else [])

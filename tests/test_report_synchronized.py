@@ -190,7 +190,7 @@ def test_synchronized_records_stay_out_of_agreement_and_behaviour_but_count_ever
     assert set(model.failures(both)["suite"]) == {"synchronized"}
     page = report_html.render(both)
     assert [k for k, _ in report_html.SECTIONS if f'<section aria-labelledby="{k}">' in page] == [
-        "summary", "behaviour", "agreement", "synchronized", "divergences"]
+        "summary", "behaviour", "agreement", "derivatives", "synchronized", "divergences"]
     assert f"{len(model.verification(both)):,}</b><span>checks" in page
 
 

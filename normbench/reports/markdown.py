@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 
-from . import model
+from . import derivatives as deriv
+from . import mixed, model, search
 from . import synchronized as sync
 from .formatting import (
     MISSING,
@@ -165,6 +166,95 @@ def synchronized_section(res: Results) -> str | None:
                  for adapter, g in worst.groupby("adapter", sort=True)]
         out.append("Worst error / tolerance against the global batch, per number of replicas:\n\n" + "\n".join(lines))
     return "\n\n".join(out)
+
+
+def _ratio(outcome: str, ratio) -> str:
+    value = "error" if outcome == "error" and missing(ratio) else fmt_value(ratio)
+    return f"{OUTCOME_MARKS.get(outcome, '')} {value}".strip()
+
+
+def _derivative_cell(r) -> str:
+    """"❌ 4.97e13: fail on LayerNorm, RMSNorm; known on BatchNorm (`key`)": the worst error /
+    tolerance over the ops, and the ops that did not pass, by outcome."""
+    if r["outcome"] == "skip":
+        return cell(f"skip: {_short(r['message'], 80)}")
+    every = sum(len(t) for t in r["by_outcome"].values())
+    said = [f"{o} on {'every op' if len(t) == every else ', '.join(t)}" for o, t in r["by_outcome"].items()
+            if o != "pass"]
+    head = _ratio(r["outcome"], r["ratio"])
+    if head.endswith(" error") and said:  # an exception: no ratio to show, the ops say it
+        head = head.removesuffix(" error")
+    text = cell(head) + (f"{':' if head != OUTCOME_MARKS['error'] else ''} {cell('; '.join(said))}" if said else "")
+    return text + (f" ({_entry(r['known'], r['link'])})" if sync.given(r["known"]) else "")
+
+
+def derivatives_section(res: Results) -> str | None:
+    """Forward-mode and second-order derivatives: per adapter, the worst error / tolerance of each
+    derivative over its ops and cases (the heatmap per op is in the HTML report)."""
+    found = deriv.by_check(res)
+    if not len(found):
+        return None
+    checks = [c for c in deriv.LABELS if c in set(found["check"])]
+    rows = [[cell(adapter), *(_derivative_cell(by.loc[c]) if c in by.index else MISSING for c in checks)]
+            for adapter, by in ((a, g.set_index("check")) for a, g in found.groupby("adapter", sort=True))]
+    return ("Worst error / tolerance over every op and case, against the analytic float64 derivative: jvp by "
+            "forward-mode AD, second order as ∂⟨dx, v⟩/∂x and ∂⟨dx, v⟩/∂γ through the framework's own backward "
+            "pass.\n\n" + table(["adapter", *(deriv.LABELS[c] for c in checks)], rows))
+
+
+def _path(r) -> str:
+    how = code(r["how"]) if sync.given(r["how"]) else MISSING
+    url = r["doc_link"]
+    return f"[{how}]({url})" if sync.given(url) and url.startswith(("http://", "https://")) else how
+
+
+MIXED_HEADER = ["compute", "output", "running stats", "dx; dγ", "float32 accumulation?", "worst error / tolerance"]
+
+
+def _mixed_row(r, every: list[str], path: bool, reason: str) -> list[str]:
+    """One path (or its ops without one) as cells: adapter, [path,] dtype, ops, then MIXED_HEADER."""
+    head = [cell(r["adapter"]), *([_path(r) if r["path"] else "no path"] if path else []), cell(r["dtype"]),
+            cell(mixed.ops_label(r["ops"], every))]
+    if not r["path"]:
+        return [*head, cell(reason), *[""] * (len(MIXED_HEADER) - 1)]
+    worst = cell(_ratio(r["outcome"], r["ratio"])) + (f" ({_entry(r['known'], r['link'])})" if sync.given(r["known"])
+                                                      else "")
+    return [*head, *(cell(r[k]) for k in ("compute", "output", "running", "grads")),
+            FACT_MARKS.get(r["float32_outcome"], "") + cell(r["float32"]), worst]
+
+
+def mixed_section(res: Results) -> str | None:
+    """Mixed-precision paths: one row per adapter and input dtype (its paths folded, ops that differ
+    named), then every path with how it is asked for and its documentation, folded."""
+    compact, paths = mixed.paths(res, per_path=False), mixed.paths(res)
+    if not len(paths):
+        return None
+    every = list(dict.fromkeys(t for ops in paths["ops"] for t in ops if "(" not in t))
+    rows = [_mixed_row(r, every, False, "" if r["path"] else "no path (each op's reason below)" if r["reasons"] > 1
+                       else f"no path: {_short(r['reason'], 120)}") for _, r in compact.iterrows()]
+    full = [_mixed_row(r, every, True, _short(r["reason"], 200) if not r["path"] else "") for _, r in paths.iterrows()]
+    return ("Half-precision inputs, float32 parameters. Compute: the dtype the path documents (its tolerance is "
+            "derived for it); output, running statistics and gradients: the dtypes returned. float32 "
+            "accumulation: every record of a path documenting float32 compute within that bound.\n\n"
+            + table(["adapter", "dtype", "ops", *MIXED_HEADER], rows)
+            + f"\n\n<details><summary>Every path ({len(paths[paths['path']])}): how it is asked for, where it is "
+            f"documented</summary>\n\n{table(['adapter', 'path', 'dtype', 'ops', *MIXED_HEADER], full)}\n\n</details>")
+
+
+def search_section(res: Results) -> str | None:
+    """Per adapter and op, the worst case the search found: failures first, then known divergences, then
+    the passes closest to their tolerance, each with the command that reruns it."""
+    found = search.worst(res)
+    if not len(found):
+        return None
+    rows = [[cell(r["adapter"]), cell(r["op"]), f"{OUTCOME_MARKS.get(r['outcome'], '')} {cell(r['outcome'])}".strip(),
+             cell(r["case"]), cell(r["check"]), cell(r["ratio"]), cell(r["examples"]),
+             code(r["rerun"]) if r["rerun"] else MISSING] for _, r in found.iterrows()]
+    tally = ", ".join(f"{n} {o}" for o, n in search.counts(found).items() if n)
+    return (f"Hypothesis searched {plural(len(found), 'adapter × op pair')} ({tally}) for the input with the largest "
+            "error / tolerance; a failure is shrunk to a minimal case, otherwise the row is the passing example "
+            "closest to its tolerance.\n\n"
+            + table(["adapter", "op", "outcome", "case", "check", "error / tolerance", "examples", "rerun"], rows))
 
 
 def closest_table(res: Results, n: int = CLOSEST_ROWS) -> str | None:
@@ -350,15 +440,19 @@ def warnings_block(res: Results) -> str | None:
 
 
 def verification(res: Results) -> list[str]:
-    """The verification part: verdicts, behaviour, synchronized BatchNorm (where run), closest to
-    tolerance, known divergences, failures."""
+    """The verification part: verdicts, behaviour, derivatives, mixed precision and synchronized
+    BatchNorm (where run), closest to tolerance, known divergences, failures."""
     parts = ["## Verification", "", verdict_table(res), ""]
     outside = outside_table(res)
     if outside:
         parts += ["### Outside known divergences' envelopes", "", outside, ""]
     parts += ["### Behaviour", "", behaviour_table(res) or "none", ""]
+    for title, found in (("Derivatives", derivatives_section(res)), ("Mixed precision", mixed_section(res))):
+        parts += [f"### {title}", "", found, ""] if found else []
     synchronized = synchronized_section(res)
     parts += ["### Synchronized BatchNorm", "", synchronized, ""] if synchronized else []
+    searched = search_section(res)
+    parts += ["### Search: worst inputs", "", searched, ""] if searched else []
     for title, section in ((f"Closest to tolerance ({CLOSEST_ROWS} passing checks with the largest error / "
                             "tolerance)", closest_table(res)),
                            ("Known divergences", known_table(res))):

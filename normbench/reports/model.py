@@ -186,12 +186,31 @@ def verification(res: Results) -> pd.DataFrame:
     return c[c["suite"] != "speed"] if len(c) else c
 
 
+DERIVATIVE_CHECKS = ("jvp", "second_order_dx", "second_order_dgamma")  # forward mode and second order
+
+
+def derivative(c: pd.DataFrame) -> pd.Series:
+    """Which records check forward-mode or second-order derivatives."""
+    return c["check"].isin(DERIVATIVE_CHECKS)
+
+
+def mixed(c: pd.DataFrame) -> pd.Series:
+    """Which records ran on a framework's mixed-precision path (half inputs, float32 parameters)."""
+    return c["params"].apply(lambda p: isinstance(p, dict) and p.get("precision") == "mixed").astype(bool)
+
+
+def _own_section(c: pd.DataFrame) -> pd.Series:
+    return (c["suite"] == SYNCHRONIZED) | derivative(c) | mixed(c)
+
+
 def single_process(res: Results) -> pd.DataFrame:
-    """Verification records of one layer in one process: what the behaviour and agreement tables
-    compare. Synchronized BatchNorm's replicated runs have a section of their own (their cases,
-    split over replicas, would repeat the single-process ones under other names)."""
+    """Verification records of one layer in one process, first-order at the tested dtype: what the
+    behaviour and agreement tables compare. Synchronized BatchNorm's replicated runs, derivatives
+    and mixed-precision paths have a section of their own: their cases repeat the plain ones under
+    the same or similar names, and would paint a plain case with a second-order failure or put a
+    half-precision path's output dtype in the behaviour tables' float16 row."""
     c = verification(res)
-    return c[c["suite"] != SYNCHRONIZED] if len(c) else c
+    return c[~_own_section(c)] if len(c) else c
 
 
 def verdicts(res: Results) -> pd.DataFrame:
@@ -329,7 +348,7 @@ def behaviour(res: Results) -> pd.DataFrame:
     where it keeps no running statistics) is missing, not "no"; ``running variance mismatch`` says
     where the measured convention breaks the adapter's declaration (those records fail)."""
     c = res.checks
-    c = c[c["suite"] != SYNCHRONIZED] if len(c) else c
+    c = c[~_own_section(c)] if len(c) else c
     cols = ["adapter", "op", "title", *BEHAVIOUR_FACTS, "running variance mismatch"]
     if not len(c):
         return pd.DataFrame(columns=cols)
@@ -417,9 +436,10 @@ def _with_ratio(c: pd.DataFrame) -> pd.DataFrame:
     return c.assign(ratio=c["max_abs_err"] / c["tolerance"].where(c["tolerance"] > 0))
 
 
-def agreement(res: Results) -> pd.DataFrame:
-    """Compared checks, worst first by error relative to tolerance."""
-    c = verification(res)
+def agreement(res: Results, records: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Compared checks (of ``records``, default every verification record), worst first by error
+    relative to tolerance."""
+    c = verification(res) if records is None else records
     c = c[c["max_abs_err"].notna() & c["tolerance"].notna()] if len(c) and "tolerance" in c else c.iloc[0:0]
     if not len(c):
         return pd.DataFrame(columns=AGREEMENT_COLUMNS)
@@ -436,10 +456,19 @@ def run_labels(res: Results, rows: pd.DataFrame) -> pd.Series:
 
 
 def closest(res: Results) -> pd.DataFrame:
-    """Passing checks, closest to their tolerance first: how much headroom agreement has."""
-    a = agreement(res)
+    """Passing checks, closest to their tolerance first: how much headroom agreement has. Derivatives
+    and mixed-precision paths are left out: their section shades each op's and path's worst, and
+    their bounds would crowd the first-order checks out of the list."""
+    c = verification(res)
+    a = agreement(res, c[~(derivative(c) | mixed(c))] if len(c) else c)
     a = a[(a["outcome"] == "pass") & a["ratio"].notna()]
     return a.sort_values("ratio", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def tally(outcomes: pd.Series) -> str:
+    """"3 fail, 12 pass": how many records a group holds, by outcome, the worst first."""
+    counts = outcomes.value_counts()
+    return ", ".join(f"{int(counts[o])} {o}" for o in sorted(counts.index, key=lambda o: -SEVERITY.get(o, 0)))
 
 
 def worst_of(c: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

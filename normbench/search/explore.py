@@ -7,6 +7,11 @@ records are classified as the suites classify them (a known divergence is ``know
 so the search climbs toward the worst input. A failing or erroring record fails the example and
 Hypothesis shrinks it to a minimal case; the records of that shrunk case are what the search
 reports, with the worst passing example seen (and the worst known divergence) beside it.
+
+Shrinking has a time budget (``Options.shrink_seconds``): past it, a candidate not run before
+counts as passing, so the shrinker stops improving and Hypothesis reports the smallest failure
+found so far, which reruns from the cache of executed cases (frameworks are deterministic here;
+a case drawn twice is run once).
 """
 
 from __future__ import annotations
@@ -14,11 +19,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import hypothesis
-from hypothesis import given, target
+from hypothesis import given, reject, target
 
 from ..adapters.base import Adapter
 from ..ops.base import Op
@@ -79,6 +85,7 @@ class Found:
     worst_pass: tuple[float, Record] | None = None
     worst_known: tuple[float, Record] | None = None
     flaky: str | None = None
+    saved: int = 0  # examples the database held for this search before it started (past failures)
     skipped: Record | None = None  # one example's skip, written only if nothing else ran
 
     def offer(self, role: str, judged: list[Record], raw: list[Record]) -> None:
@@ -95,7 +102,8 @@ class Found:
         out = []
 
         def mark(rec: Record, role: str) -> Record:
-            info = {**facts, "role": role, "examples": self.examples, **({"flaky": self.flaky} if self.flaky else {})}
+            info = {**facts, "role": role, "examples": self.examples, "saved_examples": self.saved,
+                    **({"flaky": self.flaky} if self.flaky else {})}
             return dataclasses.replace(rec, facts={**rec.facts, "search": info})
 
         out += [mark(r, "failure") for r in self.failure]
@@ -109,31 +117,47 @@ def search(adapter: Adapter, op: Op, options: profile.Options,
     """Search ``op`` on ``adapter``; ``classify`` turns a record a known divergence explains into
     ``known`` in place (the plugin's rule), so only unexplained failures fail an example."""
     found = Found(adapter.name, op.name)
+    seen: dict[str, list[Record]] = {}  # case id -> its records: a case drawn twice runs once
+    first_failure: list[float] = []
 
     @options.settings()
     @given(strategies.cases(adapter, op))
     def example(case: Case) -> None:
-        raw = run_checks(adapter, case)
+        if case.id in seen:
+            raw = seen[case.id]
+        elif first_failure and time.monotonic() - first_failure[0] > options.shrink_seconds:
+            return  # shrinking is over budget: a new candidate counts as not reproducing the failure
+        else:
+            raw = seen[case.id] = run_checks(adapter, case)
+            found.examples += any(r.outcome != "skip" for r in raw)
+        if all(r.outcome == "skip" for r in raw):  # a combination the adapter refuses: not an example
+            found.skipped = found.skipped or raw[0]
+            reject()
         judged = [copy.copy(r) for r in raw]
         for rec in judged:
             classify(rec)
-        found.examples += 1
         worst = _worst([r for r in judged if r.outcome in ("pass", "fail")])
         if worst is not None and not math.isnan(worst[0]):
             target(min(worst[0], LARGEST_TARGET), label="error / tolerance")
         if any(r.outcome in ("fail", "error") for r in judged):
+            first_failure[:] = first_failure or [time.monotonic()]
             raise SearchFailure(case, raw)
         found.offer("pass", judged, raw)
         found.offer("known", judged, raw)
-        if found.skipped is None:
-            found.skipped = next((r for r in raw if r.outcome == "skip"), None)
 
-    example._hypothesis_internal_database_key = profile.database_key(adapter.name, op.name)  # type: ignore[attr-defined]
+    key = profile.database_key(adapter.name, op.name)
+    example._hypothesis_internal_database_key = key  # type: ignore[attr-defined]
+    found.saved = options.saved(key)
     seed = options.seed_for(adapter.name, op.name)
     if seed is not None:
         example = hypothesis.seed(seed)(example)
+        # @seed turns the database off (for exact reproduction); a search replays past failures first, then
+        # draws from the seed, so it keeps its database.
+        example._hypothesis_internal_use_settings = options.settings()  # type: ignore[attr-defined]
     try:
         example()
+    except hypothesis.errors.Unsatisfiable:  # every case drawn was one the adapter refuses
+        pass
     except SearchFailure as exc:
         found.failure = [r for r in exc.records if r.outcome in ("fail", "error")]
     except hypothesis.errors.FlakyFailure as group:  # failed, then passed when replayed

@@ -19,9 +19,13 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 PROFILE = "normbench-ci"
-# Measured: every installed adapter (numpy, torch, flax.linen, flax.nnx, the three Keras backends,
-# tf_keras, onnxruntime; 49 adapter × op searches) in about three minutes on 2 cores (README).
-DEFAULT_MAX_EXAMPLES = 12
+# Measured: `normbench search` over every installed adapter (numpy, torch, flax.linen, flax.nnx, the three
+# Keras backends, tf_keras, onnxruntime; 49 adapter × op searches) took 1 min 22 s on 2 quiet cores and
+# 2 min 21 s with other framework processes running (README); 10 examples took 2 min 56 s under load.
+DEFAULT_MAX_EXAMPLES = 8
+# Shrinking a failure stops improving it after this long (a JAX example compiles every new shape:
+# Hypothesis's own limit, five minutes per failure, would be most of a CI budget).
+SHRINK_SECONDS = 10.0
 DATABASE = "search-db"  # the database folder's name under a run's output folder
 PHASES = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink)
 
@@ -47,10 +51,17 @@ class Options:
     max_examples: int = DEFAULT_MAX_EXAMPLES
     seed: int | None = None  # None: Hypothesis picks one per search
     database: Path | None = None  # None: no database (nothing replayed, nothing kept)
+    shrink_seconds: float = SHRINK_SECONDS
 
     def settings(self) -> settings:
         db = DirectoryBasedExampleDatabase(str(self.database)) if self.database else None
         return settings(settings.get_profile(PROFILE), max_examples=self.max_examples, database=db)
+
+    def saved(self, key: bytes) -> int:
+        """How many examples the database holds under ``key`` (past failures, replayed first)."""
+        if not self.database or not Path(self.database).is_dir():
+            return 0
+        return sum(1 for _ in DirectoryBasedExampleDatabase(str(self.database)).fetch(key))
 
     def seed_for(self, adapter: str, op: str) -> int | None:
         """One run's seed, spread per adapter and op so no two searches draw in lockstep."""

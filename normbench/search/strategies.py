@@ -5,10 +5,11 @@ eps, affine, mean 0 and std 1):
 
 - dtype: those the adapter supports (float32 first);
 - rank: those the op accepts, 2 to 4 (asked of the op's ``check_shape``);
-- shape: every axis small (1 to 4), except at most one "long" axis of up to 4096, drawn either
-  uniformly or from sizes around powers of two (2ᵏ − 1, 2ᵏ, 2ᵏ + 1, where kernels switch
-  paths), under 2¹⁷ elements in all; batch sizes and sequence lengths are axes like any other,
-  so a normalized size that is odd and above 1000 is one long axis away;
+- shape: every axis small (1 to 4), except at most one "long" axis of up to 4096 (half the time
+  one the normalized groups span), drawn uniformly, from the top quarter, odd from the top
+  quarter, or around powers of two (2ᵏ − 1, 2ᵏ, 2ᵏ + 1), under 2¹⁷ elements in all; batch sizes
+  and sequence lengths are axes like any other, so a normalized size that is odd and above 1000
+  is one long axis away;
 - the spec fields the op says apply (``Op.fields``): eps (1e-5, or m·10⁻ᵉ for m in 1..9, e in
   0..12), affine, layout (those the adapter supports), normalized_ndim, groups (a divisor of the
   channels), running_stats, momentum (where statistics are kept);
@@ -66,11 +67,13 @@ def ranks(op: Op) -> tuple[int, ...]:
 
 
 def long_sizes(cap: int) -> st.SearchStrategy[int]:
-    """A long axis: uniform, next to a power of two, or in the top quarter (where rounding errors,
-    which grow with the reduction size, are largest)."""
+    """A long axis: uniform; in the top quarter (rounding errors grow with the reduction size); odd
+    there too (a vectorised kernel leaves a tail); or next to a power of two (where kernels switch
+    paths)."""
     edges = [e for e in EDGES if e <= cap]
-    parts = [st.integers(1, cap), st.integers(max(1, cap // 4), cap)]
-    return st.one_of(*parts, *([st.sampled_from(edges)] if edges else []))
+    top = st.integers(max(1, cap // 4), cap)
+    odd = top.map(lambda v: min(v | 1, cap - 1 + cap % 2))
+    return st.one_of(st.integers(1, cap), top, odd, *([st.sampled_from(edges)] if edges else []))
 
 
 def eps_values() -> st.SearchStrategy[float]:
@@ -102,11 +105,21 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
+def reduced_axes(spec: NormSpec, rank: int) -> tuple[int, ...]:
+    """The axes a normalized group spans, asked of the op's geometry: doubling such an axis doubles
+    the group size."""
+    base = (2,) * rank
+    n = spec.kind.group_size(spec, base)
+    return tuple(a for a in range(rank) if spec.kind.group_size(spec, base[:a] + (4,) + base[a + 1:]) == 2 * n)
+
+
 @st.composite
-def _shape(draw, rank: int) -> tuple[int, ...]:
-    """Short axes, and at most one long one (index 0 of the draw: none, which shrinks first)."""
-    long_axis = draw(st.integers(0, rank)) - 1
+def _shape(draw, spec: NormSpec, rank: int) -> tuple[int, ...]:
+    """Short axes, and at most one long one: none (which shrinks first), any axis, or, as often, an
+    axis the normalized groups span, so that long reductions are common."""
     dims = [draw(st.integers(1, SMALL)) for _ in range(rank)]
+    long_axis = draw(st.one_of(st.integers(0, rank).map(lambda i: i - 1),
+                               st.sampled_from(reduced_axes(spec, rank))))
     if long_axis >= 0:
         rest = math.prod(d for a, d in enumerate(dims) if a != long_axis)
         dims[long_axis] = draw(long_sizes(max(1, min(LONG, MAX_ELEMENTS // rest))))
@@ -118,7 +131,6 @@ def cases(draw, adapter: Adapter, op: Op) -> Case:
     """One case of ``op`` the adapter declares it can run (see the module docstring)."""
     dtype = draw(st.sampled_from(_ordered(adapter.dtypes, ("float32", *DTYPES))))
     rank = draw(st.sampled_from(ranks(op)))
-    shape = draw(_shape(rank))
     fields = op.fields
     kw: dict = {}
     if "eps" in fields:
@@ -129,11 +141,12 @@ def cases(draw, adapter: Adapter, op: Op) -> Case:
         kw["layout"] = draw(st.sampled_from(_ordered(adapter.layouts, LAYOUTS)))
     if "normalized_ndim" in fields:
         kw["normalized_ndim"] = draw(st.integers(1, rank - 1))
-    if "groups" in fields:
-        probe = NormSpec(op.name, groups=1, layout=kw.get("layout", LAYOUTS[0]))
-        kw["groups"] = draw(st.sampled_from(_divisors(shape[op.feature_axis(probe, rank)])))
     if "running_stats" in fields:
         kw["running_stats"] = draw(st.booleans())
+    probe = NormSpec(op.name, **kw, **({"groups": 1} if "groups" in fields else {}))
+    shape = draw(_shape(probe, rank))
+    if "groups" in fields:
+        kw["groups"] = draw(st.sampled_from(_divisors(shape[op.feature_axis(probe, rank)])))
     spec = NormSpec(op.name, **kw)
     if "momentum" in fields and spec.has_running_stats:
         spec = NormSpec(op.name, **kw, momentum=draw(st.sampled_from(MOMENTA)))
@@ -141,7 +154,7 @@ def cases(draw, adapter: Adapter, op: Op) -> Case:
     name = draw(input_names(dtype))
     try:
         case = Case(spec, shape, dtype, name, masked=masked)
-    except ValueError:  # a shape the op refuses (the long axis made a rank-2 InstanceNorm, say)
+    except ValueError:  # a shape the op refuses
         assume(False)
     assume(group_sizes(case).min() >= 2)
     return case

@@ -6,7 +6,8 @@ JavaScript; a small inline script only makes tables sortable by clicking their h
 One module per part of the page: ``page`` (the document, header and contents), ``style`` (CSS
 and the sort script), ``elements`` (tables, cells, links: what every section builds with),
 ``charts`` (SVG via matplotlib), and a module per section: ``summary`` (headline, environment,
-verdicts), ``behaviour``, ``agreement`` (the heatmap), ``synchronized`` (cross-replica BatchNorm:
+verdicts), ``behaviour``, ``agreement`` (the heatmap), ``derivatives`` (forward-mode and
+second-order derivatives, mixed-precision paths), ``synchronized`` (cross-replica BatchNorm:
 its behaviour facts and error heatmap), ``divergences`` (known divergences and their envelopes,
 failures) and ``speed``.
 """

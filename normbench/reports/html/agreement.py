@@ -65,13 +65,13 @@ def heatmap_table(cells: pd.DataFrame, limit: int = HEATMAP_CASES) -> str:
             "</thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody></table></div>")
 
 
-def heatmap_legend(skip: bool = False) -> str:
-    """The shades and marks of a heatmap; ``skip`` where its cells can be skips (heat_cell)."""
+def heatmap_legend(skip: bool = False, cell: str = "that case on that adapter") -> str:
+    """The shades and marks of a heatmap; ``skip`` where its cells can be skips (heat_cell), ``cell``
+    what a cell stands for."""
     edges = ["0", *(sig3(e) for e in PASS_BINS), "1"]
     shades = "".join(f'<span class="h-pass h{i}">{edges[i]}–{edges[i + 1]}</span>' for i in range(len(edges) - 1))
     skipped = '<span class="h-skip">skip</span> not run (reason on hover) · ' if skip else ""
-    return ('<p class="legend">Each cell is the worst error / tolerance of that case on that adapter. '
-            f"Pass: {shades} · "
+    return (f'<p class="legend">Each cell is the worst error / tolerance of {esc(cell)}. Pass: {shades} · '
             '<span class="h-known">K</span> known divergence · <span class="h-fail">✗</span> fail · '
             f'<span class="h-error">✗</span> error · {skipped}<span class="h-none">&nbsp;&nbsp;</span> not compared. '
             "Hover a cell for its check, error in eps, max abs error and tolerance.</p>")
@@ -87,6 +87,15 @@ AGREEMENT_COLS = [
 ]
 
 
+def _elsewhere(res: Results) -> str:
+    """Where the derivative and mixed-precision records are, when these files hold any."""
+    c = model.verification(res)
+    if not len(c) or not (model.derivative(c) | model.mixed(c)).any():
+        return ""
+    return (' Forward-mode and second-order derivatives and mixed-precision paths are in <a href="#derivatives">'
+            "a section of their own</a>.")
+
+
 def agreement_section(res: Results) -> str:
     cells = model.agreement_cells(res)
     if not len(cells):
@@ -95,7 +104,8 @@ def agreement_section(res: Results) -> str:
     shown = min(HEATMAP_CASES, cases)
     parts = [f'<p class="note">{plural(cases, "case")} compared against the reference'
              + (f"; the {shown} most telling are shown: failures first, then the highest error / tolerance."
-                if shown < cases else ", failures first, then the highest error / tolerance.") + "</p>",
+                if shown < cases else ", failures first, then the highest error / tolerance.")
+             + _elsewhere(res) + "</p>",
              heatmap_legend(), heatmap_table(cells)]
     closest = model.closest(res)
     parts.append("<h3>Closest to tolerance</h3>")

@@ -18,7 +18,9 @@ SECTIONS = (
     ("summary", "Summary"),
     ("behaviour", "Behaviour"),
     ("agreement", "Agreement"),
+    ("derivatives", "Derivatives and mixed precision"),
     ("synchronized", "Synchronized BatchNorm"),
+    ("search", "Search: worst inputs"),
     ("divergences", "Divergences and failures"),
     ("speed", "Speed"),
 )

@@ -5,13 +5,16 @@ from __future__ import annotations
 import datetime as dt
 
 from .. import model
+from .. import search as searched
 from .. import synchronized as sync
 from ..formatting import plural
 from ..model import Results
 from .agreement import agreement_section
 from .behaviour import behaviour_section
+from .derivatives import derivatives_section
 from .divergences import divergences_section
 from .elements import SECTIONS, esc
+from .search import search_section
 from .speed import speed_section
 from .style import CSS, SCRIPT
 from .summary import summary_section
@@ -20,14 +23,16 @@ from .synchronized import synchronized_section
 
 def sections(res: Results) -> list[str]:
     """The sections these results have something for: a speed-only report has no verification
-    sections, a verification-only one no speed section, and only synchronized records have a
-    synchronized section; the summary is always there."""
+    sections, a verification-only one no speed section, and only synchronized, derivative or
+    mixed-precision records have their section; the summary is always there."""
     c = res.checks
     verified = bool(len(model.verification(res)))
-    single = bool(len(model.single_process(res)))  # synchronized runs alone have only their own section
+    single = bool(len(model.single_process(res)))  # records with a section of their own have only that one
+    own = model.verification(res)
+    own = bool(len(own)) and bool((model.derivative(own) | model.mixed(own)).any())
     timed = bool(len(c)) and bool((c["suite"] == "speed").any())
-    present = {"summary": True, "behaviour": single, "agreement": single,
-               "synchronized": bool(len(sync.records(res))),
+    present = {"summary": True, "behaviour": single, "agreement": single, "derivatives": own,
+               "synchronized": bool(len(sync.records(res))), "search": bool(len(searched.records(res))),
                "divergences": verified or bool(model.unexpected(res)), "speed": timed}
     return [key for key, _ in SECTIONS if present[key]]
 
@@ -47,7 +52,9 @@ def _header(res: Results, generated: dt.datetime, keys: list[str]) -> str:
 
 
 RENDERERS = {"summary": summary_section, "behaviour": behaviour_section, "agreement": agreement_section,
-             "synchronized": synchronized_section, "divergences": divergences_section, "speed": speed_section}
+             "derivatives": derivatives_section,
+             "synchronized": synchronized_section, "search": search_section, "divergences": divergences_section,
+             "speed": speed_section}
 
 
 def render(res: Results, generated: dt.datetime | None = None) -> str:

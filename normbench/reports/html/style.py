@@ -122,6 +122,19 @@ table.sync-facts thead th, table.sync-errors thead th { white-space: normal; ver
 table.sync-facts td { min-width: 8em; font-size: 13px; overflow-wrap: anywhere; }
 table.sync-facts td:nth-of-type(1) { min-width: 13em; max-width: 22em; }
 table.sync-errors td { min-width: 5.5em; }
+table.heatmap.derivatives thead th { text-align: center; }
+table.heatmap.derivatives thead th[rowspan] { text-align: left; vertical-align: bottom; }
+table.derivatives td { min-width: 5.5em; }
+table.derivatives .op-start, table.derivatives thead th[scope="colgroup"] { border-left: 2px solid #c4ccd4; }
+table.mixed-paths thead th { white-space: normal; vertical-align: bottom; }
+table.mixed-paths td { font-size: 13px; }
+table.mixed-paths td.ops { white-space: nowrap; }
+table.mixed-paths td.how { min-width: 24em; max-width: 32em; }
+table.mixed-paths td.verdict { min-width: 11em; }
+table.mixed-paths td.how code { word-break: normal; overflow-wrap: anywhere; font-size: 12px; }
+table.mixed-paths td.how .doc { display: block; font-size: 12px; margin-top: 2px; }
+table.mixed-paths td[class*="h-"] { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
+table.mixed-paths tbody tr.group th { background: var(--head); font-weight: 600; border-top: 1px solid #c4ccd4; }
 p.legend { font-size: 13px; line-height: 2; max-width: none; }
 p.legend span { padding: 2px 7px; border-radius: 3px; white-space: nowrap; }
 p.legend span.h-none { border: 1px dashed #c4ccd4; }

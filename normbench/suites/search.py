@@ -7,7 +7,10 @@ worst passing example it met, then fails if the search found a failure. With
 ``--search-replay CASE_ID`` it runs the checks on that case instead: what a failure's rerun
 command does.
 
-    pytest --pyargs normbench.suites.test_search --adapters torch --search-ops layer_norm
+    pytest --pyargs normbench.suites.search --adapters torch --search-ops layer_norm
+
+Deliberately not named test_*.py (like speed.py): ``pytest --pyargs normbench.suites`` runs the
+fixed matrices, and the search runs only when asked for.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ def rerun(adapter, case: Case) -> str:
 
 def test_search(norm_adapter, search_target, norm_record, request):
     if isinstance(search_target, Case):
-        records = [r for r in explore.run_checks(norm_adapter, search_target)]
+        records = explore.run_checks(norm_adapter, search_target)
         for r in records:
             r.facts = {**r.facts, "search": {"role": "replay"}}
     else:

@@ -1,0 +1,27 @@
+"""The search section: per adapter and op, the worst case ``normbench search`` found (failures first,
+then known divergences, then the passes closest to their tolerance), with the command that reruns it."""
+
+from __future__ import annotations
+
+from .. import search
+from ..formatting import fmt_count, plural, sig3
+from ..model import Results
+from .elements import Col, code, esc, outcome_class, section, table, with_machine
+
+COLS = [
+    Col("adapter", cls="nowrap"), Col("op", cls="nowrap"), Col("outcome", cls=outcome_class), Col("case", cls="case"),
+    Col("check", cls="nowrap"), Col("ratio", "error / tolerance", fmt=sig3, numeric=True),
+    Col("examples", fmt=fmt_count, numeric=True), Col("known", "known divergence", cls="nowrap"),
+    Col("message", cls="small"), Col("rerun", "rerun with", fmt=code, html=True),
+]
+
+
+def search_section(res: Results) -> str:
+    found = search.worst(res)
+    tally = ", ".join(f"{n} {o}" for o, n in search.counts(found).items() if n)
+    note = (f'<p class="note">Hypothesis searched {esc(plural(len(found), "adapter × op pair"))} ({esc(tally)}) '
+            "for the input with the largest error / tolerance: shapes, dtypes, eps, affine, layout and input "
+            "offsets and scales, each example running the forward, gradient and running-statistics checks. A failure "
+            "is shrunk to a minimal case; where none was found, the row is the passing example closest to its "
+            "tolerance. <em>examples</em> counts the cases run; the rerun command runs that case's checks again.</p>")
+    return section("search", note + table(found, with_machine(COLS, found)))
