@@ -285,7 +285,18 @@ _FLAX = ("flax.linen", "flax.nnx")
 _WIDE = ("float32", "float64")
 _KERAS = ("keras[tensorflow]", "keras[jax]", "keras[torch]")  # Keras 3: one layer code, three backends
 _KERAS_32 = ("keras[jax]", "keras[torch]")  # where Keras's dtype promotion turns float64 into float32
-_STRESS = ("offset1e2", "offset1e4", "tiny_variance", "constant")
+class _Conditioned(tuple):
+    """Input names whose groups sit far from zero relative to their spread (κ ≥ 10): the named
+    stress inputs, and the search's shifted inputs with |offset| ≥ 10·scale."""
+
+    def __contains__(self, name) -> bool:
+        from ..numerics import inputs
+
+        shifted = inputs.parse_shifted(name) if isinstance(name, str) else None
+        return tuple.__contains__(self, name) or (shifted is not None and abs(shifted[0]) >= 10 * shifted[1])
+
+
+_STRESS = _Conditioned(("offset1e2", "offset1e4", "tiny_variance", "constant"))
 _CENTRED = ("layer_norm", "batch_norm", "group_norm", "instance_norm")  # ops with a variance to cancel
 
 
@@ -337,8 +348,7 @@ KNOWN: tuple[Known, ...] = (
         "var = E[x²] − E[x]², which "
         "cancels when |mean| ≫ std: the error grows as κ², beyond the two-pass bound (κ = |mean|/std)",
         "https://github.com/google/flax/blob/main/flax/linen/normalization.py",
-        lambda r: _in(r, adapter=_FLAX, dtype=_WIDE, op=_CENTRED,
-                      input=("offset1e2", "offset1e4", "tiny_variance", "constant"),
+        lambda r: _in(r, adapter=_FLAX, dtype=_WIDE, op=_CENTRED, input=_STRESS,
                       check=("forward_train", "grad_dx", "grad_dgamma", "running_var", "jvp", "second_order_dx",
                              "second_order_dgamma"))
         or _in(r, adapter=_FLAX, dtype=_WIDE, op=("group_norm", "instance_norm"), check=("scale_shift_invariance",)),
