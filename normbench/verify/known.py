@@ -271,6 +271,14 @@ def _params(row: Row) -> dict:
     return row.get("params") or {}
 
 
+def _channels(row: Row) -> int | None:
+    """A channel op's channel count, from the record's shape and layout."""
+    shape = row.get("shape") or []
+    if len(shape) < 2:
+        return None
+    return shape[-1] if row.get("layout") == "channels_last" else shape[1]
+
+
 def _synchronized(row: Row) -> bool:
     return row.get("suite") == "synchronized"
 
@@ -400,6 +408,17 @@ KNOWN: tuple[Known, ...] = (
         "https://github.com/keras-team/keras/issues/19848",
         lambda r: _in(r, adapter=_KERAS, layout=("channels_first",)) and _params(r).get("masked"),
         raises=("ValueError", "InvalidArgumentError", "RuntimeError"),
+    ),
+    Known(
+        "keras-masked-single-channel",
+        "Keras 3's masked BatchNormalization moments squeeze the mask's broadcast axis with ops.squeeze and no "
+        "axis, so with a single channel the statistics collapse to scalars and the layer raises IndexError on "
+        "every backend. Found by normbench search. Reproducer: keras.layers.BatchNormalization(axis=1)("
+        "np.zeros((2, 1), 'float32'), training=True, mask=np.array([True, True])) raises IndexError (keras 3.15.1)",
+        "https://github.com/keras-team/keras/blob/master/keras/src/layers/normalization/batch_normalization.py",
+        lambda r: _in(r, adapter=_KERAS, op=("batch_norm",)) and bool(_params(r).get("masked"))
+        and _channels(r) == 1,
+        raises=("IndexError",),
     ),
     Known(
         "keras-masked-moments-epsilon",
