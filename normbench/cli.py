@@ -213,14 +213,7 @@ def _search_groups(args: argparse.Namespace, groups: list, options: dict[str, st
     with ThreadPoolExecutor(args.jobs) as pool:
         codes = list(pool.map(one, groups))
     code = 1 if any(c not in (0, 5) for c in codes) else 0
-    files = sorted(out.glob("*/results.jsonl"))
-    if files and not args.no_report:
-        try:
-            print("normbench: report in " + str(write_reports(files, out)[0]))
-        except Exception as exc:  # noqa: BLE001 - the results are kept; say why the report is missing
-            print(f"normbench: could not render the report ({type(exc).__name__}: {exc})", file=sys.stderr)
-            return code or 1
-    return code
+    return _report_beside(sorted(out.glob("*/results.jsonl")), out, code, args.no_report)
 
 
 def _outcome(code: int) -> str:
@@ -456,8 +449,13 @@ def _bench_allocators(args: argparse.Namespace, chosen: list, out: Path) -> int:
                       f"{group.name} (output in {log})", flush=True)
                 env = allocator.process_env(alloc, {**os.environ, **group.environment})
                 code = max(code, _child(cmd, env, log=log))
-    files = sorted(out.rglob("results.jsonl"))
-    if files and not args.no_report:
+    return _report_beside(sorted(out.rglob("results.jsonl")), out, code, args.no_report)
+
+
+def _report_beside(files: list[Path], out: Path, code: int, skip: bool) -> int:
+    """The report of the child processes' results, written into ``out``; the exit status, made a
+    failure if the report could not be written (the results are kept either way)."""
+    if files and not skip:
         try:
             print("normbench: report in " + str(write_reports(files, out)[0]))
         except Exception as exc:  # noqa: BLE001 - the results are kept; say why the report is missing

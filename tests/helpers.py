@@ -38,3 +38,20 @@ def one_line_error(proc, *expected: str) -> str:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and all(e in lines[0] for e in expected), proc.stderr
     return lines[0]
+
+
+def browser_dom(page: str, tmp_path: Path) -> str:
+    """The DOM headless Chromium builds from a rendered report page (skips without Chromium)."""
+    import shutil
+
+    import pytest
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not browser:
+        pytest.skip("chromium not installed")
+    path = tmp_path / "report.html"
+    path.write_text(page, encoding="utf-8")
+    proc = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'p'}",
+                           "--dump-dom", path.as_uri()], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
