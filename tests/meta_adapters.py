@@ -141,11 +141,15 @@ class IndependentLayer(Layer):
         if order is not None:
             spread = [a[:, np.argsort(order)] for a in spread]
         others = tuple(a for a in range(xc.ndim) if a != 1)
-        cm, cv = (a.mean(axis=others) for a in spread)
+        cm, cv = (self._average(a, others) for a in spread)
         kept = np.asarray(self.running_mean).dtype  # the input's dtype, or float32 on a mixed path
         with np.errstate(over="ignore"):  # float16 variance of ~6e4 inputs is rightly inf
             self.running_mean = ((1 - k) * rm + k * cm).astype(kept)
             self.running_var = ((1 - k) * rv + k * cv).astype(kept)
+
+    def _average(self, a, axes):
+        """The batch average of per-group statistics (a running-statistics update)."""
+        return a.mean(axis=axes)
 
     def _vjp(self, spec, x, dy, mask):
         xc, view, axes, pshape, order, w = self._setup(spec, x, mask)

@@ -52,18 +52,6 @@ class CarefulLayer(IndependentLayer):
         mean = shift + self._sum(w * (x - shift), axes) / n  # exact for a constant group
         return mean, self._sum(w * (x - mean) ** 2, axes) / n, n
 
-    def _update_running(self, x, xc, view, order, mean, var):
-        """As Independent's, with the batch averages of the per-group statistics taken carefully too."""
-        k, (rm, rv) = self.spec.momentum, (np.asarray(r).astype(xc.dtype) for r in self.running())
-        spread = [np.broadcast_to(s, view).reshape(xc.shape) for s in (mean, var)]
-        if order is not None:
-            spread = [a[:, np.argsort(order)] for a in spread]
-        others = tuple(a for a in range(xc.ndim) if a != 1)
-        cm, cv = (self._average(a, others) for a in spread)
-        with np.errstate(over="ignore"):
-            self.running_mean = ((1 - k) * rm + k * cm).astype(x.dtype)
-            self.running_var = ((1 - k) * rv + k * cv).astype(x.dtype)
-
     def _average(self, a, axes):
         """Per channel, the mean over ``axes``, accumulated and divided in float64, rounded once."""
         return (_pairwise(a, axes) / np.prod([a.shape[i] for i in axes])).astype(a.dtype).reshape(-1)
