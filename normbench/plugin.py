@@ -157,8 +157,10 @@ class Recorder:
         if rec.outcome == "known":
             self.exercised.setdefault(rec.facts["known"], rec)
             self.reproduced.add(rec.facts["known"])
-        elif rec.outcome == "pass" and rec.suite != search.SUITE:  # a search's passes are its own picks, not a
-            for entry in known.matching(dataclasses.asdict(rec)):  # matrix: they never make an entry stale
+        elif rec.suite == search.SUITE:  # a search's records are its own picks, not a matrix: besides
+            return  # reproducing an entry, they never put one to the test (nor make it stale)
+        elif rec.outcome == "pass":
+            for entry in known.matching(dataclasses.asdict(rec)):
                 self.exercised.setdefault(entry.key, rec)
         elif rec.outcome in ("fail", "error") and rec.facts.get("outside_known"):
             self.exercised.setdefault(rec.facts["outside_known"], rec)
