@@ -88,12 +88,10 @@ def _judge(adapter: Adapter, case: Case, job: ReplicaJob, run: ReplicaRun):
 
     bound = tolerance.forward_bound(spec, dtype, x, job.gamma, job.beta, mask)
     y = _concat(run.y)
-    verdicts = {kind: tolerance.judge("y", y, _concat(replicas.forward(spec, job.shards, job.gamma, job.beta,
-                                                                       job.masks, kind)), bound)
-                for kind in replicas.KINDS}
+    want = {kind: replicas.forward(spec, job.shards, job.gamma, job.beta, job.masks, kind) for kind in replicas.KINDS}
+    verdicts = {kind: tolerance.judge("y", y, _concat(w), bound) for kind, w in want.items()}
     per_replica = [float(np.max(np.abs(np.asarray(a, np.float64) - b), initial=0.0))
-                   for a, b in zip(run.y, replicas.forward(spec, job.shards, job.gamma, job.beta, job.masks),
-                                   strict=True)]
+                   for a, b in zip(run.y, want["global"], strict=True)]
     matches = [k for k, v in verdicts.items() if v.passed]
     yield judged("forward_train", verdicts["global"], {
         **layout, "statistics_match": matches, "output_dtype": np.asarray(run.y[0]).dtype.name,
