@@ -8,7 +8,13 @@ VENV := .venv
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip uninstall -y -q tensorflow-cpu 2>/dev/null || true  # replaced by tensorflow (tf-keras needs it)
-	$(VENV)/bin/python -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[all,test]'
+	@# A download of several hundred MB from PyPI sometimes breaks off mid-file, and pip does not
+	@# resume it: the install is tried three times (pip's cache keeps the files that did arrive).
+	@for attempt in 1 2 3; do \
+	  $(VENV)/bin/python -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[all,test]' && break; \
+	  if [ $$attempt = 3 ]; then echo "pip install failed 3 times" >&2; exit 1; fi; \
+	  echo "pip install failed (attempt $$attempt of 3); retrying in 15 s" >&2; sleep 15; \
+	done
 	touch $@
 
 run: $(VENV)/.installed  ## the main job: every adapter's suites and benchmarks, then the reports
