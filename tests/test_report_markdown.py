@@ -271,3 +271,32 @@ def test_environment_names_the_allocator_and_its_probe(allocator_results):
     assert rows["allocator"].startswith("| allocator | system; tcmalloc (LD_PRELOAD=")
     assert "; warm (GLIBC_TUNABLES=glibc.malloc." in rows["allocator"]
     assert rows["allocator probe"] == "| allocator probe | system 61.5; tcmalloc 0.2; warm 0 page faults/MiB |"
+
+
+def test_a_report_too_long_for_a_comment_folds_its_details_first():
+    big = markdown.table(["case", "error"], [[f"c{i}", "1e-3"] for i in range(400)])
+    md = (f"# normbench report\n\nheadline\n\n<details><summary>Every row (400)</summary>\n\n{big}\n\n</details>\n\n"
+          "### Failures\n\n" + markdown.table(["case"], [["x"]]) + "\n")
+    fitted = markdown.fit(md, "r.html", limit=2_000)
+    assert len(fitted) <= 2_000 and "<details>" not in fitted
+    assert "Every row (400): in `r.html` (left out here to fit a 65,536-character pull-request comment)." in fitted
+    assert fitted.startswith("# normbench report\n\nheadline") and fitted.endswith("| x |\n")  # the rest kept whole
+    assert markdown.fit(md, "r.html", limit=len(md)) == md
+
+
+def test_a_report_still_too_long_is_cut_at_a_line_with_a_note():
+    rows = [[f"c{i}", "é" * 50] for i in range(300)]
+    md = "# normbench report\n\n" + markdown.table(["case", "message"], rows) + "\n"
+    fitted = markdown.fit(md, limit=5_000)
+    assert len(fitted) <= 5_000 and len(md) > 5_000
+    body, note = fitted.split("\n\n---\n")
+    assert md.startswith(body + "\n") and note.startswith("⚠️ Cut at this line") and "`report.html`" in note
+    assert len(tables(fitted)) == 1  # the table it cut is still well formed
+
+
+def test_rendered_report_fits_the_comment_limit(numpy_results, monkeypatch):
+    full = markdown.render(load(numpy_results))
+    monkeypatch.setattr(markdown, "COMMENT_LIMIT", len(full) - 1)
+    md = markdown.render(load(numpy_results))
+    assert len(md) < len(full) and "left out here to fit" in md and "<summary>Every measured property" not in md
+    assert headings(md) == headings(full) and tables(md)

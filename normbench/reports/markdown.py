@@ -25,6 +25,7 @@ from .formatting import (
 )
 from .model import Results
 
+COMMENT_LIMIT = 65_536  # characters GitHub keeps of an issue or pull-request comment; a longer one is refused
 MAX_FAILURES = 25  # failures listed; the rest are counted
 MAX_TEXT = 160  # characters kept of a message or reason
 CLOSEST_ROWS = 10  # passing checks listed closest to their tolerance
@@ -470,8 +471,29 @@ def speed(res: Results) -> list[str]:
     return parts + (["### Recompiles", "", recompiles, ""] if recompiles else [])
 
 
+DETAILS = re.compile(r"<details><summary>(.*?)</summary>.*?</details>", re.S)
+
+
+def fit(md: str, html_name: str = "report.html", limit: int = COMMENT_LIMIT) -> str:
+    """``md`` cut to ``limit`` characters, so that GitHub takes it as a comment: folded tables go
+    first, largest first (each leaves its summary and where to find it), then whole lines
+    from the end, with a note of the cut. Headline, warnings and verdicts come first, so they stay."""
+    if len(md) <= limit:
+        return md
+    for block in sorted(DETAILS.finditer(md), key=lambda m: len(m.group(0)), reverse=True):
+        md = md.replace(block.group(0), f"{block.group(1)}: in {code(html_name)} (left out here to fit a "
+                        f"{COMMENT_LIMIT:,}-character pull-request comment).", 1)
+        if len(md) <= limit:
+            return md
+    note = (f"\n\n---\n⚠️ Cut at this line to fit a {COMMENT_LIMIT:,}-character pull-request comment: "
+            f"{code(html_name)} (the HTML report next to this file) has the rest.\n")
+    kept = md[: max(limit - len(note), 0)]
+    return kept[: kept.rfind("\n") + 1].rstrip("\n") + note
+
+
 def render(res: Results, html_name: str = "report.html") -> str:
-    """The whole report as Markdown: only the sections these results have something for."""
+    """The whole report as Markdown: only the sections these results have something for, fitted
+    to a pull-request comment."""
     c = res.checks
     verified = bool(len(model.verification(res)))
     timed = bool(len(c)) and bool((c["suite"] == "speed").any())
@@ -485,4 +507,4 @@ def render(res: Results, html_name: str = "report.html") -> str:
         parts += ["## Failures", "", failures_section(res), ""]
     if verified or timed:
         parts += ["---", f"Charts and full tables: {code(html_name)} (the HTML report next to this file)."]
-    return "\n".join(parts) + "\n"
+    return fit("\n".join(parts) + "\n", html_name, COMMENT_LIMIT)
