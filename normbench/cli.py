@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from .adapters import registry
-from .bench import allocator
+from .bench import allocator, threads
 from .results import records
 from .running import runner
 
@@ -263,7 +263,6 @@ def _not_replaceable(out: Path) -> str | None:
 
 
 def _main_job(args: argparse.Namespace) -> int:
-    from .bench import threads
     from .running import progress
 
     try:
@@ -354,7 +353,6 @@ def _with_reports(code: int, out: Path, skip: bool = False) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .bench import threads
     from .numerics.dtypes import DTYPES
 
     try:
@@ -594,13 +592,13 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--quick", action="store_true",
                      help="quick matrix: float32/float64 checks only, one timed pass of the default "
                           "benchmark shapes (no sweeps)")
-    run.add_argument("--threads", type=_positive_int, default=os.cpu_count() or 1,
+    run.add_argument("--threads", type=_positive_int, default=threads.available(),
                      help="threads for every framework (default: all cores)")
     run.add_argument("-o", "--output", help="run folder (default normbench-results/<time>)")
     run.add_argument("--overwrite", action="store_true", help="replace an earlier run in the -o folder")
     run.add_argument("-n", "--workers", help="pytest-xdist workers for the verification suites (a number or "
                                              "'auto'); benchmarks always run alone")
-    run.add_argument("-j", "--jobs", type=_positive_int, default=min(2, os.cpu_count() or 1),
+    run.add_argument("-j", "--jobs", type=_positive_int, default=min(2, threads.available()),
                      help="verification processes at once (default: 2, or 1 on one core, or with -n); "
                           "benchmarks always run one at a time")
     run.add_argument("--allocator", default=None,
@@ -621,7 +619,7 @@ def main(argv: list[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="run the benchmarks alone (never under xdist)")
     bench.add_argument("--adapters", help="comma-separated adapter names or module:Class")
     bench.add_argument("-o", "--output", help="results folder (default normbench-results/<time>)")
-    bench.add_argument("--threads", type=_positive_int, default=os.cpu_count() or 1,
+    bench.add_argument("--threads", type=_positive_int, default=threads.available(),
                        help="threads for every framework (default: all cores)")
     bench.add_argument("--dtypes", default=None, help="comma-separated, e.g. float32,float16,bfloat16 "
                        "(default: each op's own: float32, and bfloat16 too for RMSNorm)")
@@ -671,7 +669,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the checks on these comma-separated case ids instead of searching (what a "
                              "failure's rerun command does)")
     search.add_argument("-o", "--output", help="results folder (default normbench-results/<time>)")
-    search.add_argument("-j", "--jobs", type=_positive_int, default=min(2, os.cpu_count() or 1),
+    search.add_argument("-j", "--jobs", type=_positive_int, default=min(2, threads.available()),
                         help="framework groups searched at once, each in its own process (default: 2)")
     search.add_argument("--no-report", action="store_true", help="write results only")
     search.add_argument("-v", "--verbose", action="store_true", help="one line per test")

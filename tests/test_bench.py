@@ -47,7 +47,7 @@ def test_bench_records_timing_traffic_and_roofline(quick_run):
         assert math.isclose(r["gbps"], r["bytes"] / r["median_s"] / 1e9)
         assert math.isclose(r["roofline_frac"], r["gbps"] / env["memory_bandwidth"]["gbps"])
     torch_threads = {r["threads"]["torch"] for r in timed if r["adapter"] == "torch"}
-    assert torch_threads == {1}
+    assert torch_threads == {1} and {r["threads"]["cpus"] for r in timed} == {1}
     bench_json = json.loads((out / "benchmark.json").read_text())
     assert len(bench_json["benchmarks"]) == len(timed)
 

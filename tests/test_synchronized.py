@@ -127,7 +127,8 @@ def test_the_cases_cover_two_and_four_replicas_even_uneven_single_samples_offset
 
 
 def test_jax_is_asked_for_enough_host_devices_and_other_flags_are_kept():
-    """First: XLA ignores every flag after a token without "--", which threads.configure writes."""
+    """First: XLA ignores every flag after a token without "--", such as a user's copy of the folk
+    recipe "intra_op_parallelism_threads=N" (normbench no longer writes it)."""
     threads = "--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads=2"
     env = synchronized.with_host_devices({"XLA_FLAGS": threads})
     assert env["XLA_FLAGS"] == f"--xla_force_host_platform_device_count=4 {threads}"

@@ -23,11 +23,37 @@ def configure(n: int) -> None:
         raise RuntimeError(f"threads must be configured before importing {', '.join(loaded)}")
     for var in ENV_VARS:
         os.environ[var] = str(n)
-    # XLA (JAX) reads its CPU thread pool size from XLA_FLAGS at backend start.
+    # XLA (JAX) has no flag for its CPU pool's size (see `pin`); one thread turns Eigen's off. The
+    # often-quoted "intra_op_parallelism_threads=N" is no XLA flag: XLA stops reading XLA_FLAGS at
+    # it, so it is dropped wherever it appears (earlier normbench versions wrote it).
     ours = ("--xla_cpu_multi_thread_eigen=", "intra_op_parallelism_threads=")
     flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith(ours)]  # a child run re-asks
-    flags += [f"--xla_cpu_multi_thread_eigen={'true' if n > 1 else 'false'}", f"intra_op_parallelism_threads={n}"]
+    flags.append(f"--xla_cpu_multi_thread_eigen={'true' if n > 1 else 'false'}")
     os.environ["XLA_FLAGS"] = " ".join(flags)
+
+
+def available() -> int:
+    """CPUs this process may run on: its affinity mask, which a container or taskset narrows
+    and os.cpu_count() does not see."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def pin() -> list[int] | None:
+    """Keep this process (and its children) on the first ``requested()`` CPUs it may use, where
+    fewer are asked for than it has; the CPUs it keeps, or None where nothing changed.
+
+    XLA sizes its CPU thread pool by the affinity mask and offers no flag for it (jax-ml/jax#1539),
+    so without this JAX would time on every core while the others use N threads. Must run before
+    JAX starts its CPU backend; the benchmark process calls it first thing.
+    """
+    n = requested()
+    if n is None or not hasattr(os, "sched_setaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    if n >= len(cpus):
+        return None
+    os.sched_setaffinity(0, cpus[:n])
+    return cpus[:n]
 
 
 def requested() -> int | None:
@@ -55,9 +81,12 @@ def apply() -> None:
 
 def report() -> dict:
     """What each imported framework actually uses, for the environment record."""
-    out: dict = {"requested": requested(), "env": {k: os.environ[k] for k in ENV_VARS if k in os.environ}}
+    out: dict = {"requested": requested(), "cpus": available(),
+                 "env": {k: os.environ[k] for k in ENV_VARS if k in os.environ}}
     if "XLA_FLAGS" in os.environ:
         out["env"]["XLA_FLAGS"] = os.environ["XLA_FLAGS"]
+    if "jax" in sys.modules:  # its pool: one thread per CPU of the affinity mask (see `pin`)
+        out["jax"] = available()
     if "torch" in sys.modules:
         out["torch"] = sys.modules["torch"].get_num_threads()
     if "tensorflow" in sys.modules:

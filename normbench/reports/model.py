@@ -158,6 +158,9 @@ def _flat_env(env: dict) -> dict:
     out = {k: env.get(k) for k in ("date", "python", "os", "cpu", "cores", "normbench_version", "git_commit")}
     out["versions"] = ", ".join(f"{k} {v}" for k, v in (env.get("versions") or {}).items())
     out["threads"] = ", ".join(f"{k}={v}" for k, v in (env.get("threads") or {}).items()) or "defaults"
+    pinned = env.get("pinned_cpus")
+    if pinned:  # the benchmark process kept fewer CPUs than it had (threads.pin)
+        out["threads"] += f"; pinned to CPU {', '.join(map(str, pinned))} (XLA sizes its pool by the affinity mask)"
     bw = env.get("memory_bandwidth") or {}
     out["bandwidth_gbps"] = bw.get("gbps")
     probe = env.get("cpu_probe") or {}

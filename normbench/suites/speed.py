@@ -8,7 +8,6 @@ bandwidth is measured once per run on this machine, with the same thread count.
 from __future__ import annotations
 
 import contextlib
-import os
 
 import pytest
 
@@ -33,12 +32,22 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("bench_case", found, ids=str)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def pinned_cpus(request) -> list[int] | None:
+    """Fewer threads asked for than CPUs: the process keeps that many CPUs, before any framework
+    starts, since that is the only way to size XLA's pool (see threads.pin)."""
+    kept = threads.pin()
+    if kept is not None:
+        add_to_environment(request.config, "pinned_cpus", kept)
+    return kept
+
+
 @pytest.fixture(scope="session")
 def memory_bandwidth(request) -> float:
     """GB/s of a STREAM-style copy with the benchmark's thread count, measured once."""
     if getattr(request.config.option, "numprocesses", None):
         pytest.exit("benchmarks never run under xdist (-n): drop -n for `normbench bench`", returncode=4)
-    n = threads.requested() or os.cpu_count() or 1
+    n = threads.requested() or threads.available()
     quick = request.config.getoption("--bench-quick")
     result = bandwidth.measure(n, megabytes=32 if quick else 256)
     add_to_environment(request.config, "memory_bandwidth", result)
@@ -98,7 +107,7 @@ def test_self_check(norm_adapter, timed_benchmark, memory_bandwidth, previous_re
             return
         case_medians[key] = rec.timing
     prepared = previous_repeats[key]
-    n = threads.requested() or os.cpu_count() or 1
+    n = threads.requested() or threads.available()
     _, iterations, _ = bench._plan(prepared.timed.call)
     with contextlib.ExitStack() as stack:
         fresh = stack.enter_context(bare.Fresh(norm_adapter.name)) if self_check.wants_fresh() else None

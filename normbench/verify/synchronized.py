@@ -43,7 +43,7 @@ def with_host_devices(environ: dict[str, str] | None = None, count: int | None =
     value = given[-1].split("=", 1)[1] if given else ""
     if value.isdigit() and int(value) >= count and flags[0] == given[-1]:
         return env
-    # first: XLA stops reading flags at a token without "--" (threads.configure writes one)
+    # first: XLA stops reading flags at a token without "--" (a user's "intra_op_parallelism_threads=N")
     flags = [f"{DEVICES_FLAG}={count}", *(f for f in flags if not f.startswith(DEVICES_FLAG + "="))]
     env["XLA_FLAGS"] = " ".join(flags)
     return env
