@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from normbench.adapters import registry
@@ -166,3 +167,34 @@ def test_a_metamorphic_record_is_bounded_by_what_the_layer_saw_shifted_too():
     shifted = entry.bound({**row, "check": "scale_shift_invariance"})
     plain = known.one_pass_variance({**row, "check": "forward_train"})
     assert shifted > 10 * plain
+
+
+def _searched_row(case_id: str, check: str, err: float, tol: float, facts: dict | None = None) -> dict:
+    """A record of a case `normbench search` drew, as its id names it."""
+    from normbench.search import case_ids
+
+    case = case_ids.parse(case_id)
+    return {"adapter": "flax.linen", "op": case.spec.op, "dtype": case.dtype, "input": case.input,
+            "shape": list(case.shape), "layout": case.layout, "params": case.params(), "case": case.id,
+            "check": check, "outcome": "fail", "max_abs_err": err, "tolerance": tol, "message": "",
+            "facts": facts or {}}
+
+
+def test_one_pass_envelope_of_a_running_variance_is_the_cancelled_variance_itself():
+    """Found by `normbench search`: flax.linen's one-pass variance of a 3-sample channel with
+    variance 1.8e-8 at mean ~1 cancels to 0, 2.5e3 tolerances off, which the dx-shaped envelope
+    (635) did not cover. The stored variance errs by δ = λ·ε·√n·E[x²] itself."""
+    from normbench.search import case_ids
+
+    case_id = "batch_norm-1x1x1x3-float32-tiny_variance-channels_first"
+    row = _searched_row(f"{case_id}-momentum1", "running_var", 1.7869103727561097e-08, 7.021719796232077e-12)
+    x, _ = case_ids.parse(row["case"]).data()
+    assert math.isclose(float(np.var(np.asarray(x, np.float64))), row["max_abs_err"], rel_tol=1e-6)  # it hit 0
+    entry = next(k for k in known.KNOWN if k.key == "flax-fast-variance")
+    assert entry.explains(row)[0]
+    bound = entry.bound(row)
+    assert 2.5e3 < bound < 1e6  # δ/tol: finite, and no excuse for an error of the variance's size times 1e3
+    assert not entry.explains({**row, "max_abs_err": 1e3 * row["max_abs_err"]})[0]
+    # at momentum 0.1 one step carries 0.1 of a step's error into the stored variance, three 1 − 0.9³
+    one, three = (entry.bound(_searched_row(case_id, "running_var", 1.0, 1e-12, {"steps": k})) - 1 for k in (1, 3))
+    assert math.isclose(three / one, (1 - 0.9**3) / 0.1, rel_tol=1e-9)

@@ -122,6 +122,20 @@ def _one_pass_factor(row: Row, case, x, p, compute: str | None) -> float:
     return worst * eps / machine_eps(case.dtype)
 
 
+@_from_arrays
+def _one_pass_running_var(row: Row, case, x, p, compute: str | None, steps: int) -> float:
+    """The stored variance errs by δ itself, not through 1/s: each step's batch variance by up to
+    δ = λ·ε·√n·E[x²] (σ² once it cancels to 0 and is clamped), times n/(n − 1) where unbiased, and
+    K steps of momentum k carry Σ k(1 − k)^j = 1 − (1 − k)^K of it. An absolute error."""
+    from ..numerics import reference
+    from ..numerics.tolerance import LAMBDA
+
+    m = reference.moments(case.spec, x, p["mask"])
+    eps = machine_eps(compute or case.dtype)
+    delta = LAMBDA * eps * np.sqrt(m.count) * (m.var + m.mean**2) * m.count / np.maximum(m.count - 1, 1)
+    return (1 - (1 - case.spec.momentum) ** steps) * float(np.nanmax(delta))
+
+
 def one_pass_variance(row: Row) -> float:
     """var = E[x²] − E[x]² errs by up to δ = λ·ε·√n·E[x²] = λ·ε·√n·(1 + κ²)·σ² where two passes
     err by λ·ε·√n·(1 + κ)·σ²: about (1 + κ) policy tolerances (×2 for slack) while δ < σ². Past
@@ -132,7 +146,13 @@ def one_pass_variance(row: Row) -> float:
 
 def one_pass_variance_in(compute: str | None) -> Envelope:
     """``one_pass_variance`` for a cause that also computes in ``compute`` (None: the tested dtype)."""
-    return lambda row: _one_pass_factor(row, compute)
+    def envelope(row: Row) -> float:
+        if row.get("check") == "running_var":
+            steps = int((row.get("facts") or {}).get("steps", 1))
+            return _within_tolerances(row, _one_pass_running_var(row, compute, steps))
+        return _one_pass_factor(row, compute)
+
+    return envelope
 
 
 @_from_arrays
