@@ -198,3 +198,46 @@ def test_one_pass_envelope_of_a_running_variance_is_the_cancelled_variance_itsel
     # at momentum 0.1 one step carries 0.1 of a step's error into the stored variance, three 1 − 0.9³
     one, three = (entry.bound(_searched_row(case_id, "running_var", 1.0, 1e-12, {"steps": k})) - 1 for k in (1, 3))
     assert math.isclose(three / one, (1 - 0.9**3) / 0.1, rel_tol=1e-9)
+
+
+# What one default `normbench search` found outside the fixed matrix, each the cause of a declared
+# entry that matched only named inputs or wide dtypes: (case, adapter, check, error, ratio, entry).
+SEARCH_FINDINGS = [
+    ("instance_norm-44x1x2-float32-normal-channels_first", "keras[torch]", "forward_train", 1.19e-3, 3.93,
+     "keras-torch-fast-variance"),  # two close values of a normal pair: κ ≥ 10, measured
+    ("group_norm-1137x2x3-float16-offset1e4-channels_first-groups1", "keras[torch]", "forward_train", 2.53e3, 17.5,
+     "keras-torch-fast-variance"),  # float16 cast to float32 by Keras's torch moments
+    ("group_norm-1x445x1-float16-shifted:3000:1-channels_first-groups5", "flax.linen", "grad_dx", 1.71e3, 3.16,
+     "flax-fast-variance"),  # float16 upcast to float32 by _compute_stats
+    ("group_norm-1x3-float16-shifted:0:1000-groups1", "tf_keras", "forward_train", 1.15, 34.0,
+     "tf-keras-half-precision"),  # Σ(x − mean)² of std 1000 overflows float16
+    ("group_norm-1x1x1x2-float16-offset1e4-channels_first-groups1-eps1e-10", "torch", "grad_dx", math.inf, math.inf,
+     "torch-half-rstd-overflow"),  # 1/√(0 + 1e-10) = 1e5 saved in float16
+]
+
+
+@pytest.mark.parametrize(("case_id", "adapter", "check", "err", "ratio", "key"), SEARCH_FINDINGS,
+                         ids=[f[-1] + "-" + f[0].split("-")[0] for f in SEARCH_FINDINGS])
+def test_a_cause_is_matched_by_what_the_input_measures_not_its_name(case_id, adapter, check, err, ratio, key):
+    row = {**_searched_row(case_id, check, err, err / ratio if math.isfinite(err) else 1.0), "adapter": adapter}
+    assert key in [k.key for k in known.matching(row)]
+    entry, within, why = known.explain(row)
+    assert entry.key == key and within, why
+
+
+def test_measured_matching_still_leaves_a_well_conditioned_case_alone():
+    row = _searched_row("layer_norm-8x16-float32-normal", "forward_train", 1e-3, 1e-4)
+    assert not known.matching(row)  # flax.linen, but every group has κ < 10: a real error
+    odd = {"adapter": "flax.linen", "op": "layer_norm", "check": "forward_train", "input": "normal"}
+    assert not known.matching(odd)  # no case to rebuild: nothing measured, nothing matched
+
+
+def test_torch_half_rstd_overflow_is_reproduced_by_its_search_replay(tmp_path):
+    case_id = "group_norm-1x1x1x2-float16-offset1e4-channels_first-groups1-eps1e-10"
+    proc = run_cli("search", "--replay", case_id, "--adapters", "torch", "-o", str(tmp_path / "r"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    _, rows = records.read(tmp_path / "r" / "results.jsonl")
+    grads = {r["check"]: r for r in rows if r["check"] in ("grad_dx", "grad_dgamma")}
+    assert {r["outcome"] for r in grads.values()} == {"known"}
+    assert {r["facts"]["known"] for r in grads.values()} == {"torch-half-rstd-overflow"}
+    assert "got nan" in grads["grad_dx"]["message"]

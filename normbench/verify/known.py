@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..numerics.dtypes import machine_eps
+from ..numerics.dtypes import machine_eps, overflow_threshold
 
 Row = dict[str, Any]
 Envelope = Callable[[Row], float]  # the largest max_abs_err / tolerance the cause explains for a record
@@ -101,13 +101,24 @@ def _within_tolerances(row: Row, error: float) -> float:
     return 1 + error / tol if tol > 0 else math.inf
 
 
+PROMOTED = "promoted"  # a cause computing in the tested dtype promoted to at least float32 (half inputs upcast)
+
+
+def _compute_eps(compute: str | None, dtype: str) -> float:
+    """Machine epsilon of what a cause computes in: ``compute``, the tested dtype (None), or that
+    dtype promoted to at least float32 (PROMOTED)."""
+    if compute == PROMOTED:
+        return min(machine_eps(dtype), machine_eps("float32"))
+    return machine_eps(compute or dtype)
+
+
 @_from_arrays
 def _one_pass_factor(row: Row, case, x, p, compute: str | None) -> float:
     from ..numerics import reference
     from ..numerics.tolerance import LAMBDA
     from . import metamorphic
 
-    eps = machine_eps(compute or case.dtype)
+    eps = _compute_eps(compute, case.dtype)
     inputs = [x]
     if row.get("check") == "scale_shift_invariance":  # the layer also saw a·x + b
         inputs.append(metamorphic.scaled_shifted(case, x))
@@ -131,7 +142,7 @@ def _one_pass_running_var(row: Row, case, x, p, compute: str | None, steps: int)
     from ..numerics.tolerance import LAMBDA
 
     m = reference.moments(case.spec, x, p["mask"])
-    eps = machine_eps(compute or case.dtype)
+    eps = _compute_eps(compute, case.dtype)
     delta = LAMBDA * eps * np.sqrt(m.count) * (m.var + m.mean**2) * m.count / np.maximum(m.count - 1, 1)
     return (1 - (1 - case.spec.momentum) ** steps) * float(np.nanmax(delta))
 
@@ -311,6 +322,7 @@ def _counts_differ(row: Row) -> bool:
 
 _FLAX = ("flax.linen", "flax.nnx")
 _WIDE = ("float32", "float64")
+_FLOAT32_MOMENTS = (*_WIDE, "float16")  # Keras's torch moments: float16 cast to float32, bfloat16 kept
 _KERAS = ("keras[tensorflow]", "keras[jax]", "keras[torch]")  # Keras 3: one layer code, three backends
 _KERAS_32 = ("keras[jax]", "keras[torch]")  # where Keras's dtype promotion turns float64 into float32
 class _Conditioned(tuple):
@@ -325,6 +337,51 @@ class _Conditioned(tuple):
 
 
 _STRESS = _Conditioned(("offset1e2", "offset1e4", "tiny_variance", "constant"))
+
+
+@_from_arrays
+def _worst_kappa(row: Row, case, x, p) -> float:
+    from ..numerics import reference
+
+    m = reference.moments(case.spec, x, p["mask"])
+    kappa = np.abs(m.mean) / np.sqrt(m.var + case.spec.eps)
+    return float(np.nanmax(np.where(m.count >= 2, kappa, 0.0), initial=0.0))  # x² − x² of one value is exact
+
+
+def _conditioned(row: Row) -> bool:
+    """Some normalized group of two or more values has κ = |mean|/√(var + eps) ≥ 10, where a
+    one-pass variance starts to cancel: the stress inputs by name, any other input (a search's
+    draw, two close values of a normal pair) measured on its regenerated arrays. Call it last in
+    a matcher: it builds the case's arrays. Matching is all it does (the envelope bounds what is
+    excused), but a matching record that passes puts the entry to the test: a run where none fails
+    reports the entry stale."""
+    return row.get("input") in _STRESS or _measured(_worst_kappa, row) >= 10
+
+
+def _measured(measure: Callable[[Row], float], row: Row) -> float:
+    """``measure`` of a record's regenerated arrays; NaN for a record its case cannot be rebuilt from."""
+    try:
+        return measure(row)
+    except (KeyError, TypeError, ValueError):
+        return math.nan
+
+
+@_from_arrays
+def _largest_rstd(row: Row, case, x, p) -> float:
+    from ..numerics import reference
+
+    m = reference.moments(case.spec, x, p["mask"])
+    return float(np.nanmax(1 / np.sqrt(m.var + case.spec.eps)))
+
+
+@_from_arrays
+def _group_sums(row: Row, case, x, p) -> float:
+    """The largest of each group's Σx and Σ(x − mean)², which a layer computing in the tested
+    dtype accumulates."""
+    from ..numerics import reference
+
+    m = reference.moments(case.spec, x, p["mask"])
+    return float(np.nanmax(m.count * np.maximum(np.abs(m.mean), m.var)))
 _CENTRED = ("layer_norm", "batch_norm", "group_norm", "instance_norm")  # ops with a variance to cancel
 
 
@@ -352,9 +409,8 @@ KNOWN: tuple[Known, ...] = (
         "per-channel std up to 37.7 instead of 1 (keras 3.15.1, tf_keras 2.21)",
         "https://github.com/keras-team/keras/blob/master/keras/src/backend/tensorflow/nn.py",
         lambda r: _synchronized(r) and _in(r, adapter=("keras[tensorflow]", "tf_keras"), op=("batch_norm",),
-                                           input=_STRESS,
                                            check=("forward_train", "grad_dx", "grad_dgamma", "grad_dbeta",
-                                                  "running_var")),
+                                                  "running_var")) and _conditioned(r),
         envelope=one_pass_variance,
     ),
     Known(
@@ -376,11 +432,11 @@ KNOWN: tuple[Known, ...] = (
         "var = E[x²] − E[x]², which "
         "cancels when |mean| ≫ std: the error grows as κ², beyond the two-pass bound (κ = |mean|/std)",
         "https://github.com/google/flax/blob/main/flax/linen/normalization.py",
-        lambda r: _in(r, adapter=_FLAX, dtype=_WIDE, op=_CENTRED, input=_STRESS,
+        lambda r: _in(r, adapter=_FLAX, op=_CENTRED,
                       check=("forward_train", "grad_dx", "grad_dgamma", "running_var", "jvp", "second_order_dx",
-                             "second_order_dgamma"))
-        or _in(r, adapter=_FLAX, dtype=_WIDE, op=("group_norm", "instance_norm"), check=("scale_shift_invariance",)),
-        envelope=one_pass_variance,
+                             "second_order_dgamma")) and _conditioned(r)
+        or _in(r, adapter=_FLAX, op=("group_norm", "instance_norm"), check=("scale_shift_invariance",)),
+        envelope=one_pass_variance_in(PROMOTED),  # _compute_stats upcasts half inputs to float32
     ),
     Known(
         "flax-linen-mixed-dx-double-upcast",
@@ -460,11 +516,11 @@ KNOWN: tuple[Known, ...] = (
         "LayerNormalization calls torch's F.layer_norm and is not affected",
         "https://github.com/keras-team/keras/blob/master/keras/src/backend/torch/nn.py",
         lambda r: _in(r, adapter=("keras[torch]",), op=("batch_norm", "group_norm", "instance_norm"),
-                      dtype=_WIDE, input=_STRESS,
+                      dtype=_FLOAT32_MOMENTS,
                       check=("forward_train", "grad_dx", "grad_dgamma", "grad_dbeta", "running_var", "jvp",
-                             "second_order_dx", "second_order_dgamma"))
-        or _in(r, adapter=("keras[torch]",), op=("batch_norm", "group_norm", "instance_norm"), dtype=_WIDE,
-               check=("scale_shift_invariance",)),
+                             "second_order_dx", "second_order_dgamma")) and _conditioned(r)
+        or _in(r, adapter=("keras[torch]",), op=("batch_norm", "group_norm", "instance_norm"),
+               dtype=_FLOAT32_MOMENTS, check=("scale_shift_invariance",)),
         envelope=one_pass_variance_in("float32"), nonfinite=True,
     ),
     Known(
@@ -528,9 +584,27 @@ KNOWN: tuple[Known, ...] = (
         "Keras 3 normalizes in float32 (keras-core PR 412: LN and BN do not work in float16)",
         "https://github.com/keras-team/keras-core/pull/412",
         lambda r: _in(r, adapter=("tf_keras",), op=("layer_norm", "group_norm", "instance_norm"),
-                      dtype=("float16",), input=("offset1e4", "large", "tiny_variance", "constant"),
-                      check=("forward_train", "grad_dx", "grad_dgamma", "grad_dbeta")),
+                      dtype=("float16",), check=("forward_train", "grad_dx", "grad_dgamma", "grad_dbeta"))
+        and (r.get("input") in ("offset1e4", "large", "tiny_variance", "constant")
+             or _measured(_group_sums, r) >= overflow_threshold("float16")),  # a float16 sum of the moments overflows
         envelope=variance_overflows, nonfinite=True,
+    ),
+    Known(
+        "torch-half-rstd-overflow",
+        "torch's CPU LayerNorm, BatchNorm, GroupNorm and InstanceNorm keep the saved reciprocal standard "
+        "deviation in the input dtype: in float16, 1/√(var + eps) past 65504 (a near-constant group and eps "
+        "below 2.3e-10) is stored as inf, and the backward (BatchNorm and InstanceNorm also the forward) "
+        "returns NaN where the exact values are finite and representable. Reproducer: x = torch.ones(1, 2, "
+        "dtype=torch.float16, requires_grad=True); F.layer_norm(x, [2], eps=1e-10).backward(torch.tensor([["
+        "0.25, -0.25]], dtype=torch.float16)); x.grad is [nan, nan], float64 gives [25000, -25000]; "
+        "torch.ops.aten.native_layer_norm returns rstd = inf in float16 (torch 2.13 CPU; the CUDA form of "
+        "this was pytorch/pytorch#41527)",
+        "https://github.com/pytorch/pytorch/issues/41527",
+        lambda r: _in(r, adapter=("torch",), dtype=("float16",), op=_CENTRED,
+                      check=("forward_train", "grad_dx", "grad_dgamma", "grad_dbeta", "jvp", "second_order_dx",
+                             "second_order_dgamma"))
+        and _measured(_largest_rstd, r) >= overflow_threshold("float16"),
+        nonfinite=True,  # NaN only: a finite error is not this cause
     ),
     Known(
         "torch-instance-norm-channels-last-batch-one",
