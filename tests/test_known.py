@@ -213,6 +213,8 @@ SEARCH_FINDINGS = [
      "tf-keras-half-precision"),  # Σ(x − mean)² of std 1000 overflows float16
     ("group_norm-1x1x1x2-float16-offset1e4-channels_first-groups1-eps1e-10", "torch", "grad_dx", math.inf, math.inf,
      "torch-half-rstd-overflow"),  # 1/√(0 + 1e-10) = 1e5 saved in float16
+    ("group_norm-1x1x2x1-float32-offset1e2-channels_last-groups1", "torch", "forward_train", 7.08e-4, 2.74,
+     "torch-group-norm-channels-last-one-pass"),  # a new torch finding
 ]
 
 
@@ -232,12 +234,27 @@ def test_measured_matching_still_leaves_a_well_conditioned_case_alone():
     assert not known.matching(odd)  # no case to rebuild: nothing measured, nothing matched
 
 
-def test_torch_half_rstd_overflow_is_reproduced_by_its_search_replay(tmp_path):
-    case_id = "group_norm-1x1x1x2-float16-offset1e4-channels_first-groups1-eps1e-10"
+@pytest.mark.parametrize(("case_id", "checks", "key", "says"), [
+    ("group_norm-1x1x1x2-float16-offset1e4-channels_first-groups1-eps1e-10", {"grad_dx", "grad_dgamma"},
+     "torch-half-rstd-overflow", "got nan"),
+    ("group_norm-1x1x2x1-float32-offset1e2-channels_last-groups1", {"forward_train"},
+     "torch-group-norm-channels-last-one-pass", "its tolerance, envelope"),
+], ids=["rstd-overflow", "channels-last-one-pass"])
+def test_torch_divergences_the_search_found_reproduce_from_their_replay(tmp_path, case_id, checks, key, says):
     proc = run_cli("search", "--replay", case_id, "--adapters", "torch", "-o", str(tmp_path / "r"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     _, rows = records.read(tmp_path / "r" / "results.jsonl")
-    grads = {r["check"]: r for r in rows if r["check"] in ("grad_dx", "grad_dgamma")}
-    assert {r["outcome"] for r in grads.values()} == {"known"}
-    assert {r["facts"]["known"] for r in grads.values()} == {"torch-half-rstd-overflow"}
-    assert "got nan" in grads["grad_dx"]["message"]
+    found = {r["check"]: r for r in rows if r.get("outcome") == "known"}
+    assert set(found) == checks and {r["facts"]["known"] for r in found.values()} == {key}
+    assert all(says in r["message"] for r in found.values())
+
+
+def test_torch_group_norm_is_one_pass_only_on_channels_last():
+    """The entry's claim, measured: the same float32 input off by ~1e3 on channels_last, ~1e-3 contiguous."""
+    import torch
+
+    x = 1e4 + torch.randn(2, 8, 6, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    exact = torch.nn.functional.group_norm(x, 2)
+    err = {fmt: float((torch.nn.functional.group_norm(x.float().contiguous(memory_format=fmt), 2).double()
+                       - exact).abs().max()) for fmt in (torch.contiguous_format, torch.channels_last)}
+    assert err[torch.contiguous_format] < 1e-2 < 10 < err[torch.channels_last]

@@ -590,6 +590,20 @@ KNOWN: tuple[Known, ...] = (
         envelope=variance_overflows, nonfinite=True,
     ),
     Known(
+        "torch-group-norm-channels-last-one-pass",
+        "torch's CPU GroupNorm on a channels_last input takes its statistics in one pass (sums of x and x², "
+        "var = E[x²] − E[x]²), where the contiguous kernel uses Welford (pytorch/pytorch#54921), so it "
+        "cancels when |mean| ≫ std. Found by normbench search (group_norm-1x1x2x1-float32-offset1e2-"
+        "channels_last-groups1). Reproducer: x = 1e4 + torch.randn(2, 8, 6, 5, dtype=torch.float64); "
+        "F.group_norm(x.float().contiguous(memory_format=torch.channels_last), 2) is off the float64 result "
+        "by 992, the contiguous float32 input by 1.5e-3; in float64, 6.3e-8 against 0 (torch 2.13 CPU)",
+        "https://github.com/pytorch/pytorch/blob/main/aten/src/ATen/native/cpu/group_norm_kernel.cpp",
+        lambda r: _in(r, adapter=("torch",), op=("group_norm",), layout=("channels_last",),
+                      check=("forward_train", "grad_dx", "grad_dgamma", "jvp", "second_order_dx",
+                             "second_order_dgamma")) and _conditioned(r),
+        envelope=one_pass_variance_in(PROMOTED),  # half inputs: float32 opmath
+    ),
+    Known(
         "torch-half-rstd-overflow",
         "torch's CPU LayerNorm, BatchNorm, GroupNorm and InstanceNorm keep the saved reciprocal standard "
         "deviation in the input dtype: in float16, 1/√(var + eps) past 65504 (a near-constant group and eps "
