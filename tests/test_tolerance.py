@@ -164,3 +164,23 @@ def test_second_order_bounds_come_from_the_one_policy():
     assert np.allclose(b32[0].tol, ratio * b64[0].tol) and np.allclose(b32[1].tol, ratio * b64[1].tol)
     shifted = tolerance.second_order_bounds(SPEC, "float32", x + 1e3, None, dy, v)
     assert np.all(shifted[0].tol > b32[0].tol)
+
+
+def test_a_constant_channel_running_variance_allows_the_square_of_its_means_error():
+    """Found by `normbench search`: keras[jax] stores 3.2e-14 for a 1866-value constant channel in
+    float32, where the exact variance is 0 and the bound was 0. (1/n)·Σ(x − μ̂)² = (μ̂ − μ)²."""
+
+    spec = NormSpec(op="batch_norm", momentum=1.0)
+    x = np.full((1866, 1), 0.7, np.float32)
+    mean = np.float32(0)
+    for v in x[:, 0]:  # sequential float32 sum: the worst order, errors of one sign
+        mean = np.float32(mean + v)
+    mean = np.float32(mean / np.float32(len(x)))
+    var32 = np.mean((x[:, 0] - mean) ** 2, dtype=np.float32)
+    assert var32 > 0
+    rm, rv = np.zeros(1), np.ones(1)
+    _, var_b = tolerance.running_bound(spec, "float32", rm, rv, x.astype(np.float64))
+    assert 0 < var_b.tol[0] < 1e-9  # (λ·ε·(1 + √n)·|μ|)², ε = 2⁻²³
+    assert tolerance.judge("running_var", np.array([var32]), np.zeros(1), var_b).passed
+    assert tolerance.judge("running_var", np.array([3.2e-14]), np.zeros(1), var_b).passed
+    assert not tolerance.judge("running_var", np.array([1e-8]), np.zeros(1), var_b).passed

@@ -88,20 +88,30 @@ def eval_bound(spec: NormSpec, dtype: str, x, gamma, beta, running_mean, running
 
 
 def running_bound(spec: NormSpec, dtype: str, running_mean, running_var, x, mask=None):
-    """Running mean and variance after one training step (either variance convention)."""
-    x, _, _, _, kappa = _normalized(spec, x, mask)
+    """Running mean and variance after one training step (either variance convention).
+
+    The batch variance also carries the square of its mean's error, (1/n)·Σ(x − μ̂)² = σ² + (μ̂ − μ)²
+    with |μ̂ − μ| up to λ·ε·(1 + √n)·|μ|: second order, and all there is when σ² = 0 (a constant
+    channel, whose float32 variance comes out ~1e-14, not 0)."""
+    x, g, _, _, kappa = _normalized(spec, x, mask)
     m = reference.channel_moments(spec, x, mask)
     k = spec.momentum
     mean, var, count = (np.asarray(a).reshape(-1) for a in m)
     keep = spec.param_axes(x.ndim)
-    kappa_c = np.moveaxis(kappa, keep[0], 0).reshape(len(count), -1).max(axis=1)
+
+    def per_channel(a):  # the largest over each channel's groups
+        return np.moveaxis(np.broadcast_to(a, x.shape), keep[0], 0).reshape(len(count), -1).max(axis=1)
+
+    kappa_c = per_channel(kappa)
     mean_mag = (1 - k) * np.abs(running_mean) + k * (np.abs(mean) + np.sqrt(var))
     with np.errstate(invalid="ignore", divide="ignore"):
         unbiased = np.where(count > 1, count / np.maximum(count - 1, 1), 1.0)
     var_mag = (1 - k) * np.abs(running_var) + k * var * unbiased
+    var_b = _bound(dtype, count, kappa_c, var_mag)
+    mean_err = LAMBDA * machine_eps(dtype) * (1 + np.sqrt(per_channel(g.count))) * per_channel(np.abs(g.mean))
     return (
         _bound(dtype, count, 0.0, mean_mag),
-        _bound(dtype, count, kappa_c, var_mag),
+        Bound(var_b.tol + k * unbiased * mean_err**2, var_b.unit, dtype),
     )
 
 
