@@ -382,6 +382,8 @@ def _group_sums(row: Row, case, x, p) -> float:
 
     m = reference.moments(case.spec, x, p["mask"])
     return float(np.nanmax(m.count * np.maximum(np.abs(m.mean), m.var)))
+
+
 _CENTRED = ("layer_norm", "batch_norm", "group_norm", "instance_norm")  # ops with a variance to cancel
 
 
