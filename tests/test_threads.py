@@ -34,17 +34,22 @@ print(json.dumps({"kept": kept, "cpus": len(os.sched_getaffinity(0)), "xla": os.
 several_cpus = pytest.mark.skipif(threads.available() < 2, reason="needs two CPUs to ask for fewer")
 
 
-def test_xla_flags_hold_only_flags_xla_reads(monkeypatch):
+def test_xla_flags_hold_only_flags_xla_reads():
     """XLA stops reading XLA_FLAGS at a token without "--": the folk recipe's
     intra_op_parallelism_threads=N is dropped, wherever it stood, and a user's flags kept."""
-    monkeypatch.setenv("XLA_FLAGS", "intra_op_parallelism_threads=4 --xla_force_host_platform_device_count=4")
-    for var in threads.ENV_VARS:
-        monkeypatch.delenv(var, raising=False)
-    threads.configure(1)
-    assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=4 --xla_cpu_multi_thread_eigen=false"
-    threads.configure(3)  # a child run re-asks: one setting, not two
-    assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=4 --xla_cpu_multi_thread_eigen=true"
-    assert os.environ["NORMBENCH_THREADS"] == os.environ["OMP_NUM_THREADS"] == "3"
+    user = "intra_op_parallelism_threads=4 --xla_force_host_platform_device_count=4"
+    once = threads.xla_flags(user, 1)
+    assert once == "--xla_force_host_platform_device_count=4 --xla_cpu_multi_thread_eigen=false"
+    assert threads.xla_flags(once, 3) == "--xla_force_host_platform_device_count=4 --xla_cpu_multi_thread_eigen=true"
+
+
+def test_configure_sets_every_variable_before_any_framework_starts():
+    code = ("import os; from normbench.bench import threads;"
+            " os.environ['XLA_FLAGS'] = 'intra_op_parallelism_threads=4'; threads.configure(3);"
+            " print(os.environ['XLA_FLAGS'], os.environ['OMP_NUM_THREADS'], os.environ['NORMBENCH_THREADS'])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["--xla_cpu_multi_thread_eigen=true", "3", "3"]
 
 
 def test_pin_keeps_the_cpus_asked_for_and_nothing_more(monkeypatch):

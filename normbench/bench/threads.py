@@ -23,13 +23,17 @@ def configure(n: int) -> None:
         raise RuntimeError(f"threads must be configured before importing {', '.join(loaded)}")
     for var in ENV_VARS:
         os.environ[var] = str(n)
-    # XLA (JAX) has no flag for its CPU pool's size (see `pin`); one thread turns Eigen's off. The
-    # often-quoted "intra_op_parallelism_threads=N" is no XLA flag: XLA stops reading XLA_FLAGS at
-    # it, so it is dropped wherever it appears (earlier normbench versions wrote it).
+    os.environ["XLA_FLAGS"] = xla_flags(os.environ.get("XLA_FLAGS", ""), n)
+
+
+def xla_flags(given: str, n: int) -> str:
+    """``given`` XLA_FLAGS asking for ``n`` threads. XLA has no flag for its CPU pool's size (see
+    `pin`); one thread turns Eigen's off. The often-quoted "intra_op_parallelism_threads=N" is no
+    XLA flag: XLA stops reading XLA_FLAGS at it, so it is dropped wherever it appears (earlier
+    normbench versions wrote it). A child run re-asks: one setting, not two."""
     ours = ("--xla_cpu_multi_thread_eigen=", "intra_op_parallelism_threads=")
-    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith(ours)]  # a child run re-asks
-    flags.append(f"--xla_cpu_multi_thread_eigen={'true' if n > 1 else 'false'}")
-    os.environ["XLA_FLAGS"] = " ".join(flags)
+    flags = [f for f in given.split() if not f.startswith(ours)]
+    return " ".join([*flags, f"--xla_cpu_multi_thread_eigen={'true' if n > 1 else 'false'}"])
 
 
 def available() -> int:
