@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,11 @@ def one_line_error(proc, *expected: str) -> str:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and all(e in lines[0] for e in expected), proc.stderr
     return lines[0]
+
+
+def section(page: str, key: str) -> str:
+    """The body of a rendered report page's section ``key`` (its aria-labelledby id)."""
+    return re.search(rf'<section aria-labelledby="{key}">(.*?)</section>', page, flags=re.S).group(1)
 
 
 def browser_dom(page: str, tmp_path: Path) -> str:

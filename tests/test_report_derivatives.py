@@ -19,7 +19,7 @@ from normbench.reports import html as report_html
 from normbench.reports import markdown, mixed, model
 from normbench.reports.formatting import sig3
 
-from .helpers import browser_dom, run_cli
+from .helpers import browser_dom, run_cli, section
 
 ADAPTERS = ("numpy,tests.meta_adapters:Independent,tests.meta_adapters:SecondOrderFrozenScale,"
             "tests.meta_adapters:DowncastBeforeReduction")
@@ -51,10 +51,6 @@ def res(results) -> model.Results:
 @pytest.fixture(scope="module")
 def page(res) -> str:
     return report_html.render(res)
-
-
-def section(page: str, key: str) -> str:
-    return re.search(rf'<section aria-labelledby="{key}">(.*?)</section>', page, flags=re.S).group(1)
 
 
 def derivatives_table(page: str) -> dict[str, list[tuple[str, str, str]]]:

@@ -22,6 +22,7 @@ from normbench.reports import html as report_html
 from normbench.reports import markdown, model
 from normbench.verify.known import KNOWN
 
+from .helpers import section
 from .test_report_model import (
     PRELOADS,
     other_framework,
@@ -121,10 +122,6 @@ def test_tables_have_rows_and_charts_are_inline_svg(report):
     ids = [i for svg in svgs for i in re.findall(r'\bid="([^"]+)"', svg)]
     assert len(ids) == len(set(ids)), "SVG ids must be unique across the page"
     assert all("<text" in svg for svg in svgs)  # chart labels are text, not glyph outlines
-
-
-def section(page: str, key: str) -> str:
-    return re.search(rf'<section aria-labelledby="{key}">(.*?)</section>', page, flags=re.S).group(1)
 
 
 def heatmap(page: str) -> tuple[list[str], list[tuple[str, list[tuple[str, str, str]]]]]:

@@ -15,7 +15,7 @@ from normbench.reports import html as report_html
 from normbench.reports import markdown, model
 from normbench.reports import synchronized as sync
 
-from .helpers import browser_dom, run_cli
+from .helpers import browser_dom, run_cli, section
 
 ADAPTERS = ("numpy,tests.meta_replicas:Independent,tests.meta_replicas:UnweightedMean,"
             "tests.meta_replicas:LocalOnly")
@@ -45,10 +45,6 @@ def page(res) -> str:
 def facts_of(res: model.Results) -> dict[str, dict[str, str]]:
     f = sync.facts(res)
     return {a: dict(zip(g["fact"], g["text"], strict=True)) for a, g in f.groupby("adapter")}
-
-
-def section(page: str, key: str) -> str:
-    return re.search(rf'<section aria-labelledby="{key}">(.*?)</section>', page, flags=re.S).group(1)
 
 
 def facts_table(page: str) -> dict[str, dict[str, tuple[str, str]]]:
