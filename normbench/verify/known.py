@@ -112,10 +112,16 @@ def _compute_eps(compute: str | None, dtype: str) -> float:
     return machine_eps(compute or dtype)
 
 
+def _one_pass_error(m, eps: float):
+    """δ = λ·ε·√n·E[x²]: how far E[x²] − E[x]² computed at ``eps`` may be from each group's variance."""
+    from ..numerics.tolerance import LAMBDA
+
+    return LAMBDA * eps * np.sqrt(m.count) * (m.var + m.mean**2)
+
+
 @_from_arrays
 def _one_pass_factor(row: Row, case, x, p, compute: str | None) -> float:
     from ..numerics import reference
-    from ..numerics.tolerance import LAMBDA
     from . import metamorphic
 
     eps = _compute_eps(compute, case.dtype)
@@ -127,7 +133,7 @@ def _one_pass_factor(row: Row, case, x, p, compute: str | None) -> float:
         m = reference.moments(case.spec, xi, p["mask"])
         s = np.sqrt(m.var + case.spec.eps)
         kappa = np.abs(m.mean) / s
-        delta = LAMBDA * eps * np.sqrt(m.count) * (m.var + m.mean**2)
+        delta = _one_pass_error(m, eps)
         q = s / np.sqrt(np.maximum(m.var - delta, 0) + case.spec.eps)
         worst = max(worst, float(np.nanmax(2 * (1 + kappa) * q**3)))
     return worst * eps / machine_eps(case.dtype)
@@ -139,11 +145,9 @@ def _one_pass_running_var(row: Row, case, x, p, compute: str | None, steps: int)
     δ = λ·ε·√n·E[x²] (σ² once it cancels to 0 and is clamped), times n/(n − 1) where unbiased, and
     K steps of momentum k carry Σ k(1 − k)^j = 1 − (1 − k)^K of it. An absolute error."""
     from ..numerics import reference
-    from ..numerics.tolerance import LAMBDA
 
     m = reference.moments(case.spec, x, p["mask"])
-    eps = _compute_eps(compute, case.dtype)
-    delta = LAMBDA * eps * np.sqrt(m.count) * (m.var + m.mean**2) * m.count / np.maximum(m.count - 1, 1)
+    delta = _one_pass_error(m, _compute_eps(compute, case.dtype)) * m.count / np.maximum(m.count - 1, 1)
     return (1 - (1 - case.spec.momentum) ** steps) * float(np.nanmax(delta))
 
 
