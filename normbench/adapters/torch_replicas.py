@@ -9,6 +9,10 @@ when there is a GPU per rank and gloo otherwise (NCCL refuses two ranks on one G
 is CPU, where torch refuses synchronized training: that refusal is measured once per replica
 count and process, with torch's documented fallbacks checked against plain BatchNorm around it.
 One replica runs in this process without a process group, SyncBatchNorm's fallback to batch_norm.
+
+Gloo's TCP rendezvous on loopback can fail before anything is measured ("Gloo connectFullMesh
+failed ... Connection closed by peer", seen once in a CI run under gVisor); such a start is retried
+in a fresh store, up to RENDEZVOUS_ATTEMPTS times, and the record says how many it took.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from .torch_nn import TorchLayer, _batch_norm, _numpy
 
 DEVICE_VAR = "NORMBENCH_TORCH_DEVICE"
 TIMEOUT = 120  # seconds a rank waits on its peers, and the parent on its ranks
+RENDEZVOUS_ATTEMPTS = 3
 _REFUSED: dict[tuple[str, int], Refused] = {}  # (device, replicas) -> the refusal measured in this process
 
 
@@ -135,8 +140,30 @@ def _rank(rank: int, job: ReplicaJob, dev: str, folder: str) -> None:
     Path(folder, f"rank{rank}.pkl").write_bytes(pickle.dumps(out))
 
 
-def _spawn(job: ReplicaJob, dev: str) -> list[dict]:
-    """Every rank's result; a rank that raises, or ranks still running after TIMEOUT, raise here."""
+def rendezvous_failed(message: str) -> bool:
+    """Whether a rank's traceback ends in joining the process group, before any measurement:
+    a transport failure to retry, not a finding."""
+    return "in init_process_group" in message and "_rank" in message.split("in init_process_group")[0]
+
+
+def _spawn(job: ReplicaJob, dev: str) -> tuple[list[dict], int]:
+    """Every rank's result and the attempts it took; a rank that raises after joining, a
+    rendezvous failing RENDEZVOUS_ATTEMPTS times, or ranks still running after TIMEOUT raise here."""
+    from torch.multiprocessing import ProcessRaisedException
+
+    for attempt in range(1, RENDEZVOUS_ATTEMPTS + 1):
+        try:
+            return _spawn_once(job, dev), attempt
+        except ProcessRaisedException as exc:
+            if not rendezvous_failed(str(exc)):
+                raise
+            if attempt == RENDEZVOUS_ATTEMPTS:
+                raise RuntimeError(f"torch.distributed rendezvous of {job.replicas} ranks failed "
+                                   f"{attempt} times; the last: {str(exc).strip().splitlines()[-1]}") from exc
+    raise AssertionError("unreachable")
+
+
+def _spawn_once(job: ReplicaJob, dev: str) -> list[dict]:
     import torch.multiprocessing as mp
 
     with tempfile.TemporaryDirectory(prefix="normbench-torch-") as folder:
@@ -162,7 +189,7 @@ def _no_group(job: ReplicaJob, dev: str) -> dict[str, float]:
     return {k: _diff(v, plain[k]) for k, v in sync.items() if v is not None}
 
 
-def _refusal(job: ReplicaJob, dev: str, ranks: list[dict]) -> Refused:
+def _refusal(job: ReplicaJob, dev: str, ranks: list[dict], attempts: int) -> Refused:
     """The ranks' common refusal, with both documented fallbacks measured (exact equality: both
     paths call the same batch_norm)."""
     messages = sorted({r.get("refused") or "ran" for r in ranks})
@@ -173,7 +200,8 @@ def _refusal(job: ReplicaJob, dev: str, ranks: list[dict]) -> Refused:
     no_group = _no_group(job, dev)
     facts = {"engine": f"torch.distributed {backend}, {job.replicas} processes, SyncBatchNorm on {dev}",
              "devices": [r["device"] for r in ranks], "backend": backend, "measured_with": job.replicas,
-             "eval_under_group_max_abs_diff": eval_diff, "no_group_max_abs_diff": no_group}
+             "eval_under_group_max_abs_diff": eval_diff, "no_group_max_abs_diff": no_group,
+             "rendezvous_attempts": attempts}
     fallbacks = {"eval mode under a process group": eval_diff == 0.0,
                  "no process group": all(v == 0.0 for v in no_group.values())}
     return Refused(messages[0], facts, fallbacks)
@@ -191,7 +219,7 @@ def run(job: ReplicaJob, dev: str) -> ReplicaRun:
                               "devices": [here], "backend": None, "replicas_agree": True})
     key = (dev, job.replicas)
     if key not in _REFUSED:
-        ranks = _spawn(job, dev)
+        ranks, attempts = _spawn(job, dev)
         if not any("refused" in r for r in ranks):
             r0 = ranks[0]
             agree = all(np.array_equal(r[k], r0[k]) for r in ranks for k in ("running_mean", "running_var"))
@@ -200,7 +228,7 @@ def run(job: ReplicaJob, dev: str) -> ReplicaRun:
                                   "engine": f"torch.distributed {r0['backend']}, {job.replicas} processes, "
                                             f"SyncBatchNorm on {dev}",
                                   "devices": [r["device"] for r in ranks], "backend": r0["backend"],
-                                  "replicas_agree": agree})
-        _REFUSED[key] = _refusal(job, dev, ranks)
+                                  "replicas_agree": agree, "rendezvous_attempts": attempts})
+        _REFUSED[key] = _refusal(job, dev, ranks, attempts)
     measured = _REFUSED[key]
     raise Refused(str(measured), measured.facts, measured.fallbacks)
