@@ -143,7 +143,7 @@ def _rank(rank: int, job: ReplicaJob, dev: str, folder: str) -> None:
 def rendezvous_failed(message: str) -> bool:
     """Whether a rank's traceback ends in joining the process group, before any measurement:
     a transport failure to retry, not a finding."""
-    return "in init_process_group" in message and "_rank" in message.split("in init_process_group")[0]
+    return "in init_process_group" in message
 
 
 def _spawn(job: ReplicaJob, dev: str) -> tuple[list[dict], int]:
@@ -157,10 +157,9 @@ def _spawn(job: ReplicaJob, dev: str) -> tuple[list[dict], int]:
         except ProcessRaisedException as exc:
             if not rendezvous_failed(str(exc)):
                 raise
-            if attempt == RENDEZVOUS_ATTEMPTS:
-                raise RuntimeError(f"torch.distributed rendezvous of {job.replicas} ranks failed "
-                                   f"{attempt} times; the last: {str(exc).strip().splitlines()[-1]}") from exc
-    raise AssertionError("unreachable")
+            last = exc
+    raise RuntimeError(f"torch.distributed rendezvous of {job.replicas} ranks failed {RENDEZVOUS_ATTEMPTS} "
+                       f"times; the last: {str(last).strip().splitlines()[-1]}") from last
 
 
 def _spawn_once(job: ReplicaJob, dev: str) -> list[dict]:
