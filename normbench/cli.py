@@ -593,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:
                      help="quick matrix: float32/float64 checks only, one timed pass of the default "
                           "benchmark shapes (no sweeps)")
     run.add_argument("--threads", type=_positive_int, default=threads.available(),
-                     help="threads for every framework (default: all cores)")
+                     help="threads for every framework (default: every CPU this process may use)")
     run.add_argument("-o", "--output", help="run folder (default normbench-results/<time>)")
     run.add_argument("--overwrite", action="store_true", help="replace an earlier run in the -o folder")
     run.add_argument("-n", "--workers", help="pytest-xdist workers for the verification suites (a number or "
@@ -620,7 +620,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--adapters", help="comma-separated adapter names or module:Class")
     bench.add_argument("-o", "--output", help="results folder (default normbench-results/<time>)")
     bench.add_argument("--threads", type=_positive_int, default=threads.available(),
-                       help="threads for every framework (default: all cores)")
+                       help="threads for every framework (default: every CPU this process may use)")
     bench.add_argument("--dtypes", default=None, help="comma-separated, e.g. float32,float16,bfloat16 "
                        "(default: each op's own: float32, and bfloat16 too for RMSNorm)")
     bench.add_argument("--quick", action="store_true", help="tiny shapes: checks the harness, not speed")
