@@ -23,8 +23,9 @@ from typing import Any
 
 from .. import __version__
 from ..bench import threads
+from .kinds import Outcome
 
-OUTCOMES = ("pass", "fail", "known", "error", "skip")
+OUTCOMES = tuple(Outcome)
 FRAMEWORK_DISTS = ("numpy", "ml_dtypes", "torch", "jax", "jaxlib", "flax", "tensorflow",
                    "tensorflow-cpu", "keras", "tf-keras", "onnx", "onnxruntime", "pytest")
 THREAD_VARS = (*threads.ENV_VARS, "XLA_FLAGS")
@@ -59,7 +60,8 @@ class Record:
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
-            raise ValueError(f"unknown outcome {self.outcome!r}; expected one of {OUTCOMES}")
+            raise ValueError(f"unknown outcome {self.outcome!r}; expected one of {', '.join(OUTCOMES)}")
+        self.outcome = Outcome(self.outcome)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Record:

@@ -26,15 +26,16 @@ from pathlib import Path
 
 from ..adapters.base import Adapter
 from ..bench import allocator
-from ..results import records
+from ..results import kinds, records
+from ..results.kinds import Suite
 from ..results.records import OUTCOMES, RUN_FORMAT, Record, ResultsFile
 from . import lock, tracebacks
 
-VERIFY_SUITES = ("agreement", "train_eval", "batch_size_one", "sequence_lengths")
+VERIFY_SUITES = kinds.VERIFY_SUITES
 # Run in processes of their own, each started with several host devices for its framework, so a
 # collective that hangs loses only these rows.
-SYNC_SUITE = "synchronized"
-SUITES = (*VERIFY_SUITES, SYNC_SUITE, "speed")
+SYNC_SUITE = Suite.SYNCHRONIZED
+SUITES = kinds.RUN_SUITES
 QUICK_FILTER = "not float16"  # the quick matrix: float32 and float64 cases (also drops bfloat16)
 STDERR_TAIL = 3000  # characters of a failed process's stderr kept in its error records
 GRACE_S = 5.0  # between asking a process to stop (SIGINT, SIGTERM) and SIGKILL
