@@ -44,26 +44,26 @@ def test_chan_merge_equals_the_statistics_of_the_concatenated_batch(split, input
 def test_the_global_reference_is_batchnorm_of_the_concatenated_batch(split, masked):
     case = Case(LAST, (sum(split), 6, 5), "float64", masked=masked, replicas=split)
     x, p = case.data()
-    xs, dys, masks = case.split(x), case.split(p["dy"]), case.split(p["mask"]) if masked else None
-    y = replicas.concatenated(replicas.forward(LAST, xs, p["gamma"], p["beta"], masks))
-    assert np.allclose(y, reference.forward(LAST, x, p["gamma"], p["beta"], p["mask"]), rtol=0, atol=1e-12)
-    dx, dgamma, dbeta = replicas.vjp(LAST, xs, p["gamma"], dys, masks)
-    want = reference.vjp(LAST, x, p["gamma"], p["dy"], p["mask"])
+    xs, dys, masks = case.split(x), case.split(p.dy), case.split(p.mask) if masked else None
+    y = replicas.concatenated(replicas.forward(LAST, xs, p.gamma, p.beta, masks))
+    assert np.allclose(y, reference.forward(LAST, x, p.gamma, p.beta, p.mask), rtol=0, atol=1e-12)
+    dx, dgamma, dbeta = replicas.vjp(LAST, xs, p.gamma, dys, masks)
+    want = reference.vjp(LAST, x, p.gamma, p.dy, p.mask)
     assert np.allclose(replicas.concatenated(dx), want.dx, rtol=0, atol=1e-12)
     assert np.allclose(dgamma, want.dgamma, atol=1e-11) and np.allclose(dbeta, want.dbeta, atol=1e-12)
     for unbiased in (False, True):
-        got = replicas.update_running(LAST, p["running_mean"], p["running_var"], xs, masks, unbiased=unbiased)
-        ref = reference.update_running(LAST, p["running_mean"], p["running_var"], x, p["mask"], unbiased=unbiased)
+        got = replicas.update_running(LAST, p.running_mean, p.running_var, xs, masks, unbiased=unbiased)
+        ref = reference.update_running(LAST, p.running_mean, p.running_var, x, p.mask, unbiased=unbiased)
         assert np.allclose(got, ref, rtol=1e-13, atol=0)
 
 
 def test_running_statistics_after_k_steps_are_k_single_steps():
     case = _case((2, 6))
     x, p = case.data()
-    state = (p["running_mean"], p["running_var"])
+    state = (p.running_mean, p.running_var)
     for _ in range(3):
         state = replicas.update_running(LAST, *state, case.split(x), unbiased=True)
-    three = replicas.update_running(LAST, p["running_mean"], p["running_var"], case.split(x), unbiased=True, steps=3)
+    three = replicas.update_running(LAST, p.running_mean, p.running_var, case.split(x), unbiased=True, steps=3)
     assert np.allclose(three, state, rtol=1e-14, atol=0)
 
 
@@ -71,13 +71,13 @@ def test_running_statistics_after_k_steps_are_k_single_steps():
 def test_each_kind_of_statistics_has_the_gradient_finite_differences_give(kind):
     case = Case(LAST, (6, 2, 3), "float64", masked=True, replicas=(2, 4))
     x, p = case.data()
-    masks = case.split(p["mask"])
+    masks = case.split(p.mask)
 
     def loss(a):
-        ys = replicas.forward(LAST, case.split(a), p["gamma"], p["beta"], masks, kind)
-        return sum(float((y * d).sum()) for y, d in zip(ys, case.split(p["dy"]), strict=True))
+        ys = replicas.forward(LAST, case.split(a), p.gamma, p.beta, masks, kind)
+        return sum(float((y * d).sum()) for y, d in zip(ys, case.split(p.dy), strict=True))
 
-    dx, dgamma, _ = replicas.vjp(LAST, case.split(x), p["gamma"], case.split(p["dy"]), masks, kind)
+    dx, dgamma, _ = replicas.vjp(LAST, case.split(x), p.gamma, case.split(p.dy), masks, kind)
     h, fd = 1e-6, np.zeros_like(x)
     for i in np.ndindex(x.shape):
         e = np.zeros_like(x)
@@ -90,11 +90,11 @@ def test_unweighted_and_local_statistics_differ_from_the_global_ones_only_where_
     even, uneven = _case((4, 4)), _case((1, 3, 4, 8))
     for case, same in ((even, True), (uneven, False)):
         x, p = case.data()
-        g, u = (replicas.forward(LAST, case.split(x), p["gamma"], p["beta"], None, k) for k in ("global", "unweighted"))
+        g, u = (replicas.forward(LAST, case.split(x), p.gamma, p.beta, None, k) for k in ("global", "unweighted"))
         assert np.allclose(replicas.concatenated(g), replicas.concatenated(u), atol=1e-12) == same
     x, p = even.data()
-    local = replicas.forward(LAST, even.split(x), p["gamma"], p["beta"], None, "local")
-    assert np.allclose(local[1], reference.forward(LAST, even.split(x)[1], p["gamma"], p["beta"]), atol=1e-12)
+    local = replicas.forward(LAST, even.split(x), p.gamma, p.beta, None, "local")
+    assert np.allclose(local[1], reference.forward(LAST, even.split(x)[1], p.gamma, p.beta), atol=1e-12)
 
 
 def test_a_replica_case_names_its_split_and_rebuilds_from_its_record():

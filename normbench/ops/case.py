@@ -16,6 +16,26 @@ from .spec import NormSpec
 PADDING = {"zeros": 0.0, "junk": 1e4}
 
 
+@dataclass(frozen=True)
+class CaseArrays:
+    """Everything besides x that a check feeds a layer or the oracle, regenerated from the case's seed.
+
+    Parameters a layer does not have (γ, β without ``affine``; β of an op without bias) are None,
+    so a check cannot feed an array the layer never had."""
+
+    gamma: np.ndarray | None
+    beta: np.ndarray | None
+    running_mean: np.ndarray
+    running_var: np.ndarray
+    dy: np.ndarray  # the upstream gradient of a VJP
+    tx: np.ndarray  # forward-mode tangents: of x, γ and β
+    tgamma: np.ndarray | None
+    tbeta: np.ndarray | None
+    v: np.ndarray  # the second-order direction
+    mask: np.ndarray | None  # what the layer is given (None where the case is not masked)
+    valid: np.ndarray  # which positions hold real values (all of them without padding)
+
+
 def _spec_parts(spec: NormSpec, shape: tuple[int, ...]) -> list[str]:
     """The spec's non-default fields, in the order ids have always named them."""
     parts = []
@@ -115,13 +135,12 @@ class Case:
         return {"op": self.spec.op, "dtype": self.dtype, "shape": list(self.shape), "layout": self.layout,
                 "input": self.input, "seed": self.seed, "params": self.params(), "case": self.id}
 
-    def data(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """The input and the parameters (γ, β, running statistics, dy) for this case."""
+    def data(self) -> tuple[np.ndarray, CaseArrays]:
+        """The input and the arrays around it (γ, β, running statistics, dy, tangents, mask)."""
         spec = self.spec
         pshape = spec.param_shape(self.shape)
         # a mixed-precision layer keeps its parameters and running statistics in float32
         p = inputs.params(pshape, "float32" if spec.precision == "mixed" else self.dtype, self.seed)
-        p["dy"] = inputs.upstream(self.shape, self.dtype, self.seed)
         p.update(inputs.tangents(self.shape, pshape, self.dtype, self.seed))
         if not spec.affine:
             p["gamma"] = p["beta"] = p["tgamma"] = p["tbeta"] = None
@@ -131,9 +150,8 @@ class Case:
         valid = self.valid()
         if self.pad:
             x = np.where(self.spread(valid), x, np.asarray(PADDING[self.pad], x.dtype))
-        p["mask"] = valid if self.masked else None
-        p["valid"] = valid
-        return x, p
+        return x, CaseArrays(**p, dy=inputs.upstream(self.shape, self.dtype, self.seed),
+                             mask=valid if self.masked else None, valid=valid)
 
     def split(self, a: np.ndarray | None) -> list[np.ndarray | None]:
         """A global-batch array (x, dy, a mask) cut into the replicas' shards along axis 0."""

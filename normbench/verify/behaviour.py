@@ -107,8 +107,8 @@ def train_steps(adapter: Adapter, case: Case, *, suite: str = "train_eval") -> l
         # eval from the running statistics, which eval must not change
         rm, rv = layer.running()
         y = layer.forward(x, False)
-        expected = reference.forward_eval(spec, x, p["gamma"], p["beta"], rm, rv)
-        bound = tolerance.returned_in(tolerance.eval_bound(spec, dtype, x, p["gamma"], p["beta"], rm, rv), y, expected)
+        expected = reference.forward_eval(spec, x, p.gamma, p.beta, rm, rv)
+        bound = tolerance.returned_in(tolerance.eval_bound(spec, dtype, x, p.gamma, p.beta, rm, rv), y, expected)
         yield judged("eval_after_training", tolerance.judge("y", y, expected, bound))
         after = layer.running()
         same = all(np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)
@@ -165,8 +165,8 @@ def batch_of_one(adapter: Adapter, case: Case, *, suite: str = "batch_size_one")
                    "facts": {"behaviour": "raises", "exception": text}}
             return
         y64 = np.asarray(y, np.float64)
-        expected = reference.forward(spec, x, p["gamma"], p["beta"])
-        verdict = tolerance.judge("y", y, expected, tolerance.forward_bound(spec, dtype, x, p["gamma"], p["beta"]))
+        expected = reference.forward(spec, x, p.gamma, p.beta)
+        verdict = tolerance.judge("y", y, expected, tolerance.forward_bound(spec, dtype, x, p.gamma, p.beta))
         if np.isnan(y64).any():
             behaviour = "returns NaN"
         elif verdict.passed:
@@ -191,7 +191,7 @@ def padding_shift(adapter: Adapter, case: Case, *, suite: str = "sequence_length
         raise ValueError("padding_shift needs a padded, unmasked case")
 
     def body(layer, x, p):
-        valid = p["valid"]
+        valid = p.valid
         rm0, rv0 = (np.asarray(a, np.float64) for a in layer.running())
         y = np.asarray(layer.forward(x, True), np.float64)
         rm1 = np.asarray(layer.running()[0], np.float64)
@@ -199,7 +199,7 @@ def padding_shift(adapter: Adapter, case: Case, *, suite: str = "sequence_length
         batch_mean = (rm1 - (1 - m) * rm0) / m  # what the layer used, from its own update
         true = reference.channel_moments(spec, x, valid)
         shift = float(np.max(np.abs(batch_mean - true.mean) / np.sqrt(true.var)))
-        expected = reference.forward(spec, x, p["gamma"], p["beta"], valid)
+        expected = reference.forward(spec, x, p.gamma, p.beta, valid)
         dev = float(np.max(np.abs(y - expected)[np.broadcast_to(case.spread(valid), x.shape)]))
         broken = metamorphic.nonfinite(spec, x, p, y)  # measured, unless nonsense
         yield {"check": "padding_shift", "outcome": "fail" if broken else "pass", "max_abs_err": dev,
@@ -223,8 +223,8 @@ def varying_lengths(adapter: Adapter, case: Case, lengths=(5, 9, 3, 9), *,
             shape = (case.shape[0], t, *case.shape[2:])
             xt = inputs.make(case.input, shape, dtype, case.seed + k, spec.stats_view(shape))
             y = layer.forward(xt, True)
-            expected = reference.forward(spec, xt, p["gamma"], p["beta"])
-            bound = tolerance.forward_bound(spec, dtype, xt, p["gamma"], p["beta"])
+            expected = reference.forward(spec, xt, p.gamma, p.beta)
+            bound = tolerance.forward_bound(spec, dtype, xt, p.gamma, p.beta)
             verdicts.append(tolerance.judge(f"y[T={t}]", y, expected, bound))
         yield judged("varying_lengths", max(verdicts, key=lambda v: v.ratio), {"lengths": list(lengths)})
 

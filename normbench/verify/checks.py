@@ -15,7 +15,7 @@ import numpy as np
 
 from ..adapters.base import Adapter, ImportFailed, Layer, Unsupported
 from ..numerics import reference, tolerance
-from ..ops.case import PADDING, Case
+from ..ops.case import PADDING, Case, CaseArrays
 from ..results import records
 from ..results.records import Record
 from ..running import tracebacks
@@ -23,7 +23,7 @@ from ..running import tracebacks
 __all__ = ["PADDING", "Case", "compute_dtype", "forward", "gradients", "judged", "jvp", "make_record", "raised",
            "run_check", "running_stats", "second_order"]
 
-Body = Callable[[Layer, np.ndarray, dict], Iterable[dict]]
+Body = Callable[[Layer, np.ndarray, CaseArrays], Iterable[dict]]
 
 
 def compute_dtype(adapter: Adapter, case: Case) -> str:
@@ -67,9 +67,9 @@ def run_check(adapter: Adapter, case: Case, suite: str, check: str, features: tu
         layer = adapter.build(case.spec, case.shape, case.dtype, features)
         x, p = case.data()
         if case.spec.affine:
-            layer.set_params(p["gamma"], p["beta"])
+            layer.set_params(p.gamma, p.beta)
         if case.spec.has_running_stats and "running_stats" in adapter.features:
-            layer.set_running(p["running_mean"], p["running_var"])
+            layer.set_running(p.running_mean, p.running_var)
         return [make_record(adapter, case, suite, **row) for row in body(layer, x, p)]
     except Exception as exc:  # the framework's own failure is a finding, not a crash
         return [make_record(adapter, case, suite, check, **raised(adapter, exc))]
@@ -100,12 +100,12 @@ def forward(adapter: Adapter, case: Case, *, training: bool, suite: str = "agree
     def body(layer, x, p):
         if needs_eval:
             rm, rv = layer.running()
-            expected = reference.forward_eval(spec, x, p["gamma"], p["beta"], rm, rv)
-            bound = tolerance.eval_bound(spec, dtype, x, p["gamma"], p["beta"], rm, rv)
+            expected = reference.forward_eval(spec, x, p.gamma, p.beta, rm, rv)
+            bound = tolerance.eval_bound(spec, dtype, x, p.gamma, p.beta, rm, rv)
         else:
-            expected = reference.forward(spec, x, p["gamma"], p["beta"], p["mask"])
-            bound = tolerance.forward_bound(spec, dtype, x, p["gamma"], p["beta"], p["mask"])
-        y = layer.forward(x, training, p["mask"])
+            expected = reference.forward(spec, x, p.gamma, p.beta, p.mask)
+            bound = tolerance.forward_bound(spec, dtype, x, p.gamma, p.beta, p.mask)
+        y = layer.forward(x, training, p.mask)
         bound = tolerance.returned_in(bound, y, expected)
         yield judged(check, tolerance.judge("y", y, expected, bound),
                       {"output_dtype": np.asarray(y).dtype.name, **precision_facts(adapter, case)})
@@ -119,11 +119,11 @@ def running_stats(adapter: Adapter, case: Case, *, suite: str = "agreement") -> 
 
     def body(layer, x, p):
         rm0, rv0 = (np.asarray(a, np.float64) for a in layer.running())
-        layer.forward(x, True, p["mask"])
+        layer.forward(x, True, p.mask)
         rm, rv = layer.running()
-        mean_b, var_b = tolerance.running_bound(spec, dtype, rm0, rv0, x, p["mask"])
-        biased = reference.update_running(spec, rm0, rv0, x, p["mask"], unbiased=False)
-        unbiased = reference.update_running(spec, rm0, rv0, x, p["mask"], unbiased=True)
+        mean_b, var_b = tolerance.running_bound(spec, dtype, rm0, rv0, x, p.mask)
+        biased = reference.update_running(spec, rm0, rv0, x, p.mask, unbiased=False)
+        unbiased = reference.update_running(spec, rm0, rv0, x, p.mask, unbiased=True)
         yield judged("running_mean", tolerance.judge("running_mean", rm, biased[0], mean_b))
         as_biased = tolerance.judge("running_var", rv, biased[1], var_b)
         as_unbiased = tolerance.judge("running_var", rv, unbiased[1], var_b)
@@ -152,9 +152,9 @@ def gradients(adapter: Adapter, case: Case, *, suite: str = "agreement") -> list
     spec, dtype = case.spec, compute_dtype(adapter, case)
 
     def body(layer, x, p):
-        got = layer.vjp(x, p["dy"], p["mask"])
-        want = reference.vjp(spec, x, p["gamma"], p["dy"], p["mask"])
-        bounds = tolerance.grad_bounds(spec, dtype, x, p["gamma"], p["dy"], p["mask"])
+        got = layer.vjp(x, p.dy, p.mask)
+        want = reference.vjp(spec, x, p.gamma, p.dy, p.mask)
+        bounds = tolerance.grad_bounds(spec, dtype, x, p.gamma, p.dy, p.mask)
         bounds = (tolerance.returned_in(bounds[0], got[0], want[0]), *bounds[1:])  # dx: the input's dtype
         for name, g, w, b in zip(("dx", "dgamma", "dbeta"), got, want, bounds, strict=True):
             if w is not None:
@@ -170,9 +170,9 @@ def jvp(adapter: Adapter, case: Case, *, suite: str = "agreement") -> list[Recor
     spec, dtype = case.spec, compute_dtype(adapter, case)
 
     def body(layer, x, p):
-        got = layer.jvp(x, p["tx"], p["tgamma"], p["tbeta"], p["mask"])
-        want = reference.jvp(spec, x, p["gamma"], p["tx"], p["tgamma"], p["tbeta"], p["mask"])
-        bound = tolerance.jvp_bound(spec, dtype, x, p["gamma"], p["tx"], p["tgamma"], p["tbeta"], p["mask"])
+        got = layer.jvp(x, p.tx, p.tgamma, p.tbeta, p.mask)
+        want = reference.jvp(spec, x, p.gamma, p.tx, p.tgamma, p.tbeta, p.mask)
+        bound = tolerance.jvp_bound(spec, dtype, x, p.gamma, p.tx, p.tgamma, p.tbeta, p.mask)
         yield judged("jvp", tolerance.judge("jvp", got, want, bound))
 
     return run_check(adapter, case, suite, "jvp", ("jvp",), body)
@@ -183,9 +183,9 @@ def second_order(adapter: Adapter, case: Case, *, suite: str = "agreement") -> l
     spec, dtype = case.spec, compute_dtype(adapter, case)
 
     def body(layer, x, p):
-        got = layer.second_order(x, p["dy"], p["v"], p["mask"])
-        want = reference.second_order(spec, x, p["gamma"], p["dy"], p["v"], p["mask"])
-        bounds = tolerance.second_order_bounds(spec, dtype, x, p["gamma"], p["dy"], p["v"], p["mask"])
+        got = layer.second_order(x, p.dy, p.v, p.mask)
+        want = reference.second_order(spec, x, p.gamma, p.dy, p.v, p.mask)
+        bounds = tolerance.second_order_bounds(spec, dtype, x, p.gamma, p.dy, p.v, p.mask)
         for name, g, w, b in zip(("dx", "dgamma"), got, want, bounds, strict=True):
             if w is not None:
                 yield judged(f"second_order_{name}", tolerance.judge(f"d<dx,v>/d{name[1:]}", g, w, b))

@@ -130,7 +130,7 @@ def _one_pass_factor(row: Row, case, x, p, compute: str | None) -> float:
         inputs.append(metamorphic.scaled_shifted(case, x))
     worst = 0.0
     for xi in inputs:
-        m = reference.moments(case.spec, xi, p["mask"])
+        m = reference.moments(case.spec, xi, p.mask)
         s = np.sqrt(m.var + case.spec.eps)
         kappa = np.abs(m.mean) / s
         delta = _one_pass_error(m, eps)
@@ -146,7 +146,7 @@ def _one_pass_running_var(row: Row, case, x, p, compute: str | None, steps: int)
     K steps of momentum k carry Σ k(1 − k)^j = 1 − (1 − k)^K of it. An absolute error."""
     from ..numerics import reference
 
-    m = reference.moments(case.spec, x, p["mask"])
+    m = reference.moments(case.spec, x, p.mask)
     delta = _one_pass_error(m, _compute_eps(compute, case.dtype)) * m.count / np.maximum(m.count - 1, 1)
     return (1 - (1 - case.spec.momentum) ** steps) * float(np.nanmax(delta))
 
@@ -174,8 +174,8 @@ def one_pass_variance_in(compute: str | None) -> Envelope:
 def _saturation(row: Row, case, x, p) -> float:
     from ..numerics import reference
 
-    y = reference.forward(case.spec, x, p["gamma"], p["beta"], p["mask"])
-    beta = reference.forward(case.spec, np.zeros_like(x, np.float64) + 1.0, p["gamma"], p["beta"])
+    y = reference.forward(case.spec, x, p.gamma, p.beta, p.mask)
+    beta = reference.forward(case.spec, np.zeros_like(x, np.float64) + 1.0, p.gamma, p.beta)
     return float(np.nanmax(np.abs(y - beta)))
 
 
@@ -189,17 +189,17 @@ def _mask_effect(row: Row, case, x, p) -> float:
     from ..numerics import reference
 
     check, spec = row["check"], case.spec
-    g, b, rm, rv = p["gamma"], p["beta"], p["running_mean"], p["running_var"]
+    g, b, rm, rv = p.gamma, p.beta, p.running_mean, p.running_var
     if check.startswith("grad_"):
         i = ("grad_dx", "grad_dgamma", "grad_dbeta").index(check)
-        pair = [reference.vjp(spec, x, g, p["dy"], m)[i] for m in (p["mask"], None)]
+        pair = [reference.vjp(spec, x, g, p.dy, m)[i] for m in (p.mask, None)]
     elif check in ("running_mean", "running_var"):
         i = ("running_mean", "running_var").index(check)
-        pair = [reference.update_running(spec, rm, rv, x, m, unbiased=u)[i] for m in (p["mask"], None)
+        pair = [reference.update_running(spec, rm, rv, x, m, unbiased=u)[i] for m in (p.mask, None)
                 for u in (False, True)]
         pair = [pair[0], max(pair[2:], key=lambda a: float(np.max(np.abs(a - pair[0]))))]
     else:
-        pair = [reference.forward(spec, x, g, b, m) for m in (p["mask"], None)]
+        pair = [reference.forward(spec, x, g, b, m) for m in (p.mask, None)]
     return float(np.max(np.abs(pair[1] - pair[0])))
 
 
@@ -216,25 +216,25 @@ def _replica_gap(row: Row, case, x, p, kind: str, steps: int) -> float:
     from ..numerics import replicas
 
     spec, check, xs = case.spec, row["check"], case.split(x)
-    masks = case.split(p["mask"]) if case.masked else None
+    masks = case.split(p.mask) if case.masked else None
     if check.startswith("grad_"):
         i = ("grad_dx", "grad_dgamma", "grad_dbeta").index(check)
-        pair = [replicas.vjp(spec, xs, p["gamma"], case.split(p["dy"]), masks, k)[i] for k in ("global", kind)]
+        pair = [replicas.vjp(spec, xs, p.gamma, case.split(p.dy), masks, k)[i] for k in ("global", kind)]
     elif check in ("running_mean", "running_var"):
         i = ("running_mean", "running_var").index(check)
         pair, groups = [], [(xs, masks)] if kind != "local" else [([a], None if masks is None else [masks[r]])
                                                                   for r, a in enumerate(xs)]
         for unbiased in (False, True):
-            base = replicas.update_running(spec, p["running_mean"], p["running_var"], xs, masks,
+            base = replicas.update_running(spec, p.running_mean, p.running_var, xs, masks,
                                            unbiased=unbiased, steps=steps)[i]
             for shards, shard_masks in groups:
                 k = "global" if kind == "local" else kind
-                other = replicas.update_running(spec, p["running_mean"], p["running_var"], shards, shard_masks,
+                other = replicas.update_running(spec, p.running_mean, p.running_var, shards, shard_masks,
                                                 unbiased=unbiased, steps=steps, kind=k)[i]
                 pair.append(float(np.nanmax(np.abs(other - base))))
         return max(pair)
     else:
-        pair = [replicas.forward(spec, xs, p["gamma"], p["beta"], masks, k) for k in ("global", kind)]
+        pair = [replicas.forward(spec, xs, p.gamma, p.beta, masks, k) for k in ("global", kind)]
     a, b = (replicas.concatenated(v) if isinstance(v, list) else v for v in pair)
     return float(np.nanmax(np.abs(a - b)))
 
@@ -255,8 +255,8 @@ def _gradient_scale(row: Row, case, x, p) -> float:
     m = reference.moments(case.spec, x)
     s = np.sqrt(m.var + case.spec.eps)
     xhat = np.abs((np.asarray(x, np.float64) - m.mean) / s)
-    dy = float(np.max(np.abs(np.asarray(p["dy"], np.float64))))
-    gamma = 1.0 if p["gamma"] is None else float(np.max(np.abs(np.asarray(p["gamma"], np.float64))))
+    dy = float(np.max(np.abs(np.asarray(p.dy, np.float64))))
+    gamma = 1.0 if p.gamma is None else float(np.max(np.abs(np.asarray(p.gamma, np.float64))))
     if row["check"] == "grad_dx":
         return float(gamma * dy * (2 + xhat.max() ** 2) / s.min())
     terms = x.size // int(np.prod(case.spec.param_shape(x.shape)))
@@ -280,10 +280,10 @@ def _stopped_mean_term(row: Row, case, x, p) -> float:
     m = reference.moments(spec, x)
     s = np.sqrt(m.var + spec.eps)
     xhat = (np.asarray(x, np.float64) - m.mean) / s
-    gamma = np.ones(spec.broadcast_shape(x.shape)) if p["gamma"] is None else \
-        np.asarray(p["gamma"], np.float64).reshape(spec.broadcast_shape(x.shape))
-    g = gamma * np.asarray(p["dy"], np.float64)
-    term = reference.group_sum(spec, g * xhat) * reference.group_sum(spec, np.asarray(p["v"], np.float64))
+    gamma = np.ones(spec.broadcast_shape(x.shape)) if p.gamma is None else \
+        np.asarray(p.gamma, np.float64).reshape(spec.broadcast_shape(x.shape))
+    g = gamma * np.asarray(p.dy, np.float64)
+    term = reference.group_sum(spec, g * xhat) * reference.group_sum(spec, np.asarray(p.v, np.float64))
     return float(np.nanmax(np.abs(term / (m.count**2 * s**2))))
 
 
@@ -347,7 +347,7 @@ _STRESS = _Conditioned(("offset1e2", "offset1e4", "tiny_variance", "constant"))
 def _worst_kappa(row: Row, case, x, p) -> float:
     from ..numerics import reference
 
-    m = reference.moments(case.spec, x, p["mask"])
+    m = reference.moments(case.spec, x, p.mask)
     kappa = np.abs(m.mean) / np.sqrt(m.var + case.spec.eps)
     return float(np.nanmax(np.where(m.count >= 2, kappa, 0.0), initial=0.0))  # x² − x² of one value is exact
 
@@ -374,7 +374,7 @@ def _measured(measure: Callable[[Row], float], row: Row) -> float:
 def _largest_rstd(row: Row, case, x, p) -> float:
     from ..numerics import reference
 
-    m = reference.moments(case.spec, x, p["mask"])
+    m = reference.moments(case.spec, x, p.mask)
     return float(np.nanmax(1 / np.sqrt(m.var + case.spec.eps)))
 
 
@@ -384,7 +384,7 @@ def _group_sums(row: Row, case, x, p) -> float:
     dtype accumulates."""
     from ..numerics import reference
 
-    m = reference.moments(case.spec, x, p["mask"])
+    m = reference.moments(case.spec, x, p.mask)
     return float(np.nanmax(m.count * np.maximum(np.abs(m.mean), m.var)))
 
 

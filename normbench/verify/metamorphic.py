@@ -23,7 +23,7 @@ def _both(a: tolerance.Bound, b: tolerance.Bound) -> tolerance.Bound:
 def finite_output(spec, x, p) -> np.ndarray:
     """Where the true output is finite: there a relation between two NaN outputs is no relation."""
     with np.errstate(all="ignore"):
-        return np.isfinite(reference.forward(spec, x, p["gamma"], p["beta"]))
+        return np.isfinite(reference.forward(spec, x, p.gamma, p.beta))
 
 
 def nonfinite(spec, x, p, y) -> int:
@@ -63,8 +63,8 @@ def scale_shift(adapter: Adapter, case: Case, *, suite: str = "agreement") -> li
     def body(layer, x, p):
         x2 = scaled_shifted(case, x)
         y1, y2 = layer.forward(x, True), layer.forward(x2, True)
-        bound = _both(tolerance.forward_bound(spec, dtype, x, p["gamma"], p["beta"]),
-                      tolerance.forward_bound(spec, dtype, x2, p["gamma"], p["beta"]))
+        bound = _both(tolerance.forward_bound(spec, dtype, x, p.gamma, p.beta),
+                      tolerance.forward_bound(spec, dtype, x2, p.gamma, p.beta))
         verdict = tolerance.judge("y(a·x+b) vs y(x)", y2, y1, bound, finite_output(spec, x, p))
         yield judged("scale_shift_invariance", verdict)
 
@@ -77,13 +77,13 @@ def _pieces_agree(adapter: Adapter, case: Case, check: str, suite: str, pieces) 
 
     def body(layer, x, p):
         whole = np.asarray(layer.forward(x, True))
-        b_whole = tolerance.forward_bound(spec, dtype, x, p["gamma"], p["beta"])
+        b_whole = tolerance.forward_bound(spec, dtype, x, p.gamma, p.beta)
         finite = finite_output(spec, x, p)
         verdicts = []
         for index in pieces(p):
             part = np.ascontiguousarray(x[index])
             alone = layer.forward(part, True)
-            b_part = tolerance.forward_bound(spec, dtype, part, p["gamma"], p["beta"])
+            b_part = tolerance.forward_bound(spec, dtype, part, p.gamma, p.beta)
             bound = tolerance.Bound(b_whole.tol[index] + b_part.tol, b_part.unit)
             verdicts.append(tolerance.judge(f"y{index}", alone, whole[index], bound, finite[index]))
         yield judged(check, max(verdicts, key=lambda v: v.ratio))
@@ -106,7 +106,7 @@ def sequence_alone(adapter: Adapter, case: Case, *, suite: str = "sequence_lengt
         raise ValueError("sequence_alone needs a padded case of a per-token op")
 
     def pieces(p):
-        lengths = p["valid"].sum(axis=1)
+        lengths = p.valid.sum(axis=1)
         return [(slice(b, b + 1), slice(0, int(n))) for b, n in enumerate(lengths)]
 
     return _pieces_agree(adapter, case, "sequence_alone", suite, pieces)

@@ -52,9 +52,9 @@ def with_host_devices(environ: dict[str, str] | None = None, count: int | None =
 def job_of(case: Case, steps: int = STEPS) -> ReplicaJob:
     """The shards and parameters of ``case``, as every replica receives them."""
     x, p = case.data()
-    masks = case.split(p["mask"]) if case.masked else None
-    return ReplicaJob(case.spec, case.dtype, case.split(x), case.split(p["dy"]), masks, p["gamma"], p["beta"],
-                      p["running_mean"], p["running_var"], steps)
+    masks = case.split(p.mask) if case.masked else None
+    return ReplicaJob(case.spec, case.dtype, case.split(x), case.split(p.dy), masks, p.gamma, p.beta,
+                      p.running_mean, p.running_var, steps)
 
 
 def replicated(adapter: Adapter, case: Case) -> list[Record]:
