@@ -6,7 +6,9 @@ error / tolerance, ``profile`` holds the settings, and ``case_ids`` turns a case
 case, so a failure found by search reruns from its record alone.
 """
 
-SUITE = "search"  # the suite name search records carry
+from ..results.kinds import Suite
+
+SUITE = Suite.SEARCH  # the suite name search records carry
 
 
 def add_options(group) -> None:

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import pytest
 
+from normbench.results.kinds import Suite
 from normbench.verify import behaviour, checks, metamorphic
 from normbench.verify.cases import batch_one_cases, independence_cases, one_value_cases
 
-SUITE = "batch_size_one"
+SUITE = Suite.BATCH_SIZE_ONE
 
 
 @pytest.mark.parametrize("case", one_value_cases(), ids=str)

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from normbench.results.kinds import Suite
 from normbench.verify import behaviour, checks, metamorphic
 from normbench.verify.cases import padding_cases, sequence_cases, varying_length_cases
 
-SUITE = "sequence_lengths"
+SUITE = Suite.SEQUENCE_LENGTHS
 PADS = ["zeros", "junk"]
 
 

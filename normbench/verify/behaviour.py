@@ -14,6 +14,7 @@ import numpy as np
 from .. import ops
 from ..adapters.base import Adapter, Unsupported
 from ..numerics import inputs, reference, tolerance
+from ..results.kinds import Check, Suite
 from ..results.records import Record
 from . import metamorphic
 from .checks import Case, compute_dtype, judged, make_record, raised, run_check
@@ -25,7 +26,7 @@ def _batch(case: Case, step: int) -> np.ndarray:
     return inputs.make(case.input, case.shape, case.dtype, case.seed + step, case.spec.stats_view(case.shape))
 
 
-def defaults(adapter: Adapter, op: str, *, suite: str = "train_eval") -> list[Record]:
+def defaults(adapter: Adapter, op: str, *, suite: Suite = Suite.TRAIN_EVAL) -> list[Record]:
     """What a default-constructed layer of ``op`` does: eps, momentum (native and canonical)
     where it keeps running statistics, and whether it is affine or tracks statistics."""
     case = Case(*ops.get(op).configs()[0])
@@ -36,14 +37,14 @@ def defaults(adapter: Adapter, op: str, *, suite: str = "train_eval") -> list[Re
         adapter.ensure_available()
         found = adapter.defaults(op)
     except Exception as exc:  # noqa: BLE001 - a skip or an error record, like every check
-        return [make_record(adapter, case, suite, "defaults", **raised(adapter, exc))]
+        return [make_record(adapter, case, suite, Check.DEFAULTS, **raised(adapter, exc))]
     facts = {f"default_{k}": v for k, v in found.items()}
     if "momentum" in found:
         m = found["momentum"]
         facts["default_momentum_new_weight"] = m if adapter.momentum_convention == "new" else 1 - m
         facts["momentum_convention"] = adapter.momentum_convention
     message = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in found.items())
-    return [make_record(adapter, case, suite, "defaults", outcome="pass", message=message, facts=facts)]
+    return [make_record(adapter, case, suite, Check.DEFAULTS, outcome="pass", message=message, facts=facts)]
 
 
 def _trajectories(case: Case, rm0, rv0, batches) -> dict[tuple[str, str], list]:
@@ -61,7 +62,7 @@ def _trajectories(case: Case, rm0, rv0, batches) -> dict[tuple[str, str], list]:
     return out
 
 
-def train_steps(adapter: Adapter, case: Case, *, suite: str = "train_eval") -> list[Record]:
+def train_steps(adapter: Adapter, case: Case, *, suite: Suite = Suite.TRAIN_EVAL) -> list[Record]:
     """K training steps: which convention the running statistics follow, step by step; then
     eval output from them, eval leaving them alone, and training resuming after eval."""
     spec, dtype = case.spec, compute_dtype(adapter, case)
@@ -99,7 +100,7 @@ def train_steps(adapter: Adapter, case: Case, *, suite: str = "train_eval") -> l
         if not kept_promise:
             note += f", but {adapter.name} declares {declared} running variance"
         facts["declared_running_var"] = declared
-        for name, v in (("running_mean_steps", vm), ("running_var_steps", vv)):
+        for name, v in ((Check.RUNNING_MEAN_STEPS, vm), (Check.RUNNING_VAR_STEPS, vv)):
             row = judged(name, v, facts)
             row["outcome"] = "pass" if ok else "fail"
             row["message"] = f"{note}; {v.message}"
@@ -109,11 +110,11 @@ def train_steps(adapter: Adapter, case: Case, *, suite: str = "train_eval") -> l
         y = layer.forward(x, False)
         expected = reference.forward_eval(spec, x, p.gamma, p.beta, rm, rv)
         bound = tolerance.returned_in(tolerance.eval_bound(spec, dtype, x, p.gamma, p.beta, rm, rv), y, expected)
-        yield judged("eval_after_training", tolerance.judge("y", y, expected, bound))
+        yield judged(Check.EVAL_AFTER_TRAINING, tolerance.judge("y", y, expected, bound))
         after = layer.running()
         same = all(np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)
                    for a, b in zip((rm, rv), after, strict=True))
-        yield {"check": "eval_keeps_running_stats", "outcome": "pass" if same else "fail",
+        yield {"check": Check.EVAL_KEEPS_RUNNING_STATS, "outcome": "pass" if same else "fail",
                "message": "eval left the running statistics unchanged" if same else
                "an eval-mode call changed the running statistics", "facts": {"unchanged": same}}
         # training resumes from where it was: train -> eval -> train stays consistent
@@ -124,12 +125,12 @@ def train_steps(adapter: Adapter, case: Case, *, suite: str = "train_eval") -> l
         bm, bv = tolerance.running_bound(spec, dtype, np.asarray(rm, np.float64), np.asarray(rv, np.float64), x)
         verdict = max((tolerance.judge("running_mean", rm2, want[0], bm),
                        tolerance.judge("running_var", rv2, want[1], bv)), key=lambda v: v.ratio)
-        yield judged("train_after_eval", verdict)
+        yield judged(Check.TRAIN_AFTER_EVAL, verdict)
 
-    return run_check(adapter, case, suite, "running_mean_steps", ("eval", "running_stats"), body)
+    return run_check(adapter, case, suite, Check.RUNNING_MEAN_STEPS, ("eval", "running_stats"), body)
 
 
-def modes_identical(adapter: Adapter, case: Case, *, suite: str = "train_eval") -> list[Record]:
+def modes_identical(adapter: Adapter, case: Case, *, suite: Suite = Suite.TRAIN_EVAL) -> list[Record]:
     """A layer without running statistics has no state: training and inference outputs must be
     bit-identical."""
 
@@ -141,13 +142,13 @@ def modes_identical(adapter: Adapter, case: Case, *, suite: str = "train_eval") 
         message = "identical" if same else f"train and eval outputs differ by up to {diff:.3g}"
         if broken:
             message += f", but {broken} outputs are non-finite where the reference is finite"
-        yield {"check": "train_equals_eval", "outcome": "pass" if same and not broken else "fail",
+        yield {"check": Check.TRAIN_EQUALS_EVAL, "outcome": "pass" if same and not broken else "fail",
                "max_abs_err": diff, "message": message, "facts": {"identical": same}}
 
-    return run_check(adapter, case, suite, "train_equals_eval", (), body)
+    return run_check(adapter, case, suite, Check.TRAIN_EQUALS_EVAL, (), body)
 
 
-def batch_of_one(adapter: Adapter, case: Case, *, suite: str = "batch_size_one") -> list[Record]:
+def batch_of_one(adapter: Adapter, case: Case, *, suite: Suite = Suite.BATCH_SIZE_ONE) -> list[Record]:
     """BatchNorm training on one value per channel: record what happens, whatever it is.
 
     The reference says β (each value is its own mean); torch raises, others return β or NaN.
@@ -161,7 +162,7 @@ def batch_of_one(adapter: Adapter, case: Case, *, suite: str = "batch_size_one")
             raise
         except Exception as exc:  # a documented refusal is a behaviour, not an error
             text = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
-            yield {"check": "train_one_value_per_channel", "outcome": "pass", "message": f"raises {text}",
+            yield {"check": Check.TRAIN_ONE_VALUE_PER_CHANNEL, "outcome": "pass", "message": f"raises {text}",
                    "facts": {"behaviour": "raises", "exception": text}}
             return
         y64 = np.asarray(y, np.float64)
@@ -176,15 +177,15 @@ def batch_of_one(adapter: Adapter, case: Case, *, suite: str = "batch_size_one")
         facts = {"behaviour": behaviour}
         if "running_stats" in adapter.features:
             facts["running_var_after"] = np.asarray(layer.running()[1], np.float64).tolist()
-        row = judged("train_one_value_per_channel", verdict, facts)
+        row = judged(Check.TRAIN_ONE_VALUE_PER_CHANNEL, verdict, facts)
         row["outcome"] = "pass"
         row["message"] = f"{behaviour}; {verdict.message}"
         yield row
 
-    return run_check(adapter, case, suite, "train_one_value_per_channel", (), body)
+    return run_check(adapter, case, suite, Check.TRAIN_ONE_VALUE_PER_CHANNEL, (), body)
 
 
-def padding_shift(adapter: Adapter, case: Case, *, suite: str = "sequence_lengths") -> list[Record]:
+def padding_shift(adapter: Adapter, case: Case, *, suite: Suite = Suite.SEQUENCE_LENGTHS) -> list[Record]:
     """BatchNorm without a mask on padded sequences: how far padding moves the statistics."""
     spec = case.spec
     if not case.pad or case.masked:
@@ -202,18 +203,18 @@ def padding_shift(adapter: Adapter, case: Case, *, suite: str = "sequence_length
         expected = reference.forward(spec, x, p.gamma, p.beta, valid)
         dev = float(np.max(np.abs(y - expected)[np.broadcast_to(case.spread(valid), x.shape)]))
         broken = metamorphic.nonfinite(spec, x, p, y)  # measured, unless nonsense
-        yield {"check": "padding_shift", "outcome": "fail" if broken else "pass", "max_abs_err": dev,
+        yield {"check": Check.PADDING_SHIFT, "outcome": "fail" if broken else "pass", "max_abs_err": dev,
                "message": f"padding ({case.pad}) moves the batch mean by {shift:.3g} std; valid outputs "
                           f"differ from masked statistics by up to {dev:.3g}"
                           + (f"; {broken} outputs are non-finite where the reference is finite" if broken else ""),
                "facts": {"mean_shift_std": shift, "valid_output_deviation": dev,
                          "valid_fraction": float(valid.mean())}}
 
-    return run_check(adapter, case, suite, "padding_shift", ("running_stats",), body)
+    return run_check(adapter, case, suite, Check.PADDING_SHIFT, ("running_stats",), body)
 
 
 def varying_lengths(adapter: Adapter, case: Case, lengths=(5, 9, 3, 9), *,
-                    suite: str = "sequence_lengths") -> list[Record]:
+                    suite: Suite = Suite.SEQUENCE_LENGTHS) -> list[Record]:
     """One layer called on (B, T, C) batches whose T changes from call to call."""
     spec, dtype = case.spec, compute_dtype(adapter, case)
 
@@ -226,6 +227,6 @@ def varying_lengths(adapter: Adapter, case: Case, lengths=(5, 9, 3, 9), *,
             expected = reference.forward(spec, xt, p.gamma, p.beta)
             bound = tolerance.forward_bound(spec, dtype, xt, p.gamma, p.beta)
             verdicts.append(tolerance.judge(f"y[T={t}]", y, expected, bound))
-        yield judged("varying_lengths", max(verdicts, key=lambda v: v.ratio), {"lengths": list(lengths)})
+        yield judged(Check.VARYING_LENGTHS, max(verdicts, key=lambda v: v.ratio), {"lengths": list(lengths)})
 
-    return run_check(adapter, case, suite, "varying_lengths", (), body)
+    return run_check(adapter, case, suite, Check.VARYING_LENGTHS, (), body)

@@ -17,6 +17,7 @@ from ..adapters.base import Adapter, ImportFailed, Layer, Unsupported
 from ..numerics import reference, tolerance
 from ..ops.case import PADDING, Case, CaseArrays
 from ..results import records
+from ..results.kinds import Check, Suite
 from ..results.records import Record
 from ..running import tracebacks
 
@@ -42,12 +43,12 @@ def precision_facts(adapter: Adapter, case: Case) -> dict:
     return {"precision": path.how, "compute_documented": path.compute, "precision_link": path.link} if path else {}
 
 
-def make_record(adapter: Adapter, case: Case, suite: str, check: str, **fields) -> Record:
+def make_record(adapter: Adapter, case: Case, suite: Suite | str, check: Check, **fields) -> Record:
     """A record of ``check`` on ``case``; ``fields`` carry the outcome, errors and facts."""
     return records.build(adapter, suite, check, case.describe(), **fields)
 
 
-def judged(check: str, verdict: tolerance.Verdict, facts: dict | None = None) -> dict:
+def judged(check: Check, verdict: tolerance.Verdict, facts: dict | None = None) -> dict:
     """The record fields of a comparison with the oracle."""
     return {
         "check": check, "outcome": "pass" if verdict.passed else "fail",
@@ -91,10 +92,10 @@ def raised(adapter: Adapter, exc: Exception) -> dict:
             "facts": {"exception": type(exc).__name__, "where": str(where) if where else None, "traceback": tb}}
 
 
-def forward(adapter: Adapter, case: Case, *, training: bool, suite: str = "agreement") -> list[Record]:
+def forward(adapter: Adapter, case: Case, *, training: bool, suite: Suite = Suite.AGREEMENT) -> list[Record]:
     """Output in training (batch statistics) or eval mode vs the oracle."""
     spec, dtype = case.spec, compute_dtype(adapter, case)
-    check = "forward_train" if training else "forward_eval"
+    check = Check.FORWARD_TRAIN if training else Check.FORWARD_EVAL
     needs_eval = not training and spec.has_running_stats
 
     def body(layer, x, p):
@@ -113,7 +114,7 @@ def forward(adapter: Adapter, case: Case, *, training: bool, suite: str = "agree
     return run_check(adapter, case, suite, check, ("eval",) if needs_eval else (), body)
 
 
-def running_stats(adapter: Adapter, case: Case, *, suite: str = "agreement") -> list[Record]:
+def running_stats(adapter: Adapter, case: Case, *, suite: Suite = Suite.AGREEMENT) -> list[Record]:
     """Running statistics after one training step; measures which variance is stored."""
     spec, dtype = case.spec, compute_dtype(adapter, case)
 
@@ -124,7 +125,7 @@ def running_stats(adapter: Adapter, case: Case, *, suite: str = "agreement") -> 
         mean_b, var_b = tolerance.running_bound(spec, dtype, rm0, rv0, x, p.mask)
         biased = reference.update_running(spec, rm0, rv0, x, p.mask, unbiased=False)
         unbiased = reference.update_running(spec, rm0, rv0, x, p.mask, unbiased=True)
-        yield judged("running_mean", tolerance.judge("running_mean", rm, biased[0], mean_b))
+        yield judged(Check.RUNNING_MEAN, tolerance.judge("running_mean", rm, biased[0], mean_b))
         as_biased = tolerance.judge("running_var", rv, biased[1], var_b)
         as_unbiased = tolerance.judge("running_var", rv, unbiased[1], var_b)
         matches = [n for n, v in (("biased", as_biased), ("unbiased", as_unbiased)) if v.passed]
@@ -133,7 +134,7 @@ def running_stats(adapter: Adapter, case: Case, *, suite: str = "agreement") -> 
         verdicts = {"biased": as_biased, "unbiased": as_unbiased}
         # A declared convention is a promise: judged against it alone, storing the other fails.
         best = verdicts[declared] if declared else min(verdicts.values(), key=lambda v: v.ratio)
-        row = judged("running_var", best, {
+        row = judged(Check.RUNNING_VAR, best, {
             "running_var": convention, "declared_running_var": declared,
             "err_vs_biased": as_biased.max_abs_err, "err_vs_unbiased": as_unbiased.max_abs_err,
             "running_dtype": np.asarray(rv).dtype.name, **precision_facts(adapter, case),
@@ -144,10 +145,10 @@ def running_stats(adapter: Adapter, case: Case, *, suite: str = "agreement") -> 
 
     if not spec.has_running_stats:
         raise ValueError(f"{case} keeps no running statistics")
-    return run_check(adapter, case, suite, "running_var", ("running_stats",), body)
+    return run_check(adapter, case, suite, Check.RUNNING_VAR, ("running_stats",), body)
 
 
-def gradients(adapter: Adapter, case: Case, *, suite: str = "agreement") -> list[Record]:
+def gradients(adapter: Adapter, case: Case, *, suite: Suite = Suite.AGREEMENT) -> list[Record]:
     """dx, dγ, dβ of the training-mode output vs the analytic float64 VJP."""
     spec, dtype = case.spec, compute_dtype(adapter, case)
 
@@ -158,13 +159,13 @@ def gradients(adapter: Adapter, case: Case, *, suite: str = "agreement") -> list
         bounds = (tolerance.returned_in(bounds[0], got[0], want[0]), *bounds[1:])  # dx: the input's dtype
         for name, g, w, b in zip(("dx", "dgamma", "dbeta"), got, want, bounds, strict=True):
             if w is not None:
-                yield judged(f"grad_{name}", tolerance.judge(name, g, w, b),
+                yield judged(Check(f"grad_{name}"), tolerance.judge(name, g, w, b),
                              {"grad_dtype": np.asarray(g).dtype.name, **precision_facts(adapter, case)})
 
-    return run_check(adapter, case, suite, "grad_dx", ("grad",), body)
+    return run_check(adapter, case, suite, Check.GRAD_DX, ("grad",), body)
 
 
-def jvp(adapter: Adapter, case: Case, *, suite: str = "agreement") -> list[Record]:
+def jvp(adapter: Adapter, case: Case, *, suite: Suite = Suite.AGREEMENT) -> list[Record]:
     """Forward-mode derivative along (tx, tγ, tβ) vs the analytic float64 JVP: forward-mode AD is
     an implementation of its own, not reverse mode transposed."""
     spec, dtype = case.spec, compute_dtype(adapter, case)
@@ -173,12 +174,12 @@ def jvp(adapter: Adapter, case: Case, *, suite: str = "agreement") -> list[Recor
         got = layer.jvp(x, p.tx, p.tgamma, p.tbeta, p.mask)
         want = reference.jvp(spec, x, p.gamma, p.tx, p.tgamma, p.tbeta, p.mask)
         bound = tolerance.jvp_bound(spec, dtype, x, p.gamma, p.tx, p.tgamma, p.tbeta, p.mask)
-        yield judged("jvp", tolerance.judge("jvp", got, want, bound))
+        yield judged(Check.JVP, tolerance.judge("jvp", got, want, bound))
 
-    return run_check(adapter, case, suite, "jvp", ("jvp",), body)
+    return run_check(adapter, case, suite, Check.JVP, ("jvp",), body)
 
 
-def second_order(adapter: Adapter, case: Case, *, suite: str = "agreement") -> list[Record]:
+def second_order(adapter: Adapter, case: Case, *, suite: Suite = Suite.AGREEMENT) -> list[Record]:
     """∂⟨dx, v⟩/∂x and ∂⟨dx, v⟩/∂γ through the layer's own backward pass vs the float64 reference."""
     spec, dtype = case.spec, compute_dtype(adapter, case)
 
@@ -188,6 +189,6 @@ def second_order(adapter: Adapter, case: Case, *, suite: str = "agreement") -> l
         bounds = tolerance.second_order_bounds(spec, dtype, x, p.gamma, p.dy, p.v, p.mask)
         for name, g, w, b in zip(("dx", "dgamma"), got, want, bounds, strict=True):
             if w is not None:
-                yield judged(f"second_order_{name}", tolerance.judge(f"d<dx,v>/d{name[1:]}", g, w, b))
+                yield judged(Check(f"second_order_{name}"), tolerance.judge(f"d<dx,v>/d{name[1:]}", g, w, b))
 
-    return run_check(adapter, case, suite, "second_order_dx", ("second_order",), body)
+    return run_check(adapter, case, suite, Check.SECOND_ORDER_DX, ("second_order",), body)

@@ -12,6 +12,7 @@ import numpy as np
 from ..adapters.base import Adapter
 from ..numerics import reference, tolerance
 from ..numerics.dtypes import cast
+from ..results.kinds import Check, Suite
 from ..results.records import Record
 from .checks import Case, judged, run_check
 
@@ -49,7 +50,7 @@ def scaled_shifted(case: Case, x: np.ndarray) -> np.ndarray:
     return x2
 
 
-def scale_shift(adapter: Adapter, case: Case, *, suite: str = "agreement") -> list[Record]:
+def scale_shift(adapter: Adapter, case: Case, *, suite: Suite = Suite.AGREEMENT) -> list[Record]:
     """y(a·x + b) = y(x) for a > 0 and b constant over each normalized group (per position for
     LayerNorm, per channel for BatchNorm, per sample and group for GroupNorm, per sample and
     channel for InstanceNorm); b = 0 for an op that does not centre (RMSNorm: only a positive
@@ -66,9 +67,9 @@ def scale_shift(adapter: Adapter, case: Case, *, suite: str = "agreement") -> li
         bound = _both(tolerance.forward_bound(spec, dtype, x, p.gamma, p.beta),
                       tolerance.forward_bound(spec, dtype, x2, p.gamma, p.beta))
         verdict = tolerance.judge("y(a·x+b) vs y(x)", y2, y1, bound, finite_output(spec, x, p))
-        yield judged("scale_shift_invariance", verdict)
+        yield judged(Check.SCALE_SHIFT_INVARIANCE, verdict)
 
-    return run_check(adapter, case, suite, "scale_shift_invariance", (), body)
+    return run_check(adapter, case, suite, Check.SCALE_SHIFT_INVARIANCE, (), body)
 
 
 def _pieces_agree(adapter: Adapter, case: Case, check: str, suite: str, pieces) -> list[Record]:
@@ -91,15 +92,15 @@ def _pieces_agree(adapter: Adapter, case: Case, check: str, suite: str, pieces) 
     return run_check(adapter, case, suite, check, (), body)
 
 
-def sample_independence(adapter: Adapter, case: Case, *, suite: str = "agreement") -> list[Record]:
+def sample_independence(adapter: Adapter, case: Case, *, suite: Suite = Suite.AGREEMENT) -> list[Record]:
     """A per-sample norm of one sample does not depend on the rest of the batch."""
     if not case.spec.kind.per_sample:
         raise ValueError(f"{case.spec.op} mixes samples: sample independence does not hold")
     rows = [(slice(i, i + 1),) for i in range(case.shape[0])]
-    return _pieces_agree(adapter, case, "sample_independence", suite, lambda p: rows)
+    return _pieces_agree(adapter, case, Check.SAMPLE_INDEPENDENCE, suite, lambda p: rows)
 
 
-def sequence_alone(adapter: Adapter, case: Case, *, suite: str = "sequence_lengths") -> list[Record]:
+def sequence_alone(adapter: Adapter, case: Case, *, suite: Suite = Suite.SEQUENCE_LENGTHS) -> list[Record]:
     """A per-token norm (LayerNorm, RMSNorm) on a padded (B, T, C) batch: each sequence's valid
     tokens equal the norm of that sequence alone, unpadded."""
     if not case.spec.kind.per_token or not case.pad:
@@ -109,4 +110,4 @@ def sequence_alone(adapter: Adapter, case: Case, *, suite: str = "sequence_lengt
         lengths = p.valid.sum(axis=1)
         return [(slice(b, b + 1), slice(0, int(n))) for b, n in enumerate(lengths)]
 
-    return _pieces_agree(adapter, case, "sequence_alone", suite, pieces)
+    return _pieces_agree(adapter, case, Check.SEQUENCE_ALONE, suite, pieces)

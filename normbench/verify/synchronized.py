@@ -19,11 +19,12 @@ import numpy as np
 from ..adapters.base import Adapter, Refused, ReplicaJob, ReplicaRun
 from ..numerics import replicas, tolerance
 from ..ops.case import Case
+from ..results.kinds import Check, Suite
 from ..results.records import Record
 from .cases import replica_cases
 from .checks import judged, make_record, raised
 
-SUITE = "synchronized"
+SUITE = Suite.SYNCHRONIZED
 STEPS = 3  # training steps before the running statistics are compared
 DEVICES_FLAG = "--xla_force_host_platform_device_count"
 
@@ -64,7 +65,7 @@ def replicated(adapter: Adapter, case: Case) -> list[Record]:
         run = adapter.replicated(job)
         rows = list(_judge(adapter, case, job, run))
     except Exception as exc:  # the framework's own failure (or refusal) is a finding, not a crash
-        return [make_record(adapter, case, SUITE, "forward_train", **raised(adapter, exc))]
+        return [make_record(adapter, case, SUITE, Check.FORWARD_TRAIN, **raised(adapter, exc))]
     return [make_record(adapter, case, SUITE, device=device_of(run), **row) for row in rows]
 
 
@@ -93,7 +94,7 @@ def _judge(adapter: Adapter, case: Case, job: ReplicaJob, run: ReplicaRun):
     per_replica = [float(np.max(np.abs(np.asarray(a, np.float64) - b), initial=0.0))
                    for a, b in zip(run.y, want["global"], strict=True)]
     matches = [k for k, v in verdicts.items() if v.passed]
-    yield judged("forward_train", verdicts["global"], {
+    yield judged(Check.FORWARD_TRAIN, verdicts["global"], {
         **layout, "statistics_match": matches, "output_dtype": np.asarray(run.y[0]).dtype.name,
         "replica_max_abs_err": per_replica,
         "err_vs": {k: v.max_abs_err for k, v in verdicts.items()},
@@ -114,7 +115,7 @@ def _judge(adapter: Adapter, case: Case, job: ReplicaJob, run: ReplicaRun):
         rm, rv = run.running_mean, run.running_var
         want = _concat(replicas.forward_eval(spec, job.shards, job.gamma, job.beta, rm, rv))
         eb = tolerance.eval_bound(spec, dtype, x, job.gamma, job.beta, rm, rv)
-        yield judged("forward_eval", tolerance.judge("y_eval", _concat(run.y_eval), want, eb), layout)
+        yield judged(Check.FORWARD_EVAL, tolerance.judge("y_eval", _concat(run.y_eval), want, eb), layout)
 
 
 def _running(adapter: Adapter, case: Case, job: ReplicaJob, run: ReplicaRun, x, mask, layout: dict):
@@ -131,12 +132,13 @@ def _running(adapter: Adapter, case: Case, job: ReplicaJob, run: ReplicaRun, x, 
         verdicts["unbiased" if unbiased else "biased"] = (
             tolerance.judge("running_mean", run.running_mean, state[0], mb),
             tolerance.judge("running_var", run.running_var, state[1], vb))
-    yield judged("running_mean", verdicts["biased"][0], {**layout, "steps": job.steps})
+    yield judged(Check.RUNNING_MEAN, verdicts["biased"][0], {**layout, "steps": job.steps})
     matches = [k for k, v in verdicts.items() if v[1].passed]
     declared = adapter.running_var
     best = verdicts[declared][1] if declared else min((v[1] for v in verdicts.values()), key=lambda v: v.ratio)
-    row = judged("running_var", best, {**layout, "steps": job.steps, "running_var": " or ".join(matches) or "neither",
-                                       "declared_running_var": declared})
+    row = judged(Check.RUNNING_VAR, best, {**layout, "steps": job.steps,
+                                           "running_var": " or ".join(matches) or "neither",
+                                           "declared_running_var": declared})
     broken = f", but {adapter.name} declares {declared}" if declared and not best.passed else ""
     row["message"] = f"stores {' or '.join(matches) or 'neither'} running variance{broken}; {best.message}"
     yield row
@@ -157,12 +159,12 @@ def support(adapter: Adapter) -> list[Record]:
         failed = [name for name, held in exc.fallbacks.items() if not held]
         note = (f"; documented fallbacks that do not hold: {', '.join(failed)}" if failed
                 else f"; documented fallbacks hold: {', '.join(exc.fallbacks)}" if exc.fallbacks else "")
-        return [make_record(adapter, case, SUITE, "synchronized", outcome="fail" if failed else "pass",
+        return [make_record(adapter, case, SUITE, Check.SYNCHRONIZED, outcome="fail" if failed else "pass",
                             message=f"refuses: {exc}{note}",
                             facts={"synchronized": "refused", "refusal": str(exc), **exc.facts,
                                    "fallbacks": exc.fallbacks})]
     except Exception as exc:  # noqa: BLE001 - recorded (an Unsupported is a skip)
-        return [make_record(adapter, case, SUITE, "synchronized", **raised(adapter, exc))]
-    return [make_record(adapter, case, SUITE, "synchronized", outcome="pass",
+        return [make_record(adapter, case, SUITE, Check.SYNCHRONIZED, **raised(adapter, exc))]
+    return [make_record(adapter, case, SUITE, Check.SYNCHRONIZED, outcome="pass",
                         message=f"synchronizes on {run.facts.get('engine', 'its engine')}",
                         facts={"synchronized": "runs", **run.facts})]
