@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import sys
+import traceback
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ import pytest
 from . import search
 from .adapters import registry
 from .results import records
+from .results.kinds import Outcome
 from .results.records import Record, ResultsFile
 from .running import lock
 from .verify import known
@@ -285,7 +287,13 @@ def norm_record(request: pytest.FixtureRequest, norm_adapter):
     def write(records: list[Record]) -> list[Record]:
         rerun = f"pytest '{request.node.path}::{request.node.name}'"
         for rec in records:
-            recorder.classify(rec)
+            try:
+                recorder.classify(rec)
+            except Exception as exc:  # normbench's own fault: the record must still reach the file
+                rec.outcome = Outcome.ERROR
+                rec.message = (f"normbench could not match this record against its known divergences "
+                               f"({type(exc).__name__}: {exc}); the check said: {rec.message}")
+                rec.facts = {**rec.facts, "traceback": traceback.format_exc()}
             if rec.outcome in ("fail", "error", "known"):
                 rec.rerun = rec.rerun or f"{rerun} --adapters '{norm_adapter.ref or norm_adapter.name}'"
                 rec.message = f"{rec.message}; rerun: {rec.rerun}"
