@@ -21,6 +21,7 @@ from ..numerics.dtypes import cast, resolve
 from ..ops.case import BenchCase
 from ..ops.spec import NormSpec
 from ..results import records
+from ..results.allocators import OVERLAP_CORES  # defined there since reports read it too
 from ..results.records import Record
 from ..verify.checks import raised
 from . import allocator, threads
@@ -30,7 +31,6 @@ SUITE = "speed"
 TARGET_ROUND_S = 1e-3  # a round lasts at least this long, so timer resolution is negligible
 TARGET_CASE_S = 0.15  # steady-state time per case and repeat (three repeats by default)
 ROUNDS = (5, 200)
-OVERLAP_CORES = 0.5  # other load (cores busy) from which a timing says it shared the machine
 
 
 def cases(dtypes: tuple[str, ...] | None = None, quick: bool = False) -> list[BenchCase]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ...bench.harness import OVERLAP_CORES
+from ...results.allocators import OVERLAP_CORES
 from .. import model
 from ..formatting import (
     fixed3,
