@@ -97,6 +97,7 @@ RUN_FIELDS = {  # label: how a run's files are summarised into one value
     "allocator": lambda g: _distinct(pd.Series([_allocator_label(r) for _, r in g.iterrows()], dtype=object)),
     "allocator probe": _probe,
     "machine lock": _lock,
+    "adapters run": lambda g: _union(g["adapters_run"]),
     "adapters installed": lambda g: _union(g["adapters_installed"]),
     "adapters missing (install with)": lambda g: _union(g["adapters_missing"]).replace(MISSING, "none"),
 }
@@ -109,7 +110,8 @@ def runs(res: Results) -> pd.DataFrame:
     if not len(envs):
         return pd.DataFrame(columns=["run", *RUN_FIELDS])
     envs = envs.assign(**{k: None for k in ("machine", "date", "python", "os", "versions", "threads",
-                                            "bandwidth_gbps", "adapters_installed", "adapters_missing", "allocator",
+                                            "bandwidth_gbps", "adapters_installed", "adapters_run", "adapters_missing",
+                                            "allocator",
                                             "allocator_settings", "allocator_probe_faults_per_mb",
                                             "allocator_preload_mapped")
                           if k not in envs})

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..results.records import read
+from ..results.counts import count, install_hint, not_installed
+from ..results.records import read_records
 
 
 @dataclass
@@ -41,7 +42,8 @@ def load(paths: list[str | os.PathLike] | str | os.PathLike, warn=None) -> Resul
                 warn(f"{path} is given twice ({seen[key]} and {given}); reading it once")
                 continue
             seen[key] = given
-            env, checks = read(path)
+            env, found = read_records(path)  # each check line a Record: a bad one is refused by file and line
+            checks = [record.to_row() for record in found]
             if not checks:
                 problem = f"{path}: {'empty' if not env else 'an environment record but no checks'}"
                 if given == path:
@@ -51,7 +53,8 @@ def load(paths: list[str | os.PathLike] | str | os.PathLike, warn=None) -> Resul
             machine = f"{env.get('machine', '?')} ({env.get('cpu', '?')}, {env.get('cores', '?')} cores)"
             source = str(path)
             by_allocator = _allocator_parent(path, env)
-            envs.append({"source": source, "run": run_name(path, by_allocator), "machine": machine, **_flat_env(env)})
+            envs.append({"source": source, "run": run_name(path, by_allocator), "machine": machine,
+                         **_flat_env(env), **_adapters(env, checks)})
             run = str(run_folder(path) or by_allocator or path)
             named = _env_allocator(env).get("name")
             rows += [{**_with_allocator(row, named), "source": source, "run": run, "machine": machine}
@@ -153,12 +156,19 @@ def _flat_env(env: dict) -> dict:
     lock = env.get("machine_lock") if isinstance(env.get("machine_lock"), dict) else {}
     out["lock_mode"] = lock.get("mode")
     out["lock_waited_s"] = lock.get("waited_s")
-    out["adapters_installed"] = ", ".join(
-        name for name, info in (env.get("adapters") or {}).items() if info.get("installed"))
-    out["adapters_missing"] = ", ".join(
-        f"{name} ({info.get('install')})" for name, info in (env.get("adapters") or {}).items()
-        if not info.get("installed"))
     return out
+
+
+def _adapters(env: dict, checks: list[dict]) -> dict:
+    """Which adapters this file's process had installed, which ran (have a record that is not a
+    not-installed skip), and which were missing, with what installs them: from the environment's
+    adapter list, and from the records a run writes for a framework it could not start."""
+    declared = env.get("adapters") or {}
+    missing = {name: info.get("install") for name, info in declared.items() if not info.get("installed")}
+    missing |= {row["adapter"]: install_hint(row) for row in checks if not_installed(row)}
+    return {"adapters_installed": ", ".join(name for name, info in declared.items() if info.get("installed")),
+            "adapters_run": ", ".join(sorted(count(checks).adapters)),
+            "adapters_missing": ", ".join(f"{name} ({hint})" for name, hint in missing.items())}
 
 
 def run_of(labels: pd.Series) -> pd.Series:

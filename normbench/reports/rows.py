@@ -6,15 +6,23 @@ from __future__ import annotations
 import pandas as pd
 
 from .. import ops
+from ..results.counts import not_installed
 from ..results.kinds import Suite
 from .formatting import missing
 from .loading import Results, run_of
 
 
+def ran(c: pd.DataFrame) -> pd.Series:
+    """Which records come from an adapter that ran: not the skips a run writes for a framework it
+    could not start (those list the adapter as missing; they are no check of it)."""
+    return ~pd.Series([not_installed(r) for r in c[["outcome", "framework_version"]].to_dict("records")],
+                      index=c.index, dtype=bool)
+
+
 def verification(res: Results) -> pd.DataFrame:
-    """Records of the verification suites (everything but benchmarks)."""
+    """Records of the verification suites (everything but benchmarks) of adapters that ran."""
     c = res.checks
-    return c[c["suite"] != "speed"] if len(c) else c
+    return c[(c["suite"] != Suite.SPEED) & ran(c)] if len(c) else c
 
 
 DERIVATIVE_CHECKS = ("jvp", "second_order_dx", "second_order_dgamma")  # forward mode and second order
