@@ -44,9 +44,11 @@ def known(res: Results) -> pd.DataFrame:
     if not len(c):
         return pd.DataFrame(columns=KNOWN_COLUMNS)
     key = c["facts"].apply(lambda f: f.get("known") or None)
-    inside = c[(c["outcome"] == "known") & key.notna()].assign(entry=key)
+    # entries selected with their rows: a Series assigned to an empty frame would bring back its whole index
+    explained = (c["outcome"] == "known") & key.notna()
+    inside = c[explained].assign(entry=key[explained])
     outside_key = c["facts"].apply(lambda f: f.get("outside_known"))
-    outside = c[outside_key.notna()].assign(entry=outside_key)
+    outside = c[outside_key.notna()].assign(entry=outside_key[outside_key.notna()])
     out = []
     for entry in known_divergences.KNOWN:
         hits = _envelope_rows(inside[inside["entry"] == entry.key]) if len(inside) else inside
