@@ -1,6 +1,7 @@
 """The HTML report: one self-contained page (inline CSS, inline SVG charts, no fetches).
 
-Every number comes from :mod:`normbench.reports.model`. The page reads fully without
+Every number comes from the report's model modules (:mod:`normbench.reports.model` names them all);
+which sections a page has, and in what order, is :mod:`normbench.reports.sections`. The page reads fully without
 JavaScript; a small inline script only makes tables sortable by clicking their headers.
 
 One module per part of the page: ``page`` (the document, header and contents), ``style`` (CSS
