@@ -10,6 +10,8 @@ import re
 
 import pytest
 
+from normbench.reports import load
+
 from .helpers import ROOT, run_cli, run_python
 
 SUITE = "batch_size_one"  # the smallest verification suite
@@ -54,6 +56,7 @@ def test_counts_each_runs_checks_once_and_only_adapters_that_ran(merged):
     verdicts = md.split("## Verification", 1)[1].split("\n\n")[1].splitlines()
     assert verdicts[0] == f"| adapter | {SUITE} |"  # no "process" column of skipped adapters
     assert [line.split(" | ")[0] for line in verdicts[2:]] == ["| numpy", "| onnxruntime"]
+    assert load(results).adapters == ["numpy", "onnxruntime"]
 
 
 def test_says_which_environment_ran_what_and_what_none_installed(merged):

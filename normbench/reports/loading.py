@@ -21,7 +21,12 @@ class Results:
 
     @property
     def adapters(self) -> list[str]:
-        return sorted(self.checks["adapter"].unique()) if len(self.checks) else []
+        """The adapters that ran (a not-installed record names an adapter that did not)."""
+        c = self.checks
+        if not len(c):
+            return []
+        return sorted({r["adapter"] for r in c[["adapter", "outcome", "framework_version"]].to_dict("records")
+                       if not not_installed(r)})
 
 
 def load(paths: list[str | os.PathLike] | str | os.PathLike, warn=None) -> Results:
