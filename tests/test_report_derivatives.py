@@ -16,7 +16,7 @@ import pytest
 
 from normbench.reports import derivatives as deriv
 from normbench.reports import html as report_html
-from normbench.reports import markdown, mixed, model
+from normbench.reports import markdown, mixed, model, sections
 from normbench.reports.formatting import sig3
 
 from .helpers import browser_dom, run_cli, section
@@ -229,7 +229,7 @@ def test_derivative_and_mixed_records_stay_out_of_agreement_and_behaviour_but_co
     assert len(model.verification(both)) == len(model.verification(plain)) + len(res.checks)
     assert {FROZEN, DOWNCAST} <= set(model.failures(both)["adapter"])
     page = report_html.render(both)
-    assert [k for k, _ in report_html.SECTIONS if f'<section aria-labelledby="{k}">' in page] == [
+    assert [s.key for s in sections.SECTIONS if f'<section aria-labelledby="{s.key}">' in page] == [
         "summary", "behaviour", "agreement", "derivatives", "divergences"]
     assert 'href="#derivatives">a section of their own</a>' in section(page, "agreement")
 

@@ -19,7 +19,7 @@ import pytest
 from normbench import ops
 from normbench.bench import allocator
 from normbench.reports import html as report_html
-from normbench.reports import markdown, model
+from normbench.reports import markdown, model, sections
 from normbench.verify.known import KNOWN
 
 from .helpers import section
@@ -35,7 +35,7 @@ from .test_report_model import (
     with_envelopes,
 )
 
-SECTION_IDS = [key for key, _ in report_html.SECTIONS if key not in ("synchronized", "search")]  # need records of
+SECTION_IDS = [s.key for s in sections.SECTIONS if s.key not in ("synchronized", "search")]  # need records of
 # their own suites: tests/test_report_synchronized.py and tests/test_search.py render those sections
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from normbench.reports import html as report_html
-from normbench.reports import markdown, model
+from normbench.reports import markdown, model, sections
 from normbench.reports import synchronized as sync
 
 from .helpers import browser_dom, run_cli, section
@@ -183,7 +183,7 @@ def test_synchronized_records_stay_out_of_agreement_and_behaviour_but_count_ever
     assert len(model.verification(both)) == len(model.verification(model.load(numpy_results))) + len(synced)
     assert set(model.failures(both)["suite"]) == {"synchronized"}
     page = report_html.render(both)
-    assert [k for k, _ in report_html.SECTIONS if f'<section aria-labelledby="{k}">' in page] == [
+    assert [s.key for s in sections.SECTIONS if f'<section aria-labelledby="{s.key}">' in page] == [
         "summary", "behaviour", "agreement", "derivatives", "synchronized", "divergences"]
     assert f"{len(model.verification(both)):,}</b><span>checks" in page
 

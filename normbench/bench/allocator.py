@@ -20,7 +20,8 @@ import resource
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DEFAULT = "warm"
+from ..results.allocators import DEFAULT, MEANINGS
+
 ACTIVE = "NORMBENCH_ALLOCATOR"  # set in a process started under a setting: its name
 
 # Each setting, and what it fixed here (faults per call of a steady-state loop):
@@ -69,14 +70,11 @@ class _Known:
 
 
 KNOWN: dict[str, _Known] = {
-    "warm": _Known("glibc with tunables that keep freed memory mapped (the default): a long-running loop's "
-                   "steady state, with no page faults per call", env=(("GLIBC_TUNABLES", WARM_TUNABLES),)),
-    "system": _Known("glibc untouched, what a Python process gets by default: large outputs may be page-faulted "
-                     "in afresh on every call, depending on the process's allocator state"),
-    "tcmalloc": _Known("tcmalloc (gperftools, minimal) preloaded: keeps freed memory in its page heap",
-                       ("libtcmalloc_minimal.so.4", "libtcmalloc.so.4"), "libtcmalloc-minimal4"),
-    "jemalloc": _Known("jemalloc preloaded, with decay off so freed pages stay mapped",
-                       ("libjemalloc.so.2",), "libjemalloc2", (("MALLOC_CONF", JEMALLOC_RETAIN),)),
+    "warm": _Known(MEANINGS["warm"], env=(("GLIBC_TUNABLES", WARM_TUNABLES),)),
+    "system": _Known(MEANINGS["system"]),
+    "tcmalloc": _Known(MEANINGS["tcmalloc"], ("libtcmalloc_minimal.so.4", "libtcmalloc.so.4"), "libtcmalloc-minimal4"),
+    "jemalloc": _Known(MEANINGS["jemalloc"], ("libjemalloc.so.2",), "libjemalloc2",
+                       (("MALLOC_CONF", JEMALLOC_RETAIN),)),
 }
 
 

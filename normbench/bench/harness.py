@@ -21,6 +21,7 @@ from ..numerics.dtypes import cast, resolve
 from ..ops.case import BenchCase
 from ..ops.spec import NormSpec
 from ..results import records
+from ..results.allocators import OVERLAP_CORES, PAGE, faulting  # noqa: F401 - defined there since reports read them too
 from ..results.records import Record
 from ..verify.checks import raised
 from . import allocator, threads
@@ -30,7 +31,6 @@ SUITE = "speed"
 TARGET_ROUND_S = 1e-3  # a round lasts at least this long, so timer resolution is negligible
 TARGET_CASE_S = 0.15  # steady-state time per case and repeat (three repeats by default)
 ROUNDS = (5, 200)
-OVERLAP_CORES = 0.5  # other load (cores busy) from which a timing says it shared the machine
 
 
 def cases(dtypes: tuple[str, ...] | None = None, quick: bool = False) -> list[BenchCase]:
@@ -167,20 +167,6 @@ def _run(adapter: Adapter, case: BenchCase, benchmark, bandwidth_gbps: float, pr
 
 def _minor_faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-
-
-PAGE = resource.getpagesize()
-
-
-def faulting(faults_per_call: float | None, bytes_per_call: int) -> bool:
-    """Whether a call maps fresh pages for a tenth or more of the bytes it moves.
-
-    glibc returns large freed blocks to the kernel (munmap, or deleting a thread arena's
-    heap), so the next call's output is page-faulted in again: ~0.8 μs per 4 KiB page here,
-    3 ms per call for a 16 MiB output. Whether that happens depends on the process's
-    allocator state, not on the kernel being timed; the count says when a time includes it.
-    """
-    return faults_per_call is not None and faults_per_call * PAGE >= 0.1 * bytes_per_call
 
 
 LENGTHS = (17, 33, 64, 17, 100, 33, 128, 64)

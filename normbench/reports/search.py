@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..search import SUITE
+from ..results.kinds import Suite
 from .model import SEVERITY, Results, op_rank, run_labels, worst_of
 
 COLUMNS = ["adapter", "op", "outcome", "case", "check", "ratio", "examples", "role", "known", "message", "rerun",
@@ -24,7 +24,7 @@ def records(res: Results) -> pd.DataFrame:
     if not len(c):
         return c
     role = c["facts"].apply(lambda f: (f.get("search") or {}).get("role") if isinstance(f, dict) else None)
-    return c[(c["suite"] == SUITE) & role.isin(ROLES)]
+    return c[(c["suite"] == Suite.SEARCH) & role.isin(ROLES)]
 
 
 def worst(res: Results) -> pd.DataFrame:

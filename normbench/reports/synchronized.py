@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..verify.synchronized import SUITE
+from ..results.kinds import Suite
 from .formatting import MISSING, plural
 from .model import SEVERITY, Results, running_conventions, worst_of
 
@@ -50,7 +50,7 @@ def given(v) -> bool:
 def records(res: Results) -> pd.DataFrame:
     """The synchronized suite's records."""
     c = res.checks
-    return c[c["suite"] == SUITE] if len(c) else c
+    return c[c["suite"] == Suite.SYNCHRONIZED] if len(c) else c
 
 
 def _split(row) -> tuple[int, ...]:

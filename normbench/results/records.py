@@ -1,6 +1,8 @@
 """Result records and the JSON Lines file they are written to, one object per check.
 
-The first line is the environment record; every later line is one check. Lines are
+The first line is the environment record, which names the file's format (``format``:
+``normbench-results/1``; a file without one is read as version 1, a newer one is refused);
+every later line is one check. Lines are
 flushed as they are written, so a run that dies still leaves everything it finished.
 Under pytest-xdist each worker writes such a file of its own, a part beside the results
 file (``results.gw0.jsonl``), and the controller merges the parts when the session ends.
@@ -30,6 +32,8 @@ FRAMEWORK_DISTS = ("numpy", "ml_dtypes", "torch", "jax", "jaxlib", "flax", "tens
                    "tensorflow-cpu", "keras", "tf-keras", "onnx", "onnxruntime", "pytest")
 THREAD_VARS = (*threads.ENV_VARS, "XLA_FLAGS")
 RUN_FORMAT = "normbench-run/1"  # run.json's "format": marks a folder as a run normbench may replace
+RESULTS_FORMAT = "normbench-results/1"  # results.jsonl's first line says it; files from before it are version 1
+READS = (RESULTS_FORMAT,)  # the results formats this normbench reads
 
 
 @dataclass
@@ -69,6 +73,12 @@ class Record:
         names = {f.name for f in dataclasses.fields(cls)} - {"timing"}
         timing = {k: v for k, v in row.items() if k not in names and k != "type"}
         return cls(**{k: v for k, v in row.items() if k in names}, timing=timing or None)
+
+    def to_row(self) -> dict[str, Any]:
+        """The check line this record is written as: timing fields top-level."""
+        row = {"type": "check", **dataclasses.asdict(self)}
+        row.update(row.pop("timing") or {})
+        return row
 
 
 def build(adapter: Any, suite: str, check: str, about: dict[str, Any], **fields: Any) -> Record:
@@ -157,6 +167,8 @@ class ResultsFile:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(self.path, "x", encoding="utf-8")  # noqa: SIM115 - kept open, flushed per line
             env = {**(self._env or environment()), **self.extra_env}
+            env = {"type": "environment", "format": RESULTS_FORMAT,
+                   **{k: v for k, v in env.items() if k not in ("type", "format")}}
             self._write(json.dumps(_finite(env), allow_nan=False))
         return self._fh
 
@@ -165,9 +177,7 @@ class ResultsFile:
         self._fh.flush()
 
     def add(self, record: Record) -> None:
-        row = {"type": "check", **dataclasses.asdict(record)}
-        row.update(row.pop("timing") or {})
-        self.add_row(row)
+        self.add_row(record.to_row())
 
     def add_row(self, row: dict[str, Any]) -> None:
         """A check as written (or read back from a part): copied as it is."""
@@ -181,7 +191,8 @@ class ResultsFile:
 
 
 def _lines(path: str | os.PathLike, errors: str = "strict"):
-    """(line, record) for each line; the record is a ValueError naming file and line if bad."""
+    """(line number, line, record) for each line; the record is a ValueError naming file and line
+    if bad. A results format this normbench does not read is refused at its line, naming the file."""
     with open(path, encoding="utf-8", errors=errors) as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
@@ -192,9 +203,12 @@ def _lines(path: str | os.PathLike, errors: str = "strict"):
                 obj = ValueError(_not_results(path) if lineno == 1 else None
                                  or f"{path}:{lineno}: not a JSON object ({exc.msg})")
             else:
-                if not isinstance(obj, dict) or obj.get("type") not in ("environment", "check"):
+                if not isinstance(obj, dict) or obj.get("type") not in ("environment", "check", "format"):
                     obj = ValueError(f"{path}:{lineno}: not a normbench record")
-            yield line, obj
+                elif obj["type"] != "check" and obj.get("format", RESULTS_FORMAT) not in READS:
+                    raise ValueError(f"{path}: results format {obj['format']!r}, which this normbench "
+                                     f"({__version__}) does not read ({', '.join(READS)}): upgrade normbench")
+            yield lineno, line, obj
 
 
 def _not_results(path: str | os.PathLike) -> str | None:
@@ -228,14 +242,32 @@ def read(path: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]]]
     """(environment, checks) from a results file; a corrupt line names the file and line."""
     env: dict[str, Any] = {}
     checks = []
-    for _, obj in _lines(path):
+    for _, _, obj in _lines(path):
         if isinstance(obj, ValueError):
             raise obj
         if obj["type"] == "environment":
             env = obj
-        else:
+        elif obj["type"] == "check":
             checks.append(obj)
     return env, checks
+
+
+def read_records(path: str | os.PathLike) -> tuple[dict[str, Any], list[Record]]:
+    """(environment, records) from a results file: each check line parsed as a :class:`Record`, so a
+    line that is not one (a missing field, an unknown outcome) is refused naming the file and line."""
+    env: dict[str, Any] = {}
+    found = []
+    for lineno, _, obj in _lines(path):
+        if isinstance(obj, ValueError):
+            raise obj
+        if obj["type"] == "environment":
+            env = obj
+        elif obj["type"] == "check":
+            try:
+                found.append(Record.from_row(obj))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{path}:{lineno}: not a check record ({exc})") from None
+    return env, found
 
 
 # ---- xdist: one part per worker, merged by the controller ----
@@ -264,11 +296,11 @@ def read_part(path: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, A
     left a line cut off: that is returned, not raised, so everything else it wrote is merged."""
     env: dict[str, Any] = {}
     checks, bad = [], []
-    for line, obj in _lines(path, errors="surrogateescape"):  # bytes of a cut-off line kept as they are
+    for _, line, obj in _lines(path, errors="surrogateescape"):  # bytes of a cut-off line kept as they are
         if isinstance(obj, ValueError):
             bad.append((str(obj), line))
         elif obj["type"] == "environment":
             env = env or obj
-        else:
+        elif obj["type"] == "check":
             checks.append(obj)
     return env, checks, bad

@@ -1,6 +1,7 @@
 """The HTML report: one self-contained page (inline CSS, inline SVG charts, no fetches).
 
-Every number comes from :mod:`normbench.reports.model`. The page reads fully without
+Every number comes from the report's model modules (:mod:`normbench.reports.model` names them all);
+which sections a page has, and in what order, is :mod:`normbench.reports.sections`. The page reads fully without
 JavaScript; a small inline script only makes tables sortable by clicking their headers.
 
 One module per part of the page: ``page`` (the document, header and contents), ``style`` (CSS
@@ -32,9 +33,9 @@ from ..formatting import (  # noqa: F401 - re-exported: html.sig3, html.fmt_time
 )
 from .agreement import AGREEMENT_ROWS, HEATMAP_CASES, heatmap_legend, heatmap_table
 from .charts import fmt_elements, sweep_svg
-from .elements import SECTIONS, Col, esc, outcome_class, table
-from .page import RENDERERS, render, sections
+from .elements import Col, esc, outcome_class, table
+from .page import render, sections
 from .style import CSS, SCRIPT
 
-__all__ = ["AGREEMENT_ROWS", "CSS", "HEATMAP_CASES", "RENDERERS", "SCRIPT", "SECTIONS", "Col", "esc", "fmt_elements",
+__all__ = ["AGREEMENT_ROWS", "CSS", "HEATMAP_CASES", "SCRIPT", "Col", "esc", "fmt_elements",
            "heatmap_legend", "heatmap_table", "outcome_class", "render", "sections", "sweep_svg", "table"]

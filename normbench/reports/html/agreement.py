@@ -8,7 +8,7 @@ import pandas as pd
 from .. import model
 from ..formatting import number, plural, sig3
 from ..model import Results
-from .elements import Col, empty, esc, outcome_class, section, table, with_machine
+from .elements import Col, empty, esc, outcome_class, table, with_machine
 
 HEATMAP_CASES = 60
 AGREEMENT_ROWS = 50
@@ -99,7 +99,7 @@ def _elsewhere(res: Results) -> str:
 def agreement_section(res: Results) -> str:
     cells = model.agreement_cells(res)
     if not len(cells):
-        return section("agreement", empty("No compared checks in these files."))
+        return empty("No compared checks in these files.")
     cases = cells["case"].nunique()
     shown = min(HEATMAP_CASES, cases)
     parts = [f'<p class="note">{plural(cases, "case")} compared against the reference'
@@ -118,5 +118,5 @@ def agreement_section(res: Results) -> str:
         parts.append(table(top, with_machine(cols, top)))
     else:
         parts.append(empty("No passing compared checks."))
-    return section("agreement", "\n".join(parts))
+    return "\n".join(parts)
 

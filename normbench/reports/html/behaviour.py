@@ -10,7 +10,7 @@ import pandas as pd
 from .. import model
 from ..formatting import MISSING, fmt_value
 from ..model import BEHAVIOUR_FACTS, Results
-from .elements import empty, esc, section
+from .elements import empty, esc
 
 MEASURED_VAR = BEHAVIOUR_FACTS["running variance"]
 
@@ -44,7 +44,7 @@ def op_table(title: str, facts: pd.DataFrame, broken: set[tuple[str, str]] = fro
 def behaviour_section(res: Results) -> str:
     matrices = model.behaviour_matrices(res)
     if not matrices:
-        return section("behaviour", empty("No behaviour measured in these files."))
+        return empty("No behaviour measured in these files.")
     broken = {(r["title"], r["adapter"]) for _, r in model.running_var_mismatches(res).iterrows()}
     note = ('<p class="note">What each adapter measurably does with each op, read from the records\' facts. '
             "Defaults come from a default-constructed layer (momentum also as the weight the new batch gets); "
@@ -55,4 +55,4 @@ def behaviour_section(res: Results) -> str:
             "a failure). Highlighted cells differ from the value most adapters share; a dash means not "
             "measured.</p>")
     blocks = "".join(op_table(title, facts, broken) for title, facts in matrices)
-    return section("behaviour", note + f'<div class="op-blocks">{blocks}</div>')
+    return note + f'<div class="op-blocks">{blocks}</div>'

@@ -11,7 +11,7 @@ from .. import mixed
 from ..formatting import MISSING, plural
 from ..model import Results
 from .agreement import heat_cell, heatmap_legend
-from .elements import code, esc, link, outcome_class, section
+from .elements import code, esc, link, outcome_class
 
 SHORT = {"jvp": "jvp", "second_order_dx": "2nd dx", "second_order_dgamma": "2nd dγ"}  # the heatmap's sub-headers
 FLOAT32_CLASSES = {"pass": "", "skip": "none"}  # a verdict that holds reads plain; problems are coloured
@@ -127,4 +127,4 @@ def derivatives_section(res: Results) -> str:
         parts += ["<h3>Derivatives</h3>", DERIVATIVES_NOTE, legend, derivatives_table(cells)]
     if len(paths):
         parts += ["<h3>Mixed precision</h3>", MIXED_NOTE, mixed_table(paths)]
-    return section("derivatives", "\n".join(parts))
+    return "\n".join(parts)

@@ -8,7 +8,7 @@ import pandas as pd
 from .. import model
 from ..formatting import fmt_count, fmt_percent, plural, sig3
 from ..model import Results
-from .elements import Col, code, empty, esc, link, outcome_class, section, table, with_machine
+from .elements import Col, code, empty, esc, link, outcome_class, table, with_machine
 
 KNOWN_COLS = [
     Col("entry", "divergence", html=True, cls="nowrap"), Col("adapter", cls="nowrap"),
@@ -75,4 +75,4 @@ def divergences_section(res: Results) -> str:
         parts.append(table(failed, with_machine(FAILURE_COLS, failed)))
     else:
         parts.append(empty("None: every check passed, was skipped, or diverged as known."))
-    return section("divergences", "\n".join(parts))
+    return "\n".join(parts)

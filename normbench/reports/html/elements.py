@@ -14,17 +14,6 @@ import pandas as pd
 from ...results.records import OUTCOMES
 from ..formatting import MISSING, fmt_value, missing, number
 
-SECTIONS = (
-    ("summary", "Summary"),
-    ("behaviour", "Behaviour"),
-    ("agreement", "Agreement"),
-    ("derivatives", "Derivatives and mixed precision"),
-    ("synchronized", "Synchronized BatchNorm"),
-    ("search", "Search: worst inputs"),
-    ("divergences", "Divergences and failures"),
-    ("speed", "Speed"),
-)
-
 
 def esc(v) -> str:
     return html.escape(str(v), quote=True)
@@ -109,8 +98,9 @@ def code(v) -> str:
 
 
 
-def section(key: str, body: str) -> str:
-    title = dict(SECTIONS)[key]
+def section(key: str, title: str, body: str) -> str:
+    """A section of the page, its heading the anchor the contents link to (the body is the
+    registered section's HTML: see reports.sections)."""
     return f'<section aria-labelledby="{key}">\n<h2 id="{key}">{esc(title)}</h2>\n{body}\n</section>'
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from .. import search
 from ..formatting import fmt_count, plural, sig3
 from ..model import Results
-from .elements import Col, code, esc, outcome_class, section, table, with_machine
+from .elements import Col, code, esc, outcome_class, table, with_machine
 
 COLS = [
     Col("adapter", cls="nowrap"), Col("op", cls="nowrap"), Col("outcome", cls=outcome_class), Col("case", cls="case"),
@@ -24,4 +24,4 @@ def search_section(res: Results) -> str:
             "offsets and scales, each example running the forward, gradient and running-statistics checks. A failure "
             "is shrunk to a minimal case; where none was found, the row is the passing example closest to its "
             "tolerance. <em>examples</em> counts the cases run; the rerun command runs that case's checks again.</p>")
-    return section("search", note + table(found, with_machine(COLS, found)))
+    return note + table(found, with_machine(COLS, found))

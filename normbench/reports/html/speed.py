@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ...bench.harness import OVERLAP_CORES
+from ...results.allocators import OVERLAP_CORES
 from .. import model
 from ..formatting import (
     fixed3,
@@ -26,7 +26,7 @@ from ..formatting import (
 )
 from ..model import Results
 from .charts import adapter_colours, sweep_svg
-from .elements import Col, empty, esc, section, table, with_machine
+from .elements import Col, empty, esc, table, with_machine
 
 ALLOCATOR_ROWS = 40  # cases in the allocator-effect table, largest effect first
 
@@ -65,7 +65,7 @@ def speed_section(res: Results) -> str:
             Col("message")], recompiles)))
     else:
         parts.append(empty("No recompile measurements in these files."))
-    return section("speed", "\n".join(p for p in parts if p))
+    return "\n".join(p for p in parts if p)
 
 
 def _speed_tables(rows: pd.DataFrame) -> str:

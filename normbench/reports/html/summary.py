@@ -8,7 +8,7 @@ from ...results.records import OUTCOMES
 from .. import model
 from ..formatting import MISSING, fmt_count
 from ..model import Results
-from .elements import Col, count_class, empty, esc, section, table, td
+from .elements import Col, count_class, empty, esc, table, td
 
 
 def _headline(res: Results) -> str:
@@ -45,7 +45,7 @@ def summary_section(res: Results) -> str:
         cols = [Col("adapter", cls="nowrap"), Col("suite", cls="nowrap")]
         cols += [Col(o, fmt=fmt_count, numeric=True, cls=count_class(o)) for o in OUTCOMES]
         parts.append(table(verdicts, [*cols, Col("total", fmt=fmt_count, numeric=True)]))
-    return section("summary", "\n".join(p for p in parts if p))
+    return "\n".join(p for p in parts if p)
 
 
 WIDE_FIELDS = {"os", "versions", "threads", "allocator", "adapters missing (install with)"}  # small type

@@ -10,7 +10,7 @@ from .. import synchronized as sync
 from ..formatting import MISSING, plural
 from ..model import Results
 from .agreement import heat_cell, heatmap_legend
-from .elements import empty, esc, outcome_class, section
+from .elements import empty, esc, outcome_class
 
 FACT_CLASSES = {"pass": "", "skip": "o-skip"}  # a fact that holds reads plain; problems are coloured
 
@@ -83,4 +83,4 @@ def synchronized_section(res: Results) -> str:
         parts += [heatmap_legend(skip=True), errors_table(cells)]
     else:
         parts.append(empty("No replica case was run."))
-    return section("synchronized", "\n".join(parts))
+    return "\n".join(parts)
