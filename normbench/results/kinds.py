@@ -30,6 +30,7 @@ class Suite(StrEnum):
     SYNCHRONIZED = "synchronized"
     SPEED = "speed"
     SEARCH = "search"
+    PROCESS = "process"  # a supervised process's own record: it crashed, hung or was not installed
 
 
 VERIFY_SUITES = (Suite.AGREEMENT, Suite.TRAIN_EVAL, Suite.BATCH_SIZE_ONE, Suite.SEQUENCE_LENGTHS)
