@@ -116,6 +116,15 @@ def test_the_report_covers_the_survivors_and_the_errors(crashed_run):
     assert f"report: {out / 'report' / 'report.html'}" in proc.stdout
 
 
+def test_the_closing_line_counts_checks_as_the_report_does(crashed_run):
+    """The report's headline: "N checks on M adapters: a pass, b fail, … — verdict."; the closing
+    line says the same counts, and timings apart (none in this run)."""
+    proc, out = crashed_run
+    headline = next(line for line in (out / "report" / "report.md").read_text().splitlines() if " checks on " in line)
+    said = headline.split(": ", 1)[1].split(" — ")[0]
+    assert f"checks: {said}; 0 timings" in proc.stdout, (headline, proc.stdout[-1500:])
+
+
 def test_progress_is_one_line_per_process_off_a_terminal(crashed_run):
     proc, _ = crashed_run
     lines = [line for line in proc.stdout.splitlines() if line.startswith("normbench: verify")]

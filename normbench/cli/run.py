@@ -8,6 +8,7 @@ import sys
 from ..adapters import registry
 from ..bench import allocator, threads
 from ..results import counts, records
+from ..results.kinds import Outcome
 from ..running import folder, progress, runner, supervisor
 from ..running.job import plan
 from .common import fail, positive_int, write_reports
@@ -81,5 +82,5 @@ def main_job(args: argparse.Namespace) -> int:
         print(f"normbench: interrupted by {stop.signal}: {done} of {len(job_list)} processes finished; "
               + (f"partial report: {report}" if report else f"results so far in {out}"), file=sys.stderr)
         return 130
-    failed = any(job.failed or job.counts.get("fail") or job.counts.get("error") for job in job_list)
+    failed = any(job.failed or job.counts.get(Outcome.FAIL) or job.counts.get(Outcome.ERROR) for job in job_list)
     return 1 if failed or problem else 0
