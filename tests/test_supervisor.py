@@ -5,12 +5,19 @@ the adapter's own line, and leaves its output in logs/."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from normbench.results import records
 
 from .helpers import ROOT, run_cli
+from .test_interrupts import left_behind, wait_for
 from .test_run import _line_of
 
 CRASHING = "tests.crashing_adapters"
@@ -70,3 +77,29 @@ def test_an_allocator_pass_that_hangs_is_stopped_and_recorded(tmp_path):
         assert hang["facts"]["where"] == f"{WHERE}:{_line_of('sleep(3600)', 'Hanging')} in forward"
         assert "(most recent call first)" in (out / "logs" / f"bench-hanging-{name}-r0.stderr.log").read_text()
     assert "normbench: bench hanging system r0: timeout" in proc.stdout
+
+
+def test_ctrl_c_stops_every_search_group_and_says_so(tmp_path):
+    """SIGINT to the terminal's process group while a group's search hangs: the supervisor stops
+    the child (in a session of its own, which the terminal's signal never reaches)."""
+    out = tmp_path / "s"
+    exe = Path(sys.executable).with_name("normbench")
+    proc = subprocess.Popen([str(exe), "search", "--adapters", f"numpy,{CRASHING}:Hanging", "--ops", "layer_norm",
+                             "--max-examples", "40", "--seed", "1", "-o", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        def hanging():
+            """the hanging group's search to have started"""
+            return (out / "logs" / "search-hanging.stderr.log").exists()
+
+        wait_for(hanging)
+        time.sleep(5.0)
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stdout[-2000:] + stderr[-2000:]
+    assert "normbench: interrupted by SIGINT: " in stderr and f"results so far in {out}" in stderr
+    assert "Traceback" not in stdout + stderr
+    assert left_behind(out) == []
+    assert _statuses(out)["hanging"] == "interrupted"
