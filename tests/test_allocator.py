@@ -10,7 +10,7 @@ import pytest
 from normbench.bench import allocator
 from normbench.bench import harness as bench
 from normbench.ops.case import BenchCase
-from normbench.running import runner
+from normbench.running import job, runner
 
 from .helpers import one_line_error, run_cli, run_python
 
@@ -54,7 +54,7 @@ def test_run_starts_its_benchmark_processes_under_the_allocator(tmp_path):
     from normbench.adapters import registry
 
     opts = runner.Options(suites=("speed",), allocator=allocator.resolve("system"))
-    jobs = runner.jobs(runner.plan(registry.select("numpy")), tmp_path, opts)
+    jobs = runner.jobs(job.plan(registry.select("numpy")), tmp_path, opts)
     assert jobs and all(j.command[j.command.index("--allocator") + 1] == "system" for j in jobs)
     assert runner.Options().allocator.name == allocator.DEFAULT == "warm"
 

@@ -95,7 +95,7 @@ def test_timings_are_counted_apart_and_once_per_case(tmp_path):
     assert counts.checks == {Outcome.PASS: 1, Outcome.FAIL: 1} and counts.total == 2 and counts.unexpected == 1
     assert counts.timings == 1 and counts.broken_timings == 1
     assert counts.adapters == {"numpy"} and counts.missing == {"torch"}
-    assert counts.line() == "checks: 1 pass, 1 fail, 0 known, 0 error, 0 skip; timings: 1 (1 failed or errored)"
+    assert counts.line() == "checks: 1 pass, 1 fail, 0 known, 0 error, 0 skip; 1 timing (1 benchmark failed or errored)"
     said = headlines(load(path))
     assert said[0].startswith("2 checks on 1 adapter: 1 pass, 1 fail, 0 known, 0 error, 0 skip")
     assert said[1].startswith("1 timing of 1 adapter") and "1 benchmark failed or errored" in said[1]

@@ -116,6 +116,15 @@ def test_the_report_covers_the_survivors_and_the_errors(crashed_run):
     assert f"report: {out / 'report' / 'report.html'}" in proc.stdout
 
 
+def test_the_closing_line_counts_checks_as_the_report_does(crashed_run):
+    """The report's headline: "N checks on M adapters: a pass, b fail, … — verdict."; the closing
+    line says the same counts, and timings apart (none in this run)."""
+    proc, out = crashed_run
+    headline = next(line for line in (out / "report" / "report.md").read_text().splitlines() if " checks on " in line)
+    said = headline.split(": ", 1)[1].split(" — ")[0]
+    assert f"checks: {said}; 0 timings" in proc.stdout, (headline, proc.stdout[-1500:])
+
+
 def test_progress_is_one_line_per_process_off_a_terminal(crashed_run):
     proc, _ = crashed_run
     lines = [line for line in proc.stdout.splitlines() if line.startswith("normbench: verify")]
@@ -200,9 +209,9 @@ def test_verification_under_xdist_merges_into_one_results_file(tmp_path):
 
 def test_benchmark_passes_run_in_fresh_processes_after_all_verification():
     from normbench.adapters import registry
-    from normbench.running import runner
+    from normbench.running import job, runner
 
-    groups = runner.plan(registry.select("numpy,flax.linen,flax.nnx"))
+    groups = job.plan(registry.select("numpy,flax.linen,flax.nnx"))
     jobs = runner.jobs(groups, ROOT / "unused", runner.Options())
     assert [j.label for j in jobs] == ["verify numpy", "verify jax", "sync numpy", "sync jax",
                                        "bench numpy r0", "bench jax r0", "bench numpy r1", "bench jax r1",
@@ -220,9 +229,9 @@ def test_the_default_run_verifies_the_reference_but_times_only_the_frameworks(tm
     """`normbench run` without --adapters passes untimed=("numpy",): the reference is verified,
     not benchmarked (it is timed when named, as `--adapters numpy` runs above show)."""
     from normbench.adapters import registry
-    from normbench.running import runner
+    from normbench.running import job, runner
 
-    groups = runner.plan(registry.select("numpy,torch"))
+    groups = job.plan(registry.select("numpy,torch"))
     jobs = runner.jobs(groups, tmp_path, runner.Options(quick=True, untimed=("numpy",)))
     assert [j.label for j in jobs] == ["verify numpy", "verify torch", "sync numpy", "sync torch", "bench torch r0"]
 

@@ -47,10 +47,11 @@ class Counts:
         return self.checks[Outcome.FAIL] + self.checks[Outcome.ERROR]
 
     def line(self) -> str:
-        """``checks: 10357 pass, 0 fail, …; timings: 233``: what a terminal prints at the end of a run."""
-        parts = ", ".join(f"{self.checks[o]} {o}" for o in Outcome)
-        broken = f" ({self.broken_timings} failed or errored)" if self.broken_timings else ""
-        return f"checks: {parts}; timings: {self.timings}{broken}"
+        """``checks: 10,357 pass, 0 fail, …; 233 timings``: the closing line of a run in a terminal."""
+        text = "checks: " + ", ".join(f"{self.checks[o]:,} {o}" for o in Outcome)
+        text += f"; {self.timings:,} timing{'s' if self.timings != 1 else ''}"
+        broken = self.broken_timings
+        return text + (f" ({broken:,} benchmark{'s' if broken != 1 else ''} failed or errored)" if broken else "")
 
 
 def install_hint(row: Mapping[str, Any]) -> str:

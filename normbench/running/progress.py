@@ -1,5 +1,5 @@
-"""What `normbench run` shows while it works: a live table per process on a terminal, one
-line per finished process elsewhere (CI logs, pipes), and a final one-screen summary."""
+"""What the supervisor shows while it works: a live table per process on a terminal, one line per
+finished process elsewhere (CI logs, pipes), and `normbench run`'s final one-screen summary."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from .runner import Job
+from ..results.counts import Counts
+from ..results.kinds import JobStatus, Outcome
+from .job import Job
 
-COLUMNS = ("pass", "fail", "known", "error", "skip")
-STYLE = {"done": "green", "not installed": "yellow", "waiting for the machine": "yellow", "running": "cyan",
-         "waiting": "dim", "crashed": "bold red", "timeout": "bold red", "failed to start": "bold red",
-         "interrupted": "yellow"}
+COLUMNS = tuple(Outcome)  # records each process wrote, by outcome
+STYLE = {JobStatus.DONE: "green", JobStatus.NOT_INSTALLED: "yellow", JobStatus.WAITING_FOR_MACHINE: "yellow",
+         JobStatus.RUNNING: "cyan", JobStatus.WAITING: "dim", JobStatus.CRASHED: "bold red",
+         JobStatus.TIMEOUT: "bold red", JobStatus.FAILED_TO_START: "bold red", JobStatus.INTERRUPTED: "yellow"}
 
 
 def interactive() -> bool:
@@ -21,26 +23,27 @@ def interactive() -> bool:
     return sys.stdout.isatty() and not os.environ.get("CI")
 
 
-ORDER = ("crashed", "timeout", "failed to start", "interrupted", "running", "waiting for the machine", "waiting",
-         "not installed", "done")  # a row of several passes shows the first of these that any pass has
+ORDER = (JobStatus.CRASHED, JobStatus.TIMEOUT, JobStatus.FAILED_TO_START, JobStatus.INTERRUPTED, JobStatus.RUNNING,
+         JobStatus.WAITING_FOR_MACHINE, JobStatus.WAITING, JobStatus.NOT_INSTALLED,
+         JobStatus.DONE)  # a row of several passes shows the first of these that any pass has
 
 
 def _rows(jobs: list[Job]) -> list[tuple[str, str, str, Counter, float, bool]]:
     """One row per phase and group: a group's benchmark passes are summed into one."""
     rows: dict[tuple[str, str], list[Job]] = {}
     for job in jobs:
-        rows.setdefault((job.phase, job.group.name), []).append(job)
+        rows.setdefault((job.phase, job.group.name, job.variant), []).append(job)
     out = []
-    for (phase, group), parts in rows.items():
+    for (phase, group, variant), parts in rows.items():
         worst = min(parts, key=lambda j: ORDER.index(j.status) if j.status in ORDER else 0)
-        status = worst.status + (f" ({worst.detail})" if worst.detail and worst.status not in ("done", "not installed")
-                                 else "")
+        status = worst.status + (f" ({worst.detail})" if worst.detail and worst.failed else "")
         if len(parts) > 1:
             finished = sum(j.finished for j in parts)
             status += f", {finished}/{len(parts)} passes" if finished < len(parts) else f", {len(parts)} passes"
-        started = any(j.status != "waiting" for j in parts)
+        started = any(j.status != JobStatus.WAITING for j in parts)
         counts = sum((j.counts for j in parts), Counter())
-        out.append((f"{phase} {group}", worst.status, status, counts, sum(j.elapsed_s for j in parts), started))
+        label = " ".join(x for x in (phase, group, variant) if x)
+        out.append((label, worst.status, status, counts, sum(j.elapsed_s for j in parts), started))
     return out
 
 
@@ -61,23 +64,26 @@ def _table(jobs: list[Job], title: str):
 class Display:
     """Context manager; ``update(job)`` after every change of any job."""
 
-    def __init__(self, jobs: list[Job], live: bool | None = None) -> None:
+    def __init__(self, jobs: list[Job], title: str = "normbench run", live: bool | None = None,
+                 quiet: bool = False) -> None:
         self.jobs = jobs
+        self.title = title
         self.live = interactive() if live is None else live
+        self.quiet = quiet
         self._live = None
 
     def __enter__(self) -> Display:
-        if self.live:
+        if self.live and not self.quiet:
             from rich.live import Live
 
-            self._live = Live(_table(self.jobs, "normbench run"), refresh_per_second=4, transient=True)
+            self._live = Live(_table(self.jobs, self.title), refresh_per_second=4, transient=True)
             self._live.__enter__()
         return self
 
     def update(self, job: Job) -> None:
         if self._live is not None:
-            self._live.update(_table(self.jobs, "normbench run"))
-        elif job.finished:
+            self._live.update(_table(self.jobs, self.title))
+        elif job.finished and not self.quiet:
             counts = ", ".join(f"{job.counts.get(c, 0)} {c}" for c in COLUMNS)
             extra = f" ({job.detail})" if job.detail else ""
             print(f"normbench: {job.label}: {job.status}{extra} in {job.elapsed_s:.0f} s: {counts}", flush=True)
@@ -87,20 +93,19 @@ class Display:
             self._live.__exit__(*exc)
 
 
-def summary(jobs: list[Job], out: Path, report: Path | None, problem: str | None) -> None:
-    """The final screen: every process with its counts, the totals and where the report is."""
+def summary(jobs: list[Job], out: Path, counts: Counts, report: Path | None, problem: str | None) -> None:
+    """The final screen: every process with its counts, the run's checks and timings (counted as
+    its report counts them), and where the report is."""
     from rich.console import Console
     from rich.markup import escape
 
     console = Console(highlight=False, soft_wrap=True, width=None if interactive() else 120)
     console.print(_table(jobs, escape(f"normbench run: {out}")))
-    total = sum((j.counts for j in jobs), Counter())
     bad = [j for j in jobs if j.failed]
-    line = ", ".join(f"{total.get(c, 0)} {c}" for c in COLUMNS)
     unfinished = f"{len(bad)} process{'es' if len(bad) > 1 else ''} did not finish"
-    console.print(escape(f"checks: {line}" + (f"; {unfinished}: " + ", ".join(f"{j.label} ({j.detail})" for j in bad)
-                                              if bad else "")))
-    missing = {j.group.name: j.detail for j in jobs if j.status == "not installed"}
+    console.print(escape(counts.line() + (f"; {unfinished}: " + ", ".join(f"{j.label} ({j.detail})" for j in bad)
+                                          if bad else "")))
+    missing = {j.group.name: j.detail for j in jobs if j.status == JobStatus.NOT_INSTALLED}
     if missing:
         console.print(escape("not installed: " + ", ".join(f"{g} ({hint})" for g, hint in missing.items())))
     if report is not None:

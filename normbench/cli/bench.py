@@ -1,0 +1,102 @@
+"""`normbench bench`: the benchmarks alone (never under xdist); with --allocators or --self-check,
+in supervised processes (:mod:`.bench_passes`)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..adapters import registry
+from ..bench import allocator, threads
+from ..numerics.dtypes import DTYPES
+from ..running import commands, runner
+from . import bench_passes
+from .common import fail, output, own_results, positive_int, reports_beside, run_pytest
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    bench = sub.add_parser("bench", help="run the benchmarks alone (never under xdist)")
+    bench.add_argument("--adapters", help="comma-separated adapter names or module:Class")
+    bench.add_argument("-o", "--output", help="results folder (default normbench-results/<time>)")
+    bench.add_argument("--threads", type=positive_int, default=threads.available(),
+                       help="threads for every framework (default: every CPU this process may use)")
+    bench.add_argument("--dtypes", default=None, help="comma-separated, e.g. float32,float16,bfloat16 "
+                       "(default: each op's own: float32, and bfloat16 too for RMSNorm)")
+    bench.add_argument("--quick", action="store_true", help="tiny shapes: checks the harness, not speed")
+    bench.add_argument("--no-sweeps", action="store_true", help="the default shapes only (normbench run --quick)")
+    bench.add_argument("--repeats", type=positive_int, default=commands.DEFAULT_REPEATS,
+                       help="timed blocks per case, spread over the run and pooled "
+                            f"(default {commands.DEFAULT_REPEATS})")
+    bench.add_argument("--first-repeat", type=int, default=0, help=argparse.SUPPRESS)  # normbench run's passes
+    bench.add_argument("--no-report", action="store_true", help="write results only")
+    bench.add_argument("--allocator", default=None,
+                       help=f"memory allocator setting: {', '.join(allocator.names())} or the path of a library "
+                            "to preload (default warm; see README, Benchmarks)")
+    bench.add_argument("--allocators", default=None,
+                       help="comma-separated allocators: time the same cases under each, side by side")
+    bench.add_argument("--self-check", action="store_true",
+                       help="harness vs bare timeit of the same call (in the benchmark process, interleaved, and "
+                            "in a fresh one), for torch, flax.linen, keras[tensorflow] and onnxruntime")
+    bench.add_argument("--timeout", type=positive_int, default=runner.DEFAULT_TIMEOUT_S,
+                       help="with --allocators or --self-check: seconds before one of their processes is killed and "
+                            f"recorded as an error (default {runner.DEFAULT_TIMEOUT_S})")
+    bench.add_argument("-v", "--verbose", action="store_true", help="one line per benchmark")
+    bench.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
+    bench.set_defaults(func=bench_cases)
+
+
+def settings(args: argparse.Namespace) -> commands.Bench:
+    """The benchmark options given, for the command lines of the processes this one starts."""
+    return commands.Bench(adapters=args.adapters, threads=args.threads, dtypes=args.dtypes, repeats=args.repeats,
+                          first_repeat=args.first_repeat, quick=args.quick, no_sweeps=args.no_sweeps,
+                          verbose=args.verbose, pytest_args=tuple(args.pytest_args))
+
+
+def bench_cases(args: argparse.Namespace) -> int:
+    try:
+        registry.select(args.adapters)
+    except registry.UnknownAdapter as exc:
+        return fail(str(exc))
+    bad = [d for d in (args.dtypes or "").split(",") if args.dtypes and d not in DTYPES]
+    if bad:
+        return fail(f"unknown dtype {bad[0]!r} in --dtypes; expected some of {', '.join(DTYPES)}")
+    if args.allocator and args.allocators:
+        return fail("give --allocator or --allocators, not both")
+    try:
+        threads.configure(args.threads)
+        chosen = (allocator.parse_list(args.allocators) if args.allocators
+                  else [allocator.resolve(args.allocator)])
+    except allocator.AllocatorError as exc:
+        return fail(str(exc))
+    except ValueError as exc:
+        return fail(f"--threads: {exc}")
+    if args.self_check and len(chosen) > 1:
+        return fail("--self-check runs under one allocator; give --allocator")
+    out = output(args)
+    if out is None:
+        return 2
+    if args.self_check:
+        return bench_passes.self_check(args, settings(args), chosen[0], out)
+    if len(chosen) > 1:
+        return bench_passes.allocators(args, settings(args), chosen, out)
+    if not allocator.current(chosen[0]):
+        # The allocator acts from process start (the loader reads GLIBC_TUNABLES and LD_PRELOAD):
+        # this same command again, the process started afresh under it.
+        cmd = commands.bench(out, settings(args), chosen[0], report=not args.no_report)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execve(cmd[0], cmd, allocator.process_env(chosen[0]))
+    argv = ["--pyargs", "normbench.suites.speed", *(["--bench-dtypes", args.dtypes] if args.dtypes else []),
+            "-p", "no:xdist",
+            "--bench-repeats", str(args.repeats), "--bench-first-repeat", str(args.first_repeat),
+            # gc off while timing, as timeit does: with it on, a collection's cost grows with the
+            # benchmark process's heap (pytest's objects), which made the harness 4-9 % slower than a
+            # bare loop in a fresh process for the same torch call
+            "--benchmark-json", str(out / "benchmark.json"), "--benchmark-disable-gc"]
+    if args.quick:
+        argv.append("--bench-quick")
+    if args.no_sweeps:
+        argv.append("--bench-no-sweeps")
+    code = run_pytest(argv, args, out / "results.jsonl")
+    return reports_beside(own_results(out), out, code, args.no_report)

@@ -1,0 +1,106 @@
+"""What several commands share: one-line errors, the output folder, pytest in this process,
+the reports written beside results, and the option types."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..running import child, folder
+from ..running.job import Job
+from ..running.supervisor import OK_EXITS, Stop
+
+REPORT_FILES = {"report.html", "report.md", "results.csv"}
+
+
+def fail(message: str) -> int:
+    print(f"normbench: error: {message}", file=sys.stderr)
+    return 2
+
+
+def warn(message: str) -> None:
+    print(f"normbench: warning: {message}", file=sys.stderr)
+
+
+def output(args: argparse.Namespace) -> Path | None:
+    """The fresh, writable results folder; None (after saying why) if it already holds
+    something or cannot be written."""
+    try:
+        return folder.fresh(args.output)
+    except folder.FolderError as exc:
+        fail(str(exc))
+        return None
+
+
+def run_pytest(argv: list[str], args: argparse.Namespace, results: Path) -> int:
+    """The suites in this process (a supervisor's child, or a user's `verify`/`bench`/`search`)."""
+    import pytest
+
+    child.dump_stacks_on_request()
+    child.stop_with_parent()
+    if args.adapters:
+        argv += ["--adapters", args.adapters]
+    argv += ["-q"] if not args.verbose else ["-v"]
+    code = pytest.main(argv + ["--results", str(results), "-p", "no:cacheprovider"] + args.pytest_args)
+    print(f"normbench: results in {results}" if results.exists() else "normbench: no results written")
+    return int(code)
+
+
+def write_reports(sources, out: Path) -> list[Path]:
+    """report.html, report.md and results.csv in ``out`` from results files (or loaded results)."""
+    from ..reports import html, markdown, model
+
+    res = sources if isinstance(sources, model.Results) else model.load(sources, warn=warn)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "report.html", out / "report.md", out / "results.csv"]
+    written[0].write_text(html.render(res), encoding="utf-8")
+    written[1].write_text(markdown.render(res, html_name="report.html"), encoding="utf-8")
+    model.tidy(res).to_csv(written[2], index=False)
+    return written
+
+
+def reports_beside(files: list[Path], out: Path, code: int, skip: bool = False) -> int:
+    """The report of ``files``, written into ``out``; the exit status, made a failure if the
+    report could not be written (the results are kept either way)."""
+    if files and not skip:
+        try:
+            print("normbench: report in " + str(write_reports(files, out)[0]))
+        except Exception as exc:  # noqa: BLE001 - the results are kept; say why the report is missing
+            print(f"normbench: could not render the report ({type(exc).__name__}: {exc})", file=sys.stderr)
+            return code or 1
+    return code
+
+
+def own_results(out: Path) -> list[Path]:
+    """The results file a command run in this process wrote into ``out``, if it did."""
+    return [out / "results.jsonl"] if (out / "results.jsonl").exists() else []
+
+
+def supervised_status(job_list: list[Job], stop: Stop, out: Path) -> int:
+    """The exit status of a command whose work ran in supervised processes: 130 (after one line
+    on stderr) if a signal cut it short, 1 if a process did not finish or found failures."""
+    if stop.is_set():
+        done = sum(not job.failed and job.finished for job in job_list)
+        print(f"normbench: interrupted by {stop.signal}: {done} of {len(job_list)} processes finished; "
+              f"results so far in {out}", file=sys.stderr)
+        return 130
+    return 1 if any(job.failed or job.returncode not in (*OK_EXITS, None) or job.returncode == 1
+                    for job in job_list) else 0
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None

@@ -1,0 +1,86 @@
+"""`normbench run`: the main job (every suite, one process per framework group, then the report)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..adapters import registry
+from ..bench import allocator, threads
+from ..results import counts, records
+from ..results.kinds import Outcome
+from ..running import folder, progress, runner, supervisor
+from ..running.job import plan
+from .common import fail, positive_int, write_reports
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    run = sub.add_parser("run", help="the main job: every suite, one process per framework group, then the "
+                                     "reports (the default command)")
+    run.add_argument("--adapters", help="comma-separated adapter names or module:Class (default: all known)")
+    run.add_argument("--suites", help=f"comma-separated, some of {', '.join(runner.SUITES)} (default: all)")
+    run.add_argument("--quick", action="store_true",
+                     help="quick matrix: float32/float64 checks only, one timed pass of the default "
+                          "benchmark shapes (no sweeps)")
+    run.add_argument("--threads", type=positive_int, default=threads.available(),
+                     help="threads for every framework (default: every CPU this process may use)")
+    run.add_argument("-o", "--output", help="run folder (default normbench-results/<time>)")
+    run.add_argument("--overwrite", action="store_true", help="replace an earlier run in the -o folder")
+    run.add_argument("-n", "--workers", help="pytest-xdist workers for the verification suites (a number or "
+                                             "'auto'); benchmarks always run alone")
+    run.add_argument("-j", "--jobs", type=positive_int, default=min(2, threads.available()),
+                     help="verification processes at once (default: 2, or 1 on one core, or with -n); "
+                          "benchmarks always run one at a time")
+    run.add_argument("--allocator", default=None,
+                     help=f"memory allocator of the benchmark processes: {', '.join(allocator.names())} or the path "
+                          "of a library to preload (default warm; see README, Benchmarks)")
+    run.add_argument("--timeout", type=positive_int, default=runner.DEFAULT_TIMEOUT_S,
+                     help="seconds before a group's process is killed and recorded as an error "
+                          f"(default {runner.DEFAULT_TIMEOUT_S})")
+    run.set_defaults(func=main_job)
+
+
+def main_job(args: argparse.Namespace) -> int:
+    try:
+        adapters = registry.select(args.adapters)
+        suites = runner.parse_suites(args.suites)
+    except (registry.UnknownAdapter, runner.RunError) as exc:
+        return fail(str(exc))
+    if not adapters:
+        return fail("--adapters names no adapter")
+    if args.workers is not None and args.workers != "auto" and not args.workers.isdigit():
+        return fail(f"-n/--workers must be a whole number or 'auto', got {args.workers!r}")
+    try:
+        alloc = allocator.resolve(args.allocator)
+        out = folder.run_folder(args.output, args.overwrite)
+    except (allocator.AllocatorError, folder.FolderError) as exc:
+        return fail(str(exc))
+    threads.configure(args.threads)  # inherited by every process through the environment
+    # The float64 reference is what the frameworks are measured against, not one of them: timed
+    # only when named (its float64 passes over a 4096 × 16384 RMSNorm take seconds per call).
+    untimed = ("numpy",) if args.adapters is None else ()
+    opts = runner.Options(suites=suites, quick=args.quick, threads=args.threads, timeout_s=args.timeout,
+                          workers=args.workers, jobs=1 if args.workers else args.jobs, untimed=untimed,
+                          allocator=alloc)
+    job_list = runner.jobs(plan(adapters), out, opts)
+    runner.write_plan(out, job_list, opts)
+    stop = supervisor.supervise(job_list, opts.jobs, opts.timeout_s, "normbench run",
+                                on_finish=lambda job: runner.write_plan(out, job_list, opts))
+    files = [f for job in job_list for f in folder.result_files(job.folder)]
+    report, problem, tally = None, None, counts.Counts()
+    if files:
+        try:
+            tally = counts.count(row for f in files for row in records.read(f)[1])
+            report = write_reports(files, out / "report")[0]
+        except Exception as exc:  # noqa: BLE001 - the results are kept; say why the report is missing
+            problem = f"could not render the report ({type(exc).__name__}: {exc}); results are in {out}"
+    else:
+        problem = "no process wrote any results"
+    progress.summary(job_list, out, tally, report, problem)
+    if stop.is_set():
+        done = sum(job.finished and not job.failed for job in job_list)
+        print(f"normbench: interrupted by {stop.signal}: {done} of {len(job_list)} processes finished; "
+              + (f"partial report: {report}" if report else f"results so far in {out}"), file=sys.stderr)
+        return 130
+    failed = any(job.failed or job.counts.get(Outcome.FAIL) or job.counts.get(Outcome.ERROR) for job in job_list)
+    return 1 if failed or problem else 0
