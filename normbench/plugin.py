@@ -19,10 +19,10 @@ import pytest
 
 from . import search
 from .adapters import registry
+from .bench import lock
 from .results import records
 from .results.kinds import Outcome
 from .results.records import Record, ResultsFile
-from .running import lock
 from .verify import known
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from normbench.bench import lock
 from normbench.results import records
-from normbench.running import lock
 
 from .helpers import ROOT
 

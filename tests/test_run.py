@@ -179,7 +179,7 @@ def test_a_benchmark_waits_until_it_has_the_machine_alone():
     import threading
     import time
 
-    from normbench.running import lock
+    from normbench.bench import lock
 
     events = []
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import ops
 from ..adapters.base import Adapter
+from ..adapters.failures import raised
 from ..numerics import inputs
 from ..numerics.dtypes import cast, resolve
 from ..ops.case import BenchCase
@@ -23,7 +24,6 @@ from ..ops.spec import NormSpec
 from ..results import records
 from ..results.allocators import OVERLAP_CORES, PAGE, faulting  # noqa: F401 - defined there since reports read them too
 from ..results.records import Record
-from ..verify.checks import raised
 from . import allocator, threads
 from .load import OtherLoad
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import re
 import shlex
 
+from ..adapters import failures
 from ..adapters.base import Adapter
 from ..results import records
 from ..results.kinds import Outcome, Suite
 from ..results.records import Record, ResultsFile
-from . import tracebacks
 from .job import Job
 
 STDERR_TAIL = 3000  # characters of a failed process's stderr kept in its error records
@@ -38,7 +38,7 @@ def process_record(job: Job, adapter: Adapter, outcome: Outcome, message: str, f
     )
 
 
-def error_records(job: Job, message: str, stderr_tail: str, where: tracebacks.Frame | None = None) -> None:
+def error_records(job: Job, message: str, stderr_tail: str, where: failures.Frame | None = None) -> None:
     """One error record per adapter of the group, in a file of their own (nothing the process
     wrote is touched)."""
     facts = {"stderr_tail": stderr_tail, "where": str(where) if where else None}

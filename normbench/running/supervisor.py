@@ -20,8 +20,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from ..adapters import failures
+from ..bench import lock
 from ..results.kinds import JobStatus, Outcome
-from . import lock, process_records, progress, tracebacks
+from . import process_records, progress
 from .child import GRACE_S, PARENT
 from .folder import result_files
 from .job import Job
@@ -223,7 +225,7 @@ def _judge(job: Job, ended: JobStatus | None, timeout_s: float, text: str, tally
     else:
         job.status = JobStatus.DONE
         return
-    where = tracebacks.blame(tracebacks.of_faulthandler(text), _adapter_files(job))
+    where = failures.blame(failures.of_faulthandler(text), _adapter_files(job))
     hung = job.status == JobStatus.TIMEOUT  # the detail says after how long; stderr holds the stack dump
     message = (f"the {job.label} process was {job.detail}" + ("" if hung else f" after {job.elapsed_s:.0f} s")
                + f", with {written} records written" + (f" ({dropped})" if dropped else "")
@@ -233,7 +235,7 @@ def _judge(job: Job, ended: JobStatus | None, timeout_s: float, text: str, tally
 
 
 def _adapter_files(job: Job) -> frozenset[str]:
-    return frozenset().union(*(tracebacks.adapter_files(a) for a in job.group.adapters))
+    return frozenset().union(*(failures.adapter_files(a) for a in job.group.adapters))
 
 
 def _stop(proc: subprocess.Popen, first: signal.Signals, dump: bool = False) -> None:

@@ -8,18 +8,17 @@ never a crash of the run.
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from ..adapters.base import Adapter, ImportFailed, Layer, Unsupported
+from ..adapters.base import Adapter, Layer
+from ..adapters.failures import raised
 from ..numerics import reference, tolerance
 from ..ops.case import PADDING, Case, CaseArrays
 from ..results import records
 from ..results.kinds import Check, Suite
 from ..results.records import Record
-from ..running import tracebacks
 
 __all__ = ["PADDING", "Case", "compute_dtype", "forward", "gradients", "judged", "jvp", "make_record", "raised",
            "run_check", "running_stats", "second_order"]
@@ -74,22 +73,6 @@ def run_check(adapter: Adapter, case: Case, suite: str, check: str, features: tu
         return [make_record(adapter, case, suite, **row) for row in body(layer, x, p)]
     except Exception as exc:  # the framework's own failure is a finding, not a crash
         return [make_record(adapter, case, suite, check, **raised(adapter, exc))]
-
-
-def raised(adapter: Adapter, exc: Exception) -> dict:
-    """Record fields for an exception from an adapter's layer: ``Unsupported`` (wherever it is
-    raised) is a skip with its reason; anything else an error that names the adapter's own line
-    that led to it, with the whole traceback in ``facts``."""
-    if isinstance(exc, Unsupported):
-        return {"outcome": "skip", "message": str(exc)}
-    message = f"{type(exc).__name__}: {exc}".strip()
-    if isinstance(exc, ImportFailed):
-        return {"outcome": "error", "message": message}
-    frames = tracebacks.of_exception(exc)
-    where = tracebacks.innermost(frames, tracebacks.adapter_files(adapter)) or (frames[-1] if frames else None)
-    tb = "".join(traceback.format_exception(exc)).rstrip()
-    return {"outcome": "error", "message": message + (f" (at {where})" if where else ""),
-            "facts": {"exception": type(exc).__name__, "where": str(where) if where else None, "traceback": tb}}
 
 
 def forward(adapter: Adapter, case: Case, *, training: bool, suite: Suite = Suite.AGREEMENT) -> list[Record]:

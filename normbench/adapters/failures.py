@@ -1,4 +1,6 @@
-"""Where an adapter failed: the innermost frame in the adapter's own source files.
+"""Where an adapter failed, and what record fields its exception makes.
+
+The innermost frame in the adapter's own source files:
 
 A framework's exception or crash usually surfaces deep inside the framework; what an
 adapter author needs is the line of *their* module that called into it. The same question
@@ -13,7 +15,8 @@ import re
 import traceback
 from dataclasses import dataclass
 
-from ..adapters.base import Adapter, Layer
+from ..results.kinds import Outcome
+from .base import Adapter, ImportFailed, Layer, Unsupported
 
 
 @dataclass(frozen=True)
@@ -73,3 +76,19 @@ def of_faulthandler(text: str) -> list[list[Frame]]:
 def blame(stacks: list[list[Frame]], files: frozenset[str]) -> Frame | None:
     """The adapter's innermost frame in the first stack that passes through its files."""
     return next((f for f in (innermost(s, files) for s in stacks) if f), None)
+
+
+def raised(adapter: Adapter, exc: Exception) -> dict:
+    """Record fields for an exception from an adapter's layer: ``Unsupported`` (wherever it is
+    raised) is a skip with its reason; anything else an error that names the adapter's own line
+    that led to it, with the whole traceback in ``facts``."""
+    if isinstance(exc, Unsupported):
+        return {"outcome": Outcome.SKIP, "message": str(exc)}
+    message = f"{type(exc).__name__}: {exc}".strip()
+    if isinstance(exc, ImportFailed):
+        return {"outcome": Outcome.ERROR, "message": message}
+    frames = of_exception(exc)
+    where = innermost(frames, adapter_files(adapter)) or (frames[-1] if frames else None)
+    tb = "".join(traceback.format_exception(exc)).rstrip()
+    return {"outcome": Outcome.ERROR, "message": message + (f" (at {where})" if where else ""),
+            "facts": {"exception": type(exc).__name__, "where": str(where) if where else None, "traceback": tb}}
