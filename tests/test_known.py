@@ -48,7 +48,7 @@ def test_real_flax_fast_variance_is_known_and_the_run_passes(tmp_path):
 def test_a_divergence_that_no_longer_reproduces_fails_the_run(tmp_path):
     """An adapter named like flax.linen but computing correctly: the entry goes stale."""
     (tmp_path / "impostor.py").write_text(textwrap.dedent("""
-        from normbench.adapters.numpy_reference import NumpyAdapter
+        from normbench.adapters.numpy.layers import NumpyAdapter
 
         class FixedFlax(NumpyAdapter):
             name = "flax.linen"
@@ -133,7 +133,7 @@ def test_a_new_bug_behind_a_known_one_fails_the_run(tmp_path):
     """An adapter named like flax.linen whose offset1e2 LayerNorm is off by far more than a one-pass
     variance can explain: the entry matches, but the record stays a failure (and says why)."""
     (tmp_path / "drifting.py").write_text(textwrap.dedent("""
-        from normbench.adapters.numpy_reference import NumpyAdapter, NumpyLayer
+        from normbench.adapters.numpy.layers import NumpyAdapter, NumpyLayer
 
         class Drift(NumpyLayer):
             def forward(self, x, training, mask=None):

@@ -90,7 +90,7 @@ def test_missing_framework_in_normbench_list():
 
 def test_entry_point_adapter_is_discovered(tmp_path):
     (tmp_path / "thirdparty_norm.py").write_text(textwrap.dedent("""
-        from normbench.adapters.numpy_reference import NumpyAdapter
+        from normbench.adapters.numpy.layers import NumpyAdapter
         class Fused(NumpyAdapter):
             name = "fused"
     """))
