@@ -9,7 +9,7 @@ import pytest
 from normbench.adapters import NotInstalled, UnknownAdapter, registry
 from normbench.ops.spec import NormSpec
 
-from .helpers import FRAMEWORKS, ROOT, blocking, run_cli, run_python
+from .helpers import FRAMEWORKS, ROOT, blocking, one_line_error, run_cli, run_python
 
 
 def test_import_normbench_imports_no_framework():
@@ -122,3 +122,23 @@ def test_not_installed_is_unsupported_subclass():
     assert issubclass(NotInstalled, Exception)
     with pytest.raises(ValueError, match="unknown op"):
         NormSpec("no_such_norm")
+
+
+def test_an_adapter_that_builds_nothing_is_refused_in_one_line(tmp_path):
+    """An older contract's shape (``layer = MyLayer; ops = {...}``) set no ``builders``: it ran with
+    every case skipped and exit 0. Selecting it is now a usage error naming what it defines."""
+    (tmp_path / "oldstyle.py").write_text(textwrap.dedent("""
+        from normbench.adapters.base import Adapter, Layer
+
+        class MyLayer(Layer):
+            pass
+
+        class OldStyle(Adapter):
+            name = "oldstyle"
+            layer = MyLayer
+            ops = frozenset({"layer_norm"})
+    """))
+    for command in ("run", "verify", "bench"):
+        proc = run_cli(command, "--adapters", "oldstyle:OldStyle", "-o", str(tmp_path / command), cwd=tmp_path)
+        one_line_error(proc, "oldstyle:OldStyle builds no op", "it defines layer, ops", "normbench reads `builders`")
+        assert not (tmp_path / command).exists()

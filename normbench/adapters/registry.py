@@ -86,6 +86,7 @@ def get(name: str) -> Adapter:
     table = known()
     if name in table or ":" in name:
         adapter = _load(table.get(name, name))
+        _builds_something(adapter)
         adapter.ref = name  # how the user named it, so a rerun command can name it again
         return adapter
     close = difflib.get_close_matches(name, table, n=1)
@@ -93,6 +94,23 @@ def get(name: str) -> Adapter:
     raise UnknownAdapter(
         f"unknown adapter {name!r}{hint}; known adapters: {', '.join(sorted(table))}; "
         "or give a third-party adapter as module:Class"
+    )
+
+
+def _builds_something(adapter: Adapter) -> None:
+    """Refuse an adapter whose ``builders`` is empty: every case would be a skip and the run would
+    pass, testing nothing (an older contract's ``layer = MyLayer; ops = {...}`` reads that way).
+    The message names what the class defines that normbench does not read."""
+    if adapter.builders:
+        return
+    cls = type(adapter)
+    ours = set(dir(Adapter)) | set(Adapter.__annotations__)
+    defined = sorted({k for c in cls.__mro__ if c is not Adapter and issubclass(c, Adapter) for k in vars(c)
+                      if not k.startswith("__") and k not in ours} | {k for k in ("ops",) if k in vars(cls)})
+    what = f"it defines {', '.join(defined)}" if defined else "it defines no builders"
+    raise UnknownAdapter(
+        f"adapter {cls.__module__}:{cls.__qualname__} builds no op ({what}): normbench reads `builders`, "
+        "a dict of op name -> Layer subclass or builder(Layer, native), e.g. builders = {'rms_norm': MyLayer}"
     )
 
 
