@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .. import __version__
 from ..numerics.dtypes import DTYPES, resolve
 from ..numerics.reference import Grads
 from ..ops.spec import LAYOUTS, NormSpec
@@ -271,8 +272,6 @@ class Adapter:
     def version(self) -> str:
         dist = self.version_of or (self.requires[0] if self.requires else None)
         if dist is None:
-            from .. import __version__
-
             return __version__
         return _dist_version(dist)
 
