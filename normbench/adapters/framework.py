@@ -6,7 +6,10 @@ Every framework is a package under ``normbench.adapters`` (or a third party's, r
 ``backend/<name>/``: ``__init__.py`` holds its ``FRAMEWORK`` descriptor; ``layers.py`` its Adapter and
 Layer classes (one module per API path where a framework has several, e.g. ``flax/linen.py``);
 ``replicas.py`` its synchronized path; ``known.py`` its known divergences (``KNOWN``); ``threads.py``
-its thread set-up. A framework without a module's concern omits the module.
+its thread set-up. A framework without a module's concern omits the module (numpy has no
+``known.py``; TensorFlow's threads are set up once, in ``keras/threads.py``, for tf_keras too).
+What its layers and replicas share sits in a module of its own (``torch/native.py``,
+``keras/native.py``, ``flax/common.py``), so neither imports the other.
 """
 
 from __future__ import annotations
@@ -15,8 +18,6 @@ import dataclasses
 import importlib
 import importlib.metadata
 import importlib.util
-import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -62,8 +63,6 @@ def builtin() -> tuple[Framework, ...]:
 @cache
 def frameworks() -> tuple[Framework, ...]:
     """Every framework package: the built-in ones, then those registered by entry point."""
-    if os.getcwd() not in sys.path:  # as for an adapter's module:Class: a package in the working folder just works
-        sys.path.append(os.getcwd())
     ours = {f.package for f in builtin()}
     extra = dict.fromkeys(ep.value for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
     return (*builtin(), *(_descriptor(p) for p in extra if p not in ours))

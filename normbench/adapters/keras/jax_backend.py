@@ -77,7 +77,7 @@ class KerasJaxLayer(KerasLayer):
         if dtype == "float64":
             import jax
 
-            jax.config.update("jax_enable_x64", True)  # as flax_linen._enable_x64; process-wide
+            jax.config.update("jax_enable_x64", True)  # as flax.common._enable_x64; process-wide
         super().__init__(spec, shape, dtype, native)
         self._fns = _jax_functions(native, spec, self.shape, dtype)
 

@@ -40,7 +40,7 @@ from ..base import Adapter, Layer, MixedPath, ReplicaJob, ReplicaRun, Timed, Uns
 
 
 def _tf_keras() -> Any:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # as keras_layers._select
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # as keras.native._select
     import tf_keras
 
     return tf_keras
@@ -171,7 +171,7 @@ class TfKerasLayer(Layer):
         return _numpy(ddx), _numpy(ddgamma[0]) if ddgamma else None
 
     def timed(self, x: np.ndarray, mode: str, dy: np.ndarray | None = None) -> Timed:
-        """tf.function per mode, kept per layer and retracing per new shape (see keras_layers)."""
+        """tf.function per mode, kept per layer and retracing per new shape (see keras.layers)."""
         import tensorflow as tf
 
         fn = self._timed_fns.get(mode)
