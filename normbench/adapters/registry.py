@@ -86,7 +86,6 @@ def get(name: str) -> Adapter:
     table = known()
     if name in table or ":" in name:
         adapter = _load(table.get(name, name))
-        _builds_something(adapter)
         adapter.ref = name  # how the user named it, so a rerun command can name it again
         return adapter
     close = difflib.get_close_matches(name, table, n=1)
@@ -117,6 +116,7 @@ def _builds_something(adapter: Adapter) -> None:
 def select(names: str | list[str] | None) -> list[Adapter]:
     """Adapters for a comma-separated list (or list) of names; None means every known one.
 
+    An adapter that builds no op is refused (``_builds_something``); `normbench list` still shows it.
     Two adapters with one ``name`` would merge into one row of every report and their rerun
     commands could not tell them apart, so that is refused.
     """
@@ -125,6 +125,8 @@ def select(names: str | list[str] | None) -> list[Adapter]:
     elif isinstance(names, str):
         names = [n.strip() for n in names.split(",") if n.strip()]
     adapters = [get(n) for n in names]
+    for a in adapters:
+        _builds_something(a)
     seen: dict[str, Adapter] = {}
     for a in adapters:
         if a.name in seen:
