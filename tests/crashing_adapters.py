@@ -14,7 +14,7 @@ import itertools
 import signal
 import time
 
-from normbench.adapters.numpy_reference import NumpyAdapter, NumpyLayer
+from normbench.adapters.numpy.layers import NumpyAdapter, NumpyLayer
 
 AFTER = 20
 _calls = itertools.count()

@@ -8,8 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from normbench.adapters import registry
+
 ROOT = Path(__file__).resolve().parent.parent
-FRAMEWORKS = ("torch", "jax", "flax", "tensorflow", "keras", "onnx", "onnxruntime", "tf_keras")
+FRAMEWORKS = registry.requires()  # every module a framework package's adapters import
 
 
 def run_python(code: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 300,

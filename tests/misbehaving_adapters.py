@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from normbench import Unsupported
-from normbench.adapters.numpy_reference import NumpyAdapter, NumpyLayer
+from normbench.adapters.numpy.layers import NumpyAdapter, NumpyLayer
 
 
 class RaisingLayer(NumpyLayer):

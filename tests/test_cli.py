@@ -56,7 +56,7 @@ def test_user_adapter_from_the_readme_runs(tmp_path):
 def test_failure_is_recorded_with_a_rerun_command(tmp_path):
     (tmp_path / "broken.py").write_text(textwrap.dedent("""
         import numpy as np
-        from normbench.adapters.numpy_reference import NumpyAdapter, NumpyLayer
+        from normbench.adapters.numpy.layers import NumpyAdapter, NumpyLayer
 
         class EpsOutsideSqrt(NumpyLayer):
             def forward(self, x, training, mask=None):

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from normbench.adapters import registry
+from normbench.numerics import envelopes
 from normbench.results import records
 from normbench.verify import known
 
@@ -48,7 +49,7 @@ def test_real_flax_fast_variance_is_known_and_the_run_passes(tmp_path):
 def test_a_divergence_that_no_longer_reproduces_fails_the_run(tmp_path):
     """An adapter named like flax.linen but computing correctly: the entry goes stale."""
     (tmp_path / "impostor.py").write_text(textwrap.dedent("""
-        from normbench.adapters.numpy_reference import NumpyAdapter
+        from normbench.adapters.numpy.layers import NumpyAdapter
 
         class FixedFlax(NumpyAdapter):
             name = "flax.linen"
@@ -133,7 +134,7 @@ def test_a_new_bug_behind_a_known_one_fails_the_run(tmp_path):
     """An adapter named like flax.linen whose offset1e2 LayerNorm is off by far more than a one-pass
     variance can explain: the entry matches, but the record stays a failure (and says why)."""
     (tmp_path / "drifting.py").write_text(textwrap.dedent("""
-        from normbench.adapters.numpy_reference import NumpyAdapter, NumpyLayer
+        from normbench.adapters.numpy.layers import NumpyAdapter, NumpyLayer
 
         class Drift(NumpyLayer):
             def forward(self, x, training, mask=None):
@@ -165,7 +166,7 @@ def test_a_metamorphic_record_is_bounded_by_what_the_layer_saw_shifted_too():
            "outcome": "fail", "max_abs_err": 1.0, "tolerance": 1.0, "message": "", "facts": {}}
     entry = next(k for k in known.KNOWN if k.key == "flax-fast-variance")
     shifted = entry.bound({**row, "check": "scale_shift_invariance"})
-    plain = known.one_pass_variance({**row, "check": "forward_train"})
+    plain = envelopes.one_pass_variance({**row, "check": "forward_train"})
     assert shifted > 10 * plain
 
 

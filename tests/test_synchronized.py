@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from normbench.adapters import torch_replicas
+from normbench.adapters.torch import replicas as torch_replicas
 from normbench.numerics import reference, replicas
 from normbench.ops.case import Case
 from normbench.ops.spec import NormSpec
@@ -311,7 +311,7 @@ _GLOO_RENDEZVOUS = """-- Process 0 terminated with the following error:
 Traceback (most recent call last):
   File "/v/torch/multiprocessing/spawn.py", line 87, in _wrap
     fn(i, *args)
-  File "/w/normbench/adapters/torch_replicas.py", line 123, in _rank
+  File "/w/normbench/adapters/torch/replicas.py", line 123, in _rank
     dist.init_process_group(_backend(dev, job.replicas), init_method=f"file://{folder}/store", rank=rank,
   File "/v/torch/distributed/c10d_logger.py", line 83, in wrapper
     return func(*args, **kwargs)
@@ -325,9 +325,9 @@ _AFTER_JOINING = """-- Process 1 terminated with the following error:
 Traceback (most recent call last):
   File "/v/torch/multiprocessing/spawn.py", line 87, in _wrap
     fn(i, *args)
-  File "/w/normbench/adapters/torch_replicas.py", line 127, in _rank
+  File "/w/normbench/adapters/torch/replicas.py", line 127, in _rank
     out.update(_steps(_loaded(job, _sync_batch_norm, here), job, rank))
-  File "/w/normbench/adapters/torch_replicas.py", line 90, in _steps
+  File "/w/normbench/adapters/torch/replicas.py", line 90, in _steps
     dist.all_reduce(p.grad, dist.ReduceOp.SUM)
 RuntimeError: [gloo/transport/tcp/pair.cc:534] Connection closed by peer"""
 

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from normbench.adapters.flax.threads import xla_flags
 from normbench.bench import threads
 
 from .helpers import run_cli
@@ -38,9 +39,9 @@ def test_xla_flags_hold_only_flags_xla_reads():
     """XLA stops reading XLA_FLAGS at a token without "--": the folk recipe's
     intra_op_parallelism_threads=N is dropped, wherever it stood, and a user's flags kept."""
     user = "intra_op_parallelism_threads=4 --xla_force_host_platform_device_count=4"
-    once = threads.xla_flags(user, 1)
+    once = xla_flags(user, 1)
     assert once == "--xla_force_host_platform_device_count=4 --xla_cpu_multi_thread_eigen=false"
-    assert threads.xla_flags(once, 3) == "--xla_force_host_platform_device_count=4 --xla_cpu_multi_thread_eigen=true"
+    assert xla_flags(once, 3) == "--xla_force_host_platform_device_count=4 --xla_cpu_multi_thread_eigen=true"
 
 
 def test_configure_sets_every_variable_before_any_framework_starts():

@@ -76,7 +76,7 @@ def test_without_xdist_records_go_straight_to_the_results_file(tmp_path):
 PLANTED = textwrap.dedent("""
     import os
 
-    from normbench.adapters.numpy_reference import NumpyAdapter, NumpyLayer
+    from normbench.adapters.numpy.layers import NumpyAdapter, NumpyLayer
 
     WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 

@@ -18,10 +18,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..bench import threads
+from .. import __version__
 from ..numerics.dtypes import DTYPES, resolve
 from ..numerics.reference import Grads
 from ..ops.spec import LAYOUTS, NormSpec
+from . import threads
 
 # What a layer can do beyond a training-mode forward pass: inference, running statistics, reverse-mode
 # gradients, a mask, forward-mode derivatives (JVP) and second-order gradients (gradients of gradients).
@@ -165,6 +166,9 @@ class ReplicaJob:
     running_mean: np.ndarray
     running_var: np.ndarray
     steps: int = 3
+    # Devices to split a host into, where a framework fixes their number once per process: the most
+    # replicas any case of the run uses (0: this job's own), so a later, larger job still finds them.
+    host_devices: int = 0
 
     @property
     def replicas(self) -> int:
@@ -268,8 +272,6 @@ class Adapter:
     def version(self) -> str:
         dist = self.version_of or (self.requires[0] if self.requires else None)
         if dist is None:
-            from .. import __version__
-
             return __version__
         return _dist_version(dist)
 

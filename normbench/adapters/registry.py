@@ -1,8 +1,12 @@
-"""Find adapters by name without importing any framework.
+"""Find frameworks and adapters by name without importing any framework.
 
-Built-in adapters, third-party ones registered under the ``normbench.adapters`` entry-point
-group, and ``module:Class`` references all resolve to an Adapter instance. Resolving a name
-imports only the adapter's own module, never its framework.
+``FRAMEWORKS`` is the one line that registers a built-in framework package (see ``framework``);
+third-party packages register under the ``normbench.frameworks`` entry-point group. Everything
+normbench knows per framework is read from the packages: adapter names, the distributions the
+environment record carries, thread set-up, self-check families, host devices for the
+synchronized suite, known divergences. Built-in adapters, third-party ones registered under the
+``normbench.adapters`` entry-point group, and ``module:Class`` references all resolve to an
+Adapter instance. Resolving a name imports only the adapter's own module, never its framework.
 """
 
 from __future__ import annotations
@@ -16,24 +20,28 @@ import traceback
 from functools import cache
 
 from .base import Adapter
+from .framework import FRAMEWORKS, builtin, frameworks
+
+__all__ = ["BUILTIN", "FRAMEWORKS", "UnknownAdapter", "frameworks", "get", "known", "requires", "select"]
 
 ENTRY_POINT_GROUP = "normbench.adapters"
-
-BUILTIN = {
-    "numpy": "normbench.adapters.numpy_reference:NumpyAdapter",
-    "torch": "normbench.adapters.torch_nn:TorchAdapter",
-    "flax.linen": "normbench.adapters.flax_linen:FlaxLinenAdapter",
-    "flax.nnx": "normbench.adapters.flax_nnx:FlaxNnxAdapter",
-    "keras[tensorflow]": "normbench.adapters.keras_layers:KerasTensorflowAdapter",
-    "keras[jax]": "normbench.adapters.keras_layers:KerasJaxAdapter",
-    "keras[torch]": "normbench.adapters.keras_layers:KerasTorchAdapter",
-    "tf_keras": "normbench.adapters.tf_keras_layers:TfKerasAdapter",
-    "onnxruntime": "normbench.adapters.onnxruntime_ops:OnnxRuntimeAdapter",
-}
 
 
 class UnknownAdapter(LookupError):
     pass
+
+
+def requires() -> tuple[str, ...]:
+    """Every module some framework's adapters import: what `import normbench` must leave unimported."""
+    mods = (m for name, ref in _framework_adapters().items() for m in _load(ref).requires)
+    return tuple(dict.fromkeys(mods))
+
+
+def _framework_adapters() -> dict[str, str]:
+    return {name: f.ref(ref) for f in frameworks() for name, ref in f.adapters.items()}
+
+
+BUILTIN = {name: f.ref(ref) for f in builtin() for name, ref in f.adapters.items()}
 
 
 @cache
@@ -43,8 +51,10 @@ def _entry_points() -> dict[str, str]:
 
 
 def known() -> dict[str, str]:
-    """Every adapter name and the ``module:Class`` it resolves to, built-ins first."""
-    return {**BUILTIN, **{k: v for k, v in _entry_points().items() if k not in BUILTIN}}
+    """Every adapter name and the ``module:Class`` it resolves to: the framework packages' first
+    (built-ins, then registered ones), then adapters registered alone."""
+    table = _framework_adapters()
+    return {**table, **{k: v for k, v in _entry_points().items() if k not in table}}
 
 
 def _load(ref: str) -> Adapter:
@@ -86,9 +96,27 @@ def get(name: str) -> Adapter:
     )
 
 
+def _builds_something(adapter: Adapter) -> None:
+    """Refuse an adapter whose ``builders`` is empty: every case would be a skip and the run would
+    pass, testing nothing (an older contract's ``layer = MyLayer; ops = {...}`` reads that way).
+    The message names what the class defines that normbench does not read."""
+    if adapter.builders:
+        return
+    cls = type(adapter)
+    ours = set(dir(Adapter)) | set(Adapter.__annotations__)
+    defined = sorted({k for c in cls.__mro__ if c is not Adapter and issubclass(c, Adapter) for k in vars(c)
+                      if not k.startswith("__") and k not in ours} | {k for k in ("ops",) if k in vars(cls)})
+    what = f"it defines {', '.join(defined)}" if defined else "it defines no builders"
+    raise UnknownAdapter(
+        f"adapter {cls.__module__}:{cls.__qualname__} builds no op ({what}): normbench reads `builders`, "
+        "a dict of op name -> Layer subclass or builder(Layer, native), e.g. builders = {'rms_norm': MyLayer}"
+    )
+
+
 def select(names: str | list[str] | None) -> list[Adapter]:
     """Adapters for a comma-separated list (or list) of names; None means every known one.
 
+    An adapter that builds no op is refused (``_builds_something``); `normbench list` still shows it.
     Two adapters with one ``name`` would merge into one row of every report and their rerun
     commands could not tell them apart, so that is refused.
     """
@@ -97,6 +125,8 @@ def select(names: str | list[str] | None) -> list[Adapter]:
     elif isinstance(names, str):
         names = [n.strip() for n in names.split(",") if n.strip()]
     adapters = [get(n) for n in names]
+    for a in adapters:
+        _builds_something(a)
     seen: dict[str, Adapter] = {}
     for a in adapters:
         if a.name in seen:

@@ -20,12 +20,13 @@ import timeit
 
 import numpy as np
 
+from ..adapters import framework
 from ..ops.case import BenchCase
 from . import bandwidth
 from .load import OtherLoad
 
 CASE = BenchCase("layer_norm", "forward", (1024, 4096))
-FAMILIES = {"torch": "torch", "JAX": "flax.linen", "Keras/TF": "keras[tensorflow]", "ONNX Runtime": "onnxruntime"}
+FAMILIES = framework.families()  # label -> the adapter timed for it, as each framework package names it
 TOLERANCE = 0.05  # |ratio - 1| that passes
 BLOCK_S = 0.02  # one block of rounds
 FRESH_BLOCK_S = 0.06  # with a fresh process taking turns: fewer blocks, fewer pauses

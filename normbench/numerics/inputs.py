@@ -130,3 +130,22 @@ def mask(shape: tuple[int, ...], seed: int) -> np.ndarray:
     for row, n in enumerate(lengths):
         out[row, :n] = True
     return out
+
+
+def scaled_shifted(case, x: np.ndarray) -> np.ndarray:
+    """a·x + b with a > 0 a power of two and b an integer, each constant over a normalized
+    group (b = 0 where the op does not centre), exact in the tested dtype: the input of the
+    metamorphic scale-shift check (``case`` is an ``ops.case.Case``)."""
+    spec = case.spec
+    rng = np.random.default_rng([case.seed, 4])
+    view, axes = spec.stats_view(x.shape)
+    groups = tuple(1 if a in axes else d for a, d in enumerate(view))
+    a, b = 2.0 ** rng.integers(-2, 4, groups), rng.integers(-64, 65, groups).astype(np.float64)
+    if not spec.kind.shift_invariant:
+        b = np.zeros_like(b)
+    a, b = (np.broadcast_to(v, view).reshape(x.shape) for v in (a, b))
+    x64 = np.asarray(x, np.float64)
+    x2 = cast(a * x64 + b, case.dtype)
+    if not np.array_equal(np.asarray(x2, np.float64), a * x64 + b):
+        raise ValueError(f"the scaled input is not exact in {case.dtype}")
+    return x2

@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..adapters import framework
 from ..bench import threads
 from .kinds import Outcome
 
 OUTCOMES = tuple(Outcome)
-FRAMEWORK_DISTS = ("numpy", "ml_dtypes", "torch", "jax", "jaxlib", "flax", "tensorflow",
-                   "tensorflow-cpu", "keras", "tf-keras", "onnx", "onnxruntime", "pytest")
+FRAMEWORK_DISTS = (*framework.distributions(), "pytest")  # each framework package names its own
 THREAD_VARS = (*threads.ENV_VARS, "XLA_FLAGS")
 RUN_FORMAT = "normbench-run/1"  # run.json's "format": marks a folder as a run normbench may replace
 RESULTS_FORMAT = "normbench-results/1"  # results.jsonl's first line says it; files from before it are version 1

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..adapters.base import Adapter
 from ..numerics import reference, tolerance
-from ..numerics.dtypes import cast
+from ..numerics.inputs import scaled_shifted
 from ..results.kinds import Check, Suite
 from ..results.records import Record
 from .checks import Case, judged, run_check
@@ -30,24 +30,6 @@ def finite_output(spec, x, p) -> np.ndarray:
 def nonfinite(spec, x, p, y) -> int:
     """How many of a layer's outputs ``y`` are non-finite where the true output is finite."""
     return int((finite_output(spec, x, p) & ~np.isfinite(np.asarray(y, np.float64))).sum())
-
-
-def scaled_shifted(case: Case, x: np.ndarray) -> np.ndarray:
-    """a·x + b with a > 0 a power of two and b an integer, each constant over a normalized
-    group (b = 0 where the op does not centre), exact in the tested dtype."""
-    spec = case.spec
-    rng = np.random.default_rng([case.seed, 4])
-    view, axes = spec.stats_view(x.shape)
-    groups = tuple(1 if a in axes else d for a, d in enumerate(view))
-    a, b = 2.0 ** rng.integers(-2, 4, groups), rng.integers(-64, 65, groups).astype(np.float64)
-    if not spec.kind.shift_invariant:
-        b = np.zeros_like(b)
-    a, b = (np.broadcast_to(v, view).reshape(x.shape) for v in (a, b))
-    x64 = np.asarray(x, np.float64)
-    x2 = cast(a * x64 + b, case.dtype)
-    if not np.array_equal(np.asarray(x2, np.float64), a * x64 + b):
-        raise ValueError(f"the scaled input is not exact in {case.dtype}")
-    return x2
 
 
 def scale_shift(adapter: Adapter, case: Case, *, suite: Suite = Suite.AGREEMENT) -> list[Record]:

@@ -16,17 +16,18 @@ import os
 
 import numpy as np
 
+from ..adapters import framework
 from ..adapters.base import Adapter, Refused, ReplicaJob, ReplicaRun
+from ..adapters.failures import raised
 from ..numerics import replicas, tolerance
 from ..ops.case import Case
 from ..results.kinds import Check, Suite
 from ..results.records import Record
 from .cases import replica_cases
-from .checks import judged, make_record, raised
+from .checks import judged, make_record
 
 SUITE = Suite.SYNCHRONIZED
 STEPS = 3  # training steps before the running statistics are compared
-DEVICES_FLAG = "--xla_force_host_platform_device_count"
 
 
 def max_replicas() -> int:
@@ -34,19 +35,14 @@ def max_replicas() -> int:
 
 
 def with_host_devices(environ: dict[str, str] | None = None, count: int | None = None) -> dict[str, str]:
-    """``environ`` with XLA_FLAGS asking JAX for ``count`` host CPU devices (the most replicas a
-    case uses), which JAX reads once, when its CPU backend starts. A count already asked for
-    is kept when it is large enough, and placed first."""
+    """``environ`` with what every framework needs to start with ``count`` host devices (the most
+    replicas a case uses), each as its package's ``host_devices`` asks (JAX: XLA_FLAGS, read once,
+    when its CPU backend starts)."""
     env = dict(os.environ if environ is None else environ)
     count = count or max_replicas()
-    flags = [f for f in env.get("XLA_FLAGS", "").split() if f]
-    given = [f for f in flags if f.startswith(DEVICES_FLAG + "=")]
-    value = given[-1].split("=", 1)[1] if given else ""
-    if value.isdigit() and int(value) >= count and flags[0] == given[-1]:
-        return env
-    # first: XLA stops reading flags at a token without "--" (a user's "intra_op_parallelism_threads=N")
-    flags = [f"{DEVICES_FLAG}={count}", *(f for f in flags if not f.startswith(DEVICES_FLAG + "="))]
-    env["XLA_FLAGS"] = " ".join(flags)
+    for fw in framework.frameworks():
+        if fw.host_devices:
+            env = framework.resolve(fw, fw.host_devices)(env, count)
     return env
 
 
@@ -55,7 +51,7 @@ def job_of(case: Case, steps: int = STEPS) -> ReplicaJob:
     x, p = case.data()
     masks = case.split(p.mask) if case.masked else None
     return ReplicaJob(case.spec, case.dtype, case.split(x), case.split(p.dy), masks, p.gamma, p.beta,
-                      p.running_mean, p.running_var, steps)
+                      p.running_mean, p.running_var, steps, max_replicas())
 
 
 def replicated(adapter: Adapter, case: Case) -> list[Record]:

@@ -1,7 +1,7 @@
 """flax.nnx LayerNorm, RMSNorm, BatchNorm, GroupNorm and InstanceNorm, called eagerly as
 stateful modules.
 
-Conventions match flax.linen (see flax_linen.py: eps 1e-6 for every op but BatchNorm's 1e-5,
+Conventions match flax.linen (see linen.py: eps 1e-6 for every op but BatchNorm's 1e-5,
 flax momentum = 1 − spec.momentum, default use_fast_variance, dtype None, param_dtype = tested
 dtype (on the mixed path dtype=<half>, param_dtype=float32), biased running variance,
 GroupNorm's channels moved last around the call, no running statistics for InstanceNorm, x64
@@ -11,7 +11,7 @@ warns about the float64→float32 scatter), and they promote x, so a float16/bfl
 with dtype None returns float32. Every nnx norm takes a flat ``num_features`` and
 reshapes its (n,) scale to the feature axes, so γ is loaded flattened and dγ reshaped back to
 param_shape (which only changes anything for LayerNorm and RMSNorm over several axes).
-Synchronized BatchNorm runs as in flax_linen.py, with nnx.BatchNorm(axis_name=...).
+Synchronized BatchNorm runs as in linen.py, with nnx.BatchNorm(axis_name=...).
 """
 
 from __future__ import annotations
@@ -20,13 +20,12 @@ import functools
 
 import numpy as np
 
-from ..numerics.dtypes import resolve
-from ..numerics.reference import Grads
-from ..ops.spec import NormSpec
-from .base import Adapter, Layer, MixedPath, ReplicaJob, ReplicaRun, Timed, Unsupported, builder
-from .flax_linen import (
+from ...numerics.dtypes import resolve
+from ...numerics.reference import Grads
+from ...ops.spec import NormSpec
+from ..base import Adapter, Layer, MixedPath, ReplicaJob, ReplicaRun, Timed, Unsupported, builder
+from .common import (
     _SYNC,
-    AXIS,
     CLASSES,
     HALF,
     _enable_x64,
@@ -36,14 +35,10 @@ from .flax_linen import (
     dtype_args,
     features_last,
     move_channel,
-    native_inputs,
     no_running_stats,
     param_dtype,
-    replica_layer,
-    replica_run,
-    shard_inputs,
-    sharded_steps,
 )
+from .replicas import AXIS, native_inputs, replica_layer, replica_run, shard_inputs, sharded_steps
 
 
 def _common(spec: NormSpec, dtype: str) -> dict:

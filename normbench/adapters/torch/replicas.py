@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Refused, ReplicaJob, ReplicaRun, Unsupported
-from .torch_nn import TorchLayer, _batch_norm, _numpy
+from ..base import Refused, ReplicaJob, ReplicaRun, Unsupported
+from .native import TorchLayer, _batch_norm, _numpy
 
 DEVICE_VAR = "NORMBENCH_TORCH_DEVICE"
 TIMEOUT = 120  # seconds a rank waits on its peers, and the parent on its ranks

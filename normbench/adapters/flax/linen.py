@@ -24,77 +24,29 @@ import functools
 
 import numpy as np
 
-from ..numerics.dtypes import resolve
-from ..numerics.reference import Grads
-from ..ops.spec import NormSpec
-from .base import Adapter, Layer, MixedPath, ReplicaJob, ReplicaRun, Timed, Unsupported, builder
+from ...numerics.dtypes import resolve
+from ...numerics.reference import Grads
+from ...ops.spec import NormSpec
+from ..base import Adapter, Layer, MixedPath, ReplicaJob, ReplicaRun, Timed, Unsupported, builder
+from .common import (
+    _SYNC,
+    CLASSES,
+    HALF,
+    _enable_x64,
+    _numpy,
+    _stat_dtype,
+    _tensor,
+    describe,
+    dtype_args,
+    features_last,
+    move_channel,
+    no_running_stats,
+    param_dtype,
+)
+from .replicas import AXIS, native_inputs, replica_layer, replica_run, shard_inputs, sharded_steps
+
 
 # The class each op is built from, by the same name in flax.linen and flax.nnx.
-CLASSES = {"layer_norm": "LayerNorm", "rms_norm": "RMSNorm", "batch_norm": "BatchNorm",
-           "group_norm": "GroupNorm", "instance_norm": "InstanceNorm"}
-HALF = ("bfloat16", "float16")
-
-
-def _enable_x64(dtype: str) -> None:
-    if dtype == "float64":
-        import jax
-
-        jax.config.update("jax_enable_x64", True)
-
-
-def _tensor(a: np.ndarray, dtype=None):
-    import jax.numpy as jnp
-
-    return jnp.asarray(np.asarray(a), dtype)
-
-
-def _numpy(t) -> np.ndarray:
-    return np.array(t)  # a writable copy; ml_dtypes makes bfloat16 round-trip
-
-
-def _stat_dtype(dtype: str):
-    """The dtype flax's own update leaves running statistics in: float32 or wider."""
-    import jax.numpy as jnp
-
-    return jnp.promote_types(jnp.float32, resolve(dtype))
-
-
-def no_running_stats(spec: NormSpec) -> str | None:
-    """Why flax (linen and nnx) cannot build ``spec``: its InstanceNorm has no running statistics."""
-    if spec.op == "instance_norm" and spec.running_stats:
-        return "flax's InstanceNorm keeps no running statistics (running_stats=True has no flax equivalent)"
-    return None
-
-
-def features_last(spec: NormSpec, ndim: int) -> int | None:
-    """The axis to move last around a GroupNorm call (flax's GroupNorm takes features last), or None."""
-    if spec.op != "group_norm":
-        return None
-    axis = spec.feature_axis(ndim)
-    return None if axis == ndim - 1 else axis
-
-
-def move_channel(t, channel: int | None, last: bool):
-    """``t`` with ``channel`` moved last (``last``) or back from last; as is for None."""
-    if channel is None:
-        return t
-    import jax.numpy as jnp
-
-    return jnp.moveaxis(t, channel, -1) if last else jnp.moveaxis(t, -1, channel)
-
-
-def param_dtype(spec: NormSpec, dtype: str) -> str:
-    """γ's and β's dtype: float32 on the mixed path (flax's param_dtype), else the tested dtype."""
-    return "float32" if spec.precision == "mixed" else dtype
-
-
-def dtype_args(spec: NormSpec, dtype: str) -> dict:
-    """flax's dtype arguments: on the mixed path the documented ``dtype=half`` (computation and
-    output) with ``param_dtype=float32``; otherwise dtype None and params in the tested dtype."""
-    out = {"param_dtype": resolve(param_dtype(spec, dtype))}
-    return {**out, "dtype": resolve(dtype)} if spec.precision == "mixed" else out
-
-
 def _common(spec: NormSpec, dtype: str) -> dict:
     out = dict(epsilon=spec.eps, use_scale=spec.affine, **dtype_args(spec, dtype))
     if spec.kind.has_bias:
@@ -200,107 +152,6 @@ def _jitted_second_order(module, stateful: bool, channel: int | None):
     return jax.jit(second_order)
 
 
-_SYNC = "jax.block_until_ready on every output"
-
-AXIS = "replica"  # the mesh axis that BatchNorm(axis_name=AXIS) synchronizes over
-
-
-def host_mesh(replicas: int):
-    """A one-axis Mesh over the first ``replicas`` host CPU devices; JAX fixes their number when
-    its CPU backend starts, so too few is a skip that says how to ask for more."""
-    import jax
-    from jax.sharding import Mesh
-
-    devices = jax.devices("cpu")
-    if len(devices) < replicas:
-        raise Unsupported(f"{replicas} replicas need {replicas} JAX CPU devices but {len(devices)} exist: start "
-                          f"the process with XLA_FLAGS=--xla_force_host_platform_device_count={replicas}")
-    return Mesh(np.array(devices[:replicas]), (AXIS,))
-
-
-def shard_inputs(job: ReplicaJob) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, int]:
-    """x, the mask (None if nothing is masked) and dy as global arrays of equal shards, each shard
-    zero-padded to the largest: shard_map needs equal shards, so a JAX user pads and masks the
-    padding out of the statistics. The mask is expanded at the feature axis, as flax takes it."""
-    n = max(len(s) for s in job.shards)
-
-    def pad(parts):
-        return np.concatenate([np.concatenate([a, np.zeros((n - len(a), *a.shape[1:]), a.dtype)]) for a in parts])
-
-    x = pad(job.shards)
-    masks = job.masks
-    if masks is None and any(len(s) < n for s in job.shards):
-        masks = [np.ones(job.spec.mask_shape(s.shape), bool) for s in job.shards]
-    mask = None if masks is None else np.expand_dims(pad([np.asarray(m, bool) for m in masks]),
-                                                     job.spec.feature_axis(x.ndim))
-    return x, mask, pad(job.dys), n
-
-
-def sharded_steps(call, replicas: int):
-    """The jitted replicated run: ``call(params, stats, x, mask, training) -> (y, stats)`` applies
-    one replica's BatchNorm under jax.shard_map; params enter replicated, so the transpose of
-    shard_map sums their gradients over replicas (JAX's reduction, as in a data-parallel step),
-    while each replica keeps its own copy of the running statistics (a leading replica axis).
-    One compile covers every step: the first step's y and gradients are returned, later steps
-    only update the statistics (γ and β do not change, so neither would their gradients), then
-    every replica runs inference."""
-    import jax
-    import jax.numpy as jnp
-    from jax.sharding import PartitionSpec as P
-
-    mesh = host_mesh(replicas)
-
-    def sharded(training: bool):
-        def one(params, stats, x, mask):
-            y, stats = call(params, jax.tree.map(lambda a: a[0], stats), x, mask, training)
-            return y, jax.tree.map(lambda a: a[None], stats)
-
-        return jax.shard_map(one, mesh=mesh, in_specs=(P(), P(AXIS), P(AXIS), P(AXIS)),
-                             out_specs=(P(AXIS), P(AXIS)))
-
-    train, infer = sharded(True), sharded(False)
-
-    def run(params, stats, x, mask, dy, steps):
-        stats = jax.tree.map(lambda a: jnp.broadcast_to(a, (replicas, *a.shape)), stats)  # one copy per replica
-        y, pull, stats = jax.vjp(lambda p, xt: train(p, stats, xt, mask), params, x, has_aux=True)
-        dparams, dx = pull(dy.astype(y.dtype))
-        stats = jax.lax.fori_loop(1, steps, lambda _, s: train(params, s, x, mask)[1], stats)
-        return y, dx, dparams, stats, infer(params, stats, x, None)[0]
-
-    return jax.jit(run)
-
-
-def replica_layer(build, job: ReplicaJob, shape: tuple[int, ...]) -> Layer:
-    """One replica's BatchNorm layer for its (padded) shard shape, holding the job's γ, β and
-    running statistics: what every replica starts from."""
-    layer = build(job.spec, shape, job.dtype)
-    if job.gamma is not None:
-        layer.set_params(job.gamma, job.beta)
-    layer.set_running(job.running_mean, job.running_var)
-    return layer
-
-
-def native_inputs(job: ReplicaJob, x: np.ndarray, mask: np.ndarray | None, dy: np.ndarray) -> tuple:
-    """x, mask, dy and the step count as sharded_steps' run takes them."""
-    dt = resolve(job.dtype)
-    return _tensor(x, dt), None if mask is None else _tensor(mask, bool), _tensor(dy, dt), np.int32(job.steps)
-
-
-def replica_run(job: ReplicaJob, engine: str, n: int, y, dx, dgamma, dbeta, mean, var, y_eval) -> ReplicaRun:
-    """A ReplicaRun from the global outputs (replica r holds rows r·n to r·n + its shard), the
-    running statistics per replica (leading axis) and the facts of how it ran."""
-    def rows(a):
-        a = _numpy(a)
-        return [a[r * n:r * n + len(s)] for r, s in enumerate(job.shards)]
-
-    mean, var = _numpy(mean), _numpy(var)
-    facts = {"engine": engine, "devices": job.replicas,
-             "replicas_agree": bool((mean == mean[0]).all() and (var == var[0]).all())}
-    if any(len(s) < n for s in job.shards):
-        facts["uneven"] = "padded to the largest shard and masked (shard_map needs equal shards)"
-    return ReplicaRun(rows(y), rows(dx), None if dgamma is None else _numpy(dgamma),
-                      None if dbeta is None else _numpy(dbeta), mean[0], var[0], rows(y_eval), facts)
-
 
 @functools.cache
 def _jitted_replicas(module, replicas: int):
@@ -395,21 +246,6 @@ class FlaxLinenLayer(Layer):
             fn, args = self._apply(mode == "train"), (v, xt, None)
         # jit dispatches asynchronously; the first call compiles (cached per configuration and shape)
         return Timed(lambda: jax.block_until_ready(fn(*args)), _SYNC, fn._cache_size)
-
-
-def describe(layer, op: str) -> dict:
-    """The defaults of a flax (linen or nnx) layer: the attribute names are the same in both."""
-    out = {"eps": layer.epsilon}
-    if op == "batch_norm":
-        out["momentum"] = layer.momentum
-    out["affine"] = bool(layer.use_scale and getattr(layer, "use_bias", True))
-    if op == "group_norm":
-        out["num_groups"] = layer.num_groups
-    if op == "instance_norm":
-        out["track_running_stats"] = False  # flax has no such option
-    if op != "rms_norm":  # RMSNorm takes no mean, so the flag changes nothing there
-        out["use_fast_variance"] = layer.use_fast_variance
-    return out
 
 
 class FlaxLinenAdapter(Adapter):

@@ -1,18 +1,5 @@
-"""torch.nn.LayerNorm, RMSNorm, BatchNorm1d/2d, GroupNorm and InstanceNorm1d/2d, eager.
-
-torch is channels-first: a channels_last input is viewed with its channel axis moved to 1
-(for 4-D that is exactly torch's channels_last memory format). torch's momentum already
-is normbench's canonical one; torch stores *unbiased* running variance (BatchNorm, and
-InstanceNorm with track_running_stats), passed through. Synchronized BatchNorm runs
-torch.nn.SyncBatchNorm under torch.distributed (``torch_replicas``), on CPU unless
-NORMBENCH_TORCH_DEVICE=cuda.
-
-Mixed precision is torch.autocast("cpu", dtype=<half dtype>) around the layer's calls, as users
-write it: float32 parameters and buffers, the input already in the half dtype (as a previous
-autocast op returns it), backward outside the context. No norm is on CPU autocast's lists (cdist
-is, for contrast): unlisted ops "run in the type defined by their inputs", so the documented
-compute dtype is the half one, whatever the mixed-type kernels do inside.
-"""
+"""torch.nn modules and the Layer around them, shared by the adapter (``layers``) and the
+synchronized path (``replicas``), which runs the same Layer under torch.distributed."""
 
 from __future__ import annotations
 
@@ -20,11 +7,9 @@ import contextlib
 
 import numpy as np
 
-from ..numerics.dtypes import resolve
-from ..numerics.reference import Grads
-from .base import Adapter, Layer, MixedPath, ReplicaJob, ReplicaRun, Timed, builder
-
-_AMP_CPU = "https://docs.pytorch.org/docs/stable/amp.html#cpu-op-specific-behavior"
+from ...numerics.dtypes import resolve
+from ...numerics.reference import Grads
+from ..base import Layer, Timed
 
 
 def _tensor(a: np.ndarray, dtype: str):
@@ -194,40 +179,3 @@ class TorchLayer(Layer):
                 return self._call(t)
 
         return Timed(call, sync)
-
-
-class TorchAdapter(Adapter):
-    name = "torch"
-    builders = {op: builder(TorchLayer, native) for op, native in (
-        ("layer_norm", _layer_norm), ("rms_norm", _rms_norm), ("batch_norm", _batch_norm),
-        ("group_norm", _group_norm), ("instance_norm", _instance_norm))}
-    requires = ("torch",)
-    extra = "torch"
-    features = frozenset({"eval", "running_stats", "grad", "jvp", "second_order"})
-    running_var = "unbiased"
-
-    def defaults(self, op):
-        import torch
-
-        layer = {"layer_norm": lambda: torch.nn.LayerNorm(4), "rms_norm": lambda: torch.nn.RMSNorm(4),
-                 "batch_norm": lambda: torch.nn.BatchNorm1d(4), "group_norm": lambda: torch.nn.GroupNorm(2, 4),
-                 "instance_norm": lambda: torch.nn.InstanceNorm1d(4)}[op]()
-        # RMSNorm's eps=None means torch.finfo(x.dtype).eps, the compute dtype's machine epsilon
-        out = {"eps": layer.eps if layer.eps is not None else "machine eps of the input dtype"}
-        if op in ("batch_norm", "instance_norm"):
-            out["momentum"] = layer.momentum
-            out["track_running_stats"] = layer.track_running_stats
-        out["affine"] = bool(getattr(layer, "affine", getattr(layer, "elementwise_affine", False)))
-        return out
-
-    def mixed_precision(self, spec, dtype):
-        """CPU autocast for every op and half dtype (float16 shares bfloat16's lists); the op runs
-        in its input's half dtype, as the docs say of unlisted ops."""
-        if dtype not in ("bfloat16", "float16"):
-            return None
-        return MixedPath(f"torch.autocast('cpu', dtype=torch.{dtype})", dtype, _AMP_CPU)
-
-    def replicate(self, job: ReplicaJob) -> ReplicaRun:
-        from . import torch_replicas
-
-        return torch_replicas.run(job, torch_replicas.device())

@@ -35,9 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from ..numerics.dtypes import resolve
-from ..ops.spec import NormSpec
-from .base import Adapter, Layer, MixedPath, Timed, Unsupported, builder
+from ... import ops
+from ...numerics.dtypes import resolve
+from ...ops.spec import NormSpec
+from ..base import Adapter, Layer, MixedPath, Timed, Unsupported, builder
 
 _ONNX_TYPE = {"float64": "DOUBLE", "float32": "FLOAT", "float16": "FLOAT16", "bfloat16": "BFLOAT16"}
 
@@ -246,8 +247,6 @@ class OnnxRuntimeAdapter(Adapter):
         """The operator schema's attribute defaults (float32, as all ONNX float attributes).
         Every ONNX norm takes scale (and bias) inputs: affine, with no way to switch it off."""
         from onnx import defs
-
-        from .. import ops
 
         node = _NODES[op]
         attrs = defs.get_schema(node.type, node.opset).attributes

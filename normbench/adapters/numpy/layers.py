@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import ops
-from ..numerics import reference, replicas
-from ..numerics.dtypes import resolve
-from .base import Adapter, Layer, ReplicaJob, ReplicaRun, Timed
+from ... import ops
+from ...numerics import reference
+from ...numerics.dtypes import resolve
+from ..base import Adapter, Layer, ReplicaJob, ReplicaRun, Timed
+from .replicas import run_replicas
 
 
 class NumpyLayer(Layer):
@@ -50,26 +51,6 @@ class NumpyLayer(Layer):
         if mode == "forward_backward":
             return Timed(lambda: self.vjp(x, dy), "none: numpy is synchronous")
         return Timed(lambda: self.forward(x, mode != "eval"), "none: numpy is synchronous")
-
-
-def run_replicas(job: ReplicaJob, kind: str = "global") -> ReplicaRun:
-    """Replicas in one process, each shard's (count, mean, M2) merged as an exact all-reduce would
-    (``kind`` picks other statistics: the project's tests plant them to prove the suite catches
-    them). Results are rounded to the tested dtype, like any framework returning that dtype."""
-    spec, dt = job.spec, resolve(job.dtype)
-    y = replicas.forward(spec, job.shards, job.gamma, job.beta, job.masks, kind)
-    dx, dgamma, dbeta = replicas.vjp(spec, job.shards, job.gamma, job.dys, job.masks, kind)
-
-    def cast(a):
-        return None if a is None else [v.astype(dt) for v in a] if isinstance(a, list) else a.astype(dt)
-
-    mean, var = (cast(a) for a in replicas.update_running(spec, job.running_mean, job.running_var, job.shards,
-                                                          job.masks, unbiased=False, steps=job.steps, kind=kind))
-    y_eval = replicas.forward_eval(spec, job.shards, job.gamma, job.beta, mean, var)
-    facts = {"engine": f"numpy: {job.replicas} replicas in one process, statistics merged exactly"}
-    if len({len(a) for a in job.shards}) > 1:
-        facts["uneven"] = "as they are: each replica's own rows"
-    return ReplicaRun(cast(y), cast(dx), cast(dgamma), cast(dbeta), mean, var, cast(y_eval), facts)
 
 
 class NumpyAdapter(Adapter):

@@ -22,7 +22,7 @@ GroupNormalization likewise computes in the layer's dtype, with ``tf.nn.weighted
 its own: float32 variables around half inputs and outputs (see ``mixed_precision`` for what each
 layer then computes in). Momentum is ``1 - spec.momentum``, as in Keras 3. Gradients
 come from ``tf.GradientTape``; benchmarks time ``tf.function``, as for keras[tensorflow], and
-synchronized BatchNorm runs under the same MirroredStrategy (``tf_replicas``).
+synchronized BatchNorm runs under the same MirroredStrategy (``replicas``).
 """
 
 from __future__ import annotations
@@ -33,14 +33,14 @@ from typing import Any
 
 import numpy as np
 
-from ..numerics.reference import Grads
-from ..ops.spec import NormSpec
-from . import tf_replicas
-from .base import Adapter, Layer, MixedPath, ReplicaJob, ReplicaRun, Timed, Unsupported, builder
+from ...numerics.reference import Grads
+from ...ops.spec import NormSpec
+from ..base import Adapter, Layer, MixedPath, ReplicaJob, ReplicaRun, Timed, Unsupported, builder
+from . import replicas
 
 
 def _tf_keras() -> Any:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # as keras_layers._select
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # as keras.native._select
     import tf_keras
 
     return tf_keras
@@ -171,7 +171,7 @@ class TfKerasLayer(Layer):
         return _numpy(ddx), _numpy(ddgamma[0]) if ddgamma else None
 
     def timed(self, x: np.ndarray, mode: str, dy: np.ndarray | None = None) -> Timed:
-        """tf.function per mode, kept per layer and retracing per new shape (see keras_layers)."""
+        """tf.function per mode, kept per layer and retracing per new shape (see keras.layers)."""
         import tensorflow as tf
 
         fn = self._timed_fns.get(mode)
@@ -206,17 +206,8 @@ class TfKerasAdapter(Adapter):
     def replicate(self, job: ReplicaJob) -> ReplicaRun:
         """``BatchNormalization(synchronized=True)``, the documented form (the older
         ``layers.experimental.SyncBatchNormalization`` is deprecated for it), under a MirroredStrategy
-        (see tf_replicas). ``synchronized`` turns the fused kernel off, so the Python path runs."""
-        spec, shape = job.spec, job.shards[0].shape
-
-        def make():
-            module = _batch_norm(spec, shape, job.dtype, synchronized=True)
-            module.build(shape)
-            return tf_replicas.Replicated(lambda t, training, mask: module(t, training=training, mask=mask),
-                                          [module.gamma, module.beta] if spec.affine else [],
-                                          (module.moving_mean, module.moving_variance))
-
-        return tf_replicas.run(job, self.name, make, "tf_keras.layers.BatchNormalization(synchronized=True)")
+        (see ``replicas``). ``synchronized`` turns the fused kernel off, so the Python path runs."""
+        return replicas.run(job, self.name, _batch_norm)
 
     def mixed_precision(self, spec, dtype):
         """A per-layer ``Policy("mixed_<half>")``: x cast to the half dtype, variables float32; the compute

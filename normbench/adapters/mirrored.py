@@ -35,15 +35,13 @@ class Replicated:
     moving: tuple[Any, Any]
 
 
-def devices(count: int) -> list[str]:
-    """The first ``count`` logical CPU devices, splitting the CPU into enough of them (the most
-    replicas any case uses) if TensorFlow's runtime has not started yet."""
+def devices(count: int, host_devices: int = 0) -> list[str]:
+    """The first ``count`` logical CPU devices, splitting the CPU into enough of them (``host_devices``:
+    the most replicas any case uses) if TensorFlow's runtime has not started yet."""
     import tensorflow as tf
 
-    from ..verify.synchronized import max_replicas
-
     cpu = tf.config.list_physical_devices("CPU")[0]
-    want = max(count, max_replicas())
+    want = max(count, host_devices)
     if len(tf.config.get_logical_device_configuration(cpu) or ()) < want:
         try:
             tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * want)
@@ -57,7 +55,7 @@ def devices(count: int) -> list[str]:
 
 
 @functools.cache
-def strategy(replicas: int) -> Any:
+def strategy(replicas: int, host_devices: int = 0) -> Any:
     """A MirroredStrategy over the first ``replicas`` logical CPU devices, one per count. Every
     strategy numbers its collective groups from 1, so a second one over another device set
     collides with the first (CPU:0 "is joining a group with size 4, but that group has size 2")
@@ -66,7 +64,7 @@ def strategy(replicas: int) -> Any:
     import tensorflow as tf
 
     tf.distribute.MirroredStrategy._collective_key_base += 100000
-    return tf.distribute.MirroredStrategy(devices(replicas))
+    return tf.distribute.MirroredStrategy(devices(replicas, host_devices))
 
 
 _FUNCTIONS: dict[tuple, tuple[Replicated, Any, Any]] = {}
@@ -104,7 +102,7 @@ def run(job: ReplicaJob, key: str, make: Callable[[], Replicated], layer_name: s
     (under the strategy's scope, once per ``key``, configuration and shard shapes)."""
     import tensorflow as tf
 
-    st = strategy(job.replicas)
+    st = strategy(job.replicas, job.host_devices)
     cache_key = (key, job.spec, job.dtype, tuple(x.shape for x in job.shards), job.masks is not None)
     if cache_key not in _FUNCTIONS:
         with st.scope():

@@ -1,0 +1,52 @@
+"""Known divergences of tf_keras (legacy Keras 2): see ``numerics.divergence``."""
+
+from __future__ import annotations
+
+from ...numerics.divergence import Known, params, within
+from ...numerics.dtypes import overflow_threshold
+from ...numerics.envelopes import computes_in, group_sums, ignores_mask, measured, variance_overflows
+
+KNOWN: tuple[Known, ...] = (
+    Known(
+        "tf-keras-fused-ignores-mask",
+        "tf_keras BatchNormalization takes its fused kernel by default for 4-D/5-D float32 and half "
+        "inputs, and the fused kernel ignores `mask` (a warning says so; fused=False would honour it)",
+        "https://github.com/tensorflow/tensorflow/issues/30161",
+        lambda r: within(r, adapter=("tf_keras",), dtype=("float32", "float16", "bfloat16"))
+        and params(r).get("masked") and len(r.get("shape") or ()) in (4, 5),
+        envelope=ignores_mask,
+    ),
+    Known(
+        "tf-keras-mask-last-axis",
+        "tf_keras's masked BatchNorm moments expand the mask on the last axis whatever `axis` is "
+        "(tf.nn.weighted_moments with the mask at axis -1), so channels-first inputs with a mask raise",
+        "https://github.com/keras-team/tf-keras/blob/master/tf_keras/layers/normalization/batch_normalization.py",
+        lambda r: within(r, adapter=("tf_keras",), layout=("channels_first",)) and params(r).get("masked"),
+        raises=("ValueError", "InvalidArgumentError"),
+    ),
+    Known(
+        "tf-keras-float32-decay",
+        "tf_keras's non-fused BatchNorm updates running statistics with decay = "
+        "tf.convert_to_tensor(1.0 - momentum), a float32 tensor cast to the variable's dtype, so at "
+        "float64 the momentum is rounded to float32 (0.1 becomes 0.100000001)",
+        "https://github.com/keras-team/tf-keras/blob/master/tf_keras/layers/normalization/batch_normalization.py",
+        lambda r: within(r, adapter=("tf_keras",), op=("batch_norm",), dtype=("float64",),
+                      check=("running_mean", "running_var", "running_mean_steps", "running_var_steps",
+                             "train_after_eval")),
+        envelope=computes_in("float32"),
+    ),
+    Known(
+        "tf-keras-half-precision",
+        "tf_keras LayerNormalization and GroupNormalization (InstanceNorm as groups=-1) under a float16 "
+        "dtype compute in float16 (LayerNormalization upcasts only under a mixed policy; GroupNormalization "
+        "casts tf.nn.weighted_moments' float32 statistics back to float16): the variance overflows to inf "
+        "for std > 256, making the output β, and x·rsqrt(var + eps) overflows for |x|/σ > 65504, where "
+        "Keras 3 normalizes in float32 (keras-core PR 412: LN and BN do not work in float16)",
+        "https://github.com/keras-team/keras-core/pull/412",
+        lambda r: within(r, adapter=("tf_keras",), op=("layer_norm", "group_norm", "instance_norm"),
+                      dtype=("float16",), check=("forward_train", "grad_dx", "grad_dgamma", "grad_dbeta"))
+        and (r.get("input") in ("offset1e4", "large", "tiny_variance", "constant")
+             or measured(group_sums, r) >= overflow_threshold("float16")),  # a float16 sum of the moments overflows
+        envelope=variance_overflows, nonfinite=True,
+    ),
+)

@@ -1,0 +1,79 @@
+"""Known divergences of torch.nn on CPU: see ``numerics.divergence``."""
+
+from __future__ import annotations
+
+from ...numerics.divergence import CENTRED, Known, conditioned, within
+from ...numerics.dtypes import overflow_threshold
+from ...numerics.envelopes import PROMOTED, largest_rstd, measured, one_pass_variance_in, wrong_gradient
+
+KNOWN: tuple[Known, ...] = (
+    Known(
+        "torch-group-norm-channels-last-one-pass",
+        "torch's CPU GroupNorm on a channels_last input takes its statistics in one pass (sums of x and x², "
+        "var = E[x²] − E[x]²), where the contiguous kernel uses Welford (pytorch/pytorch#54921), so it "
+        "cancels when |mean| ≫ std. Found by normbench search (group_norm-1x1x2x1-float32-offset1e2-"
+        "channels_last-groups1). Reproducer: x = 1e4 + torch.randn(2, 8, 6, 5, dtype=torch.float64); "
+        "F.group_norm(x.float().contiguous(memory_format=torch.channels_last), 2) is off the float64 result "
+        "by 992, the contiguous float32 input by 1.5e-3; in float64, 6.3e-8 against 0 (torch 2.13 CPU)",
+        "https://github.com/pytorch/pytorch/blob/main/aten/src/ATen/native/cpu/group_norm_kernel.cpp",
+        lambda r: within(r, adapter=("torch",), op=("group_norm",), layout=("channels_last",),
+                      check=("forward_train", "grad_dx", "grad_dgamma", "jvp", "second_order_dx",
+                             "second_order_dgamma")) and conditioned(r),
+        envelope=one_pass_variance_in(PROMOTED),  # half inputs: float32 opmath
+    ),
+    Known(
+        "torch-half-rstd-overflow",
+        "torch's CPU LayerNorm, BatchNorm, GroupNorm and InstanceNorm keep the saved reciprocal standard "
+        "deviation in the input dtype: in float16, 1/√(var + eps) past 65504 (a near-constant group and eps "
+        "below 2.3e-10) is stored as inf, and the backward (BatchNorm and InstanceNorm also the forward) "
+        "returns NaN where the exact values are finite and representable. Reproducer: x = torch.ones(1, 2, "
+        "dtype=torch.float16, requires_grad=True); F.layer_norm(x, [2], eps=1e-10).backward(torch.tensor([["
+        "0.25, -0.25]], dtype=torch.float16)); x.grad is [nan, nan], float64 gives [25000, -25000]; "
+        "torch.ops.aten.native_layer_norm returns rstd = inf in float16 (torch 2.13 CPU; the CUDA form of "
+        "this was pytorch/pytorch#41527)",
+        "https://github.com/pytorch/pytorch/issues/41527",
+        lambda r: within(r, adapter=("torch",), dtype=("float16",), op=CENTRED,
+                      check=("forward_train", "grad_dx", "grad_dgamma", "grad_dbeta", "jvp", "second_order_dx",
+                             "second_order_dgamma"))
+        and measured(largest_rstd, r) >= overflow_threshold("float16"),
+        nonfinite=True,  # NaN only: a finite error is not this cause
+    ),
+    Known(
+        "torch-instance-norm-channels-last-batch-one",
+        "torch's InstanceNorm2d backward with a channels_last-strided upstream gradient and a batch of one "
+        "returns a wrong dx (the same gradient made contiguous, or a batch of two, gives the right one): "
+        "instance_norm runs batch_norm on the input viewed as (1, N·C, H, W), where N = 1 leaves the "
+        "memory format ambiguous. Reproducer: x = torch.randn(1, 5, 7, 3, dtype=torch.float64).movedim(3, "
+        "1).requires_grad_(); dy = torch.randn(1, 5, 7, 3, dtype=torch.float64).movedim(3, 1); m = "
+        "torch.nn.InstanceNorm2d(3); torch.autograd.grad(m(x), x, dy) differs from torch.autograd.grad(m(x), "
+        "x, dy.contiguous()) by 2.9 (torch 2.13 CPU)",
+        "https://github.com/pytorch/pytorch/blob/main/aten/src/ATen/native/Normalization.cpp",
+        lambda r: within(r, adapter=("torch",), op=("instance_norm",), layout=("channels_last",),
+                      check=("grad_dx", "grad_dgamma", "grad_dbeta")) and (r.get("shape") or [0])[0] == 1,
+        envelope=wrong_gradient,
+    ),
+    Known(
+        "torch-group-norm-jvp-channels-last",
+        "torch's forward-mode derivative of group_norm raises on a channels_last input on CPU: aten::group_norm "
+        "keeps a CPU input in its suggested memory format, and native_group_norm's forward-AD formula "
+        "(group_norm_jvp in FunctionsManual.cpp) flattens it with .view({1, N·G, -1}), which channels-last strides "
+        "cannot take (reverse mode uses reshape and works). Reproducer: x = torch.randn(2, 8, 5, 7).contiguous("
+        "memory_format=torch.channels_last); torch.func.jvp(lambda a: torch.nn.functional.group_norm(a, 4), (x,), "
+        "(torch.randn_like(x),)) raises RuntimeError: view size is not compatible with input tensor's size and "
+        "stride (torch 2.13 CPU)",
+        "https://github.com/pytorch/pytorch/blob/main/torch/csrc/autograd/FunctionsManual.cpp",
+        lambda r: within(r, adapter=("torch",), op=("group_norm",), layout=("channels_last",), check=("jvp",))
+        and len(r.get("shape") or ()) >= 4,
+        raises=("RuntimeError",),
+    ),
+    Known(
+        "torch-half-batchnorm-overflow",
+        "torch's CPU BatchNorm in float16 overflows to inf on channels-last (strided) inputs near the "
+        "float16 limit (~6e4), where a contiguous copy of the same input does not: that kernel keeps an "
+        "intermediate in half precision (PR 126525 widened var_sum on another path)",
+        "https://github.com/pytorch/pytorch/pull/126525",
+        lambda r: within(r, adapter=("torch",), dtype=("float16",), input=("large",), op=("batch_norm",),
+                      layout=("channels_last",)),
+        nonfinite=True,
+    ),
+)
