@@ -20,6 +20,7 @@ import pytest
 from . import search
 from .adapters import registry
 from .bench import lock
+from .bench.environment import environment
 from .results import records
 from .results.kinds import Outcome
 from .results.records import Record, ResultsFile
@@ -76,7 +77,7 @@ def classify(rec: Record) -> None:
         row = dataclasses.asdict(rec)
         entry, within, why = known.explain(row)
         if entry is not None:
-            bound = {"envelope": entry.bound(row), "within_envelope": why}
+            bound = {"envelope": entry.bound(row), "within_envelope": why, "reason": entry.reason}
             if within:
                 rec.outcome = "known"
                 rec.facts = {**rec.facts, "known": entry.key, "link": entry.link, **bound}
@@ -120,7 +121,7 @@ class Recorder:
                 "a results file of its own (normbench report reads it): move it away, or choose "
                 "another results file"
             )
-        self.file = ResultsFile(target)
+        self.file = ResultsFile(target, env=environment())
         self.count = 0
         self.exercised: dict[str, Record] = {}  # known divergence -> first record it covered
         self.reproduced: set[str] = set()
@@ -174,9 +175,10 @@ class Recorder:
             if key not in self.reproduced:
                 entry = next(k for k in known.KNOWN if k.key == key)
                 out[key] = dataclasses.replace(
-                    rec, check="known_divergence", outcome="fail", facts={"known": key, "link": entry.link},
+                    rec, check="known_divergence", outcome="fail",
+                    facts={"known": key, "link": entry.link, "reason": entry.reason},
                     message=f"known divergence {key} did not reproduce on {rec.adapter} {rec.framework_version}: "
-                            f"fixed upstream? Update normbench/verify/known.py ({entry.link})",
+                            f"fixed upstream? Update its entry in adapters/<framework>/known.py ({entry.link})",
                 )
         return out
 
@@ -220,7 +222,7 @@ class Recorder:
                 self.notes.append(f"{len(bad)} unreadable line(s) of {part.name} kept in {aside.name}: {bad[0][0]}")
         if not parts:
             return parts
-        self.file = ResultsFile(self.path, extra_env=self.file.extra_env, env=env or None)
+        self.file = ResultsFile(self.path, extra_env=self.file.extra_env, env=env or environment())
         self.file.open()
         for row in rows:
             self.file.add_row(row)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from normbench.bench.environment import environment
 from normbench.results import records
 
 from .helpers import ROOT, one_line_error, run_cli
@@ -132,7 +133,7 @@ def test_report_refuses_to_overwrite(numpy_run, tmp_path):
 
 
 def env_only(path):
-    path.write_text(json.dumps(records.environment()) + "\n")
+    path.write_text(json.dumps(environment()) + "\n")
     return path
 
 

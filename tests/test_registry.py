@@ -169,12 +169,13 @@ def test_a_framework_package_and_one_registration_line_is_all_a_new_framework_ta
         import json, os
         from normbench.adapters import registry
         from normbench.bench import threads
+        from normbench.bench.environment import environment
         from normbench.results import records
-        from normbench.running import runner
+        from normbench.running.job import plan
         from normbench.verify import known
         threads.configure(2)
-        groups = {g.name: [a.name for a in g.adapters] for g in runner.plan(registry.select(None))}
-        env = records.environment()
+        groups = {g.name: [a.name for a in g.adapters] for g in plan(registry.select(None))}
+        env = environment()
         print(json.dumps({"groups": groups, "versions": env["versions"], "threads": env["threads"],
                           "known": [k.key for k in known.KNOWN], "last": registry.frameworks()[-1].name}))
     """)

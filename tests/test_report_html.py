@@ -206,7 +206,8 @@ def test_known_divergence_links_and_failures_with_rerun_commands(result_paths):
     row = checks.index[checks["check"] == "forward_train"][0]
     entry = KNOWN[0]
     checks.loc[row, "outcome"] = "known"
-    checks.at[row, "facts"] = {**checks.at[row, "facts"], "known": entry.key}
+    checks.at[row, "facts"] = {**checks.at[row, "facts"], "known": entry.key, "link": entry.link,
+                               "reason": entry.reason}
     failed = checks.index[checks["check"] == "forward_eval"][0]
     checks.loc[failed, ["outcome", "message", "rerun"]] = ["fail", "<script>alert(1)</script> & off",
                                                            "pytest 'x.py::test[a<b]'"]

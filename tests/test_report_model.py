@@ -84,7 +84,7 @@ def planted(path: Path) -> model.Results:
     c = res.checks
     compared = c["tolerance"].notna() & (c["outcome"] == "pass")
     mark(c, compared & (c["check"] == "forward_train"), "known", max_abs_err=math.inf, err_eps=math.inf,
-         facts={"known": KNOWN[0].key})
+         facts={"known": KNOWN[0].key, "link": KNOWN[0].link, "reason": KNOWN[0].reason})  # as the plugin writes
     mark(c, compared & (c["check"] == "forward_eval"), "fail")
     return res
 
@@ -289,16 +289,16 @@ def with_envelopes(path: Path) -> model.Results:
     for times, envelope in ((40, 2000.0), (400, 1000.0)):
         row = c.index[compared & (c["outcome"] == "pass")][0]
         mark(c, c.index == row, "known", max_abs_err=c.at[row, "tolerance"] * times,
-             facts={"known": key, "link": ENVELOPE_LINK, "envelope": envelope,
+             facts={"known": key, "link": ENVELOPE_LINK, "reason": KNOWN[0].reason, "envelope": envelope,
                     "within_envelope": f"{times}x its tolerance, envelope {envelope:g}x"})
     row = c.index[compared & (c["outcome"] == "pass")][0]
     mark(c, c.index == row, "fail", max_abs_err=c.at[row, "tolerance"] * 3.2e4,
-         facts={"outside_known": key, "link": ENVELOPE_LINK, "envelope": 2500.0,
+         facts={"outside_known": key, "link": ENVELOPE_LINK, "reason": KNOWN[0].reason, "envelope": 2500.0,
                 "within_envelope": "3.2e+04x its tolerance, envelope 2.5e+03x"},
          message="outside known divergence's envelope", rerun="pytest 'outside'")
     row = c.index[(c["outcome"] == "pass") & (c["op"] == "group_norm")][0]
     mark(c, c.index == row, "error", max_abs_err=None,
-         facts={"known": key, "link": ENVELOPE_LINK, "envelope": None,
+         facts={"known": key, "link": ENVELOPE_LINK, "reason": KNOWN[0].reason, "envelope": None,
                 "within_envelope": "raises ValueError, as this cause does"})
     c.loc[row, "outcome"] = "known"
     return res

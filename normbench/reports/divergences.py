@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..verify import known as known_divergences
 from .loading import Results
 from .rows import run_labels, with_ratio
 
@@ -34,6 +33,16 @@ def _how(g: pd.DataFrame) -> str:
     return ", ".join(p for p in parts if p)
 
 
+def _entries(rows: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """Each entry the records name, with its reason and link as the records carry them (the report
+    reads records, not the registry: results from another normbench version name their own)."""
+    found: dict[str, tuple[str, str]] = {}
+    for entry, facts in zip(rows.get("entry", []), rows.get("facts", []), strict=True):
+        if entry not in found or not found[entry][0]:
+            found[entry] = (facts.get("reason") or "", facts.get("link") or "")
+    return found
+
+
 def known(res: Results) -> pd.DataFrame:
     """Known divergences seen in these results, one row per entry and adapter (entries in known.py's
     order): how many records it explained, how many fell outside its envelope (those fail), and the
@@ -50,12 +59,12 @@ def known(res: Results) -> pd.DataFrame:
     outside_key = c["facts"].apply(lambda f: f.get("outside_known"))
     outside = c[outside_key.notna()].assign(entry=outside_key[outside_key.notna()])
     out = []
-    for entry in known_divergences.KNOWN:
-        hits = _envelope_rows(inside[inside["entry"] == entry.key]) if len(inside) else inside
-        out_hits = outside[outside["entry"] == entry.key] if len(outside) else outside
+    for key, (reason, link) in _entries(pd.concat([inside, outside])).items():
+        hits = _envelope_rows(inside[inside["entry"] == key]) if len(inside) else inside
+        out_hits = outside[outside["entry"] == key] if len(outside) else outside
         for adapter in sorted(set(hits["adapter"]) | set(out_hits["adapter"])):
             g = hits[hits["adapter"] == adapter] if len(hits) else hits
-            row = {"divergence": entry.key, "reason": entry.reason, "link": entry.link, "adapter": adapter,
+            row = {"divergence": key, "reason": reason, "link": link, "adapter": adapter,
                    "records": len(g), "outside": int((out_hits["adapter"] == adapter).sum()), "ratio": None,
                    "envelope": None, "used": None, "how": _how(g) if len(g) else "", "example": None}
             if len(g):

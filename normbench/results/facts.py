@@ -43,6 +43,7 @@ class KnownFacts(TypedDict, total=False):
     known: str  # the entry that explains the record
     outside_known: str  # the entry that matched but did not explain it
     link: str
+    reason: str  # the entry's reason, so a report of these records needs no registry
     envelope: float | None
     within_envelope: str
 

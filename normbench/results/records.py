@@ -19,18 +19,15 @@ import os
 import platform
 import re
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..adapters import framework
-from ..bench import threads
 from .kinds import Outcome
 
 OUTCOMES = tuple(Outcome)
-FRAMEWORK_DISTS = (*framework.distributions(), "pytest")  # each framework package names its own
-THREAD_VARS = (*threads.ENV_VARS, "XLA_FLAGS")
 RUN_FORMAT = "normbench-run/1"  # run.json's "format": marks a folder as a run normbench may replace
 RESULTS_FORMAT = "normbench-results/1"  # results.jsonl's first line says it; files from before it are version 1
 READS = (RESULTS_FORMAT,)  # the results formats this normbench reads
@@ -125,10 +122,11 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def environment() -> dict[str, Any]:
-    """What a reader needs to reproduce or compare a run; imports no framework."""
+def environment(dists: Iterable[str] = (), thread_vars: Iterable[str] = ()) -> dict[str, Any]:
+    """What a reader needs to reproduce or compare a run: the versions of ``dists`` and the values of
+    ``thread_vars`` (which only the framework packages know: ``bench.environment`` names them)."""
     versions = {}
-    for dist in FRAMEWORK_DISTS:
+    for dist in dists:
         try:
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
@@ -143,7 +141,7 @@ def environment() -> dict[str, Any]:
         "machine": platform.node(),
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
-        "threads": {k: os.environ[k] for k in THREAD_VARS if k in os.environ},
+        "threads": {k: os.environ[k] for k in thread_vars if k in os.environ},
         "versions": versions,
     }
 
@@ -152,7 +150,8 @@ class ResultsFile:
     """Appends records to a JSON Lines file, creating it (and its folder) on first write.
 
     It refuses to touch a file that already exists, so no earlier run is overwritten. The
-    environment record is this process's unless ``env`` gives one (a merge passes a worker's).
+    environment record is ``env`` (a process passes ``bench.environment.environment()``, a merge a
+    worker's), or without one this layer's fields alone (no framework versions).
     """
 
     def __init__(self, path: str | os.PathLike, extra_env: dict[str, Any] | None = None,

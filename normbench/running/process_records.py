@@ -8,6 +8,7 @@ import shlex
 
 from ..adapters import failures
 from ..adapters.base import Adapter
+from ..bench.environment import environment
 from ..results import records
 from ..results.kinds import Outcome, Suite
 from ..results.records import Record, ResultsFile
@@ -18,7 +19,7 @@ DUMP = re.compile(r"^(Fatal Python error:|Current thread 0x|Thread 0x)", re.M)  
 
 
 def write(job: Job, name: str, rows: list[Record], extra_env: dict | None = None) -> None:
-    file = ResultsFile(job.folder / name, extra_env=extra_env)
+    file = ResultsFile(job.folder / name, extra_env=extra_env, env=environment())
     for rec in rows:
         file.add(rec)
     file.close()
