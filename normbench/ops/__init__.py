@@ -11,25 +11,9 @@ from .batch_norm import OP as _batch_norm
 from .group_norm import OP as _group_norm
 from .instance_norm import OP as _instance_norm
 from .layer_norm import OP as _layer_norm
+from .registry import REGISTRY, all, get, names, register
 from .rms_norm import OP as _rms_norm
 
-REGISTRY: dict[str, Op] = {op.name: op for op in (_layer_norm, _batch_norm, _rms_norm, _group_norm, _instance_norm)}
-
-
-def get(name: str) -> Op:
-    """The op called ``name``; ValueError listing the known ones otherwise."""
-    try:
-        return REGISTRY[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown op {name!r}; expected one of {', '.join(REGISTRY)}") from None
-
-
-def all() -> list[Op]:  # noqa: A001 - ops.all() reads as what it is
-    return list(REGISTRY.values())
-
-
-def names() -> tuple[str, ...]:
-    return tuple(REGISTRY)
-
+register(_layer_norm, _batch_norm, _rms_norm, _group_norm, _instance_norm)
 
 __all__ = ["REGISTRY", "Op", "all", "get", "names"]

@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from ..numerics import inputs
+from . import registry
 from .spec import NormSpec
 
 PADDING = {"zeros": 0.0, "junk": 1e4}
@@ -81,7 +82,7 @@ class Case:
             if self.spec.kind.per_sample:
                 raise ValueError(f"{self.spec.op} never mixes samples: replicas have nothing to synchronize")
         if self.masked and not self.spec.kind.maskable:
-            masked = [o.name for o in _ops().all() if o.maskable]
+            masked = [o.name for o in registry.all() if o.maskable]
             raise ValueError(f"{self.spec.op} takes no mask (a mask applies to {', '.join(masked)})")
         if self.pad not in (None, *PADDING):
             raise ValueError(f"unknown padding {self.pad!r}; expected one of {', '.join(PADDING)}")
@@ -172,12 +173,6 @@ class Case:
         return np.expand_dims(valid, self.spec.param_axes(len(self.shape)))
 
 
-def _ops():
-    from .. import ops
-
-    return ops
-
-
 @dataclass(frozen=True)
 class BenchCase:
     """One op, mode and logical shape (channel ops' shapes are given as N, C, H, W), with the
@@ -199,7 +194,7 @@ class BenchCase:
         return self.id
 
     def spec(self, layout: str = "channels_first") -> NormSpec:
-        kind = _ops().get(self.op)
+        kind = registry.get(self.op)
         return NormSpec(self.op, layout=layout if kind.channel_axis else "channels_first", **dict(self.options))
 
     def describe(self, spec: NormSpec, shape: tuple[int, ...]) -> dict:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
+from . import registry
+
 if TYPE_CHECKING:
     from .base import Op
 
@@ -45,9 +47,7 @@ class NormSpec:
     precision: str | None = None
 
     def __post_init__(self) -> None:
-        from .. import ops
-
-        kind = ops.get(self.op)  # ValueError listing the known ops
+        kind = registry.get(self.op)  # ValueError listing the known ops
         if self.layout not in LAYOUTS:
             raise ValueError(f"unknown layout {self.layout!r}; expected one of {', '.join(LAYOUTS)}")
         if not self.eps >= 0:
@@ -60,7 +60,7 @@ class NormSpec:
             raise ValueError(f"unknown precision {self.precision!r}; expected one of {', '.join(PRECISIONS)} or None")
         for f in fields(self):
             if f.name not in ("op", "precision", *kind.fields) and getattr(self, f.name) != f.default:
-                applies = [o.name for o in ops.all() if f.name in o.fields]
+                applies = [o.name for o in registry.all() if f.name in o.fields]
                 raise ValueError(f"{f.name}={getattr(self, f.name)!r} does not apply to {self.op}; "
                                  f"it applies to {', '.join(applies) or 'no op'}")
         kind.validate(self)
@@ -68,9 +68,7 @@ class NormSpec:
     @property
     def kind(self) -> Op:
         """The op object that owns this spec's shape rules, oracle pieces and flags."""
-        from .. import ops
-
-        return ops.get(self.op)
+        return registry.get(self.op)
 
     @property
     def has_running_stats(self) -> bool:
