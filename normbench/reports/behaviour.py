@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..results.facts import conventions, says
+from ..results.kinds import Outcome
 from .loading import Results
 from .rows import first_fact, op_or_none, op_title, ordered_ops, own_section
 
@@ -27,23 +29,34 @@ BEHAVIOUR_FACTS = {  # column: its label as a row of the per-op tables (the repo
 }
 
 
-def running_conventions(rows: pd.DataFrame) -> str | None:
-    """The running-variance convention every record agrees on: "biased or unbiased" where no record
-    could tell them apart, "neither" where a record matched none, "varies by case" if records
-    disagree (tf_keras: its fused 4-D kernel keeps unbiased, its other paths biased). Records that
-    passed speak for the convention; one a known divergence explains (a stress input whose
-    statistics are off for a documented reason) matches neither, and says nothing about which one
-    the layer keeps, unless no record passed."""
-    passed = rows[rows["outcome"] == "pass"]
+def measured_conventions(rows: pd.DataFrame) -> list[frozenset[str]]:
+    """The running-variance conventions each record matched (an empty set: neither), read from
+    this format's list or an older file's "biased or unbiased" text. Records that passed speak for
+    the convention; one a known divergence explains (a stress input whose statistics are off for a
+    documented reason) matches neither, and says nothing about which one the layer keeps, unless
+    no record passed."""
+    passed = rows[rows["outcome"] == Outcome.PASS]
     rows = passed if len(passed) else rows
-    found = [f["running_var"] for f in rows["facts"] if isinstance(f.get("running_var"), str)]
+    return [conventions(f["running_var"]) for f in rows["facts"] if f.get("running_var") is not None]
+
+
+def common_conventions(rows: pd.DataFrame) -> frozenset[str] | None:
+    """The conventions every record matched (None where no record measured one)."""
+    found = measured_conventions(rows)
+    return frozenset.intersection(*found) if found else None
+
+
+def running_conventions(rows: pd.DataFrame) -> str | None:
+    """The running-variance convention every record agrees on, in words: "biased or unbiased" where
+    no record could tell them apart, "neither" where a record matched none, "varies by case" if
+    records disagree (tf_keras: its fused 4-D kernel keeps unbiased, its other paths biased)."""
+    found = measured_conventions(rows)
     if not found:
         return None
-    sets = [set(v.split(" or ")) - {"neither"} for v in found]
-    if any(not s for s in sets):
-        return "neither"
-    common = set.intersection(*sets)
-    return " or ".join(sorted(common)) if common else "varies by case"
+    if any(not s for s in found):
+        return says(())
+    common = frozenset.intersection(*found)
+    return says(common) if common else "varies by case"
 
 
 def _eps_placement(rows: pd.DataFrame) -> str | None:
@@ -107,7 +120,7 @@ def behaviour(res: Results) -> pd.DataFrame:
                 "mask support": ("yes" if (masked["outcome"] != "skip").any() else "no") if len(masked) else None,
                 "running variance mismatch": bool(
                     measured and declared not in (None, "not declared")
-                    and declared not in measured.split(" or ")),
+                    and declared not in (common_conventions(running) or ())),
             })
     return pd.DataFrame(out, columns=cols)
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..results.kinds import Suite
+from ..results.facts import conventions, says
+from ..results.kinds import Outcome, Suite
+from .behaviour import common_conventions
 from .formatting import MISSING, plural
 from .model import SEVERITY, Results, running_conventions, worst_of
 
@@ -186,17 +188,18 @@ def _running_var(rows: pd.DataFrame) -> dict:
     judged = rows[~rows["outcome"].isin(["skip", "error"])]
     measured = running_conventions(judged) or MISSING
     declared = next((f["declared_running_var"] for f in judged["facts"] if f.get("declared_running_var")), None)
-    broken = bool(declared) and declared not in measured.split(" or ")
+    neither = says(())
+    broken = bool(declared) and declared not in (common_conventions(judged) or ())
     text = measured + (f" (declares {declared})" if broken else "")
-    off = judged[judged["facts"].apply(lambda f: f.get("running_var") == "neither")]
-    if len(off) and measured != "neither":
+    off = judged[judged["facts"].apply(lambda f: "running_var" in f and not conventions(f["running_var"]))]
+    if len(off) and measured != neither:
         known = int((off["outcome"] == "known").sum())
         text += f"; {len(off)} of {plural(len(judged), 'case')} match neither" + (f", {known} known" if known else "")
     if any(f.get("replicas_agree") is False for f in rows["facts"]):
         text += "; replicas' copies differ"
     if judged["_split"].apply(len).max() == 1:
         text += " (on one replica only)"
-    outcome = "fail" if broken or measured == "neither" else _worst(judged["outcome"])
+    outcome = Outcome.FAIL if broken or measured == neither else _worst(judged["outcome"])
     return _fact(text, outcome, rows, f"after {judged['facts'].iloc[0].get('steps', '?')} steps, on {_splits(judged)}")
 
 

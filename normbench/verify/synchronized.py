@@ -137,7 +137,7 @@ def _running(adapter: Adapter, case: Case, job: ReplicaJob, run: ReplicaRun, x, 
     declared = adapter.running_var
     best = verdicts[declared][1] if declared else min((v[1] for v in verdicts.values()), key=lambda v: v.ratio)
     row = judged(Check.RUNNING_VAR, best, {**layout, "steps": job.steps,
-                                           "running_var": " or ".join(matches) or "neither",
+                                           "running_var": sorted(matches),
                                            "declared_running_var": declared})
     broken = f", but {adapter.name} declares {declared}" if declared and not best.passed else ""
     row["message"] = f"stores {' or '.join(matches) or 'neither'} running variance{broken}; {best.message}"
