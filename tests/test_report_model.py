@@ -299,13 +299,6 @@ def test_the_running_variance_reads_the_same_from_a_list_and_from_the_older_text
     pd.testing.assert_frame_equal(model.running_var_mismatches(old), model.running_var_mismatches(new))
 
 
-def test_conventions_read_the_list_and_the_older_text():
-    assert conventions(["biased", "unbiased"]) == conventions("biased or unbiased") == {"biased", "unbiased"}
-    assert conventions([]) == conventions("neither") == conventions(None) == frozenset()
-    assert conventions(["unbiased"]) == conventions("unbiased") == {"unbiased"}
-    assert says({"unbiased", "biased"}) == "biased or unbiased" and says(()) == "neither"
-
-
 def with_envelopes(path: Path) -> model.Results:
     """numpy's verification with a known divergence within its envelope (twice, at 40× and 400× a
     tolerance against envelopes of 2000× and 1000×), one past it (3.2e4× against 2500×: a failure)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..results.facts import conventions, says
-from ..results.kinds import Outcome
+from ..results.kinds import Check, Outcome
 from .loading import Results
 from .rows import first_fact, op_or_none, op_title, ordered_ops, own_section
 
@@ -61,11 +61,11 @@ def running_conventions(rows: pd.DataFrame) -> str | None:
 
 def _eps_placement(rows: pd.DataFrame) -> str | None:
     outcomes = set(rows["outcome"])
-    if "fail" in outcomes:
+    if Outcome.FAIL in outcomes:
         return "differs"
-    if "known" in outcomes:
+    if Outcome.KNOWN in outcomes:
         return "differs (known divergence)"
-    return "inside the sqrt" if "pass" in outcomes else None
+    return "inside the sqrt" if Outcome.PASS in outcomes else None
 
 
 def behaviour(res: Results) -> pd.DataFrame:
@@ -89,20 +89,20 @@ def behaviour(res: Results) -> pd.DataFrame:
                 sel = _on[_on["check"] == check]
                 return sel[sel["dtype"] == dtype] if dtype else sel
 
-            defaults = rows("defaults")
+            defaults = rows(Check.DEFAULTS)
             stateful = op is None or op.running_stats != "never"
             momentum = first_fact(defaults, "default_momentum") if stateful else None
             new_weight = first_fact(defaults, "default_momentum_new_weight") if stateful else None
             optional = op is None or op.running_stats == "optional"
             tracks = first_fact(defaults, "default_track_running_stats") if optional else None
-            running = pd.concat([rows("running_var"), rows("running_mean_steps")]) if stateful else on.iloc[0:0]
+            running = pd.concat([rows(Check.RUNNING_VAR), rows(Check.RUNNING_MEAN_STEPS)]) if stateful else on.iloc[0:0]
             measured = running_conventions(running)
             declared = next((f["declared_running_var"] for f in running["facts"]
                              if f.get("declared_running_var")), None)
             if declared is None and measured is not None:
                 declared = "not declared"
             masked = on[on["params"].apply(lambda p: bool(p.get("masked")))]
-            eps_rows = rows("forward_train")
+            eps_rows = rows(Check.FORWARD_TRAIN)
             eps_rows = eps_rows[eps_rows["case"].str.contains(EPS_CASE, regex=False)]
             out.append({
                 "adapter": adapter, "op": name, "title": op_title(name),
@@ -111,13 +111,13 @@ def behaviour(res: Results) -> pd.DataFrame:
                 "momentum as weight of new batch": new_weight,
                 "affine by default": first_fact(defaults, "default_affine"),
                 "running stats by default": tracks,
-                "float16 in → out": first_fact(rows("forward_train", "float16"), "output_dtype"),
+                "float16 in → out": first_fact(rows(Check.FORWARD_TRAIN, "float16"), "output_dtype"),
                 "eps": _eps_placement(eps_rows),
                 "running variance": measured,
                 "declared running variance": declared,
-                "one value per statistic": first_fact(rows("train_one_value_per_channel"), "behaviour"),
-                "train == eval": first_fact(rows("train_equals_eval"), "identical"),
-                "mask support": ("yes" if (masked["outcome"] != "skip").any() else "no") if len(masked) else None,
+                "one value per statistic": first_fact(rows(Check.TRAIN_ONE_VALUE_PER_CHANNEL), "behaviour"),
+                "train == eval": first_fact(rows(Check.TRAIN_EQUALS_EVAL), "identical"),
+                "mask support": ("yes" if (masked["outcome"] != Outcome.SKIP).any() else "no") if len(masked) else None,
                 "running variance mismatch": bool(
                     measured and declared not in (None, "not declared")
                     and declared not in (common_conventions(running) or ())),
