@@ -82,14 +82,14 @@ def raised(adapter: Adapter, exc: Exception) -> dict:
     raised) is a skip with its reason; anything else an error that names the adapter's own line
     that led to it, with the whole traceback in ``facts``."""
     if isinstance(exc, Unsupported):
-        return {"outcome": Outcome.SKIP, "message": str(exc)}
+        return {"outcome": "skip", "message": str(exc)}
     message = f"{type(exc).__name__}: {exc}".strip()
     if isinstance(exc, ImportFailed):
-        return {"outcome": Outcome.ERROR, "message": message}
+        return {"outcome": "error", "message": message}
     frames = tracebacks.of_exception(exc)
     where = tracebacks.innermost(frames, tracebacks.adapter_files(adapter)) or (frames[-1] if frames else None)
     tb = "".join(traceback.format_exception(exc)).rstrip()
-    return {"outcome": Outcome.ERROR, "message": message + (f" (at {where})" if where else ""),
+    return {"outcome": "error", "message": message + (f" (at {where})" if where else ""),
             "facts": {"exception": type(exc).__name__, "where": str(where) if where else None, "traceback": tb}}
 
 
