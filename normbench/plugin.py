@@ -22,7 +22,7 @@ from .adapters import registry
 from .bench import lock
 from .bench.environment import environment
 from .results import records
-from .results.kinds import Outcome
+from .results.kinds import Check, Outcome
 from .results.records import Record, ResultsFile
 from .verify import known
 
@@ -73,13 +73,13 @@ def classify(rec: Record) -> None:
     """Turn a failure a known divergence explains (within its envelope) into ``known``, in place; one
     it matches but does not explain stays a failure that names the entry. Counts nothing (the search
     classifies every example this way, and writes only what it found)."""
-    if rec.outcome in ("fail", "error"):
+    if rec.outcome in (Outcome.FAIL, Outcome.ERROR):
         row = dataclasses.asdict(rec)
         entry, within, why = known.explain(row)
         if entry is not None:
             bound = {"envelope": entry.bound(row), "within_envelope": why, "reason": entry.reason}
             if within:
-                rec.outcome = "known"
+                rec.outcome = Outcome.KNOWN
                 rec.facts = {**rec.facts, "known": entry.key, "link": entry.link, **bound}
                 rec.message = f"known divergence {entry.key} ({why}): {entry.reason} ({entry.link}); {rec.message}"
             else:  # a new failure where an old one is expected: the entry must not hide it
@@ -157,15 +157,15 @@ class Recorder:
         exercises every entry whose conditions it meets; a failure only the entry that explains it
         (another entry that also matches was not put to the test). A skip ran nothing (Keras on
         another backend, a missing feature), so it exercises nothing."""
-        if rec.outcome == "known":
+        if rec.outcome == Outcome.KNOWN:
             self.exercised.setdefault(rec.facts["known"], rec)
             self.reproduced.add(rec.facts["known"])
         elif rec.suite == search.SUITE:  # a search's records are its own picks, not a matrix: besides
             return  # reproducing an entry, they never put one to the test (nor make it stale)
-        elif rec.outcome == "pass":
+        elif rec.outcome == Outcome.PASS:
             for entry in known.matching(dataclasses.asdict(rec)):
                 self.exercised.setdefault(entry.key, rec)
-        elif rec.outcome in ("fail", "error") and rec.facts.get("outside_known"):
+        elif rec.outcome in (Outcome.FAIL, Outcome.ERROR) and rec.facts.get("outside_known"):
             self.exercised.setdefault(rec.facts["outside_known"], rec)
 
     def stale(self) -> dict[str, Record]:
@@ -175,7 +175,7 @@ class Recorder:
             if key not in self.reproduced:
                 entry = next(k for k in known.KNOWN if k.key == key)
                 out[key] = dataclasses.replace(
-                    rec, check="known_divergence", outcome="fail",
+                    rec, check=Check.KNOWN_DIVERGENCE, outcome=Outcome.FAIL,
                     facts={"known": key, "link": entry.link, "reason": entry.reason},
                     message=f"known divergence {key} did not reproduce on {rec.adapter} {rec.framework_version}: "
                             f"fixed upstream? Update its entry in adapters/<framework>/known.py ({entry.link})",
@@ -296,19 +296,19 @@ def norm_record(request: pytest.FixtureRequest, norm_adapter):
                 rec.message = (f"normbench could not match this record against its known divergences "
                                f"({type(exc).__name__}: {exc}); the check said: {rec.message}")
                 rec.facts = {**rec.facts, "traceback": traceback.format_exc()}
-            if rec.outcome in ("fail", "error", "known"):
+            if rec.outcome in (Outcome.FAIL, Outcome.ERROR, Outcome.KNOWN):
                 rec.rerun = rec.rerun or f"{rerun} --adapters '{norm_adapter.ref or norm_adapter.name}'"
                 rec.message = f"{rec.message}; rerun: {rec.rerun}"
             recorder.add(rec)
-        bad = [r for r in records if r.outcome in ("fail", "error")]
+        bad = [r for r in records if r.outcome in (Outcome.FAIL, Outcome.ERROR)]
         if bad:
             tracebacks = [r.facts["traceback"] for r in bad if r.facts.get("traceback")]
             pytest.fail("\n".join([f"{r.check} [{r.outcome}] {r.message}" for r in bad] + tracebacks[:1]),
                         pytrace=False)
-        known = [r for r in records if r.outcome == "known"]
+        known = [r for r in records if r.outcome == Outcome.KNOWN]
         if known:
             pytest.xfail(known[0].message)
-        if records and all(r.outcome == "skip" for r in records):
+        if records and all(r.outcome == Outcome.SKIP for r in records):
             pytest.skip(records[0].message)
         return records
 

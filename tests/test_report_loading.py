@@ -66,7 +66,7 @@ def test_a_newer_format_is_refused_in_one_line_naming_the_file(tmp_path, first):
 
 
 def test_a_check_line_that_is_not_a_record_is_refused_naming_file_and_line(tmp_path):
-    path = _write(tmp_path / "results.jsonl", _record(), _record(check="backward"))
+    path = _write(tmp_path / "results.jsonl", _record(), _record(check="grad_dx"))
     lines = path.read_text().splitlines()
     row = json.loads(lines[2])
     row["outcome"] = "sort of"
@@ -84,7 +84,7 @@ def test_timings_are_counted_apart_and_once_per_case(tmp_path):
     timed = dict(suite="speed", check="forward")
     timing = {"median_s": 1e-3, "iqr_s": 1e-5, "min_s": 9e-4, "rounds": 5, "bytes": 1000, "compile_s": 0.0,
               "allocator": "warm"}
-    path = _write(tmp_path / "results.jsonl", _record(), _record(outcome="fail", check="backward"),
+    path = _write(tmp_path / "results.jsonl", _record(), _record(outcome="fail", check="grad_dx"),
                   *(_record(**timed, timing={**timing, "repeat": r}) for r in range(3)),
                   _record(**timed, case="other", outcome="error", timing={"repeat": 0}),
                   _record(suite="process", check="verify_process", adapter="torch", outcome="skip",

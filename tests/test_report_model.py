@@ -18,6 +18,7 @@ import pytest
 from normbench import ops
 from normbench.bench import allocator
 from normbench.reports import formatting, model
+from normbench.results.facts import conventions, says
 from normbench.verify.known import KNOWN
 
 
@@ -220,7 +221,7 @@ def other_framework(numpy_results: Path, dst: Path) -> Path:
         if row["check"] == "defaults":
             row.update(outcome="pass", facts=defaults[row["op"]])
         if "running_var" in row["facts"]:
-            row["facts"].update(running_var="unbiased", declared_running_var="biased")
+            row["facts"].update(running_var=["unbiased"], declared_running_var="biased")
         if row["op"] == "rms_norm" and "-eps0.1" in row["case"] and row["check"] == "forward_train":
             row["outcome"] = "fail"
         if row["check"] == "forward_train" and row["dtype"] == "float16":
@@ -263,18 +264,39 @@ def test_behaviour_is_one_row_per_adapter_and_op_in_registry_order(numpy_results
     assert "default momentum" not in layer_norm.index and "default eps" in layer_norm.index
 
 
-def test_a_known_stress_record_does_not_decide_the_running_variance(numpy_results, tmp_path):
+@pytest.mark.parametrize("neither", [[], "neither"], ids=["list", "older-text"])
+def test_a_known_stress_record_does_not_decide_the_running_variance(numpy_results, tmp_path, neither):
     """A stress input whose running variance a known divergence explains matches neither convention;
     the passing records still say which one the layer keeps (flax's one-pass variance at offset 1e4)."""
 
     def edit(row):
         if row["check"] == "running_var" and row["input"] == "offset1e4":
             row.update(outcome="known")
-            row["facts"].update(running_var="neither", known="flax-fast-variance")
+            row["facts"].update(running_var=neither, known="flax-fast-variance")
 
     res = model.load([rewrite(numpy_results, tmp_path / "k" / "results.jsonl", edit=edit)])
     row = model.behaviour(res).set_index(["adapter", "op"]).loc[("numpy", "batch_norm")]
     assert row["running variance"] == "biased" and not row["running variance mismatch"]
+
+
+def as_older_text(row: dict) -> None:
+    """A record as files before the list form wrote it: the running-variance convention as text."""
+    if "running_var" in row.get("facts", {}):
+        row["facts"]["running_var"] = says(conventions(row["facts"]["running_var"]))
+
+
+def test_the_running_variance_reads_the_same_from_a_list_and_from_the_older_text(numpy_results, tmp_path):
+    """Files written before the convention became a list ("biased or unbiased", "neither") still read:
+    the behaviour table says the same of both, mismatches included."""
+    other = other_framework(numpy_results, tmp_path / "other" / "results.jsonl")
+    new = model.load([numpy_results, other])
+    assert any(isinstance(f.get("running_var"), list) for f in new.checks["facts"])
+    old = model.load([rewrite(numpy_results, tmp_path / "old" / "results.jsonl", edit=as_older_text),
+                      rewrite(other, tmp_path / "old-other" / "results.jsonl", edit=as_older_text)])
+    assert any(isinstance(f.get("running_var"), str) for f in old.checks["facts"])
+    pd.testing.assert_frame_equal(model.behaviour(old), model.behaviour(new))
+    assert model.behaviour(new)["running variance mismatch"].any()
+    pd.testing.assert_frame_equal(model.running_var_mismatches(old), model.running_var_mismatches(new))
 
 
 def with_envelopes(path: Path) -> model.Results:

@@ -14,8 +14,10 @@ import pytest
 from normbench.reports import html as report_html
 from normbench.reports import markdown, model, sections
 from normbench.reports import synchronized as sync
+from normbench.results.facts import conventions, says
 
 from .helpers import browser_dom, run_cli, section
+from .test_report_model import rewrite
 
 ADAPTERS = ("numpy,tests.meta_replicas:Independent,tests.meta_replicas:UnweightedMean,"
             "tests.meta_replicas:LocalOnly")
@@ -88,6 +90,19 @@ def test_facts_say_which_adapter_weights_replicas_by_count_and_which_ignores_syn
     # the meta adapters do not record how uneven shards were passed: a dash, not a guess
     assert facts["numpy"]["uneven"] == "as they are: each replica's own rows"
     assert {f["uneven"] for a, f in facts.items() if a != "numpy"} == {"—"}
+
+
+def test_the_running_variance_fact_reads_the_same_from_a_list_and_from_the_older_text(res, sync_results, tmp_path):
+    """A results file from before the convention became a list ("biased or unbiased", "neither")
+    gives the same facts, colours and details."""
+    def as_older_text(row):
+        if "running_var" in row.get("facts", {}):
+            row["facts"]["running_var"] = says(conventions(row["facts"]["running_var"]))
+
+    assert any(isinstance(f.get("running_var"), list) for f in res.checks["facts"])
+    old = model.load(rewrite(sync_results, tmp_path / "old" / "results.jsonl", edit=as_older_text))
+    assert any(isinstance(f.get("running_var"), str) for f in old.checks["facts"])
+    pd.testing.assert_frame_equal(sync.facts(old), sync.facts(res))
 
 
 def test_a_fact_without_records_is_not_run(res):

@@ -23,11 +23,12 @@ from ..ops.case import BenchCase
 from ..ops.spec import NormSpec
 from ..results import records
 from ..results.allocators import OVERLAP_CORES, PAGE, faulting  # noqa: F401 - defined there since reports read them too
+from ..results.kinds import Check, Outcome, Suite
 from ..results.records import Record
 from . import allocator, threads
 from .load import OtherLoad
 
-SUITE = "speed"
+SUITE = Suite.SPEED
 TARGET_ROUND_S = 1e-3  # a round lasts at least this long, so timer resolution is negligible
 TARGET_CASE_S = 0.15  # steady-state time per case and repeat (three repeats by default)
 ROUNDS = (5, 200)
@@ -162,7 +163,7 @@ def _run(adapter: Adapter, case: BenchCase, benchmark, bandwidth_gbps: float, pr
                + (f"; {faults:.0f} page faults per call" if faulting(faults, moved) else "")
                + (f"; other processes kept {other.cores:.1f} cores busy meanwhile"
                   if other.cores is not None and other.cores >= OVERLAP_CORES else ""))
-    return record(adapter, case, spec, shape, outcome="pass", message=message, timing=timing)
+    return record(adapter, case, spec, shape, outcome=Outcome.PASS, message=message, timing=timing)
 
 
 def _minor_faults() -> int:
@@ -179,7 +180,7 @@ def recompiles(adapter: Adapter, lengths=LENGTHS, dtype: str = "float32") -> Rec
     try:
         return _recompiles(adapter, case, spec, lengths, dtype)
     except Exception as exc:  # noqa: BLE001 - a skip (Unsupported) or an error naming the adapter's line
-        return record(adapter, case, spec, case.shape, check="recompiles", **raised(adapter, exc))
+        return record(adapter, case, spec, case.shape, check=Check.RECOMPILES, **raised(adapter, exc))
 
 
 def _recompiles(adapter: Adapter, case: BenchCase, spec: NormSpec, lengths, dtype: str) -> Record:
@@ -199,7 +200,7 @@ def _recompiles(adapter: Adapter, case: BenchCase, spec: NormSpec, lengths, dtyp
     message = (f"{n} traces for {len(set(lengths))} distinct lengths over {len(lengths)} calls" if counted
                else "no tracing: runs any shape without recompiling")
     facts = {"lengths": list(lengths), "traces": traces, "recompiles": n, "first_call_s": first_calls}
-    rec = record(adapter, case, spec, case.shape, outcome="pass", message=message, facts=facts,
+    rec = record(adapter, case, spec, case.shape, outcome=Outcome.PASS, message=message, facts=facts,
                  timing={"recompiles": n, "compile_s": max(first_calls) - min(first_calls)})
-    rec.check = "recompiles"
+    rec.check = Check.RECOMPILES
     return rec

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..adapters import framework
 from ..ops.case import BenchCase
+from ..results.kinds import Outcome
 from . import bandwidth
 from .load import OtherLoad
 
@@ -153,7 +154,7 @@ def probe_bandwidth(threads: int) -> float:
     return bandwidth.measure(threads, megabytes=64, trials=5)["gbps"]
 
 
-def judge(facts: dict) -> tuple[str, str]:
+def judge(facts: dict) -> tuple[Outcome, str]:
     """(outcome, message) on whether the harness agrees within ±TOLERANCE with the bare loop
     interleaved with it in this process and, where measured, in a fresh process.
 
@@ -175,13 +176,14 @@ def judge(facts: dict) -> tuple[str, str]:
                 if facts.get("fresh_bare_median_s") else ""))
     target = f"(target 1.00 ± {TOLERANCE:.2f}; 95 % intervals)"
     if all(lo <= v <= hi for v, _ in judged.values()):
-        return "pass", f"self-check {text} {target}: {times}"
+        return Outcome.PASS, f"self-check {text} {target}: {times}"
     outside = [k for k, (v, ci) in judged.items() if ci is None or ci[1] < lo or ci[0] > hi]
     why = busy(facts)
     if why:
-        return "skip", f"self-check inconclusive: the machine was busy ({why}); measured {text}, not judged: {times}"
+        return Outcome.SKIP, (f"self-check inconclusive: the machine was busy ({why}); measured {text}, "
+                              f"not judged: {times}")
     if not outside:
-        return "skip", (f"self-check inconclusive: a ratio is outside the target but its interval reaches back in "
-                        f"(the machine's noise at that moment is as large as the target); measured {text} {target}, "
-                        f"not judged: {times}")
-    return "fail", f"self-check {text} {target}: {times}"
+        return Outcome.SKIP, (f"self-check inconclusive: a ratio is outside the target but its interval reaches "
+                              f"back in (the machine's noise at that moment is as large as the target); measured "
+                              f"{text} {target}, not judged: {times}")
+    return Outcome.FAIL, f"self-check {text} {target}: {times}"

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .. import ops
+from ..results.kinds import Outcome, Suite
 from . import inputs
 from .envelopes import Envelope, Row, measured, number, worst_kappa
 
@@ -32,7 +33,7 @@ class Known:
 
     def explains(self, row: Row) -> tuple[bool, str]:
         """Whether this cause accounts for a failing or erroring record, and how far within it."""
-        if row.get("outcome") == "error":
+        if row.get("outcome") == Outcome.ERROR:
             exc = (row.get("facts") or {}).get("exception") or str(row.get("message", "")).split(":", 1)[0]
             ok = exc in self.raises
             return ok, (f"raises {exc}, as this cause does" if ok else
@@ -69,7 +70,7 @@ def channels(row: Row) -> int | None:
 
 
 def synchronized(row: Row) -> bool:
-    return row.get("suite") == "synchronized"
+    return row.get("suite") == Suite.SYNCHRONIZED
 
 
 def counts_differ(row: Row) -> bool:

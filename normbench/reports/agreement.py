@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..results.kinds import Outcome
 from .loading import Results
 from .rows import derivative, mixed, run_labels, single_process, verification, with_ratio, worst_of
 
@@ -29,7 +30,7 @@ def closest(res: Results) -> pd.DataFrame:
     their bounds would crowd the first-order checks out of the list."""
     c = verification(res)
     a = agreement(res, c[~(derivative(c) | mixed(c))] if len(c) else c)
-    a = a[(a["outcome"] == "pass") & a["ratio"].notna()]
+    a = a[(a["outcome"] == Outcome.PASS) & a["ratio"].notna()]
     return a.sort_values("ratio", ascending=False, kind="stable").reset_index(drop=True)
 
 
@@ -44,7 +45,7 @@ def agreement_cells(res: Results) -> pd.DataFrame:
     c = single_process(res)
     if not len(c) or "tolerance" not in c:
         return pd.DataFrame(columns=cols)
-    c = c[(c["max_abs_err"].notna() & c["tolerance"].notna()) | c["outcome"].isin(["fail", "error"])]
+    c = c[(c["max_abs_err"].notna() & c["tolerance"].notna()) | c["outcome"].isin([Outcome.FAIL, Outcome.ERROR])]
     if not len(c):
         return pd.DataFrame(columns=cols)
     cells = worst_of(c, ["case", "adapter"])

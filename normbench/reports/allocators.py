@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..results.kinds import Check, Outcome, Suite
 from .formatting import (
     fmt_ratio,
     plural,
@@ -19,7 +20,7 @@ def self_checks(res: Results) -> pd.DataFrame:
     loop of the same call, interleaved in that process (and, for bench --self-check, a fresh one)."""
     cols = ["adapter", "run", "repeat", "outcome", "ratio", "fresh_ratio", "case_vs_bare", "allocator", "message"]
     c = res.checks
-    rows = c[(c["suite"] == "speed") & (c["check"] == "self_check")] if len(c) else c
+    rows = c[(c["suite"] == Suite.SPEED) & (c["check"] == Check.SELF_CHECK)] if len(c) else c
     if not len(rows):
         return pd.DataFrame(columns=cols)
     facts = rows["facts"]
@@ -39,8 +40,8 @@ def self_checks(res: Results) -> pd.DataFrame:
 
 def self_check_text(found: pd.DataFrame) -> str:
     """One sentence over every self-check: how many passed, the range of the ratios."""
-    n, passed = len(found), int((found["outcome"] == "pass").sum())
-    busy = int((found["outcome"] == "skip").sum())
+    n, passed = len(found), int((found["outcome"] == Outcome.PASS).sum())
+    busy = int((found["outcome"] == Outcome.SKIP).sum())
     ratios = pd.concat([found["ratio"], found["fresh_ratio"]]).dropna()
     span_ = f"; harness/bare ratios {ratios.min():.3f}–{ratios.max():.3f}" if len(ratios) else ""
     return (f"{passed} of {plural(n, 'self-check')} passed (target 1.00 ± 0.05)"

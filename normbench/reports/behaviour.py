@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..results.facts import conventions, says
+from ..results.kinds import Check, Outcome
 from .loading import Results
 from .rows import first_fact, op_or_none, op_title, ordered_ops, own_section
 
@@ -27,32 +29,43 @@ BEHAVIOUR_FACTS = {  # column: its label as a row of the per-op tables (the repo
 }
 
 
-def running_conventions(rows: pd.DataFrame) -> str | None:
-    """The running-variance convention every record agrees on: "biased or unbiased" where no record
-    could tell them apart, "neither" where a record matched none, "varies by case" if records
-    disagree (tf_keras: its fused 4-D kernel keeps unbiased, its other paths biased). Records that
-    passed speak for the convention; one a known divergence explains (a stress input whose
-    statistics are off for a documented reason) matches neither, and says nothing about which one
-    the layer keeps, unless no record passed."""
-    passed = rows[rows["outcome"] == "pass"]
+def measured_conventions(rows: pd.DataFrame) -> list[frozenset[str]]:
+    """The running-variance conventions each record matched (an empty set: neither), read from
+    this format's list or an older file's "biased or unbiased" text. Records that passed speak for
+    the convention; one a known divergence explains (a stress input whose statistics are off for a
+    documented reason) matches neither, and says nothing about which one the layer keeps, unless
+    no record passed."""
+    passed = rows[rows["outcome"] == Outcome.PASS]
     rows = passed if len(passed) else rows
-    found = [f["running_var"] for f in rows["facts"] if isinstance(f.get("running_var"), str)]
+    return [conventions(f["running_var"]) for f in rows["facts"] if f.get("running_var") is not None]
+
+
+def common_conventions(rows: pd.DataFrame) -> frozenset[str] | None:
+    """The conventions every record matched (None where no record measured one)."""
+    found = measured_conventions(rows)
+    return frozenset.intersection(*found) if found else None
+
+
+def running_conventions(rows: pd.DataFrame) -> str | None:
+    """The running-variance convention every record agrees on, in words: "biased or unbiased" where
+    no record could tell them apart, "neither" where a record matched none, "varies by case" if
+    records disagree (tf_keras: its fused 4-D kernel keeps unbiased, its other paths biased)."""
+    found = measured_conventions(rows)
     if not found:
         return None
-    sets = [set(v.split(" or ")) - {"neither"} for v in found]
-    if any(not s for s in sets):
-        return "neither"
-    common = set.intersection(*sets)
-    return " or ".join(sorted(common)) if common else "varies by case"
+    if any(not s for s in found):
+        return says(())
+    common = frozenset.intersection(*found)
+    return says(common) if common else "varies by case"
 
 
 def _eps_placement(rows: pd.DataFrame) -> str | None:
     outcomes = set(rows["outcome"])
-    if "fail" in outcomes:
+    if Outcome.FAIL in outcomes:
         return "differs"
-    if "known" in outcomes:
+    if Outcome.KNOWN in outcomes:
         return "differs (known divergence)"
-    return "inside the sqrt" if "pass" in outcomes else None
+    return "inside the sqrt" if Outcome.PASS in outcomes else None
 
 
 def behaviour(res: Results) -> pd.DataFrame:
@@ -76,20 +89,20 @@ def behaviour(res: Results) -> pd.DataFrame:
                 sel = _on[_on["check"] == check]
                 return sel[sel["dtype"] == dtype] if dtype else sel
 
-            defaults = rows("defaults")
+            defaults = rows(Check.DEFAULTS)
             stateful = op is None or op.running_stats != "never"
             momentum = first_fact(defaults, "default_momentum") if stateful else None
             new_weight = first_fact(defaults, "default_momentum_new_weight") if stateful else None
             optional = op is None or op.running_stats == "optional"
             tracks = first_fact(defaults, "default_track_running_stats") if optional else None
-            running = pd.concat([rows("running_var"), rows("running_mean_steps")]) if stateful else on.iloc[0:0]
+            running = pd.concat([rows(Check.RUNNING_VAR), rows(Check.RUNNING_MEAN_STEPS)]) if stateful else on.iloc[0:0]
             measured = running_conventions(running)
             declared = next((f["declared_running_var"] for f in running["facts"]
                              if f.get("declared_running_var")), None)
             if declared is None and measured is not None:
                 declared = "not declared"
             masked = on[on["params"].apply(lambda p: bool(p.get("masked")))]
-            eps_rows = rows("forward_train")
+            eps_rows = rows(Check.FORWARD_TRAIN)
             eps_rows = eps_rows[eps_rows["case"].str.contains(EPS_CASE, regex=False)]
             out.append({
                 "adapter": adapter, "op": name, "title": op_title(name),
@@ -98,16 +111,16 @@ def behaviour(res: Results) -> pd.DataFrame:
                 "momentum as weight of new batch": new_weight,
                 "affine by default": first_fact(defaults, "default_affine"),
                 "running stats by default": tracks,
-                "float16 in → out": first_fact(rows("forward_train", "float16"), "output_dtype"),
+                "float16 in → out": first_fact(rows(Check.FORWARD_TRAIN, "float16"), "output_dtype"),
                 "eps": _eps_placement(eps_rows),
                 "running variance": measured,
                 "declared running variance": declared,
-                "one value per statistic": first_fact(rows("train_one_value_per_channel"), "behaviour"),
-                "train == eval": first_fact(rows("train_equals_eval"), "identical"),
-                "mask support": ("yes" if (masked["outcome"] != "skip").any() else "no") if len(masked) else None,
+                "one value per statistic": first_fact(rows(Check.TRAIN_ONE_VALUE_PER_CHANNEL), "behaviour"),
+                "train == eval": first_fact(rows(Check.TRAIN_EQUALS_EVAL), "identical"),
+                "mask support": ("yes" if (masked["outcome"] != Outcome.SKIP).any() else "no") if len(masked) else None,
                 "running variance mismatch": bool(
                     measured and declared not in (None, "not declared")
-                    and declared not in measured.split(" or ")),
+                    and declared not in (common_conventions(running) or ())),
             })
     return pd.DataFrame(out, columns=cols)
 

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from ..results.allocators import faulting
+from ..results.kinds import Check, Outcome, Suite
 from . import model
 from .drift import MIN_SHIFT_CASES, PROBES, SHIFT_FACTOR, Drift, machine_drift, machine_notes
 from .markdown_elements import cell, code, table
@@ -56,7 +57,7 @@ DEFAULT_FACTOR = 1.6
 ADAPTER_SHIFT_FACTOR = 1.2
 MEMORY_BOUND = 0.5  # a case at half the measured copy bandwidth or more moves with the memory
 UNRECORDED = "unrecorded"  # the allocator of a file from before records carried one
-OK, BAD = {"pass", "known"}, {"fail", "error"}
+OK, BAD = {Outcome.PASS, Outcome.KNOWN}, {Outcome.FAIL, Outcome.ERROR}
 MAX_ROWS = 50
 MARKS = {"slower": "+", "faster": "-", "broke": "x", "regressed": "x", "noise": "~", "allocator": "?"}
 
@@ -116,7 +117,7 @@ def _timings(res: Results) -> pd.DataFrame:
             "faults_per_call", "bytes", "roofline_frac"]
     checks = res.checks.assign(allocator=allocators(res)) if len(res.checks) else res.checks
     # A self-check shares its case's name but judges the harness, not a timing of the code.
-    speed = checks[(checks["suite"] == "speed") & (checks["check"] != "self_check")] if len(checks) else checks
+    speed = checks[(checks["suite"] == Suite.SPEED) & (checks["check"] != Check.SELF_CHECK)] if len(checks) else checks
     parts = [model.timed_rows(Results(group, res.environments)) for _, group in speed.groupby("allocator")]
     parts = [p for p in parts if len(p)]
     if not parts:
@@ -149,8 +150,8 @@ def _speed_changes(both: pd.DataFrame, factor: float, alpha: float, drifts: dict
     out = []
     for _, r in both.iterrows():
         o, n = _side(r, "_old"), _side(r, "_new")
-        timed_old = o["outcome"] == "pass" and pd.notna(o["median_s"])
-        timed_new = n["outcome"] == "pass" and pd.notna(n["median_s"])
+        timed_old = o["outcome"] == Outcome.PASS and pd.notna(o["median_s"])
+        timed_new = n["outcome"] == Outcome.PASS and pd.notna(n["median_s"])
         row = {"adapter": r["adapter"], "case": r["case"], "allocator": _allocator(r, o, n),
                "old_s": o["median_s"] if timed_old else None,
                "new_s": n["median_s"] if timed_new else None, "old_iqr_s": o["iqr_s"] if timed_old else None,
@@ -217,7 +218,7 @@ def _outcome_changes(old: Results, new: Results, by_allocator: bool = True) -> p
         c = res.checks
         if not len(c):
             return pd.DataFrame(columns=[*key, "outcome", "message", "rerun"])
-        c = c.assign(allocator=allocators(res).where(c["suite"] == "speed", "") if by_allocator else "")
+        c = c.assign(allocator=allocators(res).where(c["suite"] == Suite.SPEED, "") if by_allocator else "")
         return c[[*key, "outcome", "message", "rerun"]].drop_duplicates(key, keep="last")
 
     both = pick(old).merge(pick(new), on=key, how="outer", suffixes=("_old", "_new"))
@@ -295,7 +296,7 @@ class Comparison:
     def counts(self) -> dict[str, int]:
         """Timings slower/faster/unchanged, checks broke/fixed, and cases or checks in one run only."""
         s, o = self.speed["change"].value_counts(), self.outcomes["change"].value_counts()
-        checks = self.outcomes[self.outcomes["suite"] != "speed"]["change"].value_counts()  # speed: counted in s
+        checks = self.outcomes[self.outcomes["suite"] != Suite.SPEED]["change"].value_counts()  # speed: counted in s
         return {"slower": int(s.get("slower", 0)), "faster": int(s.get("faster", 0)),
                 "unchanged": int(s.get("same", 0) + s.get("noise", 0)), "allocator": int(s.get("allocator", 0)),
                 "broke": int(o.get("regressed", 0)), "fixed": int(o.get("fixed", 0)),
@@ -361,7 +362,7 @@ class Comparison:
 
     def _outcome_table(self) -> str:
         o = self.outcomes
-        o = o[o["suite"] != "speed"] if len(o) else o  # speed outcomes are in the speed table
+        o = o[o["suite"] != Suite.SPEED] if len(o) else o  # speed outcomes are in the speed table
         if not len(o):
             return "No check changed its outcome."
         shown = o[~o["change"].isin(["added", "removed"])]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..results.kinds import Check, Outcome
 from .model import (
     DERIVATIVE_CHECKS,
     SEVERITY,
@@ -27,7 +28,7 @@ LABELS = dict(zip(DERIVATIVE_CHECKS, ("jvp", "second-order dx", "second-order d�
 CELL_COLUMNS = ["adapter", "op", "title", "check", "label", "outcome", "ratio", "err_eps", "max_abs_err", "tolerance",
                 "checks", "case", "tally", "known", "link", "message"]
 SUMMARY_COLUMNS = ["adapter", "check", "label", "outcome", "ratio", "checks", "by_outcome", "known", "link", "message"]
-TALLY = ("fail", "error", "known", "pass", "skip")  # the order ops are named by outcome
+TALLY = (Outcome.FAIL, Outcome.ERROR, Outcome.KNOWN, Outcome.PASS, Outcome.SKIP)  # the order ops are named by outcome
 
 
 def records(res: Results) -> pd.DataFrame:
@@ -39,11 +40,11 @@ def records(res: Results) -> pd.DataFrame:
 def _whole_check(d: pd.DataFrame) -> pd.DataFrame:
     """``d`` with a second-order check that skipped or raised as a whole (recorded once, as
     second_order_dx) said for dγ too, where the case has no dγ record: it was not computed either."""
-    whole = d[(d["check"] == "second_order_dx") & d["outcome"].isin(["skip", "error"])]
-    dgamma = d[d["check"] == "second_order_dgamma"]
+    whole = d[(d["check"] == Check.SECOND_ORDER_DX) & d["outcome"].isin([Outcome.SKIP, Outcome.ERROR])]
+    dgamma = d[d["check"] == Check.SECOND_ORDER_DGAMMA]
     have = set(zip(dgamma["adapter"], dgamma["case"], strict=True))
     extra = whole[[k not in have for k in zip(whole["adapter"], whole["case"], strict=True)]]
-    return pd.concat([d, extra.assign(check="second_order_dgamma")], ignore_index=True) if len(extra) else d
+    return pd.concat([d, extra.assign(check=Check.SECOND_ORDER_DGAMMA)], ignore_index=True) if len(extra) else d
 
 
 def _text(v) -> str | None:

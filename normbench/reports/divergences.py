@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..results.kinds import Outcome
 from .loading import Results
 from .rows import run_labels, with_ratio
 
@@ -54,7 +55,7 @@ def known(res: Results) -> pd.DataFrame:
         return pd.DataFrame(columns=KNOWN_COLUMNS)
     key = c["facts"].apply(lambda f: f.get("known") or None)
     # entries selected with their rows: a Series assigned to an empty frame would bring back its whole index
-    explained = (c["outcome"] == "known") & key.notna()
+    explained = (c["outcome"] == Outcome.KNOWN) & key.notna()
     inside = c[explained].assign(entry=key[explained])
     outside_key = c["facts"].apply(lambda f: f.get("outside_known"))
     outside = c[outside_key.notna()].assign(entry=outside_key[outside_key.notna()])
@@ -102,7 +103,7 @@ def outside_known(res: Results) -> pd.DataFrame:
 def failures(res: Results) -> pd.DataFrame:
     """Unexpected failures and errors, with the command that reruns each."""
     c = res.checks
-    rows = c[c["outcome"].isin(["fail", "error"])] if len(c) else c
+    rows = c[c["outcome"].isin([Outcome.FAIL, Outcome.ERROR])] if len(c) else c
     cols = ["adapter", "suite", "case", "check", "outcome", "message", "rerun", "machine", "run"]
     if not len(rows):
         return pd.DataFrame(columns=cols)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..results.counts import count, install_hint, not_installed
+from ..results.kinds import Suite
 from ..results.records import read_records
 
 
@@ -107,7 +108,7 @@ def _allocator_parent(path: Path, env: dict) -> Path | None:
 
 def _with_allocator(row: dict, named: str | None) -> dict:
     """A timing without an allocator of its own ran under its file's (None where neither says)."""
-    if row.get("suite") == "speed" and not row.get("allocator") and named:
+    if row.get("suite") == Suite.SPEED and not row.get("allocator") and named:
         return {**row, "allocator": named}
     return row
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from ..results.kinds import Outcome
 from .formatting import (
     MISSING,
     fmt_value,
@@ -44,8 +45,8 @@ def short(text, limit: int = MAX_TEXT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-FACT_MARKS = {"fail": "❌ ", "error": "❌ ", "known": "⚠️ "}
-OUTCOME_MARKS = {"pass": "✅", "known": "⚠️ K", "fail": "❌", "error": "❌"}
+FACT_MARKS = {Outcome.FAIL: "❌ ", Outcome.ERROR: "❌ ", Outcome.KNOWN: "⚠️ "}
+OUTCOME_MARKS = {Outcome.PASS: "✅", Outcome.KNOWN: "⚠️ K", Outcome.FAIL: "❌", Outcome.ERROR: "❌"}
 
 
 def entry(key, url) -> str:

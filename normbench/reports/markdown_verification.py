@@ -3,6 +3,7 @@ mixed precision, synchronized BatchNorm, search, closest to tolerance, known div
 
 from __future__ import annotations
 
+from ..results.kinds import Outcome
 from . import derivatives as deriv
 from . import mixed, model, search
 from . import synchronized as sync
@@ -57,7 +58,8 @@ def verdict_table(res: Results) -> str:
                 cells.append(MISSING)
                 continue
             mark = "❌" if r["fail"] + r["error"] else "✅"
-            counts = ", ".join(f"{int(r[o])} {o}" for o in ("fail", "error", "pass", "known", "skip") if r[o])
+            order = (Outcome.FAIL, Outcome.ERROR, Outcome.PASS, Outcome.KNOWN, Outcome.SKIP)
+            counts = ", ".join(f"{int(r[o])} {o}" for o in order if r[o])
             cells.append(f"{mark} {counts}")
         rows.append([cell(adapter), *cells])
     return table(["adapter", *suites], rows)
@@ -109,10 +111,10 @@ def _fact_cell(f) -> str:
 def _worst_cell(r) -> str:
     """"4 replicas ❌ 7.46e5 (2+6 · 8×6 float32 normal)": the worst case's error / tolerance."""
     count = plural(int(r["replicas"]), "replica")
-    if r["outcome"] == "skip":
+    if r["outcome"] == Outcome.SKIP:
         return f"{count} skipped"
-    value = "error" if r["outcome"] == "error" and missing(r["ratio"]) else fmt_value(r["ratio"])
-    where = f" ({r['layout']})" if r["outcome"] != "pass" else ""
+    value = "error" if r["outcome"] == Outcome.ERROR and missing(r["ratio"]) else fmt_value(r["ratio"])
+    where = f" ({r['layout']})" if r["outcome"] != Outcome.PASS else ""
     return f"{count} {OUTCOME_MARKS.get(r['outcome'], '')} {value}{where}"
 
 
@@ -134,18 +136,18 @@ def synchronized_section(res: Results) -> str | None:
 
 
 def _ratio(outcome: str, ratio) -> str:
-    value = "error" if outcome == "error" and missing(ratio) else fmt_value(ratio)
+    value = "error" if outcome == Outcome.ERROR and missing(ratio) else fmt_value(ratio)
     return f"{OUTCOME_MARKS.get(outcome, '')} {value}".strip()
 
 
 def _derivative_cell(r) -> str:
     """"❌ 4.97e13: fail on LayerNorm, RMSNorm; known on BatchNorm (`key`)": the worst error /
     tolerance over the ops, and the ops that did not pass, by outcome."""
-    if r["outcome"] == "skip":
+    if r["outcome"] == Outcome.SKIP:
         return cell(f"skip: {short(r['message'], 80)}")
     every = sum(len(t) for t in r["by_outcome"].values())
     said = [f"{o} on {'every op' if len(t) == every else ', '.join(t)}" for o, t in r["by_outcome"].items()
-            if o != "pass"]
+            if o != Outcome.PASS]
     head = _ratio(r["outcome"], r["ratio"])
     if head.endswith(" error") and said:  # an exception: no ratio to show, the ops say it
         head = head.removesuffix(" error")

@@ -15,6 +15,7 @@ import re
 
 import pandas as pd
 
+from ..results.kinds import Check, Outcome
 from .formatting import MISSING, number, sig3
 from .model import Results, mixed, op_rank, op_title, ordered_ops, tally, verification, worst_of
 
@@ -59,7 +60,7 @@ def _fold(by_op: dict[str, str | None], titles: list[str]) -> str:
 
 
 def _grads(rows: pd.DataFrame) -> str | None:
-    dx, dgamma = _distinct(rows, "grad_dtype", ("grad_dx",)), _distinct(rows, "grad_dtype", ("grad_dgamma",))
+    dx, dgamma = _distinct(rows, "grad_dtype", (Check.GRAD_DX,)), _distinct(rows, "grad_dtype", (Check.GRAD_DGAMMA,))
     if not dx and not dgamma:
         return None
     return f"{' or '.join(dx) or MISSING}; {' or '.join(dgamma) or MISSING}"
@@ -83,18 +84,19 @@ def _float32(rows: pd.DataFrame, compute: dict[str, str]) -> tuple[str, str | No
             other.setdefault(c, []).append(t)
     rest = "; ".join(f"not judged: documents {c} compute" + ("" if len(t) == len(compute) else f" ({', '.join(t)})")
                      for c, t in other.items())
-    judged = rows[rows["title"].isin(ops32) & rows["outcome"].isin(["pass", "fail", "known"])]
+    judged = rows[rows["title"].isin(ops32) & rows["outcome"].isin([Outcome.PASS, Outcome.FAIL, Outcome.KNOWN])]
     if not len(judged):
-        return (rest or MISSING), ("skip" if rest else None)
-    bad = judged[judged["outcome"] != "pass"]
+        return (rest or MISSING), (Outcome.SKIP if rest else None)
+    bad = judged[judged["outcome"] != Outcome.PASS]
     if not len(bad):
-        return "; ".join(x for x in (YES, rest) if x), "pass"
+        return "; ".join(x for x in (YES, rest) if x), Outcome.PASS
     worst = bad.loc[bad.apply(_ratio, axis=1).idxmax()]
     key = _text(worst["facts"].get("known"))
     where = f"{worst['title']} {worst['check']}" + (f", known: {key}" if key else "")
     fine = [t for t in ops32 if t not in set(bad["title"]) and t in set(judged["title"])]
     text = f"no: {sig3(_ratio(worst))}× ({where})" + (f"; within it on {', '.join(fine)}" if fine else "")
-    return "; ".join(x for x in (text, rest) if x), "fail" if (bad["outcome"] == "fail").any() else "known"
+    outcome = Outcome.FAIL if (bad["outcome"] == Outcome.FAIL).any() else Outcome.KNOWN
+    return "; ".join(x for x in (text, rest) if x), outcome
 
 
 def _path_row(adapter: str, how: str | None, dtype: str, rows: pd.DataFrame) -> dict:
@@ -133,9 +135,9 @@ def _no_path_row(adapter: str, rows: pd.DataFrame) -> dict:
         on = sorted(rows.loc[rows["op"] == name, "dtype"].unique(), key=_dtype_rank)
         ops.append(op_title(name) + ("" if on == dtypes else f" ({', '.join(on)})"))
     reasons = list(dict.fromkeys(rows["_reason"]))
-    return {**dict.fromkeys(COLUMNS), "adapter": adapter, "dtype": ", ".join(dtypes), "ops": ops, "outcome": "skip",
-            "checks": len(rows), "tally": tally(rows["outcome"]), "path": False, "reason": "; ".join(reasons),
-            "reasons": len(reasons)}
+    return {**dict.fromkeys(COLUMNS), "adapter": adapter, "dtype": ", ".join(dtypes), "ops": ops,
+            "outcome": Outcome.SKIP, "checks": len(rows), "tally": tally(rows["outcome"]), "path": False,
+            "reason": "; ".join(reasons), "reasons": len(reasons)}
 
 
 def ops_label(ops: list[str], every: list[str]) -> str:
@@ -169,7 +171,7 @@ def paths(res: Results, per_path: bool = True) -> pd.DataFrame:
         if name:
             how.setdefault(k, name)
     m = m.assign(how=[how.get(k) for k in key])
-    skipped = m.groupby(["adapter", "op", "dtype"])["outcome"].transform(lambda o: (o == "skip").all())
+    skipped = m.groupby(["adapter", "op", "dtype"])["outcome"].transform(lambda o: (o == Outcome.SKIP).all())
     no_path = m["how"].isna() & skipped
     m = m.assign(_reason=[_reason(r) if gone else None for gone, (_, r) in zip(no_path, m.iterrows(), strict=True)])
     out = []

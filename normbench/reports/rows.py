@@ -7,7 +7,7 @@ import pandas as pd
 
 from .. import ops
 from ..results.counts import not_installed
-from ..results.kinds import Suite
+from ..results.kinds import DERIVATIVE_CHECKS, Outcome, Suite
 from .formatting import missing
 from .loading import Results, run_of
 
@@ -25,7 +25,6 @@ def verification(res: Results) -> pd.DataFrame:
     return c[(c["suite"] != Suite.SPEED) & ran(c)] if len(c) else c
 
 
-DERIVATIVE_CHECKS = ("jvp", "second_order_dx", "second_order_dgamma")  # forward mode and second order
 
 
 def derivative(c: pd.DataFrame) -> pd.Series:
@@ -87,7 +86,8 @@ def op_or_none(name):
         return None
 
 
-SEVERITY = {"error": 3, "fail": 2, "known": 1, "pass": 0, "skip": -1}  # which check speaks for a heatmap cell
+SEVERITY = {Outcome.ERROR: 3, Outcome.FAIL: 2, Outcome.KNOWN: 1, Outcome.PASS: 0,  # which check speaks for a cell
+            Outcome.SKIP: -1}
 
 
 def with_ratio(c: pd.DataFrame) -> pd.DataFrame:

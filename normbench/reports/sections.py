@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from ..results.kinds import Suite
 from . import derivatives as deriv
 from . import search as searched
 from . import synchronized as sync
@@ -68,7 +69,7 @@ def own_derivatives(res: Results) -> bool:
 
 def timed(res: Results) -> bool:
     c = res.checks
-    return bool(len(c)) and bool((c["suite"] == "speed").any())
+    return bool(len(c)) and bool((c["suite"] == Suite.SPEED).any())
 
 
 SECTIONS: list[Section] = [

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..results.kinds import Suite
+from ..results.facts import conventions, says
+from ..results.kinds import Check, Outcome, Suite
+from .behaviour import common_conventions
 from .formatting import MISSING, plural
 from .model import SEVERITY, Results, running_conventions, worst_of
 
-SUPPORT = "synchronized"  # the check of the one support record per adapter
+SUPPORT = Check.SYNCHRONIZED  # the check of the one support record per adapter
 NOT_RUN = "not run"
 FACTS = {  # key: the column's label
     "synchronizes": "synchronizes?",
@@ -73,7 +75,7 @@ def _worst(outcomes) -> str | None:
 
 def _known(rows: pd.DataFrame) -> tuple[str | None, str | None]:
     """The first known divergence that explains one of ``rows``: (key, link)."""
-    for _, r in rows[rows["outcome"] == "known"].iterrows():
+    for _, r in rows[rows["outcome"] == Outcome.KNOWN].iterrows():
         if r["facts"].get("known"):
             return r["facts"]["known"], r["facts"].get("link")
     return None, None
@@ -88,12 +90,12 @@ def _unjudged(rows: pd.DataFrame) -> dict | None:
     """The fact of rows that never compared anything (every one skipped or raised), else None."""
     if not len(rows):
         return _fact(NOT_RUN)
-    if not rows["outcome"].isin(["skip", "error"]).all():
+    if not rows["outcome"].isin([Outcome.SKIP, Outcome.ERROR]).all():
         return None
     first = rows[rows["outcome"] == _worst(rows["outcome"])].iloc[0]
-    if first["outcome"] == "error":
-        return _fact(f"error: {_short(first['message'])}", "error", rows, f"on {_splits(rows)}")
-    return _fact(NOT_RUN, "skip", rows, _short(first["message"], 400))
+    if first["outcome"] == Outcome.ERROR:
+        return _fact(f"error: {_short(first['message'])}", Outcome.ERROR, rows, f"on {_splits(rows)}")
+    return _fact(NOT_RUN, Outcome.SKIP, rows, _short(first["message"], 400))
 
 
 def _matched(rows: pd.DataFrame, column: int) -> dict:
@@ -102,7 +104,7 @@ def _matched(rows: pd.DataFrame, column: int) -> dict:
     unjudged = _unjudged(rows)
     if unjudged is not None:
         return unjudged
-    judged = rows[~rows["outcome"].isin(["skip", "error"])]
+    judged = rows[~rows["outcome"].isin([Outcome.SKIP, Outcome.ERROR])]
     said: dict[str, list[str]] = {}
     for _, r in judged.iterrows():
         match = r["facts"].get("statistics_match") or []
@@ -117,7 +119,8 @@ def _matched(rows: pd.DataFrame, column: int) -> dict:
 
 def _widest_engine(cases: pd.DataFrame) -> str | None:
     """The engine of the case that ran on the most replicas (the support case runs on two)."""
-    ran = cases[~cases["outcome"].isin(["skip", "error"]) & cases["facts"].apply(lambda f: bool(f.get("engine")))]
+    ran = cases[~cases["outcome"].isin([Outcome.SKIP, Outcome.ERROR])
+                & cases["facts"].apply(lambda f: bool(f.get("engine")))]
     if not len(ran):
         return None
     return ran.loc[ran["_split"].apply(len).idxmax(), "facts"]["engine"]
@@ -133,13 +136,13 @@ def _synchronizes(support: pd.DataFrame, cases: pd.DataFrame) -> dict:
     r = support.iloc[0]
     facts = r["facts"]
     if facts.get("synchronized") == "runs":
-        return _fact(engine or facts.get("engine") or _short(r["message"]), "pass")
+        return _fact(engine or facts.get("engine") or _short(r["message"]), Outcome.PASS)
     if facts.get("synchronized") == "refused":
         fallbacks = facts.get("fallbacks") or {}
         checked = ", ".join(f"{name} {'✓' if held else '✗'}" for name, held in fallbacks.items())
         text = f"refused: {_short(facts.get('refusal'), 160)}" + (f" (fallbacks: {checked})" if checked else "")
-        return _fact(text, "skip" if all(fallbacks.values()) else "fail", detail=facts.get("engine") or "")
-    word = "error" if r["outcome"] == "error" else "not run"
+        return _fact(text, Outcome.SKIP if all(fallbacks.values()) else Outcome.FAIL, detail=facts.get("engine") or "")
+    word = "error" if r["outcome"] == Outcome.ERROR else "not run"
     return _fact(f"{word}: {_short(r['message'])}", r["outcome"])
 
 
@@ -147,7 +150,7 @@ def _uneven(rows: pd.DataFrame, uneven_cases: pd.DataFrame) -> dict:
     given = [f["uneven"] for f in rows["facts"] if f.get("uneven")]
     if given:
         return _fact(given[0])
-    ran = uneven_cases[~uneven_cases["outcome"].isin(["skip", "error"])]
+    ran = uneven_cases[~uneven_cases["outcome"].isin([Outcome.SKIP, Outcome.ERROR])]
     return _fact(MISSING, detail="the adapter records no uneven fact") if len(ran) else _fact(NOT_RUN)
 
 
@@ -155,11 +158,11 @@ def _verdict(rows: pd.DataFrame) -> str:
     """What the checks of one replica split did: their worst outcome, in words."""
     worst = _worst(rows["outcome"])
     bad = rows[rows["outcome"] == worst]
-    if worst == "pass":
+    if worst == Outcome.PASS:
         return "matches the global batch"
-    if worst in ("error", "skip") and (worst == "error" or len(bad) == len(rows)):
+    if worst in (Outcome.ERROR, Outcome.SKIP) and (worst == Outcome.ERROR or len(bad) == len(rows)):
         return f"{'error' if worst == 'error' else 'skipped'}: {_short(bad['message'].iloc[0])}"
-    word = {"fail": "fails", "known": "known divergence on"}.get(worst, worst)
+    word = {Outcome.FAIL: "fails", Outcome.KNOWN: "known divergence on"}.get(worst, worst)
     return f"{word} {len(bad)} of {plural(len(rows), 'check')}"
 
 
@@ -173,7 +176,7 @@ def _single_sample(rows: pd.DataFrame) -> dict:
         said.setdefault(_verdict(g), []).append(split)
     texts = list(said)
     text = texts[0] if len(texts) == 1 else "; ".join(f"{t} ({', '.join(s)})" for t, s in said.items())
-    bad = rows[rows["outcome"].isin(["fail", "error", "known"])]
+    bad = rows[rows["outcome"].isin([Outcome.FAIL, Outcome.ERROR, Outcome.KNOWN])]
     detail = f"{plural(len(rows), 'check')} on {_splits(rows)}" + (
         f"; not passing: {', '.join(dict.fromkeys(bad['check']))}" if len(bad) else "")
     return _fact(text, _worst(rows["outcome"]), rows, detail)
@@ -183,20 +186,21 @@ def _running_var(rows: pd.DataFrame) -> dict:
     unjudged = _unjudged(rows)
     if unjudged is not None:
         return unjudged
-    judged = rows[~rows["outcome"].isin(["skip", "error"])]
+    judged = rows[~rows["outcome"].isin([Outcome.SKIP, Outcome.ERROR])]
     measured = running_conventions(judged) or MISSING
     declared = next((f["declared_running_var"] for f in judged["facts"] if f.get("declared_running_var")), None)
-    broken = bool(declared) and declared not in measured.split(" or ")
+    neither = says(())
+    broken = bool(declared) and declared not in (common_conventions(judged) or ())
     text = measured + (f" (declares {declared})" if broken else "")
-    off = judged[judged["facts"].apply(lambda f: f.get("running_var") == "neither")]
-    if len(off) and measured != "neither":
-        known = int((off["outcome"] == "known").sum())
+    off = judged[judged["facts"].apply(lambda f: "running_var" in f and not conventions(f["running_var"]))]
+    if len(off) and measured != neither:
+        known = int((off["outcome"] == Outcome.KNOWN).sum())
         text += f"; {len(off)} of {plural(len(judged), 'case')} match neither" + (f", {known} known" if known else "")
     if any(f.get("replicas_agree") is False for f in rows["facts"]):
         text += "; replicas' copies differ"
     if judged["_split"].apply(len).max() == 1:
         text += " (on one replica only)"
-    outcome = "fail" if broken or measured == "neither" else _worst(judged["outcome"])
+    outcome = Outcome.FAIL if broken or measured == neither else _worst(judged["outcome"])
     return _fact(text, outcome, rows, f"after {judged['facts'].iloc[0].get('steps', '?')} steps, on {_splits(judged)}")
 
 
@@ -217,14 +221,14 @@ def facts(res: Results) -> pd.DataFrame:
         a = s[s["adapter"] == adapter]
         support, cases = a[a["check"] == SUPPORT], a[a["check"] != SUPPORT]
         uneven = cases[cases["_split"].apply(lambda b: len(set(b)) > 1) & ~cases["_masked"]]
-        forward = cases["check"] == "forward_train"
+        forward = cases["check"] == Check.FORWARD_TRAIN
         found = {
             "synchronizes": _synchronizes(support, cases),
-            "count_weighted": _matched(uneven[uneven["check"] == "forward_train"], 1),
+            "count_weighted": _matched(uneven[uneven["check"] == Check.FORWARD_TRAIN], 1),
             "uneven": _uneven(a, uneven),
             "single_sample": _single_sample(cases[cases["_split"].apply(lambda b: 1 in b)]),
             "masks": _matched(cases[forward & cases["_masked"]], 2),
-            "running_var": _running_var(cases[cases["check"] == "running_var"]),
+            "running_var": _running_var(cases[cases["check"] == Check.RUNNING_VAR]),
         }
         out += [{"adapter": adapter, "fact": key, "label": FACTS[key], **found[key]} for key in FACTS]
     return pd.DataFrame(out, columns=FACT_COLUMNS)

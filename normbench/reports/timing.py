@@ -8,6 +8,7 @@ import pandas as pd
 
 from ..ops.base import DTYPES
 from ..results import allocators as alloc
+from ..results.kinds import Check, Outcome, Suite
 from .formatting import fmt_time_range, number
 from .loading import Results, allocator_names
 from .rows import op_or_none, op_rank, run_labels
@@ -50,20 +51,20 @@ def _pool(group: pd.DataFrame) -> dict:
 
 
 TIMED_KEY = ["run", "adapter", "case", "check", "allocator"]  # one run's repeats of a case under one allocator
-NOT_TIMINGS = ("recompiles", "self_check")  # speed-suite checks that time no case: never pooled as one
+NOT_TIMINGS = (Check.RECOMPILES, Check.SELF_CHECK)  # speed-suite checks that time no case: never pooled as one
 
 
 def timed_rows(res: Results) -> pd.DataFrame:
     """Benchmark records, each case's repeats under one allocator pooled into one row (outcome from
     the worst); ``primary`` marks the rows of each run's primary allocator (:func:`primary_allocator`)."""
     c = res.checks
-    rows = c[(c["suite"] == "speed") & ~c["check"].isin(NOT_TIMINGS)] if len(c) else c
+    rows = c[(c["suite"] == Suite.SPEED) & ~c["check"].isin(NOT_TIMINGS)] if len(c) else c
     if not len(rows):
         return rows
     rows = rows.assign(**{col: None for col in ("repeat", "samples_s", "median_s") if col not in rows},
                        allocator=allocator_names(rows))
     rows = rows.assign(repeat=rows["repeat"].fillna(0))
-    ok = (rows["outcome"] == "pass") & rows["median_s"].notna()
+    ok = (rows["outcome"] == Outcome.PASS) & rows["median_s"].notna()
     # A case is timed only if every repeat was; one failed or errored repeat makes it broken.
     whole = ok.groupby([rows[k] for k in TIMED_KEY], dropna=False).transform("all")
     pooled = [_pool(g) for _, g in rows[whole].groupby(TIMED_KEY, sort=False, dropna=False)]
@@ -100,7 +101,7 @@ def speed(res: Results) -> pd.DataFrame:
     a case's repeats. Every allocator's rows are here; ``primary`` marks what the main tables show.
     """
     rows = timed_rows(res)
-    rows = rows[rows["outcome"] == "pass"] if len(rows) else rows
+    rows = rows[rows["outcome"] == Outcome.PASS] if len(rows) else rows
     if not len(rows) or "median_s" not in rows:
         return pd.DataFrame(columns=SPEED_COLUMNS)
     rows = rows.assign(**{"faults_per_call": None} if "faults_per_call" not in rows else {})
@@ -147,7 +148,7 @@ def _other_load(res: Results, rows: pd.DataFrame) -> pd.Series:
     c = res.checks
     if "other_load" not in c:
         return pd.Series(np.nan, index=rows.index)
-    c = c[c["suite"] == "speed"]
+    c = c[c["suite"] == Suite.SPEED]
     c = c.assign(allocator=allocator_names(c).fillna(""))
     load = pd.to_numeric(c["other_load"], errors="coerce")
     worst = load.groupby([c[k] for k in TIMED_KEY]).max()
@@ -158,7 +159,7 @@ def _other_load(res: Results, rows: pd.DataFrame) -> pd.Series:
 
 def recompiles(res: Results) -> pd.DataFrame:
     c = res.checks
-    rows = c[(c["suite"] == "speed") & (c["check"] == "recompiles")] if len(c) else c
+    rows = c[(c["suite"] == Suite.SPEED) & (c["check"] == Check.RECOMPILES)] if len(c) else c
     cols = ["adapter", "recompiles", "distinct lengths", "calls", "message", "machine"]
     if not len(rows):
         return pd.DataFrame(columns=cols)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..results.allocators import OVERLAP_CORES
+from ..results.kinds import Suite
 from .formatting import (
     fmt_gbps,
     fmt_seconds,
@@ -43,7 +44,7 @@ def _lock_warnings(res: Results) -> list[str]:
     envs, c = res.environments, res.checks
     if not len(envs) or "lock_waited_s" not in envs or not len(c):
         return []
-    benchmarked = set(c.loc[c["suite"] == "speed", "source"])
+    benchmarked = set(c.loc[c["suite"] == Suite.SPEED, "source"])
     waited = pd.to_numeric(envs["lock_waited_s"], errors="coerce")
     waited = waited[envs["source"].isin(benchmarked) & (waited > WAIT_WARNING_S)]
     if not len(waited):

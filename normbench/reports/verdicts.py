@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..results.counts import count
+from ..results.kinds import Outcome
 from ..results.records import OUTCOMES
 from .formatting import plural
 from .loading import Results
@@ -74,4 +75,4 @@ def missing_everywhere(res: Results) -> list[str]:
 def unexpected(res: Results) -> int:
     """Failed and errored records in any suite: what makes a report bad news."""
     c = res.checks
-    return int(c["outcome"].isin(["fail", "error"]).sum()) if len(c) else 0
+    return int(c["outcome"].isin([Outcome.FAIL, Outcome.ERROR]).sum()) if len(c) else 0

@@ -111,6 +111,9 @@ class TimingFacts(TypedDict, total=False):
     case_median_s: float
     ratio: float
     ratio_ci: list[float]
+    fresh_bare_median_s: float  # `bench --self-check`: a bare loop in a fresh process took turns too
+    fresh_ratio: float
+    fresh_ratio_ci: list[float]
     blocks: int
     rounds_per_block: int
     iterations: int

@@ -75,11 +75,14 @@ class Check(StrEnum):
     EVAL = "eval"
     RECOMPILES = "recompiles"
     SELF_CHECK = "self_check"
-    # about the run rather than a case
+    # about the run rather than a case: process records are f"{phase}_process"
     KNOWN_DIVERGENCE = "known_divergence"  # a strict known divergence that never reproduced
     VERIFY_PROCESS = "verify_process"
     SYNC_PROCESS = "sync_process"
     BENCH_PROCESS = "bench_process"
+    SEARCH_PROCESS = "search_process"
+    ALLOCATOR_PROCESS = "allocator_process"
+    SELF_CHECK_PROCESS = "self_check_process"
 
 
 DERIVATIVE_CHECKS = (Check.JVP, Check.SECOND_ORDER_DX, Check.SECOND_ORDER_DGAMMA)  # forward mode and second order

@@ -21,24 +21,26 @@ import re
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import __version__
-from .kinds import Outcome
+from .kinds import Check, Outcome, Suite
 
 OUTCOMES = tuple(Outcome)
 RUN_FORMAT = "normbench-run/1"  # run.json's "format": marks a folder as a run normbench may replace
 RESULTS_FORMAT = "normbench-results/1"  # results.jsonl's first line says it; files from before it are version 1
 READS = (RESULTS_FORMAT,)  # the results formats this normbench reads
+E = TypeVar("E", bound=StrEnum)
 
 
 @dataclass
 class Record:
     """One check of one case on one adapter; the schema reports and notebooks read."""
 
-    suite: str
-    check: str
+    suite: Suite
+    check: Check
     op: str
     adapter: str
     framework_version: str
@@ -47,7 +49,7 @@ class Record:
     layout: str | None
     input: str
     params: dict[str, Any]
-    outcome: str
+    outcome: Outcome
     seed: int
     case: str  # the case id the seed derives from
     max_abs_err: float | None = None
@@ -60,9 +62,9 @@ class Record:
     timing: dict[str, Any] | None = None  # benchmarks only: written as top-level fields
 
     def __post_init__(self) -> None:
-        if self.outcome not in OUTCOMES:
-            raise ValueError(f"unknown outcome {self.outcome!r}; expected one of {', '.join(OUTCOMES)}")
-        self.outcome = Outcome(self.outcome)
+        self.outcome = _member(Outcome, "outcome", self.outcome)
+        self.suite = _member(Suite, "suite", self.suite)
+        self.check = _member(Check, "check", self.check)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Record:
@@ -78,7 +80,16 @@ class Record:
         return row
 
 
-def build(adapter: Any, suite: str, check: str, about: dict[str, Any], **fields: Any) -> Record:
+def _member(kind: type[E], name: str, value: Any) -> E:
+    """``value`` as a member of ``kind``; an unknown one is refused naming the field and the known values
+    (a new suite or check is a member of ``results.kinds`` first)."""
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValueError(f"unknown {name} {value!r}; expected one of {', '.join(kind)}") from None
+
+
+def build(adapter: Any, suite: Suite | str, check: Check | str, about: dict[str, Any], **fields: Any) -> Record:
     """The one place a record is made: which adapter ran (its name and version), what it ran on
     (``about``: ``Case.describe()``, ``BenchCase.describe()``, or a process's own description),
     and how it went (``fields``: outcome, errors, facts, timing)."""

@@ -29,6 +29,7 @@ from hypothesis import given, reject, target
 from ..adapters.base import Adapter
 from ..ops.base import Op
 from ..ops.case import Case
+from ..results.kinds import Outcome
 from ..results.records import Record
 from ..verify import checks
 from . import SUITE, profile, strategies
@@ -69,7 +70,7 @@ class SearchFailure(Exception):
 
     def __init__(self, case: Case, records: list[Record]) -> None:
         super().__init__(f"{case}: " + "; ".join(f"{r.check} {r.outcome}" for r in records
-                                                  if r.outcome in ("fail", "error")))
+                                                  if r.outcome in (Outcome.FAIL, Outcome.ERROR)))
         self.case, self.records = case, records
 
 
@@ -88,8 +89,8 @@ class Found:
     saved: int = 0  # examples the database held for this search before it started (past failures)
     skipped: Record | None = None  # one example's skip, written only if nothing else ran
 
-    def offer(self, role: str, judged: list[Record], raw: list[Record]) -> None:
-        """Keep the example if its worst ``role`` record ("pass" or "known") beats the one kept."""
+    def offer(self, role: Outcome, judged: list[Record], raw: list[Record]) -> None:
+        """Keep the example if its worst ``role`` record (pass or known) beats the one kept."""
         mine = [(r, j) for r, j in zip(raw, judged, strict=True) if j.outcome == role]
         best = _worst([j for _, j in mine])
         slot = f"worst_{role}"
@@ -129,21 +130,21 @@ def search(adapter: Adapter, op: Op, options: profile.Options,
             return  # shrinking is over budget: a new candidate counts as not reproducing the failure
         else:
             raw = seen[case.id] = run_checks(adapter, case)
-            found.examples += any(r.outcome != "skip" for r in raw)
-        if all(r.outcome == "skip" for r in raw):  # a combination the adapter refuses: not an example
+            found.examples += any(r.outcome != Outcome.SKIP for r in raw)
+        if all(r.outcome == Outcome.SKIP for r in raw):  # a combination the adapter refuses: not an example
             found.skipped = found.skipped or raw[0]
             reject()
         judged = [copy.copy(r) for r in raw]
         for rec in judged:
             classify(rec)
-        worst = _worst([r for r in judged if r.outcome in ("pass", "fail")])
+        worst = _worst([r for r in judged if r.outcome in (Outcome.PASS, Outcome.FAIL)])
         if worst is not None and not math.isnan(worst[0]):
             target(min(worst[0], LARGEST_TARGET), label="error / tolerance")
-        if any(r.outcome in ("fail", "error") for r in judged):
+        if any(r.outcome in (Outcome.FAIL, Outcome.ERROR) for r in judged):
             first_failure[:] = first_failure or [time.monotonic()]
             raise SearchFailure(case, raw)
-        found.offer("pass", judged, raw)
-        found.offer("known", judged, raw)
+        found.offer(Outcome.PASS, judged, raw)
+        found.offer(Outcome.KNOWN, judged, raw)
 
     key = profile.database_key(adapter.name, op.name)
     example._hypothesis_internal_database_key = key  # type: ignore[attr-defined]
@@ -159,11 +160,11 @@ def search(adapter: Adapter, op: Op, options: profile.Options,
     except hypothesis.errors.Unsatisfiable:  # every case drawn was one the adapter refuses
         pass
     except SearchFailure as exc:
-        found.failure = [r for r in exc.records if r.outcome in ("fail", "error")]
+        found.failure = [r for r in exc.records if r.outcome in (Outcome.FAIL, Outcome.ERROR)]
     except hypothesis.errors.FlakyFailure as group:  # failed, then passed when replayed
         inner = [e for e in group.exceptions if isinstance(e, SearchFailure)]
         if not inner:
             raise
         found.flaky = str(group).splitlines()[0]
-        found.failure = [r for r in inner[0].records if r.outcome in ("fail", "error")]
+        found.failure = [r for r in inner[0].records if r.outcome in (Outcome.FAIL, Outcome.ERROR)]
     return found

@@ -14,6 +14,7 @@ import pytest
 from normbench.bench import allocator, bandwidth, bare, cpu_probe, self_check, threads
 from normbench.bench import harness as bench
 from normbench.plugin import add_to_environment
+from normbench.results.kinds import Check, Outcome
 
 
 def pytest_generate_tests(metafunc):
@@ -81,7 +82,7 @@ def test_speed(norm_adapter, repeat, bench_case, timed_benchmark, memory_bandwid
                case_medians, norm_record):
     rec = bench.run(norm_adapter, bench_case, timed_benchmark, memory_bandwidth, repeat=repeat,
                     alive=previous_repeats)
-    if rec.outcome == "pass":
+    if rec.outcome == Outcome.PASS:
         case_medians[(norm_adapter.name, bench_case.id)] = rec.timing
     norm_record([rec])
 
@@ -103,7 +104,7 @@ def test_self_check(norm_adapter, timed_benchmark, memory_bandwidth, previous_re
     if key not in previous_repeats:  # not timed in this process (bench --self-check): time it now, as a case
         rec = bench.run(norm_adapter, case, timed_benchmark, memory_bandwidth, alive=previous_repeats)
         norm_record([rec])
-        if rec.outcome != "pass":
+        if rec.outcome != Outcome.PASS:
             return
         case_medians[key] = rec.timing
     prepared = previous_repeats[key]
@@ -117,5 +118,5 @@ def test_self_check(norm_adapter, timed_benchmark, memory_bandwidth, previous_re
     facts.update(case_median_s=case_medians.get(key, {}).get("median_s"), allocator=allocator.active_name(),
                  family=self_check.family_of(norm_adapter.name))
     outcome, message = self_check.judge(facts)
-    norm_record([bench.record(norm_adapter, case, prepared.spec, prepared.shape, check="self_check",
+    norm_record([bench.record(norm_adapter, case, prepared.spec, prepared.shape, check=Check.SELF_CHECK,
                               outcome=outcome, message=message, facts=facts)])

@@ -14,7 +14,8 @@ import numpy as np
 from .. import ops
 from ..adapters.base import Adapter, Unsupported
 from ..numerics import inputs, reference, tolerance
-from ..results.kinds import Check, Suite
+from ..results.facts import says
+from ..results.kinds import Check, Outcome, Suite
 from ..results.records import Record
 from . import metamorphic
 from .checks import Case, compute_dtype, judged, make_record, raised, run_check
@@ -44,7 +45,7 @@ def defaults(adapter: Adapter, op: str, *, suite: Suite = Suite.TRAIN_EVAL) -> l
         facts["default_momentum_new_weight"] = m if adapter.momentum_convention == "new" else 1 - m
         facts["momentum_convention"] = adapter.momentum_convention
     message = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in found.items())
-    return [make_record(adapter, case, suite, Check.DEFAULTS, outcome="pass", message=message, facts=facts)]
+    return [make_record(adapter, case, suite, Check.DEFAULTS, outcome=Outcome.PASS, message=message, facts=facts)]
 
 
 def _trajectories(case: Case, rm0, rv0, batches) -> dict[tuple[str, str], list]:
@@ -85,7 +86,7 @@ def train_steps(adapter: Adapter, case: Case, *, suite: Suite = Suite.TRAIN_EVAL
             worst[key] = tuple(max((v[i] for v in verdicts), key=lambda v: v.ratio) for i in (0, 1))
         matching = [k for k, (vm, vv) in worst.items() if vm.passed and vv.passed]
         weight = matching[0][0] if matching else min(worst, key=lambda k: worst[k][0].ratio)[0]
-        var = " or ".join(k[1] for k in matching) if matching else "neither"
+        var = sorted({k[1] for k in matching})
         facts = {
             "steps": STEPS, "momentum_applied_as": f"weight of the {weight} value",
             "running_var": var, "momentum_convention": adapter.momentum_convention,
@@ -96,13 +97,13 @@ def train_steps(adapter: Adapter, case: Case, *, suite: Suite = Suite.TRAIN_EVAL
         kept_promise = declared is None or any(k[1] == declared for k in matching)
         ok = bool(matching) and weight == "new" and kept_promise
         note = (f"after {STEPS} steps the running statistics follow momentum as the weight of the "
-                f"{weight} value and {var} variance")
+                f"{weight} value and {says(var)} variance")
         if not kept_promise:
             note += f", but {adapter.name} declares {declared} running variance"
         facts["declared_running_var"] = declared
         for name, v in ((Check.RUNNING_MEAN_STEPS, vm), (Check.RUNNING_VAR_STEPS, vv)):
             row = judged(name, v, facts)
-            row["outcome"] = "pass" if ok else "fail"
+            row["outcome"] = Outcome.PASS if ok else Outcome.FAIL
             row["message"] = f"{note}; {v.message}"
             yield row
         # eval from the running statistics, which eval must not change
@@ -114,7 +115,7 @@ def train_steps(adapter: Adapter, case: Case, *, suite: Suite = Suite.TRAIN_EVAL
         after = layer.running()
         same = all(np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)
                    for a, b in zip((rm, rv), after, strict=True))
-        yield {"check": Check.EVAL_KEEPS_RUNNING_STATS, "outcome": "pass" if same else "fail",
+        yield {"check": Check.EVAL_KEEPS_RUNNING_STATS, "outcome": Outcome.PASS if same else Outcome.FAIL,
                "message": "eval left the running statistics unchanged" if same else
                "an eval-mode call changed the running statistics", "facts": {"unchanged": same}}
         # training resumes from where it was: train -> eval -> train stays consistent
@@ -142,7 +143,7 @@ def modes_identical(adapter: Adapter, case: Case, *, suite: Suite = Suite.TRAIN_
         message = "identical" if same else f"train and eval outputs differ by up to {diff:.3g}"
         if broken:
             message += f", but {broken} outputs are non-finite where the reference is finite"
-        yield {"check": Check.TRAIN_EQUALS_EVAL, "outcome": "pass" if same and not broken else "fail",
+        yield {"check": Check.TRAIN_EQUALS_EVAL, "outcome": Outcome.PASS if same and not broken else Outcome.FAIL,
                "max_abs_err": diff, "message": message, "facts": {"identical": same}}
 
     return run_check(adapter, case, suite, Check.TRAIN_EQUALS_EVAL, (), body)
@@ -162,7 +163,7 @@ def batch_of_one(adapter: Adapter, case: Case, *, suite: Suite = Suite.BATCH_SIZ
             raise
         except Exception as exc:  # a documented refusal is a behaviour, not an error
             text = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
-            yield {"check": Check.TRAIN_ONE_VALUE_PER_CHANNEL, "outcome": "pass", "message": f"raises {text}",
+            yield {"check": Check.TRAIN_ONE_VALUE_PER_CHANNEL, "outcome": Outcome.PASS, "message": f"raises {text}",
                    "facts": {"behaviour": "raises", "exception": text}}
             return
         y64 = np.asarray(y, np.float64)
@@ -178,7 +179,7 @@ def batch_of_one(adapter: Adapter, case: Case, *, suite: Suite = Suite.BATCH_SIZ
         if "running_stats" in adapter.features:
             facts["running_var_after"] = np.asarray(layer.running()[1], np.float64).tolist()
         row = judged(Check.TRAIN_ONE_VALUE_PER_CHANNEL, verdict, facts)
-        row["outcome"] = "pass"
+        row["outcome"] = Outcome.PASS
         row["message"] = f"{behaviour}; {verdict.message}"
         yield row
 
@@ -203,7 +204,7 @@ def padding_shift(adapter: Adapter, case: Case, *, suite: Suite = Suite.SEQUENCE
         expected = reference.forward(spec, x, p.gamma, p.beta, valid)
         dev = float(np.max(np.abs(y - expected)[np.broadcast_to(case.spread(valid), x.shape)]))
         broken = metamorphic.nonfinite(spec, x, p, y)  # measured, unless nonsense
-        yield {"check": Check.PADDING_SHIFT, "outcome": "fail" if broken else "pass", "max_abs_err": dev,
+        yield {"check": Check.PADDING_SHIFT, "outcome": Outcome.FAIL if broken else Outcome.PASS, "max_abs_err": dev,
                "message": f"padding ({case.pad}) moves the batch mean by {shift:.3g} std; valid outputs "
                           f"differ from masked statistics by up to {dev:.3g}"
                           + (f"; {broken} outputs are non-finite where the reference is finite" if broken else ""),

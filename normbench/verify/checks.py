@@ -17,7 +17,8 @@ from ..adapters.failures import raised
 from ..numerics import reference, tolerance
 from ..ops.case import PADDING, Case, CaseArrays
 from ..results import records
-from ..results.kinds import Check, Suite
+from ..results.facts import says
+from ..results.kinds import Check, Outcome, Suite
 from ..results.records import Record
 
 __all__ = ["PADDING", "Case", "compute_dtype", "forward", "gradients", "judged", "jvp", "make_record", "raised",
@@ -50,7 +51,7 @@ def make_record(adapter: Adapter, case: Case, suite: Suite | str, check: Check, 
 def judged(check: Check, verdict: tolerance.Verdict, facts: dict | None = None) -> dict:
     """The record fields of a comparison with the oracle."""
     return {
-        "check": check, "outcome": "pass" if verdict.passed else "fail",
+        "check": check, "outcome": Outcome.PASS if verdict.passed else Outcome.FAIL,
         "max_abs_err": verdict.max_abs_err, "err_eps": verdict.err_eps,
         "tolerance": verdict.tolerance, "message": verdict.message, "facts": facts or {},
     }
@@ -111,19 +112,18 @@ def running_stats(adapter: Adapter, case: Case, *, suite: Suite = Suite.AGREEMEN
         yield judged(Check.RUNNING_MEAN, tolerance.judge("running_mean", rm, biased[0], mean_b))
         as_biased = tolerance.judge("running_var", rv, biased[1], var_b)
         as_unbiased = tolerance.judge("running_var", rv, unbiased[1], var_b)
-        matches = [n for n, v in (("biased", as_biased), ("unbiased", as_unbiased)) if v.passed]
-        convention = " or ".join(matches) if matches else "neither"
+        matches = sorted(n for n, v in (("biased", as_biased), ("unbiased", as_unbiased)) if v.passed)
         declared = adapter.running_var
         verdicts = {"biased": as_biased, "unbiased": as_unbiased}
         # A declared convention is a promise: judged against it alone, storing the other fails.
         best = verdicts[declared] if declared else min(verdicts.values(), key=lambda v: v.ratio)
         row = judged(Check.RUNNING_VAR, best, {
-            "running_var": convention, "declared_running_var": declared,
+            "running_var": matches, "declared_running_var": declared,
             "err_vs_biased": as_biased.max_abs_err, "err_vs_unbiased": as_unbiased.max_abs_err,
             "running_dtype": np.asarray(rv).dtype.name, **precision_facts(adapter, case),
         })
         broken = f", but {adapter.name} declares {declared}" if declared and not best.passed else ""
-        row["message"] = f"stores {convention} running variance{broken}; {best.message}"
+        row["message"] = f"stores {says(matches)} running variance{broken}; {best.message}"
         yield row
 
     if not spec.has_running_stats:

@@ -21,7 +21,7 @@ from ..adapters.base import Adapter, Refused, ReplicaJob, ReplicaRun
 from ..adapters.failures import raised
 from ..numerics import replicas, tolerance
 from ..ops.case import Case
-from ..results.kinds import Check, Suite
+from ..results.kinds import Check, Outcome, Suite
 from ..results.records import Record
 from .cases import replica_cases
 from .checks import judged, make_record
@@ -133,7 +133,7 @@ def _running(adapter: Adapter, case: Case, job: ReplicaJob, run: ReplicaRun, x, 
     declared = adapter.running_var
     best = verdicts[declared][1] if declared else min((v[1] for v in verdicts.values()), key=lambda v: v.ratio)
     row = judged(Check.RUNNING_VAR, best, {**layout, "steps": job.steps,
-                                           "running_var": " or ".join(matches) or "neither",
+                                           "running_var": sorted(matches),
                                            "declared_running_var": declared})
     broken = f", but {adapter.name} declares {declared}" if declared and not best.passed else ""
     row["message"] = f"stores {' or '.join(matches) or 'neither'} running variance{broken}; {best.message}"
@@ -155,12 +155,13 @@ def support(adapter: Adapter) -> list[Record]:
         failed = [name for name, held in exc.fallbacks.items() if not held]
         note = (f"; documented fallbacks that do not hold: {', '.join(failed)}" if failed
                 else f"; documented fallbacks hold: {', '.join(exc.fallbacks)}" if exc.fallbacks else "")
-        return [make_record(adapter, case, SUITE, Check.SYNCHRONIZED, outcome="fail" if failed else "pass",
+        return [make_record(adapter, case, SUITE, Check.SYNCHRONIZED,
+                            outcome=Outcome.FAIL if failed else Outcome.PASS,
                             message=f"refuses: {exc}{note}",
                             facts={"synchronized": "refused", "refusal": str(exc), **exc.facts,
                                    "fallbacks": exc.fallbacks})]
     except Exception as exc:  # noqa: BLE001 - recorded (an Unsupported is a skip)
         return [make_record(adapter, case, SUITE, Check.SYNCHRONIZED, **raised(adapter, exc))]
-    return [make_record(adapter, case, SUITE, Check.SYNCHRONIZED, outcome="pass",
+    return [make_record(adapter, case, SUITE, Check.SYNCHRONIZED, outcome=Outcome.PASS,
                         message=f"synchronizes on {run.facts.get('engine', 'its engine')}",
                         facts={"synchronized": "runs", **run.facts})]

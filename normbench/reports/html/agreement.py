@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ...results.kinds import Outcome
 from .. import model
 from ..formatting import number, plural, sig3
 from ..model import Results
@@ -14,7 +15,7 @@ HEATMAP_CASES = 60
 AGREEMENT_ROWS = 50
 
 PASS_BINS = (0.001, 0.01, 0.1, 0.3, 0.6)  # error / tolerance bin edges of a passing cell: green → amber
-MARKS = {"known": "K", "fail": "✗", "error": "✗"}
+MARKS = {Outcome.KNOWN: "K", Outcome.FAIL: "✗", Outcome.ERROR: "✗"}
 
 
 def _pass_bin(ratio: float | None) -> int:
@@ -24,8 +25,8 @@ def _pass_bin(ratio: float | None) -> int:
 
 def _cell_text(outcome: str, ratio: float | None) -> str:
     mark = MARKS.get(outcome, "")
-    value = "error" if outcome == "error" and ratio is None else sig3(ratio)
-    return f"{mark} {value}".strip() if outcome != "pass" else value
+    value = "error" if outcome == Outcome.ERROR and ratio is None else sig3(ratio)
+    return f"{mark} {value}".strip() if outcome != Outcome.PASS else value
 
 
 def _cell_title(c: pd.Series) -> str:
@@ -43,11 +44,11 @@ def heat_cell(c: pd.Series | None, note: str = "") -> str:
     cell whose every check skipped says so, its reason (``note``) in the tooltip."""
     if c is None:
         return '<td class="h-none" title="not compared"></td>'
-    if c["outcome"] == "skip":
+    if c["outcome"] == Outcome.SKIP:
         return f'<td class="h-skip" title="{esc(note or "skipped")}">skip</td>'
     ratio = number(c["ratio"])
-    outcome = c["outcome"] if c["outcome"] in MARKS else "pass"
-    cls = f"h-pass h{_pass_bin(ratio)}" if outcome == "pass" else f"h-{outcome}"
+    outcome = c["outcome"] if c["outcome"] in MARKS else Outcome.PASS
+    cls = f"h-pass h{_pass_bin(ratio)}" if outcome == Outcome.PASS else f"h-{outcome}"
     title = _cell_title(c) + (f"\n{note}" if note else "")
     return f'<td class="{cls}" title="{esc(title)}">{esc(_cell_text(outcome, ratio))}</td>'
 

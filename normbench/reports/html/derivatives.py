@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ...results.kinds import Check, Outcome
 from .. import derivatives as deriv
 from .. import mixed
 from ..formatting import MISSING, plural
@@ -13,8 +14,9 @@ from ..model import Results
 from .agreement import heat_cell, heatmap_legend
 from .elements import code, esc, link, outcome_class
 
-SHORT = {"jvp": "jvp", "second_order_dx": "2nd dx", "second_order_dgamma": "2nd dγ"}  # the heatmap's sub-headers
-FLOAT32_CLASSES = {"pass": "", "skip": "none"}  # a verdict that holds reads plain; problems are coloured
+# the heatmap's sub-headers
+SHORT = {Check.JVP: "jvp", Check.SECOND_ORDER_DX: "2nd dx", Check.SECOND_ORDER_DGAMMA: "2nd dγ"}
+FLOAT32_CLASSES = {Outcome.PASS: "", Outcome.SKIP: "none"}  # a verdict that holds reads plain; problems are coloured
 MIXED_HEAD = ("path: how it is asked for, where it is documented", "dtype", "ops", "compute (documented)", "output",
               "running statistics", "gradients (dx; dγ)", "float32 accumulation?", "worst error / tolerance")
 
@@ -37,11 +39,11 @@ def _note(c: pd.Series) -> str:
     """What a cell's tooltip adds to the heatmap's: the case and the outcome counts, with the known
     divergence or the framework's message (a skip's reason first)."""
     lines = [f"worst case: {c['case']}", f"{plural(int(c['checks']), 'check')}: {c['tally']}"]
-    if c["outcome"] == "known" and isinstance(c["known"], str):
+    if c["outcome"] == Outcome.KNOWN and isinstance(c["known"], str):
         lines.append(f"known divergence: {c['known']}")
-    elif c["outcome"] == "skip" and isinstance(c["message"], str):
+    elif c["outcome"] == Outcome.SKIP and isinstance(c["message"], str):
         lines = [c["message"], lines[1]]
-    elif c["outcome"] == "error" and isinstance(c["message"], str):
+    elif c["outcome"] == Outcome.ERROR and isinstance(c["message"], str):
         lines.append(c["message"])
     return "\n".join(lines)
 
@@ -96,7 +98,7 @@ def _path_cells(r: pd.Series, every: list[str]) -> str:
     outcome = r["float32_outcome"] if isinstance(r["float32_outcome"], str) else None
     f32 = FLOAT32_CLASSES.get(outcome, outcome_class(outcome)) if outcome else ""
     note = f"worst case: {r['case']}\n{r['tally']}" + (f"\nknown divergence: {r['known']}" if r["known"] else "")
-    if r["outcome"] in ("skip", "error") and isinstance(r["message"], str):
+    if r["outcome"] in (Outcome.SKIP, Outcome.ERROR) and isinstance(r["message"], str):
         note = f"{r['message']}\n{note}"
     how = code(r["how"]) if isinstance(r["how"], str) else MISSING
     doc = _doc(r["doc_link"])

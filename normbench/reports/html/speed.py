@@ -7,6 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ...results.allocators import OVERLAP_CORES
+from ...results.kinds import Outcome
 from .. import model
 from ..formatting import (
     fixed3,
@@ -102,7 +103,7 @@ def _self_checks(res: Results) -> str:
     found = model.self_checks(res)
     if not len(found):
         return ""
-    cols = [Col("adapter", cls="nowrap"), Col("outcome", cls=lambda v: "failed" if v == "fail" else ""),
+    cols = [Col("adapter", cls="nowrap"), Col("outcome", cls=lambda v: "failed" if v == Outcome.FAIL else ""),
             Col("ratio", "harness/bare", fmt=fmt_ratio3, numeric=True),
             Col("fresh_ratio", "harness/fresh-process bare", fmt=fmt_ratio3, numeric=True),
             Col("case_vs_bare", "case median/bare", fmt=fmt_ratio3, numeric=True), Col("message", cls="wrap")]

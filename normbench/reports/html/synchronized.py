@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ...results.kinds import Outcome
 from .. import synchronized as sync
 from ..formatting import MISSING, plural
 from ..model import Results
 from .agreement import heat_cell, heatmap_legend
 from .elements import empty, esc, outcome_class
 
-FACT_CLASSES = {"pass": "", "skip": "o-skip"}  # a fact that holds reads plain; problems are coloured
+FACT_CLASSES = {Outcome.PASS: "", Outcome.SKIP: "o-skip"}  # a fact that holds reads plain; problems are coloured
 
 NOTE = ('<p class="note">Each global batch is split over data-parallel replicas (equal, uneven, one sample on a '
         "replica, masked) and run on the framework's own engine; every replica's output, dx, the "
@@ -52,9 +53,9 @@ def facts_table(facts: pd.DataFrame) -> str:
 
 def _note(c: pd.Series) -> str:
     """What a cell's tooltip adds to the heatmap's: the known divergence, or the framework's message."""
-    if c["outcome"] == "known" and sync.given(c["known"]):
+    if c["outcome"] == Outcome.KNOWN and sync.given(c["known"]):
         return f"known divergence: {c['known']}"
-    return str(c["message"]) if c["outcome"] in ("skip", "error") and sync.given(c["message"]) else ""
+    return str(c["message"]) if c["outcome"] in (Outcome.SKIP, Outcome.ERROR) and sync.given(c["message"]) else ""
 
 
 def errors_table(cells: pd.DataFrame) -> str:
