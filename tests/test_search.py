@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 
 from normbench import ops
 from normbench.adapters import registry
-from normbench.numerics import inputs
+from normbench.ops import inputs
 from normbench.ops.case import Case
 from normbench.ops.spec import NormSpec
 from normbench.results import records

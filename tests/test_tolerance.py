@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from normbench.numerics import reference, tolerance
-from normbench.numerics.dtypes import machine_eps
+from normbench.ops.dtypes import machine_eps
 from normbench.ops.spec import NormSpec
 
 SPEC = NormSpec("layer_norm")

@@ -19,8 +19,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import __version__
-from ..numerics.dtypes import DTYPES, resolve
 from ..numerics.reference import Grads
+from ..ops.dtypes import DTYPES, resolve
 from ..ops.spec import LAYOUTS, NormSpec
 from . import threads
 

@@ -17,9 +17,9 @@ import numpy as np
 from .. import ops
 from ..adapters.base import Adapter
 from ..adapters.failures import raised
-from ..numerics import inputs
-from ..numerics.dtypes import cast, resolve
+from ..ops import inputs
 from ..ops.case import BenchCase
+from ..ops.dtypes import cast, resolve
 from ..ops.spec import NormSpec
 from ..results import records
 from ..results.allocators import OVERLAP_CORES, PAGE, faulting  # noqa: F401 - defined there since reports read them too

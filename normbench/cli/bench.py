@@ -9,7 +9,7 @@ import sys
 
 from ..adapters import registry
 from ..bench import allocator, threads
-from ..numerics.dtypes import DTYPES
+from ..ops.dtypes import DTYPES
 from ..running import commands, runner
 from . import bench_passes
 from .common import fail, output, own_results, positive_int, reports_beside, run_pytest

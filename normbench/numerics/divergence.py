@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .. import ops
+from ..ops import inputs
 from ..results.kinds import Outcome, Suite
-from . import inputs
 from .envelopes import Envelope, Row, measured, number, worst_kappa
 
 

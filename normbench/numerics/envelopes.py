@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from ..ops.case import Case
+from ..ops.dtypes import machine_eps
+from ..ops.inputs import scaled_shifted
 from . import reference, replicas
-from .dtypes import machine_eps
-from .inputs import scaled_shifted
 from .tolerance import LAMBDA
 
 Row = dict[str, Any]

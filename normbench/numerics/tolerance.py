@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..ops.dtypes import DTYPES, machine_eps, overflow_threshold
 from ..ops.spec import NormSpec
 from . import reference
-from .dtypes import DTYPES, machine_eps, overflow_threshold
 
 LAMBDA = 4.0
 

@@ -10,8 +10,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from ..numerics import inputs
-from . import registry
+from . import inputs, registry
 from .spec import NormSpec
 
 PADDING = {"zeros": 0.0, "junk": 1e4}

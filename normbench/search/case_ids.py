@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from ..numerics import inputs
+from ..ops import inputs
 from ..ops.case import PADDING, Case
 from ..ops.spec import LAYOUTS, NormSpec
 

@@ -32,10 +32,10 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 from ..adapters.base import Adapter
-from ..numerics import inputs
-from ..numerics.dtypes import overflow_threshold
+from ..ops import inputs
 from ..ops.base import DTYPES, Op
 from ..ops.case import Case
+from ..ops.dtypes import overflow_threshold
 from ..ops.spec import LAYOUTS, NormSpec
 
 RANKS = (2, 3, 4)

@@ -13,7 +13,8 @@ import numpy as np
 
 from .. import ops
 from ..adapters.base import Adapter, Unsupported
-from ..numerics import inputs, reference, tolerance
+from ..numerics import reference, tolerance
+from ..ops import inputs
 from ..results.facts import says
 from ..results.kinds import Check, Outcome, Suite
 from ..results.records import Record

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..adapters.base import Adapter
 from ..numerics import reference, tolerance
-from ..numerics.inputs import scaled_shifted
+from ..ops.inputs import scaled_shifted
 from ..results.kinds import Check, Suite
 from ..results.records import Record
 from .checks import Case, judged, run_check

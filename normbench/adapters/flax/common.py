@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...numerics.dtypes import resolve
+from ...ops.dtypes import resolve
 from ...ops.spec import NormSpec
 
 CLASSES = {"layer_norm": "LayerNorm", "rms_norm": "RMSNorm", "batch_norm": "BatchNorm",

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ...numerics.divergence import CENTRED, Known, conditioned, counts_differ, params, synchronized, within
-from ...numerics.dtypes import machine_eps
 from ...numerics.envelopes import PROMOTED, computes_in, one_pass_variance_in, replica_statistics
+from ...ops.dtypes import machine_eps
 
 _FLAX = ("flax.linen", "flax.nnx")
 

@@ -24,8 +24,8 @@ import functools
 
 import numpy as np
 
-from ...numerics.dtypes import resolve
 from ...numerics.reference import Grads
+from ...ops.dtypes import resolve
 from ...ops.spec import NormSpec
 from ..base import Adapter, Layer, MixedPath, ReplicaJob, ReplicaRun, Timed, Unsupported, builder
 from .common import (

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...numerics.dtypes import resolve
+from ...ops.dtypes import resolve
 from ..base import Layer, ReplicaJob, ReplicaRun, Unsupported
 from .common import _numpy, _tensor
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from ... import ops
 from ...numerics import reference
-from ...numerics.dtypes import resolve
+from ...ops.dtypes import resolve
 from ..base import Adapter, Layer, ReplicaJob, ReplicaRun, Timed
 from .replicas import run_replicas
 

@@ -4,7 +4,7 @@ project's tests plant other statistics through ``kind`` to prove the suite catch
 from __future__ import annotations
 
 from ...numerics import replicas
-from ...numerics.dtypes import resolve
+from ...ops.dtypes import resolve
 from ..base import ReplicaJob, ReplicaRun
 
 

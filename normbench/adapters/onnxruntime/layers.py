@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from ... import ops
-from ...numerics.dtypes import resolve
+from ...ops.dtypes import resolve
 from ...ops.spec import NormSpec
 from ..base import Adapter, Layer, MixedPath, Timed, Unsupported, builder
 

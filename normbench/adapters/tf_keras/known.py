@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ...numerics.divergence import Known, params, within
-from ...numerics.dtypes import overflow_threshold
 from ...numerics.envelopes import computes_in, group_sums, ignores_mask, measured, variance_overflows
+from ...ops.dtypes import overflow_threshold
 
 KNOWN: tuple[Known, ...] = (
     Known(

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ...numerics.divergence import CENTRED, Known, conditioned, within
-from ...numerics.dtypes import overflow_threshold
 from ...numerics.envelopes import PROMOTED, largest_rstd, measured, one_pass_variance_in, wrong_gradient
+from ...ops.dtypes import overflow_threshold
 
 KNOWN: tuple[Known, ...] = (
     Known(

@@ -7,8 +7,8 @@ import contextlib
 
 import numpy as np
 
-from ...numerics.dtypes import resolve
 from ...numerics.reference import Grads
+from ...ops.dtypes import resolve
 from ..base import Layer, Timed
 
 
