@@ -50,7 +50,7 @@ GROUPS = "NORMBENCH_TEST_GROUPS"  # the folder where xdist workers say which tes
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (under --dist loadgroup)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests that read one module-scoped fixture (most are end-to-end runs: `normbench run
     --suites synchronized`, the search, a crashed run) join one pytest-xdist group, so one worker
     makes the fixture once and the other workers take other tests meanwhile. The group is named for
@@ -66,11 +66,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}.{roots[0]}{param}"))
         if mark := item.get_closest_marker("xdist_group"):
             groups[item.nodeid] = str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if worker and os.environ.get(GROUPS):
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    # (a pytest a test starts under xdist inherits the variable: only this session's workers write)
+    if worker and os.environ.get(GROUPS) and getattr(config.option, "loadgroup", False):  # set by xdist
         part = Path(os.environ[GROUPS]) / f"{worker}.json"
-        part.with_suffix(".tmp").write_text(json.dumps(groups))
-        part.with_suffix(".tmp").replace(part)
+        scratch = part.with_name(f"{worker}.{os.getpid()}.tmp")
+        scratch.write_text(json.dumps(groups))
+        scratch.replace(part)
 
 
 def pytest_configure(config: pytest.Config) -> None:
