@@ -20,8 +20,16 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 run: $(VENV)/.installed  ## the main job: every adapter's suites and benchmarks, then the reports
 	$(VENV)/bin/normbench run
 
+# The tests in two passes of one suite: first the ones marked serial, alone (they time something or
+# take the machine lock exclusively); then the others on every core (pytest-xdist; the tests that read
+# one module's end-to-end run stay on one worker). The passes share one folder of the end-to-end runs
+# several modules read (tests/conftest.py: once), so each runs once. Plain `pytest` runs them all too.
 test: $(VENV)/.installed  ## the project's own tests; every framework must be really exercised
-	NORMBENCH_REQUIRE_ALL=1 $(VENV)/bin/python -m pytest
+	shared=$$(mktemp -d) || exit 1; trap 'rm -rf "$$shared"' EXIT; \
+	export NORMBENCH_REQUIRE_ALL=1 NORMBENCH_TEST_SHARED="$$shared"; \
+	$(VENV)/bin/python -m pytest -m serial; serial=$$?; \
+	$(VENV)/bin/python -m pytest -m "not serial" -n auto --maxprocesses 4 --dist loadgroup; rest=$$?; \
+	[ $$serial -eq 0 ] && [ $$rest -eq 0 ]
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check normbench tests examples

@@ -130,6 +130,7 @@ def test_bench_refuses_two_allocator_options(tmp_path):
     proc = run_cli("bench", "--allocator", "warm", "--allocators", "system,warm", "-o", str(tmp_path / "r"))
     one_line_error(proc, "give --allocator or --allocators, not both")
 
+@pytest.mark.serial
 
 def test_allocators_time_the_same_cases_side_by_side(tmp_path):
     out = tmp_path / "r"

@@ -26,6 +26,7 @@ def quick_run(tmp_path_factory):
     proc = run_cli("bench", "--quick", "--adapters", "numpy,torch", "--threads", "1", "-o", str(out))
     return proc, out
 
+@pytest.mark.serial
 
 def test_bench_records_timing_traffic_and_roofline(quick_run):
     proc, out = quick_run
@@ -51,6 +52,7 @@ def test_bench_records_timing_traffic_and_roofline(quick_run):
     bench_json = json.loads((out / "benchmark.json").read_text())
     assert len(bench_json["benchmarks"]) == len(timed)
 
+@pytest.mark.serial
 
 def test_recompiles_are_counted(quick_run):
     _, out = quick_run
@@ -125,6 +127,7 @@ def test_bad_bench_options_are_named(tmp_path, args, message):
     assert proc.returncode == 2 and message in proc.stderr
     assert not (tmp_path / "r").exists()
 
+@pytest.mark.serial
 
 def test_the_self_check_runs_in_the_benchmark_process_after_its_cases(quick_run):
     """Interleaved with the harness on the same prepared call, in the state the cases left; one
@@ -165,6 +168,7 @@ def test_a_self_check_on_a_busy_machine_says_so(change, outcome, says):
     assert got == outcome and says in message, message
     assert ("not judged" in message) == (outcome == "skip")
 
+@pytest.mark.serial
 
 def test_self_check_compares_with_a_fresh_process(tmp_path):
     proc = run_cli("bench", "--self-check", "--adapters", "torch,onnxruntime,numpy", "-o", str(tmp_path / "r"))
@@ -173,6 +177,7 @@ def test_self_check_compares_with_a_fresh_process(tmp_path):
     assert [line.split(" ")[1] for line in lines] == ["torch", "onnxruntime"]  # numpy is no family's
     assert all("(interleaved, fresh process)" in line and "(ABAB, this process)" in line for line in lines), lines
 
+@pytest.mark.serial
 
 def test_reports_show_each_processs_self_check(quick_run):
     from normbench.reports import html, markdown, model

@@ -16,6 +16,8 @@ import pytest
 
 from .helpers import ROOT
 
+pytestmark = pytest.mark.serial  # `normbench run`s that benchmark, stopped at moments timed by the clock
+
 CRASHING = "tests.crashing_adapters"
 
 

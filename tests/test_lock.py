@@ -17,6 +17,8 @@ from normbench.results import records
 
 from .helpers import ROOT
 
+pytestmark = pytest.mark.serial  # each takes the machine lock, or reads the load other processes put on it
+
 ENTRY_POINTS = {
     "verify": ["normbench", "verify", "--adapters", "numpy", "--suites", "batch_size_one", "-o", "{out}"],
     "pytest": [sys.executable, "-m", "pytest", "--pyargs", "normbench.suites.test_batch_size_one", "--adapters",

@@ -173,6 +173,7 @@ def test_overwrite_replaces_an_earlier_run(tmp_path):
     assert replaced.returncode == 0, replaced.stdout[-2000:] + replaced.stderr[-2000:]
     assert {r["suite"] for r in _rows(out / "verify")} == {"train_eval"}
 
+@pytest.mark.serial
 
 def test_a_benchmark_waits_until_it_has_the_machine_alone():
     """The lock `tox -p` relies on: verification shares the machine, a benchmark excludes all."""

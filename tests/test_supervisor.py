@@ -64,6 +64,7 @@ def test_a_search_groups_output_is_in_its_logs(searched):
     assert "segfaulting" in md and "hanging" in md
 
 
+@pytest.mark.serial  # bench --allocators takes the machine lock exclusively
 def test_an_allocator_pass_that_hangs_is_stopped_and_recorded(tmp_path):
     out = tmp_path / "r"
     proc = run_cli("bench", "--quick", "--adapters", f"{CRASHING}:Hanging", "--threads", "1", "--repeats", "1",
@@ -79,6 +80,7 @@ def test_an_allocator_pass_that_hangs_is_stopped_and_recorded(tmp_path):
     assert "normbench: bench hanging system r0: timeout" in proc.stdout
 
 
+@pytest.mark.serial  # judged by the clock
 def test_ctrl_c_stops_every_search_group_and_says_so(tmp_path):
     """SIGINT to the terminal's process group while a group's search hangs: the supervisor stops
     the child (in a session of its own, which the terminal's signal never reaches)."""

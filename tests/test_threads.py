@@ -61,6 +61,7 @@ def test_pin_keeps_the_cpus_asked_for_and_nothing_more(monkeypatch):
     assert threads.available() == len(os.sched_getaffinity(0))
 
 
+@pytest.mark.serial
 @several_cpus
 def test_jax_keeps_to_one_thread_when_one_is_asked_for():
     """Without the pin, XLA ran this LayerNorm on every core (1.7 CPU-seconds per second on 2
@@ -73,6 +74,7 @@ def test_jax_keeps_to_one_thread_when_one_is_asked_for():
     assert got["cpu_per_wall"] <= 1.05  # one CPU: no more CPU time than wall time (scheduler accounting slack)
 
 
+@pytest.mark.serial
 @several_cpus
 def test_benchmarks_with_fewer_threads_record_the_cpus_they_kept(tmp_path):
     from normbench.results import records

@@ -5,9 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from normbench.adapters import registry
 from normbench.numerics import reference, tolerance
-from normbench.ops.dtypes import machine_eps
+from normbench.ops.dtypes import machine_eps, resolve
 from normbench.ops.spec import NormSpec
+from normbench.results import records
+
+from .conftest import require_installed
+from .helpers import run_cli
 
 SPEC = NormSpec("layer_norm")
 
@@ -184,3 +189,71 @@ def test_a_constant_channel_running_variance_allows_the_square_of_its_means_erro
     assert tolerance.judge("running_var", np.array([var32]), np.zeros(1), var_b).passed
     assert tolerance.judge("running_var", np.array([3.2e-14]), np.zeros(1), var_b).passed
     assert not tolerance.judge("running_var", np.array([1e-8]), np.zeros(1), var_b).passed
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16", "bfloat16"])
+def test_smallest_subnormal_is_the_formats_own(dtype):
+    import ml_dtypes
+
+    tau = tolerance.smallest_subnormal(dtype)
+    assert tau == float(ml_dtypes.finfo(resolve(dtype)).smallest_subnormal) > 0
+    assert np.asarray(tau / 2, np.float64).astype(resolve(dtype)) in (0, tau)  # no format value below τ
+
+
+def test_the_floor_is_lambda_half_spacings_of_the_subnormal_range():
+    """Rounding to float16 alone costs up to 2⁻²⁵ below its smallest normal: the floor is λ of those."""
+    assert tolerance.subnormal_floor("float16") == tolerance.LAMBDA * 2.0**-25 == 2.0**-23
+    assert tolerance.tolerance("float16", 2, 0.0, 0.0) == 2.0**-23
+    assert tolerance.tolerance("float32", 2, 0.0, 0.0) == tolerance.LAMBDA * 2.0**-150
+
+
+def test_above_the_floor_the_tolerance_is_what_it_was():
+    for dtype, magnitude in (("float16", 1e-4), ("float32", 1e-30), ("bfloat16", 1e-30), ("float64", 1e-300)):
+        assert tolerance.tolerance(dtype, 4, 0.5, magnitude) == tolerance.LAMBDA * machine_eps(dtype) * 4 * magnitude
+
+
+def test_a_float16_subnormal_rounded_correctly_passes_and_one_steps_off_fails():
+    """Found by `normbench search` (rms_norm-1x2-float16-shifted:0:5000-eps5, grad_dx): the exact dx
+    −1.9375206e-07 is 3.25 float16 subnormal steps; every correct implementation returns the nearest
+    float16, 3 steps (−1.7881393e-07), 2.2e-8 off where the relative terms allowed 7.89e-09."""
+    exact = np.array([-1.9375206e-07])
+    got = exact.astype(np.float16)
+    assert float(got[0]) == -3 * 2.0**-24
+    magnitude = 7.89e-09 / (tolerance.LAMBDA * machine_eps("float16") * (1 + np.sqrt(2)))  # that tolerance
+    bound = tolerance._bound("float16", 2, 0.0, magnitude)
+    assert tolerance.judge("dx", got, exact, bound).passed
+    relative_only = tolerance.Bound(np.full(1, 7.89e-09), bound.unit, "float16")
+    assert not tolerance.judge("dx", got, exact, relative_only).passed  # the false alarm it was
+    assert not tolerance.judge("dx", got - np.float16(3 * 2.0**-24), exact, bound).passed  # 3 steps more: wrong
+
+
+def test_every_float16_subnormal_rounding_is_within_the_floor():
+    exact = np.linspace(-2.0**-14, 2.0**-14, 4001)
+    bound = tolerance._bound("float16", 1, 0.0, np.zeros_like(exact))
+    assert tolerance.judge("y", exact.astype(np.float16), exact, bound).passed
+
+
+def test_a_coarser_returned_format_allows_one_spacing_at_the_value_subnormals_included():
+    """A float32 computation returned in float16 rounds once more: by ε·|value| for a normal value,
+    by τ = 2⁻²⁴ below float16's smallest normal, where ε·|value| would be far less."""
+    exact = np.array([1.0, -1.9375206e-07, 0.0])
+    inner = tolerance._bound("float32", 1, 0.0, np.zeros(3))
+    bound = tolerance.returned_in(inner, exact.astype(np.float16), exact)
+    np.testing.assert_allclose(bound.tol - inner.tol, [machine_eps("float16"), 2.0**-24, 2.0**-24], rtol=1e-12)
+    assert tolerance.judge("y", exact.astype(np.float16), exact, bound).passed
+
+
+def test_the_search_replay_that_met_the_subnormal_false_alarm_passes(tmp_path):
+    """`normbench search --replay 'rms_norm-1x2-float16-shifted:0:5000-eps5' --adapters numpy,torch`
+    failed grad_dx on both (and on an independent float64 implementation): each returns the float16
+    nearest the exact dx, 3 subnormal steps. With the floor every check of the case passes."""
+    require_installed(registry.get("torch"))
+    out = tmp_path / "r"
+    proc = run_cli("search", "--replay", "rms_norm-1x2-float16-shifted:0:5000-eps5", "--adapters", "numpy,torch",
+                   "-o", str(out), "--no-report")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = [r for f in sorted(out.rglob("results.jsonl")) for r in records.read(f)[1]]
+    dx = {r["adapter"]: r for r in rows if r["check"] == "grad_dx"}
+    assert set(dx) == {"numpy", "torch"} and all(r["outcome"] == "pass" for r in rows), rows
+    # the floor decided: its error, 2.2e-8, is past the relative terms' 7.89e-9
+    assert all(r["max_abs_err"] > 2e-8 and r["tolerance"] == pytest.approx(2.0**-23) for r in dx.values())

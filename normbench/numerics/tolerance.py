@@ -16,6 +16,10 @@ not a bug. A one-pass E[x²] − E[x]² variance errs by ε·√n·κ² and fail
 λ = 4 makes the probabilistic bound hold for all but ~2·exp(−λ²/2) ≈ 7e-4 of terms, and
 more in practice since rounding errors partly cancel. Nothing else in normbench sets a
 tolerance; the helpers below only say which n, κ and M each compared quantity has.
+
+Every error above is relative (ε times a magnitude), which holds for normal numbers only:
+below the dtype's smallest normal the spacing stops shrinking at the smallest subnormal τ,
+so the tolerance has a floor in absolute terms (``subnormal_floor``).
 """
 
 from __future__ import annotations
@@ -24,18 +28,39 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ops.dtypes import DTYPES, machine_eps, overflow_threshold
+from ..ops.dtypes import DTYPES, machine_eps, overflow_threshold, resolve
 from ..ops.spec import NormSpec
 from . import reference
 
 LAMBDA = 4.0
 
 
+def smallest_subnormal(dtype: str) -> float:
+    """τ: the spacing of ``dtype``'s numbers below its smallest normal one (2⁻²⁴ in float16)."""
+    return 2.0**-133 if dtype == "bfloat16" else float(np.finfo(resolve(dtype)).smallest_subnormal)
+
+
+def subnormal_floor(dtype: str) -> float:
+    """λ·τ/2 (τ: ``smallest_subnormal``): the floor of every tolerance in ``dtype``.
+
+    Rounding the exact value to the output dtype alone costs half the spacing at that value.
+    ε·M prices that as a relative error, which holds down to the smallest normal number; below
+    it the spacing is τ however small the value (2⁻²⁴ in float16), so the rounding costs up to
+    τ/2 = 2⁻²⁵ where ε·M may be far less. Found by `normbench search`: a float16 RMSNorm dx of
+    exactly −1.9375e-7 (3.25 subnormal steps) comes back from every correct implementation as the
+    nearest float16, −1.7881e-7, off by 2.2e-8 where λ·ε·(…)·M allowed 7.9e-9. The floor counts
+    λ such roundings, as the relative terms count λ: 2⁻²³ ≈ 1.2e-7 in float16, 1.8e-40 in
+    bfloat16, 2.8e-45 in float32, so it decides only within a few subnormal steps of zero.
+    A floor (the larger of the two), not a sum: elsewhere the tolerance is what it was."""
+    return LAMBDA * smallest_subnormal(dtype) / 2
+
+
 def tolerance(dtype: str, n, kappa, magnitude) -> np.ndarray:
-    """Absolute tolerance: λ·ε·(1 + √n·(1 + κ))·M, elementwise."""
+    """Absolute tolerance: λ·ε·(1 + √n·(1 + κ))·M, elementwise, and never below
+    ``subnormal_floor`` (which leaves every tolerance above it exactly as it was)."""
     eps = machine_eps(dtype)
     n, kappa, magnitude = (np.asarray(a, dtype=np.float64) for a in (n, kappa, magnitude))
-    return LAMBDA * eps * (1 + np.sqrt(n) * (1 + kappa)) * magnitude
+    return np.maximum(LAMBDA * eps * (1 + np.sqrt(n) * (1 + kappa)) * magnitude, subnormal_floor(dtype))
 
 
 @dataclass(frozen=True)
@@ -207,7 +232,9 @@ class Verdict:
 def returned_in(bound: Bound, actual, expected) -> Bound:
     """A value computed in ``bound.dtype`` and returned rounded to a coarser format (the output of
     a mixed-precision path, in its half-precision input's dtype): one rounding more, of at most
-    half an ulp of the value (ε·|value| leaves room for a value near a binade edge). Only for
+    half the spacing at the value, which is ε·|value|/2 for a normal value and τ/2 for a
+    subnormal one (τ the smallest subnormal, see ``subnormal_floor``): twice that, the larger of
+    ε·|value| and τ, leaves room for a value near a binade edge. Only for
     what the path documents as half precision: running statistics and γ's and β's gradients
     belong to float32 variables and get no such allowance."""
     name = np.asarray(actual).dtype.name
@@ -216,6 +243,7 @@ def returned_in(bound: Bound, actual, expected) -> Bound:
     expected = np.asarray(expected, np.float64)
     with np.errstate(invalid="ignore"):
         extra = machine_eps(name) * np.where(np.isfinite(expected), np.abs(expected), 0.0)
+    extra = np.maximum(extra, smallest_subnormal(name))
     return Bound(bound.tol + extra, bound.unit, bound.dtype)
 
 
