@@ -249,17 +249,10 @@ def is_run_plan(data: object) -> bool:
 
 
 def read(path: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(environment, checks) from a results file; a corrupt line names the file and line."""
-    env: dict[str, Any] = {}
-    checks = []
-    for _, _, obj in _lines(path):
-        if isinstance(obj, ValueError):
-            raise obj
-        if obj["type"] == "environment":
-            env = obj
-        elif obj["type"] == "check":
-            checks.append(obj)
-    return env, checks
+    """(environment, check rows) from a results file, each row as its :class:`Record` writes it (so
+    parsed and checked the same way as :func:`read_records`; a bad line names the file and line)."""
+    env, found = read_records(path)
+    return env, [r.to_row() for r in found]
 
 
 def read_records(path: str | os.PathLike) -> tuple[dict[str, Any], list[Record]]:
