@@ -49,7 +49,7 @@ def run_pytest(argv: list[str], args: argparse.Namespace, results: Path) -> int:
 
 def write_reports(sources, out: Path) -> list[Path]:
     """report.html, report.md and results.csv in ``out`` from results files (or loaded results)."""
-    from ..reports import html, markdown, model
+    from ..reports import html, markdown, model  # pandas and matplotlib: only when reports are written
 
     res = sources if isinstance(sources, model.Results) else model.load(sources, warn=warn)
     out.mkdir(parents=True, exist_ok=True)

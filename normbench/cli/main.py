@@ -10,10 +10,13 @@ from . import bench, compare, listing, report, run, search, verify
 COMMANDS = (run, verify, bench, report, compare, search, listing)  # in `normbench --help`'s order
 
 
-def main(argv: list[str] | None = None) -> int:
-    from . import __doc__ as description
+DESCRIPTION = ("The normbench command: the main job (run: every suite, each framework group in its own "
+               "process, then the reports), the verification suites or the benchmarks alone in this process "
+               "(verify, bench), property-based search, reports, comparisons, and the list of adapters.")
 
-    parser = argparse.ArgumentParser(prog="normbench", description=description)
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="normbench", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command")
     for command in COMMANDS:
         command.add(sub)
