@@ -47,11 +47,18 @@ def run_pytest(argv: list[str], args: argparse.Namespace, results: Path) -> int:
     return int(code)
 
 
+def load_results(files: list[Path]):
+    """The results files, read once, as the reports read them (``reports.model.Results``)."""
+    from ..reports import model  # pandas: only for the commands that read results
+
+    return model.load(files, warn=warn)
+
+
 def write_reports(sources, out: Path) -> list[Path]:
     """report.html, report.md and results.csv in ``out`` from results files (or loaded results)."""
     from ..reports import html, markdown, model  # pandas and matplotlib: only when reports are written
 
-    res = sources if isinstance(sources, model.Results) else model.load(sources, warn=warn)
+    res = sources if isinstance(sources, model.Results) else load_results(sources)
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "report.html", out / "report.md", out / "results.csv"]
     written[0].write_text(html.render(res), encoding="utf-8")

@@ -7,11 +7,11 @@ import sys
 
 from ..adapters import registry
 from ..bench import allocator, threads
-from ..results import counts, records
+from ..results import counts
 from ..results.kinds import Outcome
 from ..running import folder, progress, runner, supervisor
 from ..running.job import plan
-from .common import fail, positive_int, write_reports
+from .common import fail, load_results, positive_int, write_reports
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -70,8 +70,9 @@ def main_job(args: argparse.Namespace) -> int:
     report, problem, tally = None, None, counts.Counts()
     if files:
         try:
-            tally = counts.count(row for f in files for row in records.read(f)[1])
-            report = write_reports(files, out / "report")[0]
+            res = load_results(files)  # read once: the closing line counts what the report counts
+            tally = counts.count(res.checks.to_dict("records"))
+            report = write_reports(res, out / "report")[0]
         except Exception as exc:  # noqa: BLE001 - the results are kept; say why the report is missing
             problem = f"could not render the report ({type(exc).__name__}: {exc}); results are in {out}"
     else:

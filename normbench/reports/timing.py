@@ -8,7 +8,8 @@ import pandas as pd
 
 from ..ops.base import DTYPES
 from ..results import allocators as alloc
-from ..results.kinds import Check, Outcome, Suite
+from ..results.counts import TIMED_CASE
+from ..results.kinds import NOT_TIMINGS, Check, Outcome, Suite
 from .formatting import fmt_time_range, number
 from .loading import Results, allocator_names
 from .rows import op_or_none, op_rank, run_labels
@@ -50,8 +51,7 @@ def _pool(group: pd.DataFrame) -> dict:
     return row
 
 
-TIMED_KEY = ["run", "adapter", "case", "check", "allocator"]  # one run's repeats of a case under one allocator
-NOT_TIMINGS = (Check.RECOMPILES, Check.SELF_CHECK)  # speed-suite checks that time no case: never pooled as one
+TIMED_KEY = list(TIMED_CASE)  # one run's repeats of a case under one allocator: the counting rule's
 
 
 def timed_rows(res: Results) -> pd.DataFrame:

@@ -12,10 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .kinds import Outcome, Suite
+from .kinds import NOT_TIMINGS, Outcome, Suite
 
 NOT_INSTALLED = "not installed"  # the framework_version of a record saying an adapter's framework is missing
-NOT_TIMINGS = ("recompiles", "self_check")  # speed-suite checks that time no case
 TIMED_CASE = ("run", "adapter", "case", "check", "allocator")  # the repeats of one timing
 
 

@@ -9,7 +9,7 @@ import shlex
 from ..adapters import failures
 from ..adapters.base import Adapter
 from ..bench.environment import environment
-from ..results import records
+from ..results import counts, records
 from ..results.kinds import Outcome, Suite
 from ..results.records import Record, ResultsFile
 from .job import Job
@@ -31,7 +31,7 @@ def process_record(job: Job, adapter: Adapter, outcome: Outcome, message: str, f
              "params": {"process_group": job.group.name}}  # not "group": a benchmark's shape group (default, sweep)
     return records.build(
         adapter, Suite.SPEED if job.phase == "bench" else Suite.PROCESS, f"{job.phase}_process", about,
-        framework_version=adapter.version() if not adapter.missing() else "not installed",
+        framework_version=adapter.version() if not adapter.missing() else counts.NOT_INSTALLED,
         outcome=outcome, message=message,
         rerun=shlex.join(rerun(job.command)) if outcome == Outcome.ERROR else "",
         facts={"status": job.status, "returncode": job.returncode, "elapsed_s": round(job.elapsed_s, 1),

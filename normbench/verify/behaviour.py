@@ -13,13 +13,14 @@ import numpy as np
 
 from .. import ops
 from ..adapters.base import Adapter, Unsupported
+from ..adapters.failures import raised
 from ..numerics import reference, tolerance
 from ..ops import inputs
 from ..results.facts import says
 from ..results.kinds import Check, Outcome, Suite
 from ..results.records import Record
 from . import metamorphic
-from .checks import Case, compute_dtype, judged, make_record, raised, run_check
+from .checks import Case, compute_dtype, judged, make_record, run_check
 
 STEPS = 5
 

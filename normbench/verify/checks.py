@@ -21,7 +21,7 @@ from ..results.facts import says
 from ..results.kinds import Check, Outcome, Suite
 from ..results.records import Record
 
-__all__ = ["PADDING", "Case", "compute_dtype", "forward", "gradients", "judged", "jvp", "make_record", "raised",
+__all__ = ["PADDING", "Case", "compute_dtype", "forward", "gradients", "judged", "jvp", "make_record",
            "run_check", "running_stats", "second_order"]
 
 Body = Callable[[Layer, np.ndarray, CaseArrays], Iterable[dict]]
