@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from . import search
+from . import search, terminal
 from .adapters import registry
 from .bench import lock
 from .bench.environment import environment
@@ -243,6 +243,10 @@ def pytest_configure(config: pytest.Config) -> None:
         "filterwarnings", "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
     )
     config.stash[_KEY] = Recorder(config)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    terminal.index_teardowns(session.config)  # once the terminal reporter is registered
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
