@@ -92,3 +92,20 @@ def raised(adapter: Adapter, exc: Exception) -> dict:
     tb = "".join(traceback.format_exception(exc)).rstrip()
     return {"outcome": Outcome.ERROR, "message": message + (f" (at {where})" if where else ""),
             "facts": {"exception": type(exc).__name__, "where": str(where) if where else None, "traceback": tb}}
+
+
+def _fatal(text: str) -> str | None:
+    """faulthandler's "Fatal Python error: Segmentation fault" line, if the process printed one."""
+    return next((line.strip() for line in text.splitlines() if line.startswith("Fatal Python error")), None)
+
+
+def gist(text: str) -> str:
+    """The lines of stderr that say what happened: the fatal error and the innermost frame
+    (faulthandler prints it first), else the last three lines."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    fatal = _fatal(text)
+    if fatal:
+        after = lines[lines.index(fatal) + 1:]
+        frame = next((line for line in after if line.startswith("File ")), "")
+        return " | ".join(x for x in (fatal, frame) if x)
+    return " | ".join(lines[-3:]) if lines else "(empty)"

@@ -8,10 +8,10 @@ import os
 import sys
 
 from ..adapters import registry
-from ..bench import allocator, threads
+from ..bench import allocator, conductor, threads
 from ..ops.dtypes import DTYPES
 from ..running import commands, runner
-from . import bench_passes
+from . import bench_passes, head_to_head
 from .common import fail, output, own_results, positive_int, reports_beside, run_pytest
 
 
@@ -38,6 +38,15 @@ def add(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--self-check", action="store_true",
                        help="harness vs bare timeit of the same call (in the benchmark process, interleaved, and "
                             "in a fresh one), for torch, flax.linen, keras[tensorflow] and onnxruntime")
+    bench.add_argument("--head-to-head", action="store_true",
+                       help="every adapter's process alive at once, taking turns on each case in short shuffled "
+                            "blocks: ratios between adapters with 95 %% intervals; an adapter may be given as "
+                            "NAME@/path/to/python to time it under another interpreter (another venv)")
+    bench.add_argument("--processes", type=positive_int, default=2,
+                       help="with --head-to-head: fresh processes per adapter, one after another (default 2)")
+    bench.add_argument("--rounds", type=positive_int, default=conductor.ROUNDS,
+                       help="with --head-to-head: interleaved blocks per process and case "
+                            f"(default {conductor.ROUNDS})")
     bench.add_argument("--timeout", type=positive_int, default=runner.DEFAULT_TIMEOUT_S,
                        help="with --allocators or --self-check: seconds before one of their processes is killed and "
                             f"recorded as an error (default {runner.DEFAULT_TIMEOUT_S})")
@@ -54,8 +63,9 @@ def settings(args: argparse.Namespace) -> commands.Bench:
 
 
 def bench_cases(args: argparse.Namespace) -> int:
-    try:
-        registry.select(args.adapters)
+    try:  # (under --head-to-head an adapter may name its interpreter: NAME@PYTHON)
+        registry.select(list(dict.fromkeys(n.partition("@")[0] for n in args.adapters.split(",")))
+                        if args.adapters else None)
     except registry.UnknownAdapter as exc:
         return fail(str(exc))
     bad = [d for d in (args.dtypes or "").split(",") if args.dtypes and d not in DTYPES]
@@ -76,6 +86,10 @@ def bench_cases(args: argparse.Namespace) -> int:
     out = output(args)
     if out is None:
         return 2
+    if args.head_to_head:
+        if args.self_check or len(chosen) > 1:
+            return fail("--head-to-head times under one allocator, without --self-check")
+        return head_to_head.run(args, chosen[0], out)
     if args.self_check:
         return bench_passes.self_check(args, settings(args), chosen[0], out)
     if len(chosen) > 1:

@@ -75,6 +75,7 @@ class Check(StrEnum):
     EVAL = "eval"
     RECOMPILES = "recompiles"
     SELF_CHECK = "self_check"
+    PEAK_MEMORY = "peak_memory"  # a head-to-head process's peak resident memory
     # about the run rather than a case: process records are f"{phase}_process"
     KNOWN_DIVERGENCE = "known_divergence"  # a strict known divergence that never reproduced
     VERIFY_PROCESS = "verify_process"
@@ -86,7 +87,8 @@ class Check(StrEnum):
 
 
 DERIVATIVE_CHECKS = (Check.JVP, Check.SECOND_ORDER_DX, Check.SECOND_ORDER_DGAMMA)  # forward mode and second order
-NOT_TIMINGS = (Check.RECOMPILES, Check.SELF_CHECK)  # speed-suite checks that time no case: never a timing
+# speed-suite checks that time no case: never a timing
+NOT_TIMINGS = (Check.RECOMPILES, Check.SELF_CHECK, Check.PEAK_MEMORY)
 
 
 class JobStatus(StrEnum):

@@ -61,20 +61,3 @@ def tail(text: str) -> str:
     innermost frames come first), else the end."""
     found = DUMP.search(text)
     return text[found.start():found.start() + STDERR_TAIL] if found else text[-STDERR_TAIL:]
-
-
-def _fatal(text: str) -> str | None:
-    """faulthandler's "Fatal Python error: Segmentation fault" line, if the process printed one."""
-    return next((line.strip() for line in text.splitlines() if line.startswith("Fatal Python error")), None)
-
-
-def gist(text: str) -> str:
-    """The lines of stderr that say what happened: the fatal error and the innermost frame
-    (faulthandler prints it first), else the last three lines."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    fatal = _fatal(text)
-    if fatal:
-        after = lines[lines.index(fatal) + 1:]
-        frame = next((line for line in after if line.startswith("File ")), "")
-        return " | ".join(x for x in (fatal, frame) if x)
-    return " | ".join(lines[-3:]) if lines else "(empty)"

@@ -230,7 +230,7 @@ def _judge(job: Job, ended: JobStatus | None, timeout_s: float, text: str, tally
     message = (f"the {job.label} process was {job.detail}" + ("" if hung else f" after {job.elapsed_s:.0f} s")
                + f", with {written} records written" + (f" ({dropped})" if dropped else "")
                + (f"; it {'hung' if hung else 'crashed'} at {where}" if where else "")
-               + ("" if hung else f"; stderr: {process_records.gist(text)}"))
+               + ("" if hung else f"; stderr: {failures.gist(text)}"))
     process_records.error_records(job, message, process_records.tail(text), where)
 
 

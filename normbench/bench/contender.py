@@ -1,0 +1,144 @@
+"""One adapter's process in a head-to-head pass: it prepares a case, then times one block each
+time the conductor (``bench.conductor``) gives it the turn.
+
+``python -m normbench.bench.contender ADAPTER`` reads one JSON request per line on stdin and
+answers each with one JSON line on stdout (anything else it prints goes to stderr):
+
+- ``{"prepare": {BenchCase fields}}`` builds the layer and its inputs, makes the first call (which
+  compiles where a framework does) and plans the block: ``{"ready": …, "first_call_s", "iterations"}``,
+  or ``{"skip": why}`` / ``{"error": why, "traceback": …}``;
+- ``{"block": rounds, "warm": w}`` times ``w`` untimed then ``rounds`` timed rounds of the prepared
+  call (``iterations`` calls each, garbage collection off, as ``timeit`` does):
+  ``{"samples_s": [per-call seconds of each timed round], "faults_per_call": …}``;
+- ``{"release": true}`` drops the case; ``{"peak": true}`` answers ``{"peak_rss_mb": …}``.
+
+It needs numpy, normbench and the adapter's framework only (no pytest), so it can run under the
+interpreter of another virtual environment (``torch@/path/to/venv/bin/python``) with this
+normbench on its ``PYTHONPATH``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import os
+import resource
+import sys
+import time
+import traceback
+
+TARGET_BLOCK_S = 0.02  # one block: long enough for the timer, short enough to follow the machine's drift
+ROUND_S = 1e-3  # one round of ``iterations`` calls lasts at least this long
+
+
+def _faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+
+
+class Contender:
+    def __init__(self, adapter_ref: str) -> None:
+        from ..adapters import registry
+
+        self.adapter = registry.get(adapter_ref)
+        self.prepared = None
+        self.iterations = 1
+
+    def prepare(self, fields: dict) -> dict:
+        from ..adapters.base import Unsupported
+        from ..ops.case import BenchCase
+        from . import harness
+
+        self.prepared = None
+        gc.collect()
+        case = BenchCase(**{**fields, "shape": tuple(fields["shape"]),
+                            "options": tuple(tuple(o) for o in fields.get("options", ()))})
+        try:
+            prepared = harness.prepare(self.adapter, case)
+            call = prepared.timed.call
+            start = time.perf_counter()
+            call()
+            first = time.perf_counter() - start
+            start = time.perf_counter()
+            call()
+            one = max(time.perf_counter() - start, 1e-7)
+        except Unsupported as exc:
+            return {"skip": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - the conductor records it as this adapter's error
+            return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+        self.prepared = prepared
+        self.iterations = max(1, int(ROUND_S / one))
+        rounds = max(3, min(100, round(TARGET_BLOCK_S / (one * self.iterations))))
+        return {"ready": case.id, "first_call_s": first, "iterations": self.iterations, "rounds": rounds,
+                "sync": prepared.timed.sync, "shape": list(prepared.shape), "layout": prepared.spec.layout}
+
+    def block(self, rounds: int, warm: int) -> dict:
+        call, n = self.prepared.timed.call, self.iterations
+        for _ in range(warm):  # the first calls find the threads asleep and the data out of cache
+            for _ in range(n):
+                call()
+        samples, faults = [], _faults()
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            for _ in range(rounds):
+                start = time.perf_counter()
+                for _ in range(n):
+                    call()
+                samples.append((time.perf_counter() - start) / n)
+        finally:
+            if enabled:
+                gc.enable()
+        return {"samples_s": samples, "faults_per_call": (_faults() - faults) / (rounds * n)}
+
+    def answer(self, ask: dict) -> dict:
+        if "prepare" in ask:
+            return self.prepare(ask["prepare"])
+        if "block" in ask:
+            if self.prepared is None:
+                return {"error": "no case prepared"}
+            return self.block(int(ask["block"]), int(ask.get("warm", 0)))
+        if "release" in ask:
+            self.prepared = None
+            gc.collect()
+            return {"released": True}
+        if "peak" in ask:
+            return {"peak_rss_mb": peak_rss_mb()}
+        return {"error": f"unknown request {sorted(ask)}"}
+
+
+def serve(adapter_ref: str, requests=sys.stdin, replies=None) -> None:
+    """Answer requests until stdin closes. The replies go to the real stdout; whatever the
+    frameworks print goes to stderr, so it cannot break a reply line."""
+    replies = replies or os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    with contextlib.redirect_stdout(sys.stderr):
+        try:
+            contender = Contender(adapter_ref)
+        except Exception as exc:  # noqa: BLE001 - an adapter that cannot load is the conductor's one line
+            print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), file=replies, flush=True)
+            return
+        print(json.dumps({"hello": contender.adapter.name, "version": contender.adapter.version(),
+                          "python": sys.version.split()[0], "executable": sys.executable, "pid": os.getpid()}),
+              file=replies, flush=True)
+        for line in requests:
+            print(json.dumps(contender.answer(json.loads(line))), file=replies, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m normbench.bench.contender ADAPTER", file=sys.stderr)
+        return 2
+    from . import threads
+
+    threads.pin()  # before any framework starts its pools (XLA sizes its pool by the affinity mask)
+    serve(argv[0])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""The records of a head-to-head pass (``bench.conductor``): one timing per case and entrant, with
+its ratio to the fastest and that ratio's interval, and one peak-memory record per process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..adapters import registry
+from ..adapters.base import Unsupported
+from ..adapters.failures import raised
+from ..ops.case import BenchCase
+from ..results import records
+from ..results.kinds import Check, Outcome, Suite
+from ..results.records import Record
+from . import allocator, harness, threads
+from .conductor import Entrant, Timings, standings
+
+
+class _Named:
+    """An entrant as ``records.build`` reads an adapter: its label, and the version its own
+    interpreter reported (another venv's torch is not this one's)."""
+
+    def __init__(self, entrant: Entrant, version: str | None) -> None:
+        self.name = entrant.name
+        self._version = version
+
+    def version(self) -> str:
+        return self._version or "?"
+
+
+def _versions(processes: list[dict]) -> dict[str, str]:
+    return {p["adapter"]: p["version"] for p in processes if p.get("version")}
+
+
+def case_records(case: BenchCase, timings: dict[str, Timings], bandwidth_gbps: float | None,
+                 versions: dict[str, str]) -> list[Record]:
+    """Every entrant's record of one case."""
+    table = standings(timings)
+    out = []
+    for name, t in timings.items():
+        entrant = t.entrant
+        adapter = registry.get(entrant.ref)
+        spec, shape = harness.layout_shape(adapter, case)
+        about = case.describe(spec, shape)
+        who = _Named(entrant, versions.get(name) or (adapter.version() if entrant.label == entrant.ref else None))
+        check = case.mode
+        if t.skip:
+            out.append(records.build(who, Suite.SPEED, check, about, **raised(adapter, Unsupported(t.skip))))
+            continue
+        if t.error and not t.blocks:  # said by its process (or of it): no exception object here
+            out.append(records.build(who, Suite.SPEED, check, about, outcome=Outcome.ERROR, message=t.error,
+                                     facts={"traceback": t.traceback} if t.traceback else {}))
+            continue
+        standing = table[name]
+        out.append(records.build(who, Suite.SPEED, check, about, outcome=Outcome.PASS,
+                                 message=_message(name, standing),
+                                 timing=_timing(case, t, standing, bandwidth_gbps)))
+    return out
+
+
+def _timing(case: BenchCase, t: Timings, standing: dict, bandwidth_gbps: float | None) -> dict[str, Any]:
+    blocks = np.array([b for p in t.blocks for b in p])
+    median = standing["median_s"]
+    first = float(np.median([r["first_call_s"] for r in t.ready]))
+    moved = harness.bytes_moved(case)
+    q1, q3 = np.percentile(blocks, [25, 75])
+    return {
+        "median_s": median, "iqr_s": float(q3 - q1), "min_s": float(min(min(s) for s in t.samples)),
+        "rounds": int(sum(len(s) for s in t.samples)), "iterations": int(t.ready[0]["iterations"]),
+        "first_call_s": first, "compile_s": max(first - median, 0.0), "bytes": moved, "gbps": moved / median / 1e9,
+        "roofline_frac": moved / median / 1e9 / bandwidth_gbps if bandwidth_gbps else None,
+        "bandwidth_gbps": bandwidth_gbps, "threads": {"requested": threads.requested()},
+        "sync": t.ready[0].get("sync"), "faults_per_call": float(np.median(t.faults_per_call)),
+        "samples_s": [float(b) for b in blocks],  # block medians: what the intervals resample
+        "allocator": allocator.active_name(), "repeat": 0,
+        "head_to_head": {k: standing[k] for k in ("fastest", "ratio", "ratio_ci", "verdict", "block_spread",
+                                                  "processes", "rounds")},
+    }
+
+
+def _message(name: str, s: dict) -> str:
+    lo, hi = s["ratio_ci"]
+    if s["verdict"] == "fastest":
+        where = "fastest"
+    else:
+        where = f"{s['ratio']:.3f}× {s['fastest']} [95 % {lo:.3f}–{hi:.3f}]: {s['verdict']}"
+    return (f"median {s['median_s'] * 1e3:.3f} ms over {s['processes']} process(es) × {s['rounds']} interleaved "
+            f"blocks; {where}; its own blocks spread {s['block_spread']:.0%} (IQR/median)")
+
+
+def memory_records(processes: list[dict], entrants: list[Entrant]) -> list[Record]:
+    """One record per contender process: its peak resident memory (facts.peak_rss_mb)."""
+    by_name = {e.name: e for e in entrants}
+    out = []
+    for p in processes:
+        entrant = by_name[p["adapter"]]
+        about = {"op": "-", "dtype": "-", "shape": [], "layout": None, "input": "-", "seed": 0,
+                 "case": f"{entrant.name}-p{p['process']}", "params": {"process": p["process"]}}
+        peak = p.get("peak_rss_mb")
+        lost = p.get("lost")
+        out.append(records.build(_Named(entrant, p.get("version")), Suite.SPEED, Check.PEAK_MEMORY, about,
+                                 outcome=Outcome.ERROR if lost else Outcome.PASS,
+                                 message=f"process {p['process']}: " + (lost or _peak(peak)),
+                                 facts={k: v for k, v in p.items() if k != "adapter"}))
+    return out
+
+
+def _peak(mb: float | None) -> str:
+    return f"peak {mb:.0f} MB resident" if mb is not None else "peak unknown"

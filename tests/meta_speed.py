@@ -1,0 +1,53 @@
+"""Adapters whose speed is known exactly, for the head-to-head meta-tests (test_head_to_head.py).
+
+Each call waits out a fixed time by spinning on the clock, whatever the op and shape, so two
+of them differ by exactly their factor: a slower CPU or a busy machine stretches neither (a
+preemption delays both alike). Steady twice must tie; 10 % and 5 % slower must be found so."""
+
+from __future__ import annotations
+
+import time
+
+from normbench.adapters.base import Adapter, Layer, Timed
+
+from .meta_adapters import OPS
+
+SPIN_S = 200e-6  # one call
+
+
+class _SpinLayer(Layer):
+    factor = 1.0
+
+    def timed(self, x, mode, dy=None):
+        wait = SPIN_S * self.factor
+
+        def call() -> None:
+            end = time.perf_counter() + wait
+            while time.perf_counter() < end:
+                pass
+
+        return Timed(call, "returns when its time is up")
+
+
+class _Slower10Layer(_SpinLayer):
+    factor = 1.10
+
+
+class _Slower5Layer(_SpinLayer):
+    factor = 1.05
+
+
+class Steady(Adapter):
+    name = "meta-steady"
+    builders = dict.fromkeys(OPS, _SpinLayer)
+    version_of = "numpy"
+
+
+class Slower10(Steady):
+    name = "meta-slower-10"
+    builders = dict.fromkeys(OPS, _Slower10Layer)
+
+
+class Slower5(Steady):
+    name = "meta-slower-5"
+    builders = dict.fromkeys(OPS, _Slower5Layer)

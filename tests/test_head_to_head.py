@@ -1,0 +1,148 @@
+"""Head-to-head timing (`normbench bench --head-to-head`): the statistics on data with known
+answers, then the benchmark meta-tests on adapters whose speed is known exactly
+(tests/meta_speed.py): an adapter against itself under two interpreters ties on every case, one
+10 % or 5 % slower is found slower, and a contender that crashes costs only its own rows.
+Nothing here asserts how fast anything is."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from normbench.bench import conductor, head_to_head
+from normbench.results import records
+
+from .helpers import ROOT, run_cli
+
+ROUNDS = 30
+
+
+def _machine(rounds: int, seed: int) -> np.ndarray:
+    """Per-round speed factors of a machine that drifts by up to 4x over a run."""
+    rng = np.random.default_rng(seed)
+    return np.exp(np.cumsum(rng.normal(0, 0.15, rounds)).clip(-0.7, 0.7))
+
+
+def _blocks(base: float, drift: np.ndarray, seed: int, processes: int = 1, bias=(1.0,)) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.array([base * drift * b * rng.lognormal(0, 0.02, drift.size) for b in bias[:processes]])
+
+
+def test_interleaved_rounds_see_through_the_machines_drift():
+    drift = _machine(ROUNDS, 1)
+    assert drift.max() / drift.min() > 2  # medians taken minutes apart would differ by more than 2x
+    a = _blocks(1e-3, drift, 2)
+    same = head_to_head.ratio(_blocks(1e-3, drift, 3), a)
+    slower = head_to_head.ratio(_blocks(1.1e-3, drift, 4), a)
+    assert same.verdict == "tied" and same.interval[0] > 0.98 and same.interval[1] < 1.02
+    assert slower.verdict == "slower" and 1.08 < slower.value < 1.12
+    assert slower.interval[0] > 1.07 and slower.interval[1] < 1.13
+
+
+def test_a_process_bias_widens_the_interval_instead_of_reading_as_a_difference():
+    """Two processes of one adapter 6 % apart: pooled as if one pass, their rounds give a narrow
+    interval; resampled by pass, the interval covers the processes' own difference."""
+    drift = _machine(ROUNDS, 5)
+    biased = _blocks(1e-3, drift, 6, processes=2, bias=(0.97, 1.03))
+    other = np.vstack([_blocks(1e-3, drift, 7)[0], _blocks(1e-3, drift, 8)[0]])
+    pooled = head_to_head.ratio(biased.reshape(1, -1), other.reshape(1, -1))
+    by_process = head_to_head.ratio(biased, other)
+    width = lambda r: r.interval[1] - r.interval[0]  # noqa: E731
+    assert width(by_process) > width(pooled)
+    assert by_process.verdict == "tied"
+
+
+def test_standings_name_the_fastest_and_say_who_is_tied_with_it():
+    drift = _machine(ROUNDS, 9)
+    got = head_to_head.standings({"a": _blocks(1e-3, drift, 10), "b": _blocks(1e-3, drift, 11),
+                                  "c": _blocks(1.2e-3, drift, 12)})
+    fastest = got["a"]["fastest"]
+    assert fastest in ("a", "b") and got[fastest]["verdict"] == "fastest" and got[fastest]["ratio"] == 1.0
+    assert got["b" if fastest == "a" else "a"]["verdict"] == "tied"
+    assert got["c"]["verdict"] == "slower" and got["c"]["ratio_ci"][0] > 1.1
+
+
+def test_entrants_from_two_interpreters_are_named_by_their_environment(tmp_path):
+    pythons = []
+    for venv in ("venv-a", "venv-b"):
+        exe = tmp_path / venv / "bin" / "python"
+        exe.parent.mkdir(parents=True)
+        exe.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+        exe.chmod(0o755)
+        pythons.append(str(exe))
+    got = conductor.parse_entrants([f"torch@{p}" for p in pythons] + ["onnxruntime"], lambda ref: ref)
+    assert [e.name for e in got] == ["torch@venv-a", "torch@venv-b", "onnxruntime"]
+    assert [e.python for e in got] == [*pythons, sys.executable]
+    with pytest.raises(ValueError, match="named twice with the same interpreter"):
+        conductor.parse_entrants([f"torch@{pythons[0]}", f"torch@{pythons[0]}"], lambda ref: ref)
+    with pytest.raises(ValueError, match="is not an executable Python interpreter"):
+        conductor.parse_entrants([f"torch@{tmp_path / 'nope'}"], lambda ref: ref)
+
+
+@pytest.fixture(scope="module")
+def meta_pass(tmp_path_factory):
+    """One head-to-head pass: Steady under this interpreter and under a second one (a venv-b that
+    runs this same Python), 10 % and 5 % slower copies, and an adapter that segfaults."""
+    root = tmp_path_factory.mktemp("h2h")
+    other = root / "venv-b" / "bin" / "python"
+    other.parent.mkdir(parents=True)
+    other.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    other.chmod(0o755)
+    names = ["tests.meta_speed:Steady", f"tests.meta_speed:Steady@{other}", "tests.meta_speed:Slower10",
+             "tests.meta_speed:Slower5", "tests.crashing_adapters:Segfaulting"]
+    out = root / "r"
+    proc = run_cli("bench", "--head-to-head", "--quick", "--rounds", "10", "--adapters", ",".join(names),
+                   "-o", str(out), cwd=ROOT, timeout=900)
+    env, rows = records.read(out / "results.jsonl")
+    return proc, out, env, rows
+
+
+def _verdicts(rows, adapter):
+    return Counter(r["head_to_head"]["verdict"] for r in rows if r["adapter"] == adapter and "head_to_head" in r)
+
+
+@pytest.mark.serial
+def test_an_adapter_against_itself_ties_on_every_case(meta_pass):
+    _, _, env, rows = meta_pass
+    mine = f"meta-steady@{os.path.basename(os.path.dirname(os.path.dirname(sys.executable)))}"
+    a, b = _verdicts(rows, mine), _verdicts(rows, "meta-steady@venv-b")
+    cases = {r["case"] for r in rows if r["adapter"] == mine and "head_to_head" in r}
+    assert len(cases) == 19  # every op's quick cases: the spin runs any op and mode
+    assert not a["slower"] and not b["slower"] and a["tied"] + b["tied"] == len(cases), (a, b)
+    assert {e["name"] for e in env["head_to_head"]["entrants"]} >= {mine, "meta-steady@venv-b"}
+
+
+@pytest.mark.serial
+def test_ten_and_five_percent_slower_are_found_slower(meta_pass):
+    _, _, _, rows = meta_pass
+    ten, five = _verdicts(rows, "meta-slower-10"), _verdicts(rows, "meta-slower-5")
+    assert ten["slower"] >= 0.9 * sum(ten.values()), ten
+    assert five["slower"] > 0.5 * sum(five.values()), five
+    ratios = [r["head_to_head"]["ratio"] for r in rows if r["adapter"] == "meta-slower-10" and "head_to_head" in r]
+    assert 1.05 < float(np.median(ratios)) < 1.15
+
+
+@pytest.mark.serial
+def test_a_contender_that_crashes_costs_only_its_own_rows(meta_pass):
+    proc, out, _, rows = meta_pass
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    crashed = [r for r in rows if r["adapter"] == "segfaulting" and r["check"] != "peak_memory"]
+    assert len(crashed) == 19 and all(r["outcome"] == "error" for r in crashed)
+    assert "Fatal Python error: Segmentation fault" in crashed[0]["message"]
+    others = [r for r in rows if r["adapter"] != "segfaulting" and r["check"] != "peak_memory"]
+    assert others and all(r["outcome"] == "pass" for r in others)
+    assert (out / "report.html").exists()
+
+
+@pytest.mark.serial
+def test_every_process_records_its_peak_memory(meta_pass):
+    _, _, _, rows = meta_pass
+    peaks = [r for r in rows if r["check"] == "peak_memory"]
+    assert Counter(r["adapter"] for r in peaks).most_common()[0][1] == 2  # two processes each
+    fine = [r for r in peaks if r["outcome"] == "pass"]
+    assert len(fine) >= 8 and all(r["facts"]["peak_rss_mb"] > 10 for r in fine)
+    assert any(r["outcome"] == "error" and r["adapter"] == "segfaulting" for r in peaks)
