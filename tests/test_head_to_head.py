@@ -146,3 +146,17 @@ def test_every_process_records_its_peak_memory(meta_pass):
     fine = [r for r in peaks if r["outcome"] == "pass"]
     assert len(fine) >= 8 and all(r["facts"]["peak_rss_mb"] > 10 for r in fine)
     assert any(r["outcome"] == "error" and r["adapter"] == "segfaulting" for r in peaks)
+
+
+@pytest.mark.serial
+def test_the_report_gives_standings_intervals_ties_a_chart_and_memory(meta_pass):
+    _, out, _, _ = meta_pass
+    md = (out / "report.md").read_text()
+    section = md.split("## Head to head")[1].split("\n## ")[0]
+    assert "| meta-slower-10 | 0 | 0 | 19 |" in section and "| meta-slower-5 | 0 | 0 | 19 |" in section
+    assert "Tied with the fastest on 19 of 19 cases" in section and "Peak resident memory per process" in section
+    html = (out / "report.html").read_text()
+    h2h = html.split('id="head-to-head"')[1].split("</section>")[0]
+    assert "tied with the fastest" in h2h and "1.10" in h2h and "slower" in h2h
+    assert h2h.count("<svg") == 5  # one chart of ratios per op
+    assert "peak resident MB" in h2h

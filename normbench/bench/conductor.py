@@ -185,8 +185,8 @@ def _race(processes: list[Process], case: BenchCase, rounds: int, rng: random.Ra
     racing = []
     for p in processes:
         out = results[p.entrant.name]
-        if p.lost:  # died on an earlier case: every later case is an error of its own
-            out.error = out.error or p.lost
+        if p.lost:  # died on an earlier case (or on starting): every later case is an error of its own
+            out.error = out.error or f"not timed: its process was lost earlier ({p.lost})"
         if out.skip or out.error:
             continue
         try:
@@ -255,14 +255,16 @@ class Conductor:
         self.rng = random.Random(seed)
         self.progress = progress
         self.processes_seen: list[dict] = []
-        self.versions: dict[str, str] = {}  # each entrant's framework version, as its own interpreter says
+        self.hellos: dict[str, dict] = {}  # what each entrant's first process said: its framework version, allocator
 
     def run(self, cases: list[BenchCase]) -> Iterator[tuple[BenchCase, dict[str, Timings]]]:
         """Each case with every entrant's timings, once its last pass is done."""
         results = {case.id: {e.name: Timings(e) for e in self.entrants} for case in cases}
         for index in range(self.processes):
             started = [start(e, self.logs, index, self.env) for e in self.entrants]
-            self.versions.update({p.entrant.name: p.hello["version"] for p in started if p.hello.get("version")})
+            for p in started:
+                if not p.lost:
+                    self.hellos.setdefault(p.entrant.name, p.hello)
             for k, case in enumerate(cases):
                 self.progress(f"pass {index + 1}/{self.processes}, case {k + 1}/{len(cases)}: {case.id}")
                 _race(started, case, self.rounds, self.rng, results[case.id])

@@ -121,8 +121,11 @@ def serve(adapter_ref: str, requests=sys.stdin, replies=None) -> None:
         except Exception as exc:  # noqa: BLE001 - an adapter that cannot load is the conductor's one line
             print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), file=replies, flush=True)
             return
+        from . import allocator
+
         print(json.dumps({"hello": contender.adapter.name, "version": contender.adapter.version(),
-                          "python": sys.version.split()[0], "executable": sys.executable, "pid": os.getpid()}),
+                          "python": sys.version.split()[0], "executable": sys.executable, "pid": os.getpid(),
+                          "allocator": allocator.describe()}),
               file=replies, flush=True)
         for line in requests:
             print(json.dumps(contender.answer(json.loads(line))), file=replies, flush=True)

@@ -14,7 +14,7 @@ from ..ops.case import BenchCase
 from ..results import records
 from ..results.kinds import Check, Outcome, Suite
 from ..results.records import Record
-from . import allocator, harness, threads
+from . import harness, threads
 from .conductor import Entrant, Timings, standings
 
 
@@ -30,13 +30,9 @@ class _Named:
         return self._version or "?"
 
 
-def _versions(processes: list[dict]) -> dict[str, str]:
-    return {p["adapter"]: p["version"] for p in processes if p.get("version")}
-
-
 def case_records(case: BenchCase, timings: dict[str, Timings], bandwidth_gbps: float | None,
-                 versions: dict[str, str]) -> list[Record]:
-    """Every entrant's record of one case."""
+                 hellos: dict[str, dict]) -> list[Record]:
+    """Every entrant's record of one case (``hellos``: what each entrant's process said on starting)."""
     table = standings(timings)
     out = []
     for name, t in timings.items():
@@ -44,7 +40,8 @@ def case_records(case: BenchCase, timings: dict[str, Timings], bandwidth_gbps: f
         adapter = registry.get(entrant.ref)
         spec, shape = harness.layout_shape(adapter, case)
         about = case.describe(spec, shape)
-        who = _Named(entrant, versions.get(name) or (adapter.version() if entrant.label == entrant.ref else None))
+        hello = hellos.get(name, {})
+        who = _Named(entrant, hello.get("version") or (adapter.version() if entrant.label == entrant.ref else None))
         check = case.mode
         if t.skip:
             out.append(records.build(who, Suite.SPEED, check, about, **raised(adapter, Unsupported(t.skip))))
@@ -56,11 +53,12 @@ def case_records(case: BenchCase, timings: dict[str, Timings], bandwidth_gbps: f
         standing = table[name]
         out.append(records.build(who, Suite.SPEED, check, about, outcome=Outcome.PASS,
                                  message=_message(name, standing),
-                                 timing=_timing(case, t, standing, bandwidth_gbps)))
+                                 timing=_timing(case, t, standing, bandwidth_gbps, hello)))
     return out
 
 
-def _timing(case: BenchCase, t: Timings, standing: dict, bandwidth_gbps: float | None) -> dict[str, Any]:
+def _timing(case: BenchCase, t: Timings, standing: dict, bandwidth_gbps: float | None,
+            hello: dict) -> dict[str, Any]:
     blocks = np.array([b for p in t.blocks for b in p])
     median = standing["median_s"]
     first = float(np.median([r["first_call_s"] for r in t.ready]))
@@ -74,7 +72,7 @@ def _timing(case: BenchCase, t: Timings, standing: dict, bandwidth_gbps: float |
         "bandwidth_gbps": bandwidth_gbps, "threads": {"requested": threads.requested()},
         "sync": t.ready[0].get("sync"), "faults_per_call": float(np.median(t.faults_per_call)),
         "samples_s": [float(b) for b in blocks],  # block medians: what the intervals resample
-        "allocator": allocator.active_name(), "repeat": 0,
+        "allocator": hello.get("allocator", {}).get("name"), "repeat": 0,
         "head_to_head": {k: standing[k] for k in ("fastest", "ratio", "ratio_ci", "verdict", "block_spread",
                                                   "processes", "rounds")},
     }

@@ -59,7 +59,9 @@ def run(args: argparse.Namespace, alloc: allocator.Allocator, out: Path) -> int:
                                       env=allocator.process_env(alloc), progress=say)
         worst = 0
         for case, timings in conduct.run(cases):
-            for rec in contest.case_records(case, timings, measured["gbps"], conduct.versions):
+            said = next((h["allocator"] for h in conduct.hellos.values() if h.get("allocator")), None)
+            file.extra_env["allocator"] = said or file.extra_env["allocator"]  # the contenders', not this process's
+            for rec in contest.case_records(case, timings, measured["gbps"], conduct.hellos):
                 file.add(rec)
                 worst = max(worst, rec.outcome == Outcome.ERROR)
         for rec in contest.memory_records(conduct.processes_seen, chosen):

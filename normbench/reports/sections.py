@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..results.kinds import Suite
 from . import derivatives as deriv
+from . import head_to_head as h2h
 from . import search as searched
 from . import synchronized as sync
 from .agreement import agreement_cells
@@ -84,6 +85,7 @@ SECTIONS: list[Section] = [
             search_section, search_md),
     Section("divergences", "Divergences and failures", lambda res: verified(res) or bool(unexpected(res)), known,
             divergences_section, divergences_md),
+    Section("head-to-head", "Head to head", h2h.present, h2h.rows, h2h.html, h2h.markdown),
     Section("speed", "Speed", timed, speed, speed_section, speed_md),
 ]
 
