@@ -64,6 +64,9 @@ def test_standings_name_the_fastest_and_say_who_is_tied_with_it():
     assert fastest in ("a", "b") and got[fastest]["verdict"] == "fastest" and got[fastest]["ratio"] == 1.0
     assert got["b" if fastest == "a" else "a"]["verdict"] == "tied"
     assert got["c"]["verdict"] == "slower" and got["c"]["ratio_ci"][0] > 1.1
+    # the machine's drift moves every contender: an adapter's own spread is measured against the field
+    assert head_to_head.spread(_blocks(1e-3, drift, 10)) > 0.3
+    assert all(row["block_spread"] < 0.06 for row in got.values()), got
 
 
 def test_entrants_from_two_interpreters_are_named_by_their_environment(tmp_path):

@@ -48,8 +48,13 @@ def figure(blocks: np.ndarray) -> float:
     return float(np.median(blocks))
 
 
-def spread(blocks: np.ndarray) -> float:
-    """How far a contender's own blocks disagree: interquartile range over median."""
+def spread(blocks: np.ndarray, field: np.ndarray | None = None) -> float:
+    """How far a contender's own blocks disagree: the interquartile range over the median of its
+    blocks, each divided by the field's block of that round (the median over every contender), so
+    the machine's drift, which moves the whole field, is not counted as the contender's."""
+    if field is not None:
+        passes, rounds = min(blocks.shape[0], field.shape[0]), min(blocks.shape[1], field.shape[1])
+        blocks = blocks[:passes, :rounds] / field[:passes, :rounds]
     q1, q2, q3 = np.percentile(blocks, [25, 50, 75])
     return float((q3 - q1) / q2) if q2 > 0 else float("nan")
 
@@ -75,9 +80,11 @@ def standings(blocks: dict[str, np.ndarray]) -> dict[str, dict]:
     against the fastest includes 1: "tied")."""
     figures = {name: figure(b) for name, b in blocks.items()}
     fastest = min(figures, key=figures.get)
+    passes, rounds = min(b.shape[0] for b in blocks.values()), min(b.shape[1] for b in blocks.values())
+    field = np.median([b[:passes, :rounds] for b in blocks.values()], axis=0) if len(blocks) > 1 else None
     out = {}
     for name, b in blocks.items():
-        row = {"median_s": figures[name], "block_spread": spread(b), "fastest": fastest,
+        row = {"median_s": figures[name], "block_spread": spread(b, field), "fastest": fastest,
                "processes": int(b.shape[0]), "rounds": int(b.shape[1])}
         if name == fastest:
             row.update(ratio=1.0, ratio_ci=[1.0, 1.0], verdict="fastest")
