@@ -21,15 +21,18 @@ TIMING = {"median_s", "iqr_s", "min_s", "rounds", "compile_s", "first_call_s", "
 
 
 @pytest.fixture(scope="module")
-def quick_run(quick_bench_run):
-    return quick_bench_run
-
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "r"
+    proc = run_cli("bench", "--quick", "--adapters", "numpy,torch", "--threads", "1", "-o", str(out))
+    return proc, out
 
 @pytest.mark.serial
 
 def test_bench_records_timing_traffic_and_roofline(quick_run):
-    proc, out = quick_run  # (its outcomes are checked where it is made: conftest.quick_bench_run)
+    proc, out = quick_run
     env, rows = records.read(out / "results.jsonl")
+    failed = {r["check"] for r in rows if r["outcome"] in ("fail", "error")}
+    assert proc.returncode == (1 if failed else 0) and failed <= {"self_check"}, proc.stdout[-3000:]
     assert env["memory_bandwidth"]["gbps"] > 0 and env["memory_bandwidth"]["threads"] == 1
     assert env["threads"]["NORMBENCH_THREADS"] == "1" and env["threads"]["OMP_NUM_THREADS"] == "1"
     timed = [r for r in rows if r["suite"] == "speed" and r["check"] not in ("recompiles", "self_check")
