@@ -121,6 +121,10 @@ def test_verification_suites_do_not_collect_benchmarks(tmp_path):
     (["--threads", "many"], "--threads"),
     (["--dtypes", "float8"], "unknown dtype 'float8'"),
     (["--adapters", "nope"], "unknown adapter 'nope'"),
+    (["--head-to-head", "--adapters", "torch@/nowhere/bin/python"], "/nowhere/bin/python is not an executable Python"),
+    (["--head-to-head", "--adapters", "nope@/usr/bin/python3"], "unknown adapter 'nope'"),
+    (["--head-to-head", "--allocators", "system,warm"], "--head-to-head times under one allocator"),
+    (["--head-to-head", "--", "-k", "layer"], "--head-to-head runs no pytest"),
 ])
 def test_bad_bench_options_are_named(tmp_path, args, message):
     proc = run_cli("bench", "--quick", *args, "-o", str(tmp_path / "r"))

@@ -11,8 +11,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "normbench"
-ORDER = ("ops", "results", "numerics", "adapters", "bench", "verify", "search", "terminal", "plugin", "suites", "running",
-         "reports", "cli")  # lowest first
+ORDER = ("ops", "results", "numerics", "adapters", "bench", "verify", "search", "terminal", "plugin", "suites",
+         "running", "reports", "cli")  # lowest first
 TOP = {"__init__", "__main__", "__version__"}  # the package's own entry points, above everything
 
 

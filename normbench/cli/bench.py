@@ -83,13 +83,22 @@ def bench_cases(args: argparse.Namespace) -> int:
         return fail(f"--threads: {exc}")
     if args.self_check and len(chosen) > 1:
         return fail("--self-check runs under one allocator; give --allocator")
+    if args.head_to_head and (args.self_check or len(chosen) > 1):
+        return fail("--head-to-head times under one allocator, without --self-check")
+    if args.head_to_head and args.pytest_args:
+        return fail(f"--head-to-head runs no pytest: it takes no pytest arguments ({' '.join(args.pytest_args)})")
+    if args.head_to_head:
+        try:
+            entrants = head_to_head.entrants(args.adapters)
+        except (registry.UnknownAdapter, ValueError) as exc:
+            return fail(str(exc))
+        if not entrants:
+            return fail("--head-to-head: no adapter to time (none is installed but the numpy reference)")
     out = output(args)
     if out is None:
         return 2
     if args.head_to_head:
-        if args.self_check or len(chosen) > 1:
-            return fail("--head-to-head times under one allocator, without --self-check")
-        return head_to_head.run(args, chosen[0], out)
+        return head_to_head.run(args, entrants, chosen[0], out)
     if args.self_check:
         return bench_passes.self_check(args, settings(args), chosen[0], out)
     if len(chosen) > 1:

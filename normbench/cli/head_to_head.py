@@ -12,7 +12,7 @@ from ..bench import allocator, bandwidth, conductor, contest, harness, lock, thr
 from ..bench.environment import environment
 from ..results.kinds import Outcome
 from ..results.records import ResultsFile
-from .common import fail, reports_beside
+from .common import reports_beside
 
 UNTIMED = ("numpy",)  # the float64 reference: timed only when named, as under `normbench run`
 
@@ -27,13 +27,7 @@ def entrants(names: str | None) -> list[conductor.Entrant]:
     return conductor.parse_entrants([a.name for a in chosen], lambda ref: registry.get(ref).name)
 
 
-def run(args: argparse.Namespace, alloc: allocator.Allocator, out: Path) -> int:
-    try:
-        chosen = entrants(args.adapters)
-    except (registry.UnknownAdapter, ValueError) as exc:
-        return fail(str(exc))
-    if not chosen:
-        return fail("no adapter to time: none is installed")
+def run(args: argparse.Namespace, chosen: list[conductor.Entrant], alloc: allocator.Allocator, out: Path) -> int:
     cases = harness.cases(tuple(args.dtypes.split(",")) if args.dtypes else None, quick=args.quick)
     if args.no_sweeps:
         cases = [c for c in cases if c.group != "sweep"]
