@@ -97,6 +97,8 @@ def test_run_against_itself_flags_nothing(quick_bench):
     assert cmp.outcomes.empty
     md = cmp.markdown()
     assert "BENCHMARKS NOT SIGNIFICANTLY CHANGED." in md and "| + |" not in md
+    # two files timed apart: it says how much less that can tell, and how to time both sides together
+    assert "These runs were timed apart" in md and "normbench bench --head-to-head --adapters NAME@" in md
 
 
 def test_one_case_twice_as_slow_is_the_only_regression(quick_bench, tmp_path):

@@ -98,12 +98,15 @@ class Process:
     lost: str | None = None
 
     def ask(self, request: dict, timeout_s: float) -> dict:
+        self.send(request)
+        return self.read(timeout_s)
+
+    def send(self, request: dict) -> None:
         if self.lost:
             raise ContenderLost(self.lost)
         try:
             self.proc.stdin.write(json.dumps(request) + "\n")
             self.proc.stdin.flush()
-            return self.read(timeout_s)
         except (BrokenPipeError, OSError) as exc:
             self.fail(f"its process exited ({exc})")
 
@@ -178,11 +181,14 @@ class Timings:
 
 
 def _race(processes: list[Process], case: BenchCase, rounds: int, rng: random.Random,
-          results: dict[str, Timings]) -> None:
-    """One process of each entrant on ``case``: prepare, ``rounds`` shuffled rounds, release."""
+          results: dict[str, Timings], together: bool = False) -> None:
+    """One process of each entrant on ``case``: prepare, ``rounds`` shuffled rounds, release. The
+    contenders prepare one after another, so each first call (the compile, where a framework
+    compiles) is timed alone; ``together``, they prepare at once (a later pass, whose first calls
+    are not reported)."""
     fields = {"op": case.op, "mode": case.mode, "shape": list(case.shape), "dtype": case.dtype,
               "group": case.group, "options": [list(o) for o in case.options]}
-    racing = []
+    asked, said_by = [], {}
     for p in processes:
         out = results[p.entrant.name]
         if p.lost:  # died on an earlier case (or on starting): every later case is an error of its own
@@ -190,7 +196,17 @@ def _race(processes: list[Process], case: BenchCase, rounds: int, rng: random.Ra
         if out.skip or out.error:
             continue
         try:
-            said = p.ask({"prepare": fields}, PREPARE_TIMEOUT_S)
+            p.send({"prepare": fields})
+            if not together:
+                said_by[p.entrant.name] = p.read(PREPARE_TIMEOUT_S)
+            asked.append(p)
+        except ContenderLost as exc:
+            out.error = str(exc)
+    racing = []
+    for p in asked:
+        out = results[p.entrant.name]
+        try:
+            said = said_by.get(p.entrant.name) or p.read(PREPARE_TIMEOUT_S)
         except ContenderLost as exc:
             out.error = str(exc)
             continue
@@ -267,7 +283,7 @@ class Conductor:
                     self.hellos.setdefault(p.entrant.name, p.hello)
             for k, case in enumerate(cases):
                 self.progress(f"pass {index + 1}/{self.processes}, case {k + 1}/{len(cases)}: {case.id}")
-                _race(started, case, self.rounds, self.rng, results[case.id])
+                _race(started, case, self.rounds, self.rng, results[case.id], together=index > 0)
                 if index == self.processes - 1:
                     yield case, results[case.id]
             for p in started:

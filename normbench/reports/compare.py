@@ -415,6 +415,13 @@ def _faults(value) -> str:
     return "?" if value is None or pd.isna(value) else f"{value:.0f}"
 
 
+# What a comparison of two files can and cannot tell, said with every speed comparison.
+APART = ("These runs were timed apart, each in its own minutes: on a machine whose speed drifts, a change smaller "
+         "than the factor cannot be told from the drift. To judge a smaller one, time both sides in the same "
+         "minutes: normbench bench --head-to-head --adapters NAME@/old/venv/bin/python,NAME@/new/venv/bin/python "
+         "(see README, Head to head).")
+
+
 def compare(old: Results, new: Results, factor: float = DEFAULT_FACTOR, alpha: float = 0.05) -> Comparison:
     """Speed and outcome changes from ``old`` to ``new``, matched by (adapter, case, allocator)."""
     if not factor > 1:
@@ -430,6 +437,8 @@ def compare(old: Results, new: Results, factor: float = DEFAULT_FACTOR, alpha: f
     machine = {kind: machine_drift(old, new, kind, factor) for kind in PROBES}
     speed = _speed_changes(both, factor, alpha, {kind: d.applied for kind, d in machine.items()})
     notes = machine_notes(old, new, speed, factor, machine) + _allocator_notes(*timings, key)
+    if len(speed):
+        notes.append(APART)
     return Comparison(speed, _outcome_changes(old, new, "allocator" in key), factor, alpha, _label(old),
                       _label(new), notes, machine, max(t["allocator"].nunique() for t in timings) > 1)
 
