@@ -32,7 +32,9 @@ from ..adapters.failures import gist
 from ..ops.case import BenchCase
 from . import head_to_head
 
-ROUNDS = 15  # rounds per process and case: with two processes, 30 blocks per contender
+ROUNDS = 8  # rounds per process and case
+PROCESSES = 6  # passes, each with fresh processes: torch against itself here, 2 x 15 rounds gave 2 false
+# verdicts in 21 default cases (a process's own bias, up to ~20 %, that two passes cannot sample); 6 x 8, none
 WARM_ROUNDS = 2  # untimed rounds at the start of each block
 PAUSE_S = 0.01  # before each block
 PREPARE_TIMEOUT_S = 300.0  # building and compiling the largest case, on a busy machine
@@ -263,7 +265,7 @@ class Conductor:
     one pass, not one entrant. ``processes_seen`` says, per process, its peak resident memory
     and what it said on starting."""
 
-    def __init__(self, entrants: list[Entrant], logs: Path, processes: int = 2, rounds: int = ROUNDS,
+    def __init__(self, entrants: list[Entrant], logs: Path, processes: int = PROCESSES, rounds: int = ROUNDS,
                  env: dict[str, str] | None = None, seed: int = 0,
                  progress: Callable[[str], None] = lambda line: None) -> None:
         self.entrants, self.logs, self.processes, self.rounds = entrants, logs, processes, rounds

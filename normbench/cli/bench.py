@@ -42,8 +42,9 @@ def add(sub: argparse._SubParsersAction) -> None:
                        help="every adapter's process alive at once, taking turns on each case in short shuffled "
                             "blocks: ratios between adapters with 95 %% intervals; an adapter may be given as "
                             "NAME@/path/to/python to time it under another interpreter (another venv)")
-    bench.add_argument("--processes", type=positive_int, default=2,
-                       help="with --head-to-head: fresh processes per adapter, one after another (default 2)")
+    bench.add_argument("--processes", type=positive_int, default=conductor.PROCESSES,
+                       help="with --head-to-head: fresh processes per adapter, one pass after another "
+                            f"(default {conductor.PROCESSES})")
     bench.add_argument("--rounds", type=positive_int, default=conductor.ROUNDS,
                        help="with --head-to-head: interleaved blocks per process and case "
                             f"(default {conductor.ROUNDS})")
