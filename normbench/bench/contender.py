@@ -29,7 +29,6 @@ import time
 import traceback
 
 TARGET_BLOCK_S = 0.02  # one block: long enough for the timer, short enough to follow the machine's drift
-ROUND_S = 1e-3  # one round of ``iterations`` calls lasts at least this long
 
 
 def _faults() -> int:
@@ -59,19 +58,13 @@ class Contender:
                             "options": tuple(tuple(o) for o in fields.get("options", ()))})
         try:
             prepared = harness.prepare(self.adapter, case)
-            call = prepared.timed.call
-            start = time.perf_counter()
-            call()
-            first = time.perf_counter() - start
-            start = time.perf_counter()
-            call()
-            one = max(time.perf_counter() - start, 1e-7)
+            first, one = harness.first_calls(prepared.timed.call)
         except Unsupported as exc:
             return {"skip": str(exc)}
         except Exception as exc:  # noqa: BLE001 - the conductor records it as this adapter's error
             return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
         self.prepared = prepared
-        self.iterations = max(1, int(ROUND_S / one))
+        self.iterations = max(1, int(harness.TARGET_ROUND_S / one))
         rounds = max(3, min(100, round(TARGET_BLOCK_S / (one * self.iterations))))
         return {"ready": case.id, "first_call_s": first, "iterations": self.iterations, "rounds": rounds,
                 "sync": prepared.timed.sync, "shape": list(prepared.shape), "layout": prepared.spec.layout}

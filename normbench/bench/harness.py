@@ -90,14 +90,19 @@ def _normal(shape: tuple[int, ...], dtype: str, seed) -> np.ndarray:
     return cast(np.random.default_rng(seed).standard_normal(shape, dtype=draw), dtype)
 
 
-def _plan(call) -> tuple[float, int, int]:
-    """First-call time, then iterations per round and rounds from one steady call."""
+def first_calls(call) -> tuple[float, float]:
+    """The first call's seconds (it traces and compiles where a framework does), then one steady call's."""
     start = time.perf_counter()
     call()
     first = time.perf_counter() - start
     start = time.perf_counter()
     call()
-    one = max(time.perf_counter() - start, 1e-7)
+    return first, max(time.perf_counter() - start, 1e-7)
+
+
+def _plan(call) -> tuple[float, int, int]:
+    """First-call time, then iterations per round and rounds from one steady call."""
+    first, one = first_calls(call)
     iterations = max(1, int(TARGET_ROUND_S / one))
     rounds = int(min(max(TARGET_CASE_S / (one * iterations), ROUNDS[0]), ROUNDS[1]))
     return first, iterations, rounds
