@@ -16,7 +16,7 @@ import pytest
 from normbench.bench import conductor, head_to_head
 from normbench.results import records
 
-from .helpers import ROOT, run_cli
+from .helpers import ROOT, browser_dom, run_cli
 
 ROUNDS = 30
 
@@ -165,3 +165,10 @@ def test_the_report_gives_standings_intervals_ties_a_chart_and_memory(meta_pass)
     assert "tied with the fastest" in h2h and "1.10" in h2h and "slower" in h2h
     assert h2h.count("<svg") == 5  # one chart of ratios per op
     assert "peak resident MB" in h2h
+
+
+@pytest.mark.serial
+def test_the_section_renders_in_chromium(meta_pass, tmp_path):
+    _, out, _, _ = meta_pass
+    dom = browser_dom((out / "report.html").read_text(), tmp_path)
+    assert 'id="head-to-head"' in dom and "tied with the fastest" in dom

@@ -35,8 +35,9 @@ from .test_report_model import (
     with_envelopes,
 )
 
-SECTION_IDS = [s.key for s in sections.SECTIONS if s.key not in ("synchronized", "search")]  # need records of
-# their own suites: tests/test_report_synchronized.py and tests/test_search.py render those sections
+# These need records of their own commands: tests/test_report_synchronized.py, tests/test_search.py and
+# tests/test_head_to_head.py render those sections.
+SECTION_IDS = [s.key for s in sections.SECTIONS if s.key not in ("synchronized", "search", "head-to-head")]
 
 
 @pytest.fixture(scope="module")
