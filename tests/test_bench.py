@@ -64,11 +64,11 @@ def test_recompiles_are_counted(quick_run):
 def test_page_faults_count_memory_mapped_afresh_each_call():
     """Fresh anonymous memory written once per call, as a freshly mapped output is."""
     size = 16 << 20
-    before = bench._minor_faults()
+    before = bench.minor_faults()
     for _ in range(3):
         with mmap.mmap(-1, size) as fresh:
             fresh.write(b"\1" * size)
-    per_call = (bench._minor_faults() - before) / 3
+    per_call = (bench.minor_faults() - before) / 3
     assert per_call * bench.PAGE >= 0.9 * size
     assert bench.faulting(per_call, size) and not bench.faulting(per_call / 100, size)
     assert not bench.faulting(None, size)

@@ -11,7 +11,6 @@ as it is at that moment.
 from __future__ import annotations
 
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -20,10 +19,6 @@ import timeit
 from ..adapters import registry
 from . import harness
 from .self_check import CASE
-
-
-def _faults() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def measure(adapter_name: str, case=CASE, rounds: int = 200) -> dict:
@@ -36,9 +31,9 @@ def measure(adapter_name: str, case=CASE, rounds: int = 200) -> dict:
     timeit.repeat(call, number=iterations, repeat=5)
     loop, faults = [], []
     for _ in range(rounds):
-        before = _faults()
+        before = harness.minor_faults()
         loop.append(timeit.timeit(call, number=iterations))
-        faults.append(_faults() - before)
+        faults.append(harness.minor_faults() - before)
     return {"adapter": adapter_name, "case": case.id, "median_s": statistics.median(loop) / iterations,
             "faults_per_call": statistics.median(faults) / iterations}
 
@@ -50,10 +45,10 @@ def serve(adapter_name: str, stdin=sys.stdin, stdout=sys.stdout) -> None:
     print(json.dumps({"ready": adapter_name, "case": CASE.id}), file=stdout, flush=True)
     for line in stdin:
         ask = json.loads(line)
-        n, faults = ask["iterations"], _faults()
+        n, faults = ask["iterations"], harness.minor_faults()
         loop = timeit.repeat(call, number=n, repeat=ask["rounds"])  # gc off, as in the harness
-        print(json.dumps({"samples_s": [s / n for s in loop], "faults_per_call": (_faults() - faults) / len(loop) / n}),
-              file=stdout, flush=True)
+        faults = (harness.minor_faults() - faults) / len(loop) / n
+        print(json.dumps({"samples_s": [s / n for s in loop], "faults_per_call": faults}), file=stdout, flush=True)
 
 
 class Fresh:

@@ -250,15 +250,6 @@ def _race(processes: list[Process], case: BenchCase, rounds: int, rng: random.Ra
             out.faults_per_call.append(float(np.median(faults[p.entrant.name])))
 
 
-@dataclass
-class Pass:
-    """A head-to-head pass over some cases: per case, each entrant's outcome; per process, its
-    peak resident memory and what it said on starting."""
-
-    cases: dict[str, dict[str, Timings]] = field(default_factory=dict)
-    processes: list[dict] = field(default_factory=list)
-
-
 class Conductor:
     """Times cases head to head: ``processes`` passes, each with a fresh process per entrant, all
     alive at once. The passes run in turn over every case, so a slow spell of the machine spoils

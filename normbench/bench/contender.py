@@ -19,20 +19,16 @@ normbench on its ``PYTHONPATH``.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import json
 import os
 import resource
 import sys
-import time
+import timeit
 import traceback
+from typing import TextIO
 
 TARGET_BLOCK_S = 0.02  # one block: long enough for the timer, short enough to follow the machine's drift
-
-
-def _faults() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def peak_rss_mb() -> float:
@@ -70,23 +66,14 @@ class Contender:
                 "sync": prepared.timed.sync, "shape": list(prepared.shape), "layout": prepared.spec.layout}
 
     def block(self, rounds: int, warm: int) -> dict:
+        from .harness import minor_faults
+
         call, n = self.prepared.timed.call, self.iterations
-        for _ in range(warm):  # the first calls find the threads asleep and the data out of cache
-            for _ in range(n):
-                call()
-        samples, faults = [], _faults()
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
-            for _ in range(rounds):
-                start = time.perf_counter()
-                for _ in range(n):
-                    call()
-                samples.append((time.perf_counter() - start) / n)
-        finally:
-            if enabled:
-                gc.enable()
-        return {"samples_s": samples, "faults_per_call": (_faults() - faults) / (rounds * n)}
+        if warm:  # the first calls find the threads asleep and the data out of cache
+            timeit.repeat(call, number=n, repeat=warm)
+        faults = minor_faults()
+        loop = timeit.repeat(call, number=n, repeat=rounds)  # gc off while timing, as timeit does
+        return {"samples_s": [s / n for s in loop], "faults_per_call": (minor_faults() - faults) / (rounds * n)}
 
     def answer(self, ask: dict) -> dict:
         if "prepare" in ask:
@@ -104,24 +91,30 @@ class Contender:
         return {"error": f"unknown request {sorted(ask)}"}
 
 
-def serve(adapter_ref: str, requests=sys.stdin, replies=None) -> None:
-    """Answer requests until stdin closes. The replies go to the real stdout; whatever the
-    frameworks print goes to stderr, so it cannot break a reply line."""
-    replies = replies or os.fdopen(os.dup(sys.stdout.fileno()), "w")
-    with contextlib.redirect_stdout(sys.stderr):
-        try:
-            contender = Contender(adapter_ref)
-        except Exception as exc:  # noqa: BLE001 - an adapter that cannot load is the conductor's one line
-            print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), file=replies, flush=True)
-            return
-        from . import allocator
+def _replies() -> TextIO:
+    """The real stdout, for replies only: file descriptor 1 becomes stderr, so whatever the
+    frameworks print (from Python or from their C++ code) cannot break a reply line."""
+    sys.stdout.flush()
+    replies = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    return replies
 
-        print(json.dumps({"hello": contender.adapter.name, "version": contender.adapter.version(),
-                          "python": sys.version.split()[0], "executable": sys.executable, "pid": os.getpid(),
-                          "allocator": allocator.describe()}),
-              file=replies, flush=True)
-        for line in requests:
-            print(json.dumps(contender.answer(json.loads(line))), file=replies, flush=True)
+
+def serve(adapter_ref: str, requests=sys.stdin, replies: TextIO | None = None) -> None:
+    """Answer requests until stdin closes."""
+    replies = replies or _replies()
+    try:
+        contender = Contender(adapter_ref)
+    except Exception as exc:  # noqa: BLE001 - an adapter that cannot load is the conductor's one line
+        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), file=replies, flush=True)
+        return
+    from . import allocator
+
+    print(json.dumps({"hello": contender.adapter.name, "version": contender.adapter.version(),
+                      "python": sys.version.split()[0], "executable": sys.executable, "pid": os.getpid(),
+                      "allocator": allocator.describe()}), file=replies, flush=True)
+    for line in requests:
+        print(json.dumps(contender.answer(json.loads(line))), file=replies, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -144,10 +144,10 @@ def _run(adapter: Adapter, case: BenchCase, benchmark, bandwidth_gbps: float, pr
         timed.call()
 
     first, iterations, rounds = _plan(call)
-    faults = _minor_faults()
+    faults = minor_faults()
     with OtherLoad() as other:
         benchmark.pedantic(call, rounds=rounds, iterations=iterations, warmup_rounds=2)
-    faults = (_minor_faults() - faults) / ((rounds + 2) * iterations)
+    faults = (minor_faults() - faults) / ((rounds + 2) * iterations)
     stats = benchmark.stats.stats
     moved = bytes_moved(case)
     timing = {
@@ -171,7 +171,7 @@ def _run(adapter: Adapter, case: BenchCase, benchmark, bandwidth_gbps: float, pr
     return record(adapter, case, spec, shape, outcome=Outcome.PASS, message=message, timing=timing)
 
 
-def _minor_faults() -> int:
+def minor_faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
