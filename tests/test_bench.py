@@ -121,6 +121,7 @@ def test_verification_suites_do_not_collect_benchmarks(tmp_path):
     (["--threads", "many"], "--threads"),
     (["--dtypes", "float8"], "unknown dtype 'float8'"),
     (["--adapters", "nope"], "unknown adapter 'nope'"),
+    (["--adapters", "torch@/usr/bin/python3"], "unknown adapter 'torch@/usr/bin/python3'"),  # only head to head
     (["--head-to-head", "--adapters", "torch@/nowhere/bin/python"], "/nowhere/bin/python is not an executable Python"),
     (["--head-to-head", "--adapters", "nope@/usr/bin/python3"], "unknown adapter 'nope'"),
     (["--head-to-head", "--allocators", "system,warm"], "--head-to-head times under one allocator"),

@@ -64,10 +64,9 @@ def settings(args: argparse.Namespace) -> commands.Bench:
 
 
 def bench_cases(args: argparse.Namespace) -> int:
-    try:  # (under --head-to-head an adapter may name its interpreter: NAME@PYTHON)
-        registry.select(list(dict.fromkeys(n.partition("@")[0] for n in args.adapters.split(",")))
-                        if args.adapters else None)
-    except registry.UnknownAdapter as exc:
+    try:  # under --head-to-head an adapter may name its interpreter (NAME@PYTHON)
+        entrants = head_to_head.entrants(args.adapters) if args.head_to_head else registry.select(args.adapters)
+    except (registry.UnknownAdapter, ValueError) as exc:
         return fail(str(exc))
     bad = [d for d in (args.dtypes or "").split(",") if args.dtypes and d not in DTYPES]
     if bad:
@@ -88,13 +87,8 @@ def bench_cases(args: argparse.Namespace) -> int:
         return fail("--head-to-head times under one allocator, without --self-check")
     if args.head_to_head and args.pytest_args:
         return fail(f"--head-to-head runs no pytest: it takes no pytest arguments ({' '.join(args.pytest_args)})")
-    if args.head_to_head:
-        try:
-            entrants = head_to_head.entrants(args.adapters)
-        except (registry.UnknownAdapter, ValueError) as exc:
-            return fail(str(exc))
-        if not entrants:
-            return fail("--head-to-head: no adapter to time (none is installed but the numpy reference)")
+    if args.head_to_head and not entrants:
+        return fail("--head-to-head: no adapter to time (none is installed but the numpy reference)")
     out = output(args)
     if out is None:
         return 2
