@@ -3,12 +3,13 @@ its ratio to the fastest and that ratio's interval, and one peak-memory record p
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
 
 from ..adapters import registry
-from ..adapters.base import Unsupported
+from ..adapters.base import Adapter, Unsupported
 from ..adapters.failures import raised
 from ..ops.case import BenchCase
 from ..results import records
@@ -16,6 +17,12 @@ from ..results.kinds import Check, Outcome, Suite
 from ..results.records import Record
 from . import harness, threads
 from .conductor import Entrant, Timings, standings
+
+
+@functools.cache
+def _adapter(ref: str) -> Adapter:
+    """The adapter an entrant names, loaded once (not per case): for its layout and its skips."""
+    return registry.get(ref)
 
 
 class _Named:
@@ -37,7 +44,7 @@ def case_records(case: BenchCase, timings: dict[str, Timings], bandwidth_gbps: f
     out = []
     for name, t in timings.items():
         entrant = t.entrant
-        adapter = registry.get(entrant.ref)
+        adapter = _adapter(entrant.ref)
         spec, shape = harness.layout_shape(adapter, case)
         about = case.describe(spec, shape)
         hello = hellos.get(name, {})
@@ -94,8 +101,7 @@ def memory_records(processes: list[dict], entrants: list[Entrant]) -> list[Recor
     out = []
     for p in processes:
         entrant = by_name[p["adapter"]]
-        about = {"op": "-", "dtype": "-", "shape": [], "layout": None, "input": "-", "seed": 0,
-                 "case": f"{entrant.name}-p{p['process']}", "params": {"process": p["process"]}}
+        about = records.about_process(f"{entrant.name}-p{p['process']}", {"process": p["process"]})
         peak = p.get("peak_rss_mb")
         lost = p.get("lost")
         out.append(records.build(_Named(entrant, p.get("version")), Suite.SPEED, Check.PEAK_MEMORY, about,

@@ -89,6 +89,12 @@ def _member(kind: type[E], name: str, value: Any) -> E:
         raise ValueError(f"unknown {name} {value!r}; expected one of {', '.join(kind)}") from None
 
 
+def about_process(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """What a record about a whole process (not one case) says it ran on, for ``build``."""
+    return {"op": "-", "dtype": "-", "shape": [], "layout": None, "input": "-", "seed": 0, "case": name,
+            "params": params}
+
+
 def build(adapter: Any, suite: Suite | str, check: Check | str, about: dict[str, Any], **fields: Any) -> Record:
     """The one place a record is made: which adapter ran (its name and version), what it ran on
     (``about``: ``Case.describe()``, ``BenchCase.describe()``, or a process's own description),

@@ -27,8 +27,8 @@ def write(job: Job, name: str, rows: list[Record], extra_env: dict | None = None
 
 def process_record(job: Job, adapter: Adapter, outcome: Outcome, message: str, facts: dict | None = None) -> Record:
     """A record about a whole process (it crashed, or never started), not about one case."""
-    about = {"op": "-", "dtype": "-", "shape": [], "layout": None, "input": "-", "seed": 0, "case": job.slug,
-             "params": {"process_group": job.group.name}}  # not "group": a benchmark's shape group (default, sweep)
+    # "process_group", not "group": that is a benchmark's shape group (default, sweep)
+    about = records.about_process(job.slug, {"process_group": job.group.name})
     return records.build(
         adapter, Suite.SPEED if job.phase == "bench" else Suite.PROCESS, f"{job.phase}_process", about,
         framework_version=adapter.version() if not adapter.missing() else counts.NOT_INSTALLED,
