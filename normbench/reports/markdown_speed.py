@@ -1,8 +1,9 @@
-"""The speed sections of the Markdown report: the speed table, timing stability, allocator effect,
-self-check and recompiles."""
+"""The speed sections of the Markdown report: head to head, the speed table, timing stability,
+allocator effect, self-check and recompiles."""
 
 from __future__ import annotations
 
+from . import head_to_head as h2h
 from . import model
 from .formatting import (
     MISSING,
@@ -137,3 +138,23 @@ def speed_md(res: Results) -> list[str]:
         parts += [f"### {title}", "", found, ""] if found else []
     recompiles = recompile_table(res)
     return parts + (["### Recompiles", "", recompiles, ""] if recompiles else [])
+
+
+def head_to_head_md(res: Results) -> list[str]:
+    df = h2h.rows(res)
+    lines = ["## Head to head", "",
+             "Processes alive at once, taking turns in shuffled blocks; × fastest with its 95 % interval; tied = the "
+             "interval reaches within 1 % of 1.", "",
+             "| adapter | fastest | tied | slower | median × fastest |", "|---|---:|---:|---:|---:|"]
+    for _, t in h2h.tally(df).iterrows():
+        lines.append(f"| {t['adapter']} | {t['fastest']} | {t['tied']} | {t['slower']} | {t['median ratio']:.3f}× |")
+    close = df[df["verdict"] == "tied"]
+    if len(close):
+        lines += ["", f"Tied with the fastest on {len(close)} of {df['case'].nunique()} cases "
+                      f"(every case's ratio and interval: report.html)."]
+    mem = h2h.memory(res)
+    peaks = [p for p in mem["peak_rss_mb"] if p == p and p]
+    if peaks:
+        lines += ["", f"Peak resident memory per process: {min(peaks):,.0f}–{max(peaks):,.0f} MB "
+                      f"({len(peaks)} processes)."]
+    return [*lines, ""]

@@ -24,12 +24,13 @@ from .html.agreement import agreement_section
 from .html.behaviour import behaviour_section
 from .html.derivatives import derivatives_section
 from .html.divergences import divergences_section
+from .html.head_to_head import head_to_head_section
 from .html.search import search_section
 from .html.speed import speed_section
 from .html.summary import summary_section
 from .html.synchronized import synchronized_section
 from .loading import Results
-from .markdown_speed import speed_md
+from .markdown_speed import head_to_head_md, speed_md
 from .markdown_verification import (
     agreement_md,
     behaviour_md,
@@ -85,7 +86,7 @@ SECTIONS: list[Section] = [
             search_section, search_md),
     Section("divergences", "Divergences and failures", lambda res: verified(res) or bool(unexpected(res)), known,
             divergences_section, divergences_md),
-    Section("head-to-head", "Head to head", h2h.present, h2h.rows, h2h.html, h2h.markdown),
+    Section("head-to-head", "Head to head", h2h.present, h2h.rows, head_to_head_section, head_to_head_md),
     Section("speed", "Speed", timed, speed, speed_section, speed_md),
 ]
 

@@ -10,7 +10,7 @@ and the sort script), ``elements`` (tables, cells, links: what every section bui
 verdicts), ``behaviour``, ``agreement`` (the heatmap), ``derivatives`` (forward-mode and
 second-order derivatives, mixed-precision paths), ``synchronized`` (cross-replica BatchNorm:
 its behaviour facts and error heatmap), ``divergences`` (known divergences and their envelopes,
-failures) and ``speed``.
+failures), ``head_to_head`` (ratios between adapters timed head to head) and ``speed``.
 """
 
 from ..formatting import (  # noqa: F401 - re-exported: html.sig3, html.fmt_time, … are the public names

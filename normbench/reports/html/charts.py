@@ -35,7 +35,7 @@ def svg(fig: Figure, name: str) -> str:
     return svg.replace("<svg ", f'<svg role="img" aria-label="{esc(name)}" ', 1)
 
 
-def _figure(width: float, height: float) -> Figure:
+def figure(width: float, height: float) -> Figure:
     fig = Figure(figsize=(width, height), dpi=96)
     fig.set_layout_engine("constrained")
     return fig
@@ -85,7 +85,7 @@ def _time_tick(v: float) -> str:
 
 def sweep_svg(rows: pd.DataFrame, title: str, colours: dict[str, tuple]) -> str:
     """Median time against elements, log-log, one line per adapter, with the bandwidth bound dashed."""
-    fig = _figure(6.4, 3.9)
+    fig = figure(6.4, 3.9)
     ax = fig.add_subplot()
     machines = sorted(rows["machine"].unique())
     variants = [v for v in ("mode", "dtype") if rows[v].nunique() > 1]

@@ -1,0 +1,62 @@
+"""The head-to-head section: standings per adapter, every case's ratio to the fastest with its
+interval and verdict, a chart of the ratios with their intervals per op, and each process's peak
+memory (the model is :mod:`normbench.reports.head_to_head`)."""
+
+from __future__ import annotations
+
+import pandas as pd
+from matplotlib.ticker import FuncFormatter
+
+from ..formatting import fmt_time
+from ..head_to_head import SPREAD_WARN, VERDICTS, memory, rows, standing, tally
+from ..loading import Results
+from .charts import figure, svg
+from .elements import Col, empty, esc, table
+
+
+def _chart(df: pd.DataFrame, op: str) -> str:
+    sub = df[df["op"] == op]
+    cases = list(dict.fromkeys(sub["case"]))
+    adapters = list(dict.fromkeys(sub.sort_values("ratio")["adapter"]))
+    fig = figure(9, 0.35 * len(cases) * max(1, len(adapters)) / 2 + 1.2)
+    ax = fig.add_subplot()
+    height = 0.8 / max(1, len(adapters))
+    for k, adapter in enumerate(adapters):
+        mine = sub[sub["adapter"] == adapter].set_index("case").reindex(cases)
+        y = [i + k * height for i in range(len(cases))]
+        ax.errorbar(mine["ratio"], y, xerr=[mine["ratio"] - mine["low"], mine["high"] - mine["ratio"]], fmt="o",
+                    ms=4, capsize=2, label=adapter)
+    ax.axvline(1.0, color="0.5", lw=0.8)
+    ax.set_yticks([i + height * (len(adapters) - 1) / 2 for i in range(len(cases))], cases, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))
+    ax.set_xlabel("time / fastest's, 95 % interval (log scale)")
+    ax.legend(fontsize=7, loc="lower right")
+    return svg(fig, f"head-to-head ratios, {op}")
+
+
+COLS = [Col("case", cls="nowrap"), Col("adapter", cls="nowrap"), Col("version"),
+        Col("median_s", "median", fmt_time, numeric=True),
+        Col("ratio", "× fastest [95 %]", numeric=True, show=standing),
+        Col("spread", "own blocks' spread", lambda v: f"{v:.0%}" + (" ⚠" if v > SPREAD_WARN else ""), numeric=True),
+        Col("blocks", numeric=True)]
+
+
+def head_to_head_section(res: Results) -> str:
+    df = rows(res)
+    intro = ("<p>Every adapter's process was alive at once and took turns on each case in short blocks, in an "
+             "order shuffled every round, so the machine's drift touched all alike. Each ratio to the fastest is the "
+             "median of per-round ratios, with a 95 % bootstrap interval over processes and rounds; an adapter "
+             "whose interval reaches within 1 % of 1 is <em>tied</em> with the fastest. ⚠ marks an adapter whose "
+             f"own blocks spread by more than {SPREAD_WARN:.0%} (IQR/median).</p>")
+    summary = table(tally(df), [Col("adapter"), *(Col(v, VERDICTS[v], numeric=True) for v in VERDICTS),
+                                Col("median ratio", fmt=lambda v: f"{v:.3f}×", numeric=True)])
+    charts = "".join(f"<h3>{esc(op)}</h3>{_chart(df, op)}" for op in dict.fromkeys(df["op"]))
+    mem = memory(res)
+    mem_html = (table(mem, [Col("adapter"), Col("process", numeric=True),
+                            Col("peak_rss_mb", "peak resident MB", lambda v: f"{v:,.0f}" if v == v and v else "—",
+                                numeric=True), Col("python")])
+                if len(mem) else empty("no process reported its memory"))
+    return (intro + "<h3>Standings</h3>" + summary + "<h3>Every case</h3>" + table(df, COLS) + charts
+            + "<h3>Peak memory per process</h3>" + mem_html)
