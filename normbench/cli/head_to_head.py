@@ -12,9 +12,7 @@ from ..bench import allocator, bandwidth, conductor, contest, harness, lock, thr
 from ..bench.environment import environment
 from ..results.kinds import Outcome
 from ..results.records import ResultsFile
-from .common import reports_beside
-
-UNTIMED = ("numpy",)  # the float64 reference: timed only when named, as under `normbench run`
+from .common import UNTIMED, reports_beside
 
 
 def entrants(names: str | None) -> list[conductor.Entrant]:

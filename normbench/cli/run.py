@@ -11,7 +11,7 @@ from ..results import counts
 from ..results.kinds import Outcome
 from ..running import folder, progress, runner, supervisor
 from ..running.job import plan
-from .common import fail, load_results, positive_int, write_reports
+from .common import UNTIMED, fail, load_results, positive_int, write_reports
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -56,9 +56,7 @@ def main_job(args: argparse.Namespace) -> int:
     except (allocator.AllocatorError, folder.FolderError) as exc:
         return fail(str(exc))
     threads.configure(args.threads)  # inherited by every process through the environment
-    # The float64 reference is what the frameworks are measured against, not one of them: timed
-    # only when named (its float64 passes over a 4096 × 16384 RMSNorm take seconds per call).
-    untimed = ("numpy",) if args.adapters is None else ()
+    untimed = UNTIMED if args.adapters is None else ()
     opts = runner.Options(suites=suites, quick=args.quick, threads=args.threads, timeout_s=args.timeout,
                           workers=args.workers, jobs=1 if args.workers else args.jobs, untimed=untimed,
                           allocator=alloc)
