@@ -15,6 +15,7 @@ case (``processes``), and the intervals cover them.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -146,8 +147,9 @@ class Process:
         return peak
 
 
-def start(entrant: Entrant, logs: Path, index: int, env: dict[str, str]) -> Process:
-    """A contender process of ``entrant`` under its interpreter, importing this normbench."""
+def launch(entrant: Entrant, logs: Path, index: int, env: dict[str, str]) -> Process:
+    """A contender process of ``entrant`` under its interpreter, importing this normbench; its
+    hello is read by ``greet``, so the processes of a pass import their frameworks at once."""
     logs.mkdir(parents=True, exist_ok=True)
     slug = entrant.name.replace("/", "_").replace("[", "-").replace("]", "").replace("@", "-at-")
     stderr_path = logs / f"contender-{slug}-p{index}.stderr.log"
@@ -157,7 +159,11 @@ def start(entrant: Entrant, logs: Path, index: int, env: dict[str, str]) -> Proc
         proc = subprocess.Popen([entrant.python, "-X", "faulthandler", "-m", "normbench.bench.contender", entrant.ref],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True, env=env,
                                 cwd=os.getcwd())
-    process = Process(entrant, proc, stderr_path)
+    return Process(entrant, proc, stderr_path)
+
+
+def greet(process: Process) -> Process:
+    """Its hello (framework version, allocator), or why it has none (``process.lost``)."""
     try:
         process.hello = process.read(PREPARE_TIMEOUT_S)
         if "error" in process.hello:
@@ -165,6 +171,22 @@ def start(entrant: Entrant, logs: Path, index: int, env: dict[str, str]) -> Proc
     except ContenderLost:
         pass
     return process
+
+
+def start(entrant: Entrant, logs: Path, index: int, env: dict[str, str]) -> Process:
+    return greet(launch(entrant, logs, index, env))
+
+
+def resident_mb(pids: list[int]) -> float | None:
+    """The resident memory of these processes together now (Linux), or None where it cannot be read."""
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                total += next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+        except (OSError, StopIteration, ValueError, IndexError):
+            return None
+    return total
 
 
 @dataclass
@@ -180,14 +202,16 @@ class Timings:
     skip: str | None = None
     error: str | None = None
     traceback: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)  # the whole field's wall time on this case, by phase
 
 
 def _race(processes: list[Process], case: BenchCase, rounds: int, rng: random.Random,
-          results: dict[str, Timings], together: bool = False) -> None:
+          results: dict[str, Timings], together: bool = False, watch: Callable[[], None] = lambda: None) -> None:
     """One process of each entrant on ``case``: prepare, ``rounds`` shuffled rounds, release. The
     contenders prepare one after another, so each first call (the compile, where a framework
     compiles) is timed alone; ``together``, they prepare at once (a later pass, whose first calls
     are not reported)."""
+    begun = time.monotonic()
     fields = {"op": case.op, "mode": case.mode, "shape": list(case.shape), "dtype": case.dtype,
               "group": case.group, "options": [list(o) for o in case.options]}
     asked, said_by = [], {}
@@ -219,6 +243,8 @@ def _race(processes: list[Process], case: BenchCase, rounds: int, rng: random.Ra
         else:
             out.ready.append(said)
             racing.append((p, said))
+    watch()  # every contender holds the case now
+    prepared = time.monotonic()
     blocks = {p.entrant.name: [] for p, _ in racing}
     samples = {p.entrant.name: [] for p, _ in racing}
     faults = {p.entrant.name: [] for p, _ in racing}
@@ -237,6 +263,7 @@ def _race(processes: list[Process], case: BenchCase, rounds: int, rng: random.Ra
             blocks[p.entrant.name].append(float(np.median(got["samples_s"])))
             samples[p.entrant.name].extend(got["samples_s"])
             faults[p.entrant.name].append(got["faults_per_call"])
+        watch()
     for p, _ in racing:
         out = results[p.entrant.name]
         if not p.lost:
@@ -244,6 +271,8 @@ def _race(processes: list[Process], case: BenchCase, rounds: int, rng: random.Ra
                 p.ask({"release": True}, BLOCK_TIMEOUT_S)
             except ContenderLost as exc:
                 out.error = str(exc)
+        out.seconds["prepare"] = out.seconds.get("prepare", 0.0) + prepared - begun
+        out.seconds["rounds"] = out.seconds.get("rounds", 0.0) + time.monotonic() - prepared
         if not out.error:
             out.blocks.append(blocks[p.entrant.name])
             out.samples.append(samples[p.entrant.name])
@@ -254,37 +283,67 @@ class Conductor:
     """Times cases head to head: ``processes`` passes, each with a fresh process per entrant, all
     alive at once. The passes run in turn over every case, so a slow spell of the machine spoils
     one pass, not one entrant. ``processes_seen`` says, per process, its peak resident memory
-    and what it said on starting."""
+    and what it said on starting; ``peak_together_mb``, the most the processes of one pass held
+    at once (sampled once every contender has prepared a case, and after every round);
+    ``recompiles``, each entrant's recompile count over sequence lengths (its first process's)."""
 
     def __init__(self, entrants: list[Entrant], logs: Path, processes: int = PROCESSES, rounds: int = ROUNDS,
                  env: dict[str, str] | None = None, seed: int = 0,
-                 progress: Callable[[str], None] = lambda line: None) -> None:
+                 progress: Callable[[str], None] = lambda line: None, recompiles: bool = True) -> None:
         self.entrants, self.logs, self.processes, self.rounds = entrants, logs, processes, rounds
         self.env = dict(os.environ if env is None else env)
         self.rng = random.Random(seed)
         self.progress = progress
+        self.count_recompiles = recompiles
         self.processes_seen: list[dict] = []
         self.hellos: dict[str, dict] = {}  # what each entrant's first process said: its framework version, allocator
+        self.together_mb: dict[int, float] = {}  # pass -> the most its processes held at once
+        self.recompiles: dict[str, dict] = {}  # entrant -> a record row, or {"error": why}
+
+    @property
+    def peak_together_mb(self) -> float | None:
+        return max(self.together_mb.values(), default=None)
+
+    def _watch(self, index: int, started: list[Process]) -> None:
+        now = resident_mb([p.proc.pid for p in started if p.proc.poll() is None])
+        if now is not None:
+            self.together_mb[index] = max(self.together_mb.get(index, 0.0), now)
 
     def run(self, cases: list[BenchCase]) -> Iterator[tuple[BenchCase, dict[str, Timings]]]:
         """Each case with every entrant's timings, once its last pass is done."""
         results = {case.id: {e.name: Timings(e) for e in self.entrants} for case in cases}
+        begun = time.monotonic()
         for index in range(self.processes):
-            started = [start(e, self.logs, index, self.env) for e in self.entrants]
+            started = [greet(p) for p in [launch(e, self.logs, index, self.env) for e in self.entrants]]
+            watch = functools.partial(self._watch, index, started)
             for p in started:
                 if not p.lost:
                     self.hellos.setdefault(p.entrant.name, p.hello)
             for k, case in enumerate(cases):
-                self.progress(f"pass {index + 1}/{self.processes}, case {k + 1}/{len(cases)}: {case.id}")
-                _race(started, case, self.rounds, self.rng, results[case.id], together=index > 0)
+                self.progress(f"{time.monotonic() - begun:6.0f} s  pass {index + 1}/{self.processes}, "
+                              f"case {k + 1}/{len(cases)}: {case.id}")
+                _race(started, case, self.rounds, self.rng, results[case.id], together=index > 0,
+                      watch=watch)
                 if index == self.processes - 1:
                     yield case, results[case.id]
+            if index == 0 and self.count_recompiles:
+                self._recompiles(started)
             for p in started:
                 peak = p.close()
                 self.processes_seen.append({"adapter": p.entrant.name, "process": index, "peak_rss_mb": peak,
+                                            "pass_together_mb": self.together_mb.get(index),
                                             **{k: v for k, v in p.hello.items()
                                                if k in ("version", "python", "executable")},
                                             **({"lost": p.lost} if p.lost else {})})
+
+    def _recompiles(self, started: list[Process]) -> None:
+        """Asked of the first pass's processes once their cases are timed (it builds layers of its own)."""
+        for p in started:
+            try:
+                said = p.ask({"recompiles": True}, PREPARE_TIMEOUT_S)
+            except ContenderLost as exc:
+                said = {"error": str(exc)}
+            self.recompiles[p.entrant.name] = said
 
 
 def standings(outcomes: dict[str, Timings]) -> dict[str, dict]:

@@ -10,7 +10,9 @@ answers each with one JSON line on stdout (anything else it prints goes to stder
 - ``{"block": rounds, "warm": w}`` times ``w`` untimed then ``rounds`` timed rounds of the prepared
   call (``iterations`` calls each, garbage collection off, as ``timeit`` does):
   ``{"samples_s": [per-call seconds of each timed round], "faults_per_call": …}``;
-- ``{"release": true}`` drops the case; ``{"peak": true}`` answers ``{"peak_rss_mb": …}``.
+- ``{"release": true}`` drops the case; ``{"peak": true}`` answers ``{"peak_rss_mb": …}``;
+- ``{"recompiles": true}``: the adapter's recompile count over sequence lengths
+  (``harness.recompiles``), as ``{"record": row}``.
 
 It needs numpy, normbench and the adapter's framework only (no pytest), so it can run under the
 interpreter of another virtual environment (``torch@/path/to/venv/bin/python``) with this
@@ -19,6 +21,7 @@ normbench on its ``PYTHONPATH``.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import json
 import os
@@ -29,10 +32,31 @@ import traceback
 from typing import TextIO
 
 TARGET_BLOCK_S = 0.02  # one block: long enough for the timer, short enough to follow the machine's drift
+WARM_ENOUGH_S = 0.005  # one untimed round this long wakes the threads and brings the data in: one is enough
+
+
+def trim() -> None:
+    """Hand the freed pages of the case just dropped back to the kernel (glibc's ``malloc_trim``).
+
+    Under the default allocator setting freed memory stays mapped, so without this each process
+    would hold the footprint of the largest case it has timed until it exits, and the processes of
+    a pass hold them all at once. The next case's first calls fault its pages in again, before any
+    timing (its warm-up rounds), and its steady state keeps them."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (AttributeError, OSError):  # not glibc
+        pass
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+    """This process's peak resident memory: VmHWM, which starts afresh at exec. ``ru_maxrss`` does not
+    (Linux keeps it across execve), so every contender reported at least its conductor's size (552 MB
+    for a spin adapter holding 50)."""
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
 
 
 class Contender:
@@ -42,6 +66,7 @@ class Contender:
         self.adapter = registry.get(adapter_ref)
         self.prepared = None
         self.iterations = 1
+        self.round_s = 0.0
 
     def prepare(self, fields: dict) -> dict:
         from ..adapters.base import Unsupported
@@ -50,6 +75,7 @@ class Contender:
 
         self.prepared = None
         gc.collect()
+        trim()
         case = BenchCase(**{**fields, "shape": tuple(fields["shape"]),
                             "options": tuple(tuple(o) for o in fields.get("options", ()))})
         try:
@@ -59,8 +85,10 @@ class Contender:
             return {"skip": str(exc)}
         except Exception as exc:  # noqa: BLE001 - the conductor records it as this adapter's error
             return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+        prepared.x = None  # the timed call holds the native input; the host copy (up to 256 MB) can go
         self.prepared = prepared
         self.iterations = max(1, int(harness.TARGET_ROUND_S / one))
+        self.round_s = one * self.iterations
         rounds = max(3, min(100, round(TARGET_BLOCK_S / (one * self.iterations))))
         return {"ready": case.id, "first_call_s": first, "iterations": self.iterations, "rounds": rounds,
                 "sync": prepared.timed.sync, "shape": list(prepared.shape), "layout": prepared.spec.layout}
@@ -70,7 +98,7 @@ class Contender:
 
         call, n = self.prepared.timed.call, self.iterations
         if warm:  # the first calls find the threads asleep and the data out of cache
-            timeit.repeat(call, number=n, repeat=warm)
+            timeit.repeat(call, number=n, repeat=1 if self.round_s >= WARM_ENOUGH_S else warm)
         faults = minor_faults()
         loop = timeit.repeat(call, number=n, repeat=rounds)  # gc off while timing, as timeit does
         return {"samples_s": [s / n for s in loop], "faults_per_call": (minor_faults() - faults) / (rounds * n)}
@@ -85,9 +113,15 @@ class Contender:
         if "release" in ask:
             self.prepared = None
             gc.collect()
+            trim()
             return {"released": True}
         if "peak" in ask:
             return {"peak_rss_mb": peak_rss_mb()}
+        if "recompiles" in ask:
+            from .harness import recompiles
+
+            self.prepared = None
+            return {"record": recompiles(self.adapter).to_row()}
         return {"error": f"unknown request {sorted(ask)}"}
 
 
@@ -110,6 +144,10 @@ def serve(adapter_ref: str, requests=sys.stdin, replies: TextIO | None = None) -
         return
     from . import allocator
 
+    try:  # the framework's import, before the hello: the processes of a pass import theirs at once
+        contender.adapter.ensure_available()
+    except Exception:  # noqa: BLE001, S110 - each case's prepare says it again, as a skip or an error
+        pass
     print(json.dumps({"hello": contender.adapter.name, "version": contender.adapter.version(),
                       "python": sys.version.split()[0], "executable": sys.executable, "pid": os.getpid(),
                       "allocator": allocator.describe()}), file=replies, flush=True)

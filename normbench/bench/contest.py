@@ -15,7 +15,7 @@ from ..ops.case import BenchCase
 from ..results import records
 from ..results.kinds import Check, Outcome, Suite
 from ..results.records import Record
-from . import harness, threads
+from . import bandwidth, harness, threads
 from .conductor import Entrant, Timings, standings
 
 
@@ -37,9 +37,10 @@ class _Named:
         return self._version or "?"
 
 
-def case_records(case: BenchCase, timings: dict[str, Timings], bandwidth_gbps: float | None,
+def case_records(case: BenchCase, timings: dict[str, Timings], levels: list[dict],
                  hellos: dict[str, dict]) -> list[Record]:
-    """Every entrant's record of one case (``hellos``: what each entrant's process said on starting)."""
+    """Every entrant's record of one case (``levels``: ``bandwidth.measure_levels``' copy rates per cache
+    level and main memory; ``hellos``: what each entrant's process said on starting)."""
     table = standings(timings)
     out = []
     for name, t in timings.items():
@@ -60,23 +61,25 @@ def case_records(case: BenchCase, timings: dict[str, Timings], bandwidth_gbps: f
         standing = table[name]
         out.append(records.build(who, Suite.SPEED, check, about, outcome=Outcome.PASS,
                                  message=_message(name, standing),
-                                 timing=_timing(case, t, standing, bandwidth_gbps, hello)))
+                                 timing=_timing(case, t, standing, levels, hello)))
     return out
 
 
-def _timing(case: BenchCase, t: Timings, standing: dict, bandwidth_gbps: float | None,
-            hello: dict) -> dict[str, Any]:
+def _timing(case: BenchCase, t: Timings, standing: dict, levels: list[dict], hello: dict) -> dict[str, Any]:
     blocks = np.array([b for p in t.blocks for b in p])
     median = standing["median_s"]
     first = t.ready[0]["first_call_s"]  # the first pass's: its contenders prepared one at a time
     moved = harness.bytes_moved(case)
+    memory = next((lv for lv in levels if lv["bytes"] is None), None)
+    level = bandwidth.level_for(moved, levels) if memory else None  # its data touched once: moved is its working set
     q1, q3 = np.percentile(blocks, [25, 75])
     return {
         "median_s": median, "iqr_s": float(q3 - q1), "min_s": float(min(min(s) for s in t.samples)),
         "rounds": int(sum(len(s) for s in t.samples)), "iterations": int(t.ready[0]["iterations"]),
         "first_call_s": first, "compile_s": max(first - median, 0.0), "bytes": moved, "gbps": moved / median / 1e9,
-        "roofline_frac": moved / median / 1e9 / bandwidth_gbps if bandwidth_gbps else None,
-        "bandwidth_gbps": bandwidth_gbps, "threads": {"requested": threads.requested()},
+        "roofline_frac": moved / median / 1e9 / level["gbps"] if level else None,
+        "roofline_level": level["name"] if level else None, "roofline_gbps": level["gbps"] if level else None,
+        "bandwidth_gbps": memory["gbps"] if memory else None, "threads": {"requested": threads.requested()},
         "sync": t.ready[0].get("sync"), "faults_per_call": float(np.median(t.faults_per_call)),
         "samples_s": [float(b) for b in blocks],  # block medians: what the intervals resample
         "allocator": hello.get("allocator", {}).get("name"), "repeat": 0,
@@ -96,7 +99,8 @@ def _message(name: str, s: dict) -> str:
 
 
 def memory_records(processes: list[dict], entrants: list[Entrant]) -> list[Record]:
-    """One record per contender process: its peak resident memory (facts.peak_rss_mb)."""
+    """One record per contender process: its peak resident memory (facts.peak_rss_mb), and the most
+    the processes of its pass held at once (facts.pass_together_mb)."""
     by_name = {e.name: e for e in entrants}
     out = []
     for p in processes:
@@ -113,3 +117,22 @@ def memory_records(processes: list[dict], entrants: list[Entrant]) -> list[Recor
 
 def _peak(mb: float | None) -> str:
     return f"peak {mb:.0f} MB resident" if mb is not None else "peak unknown"
+
+
+def recompile_records(said: dict[str, dict], entrants: list[Entrant], hellos: dict[str, dict]) -> list[Record]:
+    """Each entrant's recompile record, as its first process made it (``harness.recompiles``), named
+    as the entrant; an error where that process could not answer."""
+    by_name = {e.name: e for e in entrants}
+    out = []
+    for name, answer in said.items():
+        entrant = by_name[name]
+        version = hellos.get(name, {}).get("version")
+        if "record" in answer:
+            rec = Record.from_row({**answer["record"], "adapter": name,
+                                   "framework_version": version or answer["record"]["framework_version"]})
+            out.append(rec)
+        else:
+            about = records.about_process(f"{name}-recompiles", {})
+            out.append(records.build(_Named(entrant, version), Suite.SPEED, Check.RECOMPILES, about,
+                                     outcome=Outcome.ERROR, message=answer.get("error", "no answer")))
+    return out

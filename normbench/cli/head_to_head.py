@@ -10,6 +10,7 @@ from pathlib import Path
 from ..adapters import registry
 from ..bench import allocator, bandwidth, conductor, contest, harness, lock, threads
 from ..bench.environment import environment
+from ..ops.case import BenchCase
 from ..results.kinds import Outcome
 from ..results.records import ResultsFile
 from .common import UNTIMED, reports_beside
@@ -23,6 +24,15 @@ def entrants(names: str | None) -> list[conductor.Entrant]:
         return conductor.parse_entrants(listed, lambda ref: registry.get(ref).name)
     chosen = [a for a in registry.select(None) if a.name not in UNTIMED and not a.missing()]
     return conductor.parse_entrants([a.name for a in chosen], lambda ref: registry.get(ref).name)
+
+
+def same_call(cases: list[BenchCase]) -> dict[BenchCase, list[BenchCase]]:
+    """Each distinct call (op, mode, shape, dtype, options) once, with every case that makes it: a
+    sweep that passes through a default shape is timed once and recorded in both tables."""
+    out: dict[tuple, list[BenchCase]] = {}
+    for case in cases:
+        out.setdefault((case.op, case.mode, case.shape, case.dtype, case.options), []).append(case)
+    return {same[0]: same for same in out.values()}
 
 
 def run(args: argparse.Namespace, chosen: list[conductor.Entrant], alloc: allocator.Allocator, out: Path) -> int:
@@ -40,30 +50,41 @@ def run(args: argparse.Namespace, chosen: list[conductor.Entrant], alloc: alloca
             print(f"normbench: {line}", file=sys.stderr, flush=True)
 
     with lock.machine(exclusive=True, waiting=waiting) as held:
-        measured = bandwidth.measure(n, megabytes=32 if args.quick else 256)
+        levels = bandwidth.measure_levels(n)  # each case is judged against the level its data fits in
+        memory = levels["levels"][-1]
+        measured = {"gbps": memory["gbps"], "threads": n, "buffer_mb": bandwidth.MEMORY_MB,
+                    "method": "numpy copy, best of trials, bytes = read + write"}
         settings = {"processes": args.processes, "rounds": args.rounds, "pause_s": conductor.PAUSE_S,
                     "warm_rounds": conductor.WARM_ROUNDS,
                     "entrants": [{"name": e.name, "adapter": e.ref, "python": e.python} for e in chosen]}
         file = ResultsFile(out / "results.jsonl", env=environment(),
-                           extra_env={"memory_bandwidth": measured, "machine_lock": held,
+                           extra_env={"memory_bandwidth": measured, "cache_bandwidth": levels, "machine_lock": held,
                                       "allocator": allocator.describe(), "head_to_head": settings})
         conduct = conductor.Conductor(chosen, out / "logs", processes=args.processes, rounds=args.rounds,
                                       env=allocator.process_env(alloc), progress=say)
         worst = 0
-        for case, timings in conduct.run(cases):
+        alike = same_call(cases)
+        spent = {"prepare": 0.0, "rounds": 0.0}
+        for case, timings in conduct.run(list(alike)):
+            for phase in spent:  # each racing entrant carries the field's seconds
+                spent[phase] += max(t.seconds.get(phase, 0.0) for t in timings.values())
             said = next((h["allocator"] for h in conduct.hellos.values() if h.get("allocator")), None)
             file.extra_env["allocator"] = said or file.extra_env["allocator"]  # the contenders', not this process's
-            for rec in contest.case_records(case, timings, measured["gbps"], conduct.hellos):
+            for rec in (r for same in alike[case] for r in contest.case_records(same, timings, levels["levels"],
+                                                                                   conduct.hellos)):
                 file.add(rec)
                 worst = max(worst, rec.outcome == Outcome.ERROR)
-        for rec in contest.memory_records(conduct.processes_seen, chosen):
+        for rec in [*contest.recompile_records(conduct.recompiles, chosen, conduct.hellos),
+                    *contest.memory_records(conduct.processes_seen, chosen)]:
             file.add(rec)
             worst = max(worst, rec.outcome == Outcome.ERROR)
         file.close()
+    say(f"{spent['prepare']:.0f} s preparing cases (building, compiling, first calls), {spent['rounds']:.0f} s in "
+        "timed rounds")
     peaks = [p["peak_rss_mb"] for p in conduct.processes_seen if p.get("peak_rss_mb")]
     if peaks:
-        print(f"normbench: peak resident memory per process {min(peaks):.0f}–{max(peaks):.0f} MB; "
-              f"{sum(p['peak_rss_mb'] or 0 for p in conduct.processes_seen if p['process'] == 0):.0f} MB "
-              f"for the first pass's {len(chosen)} processes together (each at its own peak)")
+        print(f"normbench: peak resident memory per process {min(peaks):.0f}–{max(peaks):.0f} MB"
+              + (f"; {conduct.peak_together_mb:,.0f} MB at most for the {len(chosen)} processes of a pass together"
+                 if conduct.peak_together_mb else ""))
     print(f"normbench: results in {out / 'results.jsonl'}")
     return reports_beside([out / "results.jsonl"], out, int(worst), args.no_report)
