@@ -166,7 +166,7 @@ def quick_bench(tmp_path_factory):
     def make(folder: Path) -> dict:
         out = folder / "r"
         # without the self-check, whose verdict depends on the machine's load (tests/test_bench.py has it)
-        proc = run_cli("bench", "--quick", "--adapters", "numpy,torch", "-o", str(out), "--", "-k",
+        proc = run_cli("bench", "--in-process", "--quick", "--adapters", "numpy,torch", "-o", str(out), "--", "-k",
                        "not test_self_check")
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         return {"results": str(out / "results.jsonl")}

@@ -134,7 +134,7 @@ def test_bench_refuses_two_allocator_options(tmp_path):
 
 def test_allocators_time_the_same_cases_side_by_side(tmp_path):
     out = tmp_path / "r"
-    proc = run_cli("bench", "--quick", "--adapters", "numpy", "--threads", "1", "--repeats", "1",
+    proc = run_cli("bench", "--in-process", "--quick", "--adapters", "numpy", "--threads", "1", "--repeats", "1",
                    "--allocators", "system,warm", "-o", str(out), timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     seen = {}

@@ -23,7 +23,7 @@ TIMING = {"median_s", "iqr_s", "min_s", "rounds", "compile_s", "first_call_s", "
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "r"
-    proc = run_cli("bench", "--quick", "--adapters", "numpy,torch", "--threads", "1", "-o", str(out))
+    proc = run_cli("bench", "--in-process", "--quick", "--adapters", "numpy,torch", "--threads", "1", "-o", str(out))
     return proc, out
 
 @pytest.mark.serial
@@ -121,11 +121,13 @@ def test_verification_suites_do_not_collect_benchmarks(tmp_path):
     (["--threads", "many"], "--threads"),
     (["--dtypes", "float8"], "unknown dtype 'float8'"),
     (["--adapters", "nope"], "unknown adapter 'nope'"),
-    (["--adapters", "torch@/usr/bin/python3"], "unknown adapter 'torch@/usr/bin/python3'"),  # only head to head
-    (["--head-to-head", "--adapters", "torch@/nowhere/bin/python"], "/nowhere/bin/python is not an executable Python"),
-    (["--head-to-head", "--adapters", "nope@/usr/bin/python3"], "unknown adapter 'nope'"),
+    (["--in-process", "--adapters", "torch@/usr/bin/python3"], "unknown adapter 'torch@/usr/bin/python3'"),
+    (["--adapters", "torch@/nowhere/bin/python"], "/nowhere/bin/python is not an executable Python"),
+    (["--adapters", "nope@/usr/bin/python3"], "unknown adapter 'nope'"),
     (["--head-to-head", "--allocators", "system,warm"], "--head-to-head times under one allocator"),
-    (["--head-to-head", "--", "-k", "layer"], "--head-to-head runs no pytest"),
+    (["--head-to-head", "--in-process"], "give --in-process or --head-to-head (the default), not both"),
+    (["--repeats", "2"], "--repeats counts in-process passes (--in-process); head to head, give --processes"),
+    (["--", "-k", "layer"], "head to head runs no pytest: pytest arguments need --in-process"),
 ])
 def test_bad_bench_options_are_named(tmp_path, args, message):
     proc = run_cli("bench", "--quick", *args, "-o", str(tmp_path / "r"))

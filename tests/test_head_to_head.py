@@ -99,7 +99,7 @@ def meta_pass(tmp_path_factory):
              "tests.meta_speed:Slower5", "tests.crashing_adapters:Segfaulting"]
     out = root / "r"
     # two passes: a spin on the clock carries no process bias of its own (real frameworks do: see the defaults)
-    proc = run_cli("bench", "--head-to-head", "--quick", "--processes", "2", "--rounds", "10", "--adapters",
+    proc = run_cli("bench", "--quick", "--processes", "2", "--rounds", "10", "--adapters",
                    ",".join(names),
                    "-o", str(out), cwd=ROOT, timeout=900)
     env, rows = records.read(out / "results.jsonl")
@@ -132,10 +132,40 @@ def test_ten_and_five_percent_slower_are_found_slower(meta_pass):
 
 
 @pytest.mark.serial
+def test_plain_bench_is_head_to_head_and_counts_recompiles_in_the_contenders(meta_pass):
+    _, _, env, rows = meta_pass
+    assert env["head_to_head"]["processes"] == 2  # no --head-to-head was given: it is the default
+    counted = {r["adapter"]: r for r in rows if r["check"] == "recompiles"}
+    assert set(counted) == {e["name"] for e in env["head_to_head"]["entrants"]}
+    assert counted["segfaulting"]["outcome"] == "error"
+    fine = [r for name, r in counted.items() if name != "segfaulting"]
+    assert all(r["outcome"] == "pass" and "no tracing" in r["message"] for r in fine)
+
+
+@pytest.mark.serial
+def test_each_case_is_judged_against_the_cache_level_its_data_fits_in(meta_pass):
+    """A roofline over main memory's bandwidth alone put in-cache cases at 107-151 %."""
+    _, out, env, rows = meta_pass
+    levels = env["cache_bandwidth"]["levels"]
+    assert levels[-1]["name"] == "memory" and env["memory_bandwidth"]["gbps"] == levels[-1]["gbps"]
+    timed = [r for r in rows if "head_to_head" in r]
+    for r in timed:
+        level = next(lv for lv in levels if lv["name"] == r["roofline_level"])
+        smaller = [lv for lv in levels if lv["bytes"] and lv["bytes"] < (level["bytes"] or float("inf"))]
+        assert (level["bytes"] is None or r["bytes"] <= level["bytes"]) and all(r["bytes"] > lv["bytes"]
+                                                                              for lv in smaller)
+        assert r["roofline_frac"] == pytest.approx(r["gbps"] / level["gbps"])
+    if len(levels) > 1:  # a machine that reports its caches: the quick cases fit in one
+        assert {r["roofline_level"] for r in timed} - {"memory"}
+        html = (out / "report.html").read_text()
+        assert f"% of {levels[-2]['name']}" in html or f"% of {levels[0]['name']}" in html
+
+
+@pytest.mark.serial
 def test_a_contender_that_crashes_costs_only_its_own_rows(meta_pass):
     proc, out, _, rows = meta_pass
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
-    crashed = [r for r in rows if r["adapter"] == "segfaulting" and r["check"] != "peak_memory"]
+    crashed = [r for r in rows if r["adapter"] == "segfaulting" and r["check"] not in ("peak_memory", "recompiles")]
     assert len(crashed) == 19 and all(r["outcome"] == "error" for r in crashed)
     assert "Fatal Python error: Segmentation fault" in crashed[0]["message"]
     others = [r for r in rows if r["adapter"] != "segfaulting" and r["check"] != "peak_memory"]
@@ -150,6 +180,9 @@ def test_every_process_records_its_peak_memory(meta_pass):
     assert Counter(r["adapter"] for r in peaks).most_common()[0][1] == 2  # two processes each
     fine = [r for r in peaks if r["outcome"] == "pass"]
     assert len(fine) >= 8 and all(r["facts"]["peak_rss_mb"] > 10 for r in fine)
+    # what a pass's processes held at once, read while they all held a case: more than any one of them
+    together = {r["facts"]["process"]: r["facts"]["pass_together_mb"] for r in fine}
+    assert all(together[r["facts"]["process"]] > r["facts"]["peak_rss_mb"] for r in fine)
     assert any(r["outcome"] == "error" and r["adapter"] == "segfaulting" for r in peaks)
 
 
@@ -160,6 +193,9 @@ def test_the_report_gives_standings_intervals_ties_a_chart_and_memory(meta_pass)
     section = md.split("## Head to head")[1].split("\n## ")[0]
     assert "| meta-slower-10 | 0 | 0 | 19 |" in section and "| meta-slower-5 | 0 | 0 | 19 |" in section
     assert "Tied with the fastest on 19 of 19 cases" in section and "Peak resident memory per process" in section
+    speed = md.split("## Speed")[1].split("\n## ")[0]  # the speed table reads the same standings
+    steady = next(line for line in speed.splitlines() if line.startswith("| LayerNorm | forward |"))
+    assert "× the fastest with its 95 % interval" in speed and " tied)**" in steady and "×, [" not in steady
     html = (out / "report.html").read_text()
     h2h = html.split('id="head-to-head"')[1].split("</section>")[0]
     assert "tied with the fastest" in h2h and "1.10" in h2h and "slower" in h2h
@@ -172,3 +208,14 @@ def test_the_section_renders_in_chromium(meta_pass, tmp_path):
     _, out, _, _ = meta_pass
     dom = browser_dom((out / "report.html").read_text(), tmp_path)
     assert 'id="head-to-head"' in dom and "tied with the fastest" in dom
+
+
+def test_a_call_in_two_tables_is_timed_once_and_recorded_in_both():
+    from normbench.bench import harness
+    from normbench.cli.head_to_head import same_call
+
+    cases = harness.cases(None)
+    alike = same_call(cases)
+    assert sum(len(v) for v in alike.values()) == len(cases)
+    twice = [v for v in alike.values() if len(v) > 1]
+    assert twice and all({c.group for c in v} == {"default", "sweep"} and len({c.id for c in v}) == 2 for v in twice)

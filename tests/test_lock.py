@@ -23,7 +23,8 @@ ENTRY_POINTS = {
     "verify": ["normbench", "verify", "--adapters", "numpy", "--suites", "batch_size_one", "-o", "{out}"],
     "pytest": [sys.executable, "-m", "pytest", "--pyargs", "normbench.suites.test_batch_size_one", "--adapters",
                "numpy", "-p", "no:cacheprovider", "--results", "{out}/results.jsonl"],
-    "bench": ["normbench", "bench", "--quick", "--adapters", "numpy", "-o", "{out}", "--", "-k", "batch_norm-train"],
+    "bench": ["normbench", "bench", "--in-process", "--quick", "--adapters", "numpy", "-o", "{out}", "--", "-k",
+              "batch_norm-train"],
 }
 
 

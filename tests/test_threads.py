@@ -80,7 +80,8 @@ def test_benchmarks_with_fewer_threads_record_the_cpus_they_kept(tmp_path):
     from normbench.results import records
 
     out = tmp_path / "r"
-    proc = run_cli("bench", "--quick", "--adapters", "flax.linen", "--threads", "1", "--no-sweeps", "--repeats", "1",
+    proc = run_cli("bench", "--in-process", "--quick", "--adapters", "flax.linen", "--threads", "1", "--no-sweeps",
+                   "--repeats", "1",
                    "-o", str(out), "--", "-k", "not test_self_check and layer_norm")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     env, rows = records.read(out / "results.jsonl")

@@ -1,5 +1,7 @@
-"""`normbench bench`: the benchmarks alone (never under xdist); with --allocators or --self-check,
-in supervised processes (:mod:`.bench_passes`)."""
+"""`normbench bench`: the benchmarks alone. By default head to head (:mod:`.head_to_head`): one
+process per adapter, all alive at once, taking turns on each case. ``--in-process`` times every
+adapter named in this one process with pytest-benchmark, the path ``--allocators`` and
+``--self-check`` take in each of their supervised processes (:mod:`.bench_passes`)."""
 
 from __future__ import annotations
 
@@ -25,8 +27,8 @@ def add(sub: argparse._SubParsersAction) -> None:
                        "(default: each op's own: float32, and bfloat16 too for RMSNorm)")
     bench.add_argument("--quick", action="store_true", help="tiny shapes: checks the harness, not speed")
     bench.add_argument("--no-sweeps", action="store_true", help="the default shapes only (normbench run --quick)")
-    bench.add_argument("--repeats", type=positive_int, default=commands.DEFAULT_REPEATS,
-                       help="timed blocks per case, spread over the run and pooled "
+    bench.add_argument("--repeats", type=positive_int, default=None,
+                       help="with --in-process: timed blocks per case, spread over the run and pooled "
                             f"(default {commands.DEFAULT_REPEATS})")
     bench.add_argument("--first-repeat", type=int, default=0, help=argparse.SUPPRESS)  # normbench run's passes
     bench.add_argument("--no-report", action="store_true", help="write results only")
@@ -38,15 +40,16 @@ def add(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--self-check", action="store_true",
                        help="harness vs bare timeit of the same call (in the benchmark process, interleaved, and "
                             "in a fresh one), for torch, flax.linen, keras[tensorflow] and onnxruntime")
-    bench.add_argument("--head-to-head", action="store_true",
-                       help="every adapter's process alive at once, taking turns on each case in short shuffled "
-                            "blocks: ratios between adapters with 95 %% intervals; an adapter may be given as "
-                            "NAME@/path/to/python to time it under another interpreter (another venv)")
+    bench.add_argument("--in-process", action="store_true",
+                       help="time every adapter in this one process with pytest-benchmark, one after another, "
+                            "instead of head to head (the default: every adapter's process alive at once, taking "
+                            "turns on each case; an adapter may then be given as NAME@/path/to/python)")
+    bench.add_argument("--head-to-head", action="store_true", help=argparse.SUPPRESS)  # the default now
     bench.add_argument("--processes", type=positive_int, default=conductor.PROCESSES,
-                       help="with --head-to-head: fresh processes per adapter, one pass after another "
+                       help="head to head: fresh processes per adapter, one pass after another "
                             f"(default {conductor.PROCESSES})")
     bench.add_argument("--rounds", type=positive_int, default=conductor.ROUNDS,
-                       help="with --head-to-head: interleaved blocks per process and case "
+                       help="head to head: interleaved blocks per process and case "
                             f"(default {conductor.ROUNDS})")
     bench.add_argument("--timeout", type=positive_int, default=runner.DEFAULT_TIMEOUT_S,
                        help="with --allocators or --self-check: seconds before one of their processes is killed and "
@@ -58,14 +61,22 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 def settings(args: argparse.Namespace) -> commands.Bench:
     """The benchmark options given, for the command lines of the processes this one starts."""
-    return commands.Bench(adapters=args.adapters, threads=args.threads, dtypes=args.dtypes, repeats=args.repeats,
+    return commands.Bench(adapters=args.adapters, threads=args.threads, dtypes=args.dtypes,
+                          repeats=args.repeats or commands.DEFAULT_REPEATS,
                           first_repeat=args.first_repeat, quick=args.quick, no_sweeps=args.no_sweeps,
                           verbose=args.verbose, pytest_args=tuple(args.pytest_args))
 
 
 def bench_cases(args: argparse.Namespace) -> int:
-    try:  # under --head-to-head an adapter may name its interpreter (NAME@PYTHON)
-        entrants = head_to_head.entrants(args.adapters) if args.head_to_head else registry.select(args.adapters)
+    in_process = args.in_process or args.self_check or bool(args.allocators)
+    if args.in_process and args.head_to_head:
+        return fail("give --in-process or --head-to-head (the default), not both")
+    if args.head_to_head and (args.self_check or args.allocators):
+        return fail("--head-to-head times under one allocator, without --self-check")
+    if not in_process and args.repeats is not None:
+        return fail("--repeats counts in-process passes (--in-process); head to head, give --processes")
+    try:  # head to head, an adapter may name its interpreter (NAME@PYTHON)
+        entrants = registry.select(args.adapters) if in_process else head_to_head.entrants(args.adapters)
     except (registry.UnknownAdapter, ValueError) as exc:
         return fail(str(exc))
     bad = [d for d in (args.dtypes or "").split(",") if args.dtypes and d not in DTYPES]
@@ -83,16 +94,15 @@ def bench_cases(args: argparse.Namespace) -> int:
         return fail(f"--threads: {exc}")
     if args.self_check and len(chosen) > 1:
         return fail("--self-check runs under one allocator; give --allocator")
-    if args.head_to_head and (args.self_check or len(chosen) > 1):
-        return fail("--head-to-head times under one allocator, without --self-check")
-    if args.head_to_head and args.pytest_args:
-        return fail(f"--head-to-head runs no pytest: it takes no pytest arguments ({' '.join(args.pytest_args)})")
-    if args.head_to_head and not entrants:
-        return fail("--head-to-head: no adapter to time (none is installed but the numpy reference)")
+    if not in_process and args.pytest_args:
+        return fail("head to head runs no pytest: pytest arguments need --in-process "
+                    f"({' '.join(args.pytest_args)})")
+    if not in_process and not entrants:
+        return fail("no adapter to time head to head (none is installed but the numpy reference)")
     out = output(args)
     if out is None:
         return 2
-    if args.head_to_head:
+    if not in_process:
         return head_to_head.run(args, entrants, chosen[0], out)
     if args.self_check:
         return bench_passes.self_check(args, settings(args), chosen[0], out)
@@ -107,7 +117,8 @@ def bench_cases(args: argparse.Namespace) -> int:
         os.execve(cmd[0], cmd, allocator.process_env(chosen[0]))
     argv = ["--pyargs", "normbench.suites.speed", *(["--bench-dtypes", args.dtypes] if args.dtypes else []),
             "-p", "no:xdist",
-            "--bench-repeats", str(args.repeats), "--bench-first-repeat", str(args.first_repeat),
+            "--bench-repeats", str(args.repeats or commands.DEFAULT_REPEATS),
+            "--bench-first-repeat", str(args.first_repeat),
             # gc off while timing, as timeit does: with it on, a collection's cost grows with the
             # benchmark process's heap (pytest's objects), which made the harness 4-9 % slower than a
             # bare loop in a fresh process for the same torch call

@@ -36,7 +36,8 @@ class Bench:
 def bench(out: Path, settings: Bench, alloc: Allocator, report: bool = False) -> list[str]:
     """``normbench bench`` writing to ``out`` under ``alloc``; without its report unless ``report``."""
     s = settings
-    cmd = [*CLI, "bench", "-o", str(out), "--repeats", str(s.repeats), "--first-repeat", str(s.first_repeat),
+    cmd = [*CLI, "bench", "--in-process", "-o", str(out), "--repeats", str(s.repeats),
+           "--first-repeat", str(s.first_repeat),
            "--allocator", alloc.spec]
     cmd += ["--adapters", s.adapters] if s.adapters else []
     cmd += ["--threads", str(s.threads)] if s.threads else []
