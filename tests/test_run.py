@@ -208,22 +208,25 @@ def test_verification_under_xdist_merges_into_one_results_file(tmp_path):
     assert "-n" in json.loads((out / "run.json").read_text())["jobs"][0]["command"]
 
 
-def test_benchmark_passes_run_in_fresh_processes_after_all_verification():
+def test_the_benchmark_is_one_head_to_head_process_after_all_verification():
+    """Every timed adapter in one conductor (a process per adapter and pass, all alive at once),
+    not a process per group and pass timed minutes apart."""
     from normbench.adapters import registry
     from normbench.running import job, runner
 
     groups = job.plan(registry.select("numpy,flax.linen,flax.nnx"))
     jobs = runner.jobs(groups, ROOT / "unused", runner.Options())
-    assert [j.label for j in jobs] == ["verify numpy", "verify jax", "sync numpy", "sync jax",
-                                       "bench numpy r0", "bench jax r0", "bench numpy r1", "bench jax r1",
-                                       "bench numpy r2", "bench jax r2"]
-    assert len({j.folder for j in jobs}) == len(jobs)
-    last = jobs[-1].command
-    assert last[last.index("--repeats") + 1] == "1" and last[last.index("--first-repeat") + 1] == "2"
+    assert [j.label for j in jobs] == ["verify numpy", "verify jax", "sync numpy", "sync jax", "bench head-to-head"]
+    (bench,) = [j for j in jobs if j.phase == "bench"]
+    cmd = bench.command
+    assert cmd[cmd.index("--adapters") + 1] == "numpy,flax.linen,flax.nnx" and "--in-process" not in cmd
+    assert cmd[cmd.index("--processes") + 1] == str(runner.RUN_PASSES) and bench.exclusive
+    assert cmd[cmd.index("--rounds") + 1] == str(runner.RUN_ROUNDS)
+    assert bench.timeout_s == runner.DEFAULT_TIMEOUT_S * runner.RUN_PASSES
     quick = runner.jobs(groups, ROOT / "unused", runner.Options(quick=True))
-    assert [j.label for j in quick if j.phase == "bench"] == ["bench numpy r0", "bench jax r0"]
-    assert all("--no-sweeps" in j.command for j in quick if j.phase == "bench")
-    assert not any("--no-sweeps" in j.command for j in jobs)
+    (fast,) = [j for j in quick if j.phase == "bench"]
+    assert "--no-sweeps" in fast.command and fast.command[fast.command.index("--processes") + 1] == "1"
+    assert "--no-sweeps" not in cmd
 
 
 def test_the_default_run_verifies_the_reference_but_times_only_the_frameworks(tmp_path):
@@ -234,7 +237,10 @@ def test_the_default_run_verifies_the_reference_but_times_only_the_frameworks(tm
 
     groups = job.plan(registry.select("numpy,torch"))
     jobs = runner.jobs(groups, tmp_path, runner.Options(quick=True, untimed=("numpy",)))
-    assert [j.label for j in jobs] == ["verify numpy", "verify torch", "sync numpy", "sync torch", "bench torch r0"]
+    assert [j.label for j in jobs] == ["verify numpy", "verify torch", "sync numpy", "sync torch",
+                                       "bench head-to-head"]
+    (bench,) = [j for j in jobs if j.phase == "bench"]
+    assert bench.command[bench.command.index("--adapters") + 1] == "torch"
 
 
 def test_a_runs_passes_pool_into_one_timing_per_case(quick_bench, tmp_path):

@@ -58,6 +58,7 @@ class Job:
     variant: str = ""  # what tells apart jobs of one phase and group, e.g. the allocator of a pass
     exclusive: bool = False  # needs the machine alone (benchmarks): run one at a time, after the rest
     env_steps: tuple[EnvStep, ...] = ()
+    timeout_s: float | None = None  # its own limit, where the supervisor's per-process one is too short
     status: JobStatus = JobStatus.WAITING
     returncode: int | None = None
     elapsed_s: float = 0.0

@@ -1,17 +1,18 @@
 """`normbench run`: the main job, with every framework group in a process of its own.
 
 The parent imports no framework: it starts one ``normbench verify`` process per group (and one
-for the synchronized suite), then one ``normbench bench`` process per group and pass, and the
-supervisor turns a crash, a timeout or an abnormal exit into ``error`` records. Benchmark
-processes run one at a time, after every verification process has finished.
+for the synchronized suite), then one ``normbench bench`` process that times every adapter head to
+head (``bench.conductor``: a process per adapter, all alive at once), and the supervisor turns a
+crash, a timeout or an abnormal exit into ``error`` records. The benchmark runs after every
+verification process has finished, with the machine to itself.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
+from ..adapters.base import Adapter
 from ..bench import allocator
 from ..results import kinds
 from ..results.kinds import Suite
@@ -25,6 +26,11 @@ VERIFY_SUITES = kinds.VERIFY_SUITES
 # collective that hangs loses only these rows.
 SYNC_SUITE = Suite.SYNCHRONIZED
 SUITES = kinds.RUN_SUITES
+# The main job's benchmark: fewer passes and rounds than `normbench bench` (conductor.PROCESSES x
+# conductor.ROUNDS), so the whole run stays near its 13 minutes on 2 cores; bench is for close calls.
+RUN_PASSES = 2
+RUN_ROUNDS = 6
+HEAD_TO_HEAD = "head-to-head"  # the group of the one benchmark job: every timed adapter, each in its processes
 QUICK_FILTER = "not float16"  # the quick matrix: float32 and float64 cases (also drops bfloat16)
 DEFAULT_TIMEOUT_S = 900  # seconds before a process is killed and recorded as an error
 
@@ -51,7 +57,8 @@ class Options:
     timeout_s: float = DEFAULT_TIMEOUT_S
     workers: str | None = None  # pytest-xdist -n for the verification processes
     dtypes: str | None = None  # benchmark dtypes; None: each op's own
-    repeats: int = commands.DEFAULT_REPEATS  # benchmark passes
+    repeats: int = RUN_PASSES  # benchmark passes, each with a fresh process per adapter
+    rounds: int = RUN_ROUNDS  # interleaved blocks per process and case
     jobs: int = 1  # verification processes at once
     untimed: tuple[str, ...] = ()  # groups verified but not benchmarked
     allocator: allocator.Allocator = field(default_factory=allocator.resolve)  # benchmark processes' setting
@@ -82,14 +89,25 @@ def jobs(groups: list[Group], out: Path, opts: Options) -> list[Job]:
         folder = out / "sync" / g.name
         cmd = [*commands.CLI, "verify", "--adapters", g.refs, "-o", str(folder), "--no-report", "--suites", SYNC_SUITE]
         out_jobs.append(Job("sync", g, folder, cmd, logs, env_steps=(_host_devices,)))
-    timed = commands.Bench(threads=opts.threads, dtypes=opts.dtypes, no_sweeps=opts.quick)  # quick: default shapes
-    started_under = partial(allocator.process_env, opts.allocator)  # the child runs its cases at once
-    for repeat in range(1 if opts.quick else opts.repeats) if Suite.SPEED in opts.suites else []:
-        for g in (g for g in groups if g.name not in opts.untimed):
-            folder = out / "bench" / g.name / f"r{repeat}"
-            cmd = commands.bench(folder, timed.one_pass(repeat, g.refs), opts.allocator)
-            out_jobs.append(Job("bench", g, folder, cmd, logs, repeat, exclusive=True, env_steps=(started_under,)))
+    timed = [a for g in groups if g.name not in opts.untimed for a in g.adapters]
+    if Suite.SPEED in opts.suites and timed:
+        out_jobs.append(_head_to_head(timed, out, opts))
     return out_jobs
+
+
+def _head_to_head(adapters: list[Adapter], out: Path, opts: Options) -> Job:
+    """One `normbench bench` process conducting every timed adapter's processes head to head: its
+    contenders have per-request limits of their own, so its limit is the supervisor's per pass."""
+    folder = out / "bench"
+    passes = 1 if opts.quick else opts.repeats
+    refs = ",".join(a.ref or a.name for a in adapters)
+    cmd = [*commands.CLI, "bench", "-o", str(folder), "--no-report", "--adapters", refs, "--processes", str(passes),
+           "--rounds", str(opts.rounds), "--allocator", opts.allocator.spec]
+    cmd += ["--threads", str(opts.threads)] if opts.threads else []
+    cmd += ["--dtypes", opts.dtypes] if opts.dtypes else []
+    cmd += ["--no-sweeps"] if opts.quick else []
+    return Job("bench", Group(HEAD_TO_HEAD, adapters), folder, cmd, out / "logs", exclusive=True,
+               timeout_s=opts.timeout_s * passes)
 
 
 def write_plan(out: Path, job_list: list[Job], opts: Options) -> None:

@@ -146,8 +146,10 @@ def skip_missing(job: Job) -> bool:
 
 def run_job(job: Job, timeout_s: float, on_change: OnChange = lambda job: None,
             stop: threading.Event | None = None) -> None:
-    """Run one process to completion, timeout or ``stop``; failures become records in its folder."""
+    """Run one process to completion, timeout (the job's own, else ``timeout_s``) or ``stop``;
+    failures become records in its folder."""
     stop = stop or threading.Event()
+    timeout_s = job.timeout_s or timeout_s
 
     def waiting() -> None:
         job.status = JobStatus.WAITING_FOR_MACHINE
