@@ -94,6 +94,7 @@ RUN_FIELDS = {  # label: how a run's files are summarised into one value
     "versions": lambda g: _distinct(g["versions"]),
     "threads": lambda g: _distinct(g["threads"]),
     "memory bandwidth": lambda g: _bandwidth(g["bandwidth_gbps"]),
+    "cache bandwidth (GB/s)": lambda g: _distinct(g["cache_bandwidth"]),
     "allocator": lambda g: _distinct(pd.Series([_allocator_label(r) for _, r in g.iterrows()], dtype=object)),
     "allocator probe": _probe,
     "machine lock": _lock,
@@ -110,7 +111,8 @@ def runs(res: Results) -> pd.DataFrame:
     if not len(envs):
         return pd.DataFrame(columns=["run", *RUN_FIELDS])
     envs = envs.assign(**{k: None for k in ("machine", "date", "python", "os", "versions", "threads",
-                                            "bandwidth_gbps", "adapters_installed", "adapters_run", "adapters_missing",
+                                            "bandwidth_gbps", "cache_bandwidth", "adapters_installed", "adapters_run",
+                                            "adapters_missing",
                                             "allocator",
                                             "allocator_settings", "allocator_probe_faults_per_mb",
                                             "allocator_preload_mapped")

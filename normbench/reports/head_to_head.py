@@ -35,7 +35,17 @@ def memory(res: Results) -> pd.DataFrame:
     mem = c[c["check"] == Check.PEAK_MEMORY]
     return pd.DataFrame({"adapter": mem["adapter"], "process": [f.get("process") for f in mem["facts"]],
                          "peak_rss_mb": [f.get("peak_rss_mb") for f in mem["facts"]],
+                       "pass_together_mb": [f.get("pass_together_mb") for f in mem["facts"]],
                          "python": [f.get("executable") for f in mem["facts"]], "message": mem["message"]})
+
+
+def together(res: Results) -> tuple[float, int] | None:
+    """The most the processes of one pass held at once, and how many processes a pass had."""
+    mem = memory(res)
+    peaks = mem.dropna(subset=["pass_together_mb"]) if len(mem) else mem
+    if not len(peaks):
+        return None
+    return float(peaks["pass_together_mb"].max()), int(peaks.groupby("process")["adapter"].count().max())
 
 
 def present(res: Results) -> bool:
@@ -49,10 +59,12 @@ def standing(row: pd.Series) -> str:
 
 
 def tally(df: pd.DataFrame) -> pd.DataFrame:
-    """Per adapter: cases where it was fastest, tied with the fastest, or slower."""
+    """Per adapter: cases where it was fastest, tied with the fastest, or slower; its median ratio to the
+    fastest, and the median spread of its own blocks (how well interleaving held for it)."""
     counts = df.pivot_table(index="adapter", columns="verdict", values="case", aggfunc="count", fill_value=0)
     for v in VERDICTS:
         if v not in counts:
             counts[v] = 0
     counts["median ratio"] = df.groupby("adapter")["ratio"].median()
-    return counts[[*VERDICTS, "median ratio"]].sort_values("median ratio").reset_index()
+    counts["median spread"] = df.groupby("adapter")["spread"].median()  # how well interleaving held for it
+    return counts[[*VERDICTS, "median ratio", "median spread"]].sort_values("median ratio").reset_index()

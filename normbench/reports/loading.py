@@ -150,6 +150,9 @@ def _flat_env(env: dict) -> dict:
         out["threads"] += f"; pinned to CPU {', '.join(map(str, pinned))} (XLA sizes its pool by the affinity mask)"
     bw = env.get("memory_bandwidth") or {}
     out["bandwidth_gbps"] = bw.get("gbps")
+    levels = (env.get("cache_bandwidth") or {}).get("levels") or []
+    out["cache_bandwidth"] = ", ".join(f"{lv['name']} {lv['gbps']:.0f}" for lv in levels
+                                       if lv.get("bytes") and isinstance(lv.get("gbps"), (int, float))) or None
     probe = env.get("cpu_probe") or {}
     out["cpu_probe_s"] = probe.get("seconds")
     allocator = _env_allocator(env)

@@ -21,8 +21,8 @@ from .markdown_elements import ALLOCATOR_ROWS, cell, code, table
 
 def _median(r) -> str:
     """Median (× the fastest), with the repeats' range where they disagree (model.SPREAD_NOTE)."""
-    text = f"{fmt_time(r['median_s'])} ({fmt_ratio(r['vs_fastest'])})"
-    text = f"**{text}**" if r["vs_fastest"] <= 1.0 else text
+    text = f"{fmt_time(r['median_s'])} ({model.standing(r)})"
+    text = f"**{text}**" if model.leads(r) else text
     note = model.spread_note(r)
     return f"{text} ⚠ {note}" if note else text
 
@@ -54,7 +54,10 @@ def speed_table(res: Results) -> str:
         rows.append([cell(k) for k in key.values()] + cells)
     several = len(model.runs(res)) > default["machine"].nunique()
     unsteady = default["repeat_spread"].gt(model.SPREAD_NOTE).any()
+    paired = default["verdict"].notna().any()
     out = ("Median time per call (× the fastest adapter), default shapes; the fastest is bold."
+           + (" Timed head to head: × the fastest with its 95 % interval; \"tied\" (also bold) where that interval "
+              "reaches within 1 % of 1." if paired else "")
            + (" Several runs per machine: each cell is the adapter's fastest run." if several else "")
            + (f" ⚠: the repeats' medians spread over more than ±{(model.SPREAD_NOTE - 1) * 100:.0f}% (their range "
               "follows)." if unsteady else "") + "\n\n"
@@ -145,9 +148,11 @@ def head_to_head_md(res: Results) -> list[str]:
     lines = ["## Head to head", "",
              "Processes alive at once, taking turns in shuffled blocks; × fastest with its 95 % interval; tied = the "
              "interval reaches within 1 % of 1.", "",
-             "| adapter | fastest | tied | slower | median × fastest |", "|---|---:|---:|---:|---:|"]
+             "| adapter | fastest | tied | slower | median × fastest | median spread of its own blocks |",
+             "|---|---:|---:|---:|---:|---:|"]
     for _, t in h2h.tally(df).iterrows():
-        lines.append(f"| {t['adapter']} | {t['fastest']} | {t['tied']} | {t['slower']} | {t['median ratio']:.3f}× |")
+        lines.append(f"| {t['adapter']} | {t['fastest']} | {t['tied']} | {t['slower']} | {t['median ratio']:.3f}× "
+                     f"| {t['median spread']:.0%} |")
     close = df[df["verdict"] == "tied"]
     if len(close):
         lines += ["", f"Tied with the fastest on {len(close)} of {df['case'].nunique()} cases "
@@ -155,6 +160,8 @@ def head_to_head_md(res: Results) -> list[str]:
     mem = h2h.memory(res)
     peaks = [p for p in mem["peak_rss_mb"] if p == p and p]
     if peaks:
+        held = h2h.together(res)
         lines += ["", f"Peak resident memory per process: {min(peaks):,.0f}–{max(peaks):,.0f} MB "
-                      f"({len(peaks)} processes)."]
+                      f"({len(peaks)} processes)" + (f"; at most {held[0]:,.0f} MB for the {held[1]} processes of a "
+                                                     "pass together." if held else ".")]
     return [*lines, ""]

@@ -55,11 +55,13 @@ from .timing import (
     allocator_meaning,
     allocator_order,
     allocator_rank,
+    leads,
     primary_allocator,
     primary_speed,
     recompiles,
     speed,
     spread_note,
+    standing,
     timed_rows,
 )
 from .timing_warnings import BANDWIDTH_SPREAD, WAIT_WARNING_S, report_warnings
@@ -71,10 +73,11 @@ __all__ = [
     "RUN_FIELDS", "SEVERITY", "SPEED_COLUMNS", "SPREAD_NOTE", "TIMED_KEY", "WAIT_WARNING_S", "Results",
     "agreement", "agreement_cells", "agreement_matrix", "allocator_meaning", "allocator_meanings", "allocator_note",
     "allocator_order", "allocator_rank", "allocator_text", "allocators", "behaviour", "behaviour_matrices",
-    "closest", "derivative", "failures", "headline", "headlines", "known", "load", "mixed", "op_rank", "op_title",
+    "closest", "derivative", "failures", "headline", "headlines", "known", "leads", "load", "mixed", "op_rank",
+    "op_title",
     "ordered_ops", "outside_known", "primary_allocator", "primary_speed", "recompiles", "report_warnings",
     "run_folder", "run_labels", "run_name", "run_of", "running_conventions", "running_var_mismatches", "runs",
-    "self_check_text", "self_checks", "shape_label", "single_process", "spread_note", "speed", "split_runs",
+    "self_check_text", "self_checks", "shape_label", "single_process", "spread_note", "speed", "split_runs", "standing",
     "stability", "stability_text", "tally", "tidy", "timed_rows", "unexpected", "verdicts", "verification",
     "with_ratio", "worst_of",
 ]

@@ -10,7 +10,7 @@ from ..ops.base import DTYPES
 from ..results import allocators as alloc
 from ..results.counts import TIMED_CASE
 from ..results.kinds import NOT_TIMINGS, Check, Outcome, Suite
-from .formatting import fmt_time_range, number
+from .formatting import fmt_ratio, fmt_time_range, number
 from .loading import Results, allocator_names
 from .rows import op_or_none, op_rank, run_labels
 
@@ -45,10 +45,16 @@ def _pool(group: pd.DataFrame) -> dict:
         repeat_ids=[int(r) for r in ordered["repeat"]],
         repeat_bandwidth_gbps=_per_repeat(ordered, "bandwidth_gbps"),
         repeat_faults_per_call=_per_repeat(ordered, "faults_per_call"),
-        gbps=gbps, roofline_frac=gbps / first["bandwidth_gbps"] if first.get("bandwidth_gbps") else None)
+        gbps=gbps, roofline_frac=_roofline(first, gbps))
     if "faults_per_call" in group:
         row["faults_per_call"] = pd.to_numeric(group["faults_per_call"], errors="coerce").mean()
     return row
+
+
+def _roofline(first: pd.Series, gbps: float) -> float | None:
+    """GB/s over the copy rate of the level the case's data fits in (head to head), else of main memory."""
+    ceiling = number(first.get("roofline_gbps")) or number(first.get("bandwidth_gbps"))
+    return gbps / ceiling if ceiling else None
 
 
 TIMED_KEY = list(TIMED_CASE)  # one run's repeats of a case under one allocator: the counting rule's
@@ -88,9 +94,11 @@ def primary_allocator(names: pd.Series) -> str | None:
 
 
 SPEED_COLUMNS = ["op", "mode", "shape", "dtype", "group", "adapter", "allocator", "primary", "median_s", "iqr_s",
-                 "min_s", "gbps", "roofline_frac", "faults_per_call", "other_load", "compile_s", "elements", "case",
+                 "min_s", "gbps", "roofline_frac", "roofline_level", "faults_per_call", "other_load", "compile_s",
+                 "elements", "case",
                  "repeats", "repeat_ids", "repeat_medians_s", "repeat_spread", "repeat_bandwidth_gbps",
-                 "repeat_faults_per_call", "machine", "run", "vs_fastest"]
+                 "repeat_faults_per_call", "machine", "run", "vs_fastest", "vs_low", "vs_high", "verdict",
+                 "block_spread"]
 
 
 def speed(res: Results) -> pd.DataFrame:
@@ -104,7 +112,7 @@ def speed(res: Results) -> pd.DataFrame:
     rows = rows[rows["outcome"] == Outcome.PASS] if len(rows) else rows
     if not len(rows) or "median_s" not in rows:
         return pd.DataFrame(columns=SPEED_COLUMNS)
-    rows = rows.assign(**{"faults_per_call": None} if "faults_per_call" not in rows else {})
+    rows = rows.assign(**{k: None for k in ("faults_per_call", "roofline_level") if k not in rows})
     rows = rows.assign(
         mode=rows["check"],
         shape=rows["params"].apply(lambda p: "×".join(map(str, p.get("logical_shape", [])))),
@@ -113,9 +121,7 @@ def speed(res: Results) -> pd.DataFrame:
         other_load=_other_load(res, rows),
         run_label=run_labels(res, rows),
     )
-    key = ["machine", "group", "allocator", "op", "mode", "shape", "dtype"]
-    fastest = rows.groupby(key, dropna=False)["median_s"].transform("min")
-    rows = rows.assign(vs_fastest=rows["median_s"] / fastest, run=rows["run_label"])
+    rows = rows.assign(run=rows["run_label"], **_standings(rows))
     rows = rows.assign(_op=rows["op"].map(lambda n: op_rank(n)[0]),
                        _mode=[_rank(getattr(op_or_none(o), "bench_modes", ()), m)
                               for o, m in zip(rows["op"], rows["mode"], strict=True)],
@@ -125,14 +131,60 @@ def speed(res: Results) -> pd.DataFrame:
             [SPEED_COLUMNS].reset_index(drop=True))
 
 
+CASE_KEY = ["machine", "group", "allocator", "op", "mode", "shape", "dtype"]  # what "the fastest" is among
+
+
+def _standings(rows: pd.DataFrame) -> dict[str, pd.Series]:
+    """Where a case was timed head to head: the ratio to the fastest is the paired one, with its 95 %
+    interval and verdict (``bench.head_to_head``), not a quotient of medians; NaN elsewhere."""
+    h2h = rows["head_to_head"] if "head_to_head" in rows else pd.Series(None, index=rows.index, dtype=object)
+    got = h2h.map(lambda h: h if isinstance(h, dict) else {})
+    ratio = pd.to_numeric(got.map(lambda h: h.get("ratio")), errors="coerce")
+    fastest = rows.groupby(CASE_KEY, dropna=False)["median_s"].transform("min")
+    return {"vs_fastest": ratio.where(ratio.notna(), rows["median_s"] / fastest),
+            "vs_low": pd.to_numeric(got.map(lambda h: (h.get("ratio_ci") or [None])[0]), errors="coerce"),
+            "vs_high": pd.to_numeric(got.map(lambda h: (h.get("ratio_ci") or [None, None])[1]), errors="coerce"),
+            "verdict": got.map(lambda h: h.get("verdict")),
+            "block_spread": pd.to_numeric(got.map(lambda h: h.get("block_spread")), errors="coerce")}
+
+
+def standing(row: pd.Series) -> str:
+    """×fastest as a reader needs it: "1.23× [1.18–1.29]" or "1.01× tied" where timed head to head
+    (the interval from paired rounds), else the quotient of medians ("1.23×")."""
+    ratio, low, high = number(row.get("vs_fastest")), number(row.get("vs_low")), number(row.get("vs_high"))
+    verdict = row.get("verdict")
+    if ratio is None:
+        return "—"
+    if verdict == "fastest":
+        return "fastest"
+    if low is None or high is None:
+        return fmt_ratio(ratio)
+    return f"{ratio:.2f}× [{low:.2f}–{high:.2f}]" + (" tied" if verdict == "tied" else "")
+
+
+def leads(row: pd.Series) -> bool:
+    """The fastest of its case, or tied with it (head to head)."""
+    verdict = row.get("verdict")
+    if isinstance(verdict, str):
+        return verdict in ("fastest", "tied")
+    return (number(row.get("vs_fastest")) or 2.0) <= 1.0000001
+
+
 def primary_speed(res: Results) -> pd.DataFrame:
     """What the main speed tables and charts show: each run's primary allocator only."""
     s = speed(res)
     return s[s["primary"].astype(bool)].reset_index(drop=True) if len(s) else s
 
 
+BLOCK_SPREAD_NOTE = 0.10  # head to head: an adapter's own blocks (IQR/median, the field's drift taken out)
+
+
 def spread_note(row: pd.Series) -> str:
-    """"repeats 1.10–1.52 ms" where a case's repeats disagree by more than SPREAD_NOTE, else ""."""
+    """"repeats 1.10–1.52 ms" where a case's repeats disagree by more than SPREAD_NOTE; head to head,
+    "own blocks spread 14%" where its blocks disagree by more than BLOCK_SPREAD_NOTE; else ""."""
+    blocks = number(row.get("block_spread"))
+    if blocks is not None:
+        return f"own blocks spread {blocks:.0%}" if blocks > BLOCK_SPREAD_NOTE else ""
     spread, medians = number(row.get("repeat_spread")), row.get("repeat_medians_s")
     if spread is None or spread <= SPREAD_NOTE or not isinstance(medians, list):
         return ""

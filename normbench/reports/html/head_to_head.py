@@ -8,7 +8,7 @@ import pandas as pd
 from matplotlib.ticker import FuncFormatter
 
 from ..formatting import fmt_time
-from ..head_to_head import SPREAD_WARN, VERDICTS, memory, rows, standing, tally
+from ..head_to_head import SPREAD_WARN, VERDICTS, memory, rows, standing, tally, together
 from ..loading import Results
 from .charts import figure, svg
 from .elements import Col, empty, esc, table
@@ -51,10 +51,16 @@ def head_to_head_section(res: Results) -> str:
              "whose interval reaches within 1 % of 1 is <em>tied</em> with the fastest. ⚠ marks an adapter whose "
              f"own blocks spread by more than {SPREAD_WARN:.0%} (IQR/median).</p>")
     summary = table(tally(df), [Col("adapter"), *(Col(v, VERDICTS[v], numeric=True) for v in VERDICTS),
-                                Col("median ratio", fmt=lambda v: f"{v:.3f}×", numeric=True)])
+                                Col("median ratio", fmt=lambda v: f"{v:.3f}×", numeric=True),
+                                Col("median spread", "median spread of its own blocks", lambda v: f"{v:.0%}",
+                                    numeric=True)])
     charts = "".join(f"<h3>{esc(op)}</h3>{_chart(df, op)}" for op in dict.fromkeys(df["op"]))
     mem = memory(res)
-    mem_html = (table(mem, [Col("adapter"), Col("process", numeric=True),
+    held = together(res)
+    held_html = (f'<p class="note">At most {held[0]:,.0f} MB resident for the {held[1]} processes of a pass '
+                 "together (read once every contender had prepared a case, and after every round).</p>"
+                 if held else "")
+    mem_html = held_html + (table(mem, [Col("adapter"), Col("process", numeric=True),
                             Col("peak_rss_mb", "peak resident MB", lambda v: f"{v:,.0f}" if v == v and v else "—",
                                 numeric=True), Col("python")])
                 if len(mem) else empty("no process reported its memory"))

@@ -41,11 +41,14 @@ def speed_section(res: Results) -> str:
         bandwidth = span(fmt_gbps(gbps.min()), fmt_gbps(gbps.max())) if len(gbps) else ""
         load = (' "Other load" is how many cores other processes kept busy while it was timed.'
                 if rows["other_load"].notna().any() else "")
+        memory = f" ({esc(bandwidth)} GB/s)" if bandwidth else ""
+        ceiling = (f"the copy bandwidth measured in the cache level its data fits in (named), or in main memory{memory}"
+                   if _levels(rows) else f"the measured memory bandwidth{memory}")
         parts.append('<p class="note">Median and interquartile range of the timed rounds; GB/s counts the bytes '
-                     "an ideal kernel must move; roofline is that as a share of the measured memory bandwidth"
-                     f"{f' ({esc(bandwidth)} GB/s)' if bandwidth else ''}; ×fastest compares adapters on the same "
-                     f"op, mode, shape and dtype within each table.{esc(load)}{_spread_legend(rows)} Click a "
-                     "header to sort.</p>")
+                     f"an ideal kernel must move; roofline is that as a share of {ceiling}; ×fastest compares "
+                     "adapters on the same "
+                     f"op, mode, shape and dtype within each table{esc(_paired(rows))}.{esc(load)}"
+                     f"{_spread_legend(rows)} Click a header to sort.</p>")
         parts.append(_allocator_note(res))
         for op in model.ordered_ops(rows["op"]):
             parts.append(f'<h3 id="speed-{esc(op)}">{esc(model.op_title(op))}</h3>')
@@ -81,9 +84,24 @@ def _speed_tables(rows: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
-def _spread_legend(rows: pd.DataFrame) -> str:
-    if not rows["repeat_spread"].gt(model.SPREAD_NOTE).any():
+def _levels(rows: pd.DataFrame) -> bool:
+    return bool(rows["roofline_level"].notna().any())
+
+
+def _paired(rows: pd.DataFrame) -> str:
+    if not rows["verdict"].notna().any():
         return ""
+    return ("; where timed head to head, it is the median of per-round ratios with its 95 % interval, and "
+            "\"tied\" where that interval reaches within 1 % of 1 (see Head to head)")
+
+
+def _spread_legend(rows: pd.DataFrame) -> str:
+    notes = rows.apply(model.spread_note, axis=1) if len(rows) else pd.Series(dtype=str)
+    if not notes.astype(bool).any():
+        return ""
+    if rows["block_spread"].notna().any():
+        return (" ⚠ marks an adapter whose own blocks disagree (their interquartile range over their median, each "
+                "divided by the field's block of the same round, beyond 10%): its interval is the one to read.")
     return (f" ⚠ marks a case whose repeats disagree by more than ±{(model.SPREAD_NOTE - 1) * 100:.0f}%: the range "
             "of their medians follows (hover for each; see Timing stability).")
 
@@ -93,10 +111,18 @@ def _median(row: pd.Series) -> str:
     text, note = esc(fmt_time(row["median_s"])), model.spread_note(row)
     if not note:
         return text
+    if number(row.get("block_spread")) is not None:
+        return f'{text} <span class="spread">⚠ {esc(note)}</span>'
     medians = ", ".join(fmt_time(m) for m in row["repeat_medians_s"])
     title = (f"{len(row['repeat_medians_s'])} repeats' medians: {medians}; slowest / fastest "
              f"{fixed3(row['repeat_spread'])}×")
     return f'{text} <span class="spread" title="{esc(title)}">⚠ {esc(note)}</span>'
+
+
+def _roofline(row: pd.Series) -> str:
+    """Its share of the copy rate of the level its data fits in, that level named (head to head)."""
+    level = row.get("roofline_level")
+    return fmt_percent(row["roofline_frac"]) + (f" of {level}" if isinstance(level, str) else "")
 
 
 def _self_checks(res: Results) -> str:
@@ -122,10 +148,10 @@ def _speed_table(rows: pd.DataFrame) -> str:
         Col("adapter", cls="nowrap"),
         Col("median_s", "median", fmt=fmt_time, numeric=True, html=True, show=_median),
         Col("iqr_s", "IQR", fmt=fmt_time, numeric=True), Col("gbps", "GB/s", fmt=fmt_gbps, numeric=True),
-        Col("roofline_frac", "roofline", fmt=fmt_percent, numeric=True),
+        Col("roofline_frac", "roofline", numeric=True, show=_roofline),
         Col("faults_per_call", "page faults/call", fmt=fmt_count, numeric=True),
-        Col("vs_fastest", "×fastest", fmt=fmt_ratio, numeric=True,
-            cls=lambda v: "best" if number(v) is not None and number(v) <= 1.0000001 else ""),
+        Col("vs_fastest", "×fastest [95 %]" if rows["verdict"].notna().any() else "×fastest", numeric=True,
+            show=model.standing, cls=lambda v: "best" if number(v) is not None and number(v) <= 1.0000001 else ""),
     ]
     if rows["other_load"].notna().any():
         cols.append(Col("other_load", "other load (cores)", fmt=sig3, numeric=True,
