@@ -183,6 +183,8 @@ def test_every_process_records_its_peak_memory(meta_pass):
     # what a pass's processes held at once, read while they all held a case: more than any one of them
     together = {r["facts"]["process"]: r["facts"]["pass_together_mb"] for r in fine}
     assert all(together[r["facts"]["process"]] > r["facts"]["peak_rss_mb"] for r in fine)
+    timed = [r for r in rows if "head_to_head" in r]
+    assert all(0 < r["field_resident_mb"] <= max(together.values()) for r in timed)  # and on each case
     assert any(r["outcome"] == "error" and r["adapter"] == "segfaulting" for r in peaks)
 
 
@@ -193,6 +195,7 @@ def test_the_report_gives_standings_intervals_ties_a_chart_and_memory(meta_pass)
     section = md.split("## Head to head")[1].split("\n## ")[0]
     assert "| meta-slower-10 | 0 | 0 | 19 |" in section and "| meta-slower-5 | 0 | 0 | 19 |" in section
     assert "Tied with the fastest on 19 of 19 cases" in section and "Peak resident memory per process" in section
+    assert "processes of a pass together, on " in section
     speed = md.split("## Speed")[1].split("\n## ")[0]  # the speed table reads the same standings
     steady = next(line for line in speed.splitlines() if line.startswith("| LayerNorm | forward |"))
     assert "× the fastest with its 95 % interval" in speed and " tied)**" in steady and "×, [" not in steady

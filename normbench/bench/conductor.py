@@ -298,16 +298,18 @@ class Conductor:
         self.processes_seen: list[dict] = []
         self.hellos: dict[str, dict] = {}  # what each entrant's first process said: its framework version, allocator
         self.together_mb: dict[int, float] = {}  # pass -> the most its processes held at once
+        self.case_mb: dict[str, float] = {}  # case -> the most a pass's processes held at once on it
         self.recompiles: dict[str, dict] = {}  # entrant -> a record row, or {"error": why}
 
     @property
     def peak_together_mb(self) -> float | None:
         return max(self.together_mb.values(), default=None)
 
-    def _watch(self, index: int, started: list[Process]) -> None:
+    def _watch(self, index: int, case: str, started: list[Process]) -> None:
         now = resident_mb([p.proc.pid for p in started if p.proc.poll() is None])
         if now is not None:
             self.together_mb[index] = max(self.together_mb.get(index, 0.0), now)
+            self.case_mb[case] = max(self.case_mb.get(case, 0.0), now)
 
     def run(self, cases: list[BenchCase]) -> Iterator[tuple[BenchCase, dict[str, Timings]]]:
         """Each case with every entrant's timings, once its last pass is done."""
@@ -315,7 +317,6 @@ class Conductor:
         begun = time.monotonic()
         for index in range(self.processes):
             started = [greet(p) for p in [launch(e, self.logs, index, self.env) for e in self.entrants]]
-            watch = functools.partial(self._watch, index, started)
             for p in started:
                 if not p.lost:
                     self.hellos.setdefault(p.entrant.name, p.hello)
@@ -323,7 +324,7 @@ class Conductor:
                 self.progress(f"{time.monotonic() - begun:6.0f} s  pass {index + 1}/{self.processes}, "
                               f"case {k + 1}/{len(cases)}: {case.id}")
                 _race(started, case, self.rounds, self.rng, results[case.id], together=index > 0,
-                      watch=watch)
+                      watch=functools.partial(self._watch, index, case.id, started))
                 if index == self.processes - 1:
                     yield case, results[case.id]
             if index == 0 and self.count_recompiles:

@@ -38,9 +38,10 @@ class _Named:
 
 
 def case_records(case: BenchCase, timings: dict[str, Timings], levels: list[dict],
-                 hellos: dict[str, dict]) -> list[Record]:
+                 hellos: dict[str, dict], field_mb: float | None = None) -> list[Record]:
     """Every entrant's record of one case (``levels``: ``bandwidth.measure_levels``' copy rates per cache
-    level and main memory; ``hellos``: what each entrant's process said on starting)."""
+    level and main memory; ``hellos``: what each entrant's process said on starting; ``field_mb``: the
+    most the processes of a pass held at once on this case)."""
     table = standings(timings)
     out = []
     for name, t in timings.items():
@@ -61,7 +62,7 @@ def case_records(case: BenchCase, timings: dict[str, Timings], levels: list[dict
         standing = table[name]
         out.append(records.build(who, Suite.SPEED, check, about, outcome=Outcome.PASS,
                                  message=_message(name, standing),
-                                 timing=_timing(case, t, standing, levels, hello)))
+                                 timing={**_timing(case, t, standing, levels, hello), "field_resident_mb": field_mb}))
     return out
 
 

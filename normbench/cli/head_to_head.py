@@ -70,8 +70,10 @@ def run(args: argparse.Namespace, chosen: list[conductor.Entrant], alloc: alloca
                 spent[phase] += max(t.seconds.get(phase, 0.0) for t in timings.values())
             said = next((h["allocator"] for h in conduct.hellos.values() if h.get("allocator")), None)
             file.extra_env["allocator"] = said or file.extra_env["allocator"]  # the contenders', not this process's
-            for rec in (r for same in alike[case] for r in contest.case_records(same, timings, levels["levels"],
-                                                                                   conduct.hellos)):
+            held = conduct.case_mb.get(case.id)
+            made = [rec for same in alike[case]
+                    for rec in contest.case_records(same, timings, levels["levels"], conduct.hellos, held)]
+            for rec in made:
                 file.add(rec)
                 worst = max(worst, rec.outcome == Outcome.ERROR)
         for rec in [*contest.recompile_records(conduct.recompiles, chosen, conduct.hellos),

@@ -39,6 +39,17 @@ def memory(res: Results) -> pd.DataFrame:
                          "python": [f.get("executable") for f in mem["facts"]], "message": mem["message"]})
 
 
+def hungriest(res: Results) -> tuple[str, float] | None:
+    """The case on which a pass's processes held the most at once, and how much (MB)."""
+    c = res.checks
+    if "field_resident_mb" not in c:
+        return None
+    held = pd.to_numeric(c["field_resident_mb"], errors="coerce").dropna()
+    if not len(held):
+        return None
+    return str(c.loc[held.idxmax(), "case"]), float(held.max())
+
+
 def together(res: Results) -> tuple[float, int] | None:
     """The most the processes of one pass held at once, and how many processes a pass had."""
     mem = memory(res)

@@ -163,5 +163,6 @@ def head_to_head_md(res: Results) -> list[str]:
         held = h2h.together(res)
         lines += ["", f"Peak resident memory per process: {min(peaks):,.0f}–{max(peaks):,.0f} MB "
                       f"({len(peaks)} processes)" + (f"; at most {held[0]:,.0f} MB for the {held[1]} processes of a "
-                                                     "pass together." if held else ".")]
+                                                     "pass together" if held else "")
+                  + (f", on {h2h.hungriest(res)[0]}." if h2h.hungriest(res) else ".")]
     return [*lines, ""]

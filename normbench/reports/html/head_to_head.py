@@ -8,7 +8,7 @@ import pandas as pd
 from matplotlib.ticker import FuncFormatter
 
 from ..formatting import fmt_time
-from ..head_to_head import SPREAD_WARN, VERDICTS, memory, rows, standing, tally, together
+from ..head_to_head import SPREAD_WARN, VERDICTS, hungriest, memory, rows, standing, tally, together
 from ..loading import Results
 from .charts import figure, svg
 from .elements import Col, empty, esc, table
@@ -57,9 +57,10 @@ def head_to_head_section(res: Results) -> str:
     charts = "".join(f"<h3>{esc(op)}</h3>{_chart(df, op)}" for op in dict.fromkeys(df["op"]))
     mem = memory(res)
     held = together(res)
+    most = hungriest(res)
     held_html = (f'<p class="note">At most {held[0]:,.0f} MB resident for the {held[1]} processes of a pass '
-                 "together (read once every contender had prepared a case, and after every round).</p>"
-                 if held else "")
+                 "together (read once every contender had prepared a case, and after every round)"
+                 + (f", on {esc(most[0])}" if most else "") + ".</p>" if held else "")
     mem_html = held_html + (table(mem, [Col("adapter"), Col("process", numeric=True),
                             Col("peak_rss_mb", "peak resident MB", lambda v: f"{v:,.0f}" if v == v and v else "—",
                                 numeric=True), Col("python")])
