@@ -185,16 +185,12 @@ class Recorder:
     def take_machine(self, exclusive: bool) -> None:
         """The machine lock for this session, unless ``normbench run`` holds it for this process;
         what was held and how long it took to get goes into the environment record."""
-        held = lock.held_for_me()
-        if held is None:
-            def waiting() -> None:
-                print(f"normbench: waiting for the machine: another normbench process holds it "
-                      f"({'a benchmark runs alone' if exclusive else 'a benchmark is running'}; lock {lock.LOCK})",
-                      file=sys.stderr, flush=True)
+        def waiting() -> None:
+            print(f"normbench: waiting for the machine: another normbench process holds it "
+                  f"({'a benchmark runs alone' if exclusive else 'a benchmark is running'}; lock {lock.LOCK})",
+                  file=sys.stderr, flush=True)
 
-            held = self.lock.enter_context(lock.machine(exclusive, waiting))
-        else:
-            held = {**held, "held_by": "normbench run"}
+        held = self.lock.enter_context(lock.machine_unless_held(exclusive, waiting))
         self.file.extra_env["machine_lock"] = held
 
     def add(self, rec: Record) -> None:

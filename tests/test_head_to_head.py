@@ -6,6 +6,7 @@ Nothing here asserts how fast anything is."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections import Counter
@@ -222,3 +223,21 @@ def test_a_call_in_two_tables_is_timed_once_and_recorded_in_both():
     assert sum(len(v) for v in alike.values()) == len(cases)
     twice = [v for v in alike.values() if len(v) > 1]
     assert twice and all({c.group for c in v} == {"default", "sweep"} and len({c.id for c in v}) == 2 for v in twice)
+
+
+@pytest.mark.serial  # its benchmark has the machine alone
+def test_the_main_job_times_head_to_head_under_the_lock_it_holds_for_its_benchmark(tmp_path):
+    """`normbench run` holds the machine lock for its benchmark process; that process must not wait
+    for it again (it did: for ever)."""
+    out = tmp_path / "r"
+    proc = run_cli("run", "--adapters", "tests.meta_speed:Steady,tests.meta_speed:Slower10", "--suites", "speed",
+                   "--quick", "-o", str(out), cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    (bench,) = [j for j in json.loads((out / "run.json").read_text())["jobs"] if j["phase"] == "bench"]
+    assert bench["status"] == "done" and bench["folder"] == "bench"
+    env, rows = records.read(out / "bench" / "results.jsonl")
+    assert env["machine_lock"]["held_by"] == "normbench run" and env["head_to_head"]["processes"] == 1
+    slower = [r for r in rows if r["adapter"] == "meta-slower-10" and "head_to_head" in r]  # the default shapes
+    assert len(slower) == 21 and sum(r["head_to_head"]["verdict"] == "slower" for r in slower) >= 0.9 * 21
+    md = (out / "report" / "report.md").read_text()
+    assert "## Head to head" in md and "## Speed" in md

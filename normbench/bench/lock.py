@@ -61,3 +61,15 @@ def held_for_me() -> dict | None:
         return json.loads(value) if value else None
     except ValueError:
         return None
+
+
+@contextmanager
+def machine_unless_held(exclusive: bool, waiting: Callable[[], None] = lambda: None) -> Iterator[dict]:
+    """``machine``, unless a parent (``normbench run``) holds the lock for this process: waiting for
+    it then would wait for ourselves, for ever."""
+    held = held_for_me()
+    if held is not None:
+        yield {**held, "held_by": "normbench run"}
+        return
+    with machine(exclusive, waiting) as got:
+        yield got

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace, chosen: list[conductor.Entrant], alloc: alloca
         if args.verbose:
             print(f"normbench: {line}", file=sys.stderr, flush=True)
 
-    with lock.machine(exclusive=True, waiting=waiting) as held:
+    with lock.machine_unless_held(exclusive=True, waiting=waiting) as held:
         levels = bandwidth.measure_levels(n)  # each case is judged against the level its data fits in
         memory = levels["levels"][-1]
         measured = {"gbps": memory["gbps"], "threads": n, "buffer_mb": bandwidth.MEMORY_MB,
