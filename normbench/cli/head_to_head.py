@@ -1,4 +1,4 @@
-"""`normbench bench --head-to-head`: every adapter's process alive at once, timing the same case
+"""`normbench bench` (head to head, the default): every adapter's process alive at once, timing the same case
 in turns (``bench.conductor``), one results file and its report."""
 
 from __future__ import annotations

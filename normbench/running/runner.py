@@ -29,7 +29,7 @@ SUITES = kinds.RUN_SUITES
 # The main job's benchmark: fewer passes and rounds than `normbench bench` (conductor.PROCESSES x
 # conductor.ROUNDS), so the whole run stays near its 13 minutes on 2 cores; bench is for close calls.
 RUN_PASSES = 2
-RUN_ROUNDS = 6
+RUN_ROUNDS = 4
 HEAD_TO_HEAD = "head-to-head"  # the group of the one benchmark job: every timed adapter, each in its processes
 QUICK_FILTER = "not float16"  # the quick matrix: float32 and float64 cases (also drops bfloat16)
 DEFAULT_TIMEOUT_S = 900  # seconds before a process is killed and recorded as an error
