@@ -241,3 +241,11 @@ def test_the_main_job_times_head_to_head_under_the_lock_it_holds_for_its_benchma
     assert len(slower) == 21 and sum(r["head_to_head"]["verdict"] == "slower" for r in slower) >= 0.9 * 21
     md = (out / "report" / "report.md").read_text()
     assert "## Head to head" in md and "## Speed" in md
+
+
+def test_a_warning_marks_blocks_that_disagree_more_than_the_rest_of_the_case():
+    """On a noisy machine every adapter's blocks spread 15-40 %: a mark on every row said nothing."""
+    from normbench.reports.head_to_head import unsteady
+
+    assert not unsteady(0.30, 0.25) and not unsteady(0.08, 0.02) and not unsteady(float("nan"), 0.2)
+    assert unsteady(0.60, 0.25) and unsteady(0.15, None)

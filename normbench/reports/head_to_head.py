@@ -11,7 +11,16 @@ from ..results.kinds import Check, Outcome
 from .loading import Results
 
 VERDICTS = {"fastest": "fastest", "tied": "tied with the fastest", "slower": "slower"}
-SPREAD_WARN = 0.10  # an adapter's own blocks spread (IQR/median) beyond this: said beside its row
+SPREAD_WARN = 0.10  # an adapter's own blocks spread (IQR/median) beyond this ...
+SPREAD_FACTOR = 2.0  # ... and beyond this many times the case's median adapter's: said beside its row. On a
+# noisy machine every adapter's blocks spread 15-40 %; a mark on every row would tell the reader nothing
+
+
+def unsteady(spread: float | None, field: float | None) -> bool:
+    """Whether an adapter's own blocks disagreed, against the floor and against the rest of its case."""
+    if spread is None or spread != spread:
+        return False
+    return spread > SPREAD_WARN and (field is None or field != field or spread > SPREAD_FACTOR * field)
 
 
 def rows(res: Results) -> pd.DataFrame:
@@ -27,6 +36,7 @@ def rows(res: Results) -> pd.DataFrame:
         "low": h["ratio_ci"].str[0], "high": h["ratio_ci"].str[1], "verdict": h["verdict"],
         "spread": h["block_spread"], "blocks": h["processes"] * h["rounds"], "processes": h["processes"],
     })
+    out["field_spread"] = out.groupby("case")["spread"].transform("median")
     return out.sort_values(["op", "case", "ratio"], kind="stable").reset_index(drop=True)
 
 

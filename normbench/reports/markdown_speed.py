@@ -155,8 +155,8 @@ def head_to_head_md(res: Results) -> list[str]:
                      f"| {t['median spread']:.0%} |")
     close = df[df["verdict"] == "tied"]
     if len(close):
-        lines += ["", f"Tied with the fastest on {len(close)} of {df['case'].nunique()} cases "
-                      f"(every case's ratio and interval: report.html)."]
+        lines += ["", f"Tied with the fastest on {close['case'].nunique()} of {df['case'].nunique()} cases "
+                      f"({len(close)} adapters in all; every case's ratio and interval: report.html)."]
     mem = h2h.memory(res)
     peaks = [p for p in mem["peak_rss_mb"] if p == p and p]
     if peaks:

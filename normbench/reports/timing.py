@@ -11,6 +11,7 @@ from ..results import allocators as alloc
 from ..results.counts import TIMED_CASE
 from ..results.kinds import NOT_TIMINGS, Check, Outcome, Suite
 from .formatting import fmt_ratio, fmt_time_range, number
+from .head_to_head import unsteady
 from .loading import Results, allocator_names
 from .rows import op_or_none, op_rank, run_labels
 
@@ -98,7 +99,7 @@ SPEED_COLUMNS = ["op", "mode", "shape", "dtype", "group", "adapter", "allocator"
                  "elements", "case",
                  "repeats", "repeat_ids", "repeat_medians_s", "repeat_spread", "repeat_bandwidth_gbps",
                  "repeat_faults_per_call", "machine", "run", "vs_fastest", "vs_low", "vs_high", "verdict",
-                 "block_spread"]
+                 "block_spread", "field_spread"]
 
 
 def speed(res: Results) -> pd.DataFrame:
@@ -122,6 +123,7 @@ def speed(res: Results) -> pd.DataFrame:
         run_label=run_labels(res, rows),
     )
     rows = rows.assign(run=rows["run_label"], **_standings(rows))
+    rows = rows.assign(field_spread=rows.groupby(CASE_KEY, dropna=False)["block_spread"].transform("median"))
     rows = rows.assign(_op=rows["op"].map(lambda n: op_rank(n)[0]),
                        _mode=[_rank(getattr(op_or_none(o), "bench_modes", ()), m)
                               for o, m in zip(rows["op"], rows["mode"], strict=True)],
@@ -176,15 +178,12 @@ def primary_speed(res: Results) -> pd.DataFrame:
     return s[s["primary"].astype(bool)].reset_index(drop=True) if len(s) else s
 
 
-BLOCK_SPREAD_NOTE = 0.10  # head to head: an adapter's own blocks (IQR/median, the field's drift taken out)
-
-
 def spread_note(row: pd.Series) -> str:
     """"repeats 1.10–1.52 ms" where a case's repeats disagree by more than SPREAD_NOTE; head to head,
-    "own blocks spread 14%" where its blocks disagree by more than BLOCK_SPREAD_NOTE; else ""."""
+    "own blocks spread 54%" where its blocks disagree (``head_to_head.unsteady``); else ""."""
     blocks = number(row.get("block_spread"))
     if blocks is not None:
-        return f"own blocks spread {blocks:.0%}" if blocks > BLOCK_SPREAD_NOTE else ""
+        return f"own blocks spread {blocks:.0%}" if unsteady(blocks, number(row.get("field_spread"))) else ""
     spread, medians = number(row.get("repeat_spread")), row.get("repeat_medians_s")
     if spread is None or spread <= SPREAD_NOTE or not isinstance(medians, list):
         return ""

@@ -8,7 +8,18 @@ import pandas as pd
 from matplotlib.ticker import FuncFormatter
 
 from ..formatting import fmt_time
-from ..head_to_head import SPREAD_WARN, VERDICTS, hungriest, memory, rows, standing, tally, together
+from ..head_to_head import (
+    SPREAD_FACTOR,
+    SPREAD_WARN,
+    VERDICTS,
+    hungriest,
+    memory,
+    rows,
+    standing,
+    tally,
+    together,
+    unsteady,
+)
 from ..loading import Results
 from .charts import figure, svg
 from .elements import Col, empty, esc, table
@@ -39,7 +50,8 @@ def _chart(df: pd.DataFrame, op: str) -> str:
 COLS = [Col("case", cls="nowrap"), Col("adapter", cls="nowrap"), Col("version"),
         Col("median_s", "median", fmt_time, numeric=True),
         Col("ratio", "× fastest [95 %]", numeric=True, show=standing),
-        Col("spread", "own blocks' spread", lambda v: f"{v:.0%}" + (" ⚠" if v > SPREAD_WARN else ""), numeric=True),
+        Col("spread", "own blocks' spread", numeric=True,
+            show=lambda r: f"{r['spread']:.0%}" + (" ⚠" if unsteady(r["spread"], r["field_spread"]) else "")),
         Col("blocks", numeric=True)]
 
 
@@ -49,7 +61,8 @@ def head_to_head_section(res: Results) -> str:
              "order shuffled every round, so the machine's drift touched all alike. Each ratio to the fastest is the "
              "median of per-round ratios, with a 95 % bootstrap interval over processes and rounds; an adapter "
              "whose interval reaches within 1 % of 1 is <em>tied</em> with the fastest. ⚠ marks an adapter whose "
-             f"own blocks spread by more than {SPREAD_WARN:.0%} (IQR/median).</p>")
+             f"own blocks spread (IQR/median) beyond {SPREAD_WARN:.0%} and beyond {SPREAD_FACTOR:g}× the case's "
+             "median adapter's.</p>")
     summary = table(tally(df), [Col("adapter"), *(Col(v, VERDICTS[v], numeric=True) for v in VERDICTS),
                                 Col("median ratio", fmt=lambda v: f"{v:.3f}×", numeric=True),
                                 Col("median spread", "median spread of its own blocks", lambda v: f"{v:.0%}",

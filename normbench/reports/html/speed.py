@@ -100,8 +100,9 @@ def _spread_legend(rows: pd.DataFrame) -> str:
     if not notes.astype(bool).any():
         return ""
     if rows["block_spread"].notna().any():
-        return (" ⚠ marks an adapter whose own blocks disagree (their interquartile range over their median, each "
-                "divided by the field's block of the same round, beyond 10%): its interval is the one to read.")
+        return (" ⚠ marks an adapter whose own blocks disagree: their interquartile range over their median (each "
+                "divided by the field's block of the same round) beyond 10% and beyond twice the case's median "
+                "adapter's; its interval is the one to read.")
     return (f" ⚠ marks a case whose repeats disagree by more than ±{(model.SPREAD_NOTE - 1) * 100:.0f}%: the range "
             "of their medians follows (hover for each; see Timing stability).")
 
