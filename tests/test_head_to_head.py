@@ -68,6 +68,10 @@ def test_standings_name_the_fastest_and_say_who_is_tied_with_it():
     # the machine's drift moves every contender: an adapter's own spread is measured against the field
     assert head_to_head.spread(_blocks(1e-3, drift, 10)) > 0.3
     assert all(row["block_spread"] < 0.06 for row in got.values()), got
+    # the middle one of three is the median of all three in every round: its spread read 0
+    spread = head_to_head.standings({"a": _blocks(1e-3, drift, 13), "b": _blocks(1.5e-3, drift, 14),
+                                     "c": _blocks(2e-3, drift, 15)})["b"]["block_spread"]
+    assert 0.01 < spread < 0.06, spread
 
 
 def test_entrants_from_two_interpreters_are_named_by_their_environment(tmp_path):

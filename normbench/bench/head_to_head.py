@@ -50,7 +50,7 @@ def figure(blocks: np.ndarray) -> float:
 
 def spread(blocks: np.ndarray, field: np.ndarray | None = None) -> float:
     """How far a contender's own blocks disagree: the interquartile range over the median of its
-    blocks, each divided by the field's block of that round (the median over every contender), so
+    blocks, each divided by the field's block of that round (the median over the other contenders), so
     the machine's drift, which moves the whole field, is not counted as the contender's."""
     if field is not None:
         passes, rounds = min(blocks.shape[0], field.shape[0]), min(blocks.shape[1], field.shape[1])
@@ -81,9 +81,12 @@ def standings(blocks: dict[str, np.ndarray]) -> dict[str, dict]:
     figures = {name: figure(b) for name, b in blocks.items()}
     fastest = min(figures, key=figures.get)
     passes, rounds = min(b.shape[0] for b in blocks.values()), min(b.shape[1] for b in blocks.values())
-    field = np.median([b[:passes, :rounds] for b in blocks.values()], axis=0) if len(blocks) > 1 else None
     out = {}
     for name, b in blocks.items():
+        # the field without this contender: with an odd field, the median contender is the field's median
+        # in every round, and its spread came out 0
+        others = [o[:passes, :rounds] for other, o in blocks.items() if other != name]
+        field = np.median(others, axis=0) if others else None
         row = {"median_s": figures[name], "block_spread": spread(b, field), "fastest": fastest,
                "processes": int(b.shape[0]), "rounds": int(b.shape[1])}
         if name == fastest:
