@@ -80,7 +80,7 @@ def test_ctrl_c_during_the_benchmarks_stops_the_child_and_writes_a_partial_repor
 
     def bench_running():
         """the benchmark process to have started"""
-        return (out / "logs" / "bench-numpy-r0.stderr.log").exists()
+        return (out / "logs" / "bench-head-to-head.stderr.log").exists()
 
     wait_for(bench_running)
     time.sleep(1.0)
@@ -92,7 +92,14 @@ def test_ctrl_c_during_the_benchmarks_stops_the_child_and_writes_a_partial_repor
                                                    f"partial report: {out / 'report' / 'report.html'}"), stderr
     assert "Traceback" not in stdout + stderr
     assert left_behind(out) == []
-    assert statuses(out) == {"verify numpy": "done", "sync numpy": "done", "bench numpy": "interrupted"}
+    assert statuses(out) == {"verify numpy": "done", "sync numpy": "done", "bench head-to-head": "interrupted"}
+
+    def contenders_gone():
+        """the head-to-head contenders (started by the benchmark process, in its process group) to exit"""
+        ps = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout
+        return "normbench.bench.contender numpy" not in ps
+
+    wait_for(contenders_gone, timeout=20)
     assert "interrupted after" in (out / "report" / "results.csv").read_text()
     assert (out / "report" / "report.md").read_text().startswith("# normbench report")
 
