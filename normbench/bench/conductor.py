@@ -32,6 +32,7 @@ import numpy as np
 from ..adapters.failures import gist
 from ..ops.case import BenchCase
 from . import head_to_head
+from .contender import status_mb
 
 ROUNDS = 8  # rounds per process and case
 PROCESSES = 6  # passes, each with fresh processes: torch against itself here, 2 x 15 rounds gave 2 false
@@ -173,20 +174,10 @@ def greet(process: Process) -> Process:
     return process
 
 
-def start(entrant: Entrant, logs: Path, index: int, env: dict[str, str]) -> Process:
-    return greet(launch(entrant, logs, index, env))
-
-
 def resident_mb(pids: list[int]) -> float | None:
     """The resident memory of these processes together now (Linux), or None where it cannot be read."""
-    total = 0.0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/status") as status:
-                total += next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
-        except (OSError, StopIteration, ValueError, IndexError):
-            return None
-    return total
+    held = [status_mb(pid, "VmRSS") for pid in pids]
+    return None if None in held else sum(held)
 
 
 @dataclass
@@ -202,15 +193,15 @@ class Timings:
     skip: str | None = None
     error: str | None = None
     traceback: str | None = None
-    seconds: dict[str, float] = field(default_factory=dict)  # the whole field's wall time on this case, by phase
 
 
 def _race(processes: list[Process], case: BenchCase, rounds: int, rng: random.Random,
-          results: dict[str, Timings], together: bool = False, watch: Callable[[], None] = lambda: None) -> None:
+          results: dict[str, Timings], together: bool = False,
+          watch: Callable[[], None] = lambda: None) -> tuple[float, float]:
     """One process of each entrant on ``case``: prepare, ``rounds`` shuffled rounds, release. The
     contenders prepare one after another, so each first call (the compile, where a framework
     compiles) is timed alone; ``together``, they prepare at once (a later pass, whose first calls
-    are not reported)."""
+    are not reported). The seconds it took preparing, then in rounds."""
     begun = time.monotonic()
     fields = {"op": case.op, "mode": case.mode, "shape": list(case.shape), "dtype": case.dtype,
               "group": case.group, "options": [list(o) for o in case.options]}
@@ -271,12 +262,11 @@ def _race(processes: list[Process], case: BenchCase, rounds: int, rng: random.Ra
                 p.ask({"release": True}, BLOCK_TIMEOUT_S)
             except ContenderLost as exc:
                 out.error = str(exc)
-        out.seconds["prepare"] = out.seconds.get("prepare", 0.0) + prepared - begun
-        out.seconds["rounds"] = out.seconds.get("rounds", 0.0) + time.monotonic() - prepared
         if not out.error:
             out.blocks.append(blocks[p.entrant.name])
             out.samples.append(samples[p.entrant.name])
             out.faults_per_call.append(float(np.median(faults[p.entrant.name])))
+    return prepared - begun, time.monotonic() - prepared
 
 
 class Conductor:
@@ -300,6 +290,7 @@ class Conductor:
         self.together_mb: dict[int, float] = {}  # pass -> the most its processes held at once
         self.case_mb: dict[str, float] = {}  # case -> the most a pass's processes held at once on it
         self.recompiles: dict[str, dict] = {}  # entrant -> a record row, or {"error": why}
+        self.seconds = {"prepare": 0.0, "rounds": 0.0}  # wall time over every pass and case, by phase
 
     @property
     def peak_together_mb(self) -> float | None:
@@ -323,8 +314,10 @@ class Conductor:
             for k, case in enumerate(cases):
                 self.progress(f"{time.monotonic() - begun:6.0f} s  pass {index + 1}/{self.processes}, "
                               f"case {k + 1}/{len(cases)}: {case.id}")
-                _race(started, case, self.rounds, self.rng, results[case.id], together=index > 0,
-                      watch=functools.partial(self._watch, index, case.id, started))
+                spent = _race(started, case, self.rounds, self.rng, results[case.id], together=index > 0,
+                              watch=functools.partial(self._watch, index, case.id, started))
+                for phase, s in zip(self.seconds, spent, strict=True):
+                    self.seconds[phase] += s
                 if index == self.processes - 1:
                     yield case, results[case.id]
             if index == 0 and self.count_recompiles:

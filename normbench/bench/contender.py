@@ -48,15 +48,21 @@ def trim() -> None:
         pass
 
 
+def status_mb(pid: int | str, key: str) -> float | None:
+    """A memory field of ``/proc/PID/status`` (VmRSS, VmHWM) in MB, or None where it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith(f"{key}:")) / 1024
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory: VmHWM, which starts afresh at exec. ``ru_maxrss`` does not
     (Linux keeps it across execve), so every contender reported at least its conductor's size (552 MB
     for a spin adapter holding 50)."""
-    try:
-        with open("/proc/self/status") as status:
-            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
-    except (OSError, StopIteration, ValueError, IndexError):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+    peak = status_mb("self", "VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
 class Contender:

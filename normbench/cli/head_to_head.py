@@ -64,10 +64,7 @@ def run(args: argparse.Namespace, chosen: list[conductor.Entrant], alloc: alloca
                                       env=allocator.process_env(alloc), progress=say)
         worst = 0
         alike = same_call(cases)
-        spent = {"prepare": 0.0, "rounds": 0.0}
         for case, timings in conduct.run(list(alike)):
-            for phase in spent:  # each racing entrant carries the field's seconds
-                spent[phase] += max(t.seconds.get(phase, 0.0) for t in timings.values())
             said = next((h["allocator"] for h in conduct.hellos.values() if h.get("allocator")), None)
             file.extra_env["allocator"] = said or file.extra_env["allocator"]  # the contenders', not this process's
             held = conduct.case_mb.get(case.id)
@@ -81,6 +78,7 @@ def run(args: argparse.Namespace, chosen: list[conductor.Entrant], alloc: alloca
             file.add(rec)
             worst = max(worst, rec.outcome == Outcome.ERROR)
         file.close()
+    spent = conduct.seconds
     say(f"{spent['prepare']:.0f} s preparing cases (building, compiling, first calls), {spent['rounds']:.0f} s in "
         "timed rounds")
     peaks = [p["peak_rss_mb"] for p in conduct.processes_seen if p.get("peak_rss_mb")]
