@@ -41,6 +41,9 @@ WARM_ROUNDS = 2  # untimed rounds at the start of each block
 PAUSE_S = 0.01  # before each block
 PREPARE_TIMEOUT_S = 300.0  # building and compiling the largest case, on a busy machine
 BLOCK_TIMEOUT_S = 60.0
+MEMORY_BUDGET_MB = 5600.0  # the most a pass's processes may hold at once (MiB, just under 6 GB), at most ...
+MEMORY_SHARE = 0.6  # ... this share of the machine's memory
+MARGIN = 1.2  # on a prediction of what an entrant will take on from what others took on
 
 
 class ContenderLost(RuntimeError):
@@ -180,68 +183,146 @@ def resident_mb(pids: list[int]) -> float | None:
     return None if None in held else sum(held)
 
 
+def _held(started: list[Process]) -> float | None:
+    """What the live processes of a pass hold together now (MB)."""
+    return resident_mb([p.proc.pid for p in started if p.proc.poll() is None])
+
+
+def budget_mb() -> float:
+    """The default memory budget of a pass: ``MEMORY_BUDGET_MB``, or less on a small machine."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
+    except (ValueError, OSError, AttributeError):
+        return MEMORY_BUDGET_MB
+    return min(MEMORY_BUDGET_MB, MEMORY_SHARE * total)
+
+
 @dataclass
 class Timings:
     """One entrant on one case: its blocks ([process, round] of block medians) and what its
-    processes said, or why it has none."""
+    processes said, or why it has none. Where the case ran in heats (``heats`` > 1 in some pass),
+    ``relative`` holds its blocks over the anchor's of the same round and ``versus`` over the median
+    of the rest of its heat, per pass: they are what its standing is read from."""
 
     entrant: Entrant
     blocks: list[list[float]] = field(default_factory=list)
     samples: list[list[float]] = field(default_factory=list)  # every timed round's per-call seconds, per process
     ready: list[dict] = field(default_factory=list)
     faults_per_call: list[float] = field(default_factory=list)
+    relative: list[list[float]] = field(default_factory=list)
+    versus: list[list[float]] = field(default_factory=list)
+    anchor: str | None = None
+    heats: int = 1  # the most heats a pass of this case ran in
     skip: str | None = None
     error: str | None = None
     traceback: str | None = None
 
 
-def _race(processes: list[Process], case: BenchCase, rounds: int, rng: random.Random,
-          results: dict[str, Timings], together: bool = False,
-          watch: Callable[[], None] = lambda: None) -> tuple[float, float]:
-    """One process of each entrant on ``case``: prepare, ``rounds`` shuffled rounds, release. The
-    contenders prepare one after another, so each first call (the compile, where a framework
-    compiles) is timed alone; ``together``, they prepare at once (a later pass, whose first calls
-    are not reported). The seconds it took preparing, then in rounds."""
-    begun = time.monotonic()
-    fields = {"op": case.op, "mode": case.mode, "shape": list(case.shape), "dtype": case.dtype,
-              "group": case.group, "options": [list(o) for o in case.options]}
-    asked, said_by = [], {}
+class Memory:
+    """How much the processes of a pass may hold at once (``budget_mb``), and what each entrant's
+    process took on for each case (``need``: its resident memory after preparing the case, less
+    before), learned in the first pass, where the contenders prepare one at a time."""
+
+    def __init__(self, budget_mb: float) -> None:
+        self.budget_mb = budget_mb
+        self.need: dict[tuple[str, str], float] = {}  # (case, entrant) -> MB
+
+    def hunger(self, name: str) -> float:
+        """An entrant's usual share of the most any entrant took on, over the cases it has prepared
+        (0.5 before any: the middle of the field)."""
+        shares = []
+        for case in {c for c, _ in self.need}:
+            most = max(mb for (c, _), mb in self.need.items() if c == case)
+            if (case, name) in self.need and most > 1:
+                shares.append(self.need[case, name] / most)
+        return float(np.mean(shares)) if shares else 0.5
+
+    def order(self, case: str, names: list[str]) -> list[str]:
+        """The anchor first (the entrant that takes on least: it is in every heat), then the hungriest
+        first, so a heat's prediction from the entrants prepared so far errs on the high side."""
+        need = {n: self.need.get((case, n), self.hunger(n) * 1e6) for n in names}
+        anchor = min(names, key=lambda n: (need[n], names.index(n)))
+        return [anchor, *sorted((n for n in names if n != anchor), key=lambda n: -need[n])]
+
+    def predict(self, case: str, name: str) -> float:
+        """What ``name`` will take on for ``case``: as it did in an earlier pass, else as much as any
+        entrant prepared so far did, with a margin."""
+        if (case, name) in self.need:
+            return self.need[case, name]
+        return MARGIN * max((mb for (c, _), mb in self.need.items() if c == case), default=0.0)
+
+    def fits(self, case: str, names: list[str], held_mb: float | None) -> bool:
+        """Whether every entrant named can hold ``case`` at once, on top of what the pass holds now."""
+        if held_mb is None or any((case, n) not in self.need for n in names):
+            return False
+        return held_mb + sum(self.need[case, n] for n in names) <= self.budget_mb
+
+
+def _fields(case: BenchCase) -> dict:
+    return {"op": case.op, "mode": case.mode, "shape": list(case.shape), "dtype": case.dtype,
+            "group": case.group, "options": [list(o) for o in case.options]}
+
+
+def _live(processes: list[Process], results: dict[str, Timings]) -> list[Process]:
+    """The processes still in the race for this case."""
+    live = []
     for p in processes:
         out = results[p.entrant.name]
         if p.lost:  # died on an earlier case (or on starting): every later case is an error of its own
             out.error = out.error or f"not timed: its process was lost earlier ({p.lost})"
-        if out.skip or out.error:
-            continue
+        if not (out.skip or out.error):
+            live.append(p)
+    return live
+
+
+def _answered(p: Process, said: dict, results: dict[str, Timings]) -> bool:
+    """Records what a contender said to ``prepare``; whether it is ready to race."""
+    out = results[p.entrant.name]
+    if "skip" in said:
+        out.skip = said["skip"]
+    elif "error" in said:
+        out.error, out.traceback = said["error"], said.get("traceback")
+    else:
+        out.ready.append(said)
+        return True
+    return False
+
+
+def _prepare(processes: list[Process], case: BenchCase, results: dict[str, Timings],
+             together: bool) -> list[tuple[Process, dict]]:
+    """Asks each to prepare ``case``: one after another, so each first call (the compile, where a
+    framework compiles) is timed alone; ``together``, all at once (a later pass, whose first calls
+    are not reported). The ones ready to race, with what each said."""
+    asked, said_by = [], {}
+    for p in processes:
         try:
-            p.send({"prepare": fields})
+            p.send({"prepare": _fields(case)})
             if not together:
                 said_by[p.entrant.name] = p.read(PREPARE_TIMEOUT_S)
             asked.append(p)
         except ContenderLost as exc:
-            out.error = str(exc)
+            results[p.entrant.name].error = str(exc)
     racing = []
     for p in asked:
-        out = results[p.entrant.name]
         try:
             said = said_by.get(p.entrant.name) or p.read(PREPARE_TIMEOUT_S)
         except ContenderLost as exc:
-            out.error = str(exc)
+            results[p.entrant.name].error = str(exc)
             continue
-        if "skip" in said:
-            out.skip = said["skip"]
-        elif "error" in said:
-            out.error, out.traceback = said["error"], said.get("traceback")
-        else:
-            out.ready.append(said)
+        if _answered(p, said, results):
             racing.append((p, said))
-    watch()  # every contender holds the case now
-    prepared = time.monotonic()
-    blocks = {p.entrant.name: [] for p, _ in racing}
-    samples = {p.entrant.name: [] for p, _ in racing}
-    faults = {p.entrant.name: [] for p, _ in racing}
+    return racing
+
+
+def _rounds(racing: list[tuple[Process, dict]], rounds: int, rng: random.Random, results: dict[str, Timings],
+            watch: Callable[[], None]) -> list[dict[str, tuple[float, list[float], float]]]:
+    """``rounds`` shuffled rounds of blocks: per round, each contender's block median, its per-call
+    samples and page faults per call."""
+    out = []
     for _ in range(rounds):
         order = list(racing)
         rng.shuffle(order)
+        got_round = {}
         for p, said in order:
             if p.lost:
                 continue
@@ -251,22 +332,34 @@ def _race(processes: list[Process], case: BenchCase, rounds: int, rng: random.Ra
             except ContenderLost as exc:
                 results[p.entrant.name].error = str(exc)
                 continue
-            blocks[p.entrant.name].append(float(np.median(got["samples_s"])))
-            samples[p.entrant.name].extend(got["samples_s"])
-            faults[p.entrant.name].append(got["faults_per_call"])
+            got_round[p.entrant.name] = (float(np.median(got["samples_s"])), got["samples_s"], got["faults_per_call"])
+        out.append(got_round)
         watch()
-    for p, _ in racing:
-        out = results[p.entrant.name]
+    return out
+
+
+def _release(processes: list[Process], results: dict[str, Timings]) -> None:
+    for p in processes:
         if not p.lost:
             try:
                 p.ask({"release": True}, BLOCK_TIMEOUT_S)
             except ContenderLost as exc:
-                out.error = str(exc)
-        if not out.error:
-            out.blocks.append(blocks[p.entrant.name])
-            out.samples.append(samples[p.entrant.name])
-            out.faults_per_call.append(float(np.median(faults[p.entrant.name])))
-    return prepared - begun, time.monotonic() - prepared
+                results[p.entrant.name].error = str(exc)
+
+
+def _paired(heat: list[dict], anchor: str) -> dict[str, tuple[list[float], list[float]]]:
+    """Each contender's blocks of one heat over the anchor's of the same round, and over the median of
+    the rest of the heat in that round."""
+    out: dict[str, tuple[list[float], list[float]]] = {}
+    for got in heat:
+        for name, (block, _, _) in got.items():
+            rel, versus = out.setdefault(name, ([], []))
+            if anchor in got:
+                rel.append(block / got[anchor][0])
+            others = [b for n, (b, _, _) in got.items() if n != name]
+            if others:
+                versus.append(block / float(np.median(others)))
+    return out
 
 
 class Conductor:
@@ -275,16 +368,24 @@ class Conductor:
     one pass, not one entrant. ``processes_seen`` says, per process, its peak resident memory
     and what it said on starting; ``peak_together_mb``, the most the processes of one pass held
     at once (sampled once every contender has prepared a case, and after every round);
-    ``recompiles``, each entrant's recompile count over sequence lengths (its first process's)."""
+    ``recompiles``, each entrant's recompile count over sequence lengths (its first process's).
+
+    With a memory budget (``budget_mb``), a case that the whole field cannot hold at once runs in
+    heats: the anchor (the entrant that takes on least) and as many others as fit, then the anchor
+    and the next ones; the anchor keeps the case prepared throughout, and every heat's ratios are
+    read against it (``head_to_head.chained_standings``)."""
 
     def __init__(self, entrants: list[Entrant], logs: Path, processes: int = PROCESSES, rounds: int = ROUNDS,
                  env: dict[str, str] | None = None, seed: int = 0,
-                 progress: Callable[[str], None] = lambda line: None, recompiles: bool = True) -> None:
+                 progress: Callable[[str], None] = lambda line: None, recompiles: bool = True,
+                 budget_mb: float | None = None) -> None:
         self.entrants, self.logs, self.processes, self.rounds = entrants, logs, processes, rounds
         self.env = dict(os.environ if env is None else env)
         self.rng = random.Random(seed)
         self.progress = progress
         self.count_recompiles = recompiles
+        self.memory = Memory(budget_mb) if budget_mb else None
+        self.anchors: dict[str, str] = {}  # case -> its anchor, the same in every pass
         self.processes_seen: list[dict] = []
         self.hellos: dict[str, dict] = {}  # what each entrant's first process said: its framework version, allocator
         self.together_mb: dict[int, float] = {}  # pass -> the most its processes held at once
@@ -296,11 +397,12 @@ class Conductor:
     def peak_together_mb(self) -> float | None:
         return max(self.together_mb.values(), default=None)
 
-    def _watch(self, index: int, case: str, started: list[Process]) -> None:
-        now = resident_mb([p.proc.pid for p in started if p.proc.poll() is None])
+    def _watch(self, index: int, case: str, started: list[Process]) -> float | None:
+        now = _held(started)
         if now is not None:
             self.together_mb[index] = max(self.together_mb.get(index, 0.0), now)
             self.case_mb[case] = max(self.case_mb.get(case, 0.0), now)
+        return now
 
     def run(self, cases: list[BenchCase]) -> Iterator[tuple[BenchCase, dict[str, Timings]]]:
         """Each case with every entrant's timings, once its last pass is done."""
@@ -314,10 +416,7 @@ class Conductor:
             for k, case in enumerate(cases):
                 self.progress(f"{time.monotonic() - begun:6.0f} s  pass {index + 1}/{self.processes}, "
                               f"case {k + 1}/{len(cases)}: {case.id}")
-                spent = _race(started, case, self.rounds, self.rng, results[case.id], together=index > 0,
-                              watch=functools.partial(self._watch, index, case.id, started))
-                for phase, s in zip(self.seconds, spent, strict=True):
-                    self.seconds[phase] += s
+                self._race(index, case, started, results[case.id])
                 if index == self.processes - 1:
                     yield case, results[case.id]
             if index == 0 and self.count_recompiles:
@@ -330,6 +429,101 @@ class Conductor:
                                                if k in ("version", "python", "executable")},
                                             **({"lost": p.lost} if p.lost else {})})
 
+    def _race(self, index: int, case: BenchCase, started: list[Process], results: dict[str, Timings]) -> None:
+        """One pass of ``case``: prepare, ``rounds`` shuffled rounds, release; in heats where the
+        field cannot hold the case at once. The first pass's contenders prepare one at a time, so each
+        first call (the compile, where a framework compiles) is timed alone."""
+        live = _live(started, results)
+        names = [p.entrant.name for p in live]
+        order = self.memory.order(case.id, names) if self.memory else names
+        if self.anchors.get(case.id) in names:
+            order = [self.anchors[case.id], *(n for n in order if n != self.anchors[case.id])]
+        by_name = {p.entrant.name: p for p in live}
+        watch = functools.partial(self._watch, index, case.id, started)
+        begun = time.monotonic()
+        if self.memory is None or (index > 0 and self.memory.fits(case.id, names, _held(started))):
+            racing = _prepare([by_name[n] for n in order], case, results, together=index > 0)
+            watch()  # every contender holds the case now
+            prepared = time.monotonic()
+            heats = [_rounds(racing, self.rounds, self.rng, results, watch)] if racing else []
+            self.seconds["prepare"] += prepared - begun
+            self.seconds["rounds"] += time.monotonic() - prepared
+            _release([p for p, _ in racing], results)
+            anchor = racing[0][0].entrant.name if racing else None
+        else:
+            heats, anchor = self._heats(case, [by_name[n] for n in order], results, watch, started)
+        if anchor:
+            self.anchors.setdefault(case.id, anchor)
+        # a pass whose anchor is not the case's (it skipped or was lost) cannot be chained with the others
+        self._keep(heats, anchor if anchor == self.anchors.get(case.id) else None, results)
+
+    def _heats(self, case: BenchCase, queue: list[Process], results: dict[str, Timings],
+               watch: Callable[[], float | None], started: list[Process]) -> tuple[list[list[dict]], str | None]:
+        """The contenders prepare one at a time; one joins the heat while the pass, with what it is
+        predicted to take on, stays within the budget (a heat has at least two). The first to prepare
+        is the anchor and stays in every heat. A prediction that fell short sends the last one to
+        the next heat, once."""
+        heats: list[list[dict]] = []
+        heat: list[tuple[Process, dict]] = []
+        moved: set[str] = set()
+
+        def race() -> None:
+            began = time.monotonic()
+            heats.append(_rounds(heat, self.rounds, self.rng, results, watch))
+            self.seconds["rounds"] += time.monotonic() - began
+            _release([p for p, _ in heat[1:]], results)
+            del heat[1:]
+
+        queue = list(queue)
+        while queue:
+            p, name = queue[0], queue[0].entrant.name
+            held, budget = _held(started), self.memory.budget_mb
+            if len(heat) >= 2 and held is not None and held + self.memory.predict(case.id, name) > budget:
+                race()
+                continue
+            queue.pop(0)
+            before = status_mb(p.proc.pid, "VmRSS")
+            began = time.monotonic()
+            ready = _prepare([p], case, results, together=False)
+            self.seconds["prepare"] += time.monotonic() - began
+            if not ready:
+                continue
+            after = status_mb(p.proc.pid, "VmRSS")
+            if before is not None and after is not None:
+                self.memory.need[case.id, name] = max(after - before, self.memory.need.get((case.id, name), 0.0))
+            now = watch()
+            if len(heat) >= 2 and now is not None and now > budget and name not in moved:
+                moved.add(name)
+                _release([p], results)
+                queue.insert(0, p)
+                race()
+                continue
+            heat.extend(ready)
+        anchor = heat[0][0].entrant.name if heat else None
+        if len(heat) >= 2 or (heat and not heats):
+            race()
+        _release([p for p, _ in heat], results)
+        return heats, anchor
+
+    def _keep(self, heats: list[list[dict]], anchor: str | None, results: dict[str, Timings]) -> None:
+        """Each entrant's blocks of this pass, and its blocks against the anchor and against its heat."""
+        paired: dict[str, tuple[list[float], list[float]]] = {}
+        for heat in heats:
+            for name, (rel, versus) in _paired(heat, anchor).items():
+                paired.setdefault(name, ([], []))[0].extend(rel)
+                # the anchor meets other contenders in each heat: each heat's own level is not its spread
+                paired[name][1].extend((np.array(versus) / np.median(versus)).tolist() if versus else [])
+        for name, out in results.items():
+            got = [g[name] for heat in heats for g in heat if name in g]
+            if out.error or not got:
+                continue
+            out.blocks.append([b for b, _, _ in got])
+            out.samples.append([s for _, samples, _ in got for s in samples])
+            out.faults_per_call.append(float(np.median([f for _, _, f in got])))
+            out.relative.append(paired.get(name, ([], []))[0])
+            out.versus.append(paired.get(name, ([], []))[1])
+            out.anchor, out.heats = anchor, max(out.heats, len(heats))
+
     def _recompiles(self, started: list[Process]) -> None:
         """Asked of the first pass's processes once their cases are timed (it builds layers of its own)."""
         for p in started:
@@ -341,6 +535,15 @@ class Conductor:
 
 
 def standings(outcomes: dict[str, Timings]) -> dict[str, dict]:
-    """``head_to_head.standings`` over the entrants that have blocks."""
+    """``head_to_head.standings`` over the entrants that have blocks; ``chained_standings`` where
+    the case ran in heats."""
     timed = {name: head_to_head.blocks_array(o.blocks) for name, o in outcomes.items() if o.blocks and o.blocks[0]}
-    return head_to_head.standings(timed) if timed else {}
+    if not timed:
+        return {}
+    heats = max(o.heats for o in outcomes.values())
+    anchor = next((o.anchor for o in outcomes.values() if o.anchor), None)
+    if heats < 2 or anchor not in timed:
+        return head_to_head.standings(timed)
+    table = head_to_head.chained_standings(timed, {n: outcomes[n].relative for n in timed}, anchor,
+                                           {n: outcomes[n].versus for n in timed})
+    return {name: {**row, "heats": heats} for name, row in table.items()}

@@ -59,7 +59,11 @@ def case_records(case: BenchCase, timings: dict[str, Timings], levels: list[dict
             out.append(records.build(who, Suite.SPEED, check, about, outcome=Outcome.ERROR, message=t.error,
                                      facts={"traceback": t.traceback} if t.traceback else {}))
             continue
-        standing = table[name]
+        standing = table.get(name)
+        if standing is None:  # run in heats, and never in one with the anchor (it was lost)
+            out.append(records.build(who, Suite.SPEED, check, about, outcome=Outcome.ERROR,
+                                     message=t.error or "not paired with the anchor of its heats"))
+            continue
         out.append(records.build(who, Suite.SPEED, check, about, outcome=Outcome.PASS,
                                  message=_message(name, standing),
                                  timing={**_timing(case, t, standing, levels, hello), "field_resident_mb": field_mb}))
@@ -84,8 +88,9 @@ def _timing(case: BenchCase, t: Timings, standing: dict, levels: list[dict], hel
         "sync": t.ready[0].get("sync"), "faults_per_call": float(np.median(t.faults_per_call)),
         "samples_s": [float(b) for b in blocks],  # block medians: what the intervals resample
         "allocator": hello.get("allocator", {}).get("name"), "repeat": 0,
-        "head_to_head": {k: standing[k] for k in ("fastest", "ratio", "ratio_ci", "verdict", "block_spread",
-                                                  "processes", "rounds")},
+        "head_to_head": {**{k: standing[k] for k in ("fastest", "ratio", "ratio_ci", "verdict", "block_spread",
+                                                     "processes", "rounds")},
+                         **{k: standing[k] for k in ("heats", "anchor") if k in standing}},
     }
 
 
@@ -95,8 +100,10 @@ def _message(name: str, s: dict) -> str:
         where = "fastest"
     else:
         where = f"{s['ratio']:.3f}× {s['fastest']} [95 % {lo:.3f}–{hi:.3f}]: {s['verdict']}"
+    heats = (f" in {s['heats']} heats (too large for the field to hold at once), each ratio read through "
+             f"{s['anchor']}, which ran in every heat" if s.get("heats", 1) > 1 else "")
     return (f"median {s['median_s'] * 1e3:.3f} ms over {s['processes']} process(es) × {s['rounds']} interleaved "
-            f"blocks; {where}; its own blocks spread {s['block_spread']:.0%} (IQR/median)")
+            f"blocks{heats}; {where}; its own blocks spread {s['block_spread']:.0%} (IQR/median)")
 
 
 def memory_records(processes: list[dict], entrants: list[Entrant]) -> list[Record]:

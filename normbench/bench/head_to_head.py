@@ -10,6 +10,12 @@ the rounds: it covers a process's own bias (a fresh process was ~3 % faster in t
 as well as the noise between rounds. Two contenders are tied where the interval reaches within
 ``NEGLIGIBLE`` of 1: either the data cannot order them, or the difference is too small to be the
 code's (two processes of one adapter under two interpreters measured 0.2 % apart, significantly).
+
+A case too large for every contender to hold at once runs in heats (``bench.conductor``): subsets
+of the field, each with the same anchor contender. There a contender's blocks are paired with the
+anchor's of the same round, and two contenders are compared through it (``chained_standings``):
+the ratio of their medians against the anchor, with an interval that resamples each side on its
+own, so it is wider than a direct pairing would give.
 """
 
 from __future__ import annotations
@@ -93,6 +99,51 @@ def standings(blocks: dict[str, np.ndarray]) -> dict[str, dict]:
             row.update(ratio=1.0, ratio_ci=[1.0, 1.0], verdict="fastest")
         else:
             r = ratio(b, blocks[fastest])
+            row.update(ratio=r.value, ratio_ci=list(r.interval), verdict="tied" if r.verdict == "tied" else "slower")
+        out[name] = row
+    return out
+
+
+def _relative(passes: list[list[float]]) -> np.ndarray:
+    """One contender's per-round ratios to the anchor as [pass, round], empty passes left out."""
+    kept = [p for p in passes if p]
+    return blocks_array(kept) if kept else np.empty((0, 0))
+
+
+def _draw(rel: np.ndarray, rng: np.random.Generator, resamples: int) -> np.ndarray:
+    """Medians of ``resamples`` bootstrap draws of one contender's ratios to the anchor: passes with
+    replacement, then rounds."""
+    passes, rounds = rel.shape
+    p = rng.integers(0, passes, size=(resamples, passes))
+    r = rng.integers(0, rounds, size=(resamples, rounds))
+    return np.median(rel[p[:, :, None], r[:, None, :]].reshape(resamples, -1), axis=1)
+
+
+def chained_standings(blocks: dict[str, np.ndarray], relative: dict[str, list[list[float]]], anchor: str,
+                      versus: dict[str, list[list[float]]], resamples: int = RESAMPLES,
+                      seed: int = 0) -> dict[str, dict]:
+    """``standings`` for a case run in heats. ``relative``: each contender's blocks over the anchor's
+    of the same round, per pass (the anchor's own are 1); ``versus``: its blocks over the median of
+    the rest of its heat in that round, for its spread. The fastest is the lowest against the
+    anchor; a ratio between two contenders is the ratio of their medians against the anchor. A
+    contender never paired with the anchor (it was lost) has no standing."""
+    rel = {name: _relative(relative.get(name, [])) for name in blocks}
+    rel = {name: r for name, r in rel.items() if r.size or name == anchor}
+    against = {name: (1.0 if name == anchor else float(np.median(r))) for name, r in rel.items()}
+    fastest = min(against, key=against.get)
+    rng = np.random.default_rng(seed)
+    drawn = {name: (np.ones(resamples) if name == anchor else _draw(r, rng, resamples)) for name, r in rel.items()}
+    tail = (100 - LEVEL) / 2
+    out = {}
+    for name in rel:
+        b, own = blocks[name], _relative(versus.get(name, []))
+        row = {"median_s": figure(b), "block_spread": spread(own) if own.size else float("nan"),
+               "fastest": fastest, "processes": int(b.shape[0]), "rounds": int(b.shape[1]), "anchor": anchor}
+        if name == fastest:
+            row.update(ratio=1.0, ratio_ci=[1.0, 1.0], verdict="fastest")
+        else:
+            lo, hi = np.percentile(drawn[name] / drawn[fastest], [tail, 100 - tail])
+            r = Ratio(against[name] / against[fastest], (float(lo), float(hi)))
             row.update(ratio=r.value, ratio_ci=list(r.interval), verdict="tied" if r.verdict == "tied" else "slower")
         out[name] = row
     return out

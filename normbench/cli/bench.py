@@ -51,6 +51,11 @@ def add(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--rounds", type=positive_int, default=conductor.ROUNDS,
                        help="head to head: interleaved blocks per process and case "
                             f"(default {conductor.ROUNDS})")
+    bench.add_argument("--memory-budget", type=float, default=None, metavar="MB",
+                       help="head to head: the most a pass's processes may hold at once; a case the whole field "
+                            "cannot hold runs in heats that share an anchor adapter (default "
+                            f"{conductor.MEMORY_BUDGET_MB:.0f}, or {conductor.MEMORY_SHARE:.0%} of this machine's "
+                            "memory if less; 0: no budget)")
     bench.add_argument("--timeout", type=positive_int, default=runner.DEFAULT_TIMEOUT_S,
                        help="with --allocators or --self-check: seconds before one of their processes is killed and "
                             f"recorded as an error (default {runner.DEFAULT_TIMEOUT_S})")
@@ -97,6 +102,9 @@ def bench_cases(args: argparse.Namespace) -> int:
     if not in_process and args.pytest_args:
         return fail("head to head runs no pytest: pytest arguments need --in-process "
                     f"({' '.join(args.pytest_args)})")
+    if args.memory_budget is not None and (in_process or args.memory_budget < 0):
+        return fail(f"--memory-budget {args.memory_budget:g}: " + ("head to head only, without --in-process"
+                    if in_process else "give a number of MB, or 0 for no budget"))
     if not in_process and not entrants:
         return fail("no adapter to time head to head (none is installed but the numpy reference)")
     out = output(args)

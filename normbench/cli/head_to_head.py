@@ -54,14 +54,16 @@ def run(args: argparse.Namespace, chosen: list[conductor.Entrant], alloc: alloca
         memory = levels["levels"][-1]
         measured = {"gbps": memory["gbps"], "threads": n, "buffer_mb": bandwidth.MEMORY_MB,
                     "method": "numpy copy, best of trials, bytes = read + write"}
+        budget = conductor.budget_mb() if args.memory_budget is None else args.memory_budget or None
         settings = {"processes": args.processes, "rounds": args.rounds, "pause_s": conductor.PAUSE_S,
+                    "memory_budget_mb": budget,
                     "warm_rounds": conductor.WARM_ROUNDS,
                     "entrants": [{"name": e.name, "adapter": e.ref, "python": e.python} for e in chosen]}
         file = ResultsFile(out / "results.jsonl", env=environment(),
                            extra_env={"memory_bandwidth": measured, "cache_bandwidth": levels, "machine_lock": held,
                                       "allocator": allocator.describe(), "head_to_head": settings})
         conduct = conductor.Conductor(chosen, out / "logs", processes=args.processes, rounds=args.rounds,
-                                      env=allocator.process_env(alloc), progress=say)
+                                      env=allocator.process_env(alloc), progress=say, budget_mb=budget)
         worst = 0
         alike = same_call(cases)
         for case, timings in conduct.run(list(alike)):
@@ -85,6 +87,7 @@ def run(args: argparse.Namespace, chosen: list[conductor.Entrant], alloc: alloca
     if peaks:
         print(f"normbench: peak resident memory per process {min(peaks):.0f}–{max(peaks):.0f} MB"
               + (f"; {conduct.peak_together_mb:,.0f} MB at most for the {len(chosen)} processes of a pass together"
-                 if conduct.peak_together_mb else ""))
+                 if conduct.peak_together_mb else "")
+              + (f" (budget {budget:,.0f} MB)" if budget else ""))
     print(f"normbench: results in {out / 'results.jsonl'}")
     return reports_beside([out / "results.jsonl"], out, int(worst), args.no_report)
