@@ -218,14 +218,21 @@ class Timings:
     traceback: str | None = None
 
 
-class Memory:
-    """How much the processes of a pass may hold at once (``budget_mb``), and what each entrant's
-    process took on for each case (``need``: its resident memory after preparing the case, less
-    before), learned in the first pass, where the contenders prepare one at a time."""
+class HeatPlan:
+    """How much the processes of a pass may hold at once (``budget_mb``), what each entrant's
+    process took on for each case (``need``: the most it held while timing the case, less what it
+    held before preparing it; learned in the first pass, where the contenders prepare one at a
+    time) and how steady each entrant's blocks have been (``spreads``): who anchors a case's heats,
+    and who joins which heat."""
 
     def __init__(self, budget_mb: float) -> None:
         self.budget_mb = budget_mb
         self.need: dict[tuple[str, str], float] = {}  # (case, entrant) -> MB
+        self.spreads: dict[str, list[float]] = {}  # entrant -> its block spread on each case timed so far
+
+    def learn(self, case: str, name: str, before: float | None, now: float | None) -> None:
+        if before is not None and now is not None:
+            self.need[case, name] = max(now - before, self.need.get((case, name), 0.0))
 
     def hunger(self, name: str) -> float:
         """An entrant's usual share of the most any entrant took on, over the cases it has prepared
@@ -238,10 +245,14 @@ class Memory:
         return float(np.mean(shares)) if shares else 0.5
 
     def order(self, case: str, names: list[str]) -> list[str]:
-        """The anchor first (the entrant that takes on least: it is in every heat), then the hungriest
-        first, so a heat's prediction from the entrants prepared so far errs on the high side."""
+        """The anchor first, then the hungriest first, so that a heat's prediction from the entrants
+        prepared so far errs on the high side. The anchor is in every heat and its noise is in every
+        ratio read through it: the steadiest of the entrants that take on no more than the middle
+        of the field."""
         need = {n: self.need.get((case, n), self.hunger(n) * 1e6) for n in names}
-        anchor = min(names, key=lambda n: (need[n], names.index(n)))
+        modest = [n for n in names if need[n] <= float(np.median(list(need.values())))]
+        steady = {n: float(np.median(self.spreads[n])) if self.spreads.get(n) else 1.0 for n in modest}
+        anchor = min(modest, key=lambda n: (steady[n], need[n], names.index(n)))
         return [anchor, *sorted((n for n in names if n != anchor), key=lambda n: -need[n])]
 
     def predict(self, case: str, name: str) -> float:
@@ -384,7 +395,7 @@ class Conductor:
         self.rng = random.Random(seed)
         self.progress = progress
         self.count_recompiles = recompiles
-        self.memory = Memory(budget_mb) if budget_mb else None
+        self.plan = HeatPlan(budget_mb) if budget_mb else None
         self.anchors: dict[str, str] = {}  # case -> its anchor, the same in every pass
         self.processes_seen: list[dict] = []
         self.hellos: dict[str, dict] = {}  # what each entrant's first process said: its framework version, allocator
@@ -435,30 +446,33 @@ class Conductor:
         first call (the compile, where a framework compiles) is timed alone."""
         live = _live(started, results)
         names = [p.entrant.name for p in live]
-        order = self.memory.order(case.id, names) if self.memory else names
+        order = self.plan.order(case.id, names) if self.plan else names
         if self.anchors.get(case.id) in names:
             order = [self.anchors[case.id], *(n for n in order if n != self.anchors[case.id])]
         by_name = {p.entrant.name: p for p in live}
+        before = {n: status_mb(by_name[n].proc.pid, "VmRSS") for n in names}  # what each needs: what it holds more
         watch = functools.partial(self._watch, index, case.id, started)
         begun = time.monotonic()
-        if self.memory is None or (index > 0 and self.memory.fits(case.id, names, _held(started))):
+        if self.plan is None or (index > 0 and self.plan.fits(case.id, names, _held(started))):
             racing = _prepare([by_name[n] for n in order], case, results, together=index > 0)
             watch()  # every contender holds the case now
             prepared = time.monotonic()
             heats = [_rounds(racing, self.rounds, self.rng, results, watch)] if racing else []
             self.seconds["prepare"] += prepared - begun
             self.seconds["rounds"] += time.monotonic() - prepared
+            self._learn(case, [p for p, _ in racing], before)
             _release([p for p, _ in racing], results)
             anchor = racing[0][0].entrant.name if racing else None
         else:
-            heats, anchor = self._heats(case, [by_name[n] for n in order], results, watch, started)
+            heats, anchor = self._heats(case, [by_name[n] for n in order], results, watch, started, before)
         if anchor:
             self.anchors.setdefault(case.id, anchor)
         # a pass whose anchor is not the case's (it skipped or was lost) cannot be chained with the others
         self._keep(heats, anchor if anchor == self.anchors.get(case.id) else None, results)
 
     def _heats(self, case: BenchCase, queue: list[Process], results: dict[str, Timings],
-               watch: Callable[[], float | None], started: list[Process]) -> tuple[list[list[dict]], str | None]:
+               watch: Callable[[], float | None], started: list[Process],
+               before: dict[str, float | None]) -> tuple[list[list[dict]], str | None]:
         """The contenders prepare one at a time; one joins the heat while the pass, with what it is
         predicted to take on, stays within the budget (a heat has at least two). The first to prepare
         is the anchor and stays in every heat. A prediction that fell short sends the last one to
@@ -471,26 +485,24 @@ class Conductor:
             began = time.monotonic()
             heats.append(_rounds(heat, self.rounds, self.rng, results, watch))
             self.seconds["rounds"] += time.monotonic() - began
+            self._learn(case, [p for p, _ in heat], before)
             _release([p for p, _ in heat[1:]], results)
             del heat[1:]
 
         queue = list(queue)
         while queue:
             p, name = queue[0], queue[0].entrant.name
-            held, budget = _held(started), self.memory.budget_mb
-            if len(heat) >= 2 and held is not None and held + self.memory.predict(case.id, name) > budget:
+            held, budget = _held(started), self.plan.budget_mb
+            if len(heat) >= 2 and held is not None and held + self.plan.predict(case.id, name) > budget:
                 race()
                 continue
             queue.pop(0)
-            before = status_mb(p.proc.pid, "VmRSS")
             began = time.monotonic()
             ready = _prepare([p], case, results, together=False)
             self.seconds["prepare"] += time.monotonic() - began
             if not ready:
                 continue
-            after = status_mb(p.proc.pid, "VmRSS")
-            if before is not None and after is not None:
-                self.memory.need[case.id, name] = max(after - before, self.memory.need.get((case.id, name), 0.0))
+            self._learn(case, [p], before)
             now = watch()
             if len(heat) >= 2 and now is not None and now > budget and name not in moved:
                 moved.add(name)
@@ -504,6 +516,12 @@ class Conductor:
             race()
         _release([p for p, _ in heat], results)
         return heats, anchor
+
+    def _learn(self, case: BenchCase, processes: list[Process], before: dict[str, float | None]) -> None:
+        """What each of these processes holds now, over what it held before the case: its need, so far."""
+        if self.plan:
+            for p in processes:
+                self.plan.learn(case.id, p.entrant.name, before.get(p.entrant.name), status_mb(p.proc.pid, "VmRSS"))
 
     def _keep(self, heats: list[list[dict]], anchor: str | None, results: dict[str, Timings]) -> None:
         """Each entrant's blocks of this pass, and its blocks against the anchor and against its heat."""
@@ -523,6 +541,8 @@ class Conductor:
             out.relative.append(paired.get(name, ([], []))[0])
             out.versus.append(paired.get(name, ([], []))[1])
             out.anchor, out.heats = anchor, max(out.heats, len(heats))
+            if self.plan and len(out.versus[-1]) > 3:
+                self.plan.spreads.setdefault(name, []).append(head_to_head.spread(np.array(out.versus[-1])))
 
     def _recompiles(self, started: list[Process]) -> None:
         """Asked of the first pass's processes once their cases are timed (it builds layers of its own)."""

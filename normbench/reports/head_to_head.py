@@ -35,6 +35,7 @@ def rows(res: Results) -> pd.DataFrame:
         "version": timed["framework_version"], "median_s": timed["median_s"], "ratio": h["ratio"],
         "low": h["ratio_ci"].str[0], "high": h["ratio_ci"].str[1], "verdict": h["verdict"],
         "spread": h["block_spread"], "blocks": h["processes"] * h["rounds"], "processes": h["processes"],
+        "heats": pd.to_numeric(h["heats"], errors="coerce").fillna(1) if "heats" in h else 1,
     })
     out["field_spread"] = out.groupby("case")["spread"].transform("median")
     return out.sort_values(["op", "case", "ratio"], kind="stable").reset_index(drop=True)
@@ -69,14 +70,40 @@ def together(res: Results) -> tuple[float, int] | None:
     return float(peaks["pass_together_mb"].max()), int(peaks.groupby("process")["adapter"].count().max())
 
 
+def heats(res: Results) -> tuple[int, int, float | None]:
+    """How many cases ran in heats, of how many timed head to head, and the memory budget (MB) that
+    sent them there (None: the run had none)."""
+    df = rows(res)
+    envs = res.environments
+    budgets = (pd.to_numeric(envs["memory_budget_mb"], errors="coerce").dropna()
+               if "memory_budget_mb" in envs else pd.Series(dtype=float))
+    if not len(df):
+        return 0, 0, None
+    return (int(df.loc[df["heats"] > 1, "case"].nunique()), int(df["case"].nunique()),
+            float(budgets.max()) if len(budgets) else None)
+
+
+def budget_line(res: Results) -> str:
+    """The memory budget and what it cost, in words (plain text, for both reports)."""
+    heated, cases, budget = heats(res)
+    if budget is None:
+        return ""
+    if not heated:
+        return f"Every case fit within the pass's memory budget of {budget:,.0f} MB with the whole field at once."
+    return (f"{heated} of {cases} cases did not fit within the pass's memory budget of {budget:,.0f} MB with the "
+            "whole field at once and ran in heats: the same anchor adapter in each, every ratio read through it, "
+            "so their intervals are wider.")
+
+
 def present(res: Results) -> bool:
     return bool(len(rows(res)))
 
 
 def standing(row: pd.Series) -> str:
+    heats = f" (in {int(row['heats'])} heats)" if row.get("heats", 1) > 1 else ""
     if row["verdict"] == "fastest":
-        return "fastest"
-    return f"{row['ratio']:.3f}× [{row['low']:.3f}–{row['high']:.3f}] {VERDICTS[row['verdict']]}"
+        return "fastest" + heats
+    return f"{row['ratio']:.3f}× [{row['low']:.3f}–{row['high']:.3f}] {VERDICTS[row['verdict']]}{heats}"
 
 
 def tally(df: pd.DataFrame) -> pd.DataFrame:

@@ -162,6 +162,7 @@ def _flat_env(env: dict) -> dict:
     out["allocator_meaning"] = allocator.get("meaning")
     out["allocator_probe_faults_per_mb"] = allocator.get("probe_faults_per_mb")
     out["allocator_preload_mapped"] = allocator.get("preload_mapped")
+    out["memory_budget_mb"] = (env.get("head_to_head") or {}).get("memory_budget_mb")
     lock = env.get("machine_lock") if isinstance(env.get("machine_lock"), dict) else {}
     out["lock_mode"] = lock.get("mode")
     out["lock_waited_s"] = lock.get("waited_s")

@@ -164,5 +164,6 @@ def head_to_head_md(res: Results) -> list[str]:
         lines += ["", f"Peak resident memory per process: {min(peaks):,.0f}–{max(peaks):,.0f} MB "
                       f"({len(peaks)} processes)" + (f"; at most {held[0]:,.0f} MB for the {held[1]} processes of a "
                                                      "pass together" if held else "")
-                  + (f", on {h2h.hungriest(res)[0]}." if h2h.hungriest(res) else ".")]
+                  + (f", on {h2h.hungriest(res)[0]}." if h2h.hungriest(res) else ".")
+                  + (f" {h2h.budget_line(res)}" if h2h.budget_line(res) else "")]
     return [*lines, ""]

@@ -12,6 +12,7 @@ from ..head_to_head import (
     SPREAD_FACTOR,
     SPREAD_WARN,
     VERDICTS,
+    budget_line,
     hungriest,
     memory,
     rows,
@@ -73,7 +74,7 @@ def head_to_head_section(res: Results) -> str:
     most = hungriest(res)
     held_html = (f'<p class="note">At most {held[0]:,.0f} MB resident for the {held[1]} processes of a pass '
                  "together (read once every contender had prepared a case, and after every round)"
-                 + (f", on {esc(most[0])}" if most else "") + ".</p>" if held else "")
+                 + (f", on {esc(most[0])}" if most else "") + f". {esc(budget_line(res))}</p>" if held else "")
     mem_html = held_html + (table(mem, [Col("adapter"), Col("process", numeric=True),
                             Col("peak_rss_mb", "peak resident MB", lambda v: f"{v:,.0f}" if v == v and v else "—",
                                 numeric=True), Col("python")])
