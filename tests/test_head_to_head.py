@@ -99,6 +99,25 @@ def test_heats_chain_their_ratios_through_the_anchor_and_say_less_than_one_field
     assert got["c"]["median_s"] > 1.5 * got["a"]["median_s"]
 
 
+def test_a_heat_plan_anchors_on_a_steady_modest_entrant_and_counts_what_members_will_grow_to():
+    plan = conductor.HeatPlan(budget_mb=1100)
+    for name, need in {"tf": 400, "torch": 100, "jax": 150, "ort": 50}.items():
+        plan.need["big", name] = need
+    plan.spreads = {"tf": [0.01], "torch": [0.05], "jax": [0.3], "ort": [0.2]}
+    # the steadiest of those that take on no more than the middle of the field (not tf, however steady),
+    # then the hungriest first
+    assert plan.order("big", ["tf", "torch", "jax", "ort"]) == ["torch", "tf", "jax", "ort"]
+    assert plan.order("big", ["tf", "torch", "jax", "ort"], anchor="ort") == ["ort", "tf", "jax", "torch"]
+    held = {"tf": 300, "torch": 150, "jax": 100, "ort": 80}  # torch has prepared (+50 so far), the rest idle
+    before = {"tf": 300, "torch": 100, "jax": 100, "ort": 80}
+    assert plan.projected("big", held, before, ["torch"]) == 300 + 200 + 100 + 80  # torch will grow to 200
+    assert plan.projected("big", held, before, ["torch", "tf"]) == 700 + 200 + 100 + 80
+    assert not plan.fits("big", held, before, ["torch", "tf", "jax"])  # 1,230 MB
+    assert plan.fits("big", held, before, ["torch", "tf"])
+    assert not plan.fits("other", held, before, ["torch"])  # nothing learned about that case yet
+    assert plan.predict("big2", "tf") == 0 and plan.predict("big", "nope") == pytest.approx(conductor.MARGIN * 400)
+
+
 def test_entrants_from_two_interpreters_are_named_by_their_environment(tmp_path):
     pythons = []
     for venv in ("venv-a", "venv-b"):

@@ -188,6 +188,12 @@ def _held(started: list[Process]) -> float | None:
     return resident_mb([p.proc.pid for p in started if p.proc.poll() is None])
 
 
+def _each(started: list[Process]) -> dict[str, float]:
+    """What each live process of a pass holds now (MB), by entrant."""
+    held = {p.entrant.name: status_mb(p.proc.pid, "VmRSS") for p in started if p.proc.poll() is None}
+    return {name: mb for name, mb in held.items() if mb is not None}
+
+
 def budget_mb() -> float:
     """The default memory budget of a pass: ``MEMORY_BUDGET_MB``, or less on a small machine."""
     try:
@@ -244,15 +250,16 @@ class HeatPlan:
                 shares.append(self.need[case, name] / most)
         return float(np.mean(shares)) if shares else 0.5
 
-    def order(self, case: str, names: list[str]) -> list[str]:
+    def order(self, case: str, names: list[str], anchor: str | None = None) -> list[str]:
         """The anchor first, then the hungriest first, so that a heat's prediction from the entrants
         prepared so far errs on the high side. The anchor is in every heat and its noise is in every
         ratio read through it: the steadiest of the entrants that take on no more than the middle
-        of the field."""
+        of the field (``anchor``: the case's own, chosen in an earlier pass)."""
         need = {n: self.need.get((case, n), self.hunger(n) * 1e6) for n in names}
-        modest = [n for n in names if need[n] <= float(np.median(list(need.values())))]
-        steady = {n: float(np.median(self.spreads[n])) if self.spreads.get(n) else 1.0 for n in modest}
-        anchor = min(modest, key=lambda n: (steady[n], need[n], names.index(n)))
+        if anchor not in names:
+            modest = [n for n in names if need[n] <= float(np.median(list(need.values())))]
+            steady = {n: float(np.median(self.spreads[n])) if self.spreads.get(n) else 1.0 for n in modest}
+            anchor = min(modest, key=lambda n: (steady[n], need[n], names.index(n)))
         return [anchor, *sorted((n for n in names if n != anchor), key=lambda n: -need[n])]
 
     def predict(self, case: str, name: str) -> float:
@@ -262,11 +269,26 @@ class HeatPlan:
             return self.need[case, name]
         return MARGIN * max((mb for (c, _), mb in self.need.items() if c == case), default=0.0)
 
-    def fits(self, case: str, names: list[str], held_mb: float | None) -> bool:
-        """Whether every entrant named can hold ``case`` at once, on top of what the pass holds now."""
-        if held_mb is None or any((case, n) not in self.need for n in names):
+    def projected(self, case: str, held: dict[str, float], before: dict[str, float | None],
+                  members: list[str]) -> float | None:
+        """What the pass will hold once ``members`` have timed ``case``: each of them what it held before
+        the case and what it takes on (it grows over its rounds), every other process what it holds now."""
+        total = 0.0
+        for name, now in held.items():
+            if name in members:
+                if before.get(name) is None:
+                    return None
+                total += max(now, before[name] + self.predict(case, name))
+            else:
+                total += now
+        return total
+
+    def fits(self, case: str, held: dict[str, float], before: dict[str, float | None], members: list[str]) -> bool:
+        """Whether ``members`` can all time ``case`` at once within the budget."""
+        if any((case, n) not in self.need for n in members):
             return False
-        return held_mb + sum(self.need[case, n] for n in names) <= self.budget_mb
+        total = self.projected(case, held, before, members)
+        return total is not None and total <= self.budget_mb
 
 
 def _fields(case: BenchCase) -> dict:
@@ -446,14 +468,12 @@ class Conductor:
         first call (the compile, where a framework compiles) is timed alone."""
         live = _live(started, results)
         names = [p.entrant.name for p in live]
-        order = self.plan.order(case.id, names) if self.plan else names
-        if self.anchors.get(case.id) in names:
-            order = [self.anchors[case.id], *(n for n in order if n != self.anchors[case.id])]
+        order = self.plan.order(case.id, names, self.anchors.get(case.id)) if self.plan else names
         by_name = {p.entrant.name: p for p in live}
         before = {n: status_mb(by_name[n].proc.pid, "VmRSS") for n in names}  # what each needs: what it holds more
         watch = functools.partial(self._watch, index, case.id, started)
         begun = time.monotonic()
-        if self.plan is None or (index > 0 and self.plan.fits(case.id, names, _held(started))):
+        if self.plan is None or (index > 0 and self.plan.fits(case.id, _each(started), before, names)):
             racing = _prepare([by_name[n] for n in order], case, results, together=index > 0)
             watch()  # every contender holds the case now
             prepared = time.monotonic()
@@ -482,6 +502,8 @@ class Conductor:
         moved: set[str] = set()
 
         def race() -> None:
+            self.progress(f"  heat {len(heats) + 1} of {case.id}: {', '.join(p.entrant.name for p, _ in heat)}; "
+                          f"the pass holds {_held(started) or 0:,.0f} MB")
             began = time.monotonic()
             heats.append(_rounds(heat, self.rounds, self.rng, results, watch))
             self.seconds["rounds"] += time.monotonic() - began
@@ -492,8 +514,10 @@ class Conductor:
         queue = list(queue)
         while queue:
             p, name = queue[0], queue[0].entrant.name
-            held, budget = _held(started), self.plan.budget_mb
-            if len(heat) >= 2 and held is not None and held + self.plan.predict(case.id, name) > budget:
+            budget = self.plan.budget_mb
+            members = [q.entrant.name for q, _ in heat]
+            if len(heat) >= 2 and (self.plan.projected(case.id, _each(started), before, [*members, name])
+                                   or 0.0) > budget:
                 race()
                 continue
             queue.pop(0)
