@@ -115,6 +115,10 @@ def test_a_heat_plan_anchors_on_a_steady_modest_entrant_and_counts_what_members_
     assert not plan.fits("big", held, before, ["torch", "tf", "jax"])  # 1,230 MB
     assert plan.fits("big", held, before, ["torch", "tf"])
     assert not plan.fits("other", held, before, ["torch"])  # nothing learned about that case yet
+    # torch's processes take on more in bfloat16: its hunger for a case is read on cases of that dtype and mode
+    plan.need["small-bf16", "torch"], plan.need["small-bf16", "jax"] = 300, 100
+    plan.kinds.update({"small-bf16": "bfloat16 forward", "big": "float32 forward"})
+    assert plan.hunger("torch", "bfloat16 forward") == 1.0 and plan.hunger("torch", "float32 forward") == 0.25
     assert plan.predict("big2", "tf") == 0 and plan.predict("big", "nope") == pytest.approx(conductor.MARGIN * 400)
 
 

@@ -235,27 +235,33 @@ class HeatPlan:
         self.budget_mb = budget_mb
         self.need: dict[tuple[str, str], float] = {}  # (case, entrant) -> MB
         self.spreads: dict[str, list[float]] = {}  # entrant -> its block spread on each case timed so far
+        self.kinds: dict[str, str] = {}  # case -> its dtype and mode
 
     def learn(self, case: str, name: str, before: float | None, now: float | None) -> None:
         if before is not None and now is not None:
             self.need[case, name] = max(now - before, self.need.get((case, name), 0.0))
 
-    def hunger(self, name: str) -> float:
-        """An entrant's usual share of the most any entrant took on, over the cases it has prepared
+    def hunger(self, name: str, kind: str = "") -> float:
+        """An entrant's usual share of the most any entrant took on, over the cases of this ``kind``
+        (dtype and mode: torch's processes take on more in bfloat16) it has prepared, else over all
         (0.5 before any: the middle of the field)."""
-        shares = []
-        for case in {c for c, _ in self.need}:
-            most = max(mb for (c, _), mb in self.need.items() if c == case)
-            if (case, name) in self.need and most > 1:
-                shares.append(self.need[case, name] / most)
-        return float(np.mean(shares)) if shares else 0.5
+        for alike in (True, False):
+            shares = []
+            for case in {c for c, _ in self.need if not alike or self.kinds.get(c) == kind}:
+                most = max(mb for (c, _), mb in self.need.items() if c == case)
+                if (case, name) in self.need and most > 1:
+                    shares.append(self.need[case, name] / most)
+            if shares:
+                return float(np.mean(shares))
+        return 0.5
 
-    def order(self, case: str, names: list[str], anchor: str | None = None) -> list[str]:
+    def order(self, case: str, names: list[str], anchor: str | None = None, kind: str = "") -> list[str]:
         """The anchor first, then the hungriest first, so that a heat's prediction from the entrants
         prepared so far errs on the high side. The anchor is in every heat and its noise is in every
         ratio read through it: the steadiest of the entrants that take on no more than the middle
         of the field (``anchor``: the case's own, chosen in an earlier pass)."""
-        need = {n: self.need.get((case, n), self.hunger(n) * 1e6) for n in names}
+        self.kinds[case] = kind
+        need = {n: self.need.get((case, n), self.hunger(n, kind) * 1e6) for n in names}
         if anchor not in names:
             modest = [n for n in names if need[n] <= float(np.median(list(need.values())))]
             steady = {n: float(np.median(self.spreads[n])) if self.spreads.get(n) else 1.0 for n in modest}
@@ -468,7 +474,8 @@ class Conductor:
         first call (the compile, where a framework compiles) is timed alone."""
         live = _live(started, results)
         names = [p.entrant.name for p in live]
-        order = self.plan.order(case.id, names, self.anchors.get(case.id)) if self.plan else names
+        order = (self.plan.order(case.id, names, self.anchors.get(case.id), f"{case.dtype} {case.mode}") if self.plan
+                 else names)
         by_name = {p.entrant.name: p for p in live}
         before = {n: status_mb(by_name[n].proc.pid, "VmRSS") for n in names}  # what each needs: what it holds more
         watch = functools.partial(self._watch, index, case.id, started)
