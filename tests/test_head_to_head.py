@@ -122,6 +122,32 @@ def test_a_heat_plan_anchors_on_a_steady_modest_entrant_and_counts_what_members_
     assert plan.predict("big2", "tf") == 0 and plan.predict("big", "nope") == pytest.approx(conductor.MARGIN * 400)
 
 
+def test_what_a_pass_holds_together_counts_a_shared_page_once(tmp_path):
+    """Two processes mapping the same 64 MB file: summed resident sizes count it twice (as they counted
+    each TensorFlow process's libtensorflow), proportional set sizes once."""
+    import subprocess
+
+    from normbench.bench.contender import status_mb
+
+    shared = tmp_path / "shared.bin"
+    shared.write_bytes(os.urandom(64 * 2**20))
+    code = ("import mmap, sys; f = open(sys.argv[1], 'rb'); m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ); "
+            "s = sum(m[i] for i in range(0, len(m), 4096)); print(s, flush=True); sys.stdin.read()")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(shared)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        for p in procs:
+            p.stdout.readline()  # every page touched
+        pids = [p.pid for p in procs]
+        resident = sum(status_mb(pid, "VmRSS") for pid in pids)
+        together = conductor.together_mb(pids)
+        assert resident - together > 0.8 * 64, (resident, together)  # one of the two copies
+    finally:
+        for p in procs:
+            p.stdin.close()
+            p.wait(10)
+
+
 def test_entrants_from_two_interpreters_are_named_by_their_environment(tmp_path):
     pythons = []
     for venv in ("venv-a", "venv-b"):

@@ -32,7 +32,7 @@ import numpy as np
 from ..adapters.failures import gist
 from ..ops.case import BenchCase
 from . import head_to_head
-from .contender import status_mb
+from .contender import proportional_mb, status_mb
 
 ROUNDS = 8  # rounds per process and case
 PROCESSES = 6  # passes, each with fresh processes: torch against itself here, 2 x 15 rounds gave 2 false
@@ -103,6 +103,7 @@ class Process:
     stderr_path: Path
     hello: dict = field(default_factory=dict)
     lost: str | None = None
+    shared_mb: float = 0.0  # resident, less proportional, on starting: its share of libraries other processes map
 
     def ask(self, request: dict, timeout_s: float) -> dict:
         self.send(request)
@@ -172,26 +173,32 @@ def greet(process: Process) -> Process:
         process.hello = process.read(PREPARE_TIMEOUT_S)
         if "error" in process.hello:
             process.fail(process.hello["error"])
+        rss, pss = status_mb(process.proc.pid, "VmRSS"), proportional_mb(process.proc.pid)
+        process.shared_mb = max(rss - pss, 0.0) if rss is not None and pss is not None else 0.0
     except ContenderLost:
         pass
     return process
 
 
-def resident_mb(pids: list[int]) -> float | None:
-    """The resident memory of these processes together now (Linux), or None where it cannot be read."""
-    held = [status_mb(pid, "VmRSS") for pid in pids]
+def together_mb(pids: list[int]) -> float | None:
+    """What these processes hold together now (the sum of their proportional set sizes, MB; Linux), or
+    None where it cannot be read. Reading it walks their page tables (~10 ms for a TensorFlow process):
+    the conductor reads it once a heat has timed its rounds, not on every step."""
+    held = [proportional_mb(pid) for pid in pids]
     return None if None in held else sum(held)
 
 
 def _held(started: list[Process]) -> float | None:
-    """What the live processes of a pass hold together now (MB)."""
-    return resident_mb([p.proc.pid for p in started if p.proc.poll() is None])
+    """What the live processes of a pass hold together now, cheaply: each one's resident memory less
+    its share of the libraries it shared on starting (``Process.shared_mb``). For planning heats."""
+    held = _each(started)
+    return sum(held.values()) if held else None
 
 
 def _each(started: list[Process]) -> dict[str, float]:
     """What each live process of a pass holds now (MB), by entrant."""
-    held = {p.entrant.name: status_mb(p.proc.pid, "VmRSS") for p in started if p.proc.poll() is None}
-    return {name: mb for name, mb in held.items() if mb is not None}
+    held = {p.entrant.name: (status_mb(p.proc.pid, "VmRSS"), p.shared_mb) for p in started if p.proc.poll() is None}
+    return {name: mb - shared for name, (mb, shared) in held.items() if mb is not None}
 
 
 def budget_mb() -> float:
@@ -373,7 +380,7 @@ def _rounds(racing: list[tuple[Process, dict]], rounds: int, rng: random.Random,
                 continue
             got_round[p.entrant.name] = (float(np.median(got["samples_s"])), got["samples_s"], got["faults_per_call"])
         out.append(got_round)
-        watch()
+    watch()  # each process grows over its rounds: the most a heat holds is at its end
     return out
 
 
@@ -406,13 +413,14 @@ class Conductor:
     alive at once. The passes run in turn over every case, so a slow spell of the machine spoils
     one pass, not one entrant. ``processes_seen`` says, per process, its peak resident memory
     and what it said on starting; ``peak_together_mb``, the most the processes of one pass held
-    at once (sampled once every contender has prepared a case, and after every round);
+    at once (the sum of their proportional set sizes, read once the field has prepared a case and at
+    the end of each heat's rounds);
     ``recompiles``, each entrant's recompile count over sequence lengths (its first process's).
 
     With a memory budget (``budget_mb``), a case that the whole field cannot hold at once runs in
-    heats: the anchor (the entrant that takes on least) and as many others as fit, then the anchor
-    and the next ones; the anchor keeps the case prepared throughout, and every heat's ratios are
-    read against it (``head_to_head.chained_standings``)."""
+    heats (``HeatPlan``): the anchor and as many others as fit, then the anchor and the next ones;
+    the anchor keeps the case prepared throughout, and every heat's ratios are read against it
+    (``head_to_head.chained_standings``)."""
 
     def __init__(self, entrants: list[Entrant], logs: Path, processes: int = PROCESSES, rounds: int = ROUNDS,
                  env: dict[str, str] | None = None, seed: int = 0,
@@ -437,7 +445,8 @@ class Conductor:
         return max(self.together_mb.values(), default=None)
 
     def _watch(self, index: int, case: str, started: list[Process]) -> float | None:
-        now = _held(started)
+        """What the pass holds together now (``together_mb``), kept as its most and its case's most."""
+        now = together_mb([p.proc.pid for p in started if p.proc.poll() is None])
         if now is not None:
             self.together_mb[index] = max(self.together_mb.get(index, 0.0), now)
             self.case_mb[case] = max(self.case_mb.get(case, 0.0), now)
@@ -509,8 +518,9 @@ class Conductor:
         moved: set[str] = set()
 
         def race() -> None:
-            self.progress(f"  heat {len(heats) + 1} of {case.id}: {', '.join(p.entrant.name for p, _ in heat)}; "
-                          f"the pass holds {_held(started) or 0:,.0f} MB")
+            if heats or queue:  # not a field that fit at once
+                self.progress(f"  heat {len(heats) + 1} of {case.id}: {', '.join(p.entrant.name for p, _ in heat)};"
+                              f" the pass holds {_held(started) or 0:,.0f} MB")
             began = time.monotonic()
             heats.append(_rounds(heat, self.rounds, self.rng, results, watch))
             self.seconds["rounds"] += time.monotonic() - began
@@ -534,7 +544,7 @@ class Conductor:
             if not ready:
                 continue
             self._learn(case, [p], before)
-            now = watch()
+            now = _held(started)
             if len(heat) >= 2 and now is not None and now > budget and name not in moved:
                 moved.add(name)
                 _release([p], results)

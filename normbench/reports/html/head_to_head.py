@@ -73,7 +73,8 @@ def head_to_head_section(res: Results) -> str:
     held = together(res)
     most = hungriest(res)
     held_html = (f'<p class="note">At most {held[0]:,.0f} MB resident for the {held[1]} processes of a pass '
-                 "together (read once every contender had prepared a case, and after every round)"
+                 "together (their proportional set sizes, each shared library page divided among the processes "
+                 "that map it; read once the field has prepared a case, and at the end of each heat's rounds)"
                  + (f", on {esc(most[0])}" if most else "") + f". {esc(budget_line(res))}</p>" if held else "")
     mem_html = held_html + (table(mem, [Col("adapter"), Col("process", numeric=True),
                             Col("peak_rss_mb", "peak resident MB", lambda v: f"{v:,.0f}" if v == v and v else "—",
