@@ -136,20 +136,36 @@ class Process:
         self.lost = why + (f"; stderr: {said} (all of it in {self.stderr_path})" if said else "")
         raise ContenderLost(self.lost)
 
-    def close(self) -> float | None:
-        """Its peak resident memory (MB), then it exits."""
-        peak = None
-        if not self.lost:
-            try:
-                peak = self.ask({"peak": True}, 30).get("peak_rss_mb")
-            except ContenderLost:
-                pass
+    def close(self) -> None:
+        """Its stdin closed, it exits (``wait``)."""
         try:
             self.proc.stdin.close()
+        except OSError:
+            pass
+
+    def wait(self) -> None:
+        try:
             self.proc.wait(30)
-        except (OSError, subprocess.TimeoutExpired):
+        except subprocess.TimeoutExpired:
             self.proc.kill()
-        return peak
+
+
+def ask_all(processes: list[Process], request: dict, timeout_s: float) -> dict[str, dict]:
+    """One request to each of these processes at once (they answer side by side), then each answer, or
+    ``{"error": why}`` for a process lost on the way."""
+    asked, said = [], {}
+    for p in processes:
+        try:
+            p.send(request)
+            asked.append(p)
+        except ContenderLost as exc:
+            said[p.entrant.name] = {"error": str(exc)}
+    for p in asked:
+        try:
+            said[p.entrant.name] = p.read(timeout_s)
+        except ContenderLost as exc:
+            said[p.entrant.name] = {"error": str(exc)}
+    return said
 
 
 def launch(entrant: Entrant, logs: Path, index: int, env: dict[str, str]) -> Process:
@@ -469,8 +485,12 @@ class Conductor:
                     yield case, results[case.id]
             if index == 0 and self.count_recompiles:
                 self._recompiles(started)
+            peaks = ask_all([p for p in started if not p.lost], {"peak": True}, 30)
             for p in started:
-                peak = p.close()
+                p.close()  # they exit side by side
+            for p in started:
+                p.wait()
+                peak = peaks.get(p.entrant.name, {}).get("peak_rss_mb")
                 self.processes_seen.append({"adapter": p.entrant.name, "process": index, "peak_rss_mb": peak,
                                             "pass_together_mb": self.together_mb.get(index),
                                             **{k: v for k, v in p.hello.items()
@@ -586,13 +606,11 @@ class Conductor:
                 self.plan.spreads.setdefault(name, []).append(head_to_head.spread(np.array(out.versus[-1])))
 
     def _recompiles(self, started: list[Process]) -> None:
-        """Asked of the first pass's processes once their cases are timed (it builds layers of its own)."""
+        """Asked of the first pass's processes once their cases are timed (it builds layers of its own),
+        all at once: it counts traces, not time."""
+        said = ask_all([p for p in started if not p.lost], {"recompiles": True}, PREPARE_TIMEOUT_S)
         for p in started:
-            try:
-                said = p.ask({"recompiles": True}, PREPARE_TIMEOUT_S)
-            except ContenderLost as exc:
-                said = {"error": str(exc)}
-            self.recompiles[p.entrant.name] = said
+            self.recompiles[p.entrant.name] = said.get(p.entrant.name) or {"error": p.lost or "no answer"}
 
 
 def standings(outcomes: dict[str, Timings]) -> dict[str, dict]:
