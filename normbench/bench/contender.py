@@ -91,9 +91,10 @@ class Contender:
         from ..ops.case import BenchCase
         from . import harness
 
-        self.prepared = None
-        gc.collect()
-        trim()
+        if self.prepared is not None:  # not released (the conductor releases every case it raced)
+            self.prepared = None
+            gc.collect()
+            trim()
         case = BenchCase(**{**fields, "shape": tuple(fields["shape"]),
                             "options": tuple(tuple(o) for o in fields.get("options", ()))})
         try:
