@@ -268,12 +268,12 @@ class HeatPlan:
         """An entrant's usual share of the most any entrant took on, over the cases of this ``kind``
         (dtype and mode: torch's processes take on more in bfloat16) it has prepared, else over all
         (0.5 before any: the middle of the field)."""
+        most: dict[str, float] = {}
+        for (case, _), mb in self.need.items():
+            most[case] = max(most.get(case, 0.0), mb)
         for alike in (True, False):
-            shares = []
-            for case in {c for c, _ in self.need if not alike or self.kinds.get(c) == kind}:
-                most = max(mb for (c, _), mb in self.need.items() if c == case)
-                if (case, name) in self.need and most > 1:
-                    shares.append(self.need[case, name] / most)
+            shares = [self.need[case, name] / top for case, top in most.items()
+                      if (case, name) in self.need and top > 1 and (not alike or self.kinds.get(case) == kind)]
             if shares:
                 return float(np.mean(shares))
         return 0.5
@@ -284,7 +284,7 @@ class HeatPlan:
         ratio read through it: the steadiest of the entrants that take on no more than the middle
         of the field (``anchor``: the case's own, chosen in an earlier pass)."""
         self.kinds[case] = kind
-        need = {n: self.need.get((case, n), self.hunger(n, kind) * 1e6) for n in names}
+        need = {n: self.need[case, n] if (case, n) in self.need else self.hunger(n, kind) * 1e6 for n in names}
         if anchor not in names:
             modest = [n for n in names if need[n] <= float(np.median(list(need.values())))]
             steady = {n: float(np.median(self.spreads[n])) if self.spreads.get(n) else 1.0 for n in modest}

@@ -48,13 +48,18 @@ def trim() -> None:
         pass
 
 
-def status_mb(pid: int | str, key: str) -> float | None:
-    """A memory field of ``/proc/PID/status`` (VmRSS, VmHWM) in MB, or None where it cannot be read."""
+def _proc_mb(path: str, key: str) -> float | None:
+    """A ``Key:  N kB`` line of a /proc file, in MB, or None where it cannot be read."""
     try:
-        with open(f"/proc/{pid}/status") as status:
-            return next(int(line.split()[1]) for line in status if line.startswith(f"{key}:")) / 1024
+        with open(path) as lines:
+            return next(int(line.split()[1]) for line in lines if line.startswith(f"{key}:")) / 1024
     except (OSError, StopIteration, ValueError, IndexError):
         return None
+
+
+def status_mb(pid: int | str, key: str) -> float | None:
+    """A memory field of ``/proc/PID/status`` (VmRSS, VmHWM) in MB, or None where it cannot be read."""
+    return _proc_mb(f"/proc/{pid}/status", key)
 
 
 def proportional_mb(pid: int | str) -> float | None:
@@ -62,11 +67,7 @@ def proportional_mb(pid: int | str) -> float | None:
     memory with each shared page divided among the processes that map it, so that the sum over
     processes is what they hold together. Summed resident sizes count a shared library once per
     process that maps it: ~0.9 GB too much for the eight frameworks' processes of a pass, idle."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as rollup:
-            return next(int(line.split()[1]) for line in rollup if line.startswith("Pss:")) / 1024
-    except (OSError, StopIteration, ValueError, IndexError):
-        return None
+    return _proc_mb(f"/proc/{pid}/smaps_rollup", "Pss")
 
 
 def peak_rss_mb() -> float:

@@ -160,10 +160,9 @@ def head_to_head_md(res: Results) -> list[str]:
     mem = h2h.memory(res)
     peaks = [p for p in mem["peak_rss_mb"] if p == p and p]
     if peaks:
-        held = h2h.together(res)
+        held, most, budget = h2h.together(res), h2h.hungriest(res), h2h.budget_line(res)
         lines += ["", f"Peak resident memory per process: {min(peaks):,.0f}–{max(peaks):,.0f} MB "
                       f"({len(peaks)} processes)" + (f"; at most {held[0]:,.0f} MB for the {held[1]} processes of a "
                                                      "pass together" if held else "")
-                  + (f", on {h2h.hungriest(res)[0]}." if h2h.hungriest(res) else ".")
-                  + (f" {h2h.budget_line(res)}" if h2h.budget_line(res) else "")]
+                  + (f", on {most[0]}." if most else ".") + (f" {budget}" if budget else "")]
     return [*lines, ""]

@@ -25,6 +25,7 @@ from ..formatting import (
     sig3,
     span,
 )
+from ..head_to_head import SPREAD_FACTOR, SPREAD_WARN
 from ..model import Results
 from .charts import adapter_colours, sweep_svg
 from .elements import Col, empty, esc, table, with_machine
@@ -101,8 +102,8 @@ def _spread_legend(rows: pd.DataFrame) -> str:
         return ""
     if rows["block_spread"].notna().any():
         return (" ⚠ marks an adapter whose own blocks disagree: their interquartile range over their median (each "
-                "divided by the field's block of the same round) beyond 10% and beyond twice the case's median "
-                "adapter's; its interval is the one to read.")
+                f"divided by the field's block of the same round) beyond {SPREAD_WARN:.0%} and beyond "
+                f"{SPREAD_FACTOR:g}× the case's median adapter's; its interval is the one to read.")
     return (f" ⚠ marks a case whose repeats disagree by more than ±{(model.SPREAD_NOTE - 1) * 100:.0f}%: the range "
             "of their medians follows (hover for each; see Timing stability).")
 
