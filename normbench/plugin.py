@@ -33,6 +33,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--adapters", default=None,
         help="comma-separated adapter names or module:Class (default: every known adapter)",
     )
+    group.addoption(
+        "--modes", default=None,
+        help="execution modes to add to each adapter's default: compiled, all, or mode names, comma-separated "
+             "(`normbench list` shows each adapter's; an adapter named as <name>+<mode> runs in that mode alone)",
+    )
     group.addoption("--bench-dtypes", default=None,
                     help="benchmark dtypes, comma-separated (default: each op's own, float32 and for "
                          "RMSNorm bfloat16 too)")
@@ -99,10 +104,11 @@ class Recorder:
         # Loaded into every pytest run where normbench is installed: resolve adapters only
         # when asked for by name, or when a suite needs them.
         option = config.getoption("--adapters")
+        self._modes = config.getoption("--modes")
         self._adapters = None
-        if option:
+        if option or self._modes:
             try:
-                self._adapters = registry.select(option)
+                self._adapters = registry.with_modes(registry.select(option or None), self._modes)
             except registry.UnknownAdapter as exc:
                 raise pytest.UsageError(str(exc)) from None
         self.role = _role(config)
@@ -144,6 +150,7 @@ class Recorder:
                 "installed": not missing, "version": None if missing else a.version(),
                 "install": a.install_hint(), "dtypes": sorted(a.dtypes),
                 "features": sorted(a.features), "ops": sorted(a.ops),
+                **({"mode": a.mode.name, "mode_settings": a.mode.how} if a.mode is not None else {}),
             }
         return out
 

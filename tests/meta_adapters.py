@@ -15,7 +15,7 @@ import dataclasses
 import numpy as np
 
 from normbench import Adapter, Grads, Layer, NormSpec
-from normbench.adapters.base import MixedPath
+from normbench.adapters.base import MixedPath, Mode
 
 
 class IndependentLayer(Layer):
@@ -375,6 +375,26 @@ class MisdeclaredRunningVar(Independent):
 
     name = "meta-misdeclared-running-var"
     running_var = "unbiased"
+
+
+class _CompiledOnePassLayer(IndependentLayer):
+    def _batch_stats(self, x, w, axes):
+        if self.mode is None or not self.spec.kind.centred:
+            return super()._batch_stats(x, w, axes)
+        n = self._sum(w, axes)
+        mean = self._sum(w * x, axes) / n
+        return mean, self._sum(w * x * x, axes) / n - mean**2, n
+
+
+class CompiledOnePass(Independent):
+    """Bug in its compiled mode alone: the statistics take one pass, E[x²] − E[x]² (what XLA's
+    BatchNormExpander does), which cancels when |mean| ≫ std. Its eager mode is right. Not in
+    BROKEN: the modes meta-test runs it (tests/test_modes.py)."""
+
+    name = "meta-compiled-one-pass"
+    builders = _builds(_CompiledOnePassLayer)
+    modes = (Mode("eager", "numpy, two-pass statistics"),
+             Mode("compiled", "numpy, one-pass statistics (the planted bug)", compiled=True))
 
 
 BROKEN = (EpsOutsideSqrt, UnbiasedNormalization, EvalUsesBatchStats, WrongAxis, GradMissingTerm,

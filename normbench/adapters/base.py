@@ -8,10 +8,12 @@ returns float32 for float16 input or raises on a batch of one does so here too.
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib
 import importlib.metadata
 import importlib.util
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -36,6 +38,34 @@ def _dist_version(dist: str) -> str:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One way users run an adapter's layers: eager, under a compiler, at an optimization level.
+
+    An adapter's first mode is its default (what it ran before modes existed; records of it name
+    the adapter alone). Any other mode is the adapter ``<name>+<mode>``: its own process, its own
+    rows in every report, its own known divergences, judged by the float64 oracle like the default.
+    ``how`` is the exact setting as a user writes it; ``lacks`` the adapter's features the mode cannot
+    run, each with why (a compiler that refuses double backward); ``executables`` what must be on
+    PATH (Inductor's C++ compiler), each with the package that installs it."""
+
+    name: str
+    how: str
+    compiled: bool = False  # what `--modes compiled` selects
+    lacks: tuple[tuple[str, str], ...] = ()  # (feature, why the mode cannot run it)
+    executables: tuple[tuple[tuple[str, ...], str], ...] = ()  # ((any of these commands), install hint)
+
+    def missing(self) -> str | None:
+        """Why the mode cannot run on this machine (a skip naming the package), or None."""
+        for names, hint in self.executables:
+            if not any(shutil.which(n) for n in names):
+                return f"needs {' or '.join(names)} on PATH: {hint}"
+        return None
+
+
+DEFAULT_MODE = Mode("default", "the adapter's default")
 
 
 class Unsupported(Exception):
@@ -74,9 +104,11 @@ class Layer:
     """
 
     def __init__(self, spec: NormSpec, shape: tuple[int, ...], dtype: str,
-                 native: Callable[[NormSpec, tuple[int, ...], str], Any] | None = None) -> None:
+                 native: Callable[[NormSpec, tuple[int, ...], str], Any] | None = None,
+                 mode: Mode | None = None) -> None:
         self.spec, self.shape, self.dtype = spec, tuple(shape), dtype
         self.native = native  # the op's builder of the framework object, for layers shared by several ops
+        self.mode = mode  # None: the adapter's default mode (a layer is only given a mode it declares)
         pshape = spec.param_shape(self.shape)
         np_dtype = resolve(dtype)
         # Without affine parameters the layer behaves as γ = 1, β = 0.
@@ -239,6 +271,34 @@ class Adapter:
     # The BatchNorm layout its users run (benchmarks time that one): torch and ONNX are
     # channels-first, Keras and Flax channels-last.
     preferred_layout: ClassVar[str] = "channels_first"
+    # How users run its layers: the first is the default; see Mode. An adapter in another mode is
+    # a copy named ``<name>+<mode>`` (``in_mode``), whose layers are built with that mode.
+    modes: ClassVar[tuple[Mode, ...]] = (DEFAULT_MODE,)
+    mode: Mode | None = None  # set on a copy by ``in_mode``; None is the default mode
+
+    @property
+    def base_name(self) -> str:
+        """The adapter's own name, without its mode."""
+        return type(self).name if self.mode is not None else self.name
+
+    def mode_named(self, name: str) -> Mode:
+        """The mode called ``name``; an unknown one is refused naming the adapter's modes."""
+        for mode in self.modes:
+            if mode.name == name:
+                return mode
+        raise LookupError(f"{self.base_name} has no mode {name!r}; its modes: "
+                          f"{', '.join(m.name for m in self.modes)} (the first is its default)")
+
+    def in_mode(self, name: str) -> Adapter:
+        """This adapter in mode ``name``: itself for the default mode, else a copy named ``<name>+<mode>``."""
+        mode = self.mode_named(name)
+        if mode is self.modes[0]:
+            return self
+        moded = copy.copy(self)
+        moded.mode, moded.name = mode, f"{self.base_name}+{mode.name}"
+        moded.ref = f"{self.ref or self.base_name}+{mode.name}"
+        moded.group = f"{self.group or self.base_name}+{mode.name}"
+        return moded
 
     def install_hint(self) -> str:
         if self.extra:
@@ -298,6 +358,11 @@ class Adapter:
         for feature in features:
             if feature not in self.features:
                 return f"{self.name} does not support {feature}"
+            why = dict(self.mode.lacks).get(feature) if self.mode is not None else None
+            if why:
+                return f"{self.name} does not support {feature}: {why}"
+        if self.mode is not None and (why := self.mode.missing()):
+            return f"{self.name}: {self.mode.how} {why}"
         if spec.precision == "mixed" and self.mixed_precision(spec, dtype) is None:
             return f"{self.name} has no mixed-precision path for {spec.op} on {dtype} inputs"
         return None
@@ -319,6 +384,9 @@ class Adapter:
         reason = self.unsupported(spec, shape, job.dtype, ("mask",) if job.masks is not None else ())
         if reason:
             raise Unsupported(reason)
+        if self.mode is not None:
+            raise Unsupported(f"{self.name}: synchronized BatchNorm runs on {self.base_name}'s own engine, in its "
+                              "default mode")
         self.ensure_available()
         return self.replicate(job)
 
@@ -340,4 +408,6 @@ class Adapter:
         if reason:
             raise Unsupported(reason)
         self.ensure_available()
-        return self.builders[spec.op](spec, tuple(shape), dtype)
+        if self.mode is None:  # a third party's Layer need not take a mode it never declared
+            return self.builders[spec.op](spec, tuple(shape), dtype)
+        return self.builders[spec.op](spec, tuple(shape), dtype, mode=self.mode)

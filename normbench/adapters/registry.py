@@ -22,7 +22,8 @@ from functools import cache
 from .base import Adapter
 from .framework import FRAMEWORKS, builtin, frameworks
 
-__all__ = ["BUILTIN", "FRAMEWORKS", "UnknownAdapter", "frameworks", "get", "known", "requires", "select"]
+__all__ = ["BUILTIN", "FRAMEWORKS", "MODE_SELECTIONS", "UnknownAdapter", "frameworks", "get", "known", "requires",
+           "select", "with_modes"]
 
 ENTRY_POINT_GROUP = "normbench.adapters"
 
@@ -82,8 +83,15 @@ def _why(exc: Exception) -> str:
 
 
 def get(name: str) -> Adapter:
-    """The adapter called ``name`` (or given as ``module:Class``)."""
+    """The adapter called ``name`` (or given as ``module:Class``); ``<adapter>+<mode>`` is that
+    adapter in one of its modes (``torch+inductor``)."""
     table = known()
+    base, plus, mode = name.rpartition("+")
+    if plus and (base in table or ":" in base):
+        try:
+            return get(base).in_mode(mode)
+        except LookupError as exc:
+            raise UnknownAdapter(str(exc)) from None
     if name in table or ":" in name:
         adapter = _load(table.get(name, name))
         adapter.ref = name  # how the user named it, so a rerun command can name it again
@@ -136,3 +144,28 @@ def select(names: str | list[str] | None) -> list[Adapter]:
                                  "its own name (the name attribute of the class)")
         seen[a.name] = a
     return adapters
+
+
+MODE_SELECTIONS = ("default", "compiled", "all")
+
+
+def with_modes(adapters: list[Adapter], modes: str | None) -> list[Adapter]:
+    """Each adapter in its default mode, followed by the modes ``modes`` adds: ``default`` (none),
+    ``compiled`` (its compiled modes), ``all``, or mode names, comma-separated (an adapter without
+    one of them runs its others). An adapter named in a mode (``torch+inductor``) stays as it is.
+    A mode name that no selected adapter has is refused, listing theirs."""
+    words = [w.strip() for w in (modes or "default").split(",") if w.strip()]
+    names = {m.name for a in adapters if a.mode is None for m in a.modes[1:]}
+    unknown = [w for w in words if w not in MODE_SELECTIONS and w not in names]
+    if unknown:
+        raise UnknownAdapter(f"unknown mode {unknown[0]!r}: choose {', '.join(MODE_SELECTIONS)} or modes of the "
+                             f"selected adapters ({', '.join(sorted(names)) or 'none has another mode'})")
+    out = []
+    for a in adapters:
+        out.append(a)
+        if a.mode is not None:
+            continue
+        for mode in a.modes[1:]:
+            if "all" in words or mode.name in words or ("compiled" in words and mode.compiled):
+                out.append(a.in_mode(mode.name))
+    return out

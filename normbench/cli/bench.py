@@ -14,12 +14,14 @@ from ..bench import allocator, conductor, threads
 from ..ops.dtypes import DTYPES
 from ..running import commands, runner
 from . import bench_passes, head_to_head
-from .common import fail, output, own_results, positive_int, reports_beside, run_pytest
+from .common import UNTIMED, fail, output, own_results, positive_int, reports_beside, run_pytest
 
 
 def add(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser("bench", help="run the benchmarks alone (never under xdist)")
     bench.add_argument("--adapters", help="comma-separated adapter names or module:Class")
+    bench.add_argument("--modes", help="execution modes to add to each adapter's default, head to head with it: "
+                                       "compiled, all, or mode names (`normbench list` shows them)")
     bench.add_argument("-o", "--output", help="results folder (default normbench-results/<time>)")
     bench.add_argument("--threads", type=positive_int, default=threads.available(),
                        help="threads for every framework (default: every CPU this process may use)")
@@ -81,6 +83,13 @@ def bench_cases(args: argparse.Namespace) -> int:
     if not in_process and args.repeats is not None:
         return fail("--repeats counts in-process passes (--in-process); head to head, give --processes")
     try:  # head to head, an adapter may name its interpreter (NAME@PYTHON)
+        if args.modes:
+            if "@" in (args.adapters or ""):
+                return fail("--modes adds modes to adapters of this interpreter; name each one as "
+                            "<name>+<mode>@PYTHON instead")
+            chosen_adapters = registry.select(args.adapters) if args.adapters else [
+                a for a in registry.select(None) if a.name not in UNTIMED and not a.missing()]
+            args.adapters = ",".join(a.ref or a.name for a in registry.with_modes(chosen_adapters, args.modes))
         entrants = registry.select(args.adapters) if in_process else head_to_head.entrants(args.adapters)
     except (registry.UnknownAdapter, ValueError) as exc:
         return fail(str(exc))

@@ -44,6 +44,8 @@ def run_pytest(argv: list[str], args: argparse.Namespace, results: Path) -> int:
     child.stop_with_parent()
     if args.adapters:
         argv += ["--adapters", args.adapters]
+    if getattr(args, "modes", None):
+        argv += ["--modes", args.modes]
     argv += ["-q"] if not args.verbose else ["-v"]
     code = pytest.main(argv + ["--results", str(results), "-p", "no:cacheprovider"] + args.pytest_args)
     print(f"normbench: results in {results}" if results.exists() else "normbench: no results written")

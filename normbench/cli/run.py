@@ -18,6 +18,9 @@ def add(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="the main job: every suite, one process per framework group, then the "
                                      "reports (the default command)")
     run.add_argument("--adapters", help="comma-separated adapter names or module:Class (default: all known)")
+    run.add_argument("--modes", help="execution modes to add to each adapter's default: compiled, all, or "
+                             "mode names, comma-separated (`normbench list` shows them; or name one "
+                             "adapter in one mode as <name>+<mode>)")
     run.add_argument("--suites", help=f"comma-separated, some of {', '.join(runner.SUITES)} (default: all)")
     run.add_argument("--quick", action="store_true",
                      help="quick matrix: float32/float64 checks only, one timed pass of the default "
@@ -42,7 +45,7 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 def main_job(args: argparse.Namespace) -> int:
     try:
-        adapters = registry.select(args.adapters)
+        adapters = registry.with_modes(registry.select(args.adapters), args.modes)
         suites = runner.parse_suites(args.suites)
     except (registry.UnknownAdapter, runner.RunError) as exc:
         return fail(str(exc))

@@ -14,6 +14,9 @@ from .common import fail, output, own_results, reports_beside, run_pytest
 def add(sub: argparse._SubParsersAction) -> None:
     verify = sub.add_parser("verify", help="the verification suites alone, in this process")
     verify.add_argument("--adapters", help="comma-separated adapter names or module:Class")
+    verify.add_argument("--modes", help="execution modes to add to each adapter's default: compiled, all, or "
+                             "mode names, comma-separated (`normbench list` shows them; or name one "
+                             "adapter in one mode as <name>+<mode>)")
     verify.add_argument("--suites", help=f"comma-separated, some of {', '.join(runner.VERIFY_SUITES)}, "
                         f"{runner.SYNC_SUITE} (default: all but {runner.SYNC_SUITE})")
     verify.add_argument("-o", "--output", help="results folder (default normbench-results/<time>)")
@@ -25,7 +28,7 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 def verify_suites(args: argparse.Namespace) -> int:
     try:
-        registry.select(args.adapters)
+        registry.with_modes(registry.select(args.adapters), args.modes)
         suites = ([s for s in runner.parse_suites(args.suites) if s != Suite.SPEED] if args.suites
                   else list(runner.VERIFY_SUITES))
     except (registry.UnknownAdapter, runner.RunError) as exc:

@@ -60,6 +60,9 @@ class Record:
     rerun: str = ""  # a command that reruns exactly this case
     facts: dict[str, Any] = field(default_factory=dict)  # measured behaviour, not pass/fail
     timing: dict[str, Any] | None = None  # benchmarks only: written as top-level fields
+    # The adapter's execution mode where it is not the default (``adapter`` is then ``<name>+<mode>``);
+    # the case id stays the same in every mode, so a case lines up across adapters and modes.
+    mode: str | None = None
 
     def __post_init__(self) -> None:
         self.outcome = _member(Outcome, "outcome", self.outcome)
@@ -77,6 +80,8 @@ class Record:
         """The check line this record is written as: timing fields top-level."""
         row = {"type": "check", **dataclasses.asdict(self)}
         row.update(row.pop("timing") or {})
+        if row["mode"] is None:  # a default-mode record reads as it did before modes existed
+            del row["mode"]
         return row
 
 
@@ -100,7 +105,10 @@ def build(adapter: Any, suite: Suite | str, check: Check | str, about: dict[str,
     (``about``: ``Case.describe()``, ``BenchCase.describe()``, or a process's own description),
     and how it went (``fields``: outcome, errors, facts, timing)."""
     fields.setdefault("framework_version", adapter.version())
-    return Record(suite=suite, check=check, adapter=adapter.name, **about, **fields)
+    mode = getattr(adapter, "mode", None)
+    if mode is not None:
+        fields["facts"] = {**fields.get("facts", {}), "mode_settings": mode.how}
+    return Record(suite=suite, check=check, adapter=adapter.name, mode=mode and mode.name, **about, **fields)
 
 
 def _finite(obj: Any) -> Any:

@@ -85,7 +85,8 @@ def jobs(groups: list[Group], out: Path, opts: Options) -> list[Job]:
                "--suites", ",".join(verify)]
         extra = (["-k", QUICK_FILTER] if opts.quick else []) + (["-n", opts.workers] if opts.workers else [])
         out_jobs.append(Job("verify", g, folder, cmd + (["--", *extra] if extra else []), logs))
-    for g in groups if SYNC_SUITE in opts.suites else []:
+    # synchronized BatchNorm runs on each framework's own engine, in its default mode
+    for g in [g for g in groups if all(a.mode is None for a in g.adapters)] if SYNC_SUITE in opts.suites else []:
         folder = out / "sync" / g.name
         cmd = [*commands.CLI, "verify", "--adapters", g.refs, "-o", str(folder), "--no-report", "--suites", SYNC_SUITE]
         out_jobs.append(Job("sync", g, folder, cmd, logs, env_steps=(_host_devices,)))

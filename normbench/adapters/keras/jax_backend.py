@@ -6,6 +6,7 @@ import functools
 from typing import Any
 
 from ...ops.spec import NormSpec
+from ..base import Mode
 from .layers import (
     KerasLayer,
     KerasTensorflowAdapter,
@@ -124,6 +125,7 @@ class KerasJaxLayer(KerasLayer):
 
 class KerasJaxAdapter(KerasTensorflowAdapter):
     name = "keras[jax]"
+    modes = (Mode("jit", "a jitted stateless call, as Keras's JAX trainer runs it"),)
     backend = "jax"
     builders = _builders(KerasJaxLayer)
     requires = ("keras", "jax")

@@ -46,7 +46,9 @@ import numpy as np
 
 from ...numerics.reference import Grads
 from ...ops.spec import NormSpec
-from ..base import Adapter, Layer, MixedPath, ReplicaJob, ReplicaRun, Timed, builder
+from ..base import Adapter, Layer, MixedPath, Mode, ReplicaJob, ReplicaRun, Timed, builder
+from ..tf_modes import MODES as TF_MODES
+from ..tf_modes import tf_function
 from . import replicas
 from .native import (
     _MIXED,
@@ -105,10 +107,16 @@ class KerasLayer(Layer):
 
     backend: ClassVar[str] = "tensorflow"
 
-    def __init__(self, spec: NormSpec, shape: tuple[int, ...], dtype: str, native: _Native) -> None:
-        super().__init__(spec, shape, dtype, native)
+    def __init__(self, spec: NormSpec, shape: tuple[int, ...], dtype: str, native: _Native,
+                 mode: Mode | None = None) -> None:
+        super().__init__(spec, shape, dtype, native, mode)
         self.module = _build(self.backend, native, spec, self.shape, dtype)
         self._timed_fns: dict[str, Any] = {}  # mode -> compiled function, kept across timed() calls
+
+    def _graph(self, fn: Any) -> Any:
+        """``fn`` as this layer's mode runs it: as is (eager), or under tf.function (with XLA where the
+        mode says so; ``TF_MODES``)."""
+        return fn if self.mode is None else tf_function(fn, self.mode)
 
     def _to_native(self, x: np.ndarray) -> Any:
         return _tensor(x, self.dtype)
@@ -135,11 +143,11 @@ class KerasLayer(Layer):
 
     def forward(self, x: np.ndarray, training: bool, mask: np.ndarray | None = None) -> np.ndarray:
         m = None if mask is None else _tensor(mask, "bool")
-        return _numpy(self._call(self._to_native(x), training, m))
+        return _numpy(self._graph(lambda t, m: self._call(t, training, m))(self._to_native(x), m))
 
     def vjp(self, x: np.ndarray, dy: np.ndarray, mask: np.ndarray | None = None) -> Grads:
         m = None if mask is None else _tensor(mask, "bool")
-        dx, dg, db = self._grad(self._to_native(x), self._to_native(dy), m)
+        dx, dg, db = self._graph(self._grad)(self._to_native(x), self._to_native(dy), m)
         return Grads(_numpy(dx), *(None if g is None else _numpy(g) for g in (dg, db)))
 
     def _grad(self, t: Any, dy: Any, mask: Any) -> tuple[Any, Any, Any]:
@@ -160,25 +168,34 @@ class KerasLayer(Layer):
         m = None if mask is None else _tensor(mask, "bool")
         t, params = self._to_native(x), self._params()
         tangents = [self._to_native(tx), *_tangents(params, params, tgamma, tbeta)]
-        with tf.autodiff.ForwardAccumulator([t, *(p.value for p in params)], tangents) as acc:
-            y = self._call(t, True, m)
-        return _numpy(acc.jvp(y))
+
+        def jvp(t, m, tangents):
+            with tf.autodiff.ForwardAccumulator([t, *(p.value for p in params)], tangents) as acc:
+                y = self._call(t, True, m)
+            return acc.jvp(y)
+
+        return _numpy(self._graph(jvp)(t, m, tangents))
 
     def second_order(self, x, dy, v, mask=None):
         """Nested tapes: the inner one's dx = VJP(dy), the outer one differentiates ⟨dx, v⟩."""
         import tensorflow as tf
 
         m = None if mask is None else _tensor(mask, "bool")
-        t, wrt = self._to_native(x), [p.value for p in self._params()[:1]]  # x and γ
-        with tf.GradientTape() as outer:
-            outer.watch([t, *wrt])
-            with tf.GradientTape() as inner:
-                inner.watch(t)
-                y = self._call(t, True, m)
-            dx = inner.gradient(y, t, output_gradients=self._to_native(dy))
-            f = tf.reduce_sum(dx * self._to_native(v))
-        ddx, *ddgamma = outer.gradient(f, [t, *wrt])
-        return _numpy(ddx), _numpy(ddgamma[0]) if ddgamma else None
+
+        def second_order(t, m, dy, v):
+            wrt = [p.value for p in self._params()[:1]]  # x and γ
+            with tf.GradientTape() as outer:
+                outer.watch([t, *wrt])
+                with tf.GradientTape() as inner:
+                    inner.watch(t)
+                    y = self._call(t, True, m)
+                dx = inner.gradient(y, t, output_gradients=dy)
+                f = tf.reduce_sum(dx * v)
+            ddx, *ddgamma = outer.gradient(f, [t, *wrt])
+            return ddx, ddgamma[0] if ddgamma else None
+
+        ddx, ddgamma = self._graph(second_order)(self._to_native(x), m, self._to_native(dy), self._to_native(v))
+        return _numpy(ddx), None if ddgamma is None else _numpy(ddgamma)
 
     def timed(self, x: np.ndarray, mode: str, dy: np.ndarray | None = None) -> Timed:
         """Keras users on TF run under tf.function, so that is what is timed. Each mode's
@@ -188,10 +205,11 @@ class KerasLayer(Layer):
 
         fn = self._timed_fns.get(mode)
         if fn is None:
+            function = tf.function if self.mode is None else lambda f: tf_function(f, self.mode)
             if mode == "forward_backward":
-                fn = tf.function(lambda t, g: self._grad(t, g, None))
+                fn = function(lambda t, g: self._grad(t, g, None))
             else:
-                fn = tf.function(lambda t: self._call(t, mode == "train"))
+                fn = function(lambda t: self._call(t, mode == "train"))
             self._timed_fns[mode] = fn
         args = (self._to_native(x), self._to_native(dy)) if mode == "forward_backward" else (self._to_native(x),)
         sync = "none needed: TF runs CPU ops synchronously; the call returns with the outputs computed"
@@ -214,6 +232,7 @@ class KerasTensorflowAdapter(Adapter):
     running_var = "biased"
     preferred_layout = "channels_last"  # Keras users run NHWC
     features = frozenset({"eval", "running_stats", "grad", "mask", "jvp", "second_order"})
+    modes = TF_MODES
 
     def replicate(self, job: ReplicaJob) -> ReplicaRun:
         """``BatchNormalization(synchronized=True)`` under a MirroredStrategy (see ``replicas``)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..base import Mode
 from .layers import (
     KerasLayer,
     KerasTensorflowAdapter,
@@ -87,6 +88,7 @@ class KerasTorchLayer(KerasLayer):
 
 class KerasTorchAdapter(KerasTensorflowAdapter):
     name = "keras[torch]"
+    modes = (Mode("eager", "eager torch ops (Keras's torch trainer does not compile by default)"),)
     backend = "torch"
     builders = _builders(KerasTorchLayer)
     requires = ("keras", "torch")

@@ -38,7 +38,7 @@ import numpy as np
 from ... import ops
 from ...ops.dtypes import resolve
 from ...ops.spec import NormSpec
-from ..base import Adapter, Layer, MixedPath, Timed, Unsupported, builder
+from ..base import Adapter, Layer, MixedPath, Mode, Timed, Unsupported, builder
 
 _ONNX_TYPE = {"float64": "DOUBLE", "float32": "FLOAT", "float16": "FLOAT16", "bfloat16": "BFLOAT16"}
 
@@ -93,9 +93,14 @@ _NODES: dict[str, _Node] = {
 }
 
 
-def _session(node: _Node, spec: NormSpec, dtype: str, training: bool):
-    """An InferenceSession for one norm node; in training mode an op with running statistics
-    also returns the updated ones."""
+# Graph optimization levels (SessionOptions.graph_optimization_level): onnxruntime's default is all.
+LEVELS = {"all": "ORT_ENABLE_ALL", "extended": "ORT_ENABLE_EXTENDED", "basic": "ORT_ENABLE_BASIC",
+          "disabled": "ORT_DISABLE_ALL"}
+
+
+def _session(node: _Node, spec: NormSpec, dtype: str, training: bool, level: str = "all"):
+    """An InferenceSession for one norm node at graph optimization ``level``; in training mode an op
+    with running statistics also returns the updated ones."""
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
@@ -121,18 +126,19 @@ def _session(node: _Node, spec: NormSpec, dtype: str, training: bool):
     model = helper.make_model(graph, opset_imports=opset, ir_version=helper.find_min_ir_version_for(opset))
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
+    opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, LEVELS[level])
     if threads := os.environ.get("NORMBENCH_THREADS"):
         opts.intra_op_num_threads = opts.inter_op_num_threads = int(threads)
     return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
-def _sessions(node: _Node, spec: NormSpec, shape: tuple[int, ...], dtype: str) -> dict[bool, Any]:
+def _sessions(node: _Node, spec: NormSpec, shape: tuple[int, ...], dtype: str, level: str = "all") -> dict[bool, Any]:
     """The native object of every op: its session per training flag (one, shared, for an op
     that computes the same in both)."""
     if not node.running:
-        sess = _session(node, spec, dtype, False)
+        sess = _session(node, spec, dtype, False, level)
         return {False: sess, True: sess}
-    return {training: _session(node, spec, dtype, training) for training in (False, True)}
+    return {training: _session(node, spec, dtype, training, level) for training in (False, True)}
 
 
 def _ortvalue(a: np.ndarray):
@@ -146,13 +152,13 @@ def _ortvalue(a: np.ndarray):
 
 
 class OnnxRuntimeLayer(Layer):
-    def __init__(self, spec, shape, dtype, native):
-        super().__init__(spec, shape, dtype, native)
+    def __init__(self, spec, shape, dtype, native, mode=None):
+        super().__init__(spec, shape, dtype, native, mode)
         self._np = resolve(dtype)
         self._params = resolve("float32" if spec.precision == "mixed" else dtype)  # γ, β, running statistics
         # ONNX channel ops take the channels on axis 1; token ops need no move.
         self._channel = spec.feature_axis(len(shape)) if spec.kind.channel_axis else None
-        self._sessions = native(spec, self.shape, dtype)
+        self._sessions = native(spec, self.shape, dtype, "all" if mode is None else mode.name)
 
     def _array(self, a, dtype=None) -> np.ndarray:
         return np.ascontiguousarray(a, dtype=dtype or self._np)
@@ -220,6 +226,9 @@ class OnnxRuntimeAdapter(Adapter):
     momentum_convention = "old"
     running_var = "biased"  # the BatchNormalization schema: population variance
     features = frozenset({"eval", "running_stats"})
+    # every level, the default first: LayerNormFusion and its kin fire from extended up
+    modes = tuple(Mode(level, f"SessionOptions.graph_optimization_level = {name}", compiled=False)
+                  for level, name in LEVELS.items())
 
     def unsupported(
         self, spec: NormSpec, shape: tuple[int, ...], dtype: str, features: tuple[str, ...] = ()

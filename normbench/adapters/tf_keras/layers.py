@@ -35,7 +35,9 @@ import numpy as np
 
 from ...numerics.reference import Grads
 from ...ops.spec import NormSpec
-from ..base import Adapter, Layer, MixedPath, ReplicaJob, ReplicaRun, Timed, Unsupported, builder
+from ..base import Adapter, Layer, MixedPath, Mode, ReplicaJob, ReplicaRun, Timed, Unsupported, builder
+from ..tf_modes import MODES as TF_MODES
+from ..tf_modes import tf_function
 from . import replicas
 
 
@@ -94,12 +96,17 @@ _CALL = {"layer_norm": (), "batch_norm": ("training", "mask"), "group_norm": ("m
 
 
 class TfKerasLayer(Layer):
-    def __init__(self, spec: NormSpec, shape: tuple[int, ...], dtype: str, native: Callable[..., Any]) -> None:
-        super().__init__(spec, shape, dtype, native)
+    def __init__(self, spec: NormSpec, shape: tuple[int, ...], dtype: str, native: Callable[..., Any],
+                 mode: Mode | None = None) -> None:
+        super().__init__(spec, shape, dtype, native, mode)
         self.module = native(spec, self.shape, dtype)
         self.module.build(self.shape)
         self._call_args = _CALL[spec.op]
         self._timed_fns: dict[str, Any] = {}  # mode -> tf.function, kept across timed() calls
+
+    def _graph(self, fn: Any) -> Any:
+        """``fn`` as this layer's mode runs it: as is (eager), or under tf.function (``tf_modes``)."""
+        return fn if self.mode is None else tf_function(fn, self.mode)
 
     def _to_native(self, x: np.ndarray) -> Any:
         return _tensor(x, self.dtype)
@@ -125,11 +132,11 @@ class TfKerasLayer(Layer):
 
     def forward(self, x: np.ndarray, training: bool, mask: np.ndarray | None = None) -> np.ndarray:
         m = None if mask is None else _tensor(mask, "bool")
-        return _numpy(self._call(self._to_native(x), training, m))
+        return _numpy(self._graph(lambda t, m: self._call(t, training, m))(self._to_native(x), m))
 
     def vjp(self, x: np.ndarray, dy: np.ndarray, mask: np.ndarray | None = None) -> Grads:
         m = None if mask is None else _tensor(mask, "bool")
-        dx, dg, db = self._grad(self._to_native(x), self._to_native(dy), m)
+        dx, dg, db = self._graph(self._grad)(self._to_native(x), self._to_native(dy), m)
         return Grads(_numpy(dx), *(None if g is None else _numpy(g) for g in (dg, db)))
 
     def _grad(self, t: Any, dy: Any, mask: Any) -> tuple[Any, Any, Any]:
@@ -150,25 +157,34 @@ class TfKerasLayer(Layer):
         t = self._to_native(x)
         params, tparams = ([self.module.gamma, self.module.beta], [tgamma, tbeta]) if self.spec.affine else ([], [])
         tangents = [self._to_native(tx), *(_tensor(a, p.dtype) for p, a in zip(params, tparams, strict=True))]
-        with tf.autodiff.ForwardAccumulator([t, *params], tangents) as acc:
-            y = self._call(t, True, m)
-        return _numpy(acc.jvp(y))
+
+        def jvp(t, m, tangents):
+            with tf.autodiff.ForwardAccumulator([t, *params], tangents) as acc:
+                y = self._call(t, True, m)
+            return acc.jvp(y)
+
+        return _numpy(self._graph(jvp)(t, m, tangents))
 
     def second_order(self, x, dy, v, mask=None):
         """Nested tapes: the inner one's dx = VJP(dy), the outer one differentiates ⟨dx, v⟩."""
         import tensorflow as tf
 
         m = None if mask is None else _tensor(mask, "bool")
-        t, wrt = self._to_native(x), [self.module.gamma] if self.spec.affine else []
-        with tf.GradientTape() as outer:
-            outer.watch(t)
-            with tf.GradientTape() as inner:
-                inner.watch(t)
-                y = self._call(t, True, m)
-            dx = inner.gradient(y, t, output_gradients=tf.cast(self._to_native(dy), y.dtype))
-            f = tf.reduce_sum(dx * self._to_native(v))
-        ddx, *ddgamma = outer.gradient(f, [t, *wrt])
-        return _numpy(ddx), _numpy(ddgamma[0]) if ddgamma else None
+        wrt = [self.module.gamma] if self.spec.affine else []
+
+        def second_order(t, m, dy, v):
+            with tf.GradientTape() as outer:
+                outer.watch(t)
+                with tf.GradientTape() as inner:
+                    inner.watch(t)
+                    y = self._call(t, True, m)
+                dx = inner.gradient(y, t, output_gradients=tf.cast(dy, y.dtype))
+                f = tf.reduce_sum(dx * v)
+            ddx, *ddgamma = outer.gradient(f, [t, *wrt])
+            return ddx, ddgamma[0] if ddgamma else None
+
+        ddx, ddgamma = self._graph(second_order)(self._to_native(x), m, self._to_native(dy), self._to_native(v))
+        return _numpy(ddx), None if ddgamma is None else _numpy(ddgamma)
 
     def timed(self, x: np.ndarray, mode: str, dy: np.ndarray | None = None) -> Timed:
         """tf.function per mode, kept per layer and retracing per new shape (see keras.layers)."""
@@ -176,10 +192,11 @@ class TfKerasLayer(Layer):
 
         fn = self._timed_fns.get(mode)
         if fn is None:
+            function = tf.function if self.mode is None else lambda f: tf_function(f, self.mode)
             if mode == "forward_backward":
-                fn = tf.function(lambda t, g: self._grad(t, g, None))
+                fn = function(lambda t, g: self._grad(t, g, None))
             else:
-                fn = tf.function(lambda t: self._call(t, mode == "train"))
+                fn = function(lambda t: self._call(t, mode == "train"))
             self._timed_fns[mode] = fn
         args = (self._to_native(x), self._to_native(dy)) if mode == "forward_backward" else (self._to_native(x),)
         sync = "none needed: TF runs CPU ops synchronously; the call returns with the outputs computed"
@@ -198,6 +215,7 @@ class TfKerasAdapter(Adapter):
     momentum_convention = "old"
     preferred_layout = "channels_last"  # Keras users run NHWC
     features = frozenset({"eval", "running_stats", "grad", "mask", "jvp", "second_order"})
+    modes = TF_MODES
 
     def ensure_available(self) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before the base class imports TF

@@ -9,7 +9,24 @@ import numpy as np
 
 from ...numerics.reference import Grads
 from ...ops.dtypes import resolve
-from ..base import Layer, Timed
+from ..base import Layer, Mode, Timed
+
+# torch.compile options of each compiled mode (``layers.TorchAdapter.modes``): Inductor's config keys.
+COMPILE_OPTIONS = {"inductor": {}, "inductor_emulate": {"emulate_precision_casts": True}}
+
+
+def compiled(fn, mode: Mode | None):
+    """``fn`` under torch.compile in ``mode`` (``fn`` itself in eager mode). Static shapes, so a case
+    compiles as its own rerun does whatever ran before it; fullgraph, so no part of it falls back to
+    eager unseen; and a recompile limit no run reaches, with reaching it an error, never a silent
+    return to eager (Dynamo's default after 8 recompiles of one function)."""
+    import torch
+
+    if mode is None:
+        return fn
+    torch._dynamo.config.recompile_limit = 1_000_000
+    torch._dynamo.config.fail_on_recompile_limit_hit = True
+    return torch.compile(fn, dynamic=False, fullgraph=True, options=COMPILE_OPTIONS[mode.name] or None)
 
 
 def _tensor(a: np.ndarray, dtype: str):
@@ -67,10 +84,11 @@ def _instance_norm(spec, shape, dtype):
 
 
 class TorchLayer(Layer):
-    def __init__(self, spec, shape, dtype, native):
-        super().__init__(spec, shape, dtype, native)
+    def __init__(self, spec, shape, dtype, native, mode=None):
+        super().__init__(spec, shape, dtype, native, mode)
         self._params = "float32" if spec.precision == "mixed" else dtype  # parameters' and buffers' dtype
         self.module = native(spec, self.shape, self._params)
+        self._run = compiled(self.module, mode)  # what a call runs: the module, or it under torch.compile
         self._channel = spec.feature_axis(len(shape)) if spec.kind.channel_axis else 1
 
     def _to_native(self, x: np.ndarray):
@@ -83,7 +101,7 @@ class TorchLayer(Layer):
 
         t = t.movedim(self._channel, 1)
         with self._autocast():
-            y = self.module(t) if state is None else torch.func.functional_call(self.module, state, (t,))
+            y = self._run(t) if state is None else torch.func.functional_call(self.module, state, (t,))
         return y.movedim(1, self._channel)
 
     def _autocast(self):
@@ -144,7 +162,10 @@ class TorchLayer(Layer):
         def f(t, p):
             return self._call(t, {**{k: b.clone() for k, b in buffers.items()}, **p})
 
-        _, out = torch.func.jvp(f, (self._to_native(x), params), (self._to_native(tx), tangents))
+        def jvp(t, p, tt, tp):  # in a compiled mode, compiled whole: torch.compile over torch.func.jvp
+            return torch.func.jvp(f, (t, p), (tt, tp))
+
+        _, out = compiled(jvp, self.mode)(self._to_native(x), params, self._to_native(tx), tangents)
         return _numpy(out)
 
     def second_order(self, x, dy, v, mask=None):

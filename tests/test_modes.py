@@ -1,0 +1,146 @@
+"""Execution modes: an adapter in another mode is ``<name>+<mode>``, its own rows judged by the
+oracle like the default, selected with ``--modes``; a bug that exists only in a compiled mode is
+caught in that mode alone; the built-in compiled modes really run compiled."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from normbench.adapters import registry
+from normbench.adapters.base import Mode
+from normbench.ops.case import Case
+from normbench.ops.spec import NormSpec
+from normbench.results.records import Record
+from normbench.running import runner
+from normbench.running.job import plan
+from normbench.verify import checks
+
+from .helpers import ROOT, one_line_error, run_cli
+
+META = "tests.meta_adapters:CompiledOnePass"
+
+
+def test_an_adapter_in_a_mode_is_named_for_it():
+    torch = registry.get("torch")
+    moded = registry.get("torch+inductor")
+    assert (moded.name, moded.base_name, moded.mode.name, moded.ref, moded.group) == (
+        "torch+inductor", "torch", "inductor", "torch+inductor", "torch+inductor")
+    assert torch.mode is None and torch.name == "torch"  # the copy leaves the adapter alone
+    assert registry.get("onnxruntime+all").name == "onnxruntime"  # the default mode is the adapter itself
+
+
+def test_an_unknown_mode_is_one_line_naming_the_modes():
+    with pytest.raises(registry.UnknownAdapter, match=r"torch has no mode 'xla'; its modes: eager, inductor"):
+        registry.get("torch+xla")
+    with pytest.raises(registry.UnknownAdapter, match=r"unknown mode 'jit_compile'.*inductor.*xla"):
+        registry.with_modes(registry.select("torch,tf_keras"), "jit_compile")
+
+
+def test_modes_selection_adds_each_adapters_modes_after_its_default():
+    picked = [a.name for a in registry.with_modes(registry.select("torch,onnxruntime,keras[jax]"), "compiled")]
+    assert picked == ["torch", "torch+inductor", "torch+inductor_emulate", "onnxruntime", "keras[jax]"]
+    picked = [a.name for a in registry.with_modes(registry.select("tf_keras,onnxruntime"), "xla,disabled")]
+    assert picked == ["tf_keras", "tf_keras+xla", "onnxruntime", "onnxruntime+disabled"]
+    assert [a.name for a in registry.with_modes(registry.select("torch+inductor"), "all")] == ["torch+inductor"]
+    assert len(registry.with_modes(registry.select("onnxruntime"), "all")) == 4
+
+
+def test_a_mode_runs_in_its_own_process_and_not_in_the_synchronized_suite(tmp_path):
+    adapters = registry.with_modes(registry.select("torch"), "inductor")
+    opts = runner.Options(suites=(*runner.VERIFY_SUITES, runner.SYNC_SUITE), quick=True, threads=1, timeout_s=60)
+    jobs = runner.jobs(plan(adapters), tmp_path, opts)
+    assert [(j.phase, j.group.name) for j in jobs] == [("verify", "torch"), ("verify", "torch+inductor"),
+                                                       ("sync", "torch")]
+    assert "torch+inductor" in jobs[1].command
+
+
+def test_a_mode_that_lacks_a_feature_or_a_program_is_a_skip_naming_why():
+    moded = registry.get("torch+inductor")
+    spec = NormSpec("layer_norm")
+    assert "double backward" in moded.unsupported(spec, (4, 8), "float32", ("second_order",))
+    missing = dataclasses.replace(moded.mode, executables=((("no-such-compiler-here",), "apt-get install it"),))
+    moded.mode = missing
+    assert moded.unsupported(spec, (4, 8), "float32") == (
+        "torch+inductor: torch.compile(module, dynamic=False, fullgraph=True) (Inductor's C++/OpenMP kernels) "
+        "needs no-such-compiler-here on PATH: apt-get install it")
+    assert Mode("x", "y").missing() is None
+
+
+def test_a_moded_record_names_its_mode_and_a_default_one_reads_as_before():
+    case = Case(NormSpec("layer_norm"), (4, 8))
+    plain = checks.forward(registry.get("numpy"), case, training=True)[0]
+    assert "mode" not in plain.to_row() and plain.mode is None
+    moded = checks.forward(registry.get("onnxruntime+disabled"), case, training=True)[0]
+    row = json.loads(json.dumps(moded.to_row()))
+    assert (row["adapter"], row["mode"], row["case"]) == ("onnxruntime+disabled", "disabled", case.id)
+    assert row["facts"]["mode_settings"] == "SessionOptions.graph_optimization_level = ORT_DISABLE_ALL"
+    assert Record.from_row(row) == moded and row["outcome"] == "pass"
+
+
+def test_onnxruntime_modes_set_the_sessions_optimization_level():
+    import onnxruntime as ort
+
+    case = Case(NormSpec("layer_norm"), (4, 8))
+    for name, level in (("onnxruntime", "ORT_ENABLE_ALL"), ("onnxruntime+disabled", "ORT_DISABLE_ALL")):
+        layer = registry.get(name).build(case.spec, case.shape, case.dtype)
+        got = layer._sessions[False].get_session_options().graph_optimization_level
+        assert got == getattr(ort.GraphOptimizationLevel, level)
+
+
+@pytest.mark.parametrize("name", ["torch+inductor", "keras[tensorflow]+xla", "tf_keras+xla"])
+def test_a_compiled_mode_compiles_and_is_judged_by_the_oracle(name):
+    """The layer's call goes through the compiler (its compiled function exists and counts the
+    compile), and the result passes the oracle with the same derived tolerance as eager."""
+    adapter = registry.get(name)
+    case = Case(NormSpec("layer_norm"), (8, 64), input="offset1e2")
+    recs = checks.forward(adapter, case, training=True) + checks.gradients(adapter, case)
+    assert [r.outcome for r in recs] == ["pass"] * 4, [r.message for r in recs]
+    layer = adapter.build(case.spec, case.shape, case.dtype)
+    if name.startswith("torch"):
+        import torch
+
+        assert isinstance(layer._run, torch._dynamo.eval_frame.OptimizedModule)
+    else:
+        fn = layer._graph(lambda t: layer._call(t, True))
+        fn(layer._to_native(case.data()[0]))
+        assert fn.experimental_get_tracing_count() == 1
+        assert "jit_compile=True" in adapter.mode.how and fn._jit_compile is True
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("modes") / "r"
+    proc = run_cli("verify", "--adapters", META, "--modes", "compiled", "--suites", "agreement", "-o", str(out),
+                   "--no-report", "--", "-k", "layer_norm and not rms_norm", cwd=ROOT)
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()[1:]]
+    return proc, rows
+
+
+def test_a_bug_only_in_the_compiled_mode_is_caught_only_there(planted):
+    proc, rows = planted
+    assert proc.returncode == 1
+    by = {a: [r for r in rows if r["adapter"] == a] for a in ("meta-compiled-one-pass",
+                                                              "meta-compiled-one-pass+compiled")}
+    assert by["meta-compiled-one-pass"] and all(r["outcome"] in ("pass", "skip") for r in by["meta-compiled-one-pass"])
+    failed = [r for r in by["meta-compiled-one-pass+compiled"] if r["outcome"] == "fail"]
+    assert {r["check"] for r in failed} >= {"forward_train"}
+    assert all(r["mode"] == "compiled" for r in by["meta-compiled-one-pass+compiled"])
+    # where the mean is large against the spread, and not elsewhere: the bug is the cancellation
+    assert any("offset1e4" in r["case"] for r in failed)
+    assert not [r for r in failed if r["check"] == "forward_train" and r["input"] == "normal"
+                and r["dtype"] == "float64"]
+    assert "--adapters 'tests.meta_adapters:CompiledOnePass+compiled'" in failed[0]["rerun"]
+
+
+def test_modes_on_the_command_line(tmp_path):
+    listed = run_cli("list")
+    assert "mode inductor (compiled): torch.compile(module" in listed.stdout
+    assert "-> --adapters keras[tensorflow]+xla" in listed.stdout
+    one_line_error(run_cli("verify", "--adapters", "torch", "--modes", "turbo", "-o", str(tmp_path / "v")),
+                   "unknown mode 'turbo'", "inductor")
+    one_line_error(run_cli("run", "--adapters", "numpy+fast", "-o", str(tmp_path / "r")),
+                   "numpy has no mode 'fast'")
+    assert not (tmp_path / "v").exists() and not (tmp_path / "r").exists()
