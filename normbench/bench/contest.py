@@ -90,7 +90,7 @@ def _timing(case: BenchCase, t: Timings, standing: dict, levels: list[dict], hel
         "allocator": hello.get("allocator", {}).get("name"), "repeat": 0,
         "head_to_head": {**{k: standing[k] for k in ("fastest", "ratio", "ratio_ci", "verdict", "block_spread",
                                                      "processes", "rounds")},
-                         **{k: standing[k] for k in ("heats", "anchor") if k in standing}},
+                         **{k: standing[k] for k in ("heats", "anchor", "versus_default") if k in standing}},
     }
 
 

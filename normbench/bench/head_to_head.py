@@ -100,8 +100,21 @@ def standings(blocks: dict[str, np.ndarray]) -> dict[str, dict]:
         else:
             r = ratio(b, blocks[fastest])
             row.update(ratio=r.value, ratio_ci=list(r.interval), verdict="tied" if r.verdict == "tied" else "slower")
+        if base := default_of(name, blocks):  # a mode against its adapter's default, paired like any two
+            row["versus_default"] = _versus_default(ratio(b, blocks[base]), base)
         out[name] = row
     return out
+
+
+def default_of(name: str, field: list[str] | dict) -> str | None:
+    """The contender an adapter in a mode (``torch+inductor``) is compared with: its default mode
+    (``torch``), where that is in the field."""
+    base = name.rpartition("+")[0]
+    return base if base and base in field else None
+
+
+def _versus_default(ratio_: Ratio, base: str) -> dict:
+    return {"default": base, "ratio": ratio_.value, "ratio_ci": list(ratio_.interval), "verdict": ratio_.verdict}
 
 
 def _relative(passes: list[list[float]]) -> np.ndarray:
@@ -145,5 +158,8 @@ def chained_standings(blocks: dict[str, np.ndarray], relative: dict[str, list[li
             lo, hi = np.percentile(drawn[name] / drawn[fastest], [tail, 100 - tail])
             r = Ratio(against[name] / against[fastest], (float(lo), float(hi)))
             row.update(ratio=r.value, ratio_ci=list(r.interval), verdict="tied" if r.verdict == "tied" else "slower")
+        if base := default_of(name, rel):
+            lo, hi = np.percentile(drawn[name] / drawn[base], [tail, 100 - tail])
+            row["versus_default"] = _versus_default(Ratio(against[name] / against[base], (float(lo), float(hi))), base)
         out[name] = row
     return out

@@ -11,10 +11,14 @@ from ...numerics.envelopes import (
     replica_statistics,
     stopped_mean_gradient,
 )
+from ..tf_modes import MODE_NAMES as TF_MODE_NAMES
 
 _WIDE = ("float32", "float64")
 _FLOAT32_MOMENTS = (*_WIDE, "float16")  # Keras's torch moments: float16 cast to float32, bfloat16 kept
-_KERAS = ("keras[tensorflow]", "keras[jax]", "keras[torch]")  # Keras 3: one layer code, three backends
+# TensorFlow's other modes run the same layer code as a graph or through XLA: a divergence of that code is theirs too
+_TF = ("keras[tensorflow]", *(f"keras[tensorflow]+{m}" for m in TF_MODE_NAMES))
+_TF_BOTH = (*_TF, "tf_keras", *(f"tf_keras+{m}" for m in TF_MODE_NAMES))  # code Keras 3 on TF shares with tf_keras
+_KERAS = (*_TF, "keras[jax]", "keras[torch]")  # Keras 3: one layer code, three backends
 _KERAS_32 = ("keras[jax]", "keras[torch]")  # where Keras's dtype promotion turns float64 into float32
 
 KNOWN: tuple[Known, ...] = (
@@ -69,7 +73,7 @@ KNOWN: tuple[Known, ...] = (
         "relative error of ~1e-7/count, visible at float64 (only on TensorFlow: the other backends "
         "compute float64 in float32, see keras-float64-as-float32)",
         "https://github.com/keras-team/keras/blob/master/keras/src/layers/normalization/batch_normalization.py",
-        lambda r: within(r, adapter=("keras[tensorflow]",), dtype=("float64",)) and params(r).get("masked")
+        lambda r: within(r, adapter=_TF, dtype=("float64",)) and params(r).get("masked")
         and r.get("layout") != "channels_first",
         envelope=computes_in("float32"),  # 1e-7 relative, below float32 rounding
     ),
@@ -110,7 +114,7 @@ KNOWN: tuple[Known, ...] = (
         "tf.nn.moments(x, [0])[1] give Hessian row sums [0.5, 0.5, 0.5, 0.5], tf.math.reduce_variance gives "
         "[0, 0, 0, 0]",
         "https://github.com/tensorflow/tensorflow/blob/master/tensorflow/python/ops/nn_impl.py",
-        lambda r: within(r, adapter=("keras[tensorflow]", "tf_keras"), op=CENTRED, check=("second_order_dx",))
+        lambda r: within(r, adapter=_TF_BOTH, op=CENTRED, check=("second_order_dx",))
         and not params(r).get("masked"),
         envelope=stopped_mean_gradient,
     ),

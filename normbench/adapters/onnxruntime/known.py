@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from ...numerics.divergence import Known, within
 from ...numerics.envelopes import computes_in, one_pass_variance_in
+from .layers import LEVELS
+
+# one-node graphs: no optimization level has anything to fuse or rewrite, so every level runs the same kernels
+_ORT = ("onnxruntime", *(f"onnxruntime+{level}" for level in list(LEVELS)[1:]))
 
 KNOWN: tuple[Known, ...] = (
     Known(
@@ -12,7 +16,7 @@ KNOWN: tuple[Known, ...] = (
         "casts X to stash_type (float32 by default, float64 inputs included) and takes the variance in "
         "one pass as E[x²] − E[x]², which cancels when |mean| ≫ std (NaN once it turns negative)",
         "https://github.com/onnx/onnx/blob/main/onnx/defs/nn/defs.cc",
-        lambda r: within(r, adapter=("onnxruntime",), op=("group_norm",), dtype=("float32", "float64"),
+        lambda r: within(r, adapter=_ORT, op=("group_norm",), dtype=("float32", "float64"),
                       check=("forward_train", "scale_shift_invariance")),
         envelope=one_pass_variance_in("float32"), nonfinite=True,
     ),
@@ -21,7 +25,7 @@ KNOWN: tuple[Known, ...] = (
         "ONNX float attributes are 32-bit: epsilon and momentum reach a float64 kernel rounded to "
         "float32 (momentum 0.9 becomes 0.89999998)",
         "https://github.com/onnx/onnx/issues/3261",
-        lambda r: within(r, adapter=("onnxruntime",), dtype=("float64",),
+        lambda r: within(r, adapter=_ORT, dtype=("float64",),
                       check=("forward_train", "forward_eval", "running_mean", "running_var")),
         envelope=computes_in("float32"),
     ),

@@ -5,6 +5,10 @@ from __future__ import annotations
 from ...numerics.divergence import Known, params, within
 from ...numerics.envelopes import computes_in, group_sums, ignores_mask, measured, variance_overflows
 from ...ops.dtypes import overflow_threshold
+from ..tf_modes import MODE_NAMES
+
+# tf.function and XLA run the same layer code: a divergence of that code is theirs too
+_TF_KERAS = ("tf_keras", *(f"tf_keras+{m}" for m in MODE_NAMES))
 
 KNOWN: tuple[Known, ...] = (
     Known(
@@ -12,7 +16,7 @@ KNOWN: tuple[Known, ...] = (
         "tf_keras BatchNormalization takes its fused kernel by default for 4-D/5-D float32 and half "
         "inputs, and the fused kernel ignores `mask` (a warning says so; fused=False would honour it)",
         "https://github.com/tensorflow/tensorflow/issues/30161",
-        lambda r: within(r, adapter=("tf_keras",), dtype=("float32", "float16", "bfloat16"))
+        lambda r: within(r, adapter=_TF_KERAS, dtype=("float32", "float16", "bfloat16"))
         and params(r).get("masked") and len(r.get("shape") or ()) in (4, 5),
         envelope=ignores_mask,
     ),
@@ -21,7 +25,7 @@ KNOWN: tuple[Known, ...] = (
         "tf_keras's masked BatchNorm moments expand the mask on the last axis whatever `axis` is "
         "(tf.nn.weighted_moments with the mask at axis -1), so channels-first inputs with a mask raise",
         "https://github.com/keras-team/tf-keras/blob/master/tf_keras/layers/normalization/batch_normalization.py",
-        lambda r: within(r, adapter=("tf_keras",), layout=("channels_first",)) and params(r).get("masked"),
+        lambda r: within(r, adapter=_TF_KERAS, layout=("channels_first",)) and params(r).get("masked"),
         raises=("ValueError", "InvalidArgumentError"),
     ),
     Known(
@@ -30,7 +34,7 @@ KNOWN: tuple[Known, ...] = (
         "tf.convert_to_tensor(1.0 - momentum), a float32 tensor cast to the variable's dtype, so at "
         "float64 the momentum is rounded to float32 (0.1 becomes 0.100000001)",
         "https://github.com/keras-team/tf-keras/blob/master/tf_keras/layers/normalization/batch_normalization.py",
-        lambda r: within(r, adapter=("tf_keras",), op=("batch_norm",), dtype=("float64",),
+        lambda r: within(r, adapter=_TF_KERAS, op=("batch_norm",), dtype=("float64",),
                       check=("running_mean", "running_var", "running_mean_steps", "running_var_steps",
                              "train_after_eval")),
         envelope=computes_in("float32"),
@@ -43,10 +47,21 @@ KNOWN: tuple[Known, ...] = (
         "for std > 256, making the output β, and x·rsqrt(var + eps) overflows for |x|/σ > 65504, where "
         "Keras 3 normalizes in float32 (keras-core PR 412: LN and BN do not work in float16)",
         "https://github.com/keras-team/keras-core/pull/412",
-        lambda r: within(r, adapter=("tf_keras",), op=("layer_norm", "group_norm", "instance_norm"),
+        lambda r: within(r, adapter=_TF_KERAS, op=("layer_norm", "group_norm", "instance_norm"),
                       dtype=("float16",), check=("forward_train", "grad_dx", "grad_dgamma", "grad_dbeta"))
         and (r.get("input") in ("offset1e4", "large", "tiny_variance", "constant")
              or measured(group_sums, r) >= overflow_threshold("float16")),  # a float16 sum of the moments overflows
         envelope=variance_overflows, nonfinite=True,
+    ),
+    Known(
+        "tf-xla-rsqrt-grad-half-nan",
+        "under XLA, tf_keras's float16 LayerNormalization (tf.nn.moments and tf.nn.batch_normalization in "
+        "float16) differentiates rsqrt(var + eps) with an RsqrtGrad whose y³ overflows float16 for y = "
+        "rsqrt(1e-5) ≈ 316 before it meets dy: inf·0 is NaN, so dx is NaN on constant rows, where eager "
+        "TensorFlow gives 0. Reproducer (TF 2.21): tf.raw_ops.RsqrtGrad(y=float16(316.2), dy=float16(0)) "
+        "is 0 eagerly and NaN under tf.function(jit_compile=True)",
+        "https://github.com/tensorflow/tensorflow/blob/master/tensorflow/compiler/tf2xla/kernels/binary_ops.cc",
+        lambda r: within(r, adapter=("tf_keras+xla",), op=("layer_norm",), dtype=("float16",), check=("grad_dx",)),
+        nonfinite=True,
     ),
 )

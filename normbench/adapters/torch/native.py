@@ -18,13 +18,13 @@ COMPILE_OPTIONS = {"inductor": {}, "inductor_emulate": {"emulate_precision_casts
 def compiled(fn, mode: Mode | None):
     """``fn`` under torch.compile in ``mode`` (``fn`` itself in eager mode). Static shapes, so a case
     compiles as its own rerun does whatever ran before it; fullgraph, so no part of it falls back to
-    eager unseen; and a recompile limit no run reaches, with reaching it an error, never a silent
-    return to eager (Dynamo's default after 8 recompiles of one function)."""
+    eager unseen; and recompile limits no run reaches, with reaching one an error, never a silent
+    return to eager (Dynamo's default after 8 recompiles of one function, or 256 in all)."""
     import torch
 
     if mode is None:
         return fn
-    torch._dynamo.config.recompile_limit = 1_000_000
+    torch._dynamo.config.recompile_limit = torch._dynamo.config.accumulated_recompile_limit = 1_000_000
     torch._dynamo.config.fail_on_recompile_limit_hit = True
     return torch.compile(fn, dynamic=False, fullgraph=True, options=COMPILE_OPTIONS[mode.name] or None)
 
