@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 
 from normbench.adapters import registry
@@ -144,3 +145,22 @@ def test_modes_on_the_command_line(tmp_path):
     one_line_error(run_cli("run", "--adapters", "numpy+fast", "-o", str(tmp_path / "r")),
                    "numpy has no mode 'fast'")
     assert not (tmp_path / "v").exists() and not (tmp_path / "r").exists()
+
+
+def test_a_mode_timed_head_to_head_carries_its_ratio_to_its_default():
+    """Paired with its default mode's blocks of the same rounds, like any two contenders; in heats,
+    through the anchor."""
+    from normbench.bench import head_to_head
+
+    rng = np.random.default_rng(0)
+    drift = 1 + rng.uniform(0, 1, (2, 12))  # the machine's speed moves both alike
+    blocks = {"torch": 1e-3 * drift, "torch+inductor": 0.5e-3 * drift * (1 + 0.01 * rng.standard_normal((2, 12))),
+              "other": 2e-3 * drift}
+    table = head_to_head.standings(blocks)
+    versus = table["torch+inductor"]["versus_default"]
+    assert versus["default"] == "torch" and versus["verdict"] == "faster"
+    assert versus["ratio_ci"][0] < 0.5 < versus["ratio_ci"][1] < 0.52
+    assert "versus_default" not in table["torch"] and "versus_default" not in table["other"]
+    relative = {name: (b / blocks["other"]).tolist() for name, b in blocks.items()}
+    chained = head_to_head.chained_standings(blocks, relative, "other", relative)
+    assert 0.45 < chained["torch+inductor"]["versus_default"]["ratio"] < 0.55

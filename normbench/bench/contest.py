@@ -32,6 +32,7 @@ class _Named:
     def __init__(self, entrant: Entrant, version: str | None) -> None:
         self.name = entrant.name
         self._version = version
+        self.mode = _adapter(entrant.ref).mode  # its execution mode, resolved here without its framework
 
     def version(self) -> str:
         return self._version or "?"
