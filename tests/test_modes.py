@@ -164,3 +164,45 @@ def test_a_mode_timed_head_to_head_carries_its_ratio_to_its_default():
     relative = {name: (b / blocks["other"]).tolist() for name, b in blocks.items()}
     chained = head_to_head.chained_standings(blocks, relative, "other", relative)
     assert 0.45 < chained["torch+inductor"]["versus_default"]["ratio"] < 0.55
+
+
+def _optimized_ops(layer, tmp_path) -> set[str]:
+    """The node types onnxruntime runs for an exported layer, after its graph optimizations."""
+    import onnx
+    import onnxruntime as ort
+
+    sess = layer._graph()
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = sess.get_session_options().graph_optimization_level
+    opts.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    opts.log_severity_level = 3
+    ort.InferenceSession(layer._model, opts, providers=["CPUExecutionProvider"])
+    return {n.op_type for n in onnx.load(opts.optimized_model_filepath).graph.node}
+
+
+def test_the_exported_path_runs_each_opset_at_each_level(tmp_path):
+    """torch.onnx at opset 16 writes LayerNorm decomposed, which onnxruntime fuses back into one kernel at
+    ORT_ENABLE_ALL and runs as written when optimizations are off; opset 17 writes the node itself. Each
+    passes the oracle on the stress inputs where a one-pass fused kernel would cancel."""
+    spec = NormSpec("layer_norm")
+    found = {}
+    for name in ("torch.onnx", "torch.onnx+opset16", "torch.onnx+opset16_disabled"):
+        adapter = registry.get(name)
+        found[name] = _optimized_ops(adapter.build(spec, (8, 64), "float32"), tmp_path)
+        for source in ("offset1e4", "constant"):
+            rec, = checks.forward(adapter, Case(spec, (8, 64), input=source), training=True)
+            assert rec.outcome == "pass", rec.message
+    assert found["torch.onnx"] == found["torch.onnx+opset16"] == {"LayerNormalization"}
+    assert {"ReduceMean", "Sqrt", "Div"} <= found["torch.onnx+opset16_disabled"]
+    assert "LayerNormalization" not in found["torch.onnx+opset16_disabled"]
+
+
+def test_the_exported_path_says_what_it_cannot_export():
+    case = Case(NormSpec("rms_norm"), (4, 8))
+    rec, = checks.forward(registry.get("torch.onnx+opset16"), case, training=True)
+    assert rec.outcome == "error" and "aten::rms_norm" in rec.message
+    bn = Case(NormSpec("batch_norm"), (4, 8))
+    rec, = checks.forward(registry.get("torch.onnx"), bn, training=True)
+    assert rec.outcome == "skip" and "inference graph" in rec.message
+    rec, = checks.forward(registry.get("torch.onnx"), bn, training=False)
+    assert rec.outcome == "pass", rec.message

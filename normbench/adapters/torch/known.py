@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from ...numerics.divergence import CENTRED, Known, conditioned, within
+from ...numerics.divergence import CENTRED, Known, conditioned, params, within
 from ...numerics.envelopes import PROMOTED, largest_rstd, measured, one_pass_variance_in, wrong_gradient
 from ...ops.dtypes import overflow_threshold
+from .exported import ExportedAdapter
+
+_EXPORTED = tuple(ExportedAdapter().in_mode(m.name).name for m in ExportedAdapter.modes)  # every opset and level
 
 KNOWN: tuple[Known, ...] = (
     Known(
@@ -77,5 +80,28 @@ KNOWN: tuple[Known, ...] = (
         lambda r: within(r, adapter=("torch",), dtype=("float16",), input=("large",), op=("batch_norm",),
                       layout=("channels_last",)),
         nonfinite=True,
+    ),
+    Known(
+        "torch-onnx-no-rms-norm",
+        "torch's TorchScript ONNX exporter (torch.onnx.export(..., dynamo=False)) has no symbolic for aten::rms_norm "
+        "at any opset, so a model with torch.nn.RMSNorm does not export that way (the dynamo exporter, which needs "
+        "onnxscript, writes opset 23's RMSNormalization). Reproducer: torch.onnx.export(torch.nn.RMSNorm(16), "
+        "(torch.randn(8, 16),), io.BytesIO(), dynamo=False, opset_version=17) raises UnsupportedOperatorError: "
+        "Exporting the operator 'aten::rms_norm' to ONNX opset version 17 is not supported (torch 2.13; also "
+        "opsets 16, 18 and 20)",
+        "https://github.com/pytorch/pytorch/tree/main/torch/onnx/_internal/torchscript_exporter",
+        lambda r: within(r, adapter=_EXPORTED, op=("rms_norm",)),
+        raises=("UnsupportedOperatorError",),
+    ),
+    Known(
+        "torch-onnx-instance-norm-running-dynamic-batch",
+        "torch's TorchScript ONNX exporter refuses InstanceNorm with track_running_stats=True when the batch axis "
+        "is dynamic, even in eval mode. Reproducer: torch.onnx.export(torch.nn.InstanceNorm1d(6, "
+        "track_running_stats=True).eval(), (torch.randn(4, 6, 10),), io.BytesIO(), dynamo=False, opset_version=17, "
+        "dynamic_axes={'x': {0: 'n'}}, input_names=['x']) raises SymbolicValueError: Unsupported: ONNX export of "
+        "instance_norm training for unknown batch size (torch 2.13)",
+        "https://github.com/pytorch/pytorch/tree/main/torch/onnx/_internal/torchscript_exporter",
+        lambda r: within(r, adapter=_EXPORTED, op=("instance_norm",)) and bool(params(r).get("running_stats")),
+        raises=("SymbolicValueError",),
     ),
 )
