@@ -117,11 +117,11 @@ def planted(tmp_path_factory):
     proc = run_cli("verify", "--adapters", META, "--modes", "compiled", "--suites", "agreement", "-o", str(out),
                    "--no-report", "--", "-k", "layer_norm and not rms_norm", cwd=ROOT)
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()[1:]]
-    return proc, rows
+    return proc, rows, out / "results.jsonl"
 
 
 def test_a_bug_only_in_the_compiled_mode_is_caught_only_there(planted):
-    proc, rows = planted
+    proc, rows, _ = planted
     assert proc.returncode == 1
     by = {a: [r for r in rows if r["adapter"] == a] for a in ("meta-compiled-one-pass",
                                                               "meta-compiled-one-pass+compiled")}
@@ -206,3 +206,19 @@ def test_the_exported_path_says_what_it_cannot_export():
     assert rec.outcome == "skip" and "inference graph" in rec.message
     rec, = checks.forward(registry.get("torch.onnx"), bn, training=False)
     assert rec.outcome == "pass", rec.message
+
+
+def test_the_report_sets_each_mode_beside_its_default(planted):
+    """The Execution modes section: the compiled mode's outcomes, its passes' worst error beside the
+    eager mode's, and the change of variance algorithm, measured on the stress inputs."""
+    from normbench.reports import html, markdown, model, modes
+
+    res = model.load(planted[2])
+    table = modes.verified(res).set_index("op")
+    row = table.loc["layer_norm"]
+    assert (row["adapter"], row["mode"]) == ("meta-compiled-one-pass", "compiled")
+    assert row["fail"] > 0 and row["variance"] == "changes: cancels on stress inputs"
+    assert row["stress_worst"] > 1 > row["default_stress_worst"]
+    page, md = html.render(res), markdown.render(res)
+    assert 'id="modes"' in page and "changes: cancels on stress inputs" in page
+    assert "### Execution modes" in md and "| meta-compiled-one-pass | compiled | layer_norm |" in md

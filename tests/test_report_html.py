@@ -37,7 +37,7 @@ from .test_report_model import (
 
 # These need records of their own commands: tests/test_report_synchronized.py, tests/test_search.py and
 # tests/test_head_to_head.py render those sections.
-SECTION_IDS = [s.key for s in sections.SECTIONS if s.key not in ("synchronized", "search", "head-to-head")]
+SECTION_IDS = [s.key for s in sections.SECTIONS if s.key not in ("synchronized", "search", "head-to-head", "modes")]
 
 
 @pytest.fixture(scope="module")

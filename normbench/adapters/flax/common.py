@@ -7,6 +7,12 @@ import numpy as np
 
 from ...ops.dtypes import resolve
 from ...ops.spec import NormSpec
+from ..base import Mode
+
+# How flax users run a layer: under jax.jit (the default), or the same function un-jitted, which JAX
+# dispatches op by op (each op compiled alone, so XLA fuses and reorders nothing across ops).
+MODES = (Mode("jit", "jax.jit over the layer's apply, as users run flax"),
+         Mode("eager", "the same apply un-jitted: JAX dispatches it op by op"))
 
 CLASSES = {"layer_norm": "LayerNorm", "rms_norm": "RMSNorm", "batch_norm": "BatchNorm",
            "group_norm": "GroupNorm", "instance_norm": "InstanceNorm"}

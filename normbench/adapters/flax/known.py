@@ -5,8 +5,13 @@ from __future__ import annotations
 from ...numerics.divergence import CENTRED, Known, conditioned, counts_differ, params, synchronized, within
 from ...numerics.envelopes import PROMOTED, computes_in, one_pass_variance_in, replica_statistics
 from ...ops.dtypes import machine_eps
+from .common import MODES
 
-_FLAX = ("flax.linen", "flax.nnx")
+# The same layer code under jax.jit or op by op: a divergence of that code is each mode's
+_EACH = tuple(m.name for m in MODES[1:])
+_FLAX = tuple(f"{a}{suffix}" for a in ("flax.linen", "flax.nnx") for suffix in ("", *(f"+{m}" for m in _EACH)))
+_LINEN = ("flax.linen", *(f"flax.linen+{m}" for m in _EACH))
+_NNX = ("flax.nnx", *(f"flax.nnx+{m}" for m in _EACH))
 
 KNOWN: tuple[Known, ...] = (
     Known(
@@ -44,7 +49,7 @@ KNOWN: tuple[Known, ...] = (
         "param_dtype=jnp.float32) on randn(8, 16) in bfloat16: dx relative error 4.8e-2, against 3.7e-3 when the "
         "caller upcasts x once (flax 0.12.8, jax 0.10.2)",
         "https://github.com/google/flax/blob/main/flax/linen/normalization.py",
-        lambda r: within(r, adapter=("flax.linen",), check=("grad_dx",)) and params(r).get("precision") == "mixed",
+        lambda r: within(r, adapter=_LINEN, check=("grad_dx",)) and params(r).get("precision") == "mixed",
         envelope=lambda r: machine_eps(r["dtype"]) / machine_eps("float32"),  # dx as if computed in half
     ),
     Known(
@@ -52,7 +57,7 @@ KNOWN: tuple[Known, ...] = (
         "flax.nnx.BatchNorm creates its running mean and variance as float32 whatever param_dtype is, "
         "so float64 running statistics are rounded to float32",
         "https://github.com/google/flax/blob/main/flax/nnx/nn/normalization.py",
-        lambda r: within(r, adapter=("flax.nnx",), dtype=("float64",), check=("running_mean", "running_var")),
+        lambda r: within(r, adapter=_NNX, dtype=("float64",), check=("running_mean", "running_var")),
         envelope=computes_in("float32"),
     ),
 )

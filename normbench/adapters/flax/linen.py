@@ -32,6 +32,7 @@ from .common import (
     _SYNC,
     CLASSES,
     HALF,
+    MODES,
     _enable_x64,
     _numpy,
     _stat_dtype,
@@ -90,7 +91,7 @@ def _instance_norm(spec, shape, dtype):
 
 
 @functools.cache
-def _jitted_apply(module, training: bool, stateful: bool, channel: int | None):
+def _jitted_apply(module, training: bool, stateful: bool, channel: int | None, jit: bool = True):
     """apply under jax.jit, as users run flax; one per layer configuration (modules hash by
     their fields), so only a new shape or dtype compiles. Eager flax compiles every op
     separately for each new shape, ~5x slower."""
@@ -104,52 +105,52 @@ def _jitted_apply(module, training: bool, stateful: bool, channel: int | None):
                               mutable=["batch_stats"])
         return move_channel(y, channel, last=False), {**variables, **upd}
 
-    return jax.jit(apply)
+    return jax.jit(apply) if jit else apply
 
 
 @functools.cache
-def _jitted_vjp(module, stateful: bool, channel: int | None):
+def _jitted_vjp(module, stateful: bool, channel: int | None, jit: bool = True):
     """(dx, d params) of the training-mode output, the upstream gradient cast to y's dtype."""
     import jax
 
     def vjp(variables, xt, mask, dy):
         def f(xt, params):
-            return _jitted_apply(module, True, stateful, channel)({**variables, "params": params}, xt, mask)[0]
+            return _jitted_apply(module, True, stateful, channel, jit)({**variables, "params": params}, xt, mask)[0]
 
         y, pull = jax.vjp(f, xt, variables.get("params", {}))
         return pull(dy.astype(y.dtype))
 
-    return jax.jit(vjp)
+    return jax.jit(vjp) if jit else vjp
 
 
 @functools.cache
-def _jitted_jvp(module, stateful: bool, channel: int | None):
+def _jitted_jvp(module, stateful: bool, channel: int | None, jit: bool = True):
     """jax.jvp of the training-mode output along tx and the params' tangents (updated stats dropped)."""
     import jax
 
     def jvp(variables, xt, mask, tx, tparams):
         def f(xt, params):
-            return _jitted_apply(module, True, stateful, channel)({**variables, "params": params}, xt, mask)[0]
+            return _jitted_apply(module, True, stateful, channel, jit)({**variables, "params": params}, xt, mask)[0]
 
         return jax.jvp(f, (xt, variables.get("params", {})), (tx, tparams))[1]
 
-    return jax.jit(jvp)
+    return jax.jit(jvp) if jit else jvp
 
 
 @functools.cache
-def _jitted_second_order(module, stateful: bool, channel: int | None):
+def _jitted_second_order(module, stateful: bool, channel: int | None, jit: bool = True):
     """jax.grad of ⟨dx, v⟩ wrt (x, params), dx from the layer's own jax.vjp: grad of grad."""
     import jax
     import jax.numpy as jnp
 
     def second_order(variables, xt, mask, dy, v):
         def f(xt, params):
-            dx = _jitted_vjp(module, stateful, channel)({**variables, "params": params}, xt, mask, dy)[0]
+            dx = _jitted_vjp(module, stateful, channel, jit)({**variables, "params": params}, xt, mask, dy)[0]
             return jnp.vdot(dx, v)
 
         return jax.grad(f, argnums=(0, 1))(xt, variables.get("params", {}))
 
-    return jax.jit(second_order)
+    return jax.jit(second_order) if jit else second_order
 
 
 
@@ -172,8 +173,8 @@ def _default_value(path, leaf):
 
 
 class FlaxLinenLayer(Layer):
-    def __init__(self, spec, shape, dtype, native):
-        super().__init__(spec, shape, dtype, native)
+    def __init__(self, spec, shape, dtype, native, mode=None):
+        super().__init__(spec, shape, dtype, native, mode)
         _enable_x64(dtype)
         import jax
 
@@ -197,10 +198,10 @@ class FlaxLinenLayer(Layer):
         return None if mask is None else _tensor(np.expand_dims(mask, self.spec.feature_axis(ndim)), bool)
 
     def _apply(self, training: bool):
-        return _jitted_apply(self.module, training, self._stateful, self._channel)
+        return _jitted_apply(self.module, training, self._stateful, self._channel, self.mode is None)
 
     def _vjp(self):
-        return _jitted_vjp(self.module, self._stateful, self._channel)
+        return _jitted_vjp(self.module, self._stateful, self._channel, self.mode is None)
 
     def set_params(self, gamma: np.ndarray, beta: np.ndarray | None) -> None:
         dt = resolve(param_dtype(self.spec, self.dtype))
@@ -227,11 +228,11 @@ class FlaxLinenLayer(Layer):
     def jvp(self, x, tx, tgamma, tbeta, mask=None):
         dt, pt = resolve(self.dtype), resolve(param_dtype(self.spec, self.dtype))
         tparams = {k: _tensor(t, pt) for k, t in (("scale", tgamma), ("bias", tbeta)) if t is not None}
-        fn = _jitted_jvp(self.module, self._stateful, self._channel)
+        fn = _jitted_jvp(self.module, self._stateful, self._channel, self.mode is None)
         return _numpy(fn(self.variables, self._to_native(x), self._mask(mask, x.ndim), _tensor(tx, dt), tparams))
 
     def second_order(self, x, dy, v, mask=None):
-        fn = _jitted_second_order(self.module, self._stateful, self._channel)
+        fn = _jitted_second_order(self.module, self._stateful, self._channel, self.mode is None)
         ddx, dp = fn(self.variables, self._to_native(x), self._mask(mask, x.ndim), _tensor(dy), self._to_native(v))
         return _numpy(ddx), _numpy(dp["scale"]) if "scale" in dp else None
 
@@ -245,11 +246,12 @@ class FlaxLinenLayer(Layer):
         else:
             fn, args = self._apply(mode == "train"), (v, xt, None)
         # jit dispatches asynchronously; the first call compiles (cached per configuration and shape)
-        return Timed(lambda: jax.block_until_ready(fn(*args)), _SYNC, fn._cache_size)
+        return Timed(lambda: jax.block_until_ready(fn(*args)), _SYNC, getattr(fn, "_cache_size", None))
 
 
 class FlaxLinenAdapter(Adapter):
     name = "flax.linen"
+    modes = MODES
     builders = {op: builder(FlaxLinenLayer, native) for op, native in (
         ("layer_norm", _layer_norm), ("rms_norm", _rms_norm), ("batch_norm", _batch_norm),
         ("group_norm", _group_norm), ("instance_norm", _instance_norm))}

@@ -28,6 +28,7 @@ from .common import (
     _SYNC,
     CLASSES,
     HALF,
+    MODES,
     _enable_x64,
     _numpy,
     _tensor,
@@ -96,7 +97,7 @@ def _run(module, xt, training: bool, stateful: bool, channel: int | None, mask):
 
 
 @functools.cache
-def _jitted_apply(graph, training: bool, stateful: bool, channel: int | None):
+def _jitted_apply(graph, training: bool, stateful: bool, channel: int | None, jit: bool = True):
     """A pure, jitted call of the module described by ``graph`` (hashable, so one compile per
     configuration and shape); eager nnx compiles every op separately for each new shape."""
     import jax
@@ -107,11 +108,11 @@ def _jitted_apply(graph, training: bool, stateful: bool, channel: int | None):
         y = _run(module, xt, training, stateful, channel, mask)
         return y, nnx.state(module)
 
-    return jax.jit(apply)
+    return jax.jit(apply) if jit else apply
 
 
 @functools.cache
-def _jitted_vjp(graph, stateful: bool, channel: int | None):
+def _jitted_vjp(graph, stateful: bool, channel: int | None, jit: bool = True):
     """(dx, d params) of the training-mode output; a merged copy leaves the layer's stats alone."""
     import jax
     from flax import nnx
@@ -123,11 +124,11 @@ def _jitted_vjp(graph, stateful: bool, channel: int | None):
         y, pull = jax.vjp(f, xt, params)
         return pull(dy.astype(y.dtype))
 
-    return jax.jit(vjp)
+    return jax.jit(vjp) if jit else vjp
 
 
 @functools.cache
-def _jitted_jvp(graph, stateful: bool, channel: int | None):
+def _jitted_jvp(graph, stateful: bool, channel: int | None, jit: bool = True):
     """jax.jvp of the training-mode output along tx and the params' tangents, on a merged copy."""
     import jax
     from flax import nnx
@@ -138,22 +139,22 @@ def _jitted_jvp(graph, stateful: bool, channel: int | None):
 
         return jax.jvp(f, (xt, params), (tx, tparams))[1]
 
-    return jax.jit(jvp)
+    return jax.jit(jvp) if jit else jvp
 
 
 @functools.cache
-def _jitted_second_order(graph, stateful: bool, channel: int | None):
+def _jitted_second_order(graph, stateful: bool, channel: int | None, jit: bool = True):
     """jax.grad of ⟨dx, v⟩ wrt (x, params), dx from the layer's own jax.vjp: grad of grad."""
     import jax
     import jax.numpy as jnp
 
     def second_order(params, rest, xt, mask, dy, v):
         def f(xt, p):
-            return jnp.vdot(_jitted_vjp(graph, stateful, channel)(p, rest, xt, mask, dy)[0], v)
+            return jnp.vdot(_jitted_vjp(graph, stateful, channel, jit)(p, rest, xt, mask, dy)[0], v)
 
         return jax.grad(f, argnums=(0, 1))(xt, params)
 
-    return jax.jit(second_order)
+    return jax.jit(second_order) if jit else second_order
 
 
 @functools.cache
@@ -170,8 +171,8 @@ def _jitted_replicas(graph, replicas: int):
 
 
 class FlaxNnxLayer(Layer):
-    def __init__(self, spec, shape, dtype, native):
-        super().__init__(spec, shape, dtype, native)
+    def __init__(self, spec, shape, dtype, native, mode=None):
+        super().__init__(spec, shape, dtype, native, mode)
         _enable_x64(dtype)
         self.module = native(spec, self.shape, dtype)
         self._stateful = spec.has_running_stats
@@ -185,10 +186,10 @@ class FlaxNnxLayer(Layer):
         return None if mask is None else _tensor(np.expand_dims(mask, self.spec.feature_axis(ndim)), bool)
 
     def _apply(self, graph, training: bool):
-        return _jitted_apply(graph, training, self._stateful, self._channel)
+        return _jitted_apply(graph, training, self._stateful, self._channel, self.mode is None)
 
     def _vjp(self, graph):
-        return _jitted_vjp(graph, self._stateful, self._channel)
+        return _jitted_vjp(graph, self._stateful, self._channel, self.mode is None)
 
     def set_params(self, gamma: np.ndarray, beta: np.ndarray | None) -> None:
         dt = resolve(param_dtype(self.spec, self.dtype))
@@ -230,14 +231,14 @@ class FlaxNnxLayer(Layer):
         tangent = {"scale": tgamma, "bias": tbeta}  # flattened to nnx's (n,) params
         tparams = jax.tree_util.tree_map_with_path(
             lambda path, a: _tensor(np.reshape(tangent[path[0].key], -1), a.dtype), params)
-        fn = _jitted_jvp(graph, self._stateful, self._channel)
+        fn = _jitted_jvp(graph, self._stateful, self._channel, self.mode is None)
         return _numpy(fn(params, rest, self._to_native(x), self._mask(mask, x.ndim), self._to_native(tx), tparams))
 
     def second_order(self, x, dy, v, mask=None):
         from flax import nnx
 
         graph, params, rest = nnx.split(self.module, nnx.Param, ...)
-        fn = _jitted_second_order(graph, self._stateful, self._channel)
+        fn = _jitted_second_order(graph, self._stateful, self._channel, self.mode is None)
         ddx, dp = fn(params, rest, self._to_native(x), self._mask(mask, x.ndim), _tensor(dy), self._to_native(v))
         pshape = self.spec.param_shape(self.shape)
         return _numpy(ddx), _numpy(dp["scale"][...]).reshape(pshape) if "scale" in dp else None
@@ -255,11 +256,12 @@ class FlaxNnxLayer(Layer):
             graph, state = nnx.split(self.module)
             fn, args = self._apply(graph, mode == "train"), (state, xt, None)
         # jit dispatches asynchronously; the first call compiles (cached per configuration and shape)
-        return Timed(lambda: jax.block_until_ready(fn(*args)), _SYNC, fn._cache_size)
+        return Timed(lambda: jax.block_until_ready(fn(*args)), _SYNC, getattr(fn, "_cache_size", None))
 
 
 class FlaxNnxAdapter(Adapter):
     name = "flax.nnx"
+    modes = MODES
     builders = {op: builder(FlaxNnxLayer, native) for op, native in (
         ("layer_norm", _layer_norm), ("rms_norm", _rms_norm), ("batch_norm", _batch_norm),
         ("group_norm", _group_norm), ("instance_norm", _instance_norm))}

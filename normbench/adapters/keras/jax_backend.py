@@ -24,7 +24,8 @@ from .layers import (
 
 
 @functools.cache
-def _jax_functions(native: _Native, spec: NormSpec, shape: tuple[int, ...], dtype: str) -> dict[str, Any]:
+def _jax_functions(native: _Native, spec: NormSpec, shape: tuple[int, ...], dtype: str,
+                   jit: bool = True) -> dict[str, Any]:
     """Jitted pure functions over a stateless call of one template layer per configuration, as
     Keras's JAX trainer jits them: its model's ``stateless_call`` runs each layer's ``__call__`` in a
     ``StatelessScope``, and so does "apply" (the layer's own ``stateless_call`` would skip ``__call__``,
@@ -32,7 +33,9 @@ def _jax_functions(native: _Native, spec: NormSpec, shape: tuple[int, ...], dtyp
     non_trainable, x, mask) to (y, non_trainable after the call); "grad" maps (trainable,
     non_trainable, x, mask, dy) to (dx, d trainable). Any layer of that configuration passes its
     own variable values. Cached, so a configuration compiles once per shape; eager Keras on JAX
-    compiles every op separately for each new shape, ~4x slower on the suites' small cases."""
+    compiles every op separately for each new shape, ~4x slower on the suites' small cases. Without
+    ``jit`` (the eager mode) the same functions run op by op, as Keras on JAX runs with
+    ``jit_compile=False``."""
     import jax
     import keras
 
@@ -63,9 +66,9 @@ def _jax_functions(native: _Native, spec: NormSpec, shape: tuple[int, ...], dtyp
 
         return jax.grad(f, argnums=(0, 1))(t, trainable)
 
-    return {"train": jax.jit(functools.partial(apply, training=True)),
-            "infer": jax.jit(functools.partial(apply, training=False)), "grad": jax.jit(grad),
-            "jvp": jax.jit(jvp), "second_order": jax.jit(second_order)}
+    fns = {"train": functools.partial(apply, training=True), "infer": functools.partial(apply, training=False),
+           "grad": grad, "jvp": jvp, "second_order": second_order}
+    return {name: jax.jit(fn) if jit else fn for name, fn in fns.items()}
 
 
 class KerasJaxLayer(KerasLayer):
@@ -74,13 +77,18 @@ class KerasJaxLayer(KerasLayer):
 
     backend = "jax"
 
-    def __init__(self, spec: NormSpec, shape: tuple[int, ...], dtype: str, native: _Native) -> None:
+    def __init__(self, spec: NormSpec, shape: tuple[int, ...], dtype: str, native: _Native,
+                 mode: Mode | None = None) -> None:
         if dtype == "float64":
             import jax
 
             jax.config.update("jax_enable_x64", True)  # as flax.common._enable_x64; process-wide
         super().__init__(spec, shape, dtype, native)
-        self._fns = _jax_functions(native, spec, self.shape, dtype)
+        self.mode = mode
+        self._fns = _jax_functions(native, spec, self.shape, dtype, jit=mode is None)
+
+    def _graph(self, fn: Any) -> Any:
+        return fn  # the mode is in self._fns (jitted or not), not a TensorFlow graph
 
     def _state(self) -> tuple[list, list]:
         m = self.module
@@ -120,12 +128,13 @@ class KerasJaxLayer(KerasLayer):
             args += (self._to_native(dy),)
         # jit dispatches asynchronously; the first call for a shape compiles
         return Timed(lambda: jax.block_until_ready(fn(*args)), "jax.block_until_ready on every output",
-                     fn._cache_size)
+                     getattr(fn, "_cache_size", None))
 
 
 class KerasJaxAdapter(KerasTensorflowAdapter):
     name = "keras[jax]"
-    modes = (Mode("jit", "a jitted stateless call, as Keras's JAX trainer runs it"),)
+    modes = (Mode("jit", "a jitted stateless call, as Keras's JAX trainer runs it"),
+             Mode("eager", "the same stateless call un-jitted, op by op, as with jit_compile=False"))
     backend = "jax"
     builders = _builders(KerasJaxLayer)
     requires = ("keras", "jax")

@@ -18,8 +18,9 @@ _FLOAT32_MOMENTS = (*_WIDE, "float16")  # Keras's torch moments: float16 cast to
 # TensorFlow's other modes run the same layer code as a graph or through XLA: a divergence of that code is theirs too
 _TF = ("keras[tensorflow]", *(f"keras[tensorflow]+{m}" for m in TF_MODE_NAMES))
 _TF_BOTH = (*_TF, "tf_keras", *(f"tf_keras+{m}" for m in TF_MODE_NAMES))  # code Keras 3 on TF shares with tf_keras
-_KERAS = (*_TF, "keras[jax]", "keras[torch]")  # Keras 3: one layer code, three backends
-_KERAS_32 = ("keras[jax]", "keras[torch]")  # where Keras's dtype promotion turns float64 into float32
+_JAX = ("keras[jax]", "keras[jax]+eager")  # jitted or op by op, the same layer code
+_KERAS = (*_TF, *_JAX, "keras[torch]")  # Keras 3: one layer code, three backends
+_KERAS_32 = (*_JAX, "keras[torch]")  # where Keras's dtype promotion turns float64 into float32
 
 KNOWN: tuple[Known, ...] = (
     Known(
