@@ -19,8 +19,9 @@ _FLOAT32_MOMENTS = (*_WIDE, "float16")  # Keras's torch moments: float16 cast to
 _TF = ("keras[tensorflow]", *(f"keras[tensorflow]+{m}" for m in TF_MODE_NAMES))
 _TF_BOTH = (*_TF, "tf_keras", *(f"tf_keras+{m}" for m in TF_MODE_NAMES))  # code Keras 3 on TF shares with tf_keras
 _JAX = ("keras[jax]", "keras[jax]+eager")  # jitted or op by op, the same layer code
-_KERAS = (*_TF, *_JAX, "keras[torch]")  # Keras 3: one layer code, three backends
-_KERAS_32 = (*_JAX, "keras[torch]")  # where Keras's dtype promotion turns float64 into float32
+_TORCH = ("keras[torch]", "keras[torch]+compiled")  # eager, or under torch.compile
+_KERAS = (*_TF, *_JAX, *_TORCH)  # Keras 3: one layer code, three backends
+_KERAS_32 = (*_JAX, *_TORCH)  # where Keras's dtype promotion turns float64 into float32
 
 KNOWN: tuple[Known, ...] = (
     Known(
@@ -87,11 +88,11 @@ KNOWN: tuple[Known, ...] = (
         "in float32 and in float64 (computed in float32, see keras-float64-as-float32). Its "
         "LayerNormalization calls torch's F.layer_norm and is not affected",
         "https://github.com/keras-team/keras/blob/master/keras/src/backend/torch/nn.py",
-        lambda r: within(r, adapter=("keras[torch]",), op=("batch_norm", "group_norm", "instance_norm"),
+        lambda r: within(r, adapter=_TORCH, op=("batch_norm", "group_norm", "instance_norm"),
                       dtype=_FLOAT32_MOMENTS,
                       check=("forward_train", "grad_dx", "grad_dgamma", "grad_dbeta", "running_var", "jvp",
                              "second_order_dx", "second_order_dgamma")) and conditioned(r)
-        or within(r, adapter=("keras[torch]",), op=("batch_norm", "group_norm", "instance_norm"),
+        or within(r, adapter=_TORCH, op=("batch_norm", "group_norm", "instance_norm"),
                dtype=_FLOAT32_MOMENTS, check=("scale_shift_invariance",)),
         envelope=one_pass_variance_in("float32"), nonfinite=True,
     ),

@@ -15,12 +15,28 @@ from .layers import (
     _tensor,
 )
 
+_STEP_ONLY = ("Keras's jit_compile=True compiles the train step (the forward pass and its gradients), not "
+              "forward-mode or second derivatives")
+_CXX = ((("g++", "c++", "clang++"), "apt-get install g++ (Inductor builds its CPU kernels with a C++ compiler)"),)
+
 
 class KerasTorchLayer(KerasLayer):
     """Eager, as Keras runs on torch (its torch trainer does not compile by default);
     gradients through torch.autograd, forward-only benchmarks without autograd bookkeeping."""
 
     backend = "torch"
+
+    def _graph(self, fn):
+        """``fn`` as the mode runs it: eager, or under torch.compile as Keras's ``jit_compile=True`` compiles
+        its torch train step (no fullgraph: a graph break runs eager, as it does for Keras's users), with
+        recompile limits no run reaches and reaching one an error, never a silent return to eager."""
+        if self.mode is None:
+            return fn
+        import torch
+
+        torch._dynamo.config.recompile_limit = torch._dynamo.config.accumulated_recompile_limit = 1_000_000
+        torch._dynamo.config.fail_on_recompile_limit_hit = True
+        return torch.compile(fn, dynamic=False)
 
     def _grad(self, t, dy, mask):
         import torch
@@ -67,8 +83,10 @@ class KerasTorchLayer(KerasLayer):
             t.requires_grad_(True)
             g, wrt = self._to_native(dy), [t, *(p.value for p in self._params())]
 
+            grad = self._graph(lambda t: torch.autograd.grad(self._call(t, True), wrt, g))
+
             def call():
-                out = torch.autograd.grad(self._call(t, True), wrt, g)
+                out = grad(t)
                 wait()
                 return out
 
@@ -76,10 +94,11 @@ class KerasTorchLayer(KerasLayer):
         # Forward-only calls skip autograd bookkeeping as the torch adapter's do: no_grad for
         # "train" (it updates the moving statistics in place), inference_mode otherwise.
         mode_ctx = torch.no_grad if mode == "train" else torch.inference_mode
+        run = self._graph(lambda t: self._call(t, mode == "train"))
 
         def call():
             with mode_ctx():
-                out = self._call(t, mode == "train")
+                out = run(t)
             wait()
             return out
 
@@ -88,7 +107,10 @@ class KerasTorchLayer(KerasLayer):
 
 class KerasTorchAdapter(KerasTensorflowAdapter):
     name = "keras[torch]"
-    modes = (Mode("eager", "eager torch ops (Keras's torch trainer does not compile by default)"),)
+    modes = (Mode("eager", "eager torch ops (Keras's torch trainer does not compile by default)"),
+             Mode("compiled", "torch.compile(fn, dynamic=False), as Keras's jit_compile=True compiles its torch train "
+                  "step (graph breaks run eager)", compiled=True,
+                  lacks=(("jvp", _STEP_ONLY), ("second_order", _STEP_ONLY)), executables=_CXX))
     backend = "torch"
     builders = _builders(KerasTorchLayer)
     requires = ("keras", "torch")
