@@ -186,11 +186,13 @@ class TorchLayer(Layer):
 
         t, m = self._to_native(x), self.module
         sync = "none needed: torch CPU kernels have finished when the call returns"
+        # in a compiled mode, the graphs Dynamo has compiled in this process: a new shape's recompile shows
+        traces = (lambda: torch._dynamo.utils.counters["stats"]["unique_graphs"]) if self.mode is not None else None
         if mode == "forward_backward":
             m.train(True)
             t.requires_grad_(True)
             g, wrt = self._to_native(dy), [t, *(p for p in m.parameters())]
-            return Timed(lambda: torch.autograd.grad(self._call(t), wrt, g), sync)
+            return Timed(lambda: torch.autograd.grad(self._call(t), wrt, g), sync, traces)
         m.train(mode == "train")
         # forward-only calls run as users run inference: no autograd bookkeeping
         mode_ctx = torch.no_grad if mode == "train" else torch.inference_mode
@@ -199,4 +201,4 @@ class TorchLayer(Layer):
             with mode_ctx():
                 return self._call(t)
 
-        return Timed(call, sync)
+        return Timed(call, sync, traces)
