@@ -17,7 +17,7 @@ from normbench.ops.spec import NormSpec
 from normbench.results.records import Record
 from normbench.running import runner
 from normbench.running.job import plan
-from normbench.verify import checks
+from normbench.verify import checks, known
 
 from .helpers import ROOT, one_line_error, run_cli
 
@@ -222,3 +222,17 @@ def test_the_report_sets_each_mode_beside_its_default(planted):
     page, md = html.render(res), markdown.render(res)
     assert 'id="modes"' in page and "changes: cancels on stress inputs" in page
     assert "### Execution modes" in md and "| meta-compiled-one-pass | compiled | layer_norm |" in md
+
+
+def test_xla_changes_tf_keras_fused_batchnorm_to_one_pass_variance():
+    """A divergence only a compiled mode has: XLA's BatchNormExpander under tf_keras's fused 4-D BatchNorm
+    cancels at offset 1e2 and is NaN at 1e4, where eager TF passes; each record is the known entry."""
+    eager, xla = registry.get("tf_keras"), registry.get("tf_keras+xla")
+    for source in ("offset1e2", "offset1e4"):
+        case = Case(NormSpec("batch_norm", layout="channels_last"), (4, 5, 6, 8), input=source)
+        rec, = checks.forward(eager, case, training=True)
+        assert rec.outcome == "pass", rec.message
+        rec, = checks.forward(xla, case, training=True)
+        assert rec.outcome == "fail" and rec.max_abs_err / rec.tolerance > 2
+        entry, within, why = known.explain(dataclasses.asdict(rec))
+        assert entry.key == "tf-xla-fused-batchnorm-one-pass" and within, why

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from ...numerics.divergence import Known, params, within
-from ...numerics.envelopes import computes_in, group_sums, ignores_mask, largest_rstd, measured, variance_overflows
+from ...numerics.divergence import Known, conditioned, params, within
+from ...numerics.envelopes import (
+    computes_in,
+    group_sums,
+    ignores_mask,
+    largest_rstd,
+    measured,
+    one_pass_variance_in,
+    variance_overflows,
+)
 from ...ops.dtypes import overflow_threshold
 from ..tf_modes import MODE_NAMES
 
@@ -11,6 +19,20 @@ from ..tf_modes import MODE_NAMES
 _TF_KERAS = ("tf_keras", *(f"tf_keras+{m}" for m in MODE_NAMES))
 
 KNOWN: tuple[Known, ...] = (
+    Known(
+        "tf-xla-fused-batchnorm-one-pass",
+        "under XLA, tf_keras's fused BatchNormalization (the default fused=None takes it for 4-D and 5-D float32 and "
+        "half inputs) becomes XLA's batch-norm-training, which BatchNormExpander rewrites with var = E[x²] − E[x]² "
+        "and no clamp: it cancels when |mean| ≫ std and is NaN once negative (tensorflow#118701), where eager TF's "
+        "fused kernel is two-pass. Reproducer (TF 2.21, tf_keras 2.21): x = 1e4 + randn(4, 5, 6, 8) in float32; "
+        "tf.function(lambda t: tf_keras.layers.BatchNormalization()(t, training=True), jit_compile=True)(x) is "
+        "not finite, eagerly it is within tolerance; at offset 1e2 the error is 3.9x the tolerance",
+        "https://github.com/openxla/xla/blob/main/xla/service/batchnorm_expander.cc",
+        lambda r: within(r, adapter=("tf_keras+xla",), op=("batch_norm",), dtype=("float32", "float16", "bfloat16"),
+                         check=("forward_train", "grad_dx", "grad_dgamma", "grad_dbeta", "running_var"))
+        and len(r.get("shape") or ()) in (4, 5) and not params(r).get("masked") and conditioned(r),
+        envelope=one_pass_variance_in("float32"), nonfinite=True,
+    ),
     Known(
         "tf-xla-rsqrt-grad-half-nan",
         "under XLA, tf_keras's float16 LayerNormalization (tf.nn.moments and tf.nn.batch_normalization in "
