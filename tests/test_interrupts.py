@@ -157,9 +157,12 @@ def test_a_verification_cut_short_judges_no_known_divergence_stale(tmp_path):
     """))
     exe = Path(sys.executable).with_name("normbench")
     out = tmp_path / "r"
+    # SIGINT as a terminal's Ctrl-C delivers it, even where these tests were started with it ignored (a
+    # non-interactive shell's `make test &`): a directly started `normbench verify` keeps what it inherits
     proc = subprocess.Popen([str(exe), "verify", "--adapters", "impostor:HangingFlax", "-o", str(out), "--", "-k",
                              "offset1e4 or offset1e2"], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     def hanging():
         """the impostor to pass some covered cases, then hang"""

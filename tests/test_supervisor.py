@@ -105,3 +105,15 @@ def test_ctrl_c_stops_every_search_group_and_says_so(tmp_path):
     assert "Traceback" not in stdout + stderr
     assert left_behind(out) == []
     assert _statuses(out)["hanging"] == "interrupted"
+
+
+def test_a_supervised_child_stops_on_sigint_even_when_started_with_it_ignored():
+    """A non-interactive shell starts a background command with SIGINT ignored, and every child inherits
+    that; the supervisor's stop request is SIGINT, so its children take it back."""
+    code = ("import os, signal; from normbench.running import child; os.kill(os.getpid(), signal.SIGINT); "
+            "child.stop_with_parent(); print(signal.getsignal(signal.SIGINT) is signal.default_int_handler); "
+            "os.kill(os.getpid(), signal.SIGINT)")
+    env = {**os.environ, "NORMBENCH_PARENT_PID": str(os.getpid())}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert proc.stdout.strip() == "True" and "KeyboardInterrupt" in proc.stderr and proc.returncode != 0

@@ -23,10 +23,17 @@ def dump_stacks_on_request() -> None:
 
 def stop_with_parent() -> None:
     """A process the supervisor started (in a session of its own, so a terminal's Ctrl-C does
-    not reach it) interrupts itself if that parent disappears without stopping it."""
+    not reach it) interrupts itself if that parent disappears without stopping it.
+
+    Its SIGINT is the supervisor's request to stop, so it must raise KeyboardInterrupt even where the
+    supervisor was started with SIGINT ignored, as a non-interactive shell starts a command put in the
+    background (``normbench run &`` in a CI script): every child would inherit the ignore and be killed
+    after the grace period instead of stopping cleanly."""
     parent = os.environ.get(PARENT)
     if not parent or not parent.isdigit():
         return
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def watch() -> None:
         while os.getppid() == int(parent):
