@@ -276,6 +276,12 @@ class Adapter:
     modes: ClassVar[tuple[Mode, ...]] = (DEFAULT_MODE,)
     mode: Mode | None = None  # set on a copy by ``in_mode``; None is the default mode
 
+    @classmethod
+    def every_mode(cls) -> tuple[str, ...]:
+        """The adapter's name in each of its modes, the default first: what a known divergence of its layer
+        code names where every mode runs that code."""
+        return tuple(cls.name if i == 0 else f"{cls.name}+{m.name}" for i, m in enumerate(cls.modes))
+
     @property
     def base_name(self) -> str:
         """The adapter's own name, without its mode."""

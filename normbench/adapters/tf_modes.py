@@ -17,7 +17,6 @@ EAGER = Mode("eager", "eager TensorFlow ops (benchmarks time tf.function, as Ker
 FUNCTION = Mode("function", "tf.function(fn) (a TF graph, no XLA)")
 XLA = Mode("xla", "tf.function(fn, jit_compile=True) (XLA's CPU backend)", compiled=True)
 MODES = (EAGER, FUNCTION, XLA)
-MODE_NAMES = tuple(m.name for m in MODES[1:])  # the modes besides the default
 
 
 def tf_function(fn: Any, mode: Mode) -> Any:

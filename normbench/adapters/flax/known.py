@@ -5,13 +5,13 @@ from __future__ import annotations
 from ...numerics.divergence import CENTRED, Known, conditioned, counts_differ, params, synchronized, within
 from ...numerics.envelopes import PROMOTED, computes_in, one_pass_variance_in, replica_statistics
 from ...ops.dtypes import machine_eps
-from .common import MODES
+from .linen import FlaxLinenAdapter
+from .nnx import FlaxNnxAdapter
 
 # The same layer code under jax.jit or op by op: a divergence of that code is each mode's
-_EACH = tuple(m.name for m in MODES[1:])
-_FLAX = tuple(f"{a}{suffix}" for a in ("flax.linen", "flax.nnx") for suffix in ("", *(f"+{m}" for m in _EACH)))
-_LINEN = ("flax.linen", *(f"flax.linen+{m}" for m in _EACH))
-_NNX = ("flax.nnx", *(f"flax.nnx+{m}" for m in _EACH))
+_LINEN = FlaxLinenAdapter.every_mode()
+_NNX = FlaxNnxAdapter.every_mode()
+_FLAX = (*_LINEN, *_NNX)
 
 KNOWN: tuple[Known, ...] = (
     Known(

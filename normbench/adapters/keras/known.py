@@ -11,15 +11,18 @@ from ...numerics.envelopes import (
     replica_statistics,
     stopped_mean_gradient,
 )
-from ..tf_modes import MODE_NAMES as TF_MODE_NAMES
+from ..tf_keras.layers import TfKerasAdapter
+from .jax_backend import KerasJaxAdapter
+from .layers import KerasTensorflowAdapter
+from .torch_backend import KerasTorchAdapter
 
 _WIDE = ("float32", "float64")
 _FLOAT32_MOMENTS = (*_WIDE, "float16")  # Keras's torch moments: float16 cast to float32, bfloat16 kept
 # TensorFlow's other modes run the same layer code as a graph or through XLA: a divergence of that code is theirs too
-_TF = ("keras[tensorflow]", *(f"keras[tensorflow]+{m}" for m in TF_MODE_NAMES))
-_TF_BOTH = (*_TF, "tf_keras", *(f"tf_keras+{m}" for m in TF_MODE_NAMES))  # code Keras 3 on TF shares with tf_keras
-_JAX = ("keras[jax]", "keras[jax]+eager")  # jitted or op by op, the same layer code
-_TORCH = ("keras[torch]", "keras[torch]+compiled")  # eager, or under torch.compile
+_TF = KerasTensorflowAdapter.every_mode()
+_TF_BOTH = (*_TF, *TfKerasAdapter.every_mode())  # code Keras 3 on TF shares with tf_keras
+_JAX = KerasJaxAdapter.every_mode()  # jitted or op by op, the same layer code
+_TORCH = KerasTorchAdapter.every_mode()  # eager, or under torch.compile
 _KERAS = (*_TF, *_JAX, *_TORCH)  # Keras 3: one layer code, three backends
 _KERAS_32 = (*_JAX, *_TORCH)  # where Keras's dtype promotion turns float64 into float32
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..base import Mode
+from ..torch_compile import CXX, torch_compile
 from .layers import (
     KerasLayer,
     KerasTensorflowAdapter,
@@ -17,7 +18,6 @@ from .layers import (
 
 _STEP_ONLY = ("Keras's jit_compile=True compiles the train step (the forward pass and its gradients), not "
               "forward-mode or second derivatives")
-_CXX = ((("g++", "c++", "clang++"), "apt-get install g++ (Inductor builds its CPU kernels with a C++ compiler)"),)
 
 
 class KerasTorchLayer(KerasLayer):
@@ -29,14 +29,8 @@ class KerasTorchLayer(KerasLayer):
     def _graph(self, fn):
         """``fn`` as the mode runs it: eager, or under torch.compile as Keras's ``jit_compile=True`` compiles
         its torch train step (no fullgraph: a graph break runs eager, as it does for Keras's users), with
-        recompile limits no run reaches and reaching one an error, never a silent return to eager."""
-        if self.mode is None:
-            return fn
-        import torch
-
-        torch._dynamo.config.recompile_limit = torch._dynamo.config.accumulated_recompile_limit = 1_000_000
-        torch._dynamo.config.fail_on_recompile_limit_hit = True
-        return torch.compile(fn, dynamic=False)
+        the recompile limits of ``torch_compile``."""
+        return fn if self.mode is None else torch_compile(fn)
 
     def _grad(self, t, dy, mask):
         import torch
@@ -110,7 +104,7 @@ class KerasTorchAdapter(KerasTensorflowAdapter):
     modes = (Mode("eager", "eager torch ops (Keras's torch trainer does not compile by default)"),
              Mode("compiled", "torch.compile(fn, dynamic=False), as Keras's jit_compile=True compiles its torch train "
                   "step (graph breaks run eager)", compiled=True,
-                  lacks=(("jvp", _STEP_ONLY), ("second_order", _STEP_ONLY)), executables=_CXX))
+                  lacks=(("jvp", _STEP_ONLY), ("second_order", _STEP_ONLY)), executables=CXX))
     backend = "torch"
     builders = _builders(KerasTorchLayer)
     requires = ("keras", "torch")

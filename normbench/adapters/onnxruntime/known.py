@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from ...numerics.divergence import Known, within
 from ...numerics.envelopes import computes_in, one_pass_variance_in
-from .layers import LEVELS
+from .layers import OnnxRuntimeAdapter
 
 # one-node graphs: no optimization level has anything to fuse or rewrite, so every level runs the same kernels
-_ORT = ("onnxruntime", *(f"onnxruntime+{level}" for level in list(LEVELS)[1:]))
+_ORT = OnnxRuntimeAdapter.every_mode()
 
 KNOWN: tuple[Known, ...] = (
     Known(

@@ -13,10 +13,10 @@ from ...numerics.envelopes import (
     variance_overflows,
 )
 from ...ops.dtypes import overflow_threshold
-from ..tf_modes import MODE_NAMES
+from .layers import TfKerasAdapter
 
 # tf.function and XLA run the same layer code: a divergence of that code is theirs too
-_TF_KERAS = ("tf_keras", *(f"tf_keras+{m}" for m in MODE_NAMES))
+_TF_KERAS = TfKerasAdapter.every_mode()
 
 KNOWN: tuple[Known, ...] = (
     Known(

@@ -27,6 +27,7 @@ import warnings
 
 import numpy as np
 
+from ...ops.dtypes import resolve
 from ..base import Adapter, Mode, Timed, Unsupported, builder
 from .native import TorchLayer, _batch_norm, _group_norm, _instance_norm, _layer_norm, _rms_norm
 
@@ -99,17 +100,14 @@ class ExportedLayer(TorchLayer):
         if mask is not None:
             raise Unsupported("the exported torch layers take no mask")
         self._inference(training)
-        y = self._graph().run(None, {"x": self._channels_first(np.asarray(x, self._np_dtype()))})[0]
+        y = self._graph().run(None, {"x": self._channels_first(np.asarray(x, resolve(self.dtype)))})[0]
         return np.moveaxis(y, 1, self._channel) if self.spec.kind.channel_axis else y
-
-    def _np_dtype(self):
-        return np.float16 if self.dtype == "float16" else np.dtype(self.dtype)
 
     def timed(self, x, mode, dy=None):
         if mode == "forward_backward":
             raise Unsupported("an exported inference graph computes no gradients")
         self._inference(mode == "train")
-        sess, feed = self._graph(), {"x": self._channels_first(np.asarray(x, self._np_dtype()))}
+        sess, feed = self._graph(), {"x": self._channels_first(np.asarray(x, resolve(self.dtype)))}
         return Timed(lambda: sess.run(None, feed),
                      "none needed: InferenceSession.run on the CPU provider returns the computed outputs")
 

@@ -6,8 +6,9 @@ from ...numerics.divergence import CENTRED, Known, conditioned, params, within
 from ...numerics.envelopes import PROMOTED, largest_rstd, measured, one_pass_variance_in, wrong_gradient
 from ...ops.dtypes import overflow_threshold
 from .exported import ExportedAdapter
+from .layers import TorchAdapter
 
-_EXPORTED = tuple(ExportedAdapter().in_mode(m.name).name for m in ExportedAdapter.modes)  # every opset and level
+_EXPORTED = ExportedAdapter.every_mode()  # every opset and level
 
 KNOWN: tuple[Known, ...] = (
     Known(
@@ -66,7 +67,7 @@ KNOWN: tuple[Known, ...] = (
         "stride (torch 2.13 CPU). torch.compile over that jvp traces the same formula and raises it as "
         "TorchRuntimeError (Dynamo's fake-tensor run: cannot view a tensor with strides (280, 1, 56, 8) as (1, 8, 70))",
         "https://github.com/pytorch/pytorch/blob/main/torch/csrc/autograd/FunctionsManual.cpp",
-        lambda r: within(r, adapter=("torch", "torch+inductor", "torch+inductor_emulate"), op=("group_norm",),
+        lambda r: within(r, adapter=TorchAdapter.every_mode(), op=("group_norm",),
                          layout=("channels_last",), check=("jvp",))
         and len(r.get("shape") or ()) >= 4,
         raises=("RuntimeError", "TorchRuntimeError"),

@@ -17,12 +17,12 @@ compute dtype is the half one, whatever the mixed-type kernels do inside.
 from __future__ import annotations
 
 from ..base import Adapter, MixedPath, Mode, ReplicaJob, ReplicaRun, builder
+from ..torch_compile import CXX
 from . import replicas
 from .native import TorchLayer, _batch_norm, _group_norm, _instance_norm, _layer_norm, _rms_norm
 
 __all__ = ["TorchAdapter", "TorchLayer"]
 _AMP_CPU = "https://docs.pytorch.org/docs/stable/amp.html#cpu-op-specific-behavior"
-_CXX = ((("g++", "c++", "clang++"), "apt-get install g++ (Inductor builds its CPU kernels with a C++ compiler)"),)
 _NO_DOUBLE_BACKWARD = (("second_order", "torch.compile refuses double backward (RuntimeError: torch.compile with "
                         "aot_autograd does not currently support double backward)"),)
 _COMPILE = "torch.compile(module, dynamic=False, fullgraph=True"
@@ -39,10 +39,10 @@ class TorchAdapter(Adapter):
     running_var = "unbiased"
     modes = (Mode("eager", "eager torch.nn modules"),
              Mode("inductor", f"{_COMPILE}) (Inductor's C++/OpenMP kernels)", compiled=True,
-                  lacks=_NO_DOUBLE_BACKWARD, executables=_CXX),
+                  lacks=_NO_DOUBLE_BACKWARD, executables=CXX),
              Mode("inductor_emulate", f"{_COMPILE}, options={{'emulate_precision_casts': True}}) (Inductor, rounding "
                   "half-precision intermediates as eager does)", compiled=True, lacks=_NO_DOUBLE_BACKWARD,
-                  executables=_CXX))
+                  executables=CXX))
 
     def defaults(self, op):
         import torch

@@ -10,23 +10,18 @@ import numpy as np
 from ...numerics.reference import Grads
 from ...ops.dtypes import resolve
 from ..base import Layer, Mode, Timed
+from ..torch_compile import torch_compile
 
 # torch.compile options of each compiled mode (``layers.TorchAdapter.modes``): Inductor's config keys.
 COMPILE_OPTIONS = {"inductor": {}, "inductor_emulate": {"emulate_precision_casts": True}}
 
 
 def compiled(fn, mode: Mode | None):
-    """``fn`` under torch.compile in ``mode`` (``fn`` itself in eager mode). Static shapes, so a case
-    compiles as its own rerun does whatever ran before it; fullgraph, so no part of it falls back to
-    eager unseen; and recompile limits no run reaches, with reaching one an error, never a silent
-    return to eager (Dynamo's default after 8 recompiles of one function, or 256 in all)."""
-    import torch
-
+    """``fn`` under torch.compile in ``mode`` (``fn`` itself in eager mode); fullgraph, so no part of it
+    falls back to eager unseen (see ``torch_compile`` for the rest)."""
     if mode is None:
         return fn
-    torch._dynamo.config.recompile_limit = torch._dynamo.config.accumulated_recompile_limit = 1_000_000
-    torch._dynamo.config.fail_on_recompile_limit_hit = True
-    return torch.compile(fn, dynamic=False, fullgraph=True, options=COMPILE_OPTIONS[mode.name] or None)
+    return torch_compile(fn, fullgraph=True, options=COMPILE_OPTIONS[mode.name] or None)
 
 
 def _tensor(a: np.ndarray, dtype: str):
