@@ -14,7 +14,7 @@ from ..bench import allocator, conductor, threads
 from ..ops.dtypes import DTYPES
 from ..running import commands, runner
 from . import bench_passes, head_to_head
-from .common import UNTIMED, fail, output, own_results, positive_int, reports_beside, run_pytest
+from .common import fail, output, own_results, positive_int, reports_beside, run_pytest, timed_by_default
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -87,8 +87,7 @@ def bench_cases(args: argparse.Namespace) -> int:
             if "@" in (args.adapters or ""):
                 return fail("--modes adds modes to adapters of this interpreter; name each one as "
                             "<name>+<mode>@PYTHON instead")
-            chosen_adapters = registry.select(args.adapters) if args.adapters else [
-                a for a in registry.select(None) if a.name not in UNTIMED and not a.missing()]
+            chosen_adapters = registry.select(args.adapters) if args.adapters else timed_by_default()
             args.adapters = ",".join(a.ref or a.name for a in registry.with_modes(chosen_adapters, args.modes))
         entrants = registry.select(args.adapters) if in_process else head_to_head.entrants(args.adapters)
     except (registry.UnknownAdapter, ValueError) as exc:

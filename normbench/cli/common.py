@@ -7,6 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..adapters import registry
+from ..adapters.base import Adapter
 from ..running import child, folder
 from ..running.job import Job
 from ..running.supervisor import OK_EXITS, Stop
@@ -16,6 +18,13 @@ REPORT_FILES = {"report.html", "report.md", "results.csv"}
 # not one of them (its float64 passes over a 4096 × 16384 RMSNorm take seconds per call); and torch.onnx, whose
 # exported graphs run onnxruntime's kernels, timed already as onnxruntime.
 UNTIMED = ("numpy", "torch.onnx")
+MODES_HELP = ("execution modes to add to each adapter's default: compiled, all, or mode names, comma-separated "
+              "(`normbench list` shows them; or name one adapter in one mode as <name>+<mode>)")
+
+
+def timed_by_default() -> list[Adapter]:
+    """What a benchmark times when no adapter is named: every installed adapter but the untimed ones."""
+    return [a for a in registry.select(None) if a.name not in UNTIMED and not a.missing()]
 
 
 def fail(message: str) -> int:

@@ -13,7 +13,7 @@ from ..bench.environment import environment
 from ..ops.case import BenchCase
 from ..results.kinds import Outcome
 from ..results.records import ResultsFile
-from .common import UNTIMED, reports_beside
+from .common import reports_beside, timed_by_default
 
 
 def entrants(names: str | None) -> list[conductor.Entrant]:
@@ -22,8 +22,7 @@ def entrants(names: str | None) -> list[conductor.Entrant]:
         listed = [n.strip() for n in names.split(",") if n.strip()]
         registry.select(list(dict.fromkeys(n.partition("@")[0] for n in listed)))  # an unknown name: one line
         return conductor.parse_entrants(listed, lambda ref: registry.get(ref).name)
-    chosen = [a for a in registry.select(None) if a.name not in UNTIMED and not a.missing()]
-    return conductor.parse_entrants([a.name for a in chosen], lambda ref: registry.get(ref).name)
+    return conductor.parse_entrants([a.name for a in timed_by_default()], lambda ref: registry.get(ref).name)
 
 
 def same_call(cases: list[BenchCase]) -> dict[BenchCase, list[BenchCase]]:

@@ -26,8 +26,7 @@ def list_adapters(_: argparse.Namespace) -> int:
         print(f"{a.name:<{width}}  {built}  {status}")
         print(f"{'':<{width}}  dtypes: {','.join(sorted(a.dtypes))}  features: {','.join(sorted(a.features))}  "
               f"{process}")
-        for i, mode in enumerate(a.modes if len(a.modes) > 1 else ()):
-            named = a.name if i == 0 else f"{a.name}+{mode.name}"
+        for i, (mode, named) in enumerate(zip(a.modes, a.every_mode(), strict=True) if len(a.modes) > 1 else ()):
             less = f"; without {','.join(f for f, _ in mode.lacks)}" if mode.lacks else ""
             kind = "default" if i == 0 else "compiled" if mode.compiled else "other"
             print(f"{'':<{width}}  mode {mode.name} ({kind}): {mode.how}{less}  -> --adapters {named}")

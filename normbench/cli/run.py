@@ -11,16 +11,14 @@ from ..results import counts
 from ..results.kinds import Outcome
 from ..running import folder, progress, runner, supervisor
 from ..running.job import plan
-from .common import UNTIMED, fail, load_results, positive_int, write_reports
+from .common import MODES_HELP, UNTIMED, fail, load_results, positive_int, write_reports
 
 
 def add(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="the main job: every suite, one process per framework group, then the "
                                      "reports (the default command)")
     run.add_argument("--adapters", help="comma-separated adapter names or module:Class (default: all known)")
-    run.add_argument("--modes", help="execution modes to add to each adapter's default: compiled, all, or "
-                             "mode names, comma-separated (`normbench list` shows them; or name one "
-                             "adapter in one mode as <name>+<mode>)")
+    run.add_argument("--modes", help=MODES_HELP)
     run.add_argument("--suites", help=f"comma-separated, some of {', '.join(runner.SUITES)} (default: all)")
     run.add_argument("--quick", action="store_true",
                      help="quick matrix: float32/float64 checks only, one timed pass of the default "

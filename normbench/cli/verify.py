@@ -8,15 +8,13 @@ import os
 from ..adapters import registry
 from ..results.kinds import Suite
 from ..running import runner
-from .common import fail, output, own_results, reports_beside, run_pytest
+from .common import MODES_HELP, fail, output, own_results, reports_beside, run_pytest
 
 
 def add(sub: argparse._SubParsersAction) -> None:
     verify = sub.add_parser("verify", help="the verification suites alone, in this process")
     verify.add_argument("--adapters", help="comma-separated adapter names or module:Class")
-    verify.add_argument("--modes", help="execution modes to add to each adapter's default: compiled, all, or "
-                             "mode names, comma-separated (`normbench list` shows them; or name one "
-                             "adapter in one mode as <name>+<mode>)")
+    verify.add_argument("--modes", help=MODES_HELP)
     verify.add_argument("--suites", help=f"comma-separated, some of {', '.join(runner.VERIFY_SUITES)}, "
                         f"{runner.SYNC_SUITE} (default: all but {runner.SYNC_SUITE})")
     verify.add_argument("-o", "--output", help="results folder (default normbench-results/<time>)")
