@@ -21,10 +21,12 @@ from . import search, terminal
 from .adapters import registry
 from .bench import lock
 from .bench.environment import environment
+from .ops.case import Case
 from .results import records
 from .results.kinds import Check, Outcome
 from .results.records import Record, ResultsFile
 from .verify import known
+from .verify.cases import MATRICES, in_short_matrix
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -37,6 +39,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--modes", default=None,
         help="execution modes to add to each adapter's default: compiled, all, or mode names, comma-separated "
              "(`normbench list` shows each adapter's; an adapter named as <name>+<mode> runs in that mode alone)",
+    )
+    group.addoption(
+        "--matrix", default="full", choices=MATRICES,
+        help="full: every case (the default); short: each op's stress configuration in float32 and bfloat16 "
+             "alone, the matrix normbench run verifies the compiled modes it adds on",
     )
     group.addoption("--bench-dtypes", default=None,
                     help="benchmark dtypes, comma-separated (default: each op's own, float32 and for "
@@ -269,6 +276,21 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     ours = [item for item in session.items if "norm_adapter" in getattr(item, "fixturenames", ())]
     if ours:
         recorder.take_machine(exclusive=any("timed_benchmark" in item.fixturenames for item in ours))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``--matrix short``: deselect every suite test but those on a case of the short matrix."""
+    if config.getoption("--matrix", "full") != "short":
+        return
+    kept, dropped = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        case = params.get("case")
+        ours = "norm_adapter" in getattr(item, "fixturenames", ())
+        (dropped if ours and not (isinstance(case, Case) and in_short_matrix(case)) else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from normbench.bench import conductor, head_to_head
+from normbench.cli import head_to_head as head_to_head_cli
 from normbench.results import records
 
 from .helpers import ROOT, browser_dom, run_cli
@@ -168,7 +169,8 @@ def test_entrants_from_two_interpreters_are_named_by_their_environment(tmp_path)
 @pytest.fixture(scope="module")
 def meta_pass(tmp_path_factory):
     """One head-to-head pass: Steady under this interpreter and under a second one (a venv-b that
-    runs this same Python), 10 % and 5 % slower copies, and an adapter that segfaults. Its memory
+    runs this same Python), 10 % and 5 % slower copies (the 5 % one timed at the default shapes alone, as
+    normbench run times the compiled modes it adds), and an adapter that segfaults. Its memory
     budget holds two of them on a BatchNorm case (``meta_speed.HOLD_MB`` each), not four: those
     cases run in heats."""
     root = tmp_path_factory.mktemp("h2h")
@@ -182,7 +184,7 @@ def meta_pass(tmp_path_factory):
     # two passes: a spin on the clock carries no process bias of its own (real frameworks do: see the defaults)
     proc = run_cli("bench", "--quick", "--processes", "2", "--rounds", "10", "--adapters",
                    ",".join(names), "--memory-budget", str(BUDGET_MB),
-                   "-o", str(out), cwd=ROOT, timeout=900)
+                   "--default-shapes-for", "tests.meta_speed:Slower5", "-o", str(out), cwd=ROOT, timeout=900)
     env, rows = records.read(out / "results.jsonl")
     return proc, out, env, rows
 
@@ -200,6 +202,17 @@ def test_an_adapter_against_itself_ties_on_every_case(meta_pass):
     assert len(cases) == 19  # every op's quick cases: the spin runs any op and mode
     assert not a["slower"] and not b["slower"] and a["tied"] + b["tied"] == len(cases), (a, b)
     assert {e["name"] for e in env["head_to_head"]["entrants"]} >= {mine, "meta-steady@venv-b"}
+
+
+@pytest.mark.serial
+def test_an_entrant_for_the_default_shapes_alone_sits_out_the_sweeps(meta_pass):
+    _, _, _, rows = meta_pass
+    cases = {a: {r["case"] for r in rows if r["adapter"] == a and r["suite"] == "speed" and r["check"] != "recompiles"}
+             for a in ("meta-slower-10", "meta-slower-5")}
+    sweeps = {r["case"] for r in rows if r.get("params", {}).get("group") == "sweep"}
+    assert sweeps and cases["meta-slower-5"] == cases["meta-slower-10"] - sweeps
+    with pytest.raises(ValueError, match="--default-shapes-for names 'torch'.*not among the adapters timed"):
+        head_to_head_cli.entrants("onnxruntime", "torch")
 
 
 @pytest.mark.serial

@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pytest
 
+from normbench import ops
 from normbench.adapters import registry
 from normbench.adapters.base import Mode
 from normbench.ops.case import Case
@@ -236,3 +237,42 @@ def test_xla_changes_tf_keras_fused_batchnorm_to_one_pass_variance():
         assert rec.outcome == "fail" and rec.max_abs_err / rec.tolerance > 2
         entry, within, why = known.explain(dataclasses.asdict(rec))
         assert entry.key == "tf-xla-fused-batchnorm-one-pass" and within, why
+
+
+def test_the_default_run_adds_the_compiled_modes_on_the_short_matrix(tmp_path):
+    """`normbench run` without --modes verifies each compiled mode on the short matrix (each op's stress
+    configuration, float32 and bfloat16), which still catches the planted compiled-only bug; --modes runs
+    the mode on the full matrix, --quick adds none."""
+    from normbench.cli import run as run_cli_module
+    from normbench.verify.cases import agreement_cases, in_short_matrix
+
+    chosen = registry.select("torch,onnxruntime,tf_keras")
+    adapters, short = run_cli_module.with_modes(chosen, None, quick=False)
+    assert [a.name for a in adapters] == ["torch", "torch+inductor", "onnxruntime", "tf_keras", "tf_keras+xla"]
+    assert short == ("torch+inductor", "tf_keras+xla")  # not Inductor's emulation variant (Mode.in_run)
+    assert run_cli_module.with_modes(chosen, "compiled", quick=False)[1] == ()
+    assert [a.name for a in run_cli_module.with_modes(chosen, None, quick=True)[0]] == ["torch", "onnxruntime",
+                                                                                        "tf_keras"]
+    jobs = runner.jobs(plan(adapters), tmp_path, runner.Options(short=short))
+    by = {j.group.name: j.command for j in jobs if j.phase == "verify"}
+    assert by["torch+inductor"][-2:] == ["--matrix", "short"] and "--matrix" not in by["torch"]
+    bench = next(j.command for j in jobs if j.phase == "bench")
+    assert bench[bench.index("--default-shapes-for") + 1] == "torch+inductor,tf_keras+xla"
+
+    cases = [c for c in agreement_cases() if in_short_matrix(c)]
+    assert {c.spec.op for c in cases} == set(ops.names())
+    assert {c.dtype for c in cases} == {"float32", "bfloat16"}
+    assert {c.input for c in cases} >= {"normal", "offset1e2", "offset1e4", "tiny_variance", "constant", "large"}
+
+    out = tmp_path / "run"
+    proc = run_cli("run", "--adapters", META, "--suites", "agreement,train_eval", "-o", str(out), cwd=ROOT)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    rows = [json.loads(line) for f in sorted(out.glob("verify/*/results.jsonl"))
+            for line in f.read_text().splitlines()[1:]]
+    compiled = [r for r in rows if r["adapter"] == "meta-compiled-one-pass+compiled"]
+    eager = [r for r in rows if r["adapter"] == "meta-compiled-one-pass"]
+    assert len(eager) > 3 * len(compiled) > 0
+    assert {r["dtype"] for r in compiled} == {"float32", "bfloat16"}
+    assert all(r["outcome"] in ("pass", "skip") for r in eager)
+    assert {r["case"].split("-")[0] for r in compiled if r["outcome"] == "fail"} >= {"layer_norm", "batch_norm"}
+    assert json.loads((out / "run.json").read_text())["short_matrix"] == ["meta-compiled-one-pass+compiled"]

@@ -54,6 +54,9 @@ class Mode:
     name: str
     how: str
     compiled: bool = False  # what `--modes compiled` selects
+    # `normbench run` adds a compiled mode by default, on the short matrix; False for one that costs the
+    # run minutes even there (a variant of another compiled mode, or a compiler slow on small graphs)
+    in_run: bool = True
     lacks: tuple[tuple[str, str], ...] = ()  # (feature, why the mode cannot run it)
     executables: tuple[tuple[tuple[str, ...], str], ...] = ()  # ((any of these commands), install hint)
 

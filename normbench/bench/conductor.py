@@ -58,10 +58,14 @@ class Entrant:
     ref: str
     python: str = sys.executable
     label: str = ""
+    sweeps: bool = True  # False: timed at the default shapes alone (a mode normbench run adds by default)
 
     @property
     def name(self) -> str:
         return self.label or self.ref
+
+    def takes(self, case: BenchCase) -> bool:
+        return self.sweeps or case.group != "sweep"
 
 
 def parse_entrants(names: list[str], adapter_name: Callable[[str], str]) -> list[Entrant]:
@@ -329,7 +333,9 @@ def _live(processes: list[Process], results: dict[str, Timings]) -> list[Process
     """The processes still in the race for this case."""
     live = []
     for p in processes:
-        out = results[p.entrant.name]
+        out = results.get(p.entrant.name)
+        if out is None:  # not in this case's field
+            continue
         if p.lost:  # died on an earlier case (or on starting): every later case is an error of its own
             out.error = out.error or f"not timed: its process was lost earlier ({p.lost})"
         if not (out.skip or out.error):
@@ -469,7 +475,7 @@ class Conductor:
 
     def run(self, cases: list[BenchCase]) -> Iterator[tuple[BenchCase, dict[str, Timings]]]:
         """Each case with every entrant's timings, once its last pass is done."""
-        results = {case.id: {e.name: Timings(e) for e in self.entrants} for case in cases}
+        results = {case.id: {e.name: Timings(e) for e in self.entrants if e.takes(case)} for case in cases}
         begun = time.monotonic()
         for index in range(self.processes):
             started = [greet(p) for p in [launch(e, self.logs, index, self.env) for e in self.entrants]]

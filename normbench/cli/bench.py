@@ -27,6 +27,9 @@ def add(sub: argparse._SubParsersAction) -> None:
                        help="threads for every framework (default: every CPU this process may use)")
     bench.add_argument("--dtypes", default=None, help="comma-separated, e.g. float32,float16,bfloat16 "
                        "(default: each op's own: float32, and bfloat16 too for RMSNorm)")
+    bench.add_argument("--default-shapes-for", default=None, metavar="ADAPTERS",
+                       help="head to head: time these adapters (some of --adapters) at the default shapes alone, "
+                            "not the sweeps (normbench run times the compiled modes it adds this way)")
     bench.add_argument("--quick", action="store_true", help="tiny shapes: checks the harness, not speed")
     bench.add_argument("--no-sweeps", action="store_true", help="the default shapes only (normbench run --quick)")
     bench.add_argument("--repeats", type=positive_int, default=None,
@@ -89,7 +92,8 @@ def bench_cases(args: argparse.Namespace) -> int:
                             "<name>+<mode>@PYTHON instead")
             chosen_adapters = registry.select(args.adapters) if args.adapters else timed_by_default()
             args.adapters = ",".join(a.ref or a.name for a in registry.with_modes(chosen_adapters, args.modes))
-        entrants = registry.select(args.adapters) if in_process else head_to_head.entrants(args.adapters)
+        entrants = (registry.select(args.adapters) if in_process
+                    else head_to_head.entrants(args.adapters, args.default_shapes_for))
     except (registry.UnknownAdapter, ValueError) as exc:
         return fail(str(exc))
     bad = [d for d in (args.dtypes or "").split(",") if args.dtypes and d not in DTYPES]
@@ -110,6 +114,8 @@ def bench_cases(args: argparse.Namespace) -> int:
     if not in_process and args.pytest_args:
         return fail("head to head runs no pytest: pytest arguments need --in-process "
                     f"({' '.join(args.pytest_args)})")
+    if args.default_shapes_for and in_process:
+        return fail("--default-shapes-for is head to head only, without --in-process")
     if args.memory_budget is not None and (in_process or args.memory_budget < 0):
         return fail(f"--memory-budget {args.memory_budget:g}: " + ("head to head only, without --in-process"
                     if in_process else "give a number of MB, or 0 for no budget"))

@@ -4,6 +4,7 @@ in turns (``bench.conductor``), one results file and its report."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -16,13 +17,20 @@ from ..results.records import ResultsFile
 from .common import reports_beside, timed_by_default
 
 
-def entrants(names: str | None) -> list[conductor.Entrant]:
-    """The adapters named (``adapter`` or ``adapter@python``), or every installed one but the reference."""
+def entrants(names: str | None, default_shapes_for: str | None = None) -> list[conductor.Entrant]:
+    """The adapters named (``adapter`` or ``adapter@python``), or every installed one but the reference;
+    those named in ``default_shapes_for`` are timed at the default shapes alone."""
+    listed = ([n.strip() for n in names.split(",") if n.strip()] if names
+              else [a.name for a in timed_by_default()])
     if names:
-        listed = [n.strip() for n in names.split(",") if n.strip()]
         registry.select(list(dict.fromkeys(n.partition("@")[0] for n in listed)))  # an unknown name: one line
-        return conductor.parse_entrants(listed, lambda ref: registry.get(ref).name)
-    return conductor.parse_entrants([a.name for a in timed_by_default()], lambda ref: registry.get(ref).name)
+    parsed = conductor.parse_entrants(listed, lambda ref: registry.get(ref).name)
+    only = [n.strip() for n in (default_shapes_for or "").split(",") if n.strip()]
+    stray = [n for n in only if n not in {e.ref for e in parsed}]
+    if stray:
+        raise ValueError(f"--default-shapes-for names {stray[0]!r}, which is not among the adapters timed "
+                         f"({', '.join(e.ref for e in parsed)})")
+    return [dataclasses.replace(e, sweeps=False) if e.ref in only else e for e in parsed]
 
 
 def same_call(cases: list[BenchCase]) -> dict[BenchCase, list[BenchCase]]:

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ..adapters import registry
+from ..adapters.base import Adapter
 from ..bench import allocator, threads
 from ..results import counts
 from ..results.kinds import Outcome
@@ -18,7 +19,9 @@ def add(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="the main job: every suite, one process per framework group, then the "
                                      "reports (the default command)")
     run.add_argument("--adapters", help="comma-separated adapter names or module:Class (default: all known)")
-    run.add_argument("--modes", help=MODES_HELP)
+    run.add_argument("--modes", help=MODES_HELP + "; verified on the full matrix, timed at every shape (default: "
+                                   "the compiled modes, verified on the short matrix (each op's stress configuration "
+                                   "in float32 and bfloat16) and timed at the default shapes; none with --quick)")
     run.add_argument("--suites", help=f"comma-separated, some of {', '.join(runner.SUITES)} (default: all)")
     run.add_argument("--quick", action="store_true",
                      help="quick matrix: float32/float64 checks only, one timed pass of the default "
@@ -41,9 +44,25 @@ def add(sub: argparse._SubParsersAction) -> None:
     run.set_defaults(func=main_job)
 
 
+def with_modes(chosen: list[Adapter], modes: str | None, quick: bool) -> tuple[list[Adapter], tuple[str, ...]]:
+    """The adapters in the modes ``--modes`` adds, and the groups of those the run adds by default (the
+    compiled modes ``Mode.in_run``, none with ``--quick``), which are verified on the short matrix and
+    timed at the default shapes alone, so the compilers are in every run, within the run's budget."""
+    if modes:
+        return registry.with_modes(chosen, modes), ()
+    adapters, short = [], []
+    for a in chosen:
+        adapters.append(a)
+        for mode in a.modes[1:] if a.mode is None and not quick else ():
+            if mode.compiled and mode.in_run:
+                adapters.append(a.in_mode(mode.name))
+                short.append(adapters[-1].group)
+    return adapters, tuple(short)
+
+
 def main_job(args: argparse.Namespace) -> int:
     try:
-        adapters = registry.with_modes(registry.select(args.adapters), args.modes)
+        adapters, short = with_modes(registry.select(args.adapters), args.modes, args.quick)
         suites = runner.parse_suites(args.suites)
     except (registry.UnknownAdapter, runner.RunError) as exc:
         return fail(str(exc))
@@ -60,7 +79,7 @@ def main_job(args: argparse.Namespace) -> int:
     untimed = UNTIMED if args.adapters is None else ()
     opts = runner.Options(suites=suites, quick=args.quick, threads=args.threads, timeout_s=args.timeout,
                           workers=args.workers, jobs=1 if args.workers else args.jobs, untimed=untimed,
-                          allocator=alloc)
+                          short=short, allocator=alloc)
     job_list = runner.jobs(plan(adapters), out, opts)
     runner.write_plan(out, job_list, opts)
     stop = supervisor.supervise(job_list, opts.jobs, opts.timeout_s, "normbench run",

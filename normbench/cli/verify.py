@@ -8,6 +8,7 @@ import os
 from ..adapters import registry
 from ..results.kinds import Suite
 from ..running import runner
+from ..verify.cases import MATRICES
 from .common import MODES_HELP, fail, output, own_results, reports_beside, run_pytest
 
 
@@ -15,6 +16,9 @@ def add(sub: argparse._SubParsersAction) -> None:
     verify = sub.add_parser("verify", help="the verification suites alone, in this process")
     verify.add_argument("--adapters", help="comma-separated adapter names or module:Class")
     verify.add_argument("--modes", help=MODES_HELP)
+    verify.add_argument("--matrix", choices=MATRICES, default="full",
+                        help="full: every case (the default); short: each op's stress configuration in float32 and "
+                             "bfloat16, the matrix normbench run verifies the compiled modes it adds on")
     verify.add_argument("--suites", help=f"comma-separated, some of {', '.join(runner.VERIFY_SUITES)}, "
                         f"{runner.SYNC_SUITE} (default: all but {runner.SYNC_SUITE})")
     verify.add_argument("-o", "--output", help="results folder (default normbench-results/<time>)")
@@ -40,5 +44,6 @@ def verify_suites(args: argparse.Namespace) -> int:
         from ..verify import synchronized  # imports numpy and the checks: only for this suite
 
         os.environ.update(synchronized.with_host_devices())
-    code = run_pytest(["--pyargs", *(f"normbench.suites.test_{s}" for s in suites)], args, out / "results.jsonl")
+    argv = ["--pyargs", *(f"normbench.suites.test_{s}" for s in suites), "--matrix", args.matrix]
+    code = run_pytest(argv, args, out / "results.jsonl")
     return reports_beside(own_results(out), out, code, args.no_report)

@@ -61,6 +61,7 @@ class Options:
     rounds: int = RUN_ROUNDS  # interleaved blocks per process and case
     jobs: int = 1  # verification processes at once
     untimed: tuple[str, ...] = ()  # groups verified but not benchmarked
+    short: tuple[str, ...] = ()  # groups verified on the short matrix and timed at the default shapes alone
     allocator: allocator.Allocator = field(default_factory=allocator.resolve)  # benchmark processes' setting
 
 
@@ -83,6 +84,7 @@ def jobs(groups: list[Group], out: Path, opts: Options) -> list[Job]:
         folder = out / "verify" / g.name
         cmd = [*commands.CLI, "verify", "--adapters", g.refs, "-o", str(folder), "--no-report",
                "--suites", ",".join(verify)]
+        cmd += ["--matrix", "short"] if g.name in opts.short else []
         extra = (["-k", QUICK_FILTER] if opts.quick else []) + (["-n", opts.workers] if opts.workers else [])
         out_jobs.append(Job("verify", g, folder, cmd + (["--", *extra] if extra else []), logs))
     # synchronized BatchNorm runs on each framework's own engine, in its default mode
@@ -107,6 +109,8 @@ def _head_to_head(adapters: list[Adapter], out: Path, opts: Options) -> Job:
     cmd += ["--threads", str(opts.threads)] if opts.threads else []
     cmd += ["--dtypes", opts.dtypes] if opts.dtypes else []
     cmd += ["--no-sweeps"] if opts.quick else []
+    short = [a.ref or a.name for a in adapters if (a.group or a.name) in opts.short]
+    cmd += ["--default-shapes-for", ",".join(short)] if short and not opts.quick else []
     return Job("bench", Group(HEAD_TO_HEAD, adapters), folder, cmd, out / "logs", exclusive=True,
                timeout_s=opts.timeout_s * passes)
 
@@ -117,7 +121,8 @@ def write_plan(out: Path, job_list: list[Job], opts: Options) -> None:
     as a run normbench may replace (see ``records.is_run_plan``)."""
     write_json(out / RUN_PLAN, {
         "format": RUN_FORMAT, "suites": list(opts.suites), "quick": opts.quick, "threads": opts.threads,
-        "timeout_s": opts.timeout_s, "workers": opts.workers, "allocator": opts.allocator.spec,
+        "timeout_s": opts.timeout_s, "workers": opts.workers, "short_matrix": list(opts.short),
+        "allocator": opts.allocator.spec,
         "jobs": describe(job_list, out)})
 
 

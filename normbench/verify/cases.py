@@ -7,8 +7,13 @@ ordinary cases, so frameworks that compile per shape (JAX) compile each configur
 
 from __future__ import annotations
 
+import dataclasses
+
 from .. import ops
 from ..ops.case import Case
+
+MATRICES = ("full", "short")
+SHORT_DTYPES = ("float32", "bfloat16")  # the single precision and the half users compile for
 
 
 def _gather(method: str, *args) -> list[Case]:
@@ -79,3 +84,13 @@ def replica_cases() -> list[Case]:
 
 def varying_length_cases() -> list[Case]:
     return [Case(spec, (4, 9, 8)) for op in ops.all() if (spec := op.varying_length_spec()) is not None]
+
+
+def in_short_matrix(case: Case) -> bool:
+    """The short matrix, which `normbench run` verifies the compiled modes it adds on: each op's
+    stress configuration (ordinary and stress inputs, the mixed path, masks, JVP and second order,
+    train and eval) in float32 and bfloat16. One shape per op, so a compiler compiles each
+    configuration once per dtype, and every input that has found a compiler's variance algorithm."""
+    spec, shape = ops.get(case.spec.op).stress_config()
+    return (case.dtype in SHORT_DTYPES and case.shape == shape and case.replicas is None
+            and dataclasses.replace(case.spec, precision=None) == spec)

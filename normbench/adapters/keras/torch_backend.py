@@ -104,7 +104,7 @@ class KerasTorchAdapter(KerasTensorflowAdapter):
     modes = (Mode("eager", "eager torch ops (Keras's torch trainer does not compile by default)"),
              Mode("compiled", "torch.compile(fn, dynamic=False), as Keras's jit_compile=True compiles its torch train "
                   "step (graph breaks run eager)", compiled=True,
-                  lacks=(("jvp", _STEP_ONLY), ("second_order", _STEP_ONLY)), executables=CXX))
+                  lacks=(("jvp", _STEP_ONLY), ("second_order", _STEP_ONLY)), executables=CXX, in_run=False))
     backend = "torch"
     builders = _builders(KerasTorchLayer)
     requires = ("keras", "torch")

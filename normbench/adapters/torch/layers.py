@@ -42,7 +42,7 @@ class TorchAdapter(Adapter):
                   lacks=_NO_DOUBLE_BACKWARD, executables=CXX),
              Mode("inductor_emulate", f"{_COMPILE}, options={{'emulate_precision_casts': True}}) (Inductor, rounding "
                   "half-precision intermediates as eager does)", compiled=True, lacks=_NO_DOUBLE_BACKWARD,
-                  executables=CXX))
+                  executables=CXX, in_run=False))
 
     def defaults(self, op):
         import torch
