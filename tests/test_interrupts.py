@@ -146,20 +146,21 @@ def test_a_child_stops_itself_when_its_parent_is_killed_outright(tmp_path, start
 
 
 def test_a_verification_cut_short_judges_no_known_divergence_stale(tmp_path):
-    """An impostor named flax.linen computes correctly, so flax-fast-variance does not reproduce
+    """An adapter that declares ONNX semantics computes correctly, so the ONNX entries do not reproduce
     on the cases it got through; but the run was interrupted before the rest, so that is no
     XPASS(strict) failure: the divergence might have reproduced later in it."""
     (tmp_path / "impostor.py").write_text(textwrap.dedent("""
         from tests.crashing_adapters import Hanging
 
-        class HangingFlax(Hanging):
-            name = "flax.linen"
+        class HangingOnnx(Hanging):
+            name = "hanging-onnx"
+            semantics = ("onnx",)
     """))
     exe = Path(sys.executable).with_name("normbench")
     out = tmp_path / "r"
     # SIGINT as a terminal's Ctrl-C delivers it, even where these tests were started with it ignored (a
     # non-interactive shell's `make test &`): a directly started `normbench verify` keeps what it inherits
-    proc = subprocess.Popen([str(exe), "verify", "--adapters", "impostor:HangingFlax", "-o", str(out), "--", "-k",
+    proc = subprocess.Popen([str(exe), "verify", "--adapters", "impostor:HangingOnnx", "-o", str(out), "--", "-k",
                              "offset1e4 or offset1e2"], cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))

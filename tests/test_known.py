@@ -16,7 +16,7 @@ from normbench.numerics import envelopes
 from normbench.results import records
 from normbench.verify import known
 
-from .helpers import run_cli
+from .helpers import one_line_error, run_cli
 
 
 def test_every_entry_has_a_reason_and_an_upstream_link():
@@ -47,21 +47,56 @@ def test_real_flax_fast_variance_is_known_and_the_run_passes(tmp_path):
 
 
 def test_a_divergence_that_no_longer_reproduces_fails_the_run(tmp_path):
-    """An adapter named like flax.linen but computing correctly: the entry goes stale."""
-    (tmp_path / "impostor.py").write_text(textwrap.dedent("""
+    """An adapter that declares ONNX semantics but computes correctly: the spec's entry goes stale."""
+    (tmp_path / "fixed.py").write_text(textwrap.dedent("""
         from normbench.adapters.numpy.layers import NumpyAdapter
 
-        class FixedFlax(NumpyAdapter):
-            name = "flax.linen"
+        class FixedOnnx(NumpyAdapter):
+            name = "fixed-onnx"
+            semantics = ("onnx",)
     """))
     out = tmp_path / "r"
-    proc = run_cli("verify", "--adapters", "impostor:FixedFlax", "-o", str(out), "--", "-k",
-                   "test_forward_train and offset1e4 and float32", cwd=tmp_path)
+    proc = run_cli("verify", "--adapters", "fixed:FixedOnnx", "-o", str(out), "--", "-k",
+                   "test_forward_train and group_norm and offset1e4 and float32", cwd=tmp_path)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "XPASS(strict) known divergence flax-fast-variance did not reproduce" in proc.stdout
+    assert "XPASS(strict) known divergence onnx-group-norm-function did not reproduce" in proc.stdout
     _, rows = records.read(out / "results.jsonl")
     stale = [r for r in rows if r["check"] == "known_divergence"]
     assert len(stale) == 1 and stale[0]["outcome"] == "fail"
+    assert all(r["semantics"] == ["onnx"] for r in rows if r["check"] == "forward_train")
+
+
+def test_a_class_named_like_a_builtin_inherits_nothing_of_it(tmp_path):
+    """A subclass of the built-in flax.linen adapter that keeps its name and scales γ by 1.001 where the
+    flax fast-variance entry applies: under the built-in's name its errors (61-93x tolerance) fell inside
+    that entry's envelopes (259-971x). It is refused in one line; under a name of its own the same bug is
+    a failure."""
+    (tmp_path / "lookalike.py").write_text(textwrap.dedent("""
+        from normbench.adapters.numpy.layers import NumpyAdapter, NumpyLayer
+
+        class Scaled(NumpyLayer):
+            def forward(self, x, training, mask=None):
+                y = super().forward(x, training, mask)
+                return y * 1.001 if abs(float(x.mean())) > 50 else y
+
+        class LookAlike(NumpyAdapter):
+            name = "flax.linen"
+            builders = dict.fromkeys(NumpyAdapter.builders, Scaled)
+
+        class Honest(LookAlike):
+            name = "honest-flax"
+    """))
+    for command in ("verify", "run", "bench"):
+        proc = run_cli(command, "--adapters", "lookalike:LookAlike", "-o", str(tmp_path / command), cwd=tmp_path)
+        one_line_error(proc, "adapter lookalike:LookAlike is named 'flax.linen', the name of "
+                       "normbench.adapters.flax.linen:", "give this class a name of its own")
+        assert not (tmp_path / command).exists()
+    out = tmp_path / "r"
+    proc = run_cli("verify", "--adapters", "lookalike:Honest", "-o", str(out), "--", "-k",
+                   "test_forward_train and layer_norm and offset1e2 and float32", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    _, rows = records.read(out / "results.jsonl")
+    assert {r["outcome"] for r in rows} == {"fail"} and not any("known" in r["facts"] for r in rows)
 
 
 @pytest.mark.parametrize("entry", known.KNOWN, ids=lambda k: k.key)
@@ -131,8 +166,8 @@ def test_a_cause_that_raises_does_not_excuse_a_wrong_number():
 
 
 def test_a_new_bug_behind_a_known_one_fails_the_run(tmp_path):
-    """An adapter named like flax.linen whose offset1e2 LayerNorm is off by far more than a one-pass
-    variance can explain: the entry matches, but the record stays a failure (and says why)."""
+    """An adapter that declares ONNX semantics, whose offset1e2 GroupNorm is off by far more than the
+    spec's one-pass variance can explain: the entry matches, but the record stays a failure (and says why)."""
     (tmp_path / "drifting.py").write_text(textwrap.dedent("""
         from normbench.adapters.numpy.layers import NumpyAdapter, NumpyLayer
 
@@ -141,18 +176,19 @@ def test_a_new_bug_behind_a_known_one_fails_the_run(tmp_path):
                 y = super().forward(x, training, mask)
                 return y + 1 if abs(float(x.mean())) > 50 else y
 
-        class DriftingFlax(NumpyAdapter):
-            name = "flax.linen"
+        class DriftingOnnx(NumpyAdapter):
+            name = "drifting-onnx"
+            semantics = ("onnx",)
             builders = dict.fromkeys(NumpyAdapter.builders, Drift)
     """))
     out = tmp_path / "r"
-    proc = run_cli("verify", "--adapters", "drifting:DriftingFlax", "-o", str(out), "--", "-k",
-                   "test_forward_train and layer_norm and offset1e2 and float32", cwd=tmp_path)
+    proc = run_cli("verify", "--adapters", "drifting:DriftingOnnx", "-o", str(out), "--", "-k",
+                   "test_forward_train and group_norm and offset1e2 and float32", cwd=tmp_path)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     _, rows = records.read(out / "results.jsonl")
     [row] = [r for r in rows if r["check"] == "forward_train"]
-    assert row["outcome"] == "fail" and row["facts"]["outside_known"] == "flax-fast-variance"
-    assert "outside known divergence flax-fast-variance's envelope" in row["message"]
+    assert row["outcome"] == "fail" and row["facts"]["outside_known"] == "onnx-group-norm-function"
+    assert "outside known divergence onnx-group-norm-function's envelope" in row["message"]
 
 
 def test_a_metamorphic_record_is_bounded_by_what_the_layer_saw_shifted_too():

@@ -278,6 +278,10 @@ class Adapter:
     # a copy named ``<name>+<mode>`` (``in_mode``), whose layers are built with that mode.
     modes: ClassVar[tuple[Mode, ...]] = (DEFAULT_MODE,)
     mode: Mode | None = None  # set on a copy by ``in_mode``; None is the default mode
+    # Specifications the adapter implements, as ``SEMANTICS`` names them (``("onnx",)``: it runs ONNX
+    # operators as their spec defines them): a known divergence of a spec applies to every adapter that
+    # declares it, within the same envelope. Records carry the declaration.
+    semantics: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def every_mode(cls) -> tuple[str, ...]:

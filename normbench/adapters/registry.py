@@ -19,6 +19,7 @@ import sys
 import traceback
 from functools import cache
 
+from . import framework
 from .base import Adapter
 from .framework import FRAMEWORKS, builtin, frameworks
 
@@ -95,12 +96,34 @@ def get(name: str) -> Adapter:
     if name in table or ":" in name:
         adapter = _load(table.get(name, name))
         adapter.ref = name  # how the user named it, so a rerun command can name it again
+        if name not in table:
+            _own_name(adapter, table)
         return adapter
     close = difflib.get_close_matches(name, table, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise UnknownAdapter(
         f"unknown adapter {name!r}{hint}; known adapters: {', '.join(sorted(table))}; "
         "or give a third-party adapter as module:Class"
+    )
+
+
+def class_ref(adapter: Adapter) -> str:
+    """``module:Class`` of the class that built the adapter's records."""
+    cls = type(adapter)
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _own_name(adapter: Adapter, table: dict[str, str]) -> None:
+    """Refuse a class given as ``module:Class`` that takes the name of another adapter: a name carries
+    that adapter's known divergences (their envelopes excuse its failures) and its rows in every report,
+    so a look-alike (a subclass that keeps the name, say) would inherit both."""
+    owner = table.get(adapter.name)
+    if owner is None or type(_load(owner)) is type(adapter):
+        return
+    raise UnknownAdapter(
+        f"adapter {class_ref(adapter)} is named {adapter.name!r}, the name of {owner}: a name carries its "
+        "adapter's known divergences and report rows, so give this class a name of its own "
+        f"(e.g. name = 'my-{adapter.name}')"
     )
 
 
@@ -121,6 +144,20 @@ def _builds_something(adapter: Adapter) -> None:
     )
 
 
+@cache
+def semantics() -> tuple[str, ...]:
+    """Every specification some framework package keys known divergences to (``Known.semantics``)."""
+    return tuple(sorted({k.semantics for m in framework.modules("known") for k in m.KNOWN if k.semantics}))
+
+
+def _known_semantics(adapter: Adapter) -> None:
+    """A declared semantics that nothing is keyed to would match nothing, silently: refused, listing them."""
+    unknown = [s for s in adapter.semantics if s not in semantics()]
+    if unknown:
+        raise UnknownAdapter(f"adapter {adapter.name} declares semantics {unknown[0]!r}, which no known divergence "
+                             f"is keyed to; known semantics: {', '.join(semantics())}")
+
+
 def select(names: str | list[str] | None) -> list[Adapter]:
     """Adapters for a comma-separated list (or list) of names; None means every known one.
 
@@ -135,6 +172,7 @@ def select(names: str | list[str] | None) -> list[Adapter]:
     adapters = [get(n) for n in names]
     for a in adapters:
         _builds_something(a)
+        _known_semantics(a)
     seen: dict[str, Adapter] = {}
     for a in adapters:
         if a.name in seen:

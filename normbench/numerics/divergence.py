@@ -1,7 +1,8 @@
 """A known upstream divergence, as data its framework package declares (``adapters/<fw>/known.py``),
 and the predicates its entries match records with.
 
-An entry names the records it covers (``applies``), why, where upstream says so, and its bound:
+An entry names the records it covers (``applies``; an entry of a specification, every adapter that
+declares it implements that spec: ``semantics``), why, where upstream says so, and its bound:
 an envelope (``numerics.envelopes``), the exceptions its cause raises, or overflow. ``verify.known``
 collects every framework's entries and judges failing records with them.
 """
@@ -27,8 +28,13 @@ class Known:
     envelope: Envelope | None = None  # None: the cause only raises
     raises: tuple[str, ...] = ()  # exception types the cause raises
     nonfinite: bool = False  # the cause overflows: inf/NaN results are what it explains
+    # A cause in a specification rather than one implementation (``"onnx"``): the entry covers every
+    # adapter whose records declare it (``Adapter.semantics``), and only those.
+    semantics: str | None = None
 
     def matches(self, row: Row) -> bool:
+        if self.semantics is not None and self.semantics not in (row.get("semantics") or ()):
+            return False
         return bool(self.applies(row))
 
     def explains(self, row: Row) -> tuple[bool, str]:

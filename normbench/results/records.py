@@ -63,6 +63,9 @@ class Record:
     # The adapter's execution mode where it is not the default (``adapter`` is then ``<name>+<mode>``);
     # the case id stays the same in every mode, so a case lines up across adapters and modes.
     mode: str | None = None
+    # The specifications the adapter declares it implements (``Adapter.semantics``), where it declares any:
+    # the known divergences of a spec match on them.
+    semantics: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.outcome = _member(Outcome, "outcome", self.outcome)
@@ -80,8 +83,9 @@ class Record:
         """The check line this record is written as: timing fields top-level."""
         row = {"type": "check", **dataclasses.asdict(self)}
         row.update(row.pop("timing") or {})
-        if row["mode"] is None:  # a default-mode record reads as it did before modes existed
-            del row["mode"]
+        for optional in ("mode", "semantics"):  # absent where they do not apply, as before they existed
+            if row[optional] is None:
+                del row[optional]
         return row
 
 
@@ -108,7 +112,9 @@ def build(adapter: Any, suite: Suite | str, check: Check | str, about: dict[str,
     mode = getattr(adapter, "mode", None)
     if mode is not None:
         fields["facts"] = {**fields.get("facts", {}), "mode_settings": mode.how}
-    return Record(suite=suite, check=check, adapter=adapter.name, mode=mode and mode.name, **about, **fields)
+    semantics = list(getattr(adapter, "semantics", ())) or None
+    return Record(suite=suite, check=check, adapter=adapter.name, mode=mode and mode.name, semantics=semantics,
+                  **about, **fields)
 
 
 def _finite(obj: Any) -> Any:

@@ -226,6 +226,7 @@ class OnnxRuntimeAdapter(Adapter):
     momentum_convention = "old"
     running_var = "biased"  # the BatchNormalization schema: population variance
     features = frozenset({"eval", "running_stats"})
+    semantics = ("onnx",)  # one-node graphs, run as the operator specs say: their known divergences are its
     # every level, the default first: LayerNormFusion and its kin fire from extended up
     modes = tuple(Mode(level, f"SessionOptions.graph_optimization_level = {name}", compiled=False)
                   for level, name in LEVELS.items())
