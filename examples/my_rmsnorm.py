@@ -1,6 +1,6 @@
 """A third-party RMSNorm adapter: a float32 numpy kernel, verified by every suite.
 
-    normbench verify --adapters examples.my_rmsnorm:MyRMSNorm
+    normbench verify --adapters examples.my_rmsnorm:MyRMSNormAdapter
 """
 
 import numpy as np

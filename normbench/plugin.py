@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import sys
 import traceback
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -140,6 +141,7 @@ class Recorder:
         self.reproduced: set[str] = set()
         self.stale_records: list[Record] = []
         self.notes: list[str] = []  # controller: what the merge kept aside, for the summary
+        self.outcomes: dict[str, Counter] = {}  # adapter -> records written, by outcome
         self.lock = contextlib.ExitStack()  # the machine lock, while this session runs normbench suites
 
     @property
@@ -212,6 +214,21 @@ class Recorder:
             self.file.extra_env.setdefault("adapters", self.inventory())
         self.file.add(rec)
         self.count += 1
+        self.tally(rec.adapter, rec.outcome)
+
+    def tally(self, adapter: str, outcome: Outcome) -> None:
+        self.outcomes.setdefault(adapter, Counter())[outcome] += 1
+
+    def mostly_skipped(self) -> list[str]:
+        """A line for each adapter that skipped more checks than it ran: coverage lost, said aloud."""
+        out = []
+        for name, seen in self.outcomes.items():
+            skipped = seen[Outcome.SKIP]
+            if skipped > sum(seen.values()) - skipped:
+                ref = next((a.ref or a.name for a in self._adapters or () if a.name == name), name)
+                out.append(f"{name}: {skipped} of {sum(seen.values())} records are skips, more than ran; "
+                           f"`normbench check-adapter {ref}` says what it declares and why each skips")
+        return out
 
     def merge(self) -> list[Path]:
         """Controller: the workers' parts, in worker order, into the results file (the first
@@ -237,7 +254,9 @@ class Recorder:
         for row in rows:
             self.file.add_row(row)
             self.count += 1
-            self.count_known(Record.from_row(row))
+            rec = Record.from_row(row)
+            self.count_known(rec)
+            self.tally(rec.adapter, rec.outcome)
         return parts
 
 
@@ -374,7 +393,7 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     recorder = config.stash.get(_KEY, None)
     if recorder is None or recorder.role == "worker":
         return
-    for note in recorder.notes:
+    for note in recorder.notes + recorder.mostly_skipped():
         terminalreporter.write_line(f"normbench: {note}", yellow=True)
     for rec in recorder.stale_records:
         terminalreporter.write_line(f"XPASS(strict) {rec.message}", red=True)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import bench, compare, listing, report, run, search, verify
+from . import bench, check_adapter, compare, listing, new_adapter, report, run, search, verify
 
-COMMANDS = (run, verify, bench, report, compare, search, listing)  # in `normbench --help`'s order
+# in `normbench --help`'s order
+COMMANDS = (run, verify, bench, report, compare, search, listing, check_adapter, new_adapter)
 
 
 DESCRIPTION = ("The normbench command: the main job (run: every suite, each framework group in its own "

@@ -108,6 +108,11 @@ def summary(jobs: list[Job], out: Path, counts: Counts, report: Path | None, pro
     missing = {j.group.name: j.detail for j in jobs if j.status == JobStatus.NOT_INSTALLED}
     if missing:
         console.print(escape("not installed: " + ", ".join(f"{g} ({hint})" for g, hint in missing.items())))
+    for j in jobs:  # coverage lost aloud: a verification that skipped more than it ran
+        skipped, total = j.counts.get(Outcome.SKIP, 0), sum(j.counts.values())
+        if j.phase == "verify" and skipped > total - skipped:
+            console.print(escape(f"{j.label}: {skipped} of {total} records are skips, more than ran (`normbench "
+                                 f"check-adapter {j.group.refs}` says why; the report's Coverage table groups them)"))
     if report is not None:
         console.print(escape(f"report: {report}"))
     if problem:
