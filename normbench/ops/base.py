@@ -18,6 +18,7 @@ from .spec import NormSpec
 
 DTYPES = ("float32", "float64", "float16", "bfloat16")
 STRESS = ("offset1e2", "offset1e4", "tiny_variance", "constant", "large")
+Config = tuple[NormSpec, tuple[int, ...]]  # a layer configuration and the shape it is called on
 # A negligible eps (2⁻⁸⁰; torch refuses 0) keeps the metamorphic relations exact.
 NEGLIGIBLE_EPS = 2.0**-80
 
@@ -82,8 +83,21 @@ class Op:
         raise NotImplementedError
 
     def stress_config(self) -> tuple[NormSpec, tuple[int, ...]]:
-        """The one configuration stress inputs run on (a shape of ``configs``, compiled once)."""
+        """The configuration stress inputs run on first (a shape of ``configs``, compiled once): also
+        the one derivatives are stressed on and the short matrix holds."""
         return self.configs()[0]
+
+    def stress_configs(self) -> list[Config]:
+        """Every configuration stress inputs run on in every dtype: the stress configuration in each
+        layout the op allows, so an adapter of one layout loses none of them."""
+        return self.in_every_layout([self.stress_config()])
+
+    def short_configs(self) -> list[Config]:
+        """The configurations of the short matrix (compiled modes in `normbench run`): where stress runs."""
+        return self.stress_configs()
+
+    def in_every_layout(self, configs: list[Config]) -> list[Config]:
+        return configs
 
     def option_configs(self) -> list[tuple[NormSpec, tuple[int, ...]]]:
         """Non-default eps, momentum, affine and the like, in float32."""
@@ -97,8 +111,7 @@ class Op:
         out = []
         for dtype in DTYPES:
             out += [Case(spec, shape, dtype) for spec, shape in self.configs()]
-            spec, shape = self.stress_config()
-            out += [Case(spec, shape, dtype, name) for name in STRESS]
+            out += [Case(spec, shape, dtype, name) for spec, shape in self.stress_configs() for name in STRESS]
         out += [Case(spec, shape) for spec, shape in self.option_configs()]
         return out + self.masked_cases("float32") + self.masked_cases("float64")
 
@@ -115,8 +128,8 @@ class Op:
         """Forward-mode and second-order derivatives: the ordinary shapes in float32 and float64,
         a mean offset (the conditioning the bounds carry), and a mask where the op takes one."""
         out = [Case(spec, shape, dtype) for dtype in ("float32", "float64") for spec, shape in self.configs()]
-        spec, shape = self.stress_config()
-        out += [Case(spec, shape, dtype, "offset1e2") for dtype in ("float32", "float64")]
+        out += [Case(spec, shape, dtype, "offset1e2") for spec, shape in self.stress_configs()
+                for dtype in ("float32", "float64")]
         return out + self.masked_cases("float32")[:1]
 
     def metamorphic_cases(self) -> list[Case]:
@@ -256,3 +269,23 @@ class ChannelOp(Op):
 
     def layouts(self, shape: tuple[int, ...]) -> tuple[str, ...]:
         return ("channels_first",) if len(shape) == 2 else ("channels_first", "channels_last")
+
+    def in_every_layout(self, configs):
+        """Each configuration, then the same channels in the other layout (its channel axis moved),
+        where the shape has positions besides the batch."""
+        out = []
+        for spec, shape in configs:
+            out.append((spec, shape))
+            if len(shape) > 2:
+                first = spec.layout == "channels_first"
+                moved = (shape[0], *shape[2:], shape[1]) if first else (shape[0], shape[-1], *shape[1:-1])
+                out.append((dataclasses.replace(spec, layout="channels_last" if first else "channels_first"), moved))
+        return out
+
+    def metamorphic_cases(self):
+        """The op's metamorphic configuration in each layout."""
+        configs = self.in_every_layout([self.metamorphic_config()])
+        return [Case(spec, shape, dtype, "quantized") for spec, shape in configs for dtype in ("float32", "float64")]
+
+    def metamorphic_config(self) -> Config:
+        raise NotImplementedError

@@ -87,10 +87,11 @@ def varying_length_cases() -> list[Case]:
 
 
 def in_short_matrix(case: Case) -> bool:
-    """The short matrix, which `normbench run` verifies the compiled modes it adds on: each op's
-    stress configuration (ordinary and stress inputs, the mixed path, masks, JVP and second order,
-    train and eval) in float32 and bfloat16. One shape per op, so a compiler compiles each
-    configuration once per dtype, and every input that has found a compiler's variance algorithm."""
-    spec, shape = ops.get(case.spec.op).stress_config()
-    return (case.dtype in SHORT_DTYPES and case.shape == shape and case.replicas is None
-            and dataclasses.replace(case.spec, precision=None) == spec)
+    """The short matrix, which `normbench run` verifies the compiled modes it adds on: where each op's
+    stress inputs run (``Op.short_configs``: the stress configuration in each layout, and BatchNorm's
+    4-D images) in float32 and bfloat16, with ordinary inputs, the mixed path, masks, JVP and second
+    order, train and eval. A few shapes per op, so a compiler compiles each configuration once per
+    dtype, and every input that has found a compiler's variance algorithm."""
+    configs = ops.get(case.spec.op).short_configs()
+    return (case.dtype in SHORT_DTYPES and case.replicas is None
+            and (dataclasses.replace(case.spec, precision=None), case.shape) in configs)
