@@ -230,12 +230,12 @@ def test_derivative_and_mixed_records_stay_out_of_agreement_and_behaviour_but_co
     assert {FROZEN, DOWNCAST} <= set(model.failures(both)["adapter"])
     page = report_html.render(both)
     assert [s.key for s in sections.SECTIONS if f'<section aria-labelledby="{s.key}">' in page] == [
-        "summary", "behaviour", "agreement", "derivatives", "divergences"]
+        "summary", "behaviour", "agreement", "derivatives", "coverage", "divergences"]
     assert 'href="#derivatives">a section of their own</a>' in section(page, "agreement")
 
 
 def test_only_derivative_or_mixed_records_have_the_section(res, numpy_results):
-    assert report_html.sections(res) == ["summary", "derivatives", "divergences"]
+    assert report_html.sections(res) == ["summary", "derivatives", "coverage", "divergences"]
     c = model.load(numpy_results).checks
     first_order = model.Results(c[~model.derivative(c) & ~model.mixed(c)], model.load(numpy_results).environments)
     assert "derivatives" not in report_html.sections(first_order)

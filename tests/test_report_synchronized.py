@@ -199,12 +199,12 @@ def test_synchronized_records_stay_out_of_agreement_and_behaviour_but_count_ever
     assert set(model.failures(both)["suite"]) == {"synchronized"}
     page = report_html.render(both)
     assert [s.key for s in sections.SECTIONS if f'<section aria-labelledby="{s.key}">' in page] == [
-        "summary", "behaviour", "agreement", "derivatives", "synchronized", "divergences"]
+        "summary", "behaviour", "agreement", "derivatives", "synchronized", "coverage", "divergences"]
     assert f"{len(model.verification(both)):,}</b><span>checks" in page
 
 
 def test_only_synchronized_records_have_the_section(res, numpy_results):
-    assert report_html.sections(res) == ["summary", "synchronized", "divergences"]
+    assert report_html.sections(res) == ["summary", "synchronized", "coverage", "divergences"]
     numpy_only = model.load(numpy_results)
     assert "synchronized" not in report_html.sections(numpy_only)
     assert "Synchronized BatchNorm" not in markdown.render(numpy_only)

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..results.kinds import Suite
+from . import coverage, modes
 from . import derivatives as deriv
 from . import head_to_head as h2h
-from . import modes
 from . import search as searched
 from . import synchronized as sync
 from .agreement import agreement_cells
@@ -86,6 +86,7 @@ SECTIONS: list[Section] = [
     Section("search", "Search: worst inputs", lambda res: bool(len(searched.records(res))), searched.worst,
             search_section, search_md),
     Section("modes", "Execution modes", modes.present, modes.verified, modes.html, modes.markdown),
+    Section("coverage", "Coverage", coverage.present, coverage.by_adapter, coverage.html, coverage.markdown),
     Section("divergences", "Divergences and failures", lambda res: verified(res) or bool(unexpected(res)), known,
             divergences_section, divergences_md),
     Section("head-to-head", "Head to head", h2h.present, h2h.rows, head_to_head_section, head_to_head_md),
