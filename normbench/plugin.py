@@ -157,7 +157,7 @@ class Recorder:
             missing = a.missing()
             out[a.name] = {
                 "installed": not missing, "version": None if missing else a.version(),
-                "install": a.install_hint(), "dtypes": sorted(a.dtypes),
+                "install": a.install_hint(), "class": registry.class_ref(a), "dtypes": sorted(a.dtypes),
                 "features": sorted(a.features), "ops": sorted(a.ops),
                 **({"mode": a.mode.name, "mode_settings": a.mode.how} if a.mode is not None else {}),
             }

@@ -34,10 +34,12 @@ def measured_conventions(rows: pd.DataFrame) -> list[frozenset[str]]:
     this format's list or an older file's "biased or unbiased" text. Records that passed speak for
     the convention; one a known divergence explains (a stress input whose statistics are off for a
     documented reason) matches neither, and says nothing about which one the layer keeps, unless
-    no record passed."""
+    no record passed; one whose stored variance overflowed never speaks for a convention."""
     passed = rows[rows["outcome"] == Outcome.PASS]
     rows = passed if len(passed) else rows
-    return [conventions(f["running_var"]) for f in rows["facts"] if f.get("running_var") is not None]
+    # an overflowed (inf/NaN) running variance matches neither convention, and says nothing about either
+    return [conventions(f["running_var"]) for f in rows["facts"]
+            if f.get("running_var") is not None and not f.get("running_var_nonfinite")]
 
 
 def common_conventions(rows: pd.DataFrame) -> frozenset[str] | None:

@@ -176,9 +176,17 @@ def _adapters(env: dict, checks: list[dict]) -> dict:
     declared = env.get("adapters") or {}
     missing = {name: info.get("install") for name, info in declared.items() if not info.get("installed")}
     missing |= {row["adapter"]: install_hint(row) for row in checks if not_installed(row)}
-    return {"adapters_installed": ", ".join(name for name, info in declared.items() if info.get("installed")),
+    return {"adapters_installed": ", ".join(_installed(name, info) for name, info in declared.items()
+                                           if info.get("installed")),
             "adapters_run": ", ".join(sorted(count(checks).adapters)),
             "adapters_missing": ", ".join(f"{name} ({hint})" for name, hint in missing.items())}
+
+
+def _installed(name: str, info: dict) -> str:
+    """``name version``, and the class of a third party's adapter: what produced its records."""
+    cls = info.get("class") or ""
+    third = f" ({cls})" if cls and not cls.startswith("normbench.") else ""
+    return f"{name} {info['version']}{third}" if info.get("version") else f"{name}{third}"
 
 
 def run_of(labels: pd.Series) -> pd.Series:

@@ -122,8 +122,15 @@ def running_stats(adapter: Adapter, case: Case, *, suite: Suite = Suite.AGREEMEN
             "err_vs_biased": as_biased.max_abs_err, "err_vs_unbiased": as_unbiased.max_abs_err,
             "running_dtype": np.asarray(rv).dtype.name, **precision_facts(adapter, case),
         })
-        broken = f", but {adapter.name} declares {declared}" if declared and not best.passed else ""
-        row["message"] = f"stores {says(matches)} running variance{broken}; {best.message}"
+        stored = np.asarray(rv, np.float64)
+        if not np.isfinite(stored).all():  # overflowed: neither convention is the question, the overflow is
+            bad = int((~np.isfinite(stored)).sum())
+            row["facts"]["running_var_nonfinite"] = bad
+            row["message"] = (f"stores a non-finite running variance ({bad} of {stored.size} values inf or NaN: "
+                              f"the update overflowed in {np.asarray(rv).dtype.name}); {best.message}")
+        else:
+            broken = f", but {adapter.name} declares {declared}" if declared and not best.passed else ""
+            row["message"] = f"stores {says(matches)} running variance{broken}; {best.message}"
         yield row
 
     if not spec.has_running_stats:
