@@ -257,7 +257,7 @@ def test_the_default_run_adds_the_compiled_modes_on_the_short_matrix(tmp_path):
     by = {j.group.name: j.command for j in jobs if j.phase == "verify"}
     assert by["torch+inductor"][-2:] == ["--matrix", "short"] and "--matrix" not in by["torch"]
     bench = next(j.command for j in jobs if j.phase == "bench")
-    assert bench[bench.index("--default-shapes-for") + 1] == "torch+inductor,tf_keras+xla"
+    assert bench[bench.index("--adapters") + 1] == "torch,onnxruntime,tf_keras"  # verified, not timed
 
     cases = [c for c in agreement_cases() if in_short_matrix(c)]
     assert {c.spec.op for c in cases} == set(ops.names())
@@ -271,7 +271,7 @@ def test_the_default_run_adds_the_compiled_modes_on_the_short_matrix(tmp_path):
             for line in f.read_text().splitlines()[1:]]
     compiled = [r for r in rows if r["adapter"] == "meta-compiled-one-pass+compiled"]
     eager = [r for r in rows if r["adapter"] == "meta-compiled-one-pass"]
-    assert len(eager) > 3 * len(compiled) > 0
+    assert len(eager) > 2 * len(compiled) > 0
     assert {r["dtype"] for r in compiled} == {"float32", "bfloat16"}
     assert all(r["outcome"] in ("pass", "skip") for r in eager)
     assert {r["case"].split("-")[0] for r in compiled if r["outcome"] == "fail"} >= {"layer_norm", "batch_norm"}

@@ -61,7 +61,9 @@ class Options:
     rounds: int = RUN_ROUNDS  # interleaved blocks per process and case
     jobs: int = 1  # verification processes at once
     untimed: tuple[str, ...] = ()  # groups verified but not benchmarked
-    short: tuple[str, ...] = ()  # groups verified on the short matrix and timed at the default shapes alone
+    # groups verified on the short matrix and not timed: the compiled modes a run adds by default (timing
+    # them beside every other adapter would hold ~3 more processes and GBs at once, past the run's budgets)
+    short: tuple[str, ...] = ()
     allocator: allocator.Allocator = field(default_factory=allocator.resolve)  # benchmark processes' setting
 
 
@@ -92,7 +94,7 @@ def jobs(groups: list[Group], out: Path, opts: Options) -> list[Job]:
         folder = out / "sync" / g.name
         cmd = [*commands.CLI, "verify", "--adapters", g.refs, "-o", str(folder), "--no-report", "--suites", SYNC_SUITE]
         out_jobs.append(Job("sync", g, folder, cmd, logs, env_steps=(_host_devices,)))
-    timed = [a for g in groups if g.name not in opts.untimed for a in g.adapters]
+    timed = [a for g in groups if g.name not in (*opts.untimed, *opts.short) for a in g.adapters]
     if Suite.SPEED in opts.suites and timed:
         out_jobs.append(_head_to_head(timed, out, opts))
     return out_jobs
@@ -109,8 +111,6 @@ def _head_to_head(adapters: list[Adapter], out: Path, opts: Options) -> Job:
     cmd += ["--threads", str(opts.threads)] if opts.threads else []
     cmd += ["--dtypes", opts.dtypes] if opts.dtypes else []
     cmd += ["--no-sweeps"] if opts.quick else []
-    short = [a.ref or a.name for a in adapters if (a.group or a.name) in opts.short]
-    cmd += ["--default-shapes-for", ",".join(short)] if short and not opts.quick else []
     return Job("bench", Group(HEAD_TO_HEAD, adapters), folder, cmd, out / "logs", exclusive=True,
                timeout_s=opts.timeout_s * passes)
 
