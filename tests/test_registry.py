@@ -8,7 +8,6 @@ import textwrap
 
 import pytest
 
-from normbench import ops
 from normbench.adapters import NotInstalled, UnknownAdapter, registry
 from normbench.ops.spec import NormSpec
 from normbench.results import records
@@ -195,58 +194,3 @@ def test_a_framework_package_and_one_registration_line_is_all_a_new_framework_ta
     assert environment["versions"]["thirdparty-toy"] == "1.0"
     assert rows and {r["adapter"] for r in rows} == {"toy"} and "pass" in {r["outcome"] for r in rows}
 
-
-def test_new_adapter_writes_a_file_that_verifies_as_not_built_yet(tmp_path):
-    """The scaffold runs from its first minute: every op a skip saying "not built yet", and the run's
-    summary says it skipped more than it ran; check-adapter says the same before anything runs."""
-    made = run_cli("new-adapter", "my-norm", cwd=tmp_path)
-    assert made.returncode == 0, made.stderr
-    assert (tmp_path / "my_norm.py").exists() and "normbench check-adapter my_norm:MyNormAdapter" in made.stdout
-    again = run_cli("new-adapter", "my-norm", cwd=tmp_path)
-    one_line_error(again, "my_norm.py already exists; not overwriting it")
-    one_line_error(run_cli("new-adapter", "flax.linen", cwd=tmp_path), "'flax.linen' is the name of")
-    one_line_error(run_cli("new-adapter", "2fast", cwd=tmp_path), "makes no Python module name")
-    checked = run_cli("check-adapter", "my_norm:MyNormAdapter", cwd=tmp_path)
-    assert checked.returncode == 0, checked.stderr
-    assert checked.stdout.count("skips every case") == 5 and "not built yet" in checked.stdout
-    out = tmp_path / "r"
-    proc = run_cli("verify", "--adapters", "my_norm:MyNormAdapter", "-o", str(out), "--no-report", "--", "-k",
-                   "test_forward_train", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    rows = records.read(out / "results.jsonl")[1]
-    assert rows and {r["outcome"] for r in rows} == {"skip"}
-    assert {r["op"] for r in rows if "not built yet" in r["message"]} == set(ops.names())
-    assert "my-norm: " in proc.stdout and "are skips, more than ran; `normbench check-adapter my_norm:MyNormAdapter`" \
-        in proc.stdout
-
-
-def test_check_adapter_says_what_runs_and_what_cannot_before_running_anything():
-    proc = run_cli("check-adapter", "examples.my_rmsnorm:MyRMSNormAdapter,torch.onnx")
-    assert proc.returncode == 0, proc.stderr
-    mine, exported = proc.stdout.split("\n\nadapter ")
-    assert "rms_norm       MyRMSNorm: a float32 layer built" in mine
-    assert "layer_norm     skip: my-rmsnorm does not build layer_norm (it builds rms_norm)" in mine
-    assert "jvp           skipped (forward-mode derivatives): not in `features`" in mine
-    assert "MyRMSNorm does not define timed(): verified, not benchmarked" in mine
-    assert "agreement suite: 21 of" in mine and "more skip than run" in mine
-    assert "modes: opset17 (default); opset17_disabled -> --adapters torch.onnx+opset17_disabled" in exported
-    one_line_error(run_cli("check-adapter", "nosuch"), "unknown adapter 'nosuch'")
-
-
-def test_a_declared_feature_without_its_method_is_said(tmp_path):
-    (tmp_path / "gappy.py").write_text(textwrap.dedent("""
-        from normbench import Layer
-        from normbench.adapters.numpy.layers import NumpyAdapter, NumpyLayer
-
-        class NoJvp(NumpyLayer):
-            jvp = Layer.jvp  # the contract's own: raises Unsupported
-
-        class Gappy(NumpyAdapter):
-            name = "gappy"
-            builders = {"layer_norm": NoJvp}
-            features = NumpyAdapter.features | {"jvp"}
-    """))
-    proc = run_cli("check-adapter", "gappy:Gappy", cwd=tmp_path)
-    assert "layer_norm: features declares 'jvp' but NoJvp does not define jvp(): every jvp check will skip" \
-        in proc.stdout, proc.stdout
-    one_line_error(run_cli("check-adapter", "gappy:Nope", cwd=tmp_path), "cannot load adapter 'gappy:Nope'")
