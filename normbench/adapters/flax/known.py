@@ -37,7 +37,10 @@ KNOWN: tuple[Known, ...] = (
         lambda r: within(r, adapter=_FLAX, op=CENTRED,
                       check=("forward_train", "grad_dx", "grad_dgamma", "running_var", "jvp", "second_order_dx",
                              "second_order_dgamma")) and conditioned(r)
-        or within(r, adapter=_FLAX, op=("group_norm", "instance_norm"), check=("scale_shift_invariance",)),
+        # the shifted input of the metamorphic check (b up to ±64): BatchNorm's in channels_first, found once
+        # every layout had it, is 2.1-2.4x its tolerance and 0.02x with use_fast_variance=False
+        or within(r, adapter=_FLAX, op=("batch_norm", "group_norm", "instance_norm"),
+                  check=("scale_shift_invariance",)),
         envelope=one_pass_variance_in(PROMOTED),  # _compute_stats upcasts half inputs to float32
     ),
     Known(
