@@ -1,10 +1,16 @@
-"""Adapters for the search meta-test: a careful correct implementation, and a copy of it with a bug
+"""Adapters for the search meta-test: a careful correct implementation, and copies of it with bugs
 only a search finds.
 
-The bug: statistics that drop the last value of each normalized group when the group is odd and
+OddTail's bug: statistics that drop the last value of each normalized group when the group is odd and
 longer than 1000 values, as a vectorised kernel that steps two values at a time and forgets the tail
 would on the long-row path it takes above a size threshold. No case of the fixed suites normalizes
 an odd group of more than 1000 values, so only ``normbench search`` reaches it.
+
+TailRows's, a LayerNorm backward kernel's: it works on rows in blocks of ``ROW_BLOCK`` and, on
+its wide path (rows of more than ``WIDE`` values), the rows of a last partial block read their row
+sums (Σg, Σg·x̂) one row up. Only dx is wrong, only for a row count above a block that is not a
+multiple of it, and only for wide rows: about one example in a hundred of a LayerNorm search, so the
+normbench-ci profile's eight examples miss it and a search with a time budget finds it.
 
 ``Careful`` is ``tests.meta_adapters.Independent`` with the statistics kernels compute with: sums
 accumulated pairwise in float64 around the first value of each group (a shifted two-pass), and
@@ -15,6 +21,7 @@ oracle rounded to float16 fails where results are subnormal (the policy has no f
 The control of a meta-test must be clean, so it is this one.
 
     normbench search --adapters tests.meta_search:Careful,tests.meta_search:OddTail
+    normbench search --adapters tests.meta_search:TailRows --ops layer_norm --budget 30
 """
 
 from __future__ import annotations
@@ -24,11 +31,17 @@ import numpy as np
 from .meta_adapters import Independent, IndependentLayer, _builds
 
 THRESHOLD = 1000  # groups longer than this take the "long-row" path
+ROW_BLOCK, WIDE = 8, 2048  # TailRows: rows per block of its backward kernel, and where its wide path starts
 
 
 def buggy(size: int) -> bool:
     """Whether a normalized group of ``size`` values meets the planted bug."""
     return size > THRESHOLD and size % 2 == 1
+
+
+def tail_rows(rows: int, width: int) -> bool:
+    """Whether a LayerNorm of ``rows`` rows of ``width`` values meets TailRows's bug."""
+    return rows > ROW_BLOCK and rows % ROW_BLOCK != 0 and width > WIDE
 
 
 def _pairwise(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
@@ -81,3 +94,25 @@ class OddTail(Careful):
 
     name = "meta-odd-tail"
     builders = _builds(_OddTailLayer)
+
+
+class _TailRowsLayer(CarefulLayer):
+    def _dx(self, g, xhat, w, n, inv_s, axes):
+        width = int(np.prod([g.shape[a] for a in axes]))
+        rows = g.size // width
+        if self.spec.op != "layer_norm" or not tail_rows(rows, width):
+            return super()._dx(g, xhat, w, n, inv_s, axes)
+        sums = [self._sum(a, axes).reshape(rows) for a in (g, g * xhat)]  # LayerNorm: the rows are the leading axes
+        tail = slice(rows - rows % ROW_BLOCK, rows)
+        for s in sums:
+            s[tail] = s[tail.start - 1: rows - 1].copy()  # each tail row reads the sums of the row before it
+        centre, projection = (s.reshape(n.shape) for s in sums)
+        return (g - w / n * centre - w / n * xhat * projection) * inv_s
+
+
+class TailRows(Careful):
+    """Bug: LayerNorm's dx, for more than 8 rows not a multiple of 8, each over 2048 wide, takes the
+    last partial block's row sums from the row before each."""
+
+    name = "meta-tail-rows"
+    builders = _builds(_TailRowsLayer)

@@ -9,7 +9,9 @@ from . import mixed, model, search
 from . import synchronized as sync
 from .formatting import (
     MISSING,
+    fmt_count,
     fmt_percent,
+    fmt_seconds,
     fmt_value,
     missing,
     plural,
@@ -218,10 +220,18 @@ def search_section(res: Results) -> str | None:
              cell(r["case"]), cell(r["check"]), cell(r["ratio"]), cell(r["examples"]),
              code(r["rerun"]) if r["rerun"] else MISSING] for _, r in found.iterrows()]
     tally = ", ".join(f"{n} {o}" for o, n in search.counts(found).items() if n)
+    covered = [[cell(r["adapter"]), cell(r["op"]), fmt_count(r["examples"]), fmt_count(r["shapes"]), cell(r["dtypes"]),
+                fmt_seconds(r["seconds"]), fmt_seconds(r["budget_s"]), cell(r["ended"]), cell(r["reached_ratio"]),
+                cell(r["reached_case"]), cell(r["reached_check"])] for _, r in found.iterrows()]
     return (f"Hypothesis searched {plural(len(found), 'adapter × op pair')} ({tally}) for the input with the largest "
             "error / tolerance; a failure is shrunk to a minimal case, otherwise the row is the passing example "
             "closest to its tolerance.\n\n"
-            + table(["adapter", "op", "outcome", "case", "check", "error / tolerance", "examples", "rerun"], rows))
+            + table(["adapter", "op", "outcome", "case", "check", "error / tolerance", "examples", "rerun"], rows)
+            + "\n\nWhat each search covered: cases run (shrink candidates included), distinct shapes, dtypes, "
+            "time against its share of the adapter's budget, what ended it, and the largest error / tolerance it "
+            "reached.\n\n"
+            + table(["adapter", "op", "examples", "shapes", "dtypes", "time", "budget share", "ended by",
+                     "largest error / tolerance", "on case", "check"], covered))
 
 
 def closest_table(res: Results, n: int = CLOSEST_ROWS) -> str | None:

@@ -4,6 +4,9 @@ A search writes, per adapter and op, the records of the failure it shrank (if an
 divergence and its worst passing example (``facts["search"]["role"]``). This picks the one record
 that speaks for each adapter and op (the most severe outcome, then the largest error / tolerance)
 and orders them failures first, then known divergences, then passes closest to their tolerance.
+Beside it, what that search covered (every record a search writes carries it): cases run, distinct
+shapes, dtypes, seconds and the budget share it had, why it ended, and the largest error / tolerance
+it reached on any case, shrunk or not.
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ from __future__ import annotations
 import pandas as pd
 
 from ..results.kinds import Suite
+from ..search import ROLES
 from .model import SEVERITY, Results, op_rank, run_labels, worst_of
 
-COLUMNS = ["adapter", "op", "outcome", "case", "check", "ratio", "examples", "role", "known", "message", "rerun",
+COVERAGE = ["examples", "shapes", "dtypes", "seconds", "budget_s", "ended", "reached_ratio", "reached_case",
+            "reached_check"]  # facts["search"] keys, as columns
+COLUMNS = ["adapter", "op", "outcome", "case", "check", "ratio", *COVERAGE, "role", "known", "message", "rerun",
            "machine", "run"]
-ROLES = ("failure", "worst_known", "worst_pass", "skipped")  # what a search writes (replays are reruns)
 
 
 def records(res: Results) -> pd.DataFrame:
@@ -34,7 +39,10 @@ def worst(res: Results) -> pd.DataFrame:
         return pd.DataFrame(columns=COLUMNS)
     rows = worst_of(c, ["adapter", "op"])
     search = rows["facts"].apply(lambda f: f.get("search") or {})
-    rows = rows.assign(examples=search.apply(lambda s: s.get("examples")), role=search.apply(lambda s: s.get("role")),
+    covered = {key: search.apply(lambda s, key=key: s.get(key)) for key in COVERAGE}
+    covered["dtypes"] = covered["dtypes"].apply(lambda d: ", ".join(d) if isinstance(d, list) else d)
+    covered["reached_ratio"] = pd.to_numeric(covered["reached_ratio"], errors="coerce")  # "inf" was written as text
+    rows = rows.assign(**covered, role=search.apply(lambda s: s.get("role")),
                        known=rows["facts"].apply(lambda f: f.get("known")), run=run_labels(res, rows),
                        rank=rows["op"].map(lambda op: op_rank(op)[0]))
     rows = rows.sort_values(["severity", "ratio", "adapter", "rank"], ascending=[False, False, True, True],

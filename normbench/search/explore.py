@@ -12,12 +12,20 @@ Shrinking has a time budget (``Options.shrink_seconds``): past it, a candidate n
 counts as passing, so the shrinker stops improving and Hypothesis reports the smallest failure
 found so far, which reruns from the cache of executed cases (frameworks are deterministic here;
 a case drawn twice is run once).
+
+A search with a time budget (``Options.budget_s``) is one Hypothesis run after another, each of
+``profile.ROUND_EXAMPLES`` under a seed of its own, and stops itself: once its seconds are spent
+(and at least one case ran), the next example raises ``BudgetSpent``, a ``BaseException``
+Hypothesis lets through untouched (as it does Ctrl-C: no shrinking, no report), which the search
+catches. A failure found first is shrunk to its end (the shrink budget bounds that), so a budget
+never cuts a found bug short.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -25,6 +33,7 @@ from dataclasses import dataclass, field
 
 import hypothesis
 from hypothesis import given, reject, target
+from hypothesis import strategies as st
 
 from ..adapters.base import Adapter
 from ..ops.base import Op
@@ -33,6 +42,7 @@ from ..results.kinds import Outcome
 from ..results.records import Record
 from ..verify import checks
 from . import SUITE, profile, strategies
+from .coverage import Coverage
 
 LARGEST_TARGET = 1e300  # target() needs a finite number; an overflow is a failure anyway
 
@@ -65,6 +75,10 @@ def _worst(records: list[Record]) -> tuple[float, Record] | None:
     return max(scored, key=lambda t: t[0]) if scored else None
 
 
+class BudgetSpent(BaseException):
+    """Raised by an example once its search's time is up: through Hypothesis, to ``search``."""
+
+
 class SearchFailure(Exception):
     """An example whose records failed; Hypothesis shrinks it, and the last one raised is minimal."""
 
@@ -77,11 +91,12 @@ class SearchFailure(Exception):
 @dataclass
 class Found:
     """What one search found: the shrunk failure's records (as the checks wrote them, unclassified),
-    and the worst passing and known records among the examples that did not fail."""
+    and the worst passing and known records among the examples that did not fail, and what the search
+    covered."""
 
     adapter: str
     op: str
-    examples: int = 0
+    coverage: Coverage = field(default_factory=Coverage)
     failure: list[Record] = field(default_factory=list)
     worst_pass: tuple[float, Record] | None = None
     worst_known: tuple[float, Record] | None = None
@@ -103,7 +118,7 @@ class Found:
         out = []
 
         def mark(rec: Record, role: str) -> Record:
-            info = {**facts, "role": role, "examples": self.examples, "saved_examples": self.saved,
+            info = {**facts, "role": role, **self.coverage.facts(), "saved_examples": self.saved,
                     **({"flaky": self.flaky} if self.flaky else {})}
             return dataclasses.replace(rec, facts={**rec.facts, "search": info})
 
@@ -116,21 +131,27 @@ class Found:
 def search(adapter: Adapter, op: Op, options: profile.Options,
            classify: Callable[[Record], None]) -> Found:
     """Search ``op`` on ``adapter``; ``classify`` turns a record a known divergence explains into
-    ``known`` in place (the plugin's rule), so only unexplained failures fail an example."""
-    found = Found(adapter.name, op.name)
+    ``known`` in place (the plugin's rule), so only unexplained failures fail an example. With a
+    budget, one Hypothesis run after another (``Options.rounds``) until the budget is spent."""
+    found, started = Found(adapter.name, op.name), time.monotonic()
     seen: dict[str, list[Record]] = {}  # case id -> its records: a case drawn twice runs once
     first_failure: list[float] = []
 
-    @options.settings()
-    @given(strategies.cases(adapter, op))
+    def spent() -> bool:
+        return (options.budget_s is not None and not first_failure and found.coverage.examples > 0
+                and time.monotonic() - started >= options.budget_s)
+
     def example(case: Case) -> None:
+        if spent():
+            raise BudgetSpent
         if case.id in seen:
             raw = seen[case.id]
         elif first_failure and time.monotonic() - first_failure[0] > options.shrink_seconds:
             return  # shrinking is over budget: a new candidate counts as not reproducing the failure
         else:
             raw = seen[case.id] = run_checks(adapter, case)
-            found.examples += any(r.outcome != Outcome.SKIP for r in raw)
+            if any(r.outcome != Outcome.SKIP for r in raw):
+                found.coverage.ran(case.shape, case.dtype)
         if all(r.outcome == Outcome.SKIP for r in raw):  # a combination the adapter refuses: not an example
             found.skipped = found.skipped or raw[0]
             reject()
@@ -139,6 +160,7 @@ def search(adapter: Adapter, op: Op, options: profile.Options,
             classify(rec)
         worst = _worst([r for r in judged if r.outcome in (Outcome.PASS, Outcome.FAIL)])
         if worst is not None and not math.isnan(worst[0]):
+            found.coverage.climbed(worst[0], case.id, str(worst[1].check))
             target(min(worst[0], LARGEST_TARGET), label="error / tolerance")
         if any(r.outcome in (Outcome.FAIL, Outcome.ERROR) for r in judged):
             first_failure[:] = first_failure or [time.monotonic()]
@@ -147,24 +169,39 @@ def search(adapter: Adapter, op: Op, options: profile.Options,
         found.offer(Outcome.KNOWN, judged, raw)
 
     key = profile.database_key(adapter.name, op.name)
-    example._hypothesis_internal_database_key = key  # type: ignore[attr-defined]
     found.saved = options.saved(key)
-    seed = options.seed_for(adapter.name, op.name)
-    if seed is not None:
-        example = hypothesis.seed(seed)(example)
-        # @seed turns the database off (for exact reproduction); a search replays past failures first, then
-        # draws from the seed, so it keeps its database.
-        example._hypothesis_internal_use_settings = options.settings()  # type: ignore[attr-defined]
+    for round_ in itertools.count():
+        found.coverage.ended = _run(example, key, strategies.cases(adapter, op), options,
+                                    options.seed_for(adapter.name, op.name, round_), found)
+        if found.coverage.ended != "examples" or not options.rounds:
+            break
+    found.coverage.seconds = time.monotonic() - started
+    return found
+
+
+def _run(body: Callable[[Case], None], key: bytes, cases: st.SearchStrategy[Case], options: profile.Options, seed: int,
+         found: Found) -> str:
+    """One Hypothesis run of ``body`` over ``cases`` under ``seed``; why it ended (``coverage.ENDED``)."""
+    test = options.settings()(given(cases)(body))
+    test._hypothesis_internal_database_key = key  # type: ignore[attr-defined]
+    test = hypothesis.seed(seed)(test)
+    # @seed turns the database off (for exact reproduction); a search replays past failures first, then
+    # draws from the seed, so it keeps its database.
+    test._hypothesis_internal_use_settings = options.settings()  # type: ignore[attr-defined]
     try:
-        example()
+        test()
+    except BudgetSpent:
+        return "budget"
     except hypothesis.errors.Unsatisfiable:  # every case drawn was one the adapter refuses
-        pass
+        return "refused"
     except SearchFailure as exc:
         found.failure = [r for r in exc.records if r.outcome in (Outcome.FAIL, Outcome.ERROR)]
+        return "failure"
     except hypothesis.errors.FlakyFailure as group:  # failed, then passed when replayed
         inner = [e for e in group.exceptions if isinstance(e, SearchFailure)]
         if not inner:
             raise
         found.flaky = str(group).splitlines()[0]
         found.failure = [r for r in inner[0].records if r.outcome in (Outcome.FAIL, Outcome.ERROR)]
-    return found
+        return "failure"
+    return "examples"

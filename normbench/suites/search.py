@@ -7,7 +7,13 @@ worst passing example it met, then fails if the search found a failure. With
 ``--search-replay CASE_ID`` it runs the checks on that case instead: what a failure's rerun
 command does.
 
+How long each search runs: ``--search-max-examples N`` examples, or ``--search-budget S`` seconds
+per adapter (shared by its ops, ``normbench.search.budget``), or both (whichever ends first); with
+neither, the normbench-ci profile's eight examples, what the project's own tests run. ``normbench
+search`` passes a budget by default.
+
     pytest --pyargs normbench.suites.search --adapters torch --search-ops layer_norm
+    pytest --pyargs normbench.suites.search --adapters torch --search-budget 120
 
 Deliberately not named test_*.py (like speed.py): ``pytest --pyargs normbench.suites`` runs the
 fixed matrices, and the search runs only when asked for.
@@ -23,6 +29,9 @@ from normbench import ops
 from normbench.ops.case import Case
 from normbench.plugin import classify, results_path
 from normbench.search import SUITE, case_ids, explore, profile
+from normbench.search.budget import Budget
+
+BUDGETS = pytest.StashKey[dict[str, Budget]]()  # per adapter, for the session
 
 
 def _targets(config: pytest.Config) -> list:
@@ -43,10 +52,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("search_target", targets, ids=[t.id if isinstance(t, Case) else t.name for t in targets])
 
 
-def options(config: pytest.Config) -> profile.Options:
+def options(config: pytest.Config, budget_s: float | None = None) -> profile.Options:
     database = config.getoption("--search-database") or results_path(config).parent / profile.DATABASE
-    examples = config.getoption("--search-max-examples") or profile.DEFAULT_MAX_EXAMPLES
-    return profile.Options(max_examples=examples, seed=config.getoption("--search-seed"), database=database)
+    return profile.Options(max_examples=config.getoption("--search-max-examples"),
+                           seed=config.getoption("--search-seed"), database=database, budget_s=budget_s)
+
+
+def _budget(config: pytest.Config, adapter) -> Budget | None:
+    """The adapter's budget, made the first time one of its searches asks (None without --search-budget)."""
+    seconds = config.getoption("--search-budget")
+    if seconds is None:
+        return None
+    budgets = config.stash.setdefault(BUDGETS, {})
+    if adapter.name not in budgets:
+        budgets[adapter.name] = Budget(seconds, {t.name for t in _targets(config) if t.name in adapter.ops})
+    return budgets[adapter.name]
 
 
 def rerun(adapter, case: Case) -> str:
@@ -62,10 +82,12 @@ def test_search(norm_adapter, search_target, norm_record, request):
     else:
         if search_target.name not in norm_adapter.ops:
             pytest.skip(f"{norm_adapter.name} does not build {search_target.name}")
-        opts = options(request.config)
+        budget = _budget(request.config, norm_adapter)
+        opts = options(request.config, budget.share(search_target.name) if budget else None)
         found = explore.search(norm_adapter, search_target, opts, classify)
-        records = found.records({"seed": opts.seed, "max_examples": opts.max_examples,
-                                 "database": str(opts.database)})
+        if budget is not None:
+            budget.spend(search_target.name, found.coverage.seconds)
+        records = found.records(opts.described())
     for r in records:
         r.rerun = rerun(norm_adapter, Case.from_record({**r.__dict__}))
     assert all(r.suite == SUITE for r in records)
