@@ -12,7 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "normbench"
 ORDER = ("ops", "results", "numerics", "adapters", "bench", "verify", "search", "terminal", "plugin", "suites",
-         "running", "reports", "cli")  # lowest first
+         "running", "repro", "reports", "cli")  # lowest first
 TOP = {"__init__", "__main__", "__version__"}  # the package's own entry points, above everything
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import bench, check_adapter, compare, listing, new_adapter, report, run, search, verify
+from . import bench, check_adapter, compare, listing, new_adapter, report, repro, run, search, verify
 
 # in `normbench --help`'s order
-COMMANDS = (run, verify, bench, report, compare, search, listing, check_adapter, new_adapter)
+COMMANDS = (run, verify, bench, report, compare, search, repro, listing, check_adapter, new_adapter)
 
 
 DESCRIPTION = ("The normbench command: the main job (run: every suite, each framework group in its own "
