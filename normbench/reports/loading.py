@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +19,8 @@ from ..results.records import read_records
 class Results:
     checks: pd.DataFrame  # one row per record, plus source and machine
     environments: pd.DataFrame  # one row per results file
+    # (adapter, case, check) -> a standalone reproducer's path beside the report, once one is written
+    reproducers: dict = field(default_factory=dict)
 
     @property
     def adapters(self) -> list[str]:

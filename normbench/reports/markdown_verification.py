@@ -349,4 +349,9 @@ def divergences_md(res: Results) -> list[str]:
     that failed or errored), the failures alone under a heading of their own."""
     if not len(model.verification(res)):
         return ["## Failures", "", failures_section(res), ""]
-    return ["### Known divergences", "", known_table(res) or "none", "", "### Failures", "", failures_section(res), ""]
+    scripts = [f"- `{adapter}` {case} {check}: [{path}]({path})"
+               for (adapter, case, check), path in res.reproducers.items()]
+    made = (["Standalone reproducers beside this report (numpy and the framework only; each exits 1 while its "
+             "divergence exists):", "", *scripts, ""] if scripts else [])
+    return ["### Known divergences", "", known_table(res) or "none", "", "### Failures", "", failures_section(res), "",
+            *made]

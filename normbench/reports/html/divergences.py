@@ -19,26 +19,45 @@ KNOWN_COLS = [
     Col("envelope", "envelope", fmt=sig3, numeric=True),
     Col("used", "of envelope", fmt=fmt_percent, numeric=True),
     Col("how", "not a ratio", cls="nowrap"), Col("example", cls="case"),
+    Col("reproducer", "reproducer", html=True, cls="nowrap"),
 ]
 OUTSIDE_COLS = [
     Col("adapter", cls="nowrap"), Col("entry", "divergence", html=True, cls="nowrap"), Col("case", cls="case"),
     Col("check", cls="nowrap"), Col("ratio", "error / tolerance", fmt=sig3, numeric=True),
     Col("envelope", fmt=sig3, numeric=True), Col("within_envelope", "not a ratio", cls="small"),
-    Col("rerun", "rerun with", fmt=code, html=True),
+    Col("rerun", "rerun with", fmt=code, html=True), Col("reproducer", "reproducer", html=True, cls="nowrap"),
 ]
 FAILURE_COLS = [
     Col("adapter", cls="nowrap"), Col("suite"), Col("case", cls="case"), Col("check", cls="nowrap"),
     Col("outcome", cls=outcome_class), Col("message", cls="small"), Col("rerun", "rerun with", fmt=code, html=True),
+    Col("reproducer", "reproducer", html=True, cls="nowrap"),
 ]
+
+
+def _script(path) -> str:
+    """A link to a standalone reproducer beside the report (numpy and the framework only)."""
+    if not isinstance(path, str):
+        return "—"
+    return f'<a href="{esc(path)}" title="a standalone script: exits 1 while the divergence exists">{esc(path)}</a>'
+
+
+def with_scripts(rows: pd.DataFrame, res: Results, example: bool = False) -> pd.DataFrame:
+    """``rows`` with a ``reproducer`` link for each record a script was written for."""
+    def key(r):
+        case, check = r["example"].rsplit(" ", 1) if example and isinstance(r["example"], str) else (
+            r.get("case"), r.get("check"))
+        return res.reproducers.get((r["adapter"], case, str(check)))
+    return rows.assign(reproducer=[_script(key(r)) for _, r in rows.iterrows()]) if len(rows) else rows
 
 
 def _entry(key, url) -> str:
     return f'<a href="{esc(url)}" title="{esc(url)}" rel="noopener noreferrer">{esc(key)}</a>' if url else esc(key)
 
 
-def outside_block(outside: pd.DataFrame) -> str:
+def outside_block(outside: pd.DataFrame, res: Results) -> str:
     """Failures hiding behind a known divergence: shown first, boxed, whatever else the section holds."""
     rows = outside.assign(entry=[_entry(k, u) for k, u in zip(outside["divergence"], outside["link"], strict=True)])
+    rows = with_scripts(rows, res)
     title = f"{plural(len(outside), 'record')} fell outside a known divergence's envelope"
     return (f'<div class="alert" role="alert"><b>{esc(title)}</b>'
             '<p class="note">A known cause matched these records, but their error is larger than the cause '
@@ -46,8 +65,9 @@ def outside_block(outside: pd.DataFrame) -> str:
             + table(rows, with_machine(OUTSIDE_COLS, rows)) + "</div>")
 
 
-def known_block(known: pd.DataFrame) -> str:
+def known_block(known: pd.DataFrame, res: Results) -> str:
     rows = known.assign(entry=[_entry(k, u) for k, u in zip(known["divergence"], known["link"], strict=True)])
+    rows = with_scripts(rows, res, example=True)
     reasons = known.drop_duplicates("divergence")
     listed = "".join(f"<dt>{esc(r['divergence'])}</dt><dd>{esc(r['reason'])} {link(r['link'])}</dd>"
                      for _, r in reasons.iterrows())
@@ -64,14 +84,15 @@ def divergences_section(res: Results) -> str:
     parts = []
     outside = model.outside_known(res)
     if len(outside):
-        parts.append(outside_block(outside))
+        parts.append(outside_block(outside, res))
     if len(model.verification(res)):
         parts.append("<h3>Known divergences</h3>")
         known = model.known(res)
-        parts.append(known_block(known) if len(known) else empty("No known divergences showed in these results."))
+        parts.append(known_block(known, res) if len(known) else empty("No known divergences showed in these results."))
     parts.append("<h3>Unexpected failures and errors</h3>")
     failed = model.failures(res)
     if len(failed):
+        failed = with_scripts(failed, res)
         parts.append(table(failed, with_machine(FAILURE_COLS, failed)))
     else:
         parts.append(empty("None: every check passed, was skipped, or diverged as known."))
