@@ -86,13 +86,10 @@ def _mask(target: Target) -> str:
     return "None if mask is None else tensor(mask, 'bool')" if target.case.masked else "None"
 
 
-def _tensorflow(target: Target, mode: str, init: list[str], call: str, params: list[str]):
+def _eager_methods(target: Target, graph: str, init: list[str], call: str, params: list[str]) -> list[str]:
+    """The methods a Keras layer on TensorFlow or torch shares: build, call through ``graph``, forward, running."""
     dt, needs = target.dtype, target.needs
-    graph = {"eager": "fn", "function": "tf.function(fn)", XLA.name: "tf.function(fn, jit_compile=True)"}[mode]
-    how = {"eager": "calls it eagerly", "function": "calls it under tf.function",
-           XLA.name: "calls it under tf.function(jit_compile=True) (XLA)"}[mode]
-    code = klass(
-        _header(target, how),
+    return [
         method(True, """
             def __init__(self):
                 @@init@@
@@ -116,6 +113,17 @@ def _tensorflow(target: Target, mode: str, init: list[str], call: str, params: l
             def running(self):
                 return numpy(self.module.moving_mean), numpy(self.module.moving_variance)
             """),
+    ]
+
+
+def _tensorflow(target: Target, mode: str, init: list[str], call: str, params: list[str]):
+    dt, needs = target.dtype, target.needs
+    graph = {"eager": "fn", "function": "tf.function(fn)", XLA.name: "tf.function(fn, jit_compile=True)"}[mode]
+    how = {"eager": "calls it eagerly", "function": "calls it under tf.function",
+           XLA.name: "calls it under tf.function(jit_compile=True) (XLA)"}[mode]
+    code = klass(
+        _header(target, how),
+        *_eager_methods(target, graph, init, call, params),
         method("vjp" in needs, f"""
             def vjp(self, x, dy, mask=None):
                 def grad(t, dy, m):
@@ -262,29 +270,7 @@ def _torch(target: Target, mode: str, init: list[str], call: str, params: list[s
            "calls it under torch.compile(fn, dynamic=False), as Keras's jit_compile=True compiles its train step")
     code = klass(
         _header(target, how),
-        method(True, """
-            def __init__(self):
-                @@init@@
-            """, init="\n".join(init)),
-        method(True, f"""
-            def graph(self, fn):
-                return {graph}
-
-            def call(self, t, training, mask=None):
-                return {call}
-
-            def params(self):
-                return [{', '.join(f'self.module.{p}.value' for p in params)}]
-            """),
-        method("forward" in needs, f"""
-            def forward(self, x, training, mask=None):
-                m = {_mask(target)}
-                return numpy(self.graph(lambda t, m: self.call(t, training, m))(tensor(x, {dt!r}), m))
-            """),
-        method("running" in needs, """
-            def running(self):
-                return numpy(self.module.moving_mean), numpy(self.module.moving_variance)
-            """),
+        *_eager_methods(target, graph, init, call, params),
         method("vjp" in needs, f"""
             def vjp(self, x, dy, mask=None):
                 def grad(t, dy, m):
