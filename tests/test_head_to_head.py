@@ -207,10 +207,12 @@ def test_an_adapter_against_itself_ties_on_every_case(meta_pass):
 @pytest.mark.serial
 def test_an_entrant_for_the_default_shapes_alone_sits_out_the_sweeps(meta_pass):
     _, _, _, rows = meta_pass
-    cases = {a: {r["case"] for r in rows if r["adapter"] == a and r["suite"] == "speed" and r["check"] != "recompiles"}
+    cases = {a: {r["case"] for r in rows if r["adapter"] == a and "head_to_head" in r}
              for a in ("meta-slower-10", "meta-slower-5")}
     sweeps = {r["case"] for r in rows if r.get("params", {}).get("group") == "sweep"}
-    assert sweeps and cases["meta-slower-5"] == cases["meta-slower-10"] - sweeps
+    missing = cases["meta-slower-10"] - cases["meta-slower-5"]
+    # a sweep step that is also a default shape is one call, timed once and recorded in both tables
+    assert missing and missing <= sweeps and cases["meta-slower-10"] - sweeps <= cases["meta-slower-5"]
     with pytest.raises(ValueError, match="--default-shapes-for names 'torch'.*not among the adapters timed"):
         head_to_head_cli.entrants("onnxruntime", "torch")
 
@@ -301,10 +303,12 @@ def test_a_case_the_field_cannot_hold_at_once_runs_in_heats_within_the_budget(me
 
 @pytest.mark.serial
 def test_the_report_gives_standings_intervals_ties_a_chart_and_memory(meta_pass):
-    _, out, _, _ = meta_pass
+    _, out, _, rows = meta_pass
     md = (out / "report.md").read_text()
     section = md.split("## Head to head")[1].split("\n## ")[0]
-    assert "| meta-slower-10 | 0 | 0 | 19 |" in section and "| meta-slower-5 | 0 | 0 | 19 |" in section
+    five = len({r["case"] for r in rows if r["adapter"] == "meta-slower-5" and "head_to_head" in r})
+    assert five < 19  # at the default shapes alone (--default-shapes-for)
+    assert "| meta-slower-10 | 0 | 0 | 19 |" in section and f"| meta-slower-5 | 0 | 0 | {five} |" in section
     assert "Tied with the fastest on 19 of 19 cases" in section and "Peak resident memory per process" in section
     assert "processes of a pass together, on " in section
     speed = md.split("## Speed")[1].split("\n## ")[0]  # the speed table reads the same standings

@@ -183,7 +183,7 @@ def test_a_new_bug_behind_a_known_one_fails_the_run(tmp_path):
     """))
     out = tmp_path / "r"
     proc = run_cli("verify", "--adapters", "drifting:DriftingOnnx", "-o", str(out), "--", "-k",
-                   "test_forward_train and group_norm and offset1e2 and float32", cwd=tmp_path)
+                   "test_forward_train and group_norm and offset1e2 and float32 and channels_first", cwd=tmp_path)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     _, rows = records.read(out / "results.jsonl")
     [row] = [r for r in rows if r["check"] == "forward_train"]

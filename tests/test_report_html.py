@@ -229,7 +229,7 @@ def test_a_partial_report_shows_only_its_own_sections(result_paths, which):
     else:
         res = model.load([run] if which == "verification" else [bench])
     page = report_html.render(res)
-    expected = {"verification": ["summary", "behaviour", "agreement", "derivatives", "divergences"],
+    expected = {"verification": ["summary", "behaviour", "agreement", "derivatives", "coverage", "divergences"],
                 "speed": ["summary", "speed"], "nothing": ["summary"]}[which]
     assert list(outline(page)) == expected
     nav = re.findall(r'<li><a href="#(\w+)">', page)

@@ -18,9 +18,9 @@ from normbench.results import records
 from .helpers import ROOT
 
 # 2 tests: one per worker under -n 2
-FLAX_SLICE = "test_forward_train and offset1e4 and float32 and (layer_norm or batch_norm)"
+FLAX_SLICE = "test_forward_train and offset1e4 and float32 and (layer_norm or (batch_norm and 4x6x10))"
 # two records onnx-group-norm-function covers, for an adapter that declares ONNX semantics
-ONNX_SLICE = "test_forward_train and offset1e4 and group_norm and (float32 or float64)"
+ONNX_SLICE = "test_forward_train and offset1e4 and group_norm and channels_first and (float32 or float64)"
 
 
 def run_suites(results: Path, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:

@@ -32,6 +32,7 @@ class RunningVarFacts(TypedDict, total=False):
     declared_running_var: Convention | None
     err_vs_biased: float
     err_vs_unbiased: float
+    running_var_nonfinite: int  # how many stored values are inf or NaN: the update overflowed
     steps: int
     momentum_applied_as: str
     momentum_convention: str
