@@ -11,7 +11,7 @@ from .loading import Results
 from .rows import run_labels, with_ratio
 
 KNOWN_COLUMNS = ["divergence", "reason", "link", "adapter", "records", "outside", "ratio", "envelope", "used",
-                 "how", "example"]
+                 "how", "example", "example_case", "example_check"]
 
 
 def _envelope_rows(rows: pd.DataFrame) -> pd.DataFrame:
@@ -67,14 +67,16 @@ def known(res: Results) -> pd.DataFrame:
             g = hits[hits["adapter"] == adapter] if len(hits) else hits
             row = {"divergence": key, "reason": reason, "link": link, "adapter": adapter,
                    "records": len(g), "outside": int((out_hits["adapter"] == adapter).sum()), "ratio": None,
-                   "envelope": None, "used": None, "how": _how(g) if len(g) else "", "example": None}
+                   "envelope": None, "used": None, "how": _how(g) if len(g) else "", "example": None,
+                   "example_case": None, "example_check": None}
             if len(g):
                 scored = g.dropna(subset=["used"])
                 scored = scored[np.isfinite(scored["used"])]  # overflows are counted under "how"
                 worst = (scored.loc[scored["used"].idxmax()] if len(scored)
                          else g.sort_values("ratio", ascending=False, na_position="last").iloc[0])
                 row.update(ratio=worst["ratio"], envelope=worst["envelope"], used=worst["used"],
-                           example=f"{worst['case']} {worst['check']}")
+                           example=f"{worst['case']} {worst['check']}", example_case=worst["case"],
+                           example_check=str(worst["check"]))
             out.append(row)
     return pd.DataFrame(out, columns=KNOWN_COLUMNS)
 

@@ -28,9 +28,8 @@ def _wanted(res: Results) -> list[tuple[str, str, str]]:
     """(adapter, case, check) of the records to write, known divergences first."""
     out = []
     for _, r in known(res).iterrows():
-        if isinstance(r["example"], str) and " " in r["example"]:
-            case, check = r["example"].rsplit(" ", 1)
-            out.append((r["adapter"], case, check))
+        if isinstance(r["example_case"], str):
+            out.append((r["adapter"], r["example_case"], r["example_check"]))
     for table in (outside_known(res), failures(res)):
         out += [(r["adapter"], r["case"], str(r["check"])) for _, r in table.iterrows()]
     return list(dict.fromkeys(out))[:MOST]

@@ -42,12 +42,11 @@ def _script(path) -> str:
 
 
 def with_scripts(rows: pd.DataFrame, res: Results, example: bool = False) -> pd.DataFrame:
-    """``rows`` with a ``reproducer`` link for each record a script was written for."""
-    def key(r):
-        case, check = r["example"].rsplit(" ", 1) if example and isinstance(r["example"], str) else (
-            r.get("case"), r.get("check"))
-        return res.reproducers.get((r["adapter"], case, str(check)))
-    return rows.assign(reproducer=[_script(key(r)) for _, r in rows.iterrows()]) if len(rows) else rows
+    """``rows`` with a ``reproducer`` link for each record a script was written for (of the known table: its
+    example record's)."""
+    case, check = ("example_case", "example_check") if example else ("case", "check")
+    keys = [(r["adapter"], r[case], str(r[check])) for _, r in rows.iterrows()]
+    return rows.assign(reproducer=[_script(res.reproducers.get(k)) for k in keys]) if len(rows) else rows
 
 
 def _entry(key, url) -> str:
