@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from normbench.bench.environment import environment
+from normbench.cli.main import COMMANDS
+from normbench.cli.main import main as normbench_main
 from normbench.results import records
 
 from .helpers import ROOT, one_line_error, run_cli
@@ -226,3 +228,13 @@ def test_an_unwritable_output_folder_is_one_line_before_anything_runs(numpy_resu
     one_line_error(proc, f"cannot write the output folder {readonly / 'out'}")
     assert "passed" not in proc.stdout and "failed" not in proc.stdout
     assert not list(readonly.iterdir())
+
+
+@pytest.mark.parametrize("command", [c.__name__.rpartition(".")[2].replace("_", "-").replace("listing", "list")
+                                     for c in COMMANDS])
+def test_every_commands_help_renders(command, capsys):
+    """`normbench bench --help` crashed on a '%' in an option's help (argparse formats help with %)."""
+    with pytest.raises(SystemExit) as stopped:
+        normbench_main([command, "--help"])
+    assert stopped.value.code == 0
+    assert f"usage: normbench {command}" in capsys.readouterr().out

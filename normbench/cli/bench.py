@@ -59,8 +59,8 @@ def add(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--memory-budget", type=float, default=None, metavar="MB",
                        help="head to head: the most a pass's processes may hold at once; a case the whole field "
                             "cannot hold runs in heats that share an anchor adapter (default "
-                            f"{conductor.MEMORY_BUDGET_MB:.0f}, or {conductor.MEMORY_SHARE:.0%} of this machine's "
-                            "memory if less; 0: no budget)")
+                            f"{conductor.MEMORY_BUDGET_MB:.0f}, or {conductor.MEMORY_SHARE * 100:.0f} %% of this "
+                            "machine's memory if less; 0: no budget)")
     bench.add_argument("--timeout", type=positive_int, default=runner.DEFAULT_TIMEOUT_S,
                        help="with --allocators or --self-check: seconds before one of their processes is killed and "
                             f"recorded as an error (default {runner.DEFAULT_TIMEOUT_S})")
