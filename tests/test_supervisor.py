@@ -38,7 +38,7 @@ def searched(tmp_path_factory):
     """`normbench search` on two groups: one segfaults, one hangs past --timeout."""
     out = tmp_path_factory.mktemp("search") / "s"
     proc = run_cli("search", "--adapters", f"{CRASHING}:Segfaulting,{CRASHING}:Hanging", "--ops", "layer_norm",
-                   "--max-examples", "40", "--seed", "1", "--timeout", "20", "-o", str(out), cwd=ROOT)
+                   "--max-examples", "40", "--seed", "1", "--timeout", "10", "-o", str(out), cwd=ROOT)
     return proc, out
 
 
@@ -51,7 +51,7 @@ def test_a_search_group_that_crashes_or_hangs_is_an_error_record(searched):
     assert "killed by SIGSEGV" in crash["message"] and "Segmentation fault" in crash["facts"]["stderr_tail"]
     assert crash["facts"]["where"] == f"{WHERE}:{_line_of('string_at(0)', 'Segfaulting')} in forward"
     (hang,) = _errors(out / "hanging")
-    assert "killed after 20 s (--timeout)" in hang["message"] and hang["facts"]["status"] == "timeout"
+    assert "killed after 10 s (--timeout)" in hang["message"] and hang["facts"]["status"] == "timeout"
     assert hang["facts"]["where"] == f"{WHERE}:{_line_of('sleep(3600)', 'Hanging')} in forward"
     assert f"-o {out / 'hanging'}-rerun " in hang["rerun"]
 
@@ -68,13 +68,13 @@ def test_a_search_groups_output_is_in_its_logs(searched):
 def test_an_allocator_pass_that_hangs_is_stopped_and_recorded(tmp_path):
     out = tmp_path / "r"
     proc = run_cli("bench", "--quick", "--adapters", f"{CRASHING}:Hanging", "--threads", "1", "--repeats", "1",
-                   "--allocators", "system,warm", "--timeout", "15", "-o", str(out), timeout=400)
+                   "--allocators", "system,warm", "--timeout", "8", "-o", str(out), timeout=400)
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert _statuses(out) == {"hanging system": "timeout", "hanging warm": "timeout"}
     for name in ("system", "warm"):
         (hang,) = _errors(out / name / "r0" / "hanging")
         assert hang["check"] == "bench_process" and hang["suite"] == "speed"
-        assert "killed after 15 s (--timeout)" in hang["message"]
+        assert "killed after 8 s (--timeout)" in hang["message"]
         assert hang["facts"]["where"] == f"{WHERE}:{_line_of('sleep(3600)', 'Hanging')} in forward"
         assert "(most recent call first)" in (out / "logs" / f"bench-hanging-{name}-r0.stderr.log").read_text()
     assert "normbench: bench hanging system r0: timeout" in proc.stdout
