@@ -187,7 +187,8 @@ def test_self_check_compares_with_a_fresh_process(tmp_path):
 @pytest.mark.serial
 
 def test_reports_show_each_processs_self_check(quick_run):
-    from normbench.reports import html, markdown, model
+    from normbench.reports import markdown, model
+    from normbench.reports.html import page
 
     _, out = quick_run
     res = model.load([out / "results.jsonl"])
@@ -195,7 +196,7 @@ def test_reports_show_each_processs_self_check(quick_run):
     assert list(found["adapter"]) == ["torch"] and found["ratio"].between(0.2, 5).all()
     md = markdown.render(res)
     assert "### Self-check" in md and "| torch |" in md.split("### Self-check")[1]
-    assert 'id="self-check"' in html.render(res)
+    assert 'id="self-check"' in page.render(res)
     # the self-check times no case of its own: the forward case stays one timing
     timed = model.timed_rows(res)
     assert not (timed["check"] == "self_check").any()

@@ -21,14 +21,17 @@ def _package(module: str) -> str:
     return parts[1] if len(parts) > 1 else "__init__"
 
 
-def _imports(path: Path) -> list[tuple[str, bool]]:
-    """(imported normbench module, inside a function?) for each import of normbench in ``path``."""
+def _imports(path: Path, run_only: bool = False) -> list[tuple[str, bool]]:
+    """(imported normbench module, inside a function?) for each import of normbench in ``path``;
+    ``run_only``: not those under ``if TYPE_CHECKING:``, which never run."""
     rel = path.relative_to(ROOT.parent).with_suffix("")
     module = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
     package = module if rel.name == "__init__" else module.rpartition(".")[0]
     tree = ast.parse(path.read_text(encoding="utf-8"))
     inner = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
              for n in ast.walk(f)}
+    typing = {id(n) for f in ast.walk(tree) if isinstance(f, ast.If) and "TYPE_CHECKING" in ast.unparse(f.test)
+              for n in ast.walk(f)} if run_only else set()
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.level:
@@ -41,7 +44,8 @@ def _imports(path: Path) -> list[tuple[str, bool]]:
             names = [a.name for a in node.names]
         else:
             continue
-        found += [(n, id(node) in inner) for n in names if n == "normbench" or n.startswith("normbench.")]
+        if id(node) not in typing:
+            found += [(n, id(node) in inner) for n in names if n == "normbench" or n.startswith("normbench.")]
     return found
 
 
@@ -63,3 +67,46 @@ def test_no_package_imports_one_above_it():
                 where = "inside a function" if in_function else "at module level"
                 upward.append(f"{path.relative_to(ROOT.parent)} ({here}) imports {target} ({there}) {where}")
     assert not upward, "\n".join(upward)
+
+
+def _module_of(path: Path) -> str:
+    rel = path.relative_to(ROOT.parent).with_suffix("")
+    return ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+
+
+def _runs_first(target: str, modules: set[str]) -> list[str]:
+    """What importing ``target`` executes: each package on its path, then the module itself."""
+    parts = target.split(".")
+    return [m for m in (".".join(parts[:i]) for i in range(2, len(parts) + 1)) if m in modules]
+
+
+def test_no_module_imports_itself_round_a_cycle():
+    """`import normbench.reports.modes` on its own failed: modes imported html.elements, which ran the html
+    package's page, which imported the section registry, which imported modes, half-made. Module-level
+    imports, package initialisations included, form no cycle (a module's own packages run before it)."""
+    paths = sorted(ROOT.rglob("*.py"))
+    modules = {_module_of(p) for p in paths}
+    edges = {}
+    for path in paths:
+        here = _module_of(path)
+        own = {".".join(here.split(".")[:i]) for i in range(1, len(here.split(".")) + 1)}
+        edges[here] = {m for target, inner in _imports(path, run_only=True) if not inner
+                       for m in _runs_first(target, modules) if m not in own}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> list[str] | None:
+        state[m] = 1
+        stack.append(m)
+        for n in sorted(edges.get(m, ())):
+            if state.get(n) == 1:
+                return stack[stack.index(n):] + [n]
+            if not state.get(n) and (cycle := visit(n)):
+                return cycle
+        state[m] = 2
+        stack.pop()
+        return None
+
+    for m in sorted(edges):
+        if not state.get(m) and (cycle := visit(m)):
+            raise AssertionError("import cycle: " + " -> ".join(cycle))

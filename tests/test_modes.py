@@ -212,7 +212,8 @@ def test_the_exported_path_says_what_it_cannot_export():
 def test_the_report_sets_each_mode_beside_its_default(planted):
     """The Execution modes section: the compiled mode's outcomes, its passes' worst error beside the
     eager mode's, and the change of variance algorithm, measured on the stress inputs."""
-    from normbench.reports import html, markdown, model, modes
+    from normbench.reports import markdown, model, modes
+    from normbench.reports.html import page as html
 
     res = model.load(planted[2])
     table = modes.verified(res).set_index("op")

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 from normbench.reports import derivatives as deriv
-from normbench.reports import html as report_html
 from normbench.reports import markdown, mixed, model, sections
 from normbench.reports.formatting import sig3
+from normbench.reports.html import page as html_page
 
 from .helpers import browser_dom, run_cli, section
 
@@ -50,7 +50,7 @@ def res(results) -> model.Results:
 
 @pytest.fixture(scope="module")
 def page(res) -> str:
-    return report_html.render(res)
+    return html_page.render(res)
 
 
 def derivatives_table(page: str) -> dict[str, list[tuple[str, str, str]]]:
@@ -204,7 +204,7 @@ def test_known_skip_half_compute_and_differing_ops_are_said(res):
     summary = deriv.by_check(planted).set_index(["adapter", "check"])
     assert summary.loc[(FROZEN, "second_order_dx"), "by_outcome"] == {"fail": OPS[1:], "known": ["LayerNorm"]}
 
-    part = section(report_html.render(planted), "derivatives")
+    part = section(html_page.render(planted), "derivatives")
     table = derivatives_table(part)
     assert table[FROZEN][1][0] == "h-known" and table[FROZEN][1][2].endswith("known divergence: frozen-scale")
     assert all(cls.endswith("h-skip") and text == "skip" and title.startswith("numpy does not support jvp")
@@ -228,17 +228,17 @@ def test_derivative_and_mixed_records_stay_out_of_agreement_and_behaviour_but_co
     pd.testing.assert_frame_equal(model.behaviour(both), model.behaviour(plain))
     assert len(model.verification(both)) == len(model.verification(plain)) + len(res.checks)
     assert {FROZEN, DOWNCAST} <= set(model.failures(both)["adapter"])
-    page = report_html.render(both)
+    page = html_page.render(both)
     assert [s.key for s in sections.SECTIONS if f'<section aria-labelledby="{s.key}">' in page] == [
         "summary", "behaviour", "agreement", "derivatives", "coverage", "divergences"]
     assert 'href="#derivatives">a section of their own</a>' in section(page, "agreement")
 
 
 def test_only_derivative_or_mixed_records_have_the_section(res, numpy_results):
-    assert report_html.sections(res) == ["summary", "derivatives", "coverage", "divergences"]
+    assert html_page.sections(res) == ["summary", "derivatives", "coverage", "divergences"]
     c = model.load(numpy_results).checks
     first_order = model.Results(c[~model.derivative(c) & ~model.mixed(c)], model.load(numpy_results).environments)
-    assert "derivatives" not in report_html.sections(first_order)
+    assert "derivatives" not in html_page.sections(first_order)
     md = markdown.render(first_order)
     assert "### Derivatives" not in md and "### Mixed precision" not in md
 

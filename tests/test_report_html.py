@@ -20,6 +20,7 @@ from normbench import ops
 from normbench.bench import allocator
 from normbench.reports import html as report_html
 from normbench.reports import markdown, model, sections
+from normbench.reports.html import page as html_page
 from normbench.verify.known import KNOWN
 
 from .helpers import section
@@ -48,7 +49,7 @@ def result_paths(numpy_results, quick_bench):
 
 @pytest.fixture(scope="module")
 def report(result_paths, tmp_path_factory):
-    page = report_html.render(model.load(list(result_paths)))
+    page = html_page.render(model.load(list(result_paths)))
     path = tmp_path_factory.mktemp("html") / "report.html"
     path.write_text(page, encoding="utf-8")
     return path, page
@@ -58,7 +59,7 @@ def report(result_paths, tmp_path_factory):
 def verified_page(numpy_results):
     """numpy's verification with a known divergence and a failure planted: (results, page)."""
     res = planted(numpy_results)
-    return res, report_html.render(res)
+    return res, html_page.render(res)
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +213,7 @@ def test_known_divergence_links_and_failures_with_rerun_commands(result_paths):
     failed = checks.index[checks["check"] == "forward_eval"][0]
     checks.loc[failed, ["outcome", "message", "rerun"]] = ["fail", "<script>alert(1)</script> & off",
                                                            "pytest 'x.py::test[a<b]'"]
-    page = report_html.render(res)
+    page = html_page.render(res)
     assert f'<a href="{entry.link}"' in page and entry.key in page
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; off" in page
@@ -228,7 +229,7 @@ def test_a_partial_report_shows_only_its_own_sections(result_paths, which):
         res = model.Results(res.checks.iloc[0:0], res.environments)
     else:
         res = model.load([run] if which == "verification" else [bench])
-    page = report_html.render(res)
+    page = html_page.render(res)
     expected = {"verification": ["summary", "behaviour", "agreement", "derivatives", "coverage", "divergences"],
                 "speed": ["summary", "speed"], "nothing": ["summary"]}[which]
     assert list(outline(page)) == expected
@@ -254,7 +255,7 @@ def environment_table(page: str) -> tuple[list[str], dict[str, list[tuple[str, s
 
 
 def test_environments_fold_each_run_into_one_column(two_runs):
-    page = report_html.render(two_runs)
+    page = html_page.render(two_runs)
     head, rows = environment_table(page)
     assert head == ["run", "alpha", "beta"]  # four results files, two runs
     assert rows["results files"] == [("", "3"), ("", "1")]
@@ -267,13 +268,13 @@ def test_environments_fold_each_run_into_one_column(two_runs):
 
 
 def test_a_single_run_gets_one_column_with_every_field(numpy_results):
-    head, rows = environment_table(report_html.render(model.load(numpy_results)))
+    head, rows = environment_table(html_page.render(model.load(numpy_results)))
     assert len(head) == 2 and all(len(cells) == 1 for cells in rows.values())
     assert {"machine", "date", "python", "versions", "threads"} <= set(rows)
 
 
 def test_warnings_sit_by_the_headline_and_other_load_is_a_column(two_runs):
-    page = report_html.render(two_runs)
+    page = html_page.render(two_runs)
     summary = section(page, "summary")
     box = re.search(r'<div class="warnings" role="note">(.*?)</div>', summary, flags=re.S).group(1)
     assert summary.index('class="headline') < summary.index('class="warnings"') < summary.index("<h3>")
@@ -283,7 +284,7 @@ def test_warnings_sit_by_the_headline_and_other_load_is_a_column(two_runs):
                         r"processes\): the machine was not quiet\.", items[1]), items[1]
     speed = section(page, "speed")
     assert "other load (cores)" in speed and '<td class="loaded num" data-v="1.3">1.3</td>' in speed
-    assert 'class="warnings"' not in report_html.render(model.load(two_runs.environments["source"].iloc[-1]))
+    assert 'class="warnings"' not in html_page.render(model.load(two_runs.environments["source"].iloc[-1]))
 
 
 def cells(row: str) -> list[str]:
@@ -335,7 +336,7 @@ def op_blocks(page: str) -> dict[str, dict[str, list[tuple[str, str]]]]:
 
 def test_behaviour_is_a_small_table_per_op_in_registry_order(numpy_results, tmp_path):
     res = model.load([numpy_results, other_framework(numpy_results, tmp_path / "o" / "results.jsonl")])
-    blocks = op_blocks(report_html.render(res))
+    blocks = op_blocks(html_page.render(res))
     assert list(blocks) == [op.title for op in ops.all()]
     assert "default momentum" in blocks["BatchNorm"] and "default momentum" not in blocks["LayerNorm"]
     assert "running stats by default" in blocks["InstanceNorm"]
@@ -352,7 +353,7 @@ def test_behaviour_is_a_small_table_per_op_in_registry_order(numpy_results, tmp_
 
 def test_records_outside_an_envelope_come_first_and_known_ones_show_their_envelope(numpy_results):
     res = with_envelopes(numpy_results)
-    page = report_html.render(res)
+    page = html_page.render(res)
     divergences = section(page, "divergences")
     alert = re.search(r'<div class="alert" role="alert">(.*?)</table></div></div>', divergences, flags=re.S).group(1)
     assert divergences.index('class="alert"') < divergences.index("<h3>Known divergences</h3>")
@@ -370,7 +371,7 @@ def test_records_outside_an_envelope_come_first_and_known_ones_show_their_envelo
 
 def test_numbers_and_booleans_read_the_same_in_html_and_markdown(numpy_results):
     res = model.load(numpy_results)
-    page, md = report_html.render(res), markdown.render(res)
+    page, md = html_page.render(res), markdown.render(res)
     behaviour = section(page, "behaviour")
     assert ">yes</td>" in behaviour and "| yes |" in md and "True" not in md and "True" not in behaviour
     closest = model.closest(res).head(10)
@@ -514,7 +515,7 @@ def allocator_page(quick_bench, tmp_path_factory):
 
     res = model.load(per_allocator(tmp_path_factory.mktemp("alloc"), quick_bench, ("system", "warm", "tcmalloc"),
                                    edit))
-    return res, report_html.render(res)
+    return res, html_page.render(res)
 
 
 def h3_block(page: str, key: str) -> str:
@@ -524,7 +525,7 @@ def h3_block(page: str, key: str) -> str:
 
 def test_speed_tables_show_the_primary_allocator_and_say_it_once(allocator_page, quick_bench, tmp_path):
     res, page = allocator_page
-    old = report_html.render(model.load(unrecorded(quick_bench, tmp_path / "old" / "results.jsonl")))
+    old = html_page.render(model.load(unrecorded(quick_bench, tmp_path / "old" / "results.jsonl")))
     shapes = [(op, title, len(rows)) for op, title, rows in speed_tables(page)]
     assert shapes == [(op, title, len(rows)) for op, title, rows in speed_tables(old)]  # one allocator's rows
     notes = re.findall(r'<p class="allocator">(.*?)</p>', page)
@@ -578,7 +579,7 @@ def test_allocator_effect_is_a_row_per_case_largest_effect_first(allocator_page,
     assert "preloading tcmalloc or jemalloc" in block
     capped = report_html.speed.allocator_effect(res, limit=5)
     assert capped.count("<tr>") == 6 and f"The 5 cases with the largest effect, of {len(rows)}." in capped
-    single = report_html.render(model.load(per_allocator(tmp_path, quick_bench, ("warm",))))
+    single = html_page.render(model.load(per_allocator(tmp_path, quick_bench, ("warm",))))
     assert "allocator-effect" not in single and '<p class="allocator">Allocator: warm — ' in single
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from normbench.reports import html, load, markdown, sections
+from normbench.reports import load, markdown, sections
+from normbench.reports.html import page as html
 from normbench.results.records import Record, ResultsFile
 
 from . import report_section_example as example

@@ -11,9 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from normbench.reports import html as report_html
 from normbench.reports import markdown, model, sections
 from normbench.reports import synchronized as sync
+from normbench.reports.html import page as html_page
 from normbench.results.facts import conventions, says
 
 from .helpers import browser_dom, run_cli, section
@@ -41,7 +41,7 @@ def res(sync_results) -> model.Results:
 
 @pytest.fixture(scope="module")
 def page(res) -> str:
-    return report_html.render(res)
+    return html_page.render(res)
 
 
 def facts_of(res: model.Results) -> dict[str, dict[str, str]]:
@@ -178,7 +178,7 @@ def test_known_divergences_refusals_and_skips_are_said_with_their_link_and_reaso
     weighted = facts.loc[(UNWEIGHTED, "count_weighted")]
     assert (weighted["outcome"], weighted["known"], weighted["link"]) == ("known", "unweighted-pmean", LINK)
 
-    page = report_html.render(planted)
+    page = html_page.render(planted)
     part = section(page, "synchronized")
     assert facts_table(part)[UNWEIGHTED]["count-weighted statistics?"] == (
         "o-known", "no: unweighted average of the replicas (unweighted-pmean)")
@@ -197,16 +197,16 @@ def test_synchronized_records_stay_out_of_agreement_and_behaviour_but_count_ever
     pd.testing.assert_frame_equal(model.behaviour(both), model.behaviour(model.load(numpy_results)))
     assert len(model.verification(both)) == len(model.verification(model.load(numpy_results))) + len(synced)
     assert set(model.failures(both)["suite"]) == {"synchronized"}
-    page = report_html.render(both)
+    page = html_page.render(both)
     assert [s.key for s in sections.SECTIONS if f'<section aria-labelledby="{s.key}">' in page] == [
         "summary", "behaviour", "agreement", "derivatives", "synchronized", "coverage", "divergences"]
     assert f"{len(model.verification(both)):,}</b><span>checks" in page
 
 
 def test_only_synchronized_records_have_the_section(res, numpy_results):
-    assert report_html.sections(res) == ["summary", "synchronized", "coverage", "divergences"]
+    assert html_page.sections(res) == ["summary", "synchronized", "coverage", "divergences"]
     numpy_only = model.load(numpy_results)
-    assert "synchronized" not in report_html.sections(numpy_only)
+    assert "synchronized" not in html_page.sections(numpy_only)
     assert "Synchronized BatchNorm" not in markdown.render(numpy_only)
 
 

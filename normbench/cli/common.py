@@ -71,13 +71,14 @@ def load_results(files: list[Path]):
 
 def write_reports(sources, out: Path) -> list[Path]:
     """report.html, report.md and results.csv in ``out`` from results files (or loaded results)."""
-    from ..reports import html, markdown, model, reproducers  # pandas and matplotlib: only when reports are written
+    from ..reports import markdown, model, reproducers  # pandas and matplotlib: only when reports are written
+    from ..reports.html import page
 
     res = sources if isinstance(sources, model.Results) else load_results(sources)
     out.mkdir(parents=True, exist_ok=True)
     res.reproducers = reproducers.write(res, out)  # beside the report, which links them
     written = [out / "report.html", out / "report.md", out / "results.csv"]
-    written[0].write_text(html.render(res), encoding="utf-8")
+    written[0].write_text(page.render(res), encoding="utf-8")
     written[1].write_text(markdown.render(res, html_name="report.html"), encoding="utf-8")
     model.tidy(res).to_csv(written[2], index=False)
     return written

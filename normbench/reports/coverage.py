@@ -8,7 +8,7 @@ import pandas as pd
 
 from ..results.kinds import Check, Outcome, Suite
 from .formatting import fmt_count
-from .html.elements import Col, esc, table
+from .html_elements import Col, esc, table
 from .loading import Results
 from .markdown_elements import cell, short
 from .markdown_elements import table as md_table

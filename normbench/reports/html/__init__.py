@@ -4,8 +4,10 @@ Every number comes from the report's model modules (:mod:`normbench.reports.mode
 which sections a page has, and in what order, is :mod:`normbench.reports.sections`. The page reads fully without
 JavaScript; a small inline script only makes tables sortable by clicking their headers.
 
-One module per part of the page: ``page`` (the document, header and contents), ``style`` (CSS
-and the sort script), ``elements`` (tables, cells, links: what every section builds with),
+One module per part of the page: ``page`` (the document, header and contents: ``page.render`` writes the
+report; this package does not import it, since the section registry it reads imports the section modules
+here), ``style`` (CSS
+and the sort script), ``..html_elements`` (tables, cells, links: what every section builds with),
 ``charts`` (SVG via matplotlib), and a module per section: ``summary`` (headline, environment,
 verdicts), ``behaviour``, ``agreement`` (the heatmap), ``derivatives`` (forward-mode and
 second-order derivatives, mixed-precision paths), ``synchronized`` (cross-replica BatchNorm:
@@ -31,11 +33,10 @@ from ..formatting import (  # noqa: F401 - re-exported: html.sig3, html.fmt_time
     sig3,
     span,
 )
+from ..html_elements import Col, esc, outcome_class, table
 from .agreement import AGREEMENT_ROWS, HEATMAP_CASES, heatmap_legend, heatmap_table
 from .charts import fmt_elements, sweep_svg
-from .elements import Col, esc, outcome_class, table
-from .page import render, sections
 from .style import CSS, SCRIPT
 
 __all__ = ["AGREEMENT_ROWS", "CSS", "HEATMAP_CASES", "SCRIPT", "Col", "esc", "fmt_elements",
-           "heatmap_legend", "heatmap_table", "outcome_class", "render", "sections", "sweep_svg", "table"]
+           "heatmap_legend", "heatmap_table", "outcome_class", "sweep_svg", "table"]

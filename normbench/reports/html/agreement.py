@@ -8,8 +8,8 @@ import pandas as pd
 from ...results.kinds import Outcome
 from .. import model
 from ..formatting import number, plural, sig3
+from ..html_elements import Col, empty, esc, outcome_class, table, with_machine
 from ..model import Results
-from .elements import Col, empty, esc, outcome_class, table, with_machine
 
 HEATMAP_CASES = 60
 AGREEMENT_ROWS = 50

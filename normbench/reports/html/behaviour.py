@@ -9,8 +9,8 @@ import pandas as pd
 
 from .. import model
 from ..formatting import MISSING, fmt_value
+from ..html_elements import empty, esc
 from ..model import BEHAVIOUR_FACTS, Results
-from .elements import empty, esc
 
 MEASURED_VAR = BEHAVIOUR_FACTS["running variance"]
 

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from ..formatting import fmt_time
-from .elements import esc
+from ..html_elements import esc
 
 
 def svg(fig: Figure, name: str) -> str:

@@ -10,9 +10,9 @@ from ...results.kinds import Check, Outcome
 from .. import derivatives as deriv
 from .. import mixed
 from ..formatting import MISSING, plural
+from ..html_elements import code, esc, link, outcome_class
 from ..model import Results
 from .agreement import heat_cell, heatmap_legend
-from .elements import code, esc, link, outcome_class
 
 # the heatmap's sub-headers
 SHORT = {Check.JVP: "jvp", Check.SECOND_ORDER_DX: "2nd dx", Check.SECOND_ORDER_DGAMMA: "2nd dγ"}

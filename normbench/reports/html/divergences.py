@@ -7,8 +7,8 @@ import pandas as pd
 
 from .. import model
 from ..formatting import fmt_count, fmt_percent, plural, sig3
+from ..html_elements import Col, code, empty, esc, link, outcome_class, table, with_machine
 from ..model import Results
-from .elements import Col, code, empty, esc, link, outcome_class, table, with_machine
 
 KNOWN_COLS = [
     Col("entry", "divergence", html=True, cls="nowrap"), Col("adapter", cls="nowrap"),

@@ -21,9 +21,9 @@ from ..head_to_head import (
     together,
     unsteady,
 )
+from ..html_elements import Col, empty, esc, table
 from ..loading import Results
 from .charts import figure, svg
-from .elements import Col, empty, esc, table
 
 
 def _chart(df: pd.DataFrame, op: str) -> str:

@@ -7,8 +7,8 @@ import datetime as dt
 from .. import model
 from .. import sections as registry  # bound late: the registry imports this package's section modules
 from ..formatting import plural
+from ..html_elements import esc, section
 from ..loading import Results
-from .elements import esc, section
 from .style import CSS, SCRIPT
 
 

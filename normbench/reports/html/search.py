@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from .. import search
 from ..formatting import fmt_count, fmt_seconds, plural, sig3
+from ..html_elements import Col, code, esc, outcome_class, table, with_machine
 from ..model import Results
-from .elements import Col, code, esc, outcome_class, table, with_machine
 
 COLS = [
     Col("adapter", cls="nowrap"), Col("op", cls="nowrap"), Col("outcome", cls=outcome_class), Col("case", cls="case"),

@@ -26,9 +26,9 @@ from ..formatting import (
     span,
 )
 from ..head_to_head import SPREAD_FACTOR, SPREAD_WARN
+from ..html_elements import Col, empty, esc, table, with_machine
 from ..model import Results
 from .charts import adapter_colours, sweep_svg
-from .elements import Col, empty, esc, table, with_machine
 
 ALLOCATOR_ROWS = 40  # cases in the allocator-effect table, largest effect first
 

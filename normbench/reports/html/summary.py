@@ -7,8 +7,8 @@ import pandas as pd
 from ...results.records import OUTCOMES
 from .. import model
 from ..formatting import MISSING, fmt_count
+from ..html_elements import Col, count_class, empty, esc, table, td
 from ..model import Results
-from .elements import Col, count_class, empty, esc, table, td
 
 
 def _headline(res: Results) -> str:

@@ -9,9 +9,9 @@ import pandas as pd
 from ...results.kinds import Outcome
 from .. import synchronized as sync
 from ..formatting import MISSING, plural
+from ..html_elements import empty, esc, outcome_class
 from ..model import Results
 from .agreement import heat_cell, heatmap_legend
-from .elements import empty, esc, outcome_class
 
 FACT_CLASSES = {Outcome.PASS: "", Outcome.SKIP: "o-skip"}  # a fact that holds reads plain; problems are coloured
 

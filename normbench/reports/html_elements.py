@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ...results.records import OUTCOMES
-from ..formatting import MISSING, fmt_value, missing, number
+from ..results.records import OUTCOMES
+from .formatting import MISSING, fmt_value, missing, number
 
 
 def esc(v) -> str:
