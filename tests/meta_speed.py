@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from normbench.adapters.base import Adapter, Layer, Timed
+from normbench.adapters.base import Adapter, Layer, Mode, Timed
 
 from .meta_adapters import OPS
 
@@ -23,9 +23,10 @@ HOLD_MB = 200  # held through a BatchNorm case
 
 class _SpinLayer(Layer):
     factor = 1.0
+    compiled_factor = 1.0  # in an adapter's compiled mode
 
     def timed(self, x, mode, dy=None):
-        wait = SPIN_S * self.factor
+        wait = SPIN_S * self.factor * (self.compiled_factor if self.mode is not None else 1.0)
         held = np.ones(HOLD_MB * 2**20 // 8) if self.spec.op == "batch_norm" else None  # touched: resident
 
         def call() -> None:
@@ -59,3 +60,15 @@ class Slower10(Steady):
 class Slower5(Steady):
     name = "meta-slower-5"
     builders = dict.fromkeys(OPS, _Slower5Layer)
+
+
+class _HalvedWhenCompiledLayer(_SpinLayer):
+    compiled_factor = 0.5
+
+
+class Compiles(Steady):
+    """A compiled mode that `normbench run` adds by default (``Mode.in_run``), twice as fast as the eager one."""
+
+    name = "meta-compiles"
+    builders = dict.fromkeys(OPS, _HalvedWhenCompiledLayer)
+    modes = (Mode("eager", "spins its time"), Mode("compiled", "spins half its time", compiled=True, in_run=True))

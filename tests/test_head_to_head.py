@@ -363,3 +363,50 @@ def test_a_warning_marks_blocks_that_disagree_more_than_the_rest_of_the_case():
 
     assert not unsteady(0.30, 0.25) and not unsteady(0.08, 0.02) and not unsteady(float("nan"), 0.2)
     assert unsteady(0.60, 0.25) and unsteady(0.15, None)
+
+
+@pytest.mark.serial  # its benchmark has the machine alone
+def test_a_side_field_of_modes_feeds_the_execution_modes_section_alone(tmp_path):
+    """`normbench run` times the compiled modes it adds in a side field, beside their default modes
+    (which its main field times too): those records give the Execution modes section its ratios and stay
+    out of the speed tables, the head-to-head standings and a second count of the default's timings."""
+    from normbench.reports import head_to_head as h2h_model
+    from normbench.reports import loading, modes, timing
+
+    out = tmp_path / "r"
+    proc = run_cli("bench", "--quick", "--processes", "1", "--rounds", "6", "--field", "modes", "--adapters",
+                   "tests.meta_speed:Compiles,tests.meta_speed:Compiles+compiled", "-o", str(out), cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    env, rows = records.read(out / "results.jsonl")
+    assert env["head_to_head"]["field"] == "modes"
+    timed = [r for r in rows if "head_to_head" in r]
+    assert timed and all(r["head_to_head"]["field"] == "modes" for r in timed)
+    res = loading.load([out / "results.jsonl"])
+    assert not len(timing.speed(res)) and not len(h2h_model.rows(res))
+    speed = modes.speed(res)
+    assert len(speed) == len(timed) // 2 and set(speed["verdict"]) == {"faster"}
+    assert speed["ratio"].between(0.45, 0.55).all() and speed["default_median_s"].notna().all()
+    assert (out / "report.md").read_text().count("Execution modes") >= 1
+    mem = {r["case"] for r in rows if r["check"] == "peak_memory"}
+    assert mem == {"meta-compiles-modes-p0", "meta-compiles+compiled-modes-p0"}  # apart from the main field's
+
+
+def test_the_default_run_times_its_compiled_modes_beside_their_defaults_at_the_default_shapes(tmp_path):
+    from normbench.adapters import registry
+    from normbench.cli import run as run_command
+    from normbench.running import runner
+    from normbench.running.job import plan
+
+    chosen = registry.select("torch,onnxruntime,tf_keras,tests.meta_speed:Compiles")
+    adapters, short = run_command.with_modes(chosen, None, quick=False)
+    jobs = [j for j in runner.jobs(plan(adapters), tmp_path, runner.Options(short=short)) if j.phase == "bench"]
+    main, side = (j.command for j in jobs)
+    assert main[main.index("--adapters") + 1] == "torch,onnxruntime,tf_keras,tests.meta_speed:Compiles"
+    assert "--field" not in main and "--no-sweeps" not in main
+    assert side[side.index("--adapters") + 1] == ("torch,torch+inductor,tf_keras,tf_keras+xla,"
+                                                  "tests.meta_speed:Compiles,tests.meta_speed:Compiles+compiled")
+    assert side[side.index("--field") + 1] == "modes" and "--no-sweeps" in side
+    assert side[side.index("-o") + 1] == str(tmp_path / "bench-modes") and jobs[1].exclusive
+    quick = runner.jobs(plan(run_command.with_modes(chosen, None, quick=True)[0]), tmp_path,
+                        runner.Options(quick=True))
+    assert [j.group.name for j in quick if j.phase == "bench"] == ["head-to-head"]

@@ -39,10 +39,11 @@ class _Named:
 
 
 def case_records(case: BenchCase, timings: dict[str, Timings], levels: list[dict],
-                 hellos: dict[str, dict], field_mb: float | None = None) -> list[Record]:
+                 hellos: dict[str, dict], field_mb: float | None = None, field: str | None = None) -> list[Record]:
     """Every entrant's record of one case (``levels``: ``bandwidth.measure_levels``' copy rates per cache
     level and main memory; ``hellos``: what each entrant's process said on starting; ``field_mb``: the
-    most the processes of a pass held at once on this case)."""
+    most the processes of a pass held at once on this case; ``field``: the name of a side field, see
+    ``bench --field``)."""
     table = standings(timings)
     out = []
     for name, t in timings.items():
@@ -67,11 +68,13 @@ def case_records(case: BenchCase, timings: dict[str, Timings], levels: list[dict
             continue
         out.append(records.build(who, Suite.SPEED, check, about, outcome=Outcome.PASS,
                                  message=_message(name, standing),
-                                 timing={**_timing(case, t, standing, levels, hello), "field_resident_mb": field_mb}))
+                                 timing={**_timing(case, t, standing, levels, hello, field),
+                                         "field_resident_mb": field_mb}))
     return out
 
 
-def _timing(case: BenchCase, t: Timings, standing: dict, levels: list[dict], hello: dict) -> dict[str, Any]:
+def _timing(case: BenchCase, t: Timings, standing: dict, levels: list[dict], hello: dict,
+            field: str | None = None) -> dict[str, Any]:
     blocks = np.array([b for p in t.blocks for b in p])
     median = standing["median_s"]
     first = t.ready[0]["first_call_s"]  # the first pass's: its contenders prepared one at a time
@@ -91,7 +94,8 @@ def _timing(case: BenchCase, t: Timings, standing: dict, levels: list[dict], hel
         "allocator": hello.get("allocator", {}).get("name"), "repeat": 0,
         "head_to_head": {**{k: standing[k] for k in ("fastest", "ratio", "ratio_ci", "verdict", "block_spread",
                                                      "processes", "rounds")},
-                         **{k: standing[k] for k in ("heats", "anchor", "versus_default") if k in standing}},
+                         **{k: standing[k] for k in ("heats", "anchor", "versus_default") if k in standing},
+                         **({"field": field} if field else {})},
     }
 
 
@@ -107,14 +111,16 @@ def _message(name: str, s: dict) -> str:
             f"blocks{heats}; {where}; its own blocks spread {s['block_spread']:.0%} (IQR/median)")
 
 
-def memory_records(processes: list[dict], entrants: list[Entrant]) -> list[Record]:
+def memory_records(processes: list[dict], entrants: list[Entrant], field: str | None = None) -> list[Record]:
     """One record per contender process: its peak resident memory (facts.peak_rss_mb), and the most
-    the processes of its pass held at once (facts.pass_together_mb)."""
+    the processes of its pass held at once (facts.pass_together_mb); a side field's processes are named
+    for it (``torch-modes-p0``), apart from the main field's."""
     by_name = {e.name: e for e in entrants}
     out = []
     for p in processes:
         entrant = by_name[p["adapter"]]
-        about = records.about_process(f"{entrant.name}-p{p['process']}", {"process": p["process"]})
+        name = "-".join(filter(None, (entrant.name, field, f"p{p['process']}")))
+        about = records.about_process(name, {"process": p["process"], **({"field": field} if field else {})})
         peak = p.get("peak_rss_mb")
         lost = p.get("lost")
         out.append(records.build(_Named(entrant, p.get("version")), Suite.SPEED, Check.PEAK_MEMORY, about,

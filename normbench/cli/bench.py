@@ -30,6 +30,10 @@ def add(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--default-shapes-for", default=None, metavar="ADAPTERS",
                        help="head to head: time these adapters (some of --adapters) at the default shapes alone, "
                             "not the sweeps (normbench run times the compiled modes it adds this way)")
+    bench.add_argument("--field", default=None, metavar="NAME",
+                       help="head to head: name this pass a side field. Its records are shown in the Execution "
+                            "modes section alone, not in the speed tables (normbench run's 'modes' pass: the "
+                            "compiled modes it adds, beside their default modes, which the main pass also times)")
     bench.add_argument("--quick", action="store_true", help="tiny shapes: checks the harness, not speed")
     bench.add_argument("--no-sweeps", action="store_true", help="the default shapes only (normbench run --quick)")
     bench.add_argument("--repeats", type=positive_int, default=None,
@@ -116,6 +120,9 @@ def bench_cases(args: argparse.Namespace) -> int:
                     f"({' '.join(args.pytest_args)})")
     if args.default_shapes_for and in_process:
         return fail("--default-shapes-for is head to head only, without --in-process")
+    if args.field is not None and (in_process or not args.field.isidentifier()):
+        return fail(f"--field {args.field!r}: " + ("head to head only, without --in-process" if in_process
+                    else "a name of letters, digits and underscores"))
     if args.memory_budget is not None and (in_process or args.memory_budget < 0):
         return fail(f"--memory-budget {args.memory_budget:g}: " + ("head to head only, without --in-process"
                     if in_process else "give a number of MB, or 0 for no budget"))

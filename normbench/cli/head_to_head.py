@@ -64,7 +64,7 @@ def run(args: argparse.Namespace, chosen: list[conductor.Entrant], alloc: alloca
         budget = conductor.budget_mb() if args.memory_budget is None else args.memory_budget or None
         settings = {"processes": args.processes, "rounds": args.rounds, "pause_s": conductor.PAUSE_S,
                     "memory_budget_mb": budget,
-                    "warm_rounds": conductor.WARM_ROUNDS,
+                    "warm_rounds": conductor.WARM_ROUNDS, "field": args.field,
                     "entrants": [{"name": e.name, "adapter": e.ref, "python": e.python} for e in chosen]}
         file = ResultsFile(out / "results.jsonl", env=environment(),
                            extra_env={"memory_bandwidth": measured, "cache_bandwidth": levels, "machine_lock": held,
@@ -78,12 +78,12 @@ def run(args: argparse.Namespace, chosen: list[conductor.Entrant], alloc: alloca
             file.extra_env["allocator"] = said or file.extra_env["allocator"]  # the contenders', not this process's
             held = conduct.case_mb.get(case.id)
             made = [rec for same in alike[case]
-                    for rec in contest.case_records(same, timings, levels["levels"], conduct.hellos, held)]
+                    for rec in contest.case_records(same, timings, levels["levels"], conduct.hellos, held, args.field)]
             for rec in made:
                 file.add(rec)
                 worst = max(worst, rec.outcome == Outcome.ERROR)
         for rec in [*contest.recompile_records(conduct.recompiles, chosen, conduct.hellos),
-                    *contest.memory_records(conduct.processes_seen, chosen)]:
+                    *contest.memory_records(conduct.processes_seen, chosen, args.field)]:
             file.add(rec)
             worst = max(worst, rec.outcome == Outcome.ERROR)
         file.close()

@@ -21,7 +21,8 @@ def add(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--adapters", help="comma-separated adapter names or module:Class (default: all known)")
     run.add_argument("--modes", help=MODES_HELP + "; verified on the full matrix, timed at every shape (default: "
                                    "the compiled modes, verified on the short matrix (each op's stress configurations "
-                                   "in float32 and bfloat16), not timed; none with --quick)")
+                                   "in float32 and bfloat16) and timed at the default shapes beside their default "
+                                   "modes; none with --quick)")
     run.add_argument("--suites", help=f"comma-separated, some of {', '.join(runner.SUITES)} (default: all)")
     run.add_argument("--quick", action="store_true",
                      help="quick matrix: float32/float64 checks only, one timed pass of the default "
@@ -46,8 +47,9 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 def with_modes(chosen: list[Adapter], modes: str | None, quick: bool) -> tuple[list[Adapter], tuple[str, ...]]:
     """The adapters in the modes ``--modes`` adds, and the groups of those the run adds by default (the
-    compiled modes ``Mode.in_run``, none with ``--quick``), which are verified on the short matrix and not
-    timed, so the compilers' numerics are in every run, within the run's time and memory budgets."""
+    compiled modes ``Mode.in_run``, none with ``--quick``), which are verified on the short matrix and timed
+    at the default shapes beside their default modes in a pass of their own, so the compilers' numerics and
+    speed are in every run, within a benchmark pass's memory budget."""
     if modes:
         return registry.with_modes(chosen, modes), ()
     adapters, short = [], []

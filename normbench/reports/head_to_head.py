@@ -9,6 +9,7 @@ import pandas as pd
 
 from ..results.kinds import Check, Outcome
 from .loading import Results
+from .rows import side_field
 
 VERDICTS = {"fastest": "fastest", "tied": "tied with the fastest", "slower": "slower"}
 SPREAD_WARN = 0.10  # an adapter's own blocks spread (IQR/median) beyond this ...
@@ -28,7 +29,9 @@ def rows(res: Results) -> pd.DataFrame:
     c = res.checks
     if "head_to_head" not in c:
         return pd.DataFrame()
-    timed = c[c["head_to_head"].notna() & (c["outcome"] == Outcome.PASS)]
+    timed = c[c["head_to_head"].notna() & (c["outcome"] == Outcome.PASS) & ~side_field(c)]
+    if not len(timed):
+        return pd.DataFrame()
     h = pd.DataFrame(list(timed["head_to_head"]), index=timed.index)
     out = pd.DataFrame({
         "op": timed["op"], "case": timed["case"], "mode": timed["check"].astype(str), "adapter": timed["adapter"],
@@ -45,6 +48,7 @@ def memory(res: Results) -> pd.DataFrame:
     c = res.checks
     mem = c[c["check"] == Check.PEAK_MEMORY]
     return pd.DataFrame({"adapter": mem["adapter"], "process": [f.get("process") for f in mem["facts"]],
+                         "field": [f.get("field") or "" for f in mem["facts"]],
                          "peak_rss_mb": [f.get("peak_rss_mb") for f in mem["facts"]],
                        "pass_together_mb": [f.get("pass_together_mb") for f in mem["facts"]],
                          "python": [f.get("executable") for f in mem["facts"]], "message": mem["message"]})
@@ -67,7 +71,7 @@ def together(res: Results) -> tuple[float, int] | None:
     peaks = mem.dropna(subset=["pass_together_mb"]) if len(mem) else mem
     if not len(peaks):
         return None
-    return float(peaks["pass_together_mb"].max()), int(peaks.groupby("process")["adapter"].count().max())
+    return float(peaks["pass_together_mb"].max()), int(peaks.groupby(["field", "process"])["adapter"].count().max())
 
 
 def heats(res: Results) -> tuple[int, int, float | None]:

@@ -41,7 +41,7 @@ from .markdown_verification import (
     summary_md,
     synchronized_md,
 )
-from .rows import derivative, mixed, single_process, verification
+from .rows import derivative, mixed, side_field, single_process, verification
 from .timing import speed
 from .verdicts import unexpected, verdicts
 
@@ -72,7 +72,7 @@ def own_derivatives(res: Results) -> bool:
 
 def timed(res: Results) -> bool:
     c = res.checks
-    return bool(len(c)) and bool((c["suite"] == Suite.SPEED).any())
+    return bool(len(c)) and bool(((c["suite"] == Suite.SPEED) & ~side_field(c)).any())
 
 
 SECTIONS: list[Section] = [

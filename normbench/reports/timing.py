@@ -13,7 +13,7 @@ from ..results.kinds import NOT_TIMINGS, Check, Outcome, Suite
 from .formatting import fmt_ratio, fmt_time_range, number
 from .head_to_head import unsteady
 from .loading import Results, allocator_names
-from .rows import op_or_none, op_rank, run_labels
+from .rows import op_or_none, op_rank, run_labels, side_field
 
 SPREAD_NOTE = 1.10  # slowest / fastest repeat median above which a time is shown with its range: the
 # target is that a case's repeats (separate processes, minutes apart) agree within ±10% under the default
@@ -65,7 +65,7 @@ def timed_rows(res: Results) -> pd.DataFrame:
     """Benchmark records, each case's repeats under one allocator pooled into one row (outcome from
     the worst); ``primary`` marks the rows of each run's primary allocator (:func:`primary_allocator`)."""
     c = res.checks
-    rows = c[(c["suite"] == Suite.SPEED) & ~c["check"].isin(NOT_TIMINGS)] if len(c) else c
+    rows = c[(c["suite"] == Suite.SPEED) & ~c["check"].isin(NOT_TIMINGS) & ~side_field(c)] if len(c) else c
     if not len(rows):
         return rows
     rows = rows.assign(**{col: None for col in ("repeat", "samples_s", "median_s") if col not in rows},

@@ -12,7 +12,8 @@ from pathlib import Path
 from ..results import records
 
 RUN_PLAN = "run.json"  # a run folder's plan and how each process ended; its format marks it replaceable
-RUN_ENTRIES = {RUN_PLAN, f"{RUN_PLAN}.new", "verify", "sync", "bench", "logs", "report"}  # what a run folder holds
+# what a run folder holds
+RUN_ENTRIES = {RUN_PLAN, f"{RUN_PLAN}.new", "verify", "sync", "bench", "bench-modes", "logs", "report"}
 
 
 class FolderError(ValueError):

@@ -30,7 +30,8 @@ SUITES = kinds.RUN_SUITES
 # conductor.ROUNDS), so the whole run stays near its 13 minutes on 2 cores; bench is for close calls.
 RUN_PASSES = 2
 RUN_ROUNDS = 4
-HEAD_TO_HEAD = "head-to-head"  # the group of the one benchmark job: every timed adapter, each in its processes
+HEAD_TO_HEAD = "head-to-head"  # the group of the main benchmark job: every timed adapter, each in its processes
+MODES_FIELD = "modes"  # the side field that times the compiled modes a run adds beside their default modes
 QUICK_FILTER = "not float16"  # the quick matrix: float32 and float64 cases (also drops bfloat16)
 DEFAULT_TIMEOUT_S = 900  # seconds before a process is killed and recorded as an error
 
@@ -61,8 +62,9 @@ class Options:
     rounds: int = RUN_ROUNDS  # interleaved blocks per process and case
     jobs: int = 1  # verification processes at once
     untimed: tuple[str, ...] = ()  # groups verified but not benchmarked
-    # groups verified on the short matrix and not timed: the compiled modes a run adds by default (timing
-    # them beside every other adapter would hold ~3 more processes and GBs at once, past the run's budgets)
+    # groups verified on the short matrix and timed at the default shapes in a pass of their own, beside their
+    # default modes: the compiled modes a run adds by default (in the main field they would hold ~3 more
+    # processes and GBs at once, past a pass's memory budget, and sit through every sweep)
     short: tuple[str, ...] = ()
     allocator: allocator.Allocator = field(default_factory=allocator.resolve)  # benchmark processes' setting
 
@@ -97,21 +99,37 @@ def jobs(groups: list[Group], out: Path, opts: Options) -> list[Job]:
     timed = [a for g in groups if g.name not in (*opts.untimed, *opts.short) for a in g.adapters]
     if Suite.SPEED in opts.suites and timed:
         out_jobs.append(_head_to_head(timed, out, opts))
+        if beside := _modes_field(groups, timed, opts):
+            out_jobs.append(_head_to_head(beside, out, opts, MODES_FIELD))
     return out_jobs
 
 
-def _head_to_head(adapters: list[Adapter], out: Path, opts: Options) -> Job:
+def _modes_field(groups: list[Group], timed: list[Adapter], opts: Options) -> list[Adapter]:
+    """The compiled modes a run adds (``opts.short``), each beside its default mode where the main
+    field times that: the side field that gives the Execution modes section its ratios."""
+    defaults = {a.ref or a.name: a for a in timed}
+    chosen: list[Adapter] = []
+    for a in (a for g in groups if g.name in opts.short for a in g.adapters):
+        if base := defaults.get((a.ref or a.name).rpartition("+")[0]):
+            chosen += [x for x in (base, a) if x not in chosen]
+    return chosen
+
+
+def _head_to_head(adapters: list[Adapter], out: Path, opts: Options, side: str | None = None) -> Job:
     """One `normbench bench` process conducting every timed adapter's processes head to head: its
-    contenders have per-request limits of their own, so its limit is the supervisor's per pass."""
-    folder = out / "bench"
+    contenders have per-request limits of their own, so its limit is the supervisor's per pass. A
+    ``side`` field (``bench --field``) times the default shapes only."""
+    folder = out / ("bench" if side is None else f"bench-{side}")
     passes = 1 if opts.quick else opts.repeats
     refs = ",".join(a.ref or a.name for a in adapters)
     cmd = [*commands.CLI, "bench", "-o", str(folder), "--no-report", "--adapters", refs, "--processes", str(passes),
            "--rounds", str(opts.rounds), "--allocator", opts.allocator.spec]
     cmd += ["--threads", str(opts.threads)] if opts.threads else []
     cmd += ["--dtypes", opts.dtypes] if opts.dtypes else []
-    cmd += ["--no-sweeps"] if opts.quick else []
-    return Job("bench", Group(HEAD_TO_HEAD, adapters), folder, cmd, out / "logs", exclusive=True,
+    cmd += ["--no-sweeps"] if opts.quick or side else []
+    cmd += ["--field", side] if side else []
+    group = HEAD_TO_HEAD if side is None else f"{side}-{HEAD_TO_HEAD}"
+    return Job("bench", Group(group, adapters), folder, cmd, out / "logs", exclusive=True,
                timeout_s=opts.timeout_s * passes)
 
 
