@@ -9,7 +9,10 @@ memory budget a little above what the field holds idle sends those cases into he
 
 from __future__ import annotations
 
+import json
+import os
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -72,3 +75,22 @@ class Compiles(Steady):
     name = "meta-compiles"
     builders = dict.fromkeys(OPS, _HalvedWhenCompiledLayer)
     modes = (Mode("eager", "spins its time"), Mode("compiled", "spins half its time", compiled=True, in_run=True))
+
+
+class _CacheProbeLayer(_SpinLayer):
+    """Says, in the file $NORMBENCH_TEST_PROBE, what its Inductor cache folder held when it prepared a case, then
+    leaves something there as a compiler would."""
+
+    def timed(self, x, mode, dy=None):
+        cache = Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
+        found = sorted(p.name for p in cache.iterdir()) if cache.is_dir() else []
+        with open(os.environ["NORMBENCH_TEST_PROBE"], "a") as fh:
+            fh.write(json.dumps({"pid": os.getpid(), "cache": str(cache), "found": found}) + "\n")
+        cache.mkdir(parents=True, exist_ok=True)
+        (cache / f"compiled-by-{os.getpid()}").touch()
+        return super().timed(x, mode, dy)
+
+
+class CacheProbe(Steady):
+    name = "meta-cache-probe"
+    builders = dict.fromkeys(OPS, _CacheProbeLayer)

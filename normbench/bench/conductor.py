@@ -20,6 +20,7 @@ import json
 import os
 import random
 import select
+import shutil
 import subprocess
 import sys
 import time
@@ -44,6 +45,10 @@ BLOCK_TIMEOUT_S = 60.0
 MEMORY_BUDGET_MB = 5600.0  # the most a pass's processes may hold at once (MiB, just under 6 GB), at most ...
 MEMORY_SHARE = 0.6  # ... this share of the machine's memory
 MARGIN = 1.2  # on a prediction of what an entrant will take on from what others took on
+# Compile caches that outlive a process, which a contender gets empty: the first pass's first calls are then
+# real compiles, not a read of what an earlier run left (Inductor's default cache in /tmp made a LayerNorm's
+# "first call" 0.1 s where compiling takes seconds). Later passes of the same entrant reuse its cache.
+COMPILE_CACHES = ("TORCHINDUCTOR_CACHE_DIR",)
 
 
 class ContenderLost(RuntimeError):
@@ -172,12 +177,16 @@ def ask_all(processes: list[Process], request: dict, timeout_s: float) -> dict[s
     return said
 
 
+def slug(entrant: Entrant) -> str:
+    """The entrant's name as a file name."""
+    return entrant.name.replace("/", "_").replace("[", "-").replace("]", "").replace("@", "-at-")
+
+
 def launch(entrant: Entrant, logs: Path, index: int, env: dict[str, str]) -> Process:
     """A contender process of ``entrant`` under its interpreter, importing this normbench; its
     hello is read by ``greet``, so the processes of a pass import their frameworks at once."""
     logs.mkdir(parents=True, exist_ok=True)
-    slug = entrant.name.replace("/", "_").replace("[", "-").replace("]", "").replace("@", "-at-")
-    stderr_path = logs / f"contender-{slug}-p{index}.stderr.log"
+    stderr_path = logs / f"contender-{slug(entrant)}-p{index}.stderr.log"
     root = str(Path(__file__).resolve().parents[2])
     env = {**env, "PYTHONPATH": os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)}
     with open(stderr_path, "w") as err:
@@ -477,8 +486,17 @@ class Conductor:
         """Each case with every entrant's timings, once its last pass is done."""
         results = {case.id: {e.name: Timings(e) for e in self.entrants if e.takes(case)} for case in cases}
         begun = time.monotonic()
+        caches = self.logs.parent / "compile-caches"  # beside the logs, in the results folder; gone at the end
+        try:
+            yield from self._passes(cases, results, begun, caches)
+        finally:
+            shutil.rmtree(caches, ignore_errors=True)
+
+    def _passes(self, cases: list[BenchCase], results: dict[str, dict[str, Timings]], begun: float,
+                caches: Path) -> Iterator[tuple[BenchCase, dict[str, Timings]]]:
         for index in range(self.processes):
-            started = [greet(p) for p in [launch(e, self.logs, index, self.env) for e in self.entrants]]
+            started = [greet(p) for p in [launch(e, self.logs, index, {**self.env, **{
+                name: str(caches / slug(e)) for name in COMPILE_CACHES}}) for e in self.entrants]]
             for p in started:
                 if not p.lost:
                     self.hellos.setdefault(p.entrant.name, p.hello)

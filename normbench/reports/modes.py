@@ -126,8 +126,10 @@ NOTE = ("Each adapter's other execution modes, named <code>adapter+mode</code>, 
         "spread (offsets 10²–10⁴, tiny variance, constant rows), where a mode that changes the variance algorithm "
         f"to one pass cancels (said where it is over {STRESS_FACTOR:g}× its default's).")
 SPEED_NOTE = ("Timed head to head with the default mode in the same rounds: the ratio is the mode's time over the "
-              "default's, with its 95 % bootstrap interval. The first call includes compiling; compiling pays back "
-              "once the steady saving has covered the extra first-call time, and never where the mode is not faster.")
+              "default's, with its 95 % bootstrap interval. The first call includes compiling, in the adapter's first "
+              "process, which starts with an empty compile cache (Inductor's is the benchmark's own, not one an "
+              "earlier run left); compiling pays back once the steady saving has covered the extra first-call time, "
+              "and never where the mode is not faster.")
 
 
 def _tally(s: pd.DataFrame) -> str:
