@@ -100,7 +100,8 @@ def test_a_declared_feature_without_its_method_is_said(tmp_path):
 
 
 def test_the_report_counts_each_adapters_skips_by_reason(numpy_results):
-    from normbench.reports import coverage, html, markdown, model
+    from normbench.reports import coverage, markdown, model
+    from normbench.reports.html import page as html
 
     res = model.load(numpy_results)
     row = coverage.by_adapter(res).set_index("adapter").loc["numpy"]
