@@ -387,8 +387,14 @@ def test_a_side_field_of_modes_feeds_the_execution_modes_section_alone(tmp_path)
     assert len(speed) == len(timed) // 2 and set(speed["verdict"]) == {"faster"}
     assert speed["ratio"].between(0.45, 0.55).all() and speed["default_median_s"].notna().all()
     assert (out / "report.md").read_text().count("Execution modes") >= 1
-    mem = {r["case"] for r in rows if r["check"] == "peak_memory"}
-    assert mem == {"meta-compiles-modes-p0", "meta-compiles+compiled-modes-p0"}  # apart from the main field's
+    mem = [r for r in rows if r["check"] == "peak_memory"]
+    assert {r["case"] for r in mem} == {"meta-compiles-modes-p0", "meta-compiles+compiled-modes-p0"}
+    assert all(r["facts"]["field"] == "modes" for r in mem)  # a pass of 2 processes, apart from the main field's
+    lines = (out / "results.jsonl").read_text().splitlines()
+    main = tmp_path / "main.jsonl"  # the same processes as a main field's: no field named
+    main.write_text("\n".join([lines[0], *(json.dumps({**r, "case": r["case"].replace("-modes", ""), "facts": {
+        k: v for k, v in r["facts"].items() if k != "field"}}) for r in mem)]) + "\n")
+    assert h2h_model.together(loading.load([out / "results.jsonl", main]))[1] == 2  # two fields of 2, not one of 4
 
 
 def test_the_default_run_times_its_compiled_modes_beside_their_defaults_at_the_default_shapes(tmp_path):

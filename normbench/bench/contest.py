@@ -120,13 +120,14 @@ def memory_records(processes: list[dict], entrants: list[Entrant], field: str | 
     for p in processes:
         entrant = by_name[p["adapter"]]
         name = "-".join(filter(None, (entrant.name, field, f"p{p['process']}")))
-        about = records.about_process(name, {"process": p["process"], **({"field": field} if field else {})})
+        side = {"field": field} if field else {}
+        about = records.about_process(name, {"process": p["process"], **side})
         peak = p.get("peak_rss_mb")
         lost = p.get("lost")
         out.append(records.build(_Named(entrant, p.get("version")), Suite.SPEED, Check.PEAK_MEMORY, about,
                                  outcome=Outcome.ERROR if lost else Outcome.PASS,
                                  message=f"process {p['process']}: " + (lost or _peak(peak)),
-                                 facts={k: v for k, v in p.items() if k != "adapter"}))
+                                 facts={**{k: v for k, v in p.items() if k != "adapter"}, **side}))
     return out
 
 
