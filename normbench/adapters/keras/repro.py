@@ -25,6 +25,16 @@ def numpy(t):
 '''
 
 
+def built(constructed: str, shape: tuple[int, ...], load: list[tuple[str, str]]) -> list[str]:
+    """The lines that build a Keras layer (``constructed``: its constructor call) and assign the record's
+    arrays to its variables: (variable, array name) in ``load``; tf_keras's layers take the same lines."""
+    init = [f"self.module = {constructed}", f"self.module.build({shape})"]
+    if load:
+        init += [f"for variable, value in [{', '.join(f'({v}, {a})' for v, a in load)}]:",
+                 "    variable.assign(tensor(value, variable.dtype))  # in the variable's own dtype"]
+    return init
+
+
 def constructor(spec: NormSpec, shape: tuple[int, ...], dtype: str, prefix: str = "keras") -> str:
     """The layer call ``native._layer_norm`` and its siblings make (tf_keras's take the same arguments)."""
     policy = (f"{prefix}.mixed_precision.{'DTypePolicy' if prefix == 'keras' else 'Policy'}('mixed_{dtype}')"
@@ -62,10 +72,7 @@ def layer(target: Target) -> Source:
     load = [(f"self.module.{p}", a) for p, a in zip(params, ("gamma", "beta"), strict=False)]
     if target.stateful:
         load += [("self.module.moving_mean", "running_mean"), ("self.module.moving_variance", "running_var")]
-    init = [f"self.module = {constructor(spec, target.shape, target.dtype)}", f"self.module.build({target.shape})"]
-    if load:
-        init += [f"for variable, value in [{', '.join(f'({v}, {a})' for v, a in load)}]:",
-                 "    variable.assign(tensor(value, variable.dtype))  # in the variable's own dtype"]
+    init = built(constructor(spec, target.shape, target.dtype), target.shape, load)
     preamble = ("import os", "", f'os.environ["KERAS_BACKEND"] = "{backend}"  # Keras reads it once, on import',
                 'os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")')
     bf16 = ("import ml_dtypes  # noqa: F401  (numpy's bfloat16)",) if target.dtype == "bfloat16" else ()

@@ -4,7 +4,7 @@ same arguments as Keras 3's, ``keras.repro.constructor``), called eagerly or und
 
 from __future__ import annotations
 
-from ..keras.repro import constructor
+from ..keras.repro import built, constructor
 from ..repro import Cannot, Source, Target, klass, method
 from ..tf_modes import MODES, XLA
 from .layers import _CALL
@@ -39,10 +39,7 @@ def layer(target: Target) -> Source:
     load = [("self.module.gamma", "gamma"), ("self.module.beta", "beta")] if spec.affine else []
     if target.stateful:
         load += [("self.module.moving_mean", "running_mean"), ("self.module.moving_variance", "running_var")]
-    init = [f"self.module = {constructor(spec, target.shape, dt, 'tf_keras')}", f"self.module.build({target.shape})"]
-    if load:
-        init += [f"for variable, value in [{', '.join(f'({v}, {a})' for v, a in load)}]:",
-                 "    variable.assign(tensor(value, variable.dtype))  # in the variable's own dtype"]
+    init = built(constructor(spec, target.shape, dt, "tf_keras"), target.shape, load)
     mask = "None if mask is None else tensor(mask, 'bool')" if target.case.masked else "None"
     params = "[self.module.gamma, self.module.beta]" if spec.affine else "[]"
     header = f'''
