@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..results.kinds import Check, Outcome
 from .loading import Results
-from .rows import side_field
+from .rows import field_of, side_field
 
 VERDICTS = {"fastest": "fastest", "tied": "tied with the fastest", "slower": "slower"}
 SPREAD_WARN = 0.10  # an adapter's own blocks spread (IQR/median) beyond this ...
@@ -48,7 +48,7 @@ def memory(res: Results) -> pd.DataFrame:
     c = res.checks
     mem = c[c["check"] == Check.PEAK_MEMORY]
     return pd.DataFrame({"adapter": mem["adapter"], "process": [f.get("process") for f in mem["facts"]],
-                         "field": [f.get("field") or "" for f in mem["facts"]],
+                         "field": mem["facts"].map(field_of),
                          "peak_rss_mb": [f.get("peak_rss_mb") for f in mem["facts"]],
                        "pass_together_mb": [f.get("pass_together_mb") for f in mem["facts"]],
                          "python": [f.get("executable") for f in mem["facts"]], "message": mem["message"]})

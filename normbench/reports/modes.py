@@ -16,7 +16,7 @@ from .html_elements import Col, esc, table
 from .loading import Results
 from .markdown_elements import cell
 from .markdown_elements import table as md_table
-from .rows import verification
+from .rows import field_of, verification
 
 STRESS_FACTOR = 10.0  # a mode whose worst error on the stress inputs is this many times its default's
 
@@ -73,9 +73,9 @@ def speed(res: Results) -> pd.DataFrame:
         versus = (r["head_to_head"] or {}).get("versus_default")
         if not versus:
             continue
-        field = _field(r["head_to_head"])  # the default's record from the same rounds (a run times it twice)
+        field = field_of(r["head_to_head"])  # the default's record from the same rounds (a run times it twice)
         base = c[(c["adapter"] == versus["default"]) & (c["case"] == r["case"]) & (c["check"] == r["check"])
-                 & (c["head_to_head"].map(_field) == field)]
+                 & (c["head_to_head"].map(field_of) == field)]
         rows.append({"adapter": versus["default"], "mode": r["mode"], "op": r["op"], "case": r["case"],
                      "call": str(r["check"]), "ratio": versus["ratio"], "low": versus["ratio_ci"][0],
                      "high": versus["ratio_ci"][1], "verdict": versus["verdict"], "median_s": r.get("median_s"),
@@ -87,10 +87,6 @@ def speed(res: Results) -> pd.DataFrame:
         pays = (out["first_call_s"] - out["default_first_call_s"]) / (out["default_median_s"] - out["median_s"])
         out["pays_back_after"] = pays.where(out["median_s"] < out["default_median_s"])
     return out
-
-
-def _field(h) -> str:
-    return (h.get("field") or "") if isinstance(h, dict) else ""
 
 
 def _interval(row) -> str:

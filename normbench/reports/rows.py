@@ -27,18 +27,22 @@ def verification(res: Results) -> pd.DataFrame:
 
 
 
+def field_of(value) -> str:
+    """The side field a record's ``head_to_head`` (a timing) or ``facts`` (a process's memory) names; "" for
+    the main field."""
+    return (value.get("field") or "") if isinstance(value, dict) else ""
+
+
 def side_field(c: pd.DataFrame) -> pd.Series:
     """Benchmark records of a side field (``bench --field``): `normbench run` times the compiled modes it
     adds beside their default modes in a pass of their own. Only the Execution modes section reads them:
     their ratios to the fastest are within that small field, and the default modes are timed in the main
-    pass as well, where the speed tables take them from. (Its processes' memory records name the field in
-    their facts.)"""
-    def named(value) -> bool:
-        return isinstance(value, dict) and bool(value.get("field"))
-
-    timed = c["head_to_head"].map(named) if "head_to_head" in c else False
-    process = c["facts"].map(named) if "facts" in c else False
-    return (pd.Series(False, index=c.index, dtype=bool) | timed | process).astype(bool)
+    pass as well, where the speed tables take them from."""
+    named = pd.Series(False, index=c.index, dtype=bool)
+    for column in ("head_to_head", "facts"):
+        if column in c:
+            named |= c[column].map(field_of).astype(bool)
+    return named
 
 
 def derivative(c: pd.DataFrame) -> pd.Series:

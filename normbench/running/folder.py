@@ -12,8 +12,9 @@ from pathlib import Path
 from ..results import records
 
 RUN_PLAN = "run.json"  # a run folder's plan and how each process ended; its format marks it replaceable
+MODES_FIELD = "modes"  # the side field that times the compiled modes a run adds, in bench-modes/
 # what a run folder holds
-RUN_ENTRIES = {RUN_PLAN, f"{RUN_PLAN}.new", "verify", "sync", "bench", "bench-modes", "logs", "report"}
+RUN_ENTRIES = {RUN_PLAN, f"{RUN_PLAN}.new", "verify", "sync", "bench", f"bench-{MODES_FIELD}", "logs", "report"}
 
 
 class FolderError(ValueError):

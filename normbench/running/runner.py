@@ -18,7 +18,7 @@ from ..results import kinds
 from ..results.kinds import Suite
 from ..results.records import RUN_FORMAT
 from . import commands
-from .folder import RUN_PLAN, write_json
+from .folder import MODES_FIELD, RUN_PLAN, write_json
 from .job import Group, Job
 
 VERIFY_SUITES = kinds.VERIFY_SUITES
@@ -31,7 +31,6 @@ SUITES = kinds.RUN_SUITES
 RUN_PASSES = 2
 RUN_ROUNDS = 4
 HEAD_TO_HEAD = "head-to-head"  # the group of the main benchmark job: every timed adapter, each in its processes
-MODES_FIELD = "modes"  # the side field that times the compiled modes a run adds beside their default modes
 QUICK_FILTER = "not float16"  # the quick matrix: float32 and float64 cases (also drops bfloat16)
 DEFAULT_TIMEOUT_S = 900  # seconds before a process is killed and recorded as an error
 
