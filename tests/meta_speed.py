@@ -78,14 +78,16 @@ class Compiles(Steady):
 
 
 class _CacheProbeLayer(_SpinLayer):
-    """Says, in the file $NORMBENCH_TEST_PROBE, what its Inductor cache folder held when it prepared a case, then
-    leaves something there as a compiler would."""
+    """Says, in the file $NORMBENCH_TEST_PROBE, where each compiler's cache points (JAX's, TensorFlow's XLA
+    and Inductor's variables) and what Inductor's folder held when it prepared a case, then leaves
+    something there as a compiler would."""
 
     def timed(self, x, mode, dy=None):
         cache = Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
         found = sorted(p.name for p in cache.iterdir()) if cache.is_dir() else []
+        seen = {k: os.environ.get(k) for k in ("JAX_COMPILATION_CACHE_DIR", "TF_XLA_FLAGS")}
         with open(os.environ["NORMBENCH_TEST_PROBE"], "a") as fh:
-            fh.write(json.dumps({"pid": os.getpid(), "cache": str(cache), "found": found}) + "\n")
+            fh.write(json.dumps({"pid": os.getpid(), "cache": str(cache), "found": found, **seen}) + "\n")
         cache.mkdir(parents=True, exist_ok=True)
         (cache / f"compiled-by-{os.getpid()}").touch()
         return super().timed(x, mode, dy)

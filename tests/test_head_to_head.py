@@ -420,17 +420,22 @@ def test_the_default_run_times_its_compiled_modes_beside_their_defaults_at_the_d
 
 @pytest.mark.serial  # its benchmark has the machine alone
 def test_a_contenders_compile_cache_starts_empty_and_serves_its_later_passes(tmp_path):
-    """A first call is a compile, not a read of Inductor's cache that an earlier run left in /tmp (a
-    LayerNorm's "first call" read 0.1 s where compiling takes seconds); the entrant's second process may
+    """A first call is a compile, not a read of a cache that an earlier run left (Inductor's in /tmp made a
+    LayerNorm's "first call" read 0.1 s where compiling takes seconds), whatever caches the user has set:
+    JAX's, TensorFlow's XLA and Inductor's all point into the entrant's own folder. Its second process may
     reuse what its first compiled. The caches live in the results folder while it runs, and are gone after."""
     out, probe = tmp_path / "r", tmp_path / "probe.jsonl"
+    users = {"TORCHINDUCTOR_CACHE_DIR": str(tmp_path), "JAX_COMPILATION_CACHE_DIR": str(tmp_path),
+             "TF_XLA_FLAGS": f"--tf_xla_persistent_cache_directory={tmp_path} --tf_xla_auto_jit=0"}
     proc = run_cli("bench", "--quick", "--no-sweeps", "--processes", "2", "--rounds", "2", "--adapters",
-                   "tests.meta_speed:CacheProbe", "-o", str(out), env={"NORMBENCH_TEST_PROBE": str(probe),
-                                                                      "TORCHINDUCTOR_CACHE_DIR": str(tmp_path)})
+                   "tests.meta_speed:CacheProbe", "-o", str(out), env={"NORMBENCH_TEST_PROBE": str(probe), **users})
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     seen = [json.loads(line) for line in probe.read_text().splitlines()]
-    first_pid = seen[0]["pid"]
-    assert seen[0]["found"] == [] and {s["cache"] for s in seen} == {str(out / "compile-caches" / "meta-cache-probe")}
+    first_pid, own = seen[0]["pid"], out / "compile-caches" / "meta-cache-probe"
+    assert seen[0]["found"] == [] and {s["cache"] for s in seen} == {str(own / "inductor")}
+    assert {s["JAX_COMPILATION_CACHE_DIR"] for s in seen} == {str(own / "jax")}
+    assert {s["TF_XLA_FLAGS"] for s in seen} == {f"--tf_xla_auto_jit=0 --tf_xla_persistent_cache_directory="
+                                                  f"{own / 'tensorflow-xla'}"}
     later = [s for s in seen if s["pid"] != first_pid]
     assert later and f"compiled-by-{first_pid}" in later[0]["found"]
     assert not (out / "compile-caches").exists()

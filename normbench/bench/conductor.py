@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..adapters import compile_cache
 from ..adapters.failures import gist
 from ..ops.case import BenchCase
 from . import head_to_head
@@ -45,10 +46,6 @@ BLOCK_TIMEOUT_S = 60.0
 MEMORY_BUDGET_MB = 5600.0  # the most a pass's processes may hold at once (MiB, just under 6 GB), at most ...
 MEMORY_SHARE = 0.6  # ... this share of the machine's memory
 MARGIN = 1.2  # on a prediction of what an entrant will take on from what others took on
-# Compile caches that outlive a process, which a contender gets empty: the first pass's first calls are then
-# real compiles, not a read of what an earlier run left (Inductor's default cache in /tmp made a LayerNorm's
-# "first call" 0.1 s where compiling takes seconds). Later passes of the same entrant reuse its cache.
-COMPILE_CACHES = ("TORCHINDUCTOR_CACHE_DIR",)
 
 
 class ContenderLost(RuntimeError):
@@ -486,7 +483,11 @@ class Conductor:
         """Each case with every entrant's timings, once its last pass is done."""
         results = {case.id: {e.name: Timings(e) for e in self.entrants if e.takes(case)} for case in cases}
         begun = time.monotonic()
-        caches = self.logs.parent / "compile-caches"  # beside the logs, in the results folder; gone at the end
+        # Each entrant's compile caches (``adapters.compile_cache``: JAX's, XLA's, Inductor's) start empty, beside
+        # the logs in the results folder, and are gone at the end: the first pass's first calls are real compiles, not
+        # reads of what an earlier run left (Inductor's default cache in /tmp made a LayerNorm's "first call" 0.1 s
+        # where compiling takes seconds); later passes of the same entrant reuse them.
+        caches = self.logs.parent / "compile-caches"
         try:
             yield from self._passes(cases, results, begun, caches)
         finally:
@@ -495,8 +496,8 @@ class Conductor:
     def _passes(self, cases: list[BenchCase], results: dict[str, dict[str, Timings]], begun: float,
                 caches: Path) -> Iterator[tuple[BenchCase, dict[str, Timings]]]:
         for index in range(self.processes):
-            started = [greet(p) for p in [launch(e, self.logs, index, {**self.env, **{
-                name: str(caches / slug(e)) for name in COMPILE_CACHES}}) for e in self.entrants]]
+            started = [greet(p) for p in [launch(e, self.logs, index, {
+                **self.env, **compile_cache.environ(self.env, caches / slug(e), keep=False)}) for e in self.entrants]]
             for p in started:
                 if not p.lost:
                     self.hellos.setdefault(p.entrant.name, p.hello)

@@ -20,6 +20,10 @@ REPORT_FILES = {"report.html", "report.md", "results.csv"}
 UNTIMED = ("numpy", "torch.onnx")
 MODES_HELP = ("execution modes to add to each adapter's default: compiled, all, or mode names, comma-separated "
               "(`normbench list` shows them; or name one adapter in one mode as <name>+<mode>)")
+COMPILE_CACHE_HELP = ("where JAX, TensorFlow's XLA and Inductor keep what the verification compiled, for later runs "
+                      "(default ~/.cache/normbench/compile, or what JAX_COMPILATION_CACHE_DIR, TF_XLA_FLAGS and "
+                      "TORCHINDUCTOR_CACHE_DIR already say; a new folder gives a cold run; benchmarks always compile "
+                      "afresh)")
 
 
 def timed_by_default() -> list[Adapter]:

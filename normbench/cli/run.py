@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..adapters import registry
 from ..adapters.base import Adapter
@@ -12,7 +13,7 @@ from ..results import counts
 from ..results.kinds import Outcome
 from ..running import folder, progress, runner, supervisor
 from ..running.job import plan
-from .common import MODES_HELP, UNTIMED, fail, load_results, positive_int, write_reports
+from .common import COMPILE_CACHE_HELP, MODES_HELP, UNTIMED, fail, load_results, positive_int, write_reports
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -30,6 +31,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--threads", type=positive_int, default=threads.available(),
                      help="threads for every framework (default: every CPU this process may use)")
     run.add_argument("-o", "--output", help="run folder (default normbench-results/<time>)")
+    run.add_argument("--compile-cache", metavar="DIR", help=COMPILE_CACHE_HELP)
     run.add_argument("--overwrite", action="store_true", help="replace an earlier run in the -o folder")
     run.add_argument("-n", "--workers", help="pytest-xdist workers for the verification suites (a number or "
                                              "'auto'); benchmarks always run alone")
@@ -81,7 +83,8 @@ def main_job(args: argparse.Namespace) -> int:
     untimed = UNTIMED if args.adapters is None else ()
     opts = runner.Options(suites=suites, quick=args.quick, threads=args.threads, timeout_s=args.timeout,
                           workers=args.workers, jobs=1 if args.workers else args.jobs, untimed=untimed,
-                          short=short, allocator=alloc)
+                          short=short, allocator=alloc,
+                          compile_cache=str(Path(args.compile_cache).absolute()) if args.compile_cache else None)
     job_list = runner.jobs(plan(adapters), out, opts)
     runner.write_plan(out, job_list, opts)
     stop = supervisor.supervise(job_list, opts.jobs, opts.timeout_s, "normbench run",

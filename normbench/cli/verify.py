@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
-from ..adapters import registry
+from ..adapters import compile_cache, registry
 from ..results.kinds import Suite
 from ..running import runner
 from ..verify.cases import MATRICES
-from .common import MODES_HELP, fail, output, own_results, reports_beside, run_pytest
+from .common import COMPILE_CACHE_HELP, MODES_HELP, fail, output, own_results, reports_beside, run_pytest
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -22,6 +23,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     verify.add_argument("--suites", help=f"comma-separated, some of {', '.join(runner.VERIFY_SUITES)}, "
                         f"{runner.SYNC_SUITE} (default: all but {runner.SYNC_SUITE})")
     verify.add_argument("-o", "--output", help="results folder (default normbench-results/<time>)")
+    verify.add_argument("--compile-cache", metavar="DIR", help=COMPILE_CACHE_HELP)
     verify.add_argument("--no-report", action="store_true", help="write results only")
     verify.add_argument("-v", "--verbose", action="store_true", help="one line per test")
     verify.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
@@ -44,6 +46,9 @@ def verify_suites(args: argparse.Namespace) -> int:
         from ..verify import synchronized  # imports numpy and the checks: only for this suite
 
         os.environ.update(synchronized.with_host_devices())
+    # before any framework starts here: a variable the user set is kept, unless --compile-cache names a folder
+    folder = Path(args.compile_cache) if args.compile_cache else compile_cache.default_folder()
+    os.environ.update(compile_cache.environ(os.environ, folder, keep=not args.compile_cache))
     argv = ["--pyargs", *(f"normbench.suites.test_{s}" for s in suites), "--matrix", args.matrix]
     code = run_pytest(argv, args, out / "results.jsonl")
     return reports_beside(own_results(out), out, code, args.no_report)

@@ -153,9 +153,11 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def environment(dists: Iterable[str] = (), thread_vars: Iterable[str] = ()) -> dict[str, Any]:
+def environment(dists: Iterable[str] = (), thread_vars: Iterable[str] = (),
+                cache_vars: Iterable[str] = ()) -> dict[str, Any]:
     """What a reader needs to reproduce or compare a run: the versions of ``dists`` and the values of
-    ``thread_vars`` (which only the framework packages know: ``bench.environment`` names them)."""
+    ``thread_vars`` and ``cache_vars`` (which only the framework packages know: ``bench.environment``
+    names them; the compile caches say whether a compile could be a read of an earlier run's)."""
     versions = {}
     for dist in dists:
         try:
@@ -173,6 +175,7 @@ def environment(dists: Iterable[str] = (), thread_vars: Iterable[str] = ()) -> d
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
         "threads": {k: os.environ[k] for k in thread_vars if k in os.environ},
+        "compile_caches": {k: os.environ[k] for k in cache_vars if k in os.environ},
         "versions": versions,
     }
 

@@ -66,6 +66,7 @@ class Options:
     # processes and GBs at once, past a pass's memory budget, and sit through every sweep)
     short: tuple[str, ...] = ()
     allocator: allocator.Allocator = field(default_factory=allocator.resolve)  # benchmark processes' setting
+    compile_cache: str | None = None  # the verification processes' (`verify --compile-cache`); None: the user's
 
 
 def _host_devices(env: dict[str, str]) -> dict[str, str]:
@@ -83,17 +84,19 @@ def jobs(groups: list[Group], out: Path, opts: Options) -> list[Job]:
     out_jobs = []
     logs = out / "logs"
     verify = [s for s in opts.suites if s in VERIFY_SUITES]
+    cache = ["--compile-cache", opts.compile_cache] if opts.compile_cache else []
     for g in groups if verify else []:
         folder = out / "verify" / g.name
         cmd = [*commands.CLI, "verify", "--adapters", g.refs, "-o", str(folder), "--no-report",
-               "--suites", ",".join(verify)]
+               "--suites", ",".join(verify), *cache]
         cmd += ["--matrix", "short"] if g.name in opts.short else []
         extra = (["-k", QUICK_FILTER] if opts.quick else []) + (["-n", opts.workers] if opts.workers else [])
         out_jobs.append(Job("verify", g, folder, cmd + (["--", *extra] if extra else []), logs))
     # synchronized BatchNorm runs on each framework's own engine, in its default mode
     for g in [g for g in groups if all(a.mode is None for a in g.adapters)] if SYNC_SUITE in opts.suites else []:
         folder = out / "sync" / g.name
-        cmd = [*commands.CLI, "verify", "--adapters", g.refs, "-o", str(folder), "--no-report", "--suites", SYNC_SUITE]
+        cmd = [*commands.CLI, "verify", "--adapters", g.refs, "-o", str(folder), "--no-report", "--suites", SYNC_SUITE,
+               *cache]
         out_jobs.append(Job("sync", g, folder, cmd, logs, env_steps=(_host_devices,)))
     timed = [a for g in groups if g.name not in (*opts.untimed, *opts.short) for a in g.adapters]
     if Suite.SPEED in opts.suites and timed:
@@ -139,7 +142,7 @@ def write_plan(out: Path, job_list: list[Job], opts: Options) -> None:
     write_json(out / RUN_PLAN, {
         "format": RUN_FORMAT, "suites": list(opts.suites), "quick": opts.quick, "threads": opts.threads,
         "timeout_s": opts.timeout_s, "workers": opts.workers, "short_matrix": list(opts.short),
-        "allocator": opts.allocator.spec,
+        "allocator": opts.allocator.spec, "compile_cache": opts.compile_cache,
         "jobs": describe(job_list, out)})
 
 
