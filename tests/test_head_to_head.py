@@ -439,3 +439,5 @@ def test_a_contenders_compile_cache_starts_empty_and_serves_its_later_passes(tmp
     later = [s for s in seen if s["pid"] != first_pid]
     assert later and f"compiled-by-{first_pid}" in later[0]["found"]
     assert not (out / "compile-caches").exists()
+    env = json.loads((out / "results.jsonl").read_text().splitlines()[0])
+    assert "empty at its first process" in env["head_to_head"]["compile_caches"]  # the record says so

@@ -8,6 +8,7 @@ import dataclasses
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from normbench import ops
@@ -15,6 +16,8 @@ from normbench.adapters import registry
 from normbench.adapters.base import Mode
 from normbench.ops.case import Case
 from normbench.ops.spec import NormSpec
+from normbench.reports import modes
+from normbench.reports.loading import Results
 from normbench.results.records import Record
 from normbench.running import runner
 from normbench.running.job import plan
@@ -277,3 +280,25 @@ def test_the_default_run_adds_the_compiled_modes_on_the_short_matrix(tmp_path):
     assert all(r["outcome"] in ("pass", "skip") for r in eager)
     assert {r["case"].split("-")[0] for r in compiled if r["outcome"] == "fail"} >= {"layer_norm", "batch_norm"}
     assert json.loads((out / "run.json").read_text())["short_matrix"] == ["meta-compiled-one-pass+compiled"]
+
+
+def test_compiling_pays_back_only_where_the_mode_is_faster():
+    """A tied mode's medians differ by noise: their difference made a tied Inductor row (1.04× [0.34–1.21])
+    say "compiling pays back after 573,319 calls". Only a faster mode pays back; a slower one never does."""
+    def timed(adapter, mode, case, median, first, versus=None):
+        h2h = {"ratio": 1.0, "ratio_ci": [0.9, 1.1], "verdict": "tied"}
+        return {"adapter": adapter if mode is None else f"{adapter}+{mode}", "mode": mode, "op": "layer_norm",
+                "case": case, "check": "forward", "median_s": median, "first_call_s": first,
+                "head_to_head": {**h2h, **({"versus_default": versus} if versus else {})}}
+
+    rows = []
+    for case, verdict, median in (("a", "faster", 1e-3), ("b", "tied", 0.99e-3), ("c", "slower", 1.5e-3)):
+        versus = {"default": "torch", "ratio": median / 1e-3 * 0.5, "ratio_ci": [0.4, 0.6], "verdict": verdict}
+        rows += [timed("torch", None, case, 2e-3 if verdict == "faster" else 1e-3, 0.01),
+                 timed("torch", "inductor", case, median, 1.01, versus)]
+    speed = modes.speed(Results(pd.DataFrame(rows), pd.DataFrame()))
+    by_case = {r["case"]: r for _, r in speed.iterrows()}
+    assert by_case["a"]["pays_back_after"] == pytest.approx(1.0 / 1e-3)  # 1 s more to compile, 1 ms saved a call
+    assert by_case["b"]["pays_back_after"] != by_case["b"]["pays_back_after"]  # NaN: tied
+    shown = {case: modes._calls(r) for case, r in by_case.items()}
+    assert shown == {"a": "1,000 calls", "b": "unknown: tied", "c": "never"}

@@ -7,9 +7,9 @@ Every framework is a package under ``normbench.adapters`` (or a third party's, r
 Layer classes (one module per API path where a framework has several, e.g. ``flax/linen.py``);
 ``replicas.py`` its synchronized path; ``known.py`` its known divergences (``KNOWN``); ``threads.py``
 its thread set-up; ``compile_cache.py`` where its compiler keeps what it compiled (``adapters.compile_cache``).
-A framework without a module's concern omits the module (numpy has no ``known.py``; TensorFlow's threads and XLA cache are set up once, in ``keras/``, for tf_keras too, and JAX's
-cache in ``flax/``, for keras[jax] too).
-What its layers and replicas share sits in a module of its own (``torch/native.py``,
+A framework without a module's concern omits the module (numpy has no ``known.py``; TensorFlow's threads
+and XLA cache are set up once, in ``keras/``, for tf_keras too, and JAX's cache in ``flax/``, for keras[jax]
+too). What its layers and replicas share sits in a module of its own (``torch/native.py``,
 ``keras/native.py``, ``flax/common.py``), so neither imports the other.
 """
 

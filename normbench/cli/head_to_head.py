@@ -65,6 +65,8 @@ def run(args: argparse.Namespace, chosen: list[conductor.Entrant], alloc: alloca
         settings = {"processes": args.processes, "rounds": args.rounds, "pause_s": conductor.PAUSE_S,
                     "memory_budget_mb": budget,
                     "warm_rounds": conductor.WARM_ROUNDS, "field": args.field,
+                    "compile_caches": "each entrant's own, empty at its first process: compile-caches/<entrant>/ "
+                                      "in the results folder, removed at the end",
                     "entrants": [{"name": e.name, "adapter": e.ref, "python": e.python} for e in chosen]}
         file = ResultsFile(out / "results.jsonl", env=environment(),
                            extra_env={"memory_bandwidth": measured, "cache_bandwidth": levels, "machine_lock": held,

@@ -84,17 +84,28 @@ def speed(res: Results) -> pd.DataFrame:
                      "default_first_call_s": base["first_call_s"].iloc[0] if len(base) else None})
     out = pd.DataFrame(rows)
     if len(out):
-        pays = (out["first_call_s"] - out["default_first_call_s"]) / (out["default_median_s"] - out["median_s"])
-        out["pays_back_after"] = pays.where(out["median_s"] < out["default_median_s"])
+        out["pays_back_after"] = out.apply(pays_back, axis=1)
     return out
+
+
+def pays_back(row: pd.Series) -> float:
+    """Calls after which compiling has paid for itself: the extra first-call time over the steady saving,
+    only where the mode is faster (its interval below 1), else NaN. A tied mode's medians differ by noise:
+    their difference once made a tied row say "pays back after 573,319 calls"."""
+    if row["verdict"] != "faster" or not row["default_median_s"] or row["default_median_s"] <= row["median_s"]:
+        return float("nan")
+    return max(row["first_call_s"] - row["default_first_call_s"], 0.0) / (row["default_median_s"] - row["median_s"])
 
 
 def _interval(row) -> str:
     return f"{row['ratio']:.2f}× [{row['low']:.2f}–{row['high']:.2f}] {row['verdict']}"
 
 
-def _calls(v) -> str:
-    return "never" if v != v or v is None else f"{fmt_count(int(np.ceil(v)))} calls"
+def _calls(row: pd.Series) -> str:
+    v = row["pays_back_after"]
+    if v == v and v is not None:
+        return f"{fmt_count(int(np.ceil(v)))} calls" if v >= 1 else "at once"
+    return "unknown: tied" if row["verdict"] == "tied" else "never"
 
 
 VERIFIED = [Col("adapter", cls="nowrap"), Col("mode", cls="nowrap"), Col("op", cls="nowrap"),
@@ -112,7 +123,7 @@ SPEED = [Col("adapter", cls="nowrap"), Col("mode", cls="nowrap"), Col("case", cl
          Col("default_median_s", "default", fmt=fmt_time, numeric=True),
          Col("first_call_s", "first call", fmt=fmt_time, numeric=True),
          Col("default_first_call_s", "default's first", fmt=fmt_time, numeric=True),
-         Col("pays_back_after", "compiling pays back after", fmt=_calls, numeric=True)]
+         Col("pays_back_after", "compiling pays back after", numeric=True, show=_calls)]
 
 NOTE = ("Each adapter's other execution modes, named <code>adapter+mode</code>, are verified against the same float64 "
         "oracle with the same derived tolerances as its default mode, never against the default's output. "
@@ -123,9 +134,9 @@ NOTE = ("Each adapter's other execution modes, named <code>adapter+mode</code>, 
         f"to one pass cancels (said where it is over {STRESS_FACTOR:g}× its default's).")
 SPEED_NOTE = ("Timed head to head with the default mode in the same rounds: the ratio is the mode's time over the "
               "default's, with its 95 % bootstrap interval. The first call includes compiling, in the adapter's first "
-              "process, which starts with an empty compile cache (Inductor's is the benchmark's own, not one an "
-              "earlier run left); compiling pays back once the steady saving has covered the extra first-call time, "
-              "and never where the mode is not faster.")
+              "process, which starts with empty compile caches (JAX's, XLA's and Inductor's are the benchmark's own, "
+              "not ones an earlier run left); compiling pays back once the steady saving has covered the extra "
+              "first-call time, where the mode is faster; never where it is slower; unknown where the two are tied.")
 
 
 def _tally(s: pd.DataFrame) -> str:
