@@ -539,3 +539,25 @@ def test_runs_show_the_allocator_its_settings_and_fault_probe(quick_bench, tmp_p
     assert model.runs(model.load(unmapped)).iloc[0]["allocator"].endswith(" — ⚠ preloaded library not mapped")
     old = model.runs(model.load(unrecorded(quick_bench, tmp_path / "old" / "results.jsonl"))).iloc[0]
     assert old["allocator"] == old["allocator probe"] == formatting.MISSING
+
+
+def test_the_environment_says_where_each_process_kept_its_compiles(numpy_results, quick_bench, tmp_path):
+    """A verification process may read compiles an earlier run left in the user's cache; a benchmark's start
+    empty. The report says which, and says nothing for files from before it was recorded."""
+    cache = "/home/u/.cache/normbench/compile"
+    make_run(tmp_path, "cached", {
+        "verify/numpy": (numpy_results, {"compile_caches": {
+            "JAX_COMPILATION_CACHE_DIR": f"{cache}/jax", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+            "TF_XLA_FLAGS": f"--tf_xla_auto_jit=0 --tf_xla_persistent_cache_directory={cache}/tensorflow-xla",
+            "TORCHINDUCTOR_CACHE_DIR": f"{cache}/inductor"}}),
+        "bench/numpy/r0": (quick_bench, {"compile_caches": {}, "head_to_head": {
+            "compile_caches": "each entrant's own, empty at its first process"}}),
+    })
+    shown = model.runs(model.load(tmp_path / "cached")).iloc[0]["compile caches"]
+    assert set(shown.split("; ")) == {f"{cache}/ (inductor, jax, tensorflow-xla)",
+                                      "benchmark: each entrant's own, empty at its first process"}
+    old = rewrite(numpy_results, tmp_path / "old" / "results.jsonl", edit=lambda row: None)
+    rows = [json.loads(line) for line in old.read_text().splitlines()]
+    rows[0].pop("compile_caches", None)
+    old.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert "compile caches" not in model.split_runs(model.runs(model.load(old)))[0]  # not recorded: not shown

@@ -98,6 +98,7 @@ RUN_FIELDS = {  # label: how a run's files are summarised into one value
     "allocator": lambda g: _distinct(pd.Series([_allocator_label(r) for _, r in g.iterrows()], dtype=object)),
     "allocator probe": _probe,
     "machine lock": _lock,
+    "compile caches": lambda g: _distinct(g["compile_caches"]),
     "adapters run": lambda g: _union(g["adapters_run"]),
     "adapters installed": lambda g: _union(g["adapters_installed"]),
     "adapters missing (install with)": lambda g: _union(g["adapters_missing"]).replace(MISSING, "none"),
@@ -115,7 +116,7 @@ def runs(res: Results) -> pd.DataFrame:
                                             "adapters_missing",
                                             "allocator",
                                             "allocator_settings", "allocator_probe_faults_per_mb",
-                                            "allocator_preload_mapped")
+                                            "allocator_preload_mapped", "compile_caches")
                           if k not in envs})
     rows = [{"run": run, **{label: summarise(g) for label, summarise in RUN_FIELDS.items()}}
             for run, g in envs.groupby(run_of(envs["run"]), sort=False)]

@@ -165,10 +165,26 @@ def _flat_env(env: dict) -> dict:
     out["allocator_probe_faults_per_mb"] = allocator.get("probe_faults_per_mb")
     out["allocator_preload_mapped"] = allocator.get("preload_mapped")
     out["memory_budget_mb"] = (env.get("head_to_head") or {}).get("memory_budget_mb")
+    out["compile_caches"] = _compile_caches(env)
     lock = env.get("machine_lock") if isinstance(env.get("machine_lock"), dict) else {}
     out["lock_mode"] = lock.get("mode")
     out["lock_waited_s"] = lock.get("waited_s")
     return out
+
+
+def _compile_caches(env: dict) -> str | None:
+    """Where a process's compilers kept what they compiled: the folder a verification process shared with
+    other runs (a compile there may be a read of an earlier run's), or a benchmark's own empty ones; None
+    for a file from before normbench recorded it."""
+    if "compile_caches" not in env:
+        return None
+    said = (env.get("head_to_head") or {}).get("compile_caches")
+    if said:
+        return f"benchmark: {said}"
+    paths = [v.split("=", 1)[-1] for v in " ".join((env.get("compile_caches") or {}).values()).split() if "/" in v]
+    folders = sorted({str(Path(p).parent) for p in paths})
+    return ", ".join(f"{f}/ ({', '.join(sorted(Path(p).name for p in paths if str(Path(p).parent) == f))})"
+                     for f in folders) or "none: each compiler's default"
 
 
 def _adapters(env: dict, checks: list[dict]) -> dict:
