@@ -276,7 +276,11 @@ def test_measured_matching_still_leaves_a_well_conditioned_case_alone():
      "torch-half-rstd-overflow", "got nan"),
     ("group_norm-1x1x2x1-float32-offset1e2-channels_last-groups1", {"forward_train"},
      "torch-group-norm-channels-last-one-pass", "its tolerance, envelope"),
-], ids=["rstd-overflow", "channels-last-one-pass"])
+    ("layer_norm-508x1x1x2-float32-shifted:5e+06:1", {"forward_train", "grad_dx"}, "torch-welford-short-groups",
+     "its tolerance, envelope"),
+    ("group_norm-64x4x1-float32-shifted:5e+06:1-channels_first-groups2", {"forward_train", "grad_dx"},
+     "torch-welford-short-groups", "its tolerance, envelope"),
+], ids=["rstd-overflow", "channels-last-one-pass", "welford-short-rows", "welford-short-groups"])
 def test_torch_divergences_the_search_found_reproduce_from_their_replay(tmp_path, case_id, checks, key, says):
     proc = run_cli("search", "--replay", case_id, "--adapters", "torch", "-o", str(tmp_path / "r"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -295,3 +299,53 @@ def test_torch_group_norm_is_one_pass_only_on_channels_last():
     err = {fmt: float((torch.nn.functional.group_norm(x.float().contiguous(memory_format=fmt), 2).double()
                        - exact).abs().max()) for fmt in (torch.contiguous_format, torch.channels_last)}
     assert err[torch.contiguous_format] < 1e-2 < 10 < err[torch.channels_last]
+
+
+def _layer_norm_node(n: int):
+    """onnxruntime's LayerNormalization kernel on rows of ``n`` (opset 17, scale 1, bias 0, eps 1e-5)."""
+    import onnxruntime
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("LayerNormalization", ["x", "g", "b"], ["y"], axis=-1, epsilon=1e-5)
+    ones, zeros = (helper.make_tensor(k, TensorProto.FLOAT, [n], [v] * n) for k, v in (("g", 1.0), ("b", 0.0)))
+    graph = helper.make_graph([node], "ln", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, n])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, n])], [ones, zeros])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return lambda x: session.run(None, {"x": x})[0]
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 7])
+def test_the_welford_entries_model_torchs_and_onnxruntimes_loop_bit_for_bit(n):
+    """The envelope's statistics (``envelopes.scalar_welford``) are the kernels' own under 8 values a row:
+    torch's saved mean and rstd equal them exactly, and both kernels' outputs are (x − mean)·rstd of them."""
+    import torch
+
+    from normbench.numerics.envelopes import scalar_welford
+
+    x = (5e6 + np.random.default_rng(n).standard_normal((256, n))).astype(np.float32)
+    y, mean, rstd = torch.ops.aten.native_layer_norm(torch.from_numpy(x), [n], None, None, 1e-5)
+    want_mean, want_rstd = scalar_welford(x, 1e-5)
+    np.testing.assert_array_equal(mean.numpy().ravel(), want_mean)
+    np.testing.assert_array_equal(rstd.numpy().ravel(), want_rstd)
+    modelled = (x - want_mean[:, None]) * want_rstd[:, None]
+    np.testing.assert_allclose(y.numpy(), modelled, rtol=1e-6)
+    np.testing.assert_allclose(_layer_norm_node(n)(x), modelled, rtol=1e-6)
+    if n == 2:  # the entries' reproducer: [158.1, 0.0], where no consistent mean and variance exceeds √(n − 1) = 1
+        row = np.array([[4999999.5, 4999999.0]], np.float32)
+        np.testing.assert_allclose(_layer_norm_node(2)(row), [[158.11388, 0.0]], rtol=1e-6)
+        np.testing.assert_allclose(torch.nn.functional.layer_norm(torch.from_numpy(row), [2]).numpy(),
+                                   [[158.11388, 0.0]], rtol=1e-6)
+
+
+def test_rows_of_eight_take_the_vectorized_path_the_entries_leave_alone():
+    import torch
+
+    x = (5e6 + np.random.default_rng(8).standard_normal((256, 8))).astype(np.float32)
+    exact = (x - x.astype(np.float64).mean(-1, keepdims=True)) / np.sqrt(x.astype(np.float64).var(-1, keepdims=True)
+                                                                          + 1e-5)
+    assert np.abs(torch.nn.functional.layer_norm(torch.from_numpy(x), [8]).numpy() - exact).max() < 5
+    assert np.abs(_layer_norm_node(8)(x) - exact).max() < 5
+    row = {**_searched_row("layer_norm-508x1x1x8-float32-shifted:5e+06:1", "forward_train", 138.0, 25.5),
+           "adapter": "torch"}
+    assert "torch-welford-short-groups" not in [k.key for k in known.matching(row)]

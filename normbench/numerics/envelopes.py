@@ -237,6 +237,77 @@ def stopped_mean_gradient(row: Row) -> float:
     return within_tolerances(row, 2 * _stopped_mean_term(row))
 
 
+def scalar_welford(rows: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and 1/√(var + eps) of each row (the last axis), as a scalar float32 Welford loop takes
+    them: mean += δ/k, M2 += δ·(x − mean), var = M2/n, each step rounded to float32."""
+    f = np.float32
+    x = np.asarray(rows, f)
+    mean, m2 = np.zeros(x.shape[:-1], f), np.zeros(x.shape[:-1], f)
+    for k in range(x.shape[-1]):
+        delta = x[..., k] - mean
+        mean = mean + delta / f(k + 1)
+        m2 = m2 + delta * (x[..., k] - mean)
+    return mean, f(1) / np.sqrt(np.maximum(m2 / f(x.shape[-1]), f(0)) + f(eps))
+
+
+@from_arrays
+def group_size(row: Row, case, x, p) -> float:
+    """How many values each normalized group holds."""
+    view, axes = case.spec.stats_view(x.shape)
+    return float(np.prod([view[a] for a in axes]))
+
+
+def _welford_stats(case, x) -> tuple[np.ndarray, np.ndarray]:
+    """``scalar_welford`` over each normalized group in memory order, spread back over x's shape (float64)."""
+    spec = case.spec
+    view, axes = spec.stats_view(x.shape)
+    kept = [d for i, d in enumerate(view) if i not in axes]
+    flat = np.moveaxis(np.asarray(x).reshape(view), axes, range(len(view) - len(axes), len(view)))
+    stats = scalar_welford(flat.reshape(*kept, -1), spec.eps)
+    return tuple(np.broadcast_to(np.asarray(a, np.float64).reshape([1 if i in axes else d for i, d in enumerate(view)]),
+                                 view).reshape(x.shape) for a in stats)
+
+
+@from_arrays
+def _welford_gap(row: Row, case, x, p) -> float:
+    """How far the record's quantity moves when the statistics are the float32 scalar Welford's
+    instead of the exact ones, the rest computed exactly."""
+    spec = case.spec
+    mean, rstd = _welford_stats(case, x)
+    b = spec.broadcast_shape(x.shape)
+    gamma = np.ones(b) if p.gamma is None else np.asarray(p.gamma, np.float64).reshape(b)
+    beta = np.zeros(b) if p.beta is None else np.asarray(p.beta, np.float64).reshape(b)
+    xhat = (np.asarray(x, np.float64) - mean) * rstd
+    check = row["check"]
+    if check.startswith("forward"):
+        return float(np.nanmax(np.abs(xhat * gamma + beta - reference.forward(spec, x, p.gamma, p.beta))))
+    exact = reference.vjp(spec, x, p.gamma, p.dy)
+    dy = np.asarray(p.dy, np.float64)
+    if check == "grad_dx":
+        n, g = reference.moments(spec, x).count, dy * gamma
+        dx = rstd * (g - xhat * reference.group_sum(spec, g * xhat) / n - reference.group_sum(spec, g) / n)
+        return float(np.nanmax(np.abs(dx - exact.dx)))
+    summed = tuple(a for a in range(x.ndim) if a not in spec.param_axes(x.ndim))
+    dgamma = (dy * xhat).sum(axis=summed).reshape(spec.param_shape(x.shape))
+    return float(np.nanmax(np.abs(dgamma - exact.dgamma)))
+
+
+@from_arrays
+def _welford_q(row: Row, case, x, p) -> float:
+    """q = s·rstd: how much larger the Welford loop's 1/√(var + eps) is than the exact 1/s."""
+    m = reference.moments(case.spec, x)
+    return float(np.nanmax(np.sqrt(m.var + case.spec.eps) * _welford_stats(case, x)[1]))
+
+
+def welford_statistics(row: Row) -> float:
+    """Statistics from a scalar float32 Welford loop: off by twice what those statistics move the
+    record's quantity; and the rest of its float32 computation rounds q = s·rstd times more for each
+    1/s the quantity holds (y and dγ one, as in x·(rstd·γ) + b; dx three), as under a one-pass
+    variance (``_one_pass_factor``)."""
+    rounding = 2 * _welford_q(row) ** (3 if row["check"] == "grad_dx" else 1)
+    return within_tolerances(row, 2 * _welford_gap(row)) + rounding
+
+
 def computes_in(dtype: str) -> Envelope:
     """The cause computes (or rounds a parameter to) ``dtype``: the policy tolerance of that
     dtype, which is the record's tolerance scaled by the ratio of machine epsilons."""

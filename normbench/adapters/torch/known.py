@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from ...numerics.divergence import CENTRED, Known, conditioned, params, within
-from ...numerics.envelopes import PROMOTED, largest_rstd, measured, one_pass_variance_in, wrong_gradient
+from ...numerics.envelopes import (
+    PROMOTED,
+    group_size,
+    largest_rstd,
+    measured,
+    one_pass_variance_in,
+    welford_statistics,
+    wrong_gradient,
+)
 from ...ops.dtypes import overflow_threshold
 from .exported import ExportedAdapter
 from .layers import TorchAdapter
@@ -72,6 +80,26 @@ KNOWN: tuple[Known, ...] = (
                          layout=("channels_last",), check=("jvp",))
         and len(r.get("shape") or ()) >= 4,
         raises=("RuntimeError", "TorchRuntimeError"),
+    ),
+    Known(
+        "torch-welford-short-groups",
+        "torch's CPU LayerNorm and GroupNorm take the statistics of a group shorter than one float32 vector "
+        "(under 8 values) in a scalar Welford loop in float32 (RowwiseMomentsImpl in moments_utils.h; longer "
+        "groups take the vectorized path). Where the values' spread is near float32's spacing at their mean, "
+        "the running mean rounds so that M2 loses the deviations, down to 0, while x − mean keeps them: the "
+        "output reaches ulp(mean)/(2√eps), and dx grows as rstd³. Found by normbench search (layer_norm-"
+        "508x1x1x2-float32-shifted:5e+06:1). Reproducer: F.layer_norm(torch.tensor([[4999999.5, 4999999.0]]), "
+        "[2]) is [158.1, 0.0] where the float64 result on the same values is [1.0, -1.0], and no output of a "
+        "consistent mean and variance exceeds √(n − 1) = 1; F.group_norm of the same values as (1, 2, 1) with "
+        "one group gives the same (torch 2.13 CPU). onnxruntime's LayerNormalization kernel does too "
+        "(onnxruntime-layer-norm-welford-short-rows). The LayerNorm instability of pytorch/pytorch#51102 was "
+        "fixed by moving to Welford; this is what that loop leaves in float32",
+        "https://github.com/pytorch/pytorch/blob/main/aten/src/ATen/native/cpu/moments_utils.h",
+        lambda r: within(r, adapter=("torch",), op=("layer_norm", "group_norm"), dtype=("float32",),
+                         layout=(None, "channels_first"),
+                         check=("forward_train", "forward_eval", "grad_dx", "grad_dgamma"))
+        and measured(group_size, r) < 8 and conditioned(r),
+        envelope=welford_statistics,
     ),
     Known(
         "torch-half-batchnorm-overflow",
