@@ -16,7 +16,7 @@ from normbench.cli.main import COMMANDS
 from normbench.cli.main import main as normbench_main
 from normbench.results import records
 
-from .helpers import ROOT, one_line_error, run_cli
+from .helpers import ROOT, one_line_error, run_cli, run_python
 
 REQUIRED = {"suite", "check", "op", "adapter", "framework_version", "device", "dtype", "shape",
             "layout", "input", "params", "outcome", "max_abs_err", "err_eps", "tolerance",
@@ -238,3 +238,16 @@ def test_every_commands_help_renders(command, capsys):
         normbench_main([command, "--help"])
     assert stopped.value.code == 0
     assert f"usage: normbench {command}" in capsys.readouterr().out
+
+
+def test_verification_leaves_hypothesis_unloaded_and_the_search_loads_it(tmp_path):
+    """Only the search draws with Hypothesis: its pytest plugin, which imports Hypothesis at every session's
+    end (~0.6 s a process), stays out of the verification and benchmark processes."""
+    code = ("import sys; from normbench.cli.main import main; code = main(sys.argv[1:]); "
+            "print('hypothesis' in sys.modules, code)")
+    verify = run_python(code, args=["verify", "--adapters", "numpy", "--no-report", "-o", str(tmp_path / "v"), "--",
+                                    "-k", "test_forward_train and layer_norm-8x16-float32-normal"])
+    assert verify.stdout.split()[-2:] == ["False", "0"], verify.stdout[-2000:] + verify.stderr[-2000:]
+    search = run_python(code, args=["search", "--replay", "layer_norm-8x16-float32-normal", "--adapters", "numpy",
+                                    "-o", str(tmp_path / "s")])
+    assert search.stdout.split()[-2:] == ["True", "0"], search.stdout[-2000:] + search.stderr[-2000:]

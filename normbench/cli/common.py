@@ -50,8 +50,10 @@ def output(args: argparse.Namespace) -> Path | None:
         return None
 
 
-def run_pytest(argv: list[str], args: argparse.Namespace, results: Path) -> int:
-    """The suites in this process (a supervisor's child, or a user's `verify`/`bench`/`search`)."""
+def run_pytest(argv: list[str], args: argparse.Namespace, results: Path, hypothesis: bool = False) -> int:
+    """The suites in this process (a supervisor's child, or a user's `verify`/`bench`/`search`). Without
+    ``hypothesis`` (only the search draws with it), Hypothesis's pytest plugin stays out: it imports
+    Hypothesis at every session's end, ~0.6 s of each verification process for nothing."""
     import pytest
 
     child.dump_stacks_on_request()
@@ -61,7 +63,8 @@ def run_pytest(argv: list[str], args: argparse.Namespace, results: Path) -> int:
     if getattr(args, "modes", None):
         argv += ["--modes", args.modes]
     argv += ["-q"] if not args.verbose else ["-v"]
-    code = pytest.main(argv + ["--results", str(results), "-p", "no:cacheprovider"] + args.pytest_args)
+    plugins = ["-p", "no:cacheprovider"] + ([] if hypothesis else ["-p", "no:hypothesispytest"])
+    code = pytest.main(argv + ["--results", str(results), *plugins] + args.pytest_args)
     print(f"normbench: results in {results}" if results.exists() else "normbench: no results written")
     return int(code)
 

@@ -104,7 +104,7 @@ def search_inputs(args: argparse.Namespace) -> int:
     if len(groups) <= 1:
         argv = ["--pyargs", "normbench.suites.search", "-p", "no:xdist"]
         argv += [arg for name, value in options.items() for arg in (f"--search-{name}", value)]
-        code = run_pytest(argv, args, out / "results.jsonl")
+        code = run_pytest(argv, args, out / "results.jsonl", hypothesis=True)
         return _finish(own_results(out), out, code, args, seconds)
     return _search_groups(args, groups, options, out, seconds)
 
