@@ -257,3 +257,26 @@ def test_the_search_replay_that_met_the_subnormal_false_alarm_passes(tmp_path):
     assert set(dx) == {"numpy", "torch"} and all(r["outcome"] == "pass" for r in rows), rows
     # the floor decided: its error, 2.2e-8, is past the relative terms' 7.89e-9
     assert all(r["max_abs_err"] > 2e-8 and r["tolerance"] == pytest.approx(2.0**-23) for r in dx.values())
+
+
+def test_an_instance_norm_running_mean_is_bounded_by_the_instance_means_it_averages():
+    """InstanceNorm's running mean averages each instance's mean: two instances at +5.3e4 and −5.4e4
+    average to −125, but the float64 sum rounds terms of k·5.4e4. The bound counts those terms."""
+    spec = NormSpec("instance_norm", layout="channels_first", running_stats=True, momentum=0.01)
+    x = np.array([53454.9160825, 53467.56574792, -54085.79326736, -53337.02539578]).reshape(2, 1, 2)
+    rm, rv = np.array([0.15629650156638694]), np.array([0.8798853333525394])
+    mean_bound, _ = tolerance.running_bound(spec, "float64", rm, rv, x)
+    assert float(np.max(mean_bound.tol)) >= machine_eps("float64") * 0.01 * 53700
+
+
+def test_the_search_replay_of_an_instance_norm_running_mean_passes(tmp_path):
+    """`normbench search --replay instance_norm-2x3923x1x2-float64-large-channels_first-momentum0.01-noaffine-running
+    --adapters torch` failed running_mean at 8.9x a tolerance of 8.7e-15: torch updates each instance's running
+    mean, then averages them, rounding terms of k·|instance mean| ≈ 535 where the batch's mean is −125."""
+    require_installed(registry.get("torch"))
+    case = "instance_norm-2x3923x1x2-float64-large-channels_first-momentum0.01-noaffine-running"
+    proc = run_cli("search", "--replay", case, "--adapters", "numpy,torch", "-o", str(tmp_path / "r"), "--no-report")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = [r for f in sorted((tmp_path / "r").rglob("results.jsonl")) for r in records.read(f)[1]]
+    assert {r["adapter"] for r in rows if r["check"] == "running_mean"} == {"numpy", "torch"}
+    assert all(r["outcome"] == "pass" for r in rows), [r["message"] for r in rows if r["outcome"] != "pass"]

@@ -117,18 +117,22 @@ def running_bound(spec: NormSpec, dtype: str, running_mean, running_var, x, mask
 
     The batch variance also carries the square of its mean's error, (1/n)·Σ(x − μ̂)² = σ² + (μ̂ − μ)²
     with |μ̂ − μ| up to λ·ε·(1 + √n)·|μ|: second order, and all there is when σ² = 0 (a constant
-    channel, whose float32 variance comes out ~1e-14, not 0)."""
+    channel, whose float32 variance comes out ~1e-14, not 0). The mean's terms are each group's
+    mean: InstanceNorm averages its instances' means, which may be far larger than their average
+    (instances at ±5e4 averaging −125), so the magnitude is the average |group mean|."""
     x, g, _, _, kappa = _normalized(spec, x, mask)
     m = reference.channel_moments(spec, x, mask)
     k = spec.momentum
     mean, var, count = (np.asarray(a).reshape(-1) for a in m)
     keep = spec.param_axes(x.ndim)
+    summed = tuple(a for a in range(x.ndim) if a not in keep)
+    terms = np.abs(np.broadcast_to(g.mean, x.shape)).mean(axis=summed).reshape(-1)  # average |group mean|
 
     def per_channel(a):  # the largest over each channel's groups
         return np.moveaxis(np.broadcast_to(a, x.shape), keep[0], 0).reshape(len(count), -1).max(axis=1)
 
     kappa_c = per_channel(kappa)
-    mean_mag = (1 - k) * np.abs(running_mean) + k * (np.abs(mean) + np.sqrt(var))
+    mean_mag = (1 - k) * np.abs(running_mean) + k * (terms + np.sqrt(var))
     with np.errstate(invalid="ignore", divide="ignore"):
         unbiased = np.where(count > 1, count / np.maximum(count - 1, 1), 1.0)
     var_mag = (1 - k) * np.abs(running_var) + k * var * unbiased
