@@ -258,45 +258,30 @@ def group_size(row: Row, case, x, p) -> float:
 
 
 def _welford_stats(case, x) -> tuple[np.ndarray, np.ndarray]:
-    """``scalar_welford`` over each normalized group in memory order, spread back over x's shape (float64)."""
-    spec = case.spec
-    view, axes = spec.stats_view(x.shape)
-    kept = [d for i, d in enumerate(view) if i not in axes]
-    flat = np.moveaxis(np.asarray(x).reshape(view), axes, range(len(view) - len(axes), len(view)))
-    stats = scalar_welford(flat.reshape(*kept, -1), spec.eps)
-    return tuple(np.broadcast_to(np.asarray(a, np.float64).reshape([1 if i in axes else d for i, d in enumerate(view)]),
-                                 view).reshape(x.shape) for a in stats)
+    """(μ, s) as ``scalar_welford`` takes them over each normalized group in memory order, over x's shape."""
+    rows, spread = reference.group_rows(case.spec, x)
+    mean, rstd = scalar_welford(rows, case.spec.eps)
+    return spread(mean.astype(np.float64)), spread(1 / rstd.astype(np.float64))
 
 
 @from_arrays
 def _welford_gap(row: Row, case, x, p) -> float:
     """How far the record's quantity moves when the statistics are the float32 scalar Welford's
     instead of the exact ones, the rest computed exactly."""
-    spec = case.spec
-    mean, rstd = _welford_stats(case, x)
-    b = spec.broadcast_shape(x.shape)
-    gamma = np.ones(b) if p.gamma is None else np.asarray(p.gamma, np.float64).reshape(b)
-    beta = np.zeros(b) if p.beta is None else np.asarray(p.beta, np.float64).reshape(b)
-    xhat = (np.asarray(x, np.float64) - mean) * rstd
-    check = row["check"]
-    if check.startswith("forward"):
-        return float(np.nanmax(np.abs(xhat * gamma + beta - reference.forward(spec, x, p.gamma, p.beta))))
-    exact = reference.vjp(spec, x, p.gamma, p.dy)
-    dy = np.asarray(p.dy, np.float64)
-    if check == "grad_dx":
-        n, g = reference.moments(spec, x).count, dy * gamma
-        dx = rstd * (g - xhat * reference.group_sum(spec, g * xhat) / n - reference.group_sum(spec, g) / n)
-        return float(np.nanmax(np.abs(dx - exact.dx)))
-    summed = tuple(a for a in range(x.ndim) if a not in spec.param_axes(x.ndim))
-    dgamma = (dy * xhat).sum(axis=summed).reshape(spec.param_shape(x.shape))
-    return float(np.nanmax(np.abs(dgamma - exact.dgamma)))
+    spec, stats = case.spec, _welford_stats(case, x)
+    if row["check"].startswith("forward"):
+        pair = [reference.forward(spec, x, p.gamma, p.beta, stats=s) for s in (stats, None)]
+    else:
+        field = "dx" if row["check"] == "grad_dx" else "dgamma"
+        pair = [getattr(reference.vjp(spec, x, p.gamma, p.dy, stats=s), field) for s in (stats, None)]
+    return float(np.nanmax(np.abs(pair[0] - pair[1])))
 
 
 @from_arrays
 def _welford_q(row: Row, case, x, p) -> float:
-    """q = s·rstd: how much larger the Welford loop's 1/√(var + eps) is than the exact 1/s."""
+    """q = s/ŝ: how much larger the Welford loop's 1/√(var + eps) is than the exact 1/s."""
     m = reference.moments(case.spec, x)
-    return float(np.nanmax(np.sqrt(m.var + case.spec.eps) * _welford_stats(case, x)[1]))
+    return float(np.nanmax(np.sqrt(m.var + case.spec.eps) / _welford_stats(case, x)[1]))
 
 
 def welford_statistics(row: Row) -> float:

@@ -11,6 +11,7 @@ while every position is still normalized with them (what Keras and Flax do).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -46,18 +47,27 @@ def _weights(spec: NormSpec, x: np.ndarray, mask: np.ndarray | None) -> np.ndarr
     return np.broadcast_to(w, x.shape)
 
 
+def group_rows(spec: NormSpec, a) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+    """Each normalized group of ``a`` as a row (the last axis, the group's axes made contiguous in
+    their order), and the function that spreads one value per row back over ``a``'s shape."""
+    view, axes = spec.stats_view(np.shape(a))
+    kept = [d for i, d in enumerate(view) if i not in axes]
+    rows = np.moveaxis(np.asarray(a).reshape(view), axes, range(len(view) - len(axes), len(view))).reshape(*kept, -1)
+
+    def spread(values: np.ndarray) -> np.ndarray:
+        one = np.asarray(values).reshape([1 if i in axes else d for i, d in enumerate(view)])
+        return np.broadcast_to(one, view).reshape(np.shape(a))
+
+    return rows, spread
+
+
 def group_sum(spec: NormSpec, a: np.ndarray) -> np.ndarray:
     """Σ of ``a`` over each normalized group, spread back over the group (x's shape). Summed in
     extended precision (x86's 80-bit long double, 11 more bits), over the summed axes made
     contiguous: float64 sums err by up to ~ε·n along a strided axis, ~100 ulp at 1e3 terms of a
     1e2 offset, as much as a careful float64 framework may, and the oracle must be well below that."""
-    view, axes = spec.stats_view(a.shape)
-    v = np.asarray(a).reshape(view)
-    kept = [d for i, d in enumerate(view) if i not in axes]
-    flat = np.moveaxis(v, axes, range(len(view) - len(axes), len(view))).reshape(*kept, -1)
-    s = flat.astype(np.longdouble).sum(axis=-1).astype(np.float64)
-    s = s.reshape([1 if i in axes else d for i, d in enumerate(view)])
-    return np.broadcast_to(s, view).reshape(a.shape)
+    rows, spread = group_rows(spec, a)
+    return spread(rows.astype(np.longdouble).sum(axis=-1).astype(np.float64))
 
 
 def moments(spec: NormSpec, x, mask=None) -> Moments:
@@ -89,12 +99,18 @@ def _affine(spec: NormSpec, shape, gamma, beta) -> tuple[np.ndarray, np.ndarray]
     return g, o
 
 
-def forward(spec: NormSpec, x, gamma=None, beta=None, mask=None) -> np.ndarray:
-    """Training-mode output (the only output of an op without running statistics)."""
+def _normalizer(spec: NormSpec, m: Moments, stats) -> tuple[np.ndarray, np.ndarray]:
+    """(μ, s = √(σ² + eps)) over x's shape: the exact ones, or ``stats`` where given."""
+    return stats if stats is not None else (m.mean, np.sqrt(m.var + spec.eps))
+
+
+def forward(spec: NormSpec, x, gamma=None, beta=None, mask=None, stats=None) -> np.ndarray:
+    """Training-mode output (the only output of an op without running statistics). ``stats``: the
+    (μ, s) a layer normalized with instead of the exact ones (an envelope's what-if), over x's shape."""
     x = _f64(x)
-    m = moments(spec, x, mask)
+    mean, s = _normalizer(spec, moments(spec, x, mask), stats)
     g, o = _affine(spec, x.shape, gamma, beta)
-    return g * (x - m.mean) / np.sqrt(m.var + spec.eps) + o
+    return g * (x - mean) / s + o
 
 
 def forward_eval(spec: NormSpec, x, gamma, beta, running_mean, running_var) -> np.ndarray:
@@ -121,21 +137,21 @@ def update_running(
     return new_mean.reshape(-1), new_var.reshape(-1)
 
 
-def vjp(spec: NormSpec, x, gamma, dy, mask=None) -> Grads:
+def vjp(spec: NormSpec, x, gamma, dy, mask=None, stats=None) -> Grads:
     """Analytic gradients of the training-mode output, given the upstream gradient dy.
 
     With x̂ = (x − μ)/s, s = √(σ² + eps), w the mask weights, N = Σw over the group and
     g = dy·γ: dx_i = (g_i − c·w_i/N · Σ_j g_j − w_i/N · x̂_i · Σ_j g_j x̂_j) / s, where c is 1
     for an op that centres and 0 for RMSNorm (μ = 0 has no derivative). The sums run over the
-    whole group, masked or not, since every output uses the statistics.
+    whole group, masked or not, since every output uses the statistics. ``stats`` as in ``forward``.
     """
     x, dy = _f64(x), _f64(dy)
     if dy.shape != x.shape:
         raise ValueError(f"dy shape {dy.shape} does not match x shape {x.shape}")
     w = _weights(spec, x, mask)
     m = moments(spec, x, mask)
-    s = np.sqrt(m.var + spec.eps)
-    xhat = (x - m.mean) / s
+    mean, s = _normalizer(spec, m, stats)
+    xhat = (x - mean) / s
     gam, _ = _affine(spec, x.shape, gamma, None)
     g = dy * gam
     dx = g - w / m.count * xhat * group_sum(spec, g * xhat)

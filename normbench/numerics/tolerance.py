@@ -123,10 +123,10 @@ def running_bound(spec: NormSpec, dtype: str, running_mean, running_var, x, mask
     x, g, _, _, kappa = _normalized(spec, x, mask)
     m = reference.channel_moments(spec, x, mask)
     k = spec.momentum
-    mean, var, count = (np.asarray(a).reshape(-1) for a in m)
+    _, var, count = (np.asarray(a).reshape(-1) for a in m)
     keep = spec.param_axes(x.ndim)
     summed = tuple(a for a in range(x.ndim) if a not in keep)
-    terms = np.abs(np.broadcast_to(g.mean, x.shape)).mean(axis=summed).reshape(-1)  # average |group mean|
+    terms = np.abs(g.mean).mean(axis=summed).reshape(-1)  # average |group mean|
 
     def per_channel(a):  # the largest over each channel's groups
         return np.moveaxis(np.broadcast_to(a, x.shape), keep[0], 0).reshape(len(count), -1).max(axis=1)
