@@ -9,8 +9,10 @@ memory budget a little above what the field holds idle sends those cases into he
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -96,3 +98,66 @@ class _CacheProbeLayer(_SpinLayer):
 class CacheProbe(Steady):
     name = "meta-cache-probe"
     builders = dict.fromkeys(OPS, _CacheProbeLayer)
+
+
+LINGER_S = 0.05  # how long a Lingering call's worker thread spins on after it
+
+
+class _LingeringLayer(_SpinLayer):
+    """Like ONNX Runtime's pool (it spins ~45 ms after a call here): each call leaves a worker
+    thread spinning for ``LINGER_S``. The spells it spun are written, as CLOCK_MONOTONIC times, to
+    $NORMBENCH_TEST_PROBE/linger-PID.json when the process exits."""
+
+    def timed(self, x, mode, dy=None):
+        spin = super().timed(x, mode, dy)
+        state = {"until": 0.0}
+        wake, spells = threading.Event(), []
+
+        def worker() -> None:
+            while True:
+                wake.wait()
+                wake.clear()
+                began = time.monotonic()
+                while time.monotonic() < state["until"]:
+                    pass
+                spells.append((began, time.monotonic()))
+
+        threading.Thread(target=worker, daemon=True).start()
+        atexit.register(_dump, "linger", spells)
+
+        def call() -> None:
+            spin.call()
+            state["until"] = time.monotonic() + LINGER_S
+            wake.set()
+
+        return Timed(call, spin.sync)
+
+
+class _StampedLayer(_SpinLayer):
+    """Notes when each call starts (CLOCK_MONOTONIC), written to $NORMBENCH_TEST_PROBE/stamps-PID.json at exit."""
+
+    def timed(self, x, mode, dy=None):
+        spin = super().timed(x, mode, dy)
+        stamps: list[float] = []
+        atexit.register(_dump, "stamps", stamps)
+
+        def call() -> None:
+            stamps.append(time.monotonic())
+            spin.call()
+
+        return Timed(call, spin.sync)
+
+
+def _dump(kind: str, got: list) -> None:
+    path = Path(os.environ["NORMBENCH_TEST_PROBE"]) / f"{kind}-{os.getpid()}-{id(got)}.json"
+    path.write_text(json.dumps(got))
+
+
+class Lingering(Steady):
+    name = "meta-lingering"
+    builders = dict.fromkeys(OPS, _LingeringLayer)
+
+
+class Stamped(Steady):
+    name = "meta-stamped"
+    builders = dict.fromkeys(OPS, _StampedLayer)

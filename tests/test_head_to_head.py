@@ -231,6 +231,9 @@ def test_ten_and_five_percent_slower_are_found_slower(meta_pass):
 def test_plain_bench_is_head_to_head_and_counts_recompiles_in_the_contenders(meta_pass):
     _, _, env, rows = meta_pass
     assert env["head_to_head"]["processes"] == 2  # no --head-to-head was given: it is the default
+    assert "once no thread of the process that ran before it" in env["head_to_head"]["quiet"]
+    timed = [r for r in rows if "head_to_head" in r and r["outcome"] == "pass"]
+    assert timed and all(r["head_to_head"]["busy_after_block_s"] >= 0 for r in timed)
     counted = {r["adapter"]: r for r in rows if r["check"] == "recompiles"}
     assert set(counted) == {e["name"] for e in env["head_to_head"]["entrants"]}
     assert counted["segfaulting"]["outcome"] == "error"

@@ -2,11 +2,11 @@
 
 For each case, the conductor asks every contender process (``bench.contender``) to prepare it
 (building, compiling and warming up happen there, before any timing), then runs rounds: in each
-round every contender times one short block, in an order shuffled per round, after a short
-pause (a framework's worker threads spin for a while after a call and would slow the next
-contender's block). The machine's speed moves by up to 4x over minutes here, but within one round
-it is the same for all, so the ratios of the contenders' medians (``head_to_head``) hold where
-medians taken minutes apart do not.
+round every contender times one short block, in an order shuffled per round, each once the
+process before it has gone quiet (a framework's worker threads spin for a while after a call and
+would slow the next contender's block: ``quiet``). The machine's speed moves by up to 4x over
+minutes here, but within one round it is the same for all, so the ratios of the contenders'
+medians (``head_to_head``) hold where medians taken minutes apart do not.
 
 Process isolation stays: a contender that crashes or stops answering (``timeout_s`` per request)
 costs only its own rows. Several processes per adapter run one after another, each over every
@@ -33,14 +33,13 @@ import numpy as np
 from ..adapters import compile_cache
 from ..adapters.failures import gist
 from ..ops.case import BenchCase
-from . import head_to_head
+from . import head_to_head, quiet
 from .contender import proportional_mb, status_mb
 
 ROUNDS = 8  # rounds per process and case
 PROCESSES = 6  # passes, each with fresh processes: torch against itself here, 2 x 15 rounds gave 2 false
 # verdicts in 21 default cases (a process's own bias, up to ~20 %, that two passes cannot sample); 6 x 8, none
 WARM_ROUNDS = 2  # untimed rounds at the start of each block
-PAUSE_S = 0.01  # before each block
 PREPARE_TIMEOUT_S = 300.0  # building and compiling the largest case, on a busy machine
 BLOCK_TIMEOUT_S = 60.0
 MEMORY_BUDGET_MB = 5600.0  # the most a pass's processes may hold at once (MiB, just under 6 GB), at most ...
@@ -248,6 +247,7 @@ class Timings:
     samples: list[list[float]] = field(default_factory=list)  # every timed round's per-call seconds, per process
     ready: list[dict] = field(default_factory=list)
     faults_per_call: list[float] = field(default_factory=list)
+    busy_after_s: list[float] = field(default_factory=list)  # how long its threads ran on after each block
     relative: list[list[float]] = field(default_factory=list)
     versus: list[list[float]] = field(default_factory=list)
     anchor: str | None = None
@@ -371,8 +371,9 @@ def _prepare(processes: list[Process], case: BenchCase, results: dict[str, Timin
     for p in processes:
         try:
             p.send({"prepare": _fields(case)})
-            if not together:
+            if not together:  # and its first calls not slowed by the last one's spinning threads
                 said_by[p.entrant.name] = p.read(PREPARE_TIMEOUT_S)
+                quiet.wait(p.proc.pid)
             asked.append(p)
         except ContenderLost as exc:
             results[p.entrant.name].error = str(exc)
@@ -391,7 +392,10 @@ def _prepare(processes: list[Process], case: BenchCase, results: dict[str, Timin
 def _rounds(racing: list[tuple[Process, dict]], rounds: int, rng: random.Random, results: dict[str, Timings],
             watch: Callable[[], None]) -> list[dict[str, tuple[float, list[float], float]]]:
     """``rounds`` shuffled rounds of blocks: per round, each contender's block median, its per-call
-    samples and page faults per call."""
+    samples and page faults per call. Each block starts once the process before it is quiet
+    (``quiet.wait``); the first, once every contender is (they may have prepared side by side)."""
+    for p, _ in racing:
+        quiet.wait(p.proc.pid)
     out = []
     for _ in range(rounds):
         order = list(racing)
@@ -400,12 +404,14 @@ def _rounds(racing: list[tuple[Process, dict]], rounds: int, rng: random.Random,
         for p, said in order:
             if p.lost:
                 continue
-            time.sleep(PAUSE_S)
             try:
                 got = p.ask({"block": said["rounds"], "warm": WARM_ROUNDS}, BLOCK_TIMEOUT_S)
             except ContenderLost as exc:
                 results[p.entrant.name].error = str(exc)
                 continue
+            busy = quiet.wait(p.proc.pid)
+            if busy is not None:
+                results[p.entrant.name].busy_after_s.append(busy)
             got_round[p.entrant.name] = (float(np.median(got["samples_s"])), got["samples_s"], got["faults_per_call"])
         out.append(got_round)
     watch()  # each process grows over its rounds: the most a heat holds is at its end

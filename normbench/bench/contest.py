@@ -95,6 +95,7 @@ def _timing(case: BenchCase, t: Timings, standing: dict, levels: list[dict], hel
         "head_to_head": {**{k: standing[k] for k in ("fastest", "ratio", "ratio_ci", "verdict", "block_spread",
                                                      "processes", "rounds")},
                          **{k: standing[k] for k in ("heats", "anchor", "versus_default") if k in standing},
+                         "busy_after_block_s": float(np.median(t.busy_after_s)) if t.busy_after_s else None,
                          **({"field": field} if field else {})},
     }
 

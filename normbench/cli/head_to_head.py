@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from ..adapters import registry
-from ..bench import allocator, bandwidth, conductor, contest, harness, lock, threads
+from ..bench import allocator, bandwidth, conductor, contest, harness, lock, quiet, threads
 from ..bench.environment import environment
 from ..ops.case import BenchCase
 from ..results.kinds import Outcome
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace, chosen: list[conductor.Entrant], alloc: alloca
         measured = {"gbps": memory["gbps"], "threads": n, "buffer_mb": bandwidth.MEMORY_MB,
                     "method": "numpy copy, best of trials, bytes = read + write"}
         budget = conductor.budget_mb() if args.memory_budget is None else args.memory_budget or None
-        settings = {"processes": args.processes, "rounds": args.rounds, "pause_s": conductor.PAUSE_S,
+        settings = {"processes": args.processes, "rounds": args.rounds, "quiet": quiet.describe(),
                     "memory_budget_mb": budget,
                     "warm_rounds": conductor.WARM_ROUNDS, "field": args.field,
                     "compile_caches": "each entrant's own, empty at its first process: compile-caches/<entrant>/ "

@@ -39,6 +39,7 @@ def rows(res: Results) -> pd.DataFrame:
         "low": h["ratio_ci"].str[0], "high": h["ratio_ci"].str[1], "verdict": h["verdict"],
         "spread": h["block_spread"], "blocks": h["processes"] * h["rounds"], "processes": h["processes"],
         "heats": pd.to_numeric(h["heats"], errors="coerce").fillna(1) if "heats" in h else 1,
+        "busy_after_s": pd.to_numeric(h["busy_after_block_s"], errors="coerce") if "busy_after_block_s" in h else None,
     })
     out["field_spread"] = out.groupby("case")["spread"].transform("median")
     return out.sort_values(["op", "case", "ratio"], kind="stable").reset_index(drop=True)
@@ -112,11 +113,13 @@ def standing(row: pd.Series) -> str:
 
 def tally(df: pd.DataFrame) -> pd.DataFrame:
     """Per adapter: cases where it was fastest, tied with the fastest, or slower; its median ratio to the
-    fastest, and the median spread of its own blocks (how well interleaving held for it)."""
+    fastest, the median spread of its own blocks (how well interleaving held for it) and how long its
+    threads ran on after a block, which the next block waited out (NaN where not recorded)."""
     counts = df.pivot_table(index="adapter", columns="verdict", values="case", aggfunc="count", fill_value=0)
     for v in VERDICTS:
         if v not in counts:
             counts[v] = 0
     counts["median ratio"] = df.groupby("adapter")["ratio"].median()
     counts["median spread"] = df.groupby("adapter")["spread"].median()  # how well interleaving held for it
-    return counts[[*VERDICTS, "median ratio", "median spread"]].sort_values("median ratio").reset_index()
+    counts["busy after"] = pd.to_numeric(df["busy_after_s"], errors="coerce").groupby(df["adapter"]).median()
+    return counts[[*VERDICTS, "median ratio", "median spread", "busy after"]].sort_values("median ratio").reset_index()

@@ -56,10 +56,16 @@ COLS = [Col("case", cls="nowrap"), Col("adapter", cls="nowrap"), Col("version"),
         Col("blocks", numeric=True)]
 
 
+def _busy(seconds: float) -> str:
+    return "—" if seconds != seconds else f"{seconds * 1e3:.1f} ms"
+
+
 def head_to_head_section(res: Results) -> str:
     df = rows(res)
     intro = ("<p>Every adapter's process was alive at once and took turns on each case in short blocks, in an "
-             "order shuffled every round, so the machine's drift touched all alike. Each ratio to the fastest is the "
+             "order shuffled every round, so the machine's drift touched all alike, each block once the process "
+             "before it had gone quiet (a framework's worker threads spin on after its call; the last column says "
+             "for how long, and the next block waited that out). Each ratio to the fastest is the "
              "median of per-round ratios, with a 95 % bootstrap interval over processes and rounds; an adapter "
              "whose interval reaches within 1 % of 1 is <em>tied</em> with the fastest. ⚠ marks an adapter whose "
              f"own blocks spread (IQR/median) beyond {SPREAD_WARN:.0%} and beyond {SPREAD_FACTOR:g}× the case's "
@@ -67,7 +73,8 @@ def head_to_head_section(res: Results) -> str:
     summary = table(tally(df), [Col("adapter"), *(Col(v, VERDICTS[v], numeric=True) for v in VERDICTS),
                                 Col("median ratio", fmt=lambda v: f"{v:.3f}×", numeric=True),
                                 Col("median spread", "median spread of its own blocks", lambda v: f"{v:.0%}",
-                                    numeric=True)])
+                                    numeric=True),
+                                Col("busy after", "its threads ran on after a block (median)", _busy, numeric=True)])
     charts = "".join(f"<h3>{esc(op)}</h3>{_chart(df, op)}" for op in dict.fromkeys(df["op"]))
     mem = memory(res)
     held = together(res)
