@@ -280,7 +280,10 @@ def test_measured_matching_still_leaves_a_well_conditioned_case_alone():
      "its tolerance, envelope"),
     ("group_norm-64x4x1-float32-shifted:5e+06:1-channels_first-groups2", {"forward_train", "grad_dx"},
      "torch-welford-short-groups", "its tolerance, envelope"),
-], ids=["rstd-overflow", "channels-last-one-pass", "welford-short-rows", "welford-short-groups"])
+    ("layer_norm-512x1x2-float32-shifted:2000:1e-05-eps1e-11", {"grad_dx"}, "torch-uncentred-backward",
+     "its tolerance, envelope"),
+], ids=["rstd-overflow", "channels-last-one-pass", "welford-short-rows", "welford-short-groups",
+        "uncentred-backward"])
 def test_torch_divergences_the_search_found_reproduce_from_their_replay(tmp_path, case_id, checks, key, says):
     proc = run_cli("search", "--replay", case_id, "--adapters", "torch", "-o", str(tmp_path / "r"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -299,6 +302,37 @@ def test_torch_group_norm_is_one_pass_only_on_channels_last():
     err = {fmt: float((torch.nn.functional.group_norm(x.float().contiguous(memory_format=fmt), 2).double()
                        - exact).abs().max()) for fmt in (torch.contiguous_format, torch.channels_last)}
     assert err[torch.contiguous_format] < 1e-2 < 10 < err[torch.channels_last]
+
+
+@pytest.mark.parametrize("op", ["layer_norm", "group_norm"])
+def test_torch_backward_loses_dx_of_a_far_constant_row_where_a_centred_float32_formula_keeps_it(op):
+    """The entry's claim, measured: rows of 64 values at 1e6 (κ = 3e8), default eps. torch's float32 dx is
+    0 where float64 gives hundreds; dx from centred sums in float32 errs by ~1e-4; the envelope covers torch."""
+    import torch
+
+    from normbench.numerics.envelopes import LANES
+
+    f = torch.nn.functional
+    norm = (lambda a: f.layer_norm(a, [64])) if op == "layer_norm" else (lambda a: f.group_norm(a.view(1, 4, 16), 1))
+    dy = torch.randn(1, 64, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    grads = {}
+    for dtype in (torch.float32, torch.float64):
+        x = torch.full((1, 64), 1e6, dtype=dtype, requires_grad=True)
+        norm(x).reshape(1, 64).backward(dy.to(dtype))
+        grads[dtype] = x.grad.double()[0].numpy()
+    exact = grads[torch.float64]
+    g = dy[0].numpy().astype(np.float32)
+    xc = np.zeros(64, np.float32)  # x − mean of a constant row, as a centred kernel forms it
+    a = np.float32(1) / np.sqrt(np.float32(1e-5))
+    centred = a * (g - g.mean(dtype=np.float32) - xc * a * (g * xc * a).mean(dtype=np.float32))
+    assert np.abs(exact).max() > 100
+    assert np.abs(grads[torch.float32] - exact).max() > 0.9 * np.abs(exact).max()  # the gradient is gone
+    assert np.abs(centred - exact).max() < 1e-3 * np.abs(exact).max()
+    # the envelope's bound of torch's extra error, by hand for this row: sums off by (⌈64/LANES⌉ + 3)·u·Σ|g·x|
+    u = 2.0**-24
+    sums = (np.ceil(64 / LANES) + np.log2(LANES)) * u * np.abs(dy.numpy()).sum() * 1e6 + u * 1e6 * abs(dy.sum().item())
+    bound = 5 * u * 1e6 * (1e-5 ** -1.5) * sums / 64
+    assert np.abs(grads[torch.float32] - exact).max() < bound
 
 
 def _layer_norm_node(n: int):

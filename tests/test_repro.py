@@ -42,6 +42,7 @@ KNOWN_RECORDS = {
     "torch-half-batchnorm-overflow": ("torch", "forward_train", "batch_norm-4x6x10-float16-large-channels_last"),
     "torch-welford-short-groups": ("torch", "grad_dx",
                                    "group_norm-64x4x1-float32-shifted:5e+06:1-channels_first-groups2"),
+    "torch-uncentred-backward": ("torch", "grad_dx", "layer_norm-512x1x2-float32-shifted:2000:1e-05-eps1e-11"),
     "onnxruntime-layer-norm-welford-short-rows": ("onnxruntime", "forward_train",
                                                   "layer_norm-508x1x1x2-float32-shifted:5e+06:1"),
     "torch-onnx-no-rms-norm": ("torch.onnx", "forward_train", "rms_norm-8x16-float32-normal"),

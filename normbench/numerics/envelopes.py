@@ -293,6 +293,36 @@ def welford_statistics(row: Row) -> float:
     return within_tolerances(row, 2 * _welford_gap(row)) + rounding
 
 
+LANES = 8  # float32 values per vector register in the widest kernel a sum's bound assumes (AVX2)
+
+
+@from_arrays
+def _uncentred_dx(row: Row, case, x, p) -> float:
+    """What torch's dx = a·dy·γ + b·x + c adds to a centred computation, in float32: b = (Σg·μ − Σg·x)·a³/N
+    and c = −b·μ − Σg·a/N with g = dy·γ and a = 1/√(var + eps). Σg·x, summed in LANES lanes then
+    across them, errs by up to (⌈N/LANES⌉ + log₂ LANES)·u·Σ|g·x|, and Σg·μ by u·|μ·Σg|; a³/N carries
+    both into b. Then b·x, b·μ, the sums with c and x − μ through torch's float32 μ each round by
+    about u·|b|·max|x|: five of them. Centred, the same sums would hold g·(x − μ) and cancel nothing."""
+    spec, u = case.spec, machine_eps("float32") / 2
+    x = np.asarray(x, np.float64)
+    m = reference.moments(spec, x)
+    a = 1 / np.sqrt(m.var + spec.eps)
+    gamma = 1.0 if p.gamma is None else np.asarray(p.gamma, np.float64).reshape(spec.broadcast_shape(x.shape))
+    g = np.asarray(p.dy, np.float64) * gamma
+    n = m.count
+    b = a**3 / n * reference.group_sum(spec, g * (m.mean - x))
+    lanes = np.ceil(n / LANES) + math.log2(LANES)
+    sums = lanes * u * reference.group_sum(spec, np.abs(g * x)) + u * np.abs(m.mean * reference.group_sum(spec, g))
+    rows, spread = reference.group_rows(spec, np.abs(x))
+    return float(np.nanmax(5 * u * spread(rows.max(axis=-1)) * (np.abs(b) + a**3 * sums / n)))
+
+
+def uncentred_backward(row: Row) -> float:
+    """dx from sums of g·x and g over x's raw values (torch's CPU LayerNorm and GroupNorm): the
+    rounding of those sums, which a³ magnifies, on top of the record's tolerance (``_uncentred_dx``)."""
+    return within_tolerances(row, _uncentred_dx(row))
+
+
 def computes_in(dtype: str) -> Envelope:
     """The cause computes (or rounds a parameter to) ``dtype``: the policy tolerance of that
     dtype, which is the record's tolerance scaled by the ratio of machine epsilons."""

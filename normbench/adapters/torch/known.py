@@ -9,10 +9,12 @@ from ...numerics.envelopes import (
     largest_rstd,
     measured,
     one_pass_variance_in,
+    uncentred_backward,
     welford_statistics,
+    worst_kappa,
     wrong_gradient,
 )
-from ...ops.dtypes import overflow_threshold
+from ...ops.dtypes import machine_eps, overflow_threshold
 from .exported import ExportedAdapter
 from .layers import TorchAdapter
 
@@ -100,6 +102,23 @@ KNOWN: tuple[Known, ...] = (
                          check=("forward_train", "forward_eval", "grad_dx", "grad_dgamma"))
         and measured(group_size, r) < 8 and conditioned(r),
         envelope=welford_statistics,
+    ),
+    Known(
+        "torch-uncentred-backward",
+        "torch's CPU LayerNorm and GroupNorm backward form dx = a·dy·γ + b·x + c from sums over x's raw values, "
+        "in float32: b = (Σdyγ·mean − Σdyγx)·a³/N and c = −b·mean − Σdyγ·a/N (a = 1/√(var + eps); "
+        "layer_norm_kernel.cpp, group_norm_kernel.cpp). Σdyγx rounds by ε·|mean|·Σ|dyγ|, a³ magnifies that "
+        "into b, and b·x cancels against c: dx errs by ~(ε·|mean|·a)² times itself, second order in κ, where "
+        "sums of dyγ·(x − mean) err by first order. Found by normbench search (layer_norm-512x1x2-float32-"
+        "shifted:2000:1e-05-eps1e-11: dx −5.4e8 where float64 gives −1.8e5). Reproducer: x = torch.full((1, 64), "
+        "1e6, requires_grad=True); dy = torch.randn(1, 64, generator=torch.Generator().manual_seed(0)); "
+        "F.layer_norm(x, [64]).backward(dy): x.grad is all 0, float64 gives up to 1049 (−385, −394, …); the "
+        "centred formula in float32 errs by 8.3e-5 (torch 2.13 CPU)",
+        "https://github.com/pytorch/pytorch/blob/main/aten/src/ATen/native/cpu/layer_norm_kernel.cpp",
+        lambda r: within(r, adapter=("torch",), op=("layer_norm", "group_norm"), dtype=("float32",),
+                         layout=(None, "channels_first"), check=("grad_dx",))
+        and measured(worst_kappa, r) * machine_eps("float32") >= 1,  # (ε·κ)² outgrows ε·κ, the policy's term
+        envelope=uncentred_backward,
     ),
     Known(
         "torch-half-batchnorm-overflow",
