@@ -21,6 +21,9 @@ from .helpers import ROOT
 FLAX_SLICE = "test_forward_train and offset1e4 and float32 and (layer_norm or (batch_norm and 4x6x10))"
 # two records onnx-group-norm-function covers, for an adapter that declares ONNX semantics
 ONNX_SLICE = "test_forward_train and offset1e4 and group_norm and channels_first and (float32 or float64)"
+# two float32 records (both layouts) that onnx-group-norm-function alone covers: in ONNX_SLICE the float64 record is
+# also onnx-float32-attributes', stale where the worker that does not drift happens to take it (1 run in 3 or 5)
+ONNX_FLOAT32_SLICE = "test_forward_train and offset1e4 and group_norm and float32"
 
 
 def run_suites(results: Path, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
@@ -134,7 +137,8 @@ def planted(tmp_path) -> Path:
 
 def test_a_divergence_reproduced_on_another_worker_is_not_stale(planted):
     results = planted / "r" / "results.jsonl"
-    proc = run_suites(results, "--adapters", "planted:OnnxOnlyOnGw1", "-k", ONNX_SLICE, "-n", "2", cwd=planted)
+    proc = run_suites(results, "--adapters", "planted:OnnxOnlyOnGw1", "-k", ONNX_FLOAT32_SLICE, "-n", "2",
+                      cwd=planted)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "XPASS(strict)" not in proc.stdout and "1 xfailed" in proc.stdout
     _, rows = records.read(results)
