@@ -149,12 +149,11 @@ def head_to_head_md(res: Results) -> list[str]:
              "Processes alive at once, taking turns in shuffled blocks, each once the process before it had gone "
              "quiet; × fastest with its 95 % interval; tied = the interval reaches within 1 % of 1.", "",
              "| adapter | fastest | tied | slower | median × fastest | median spread of its own blocks "
-             "| threads busy after a block |",
+             "| its threads ran on after a block |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for _, t in h2h.tally(df).iterrows():
-        busy = "—" if t["busy after"] != t["busy after"] else f"{t['busy after'] * 1e3:.1f} ms"
         lines.append(f"| {t['adapter']} | {t['fastest']} | {t['tied']} | {t['slower']} | {t['median ratio']:.3f}× "
-                     f"| {t['median spread']:.0%} | {busy} |")
+                     f"| {t['median spread']:.0%} | {fmt_time(t['busy after'])} |")
     close = df[df["verdict"] == "tied"]
     if len(close):
         lines += ["", f"Tied with the fastest on {close['case'].nunique()} of {df['case'].nunique()} cases "

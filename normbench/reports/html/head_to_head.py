@@ -56,10 +56,6 @@ COLS = [Col("case", cls="nowrap"), Col("adapter", cls="nowrap"), Col("version"),
         Col("blocks", numeric=True)]
 
 
-def _busy(seconds: float) -> str:
-    return "—" if seconds != seconds else f"{seconds * 1e3:.1f} ms"
-
-
 def head_to_head_section(res: Results) -> str:
     df = rows(res)
     intro = ("<p>Every adapter's process was alive at once and took turns on each case in short blocks, in an "
@@ -74,7 +70,7 @@ def head_to_head_section(res: Results) -> str:
                                 Col("median ratio", fmt=lambda v: f"{v:.3f}×", numeric=True),
                                 Col("median spread", "median spread of its own blocks", lambda v: f"{v:.0%}",
                                     numeric=True),
-                                Col("busy after", "its threads ran on after a block (median)", _busy, numeric=True)])
+                                Col("busy after", "its threads ran on after a block (median)", fmt_time, numeric=True)])
     charts = "".join(f"<h3>{esc(op)}</h3>{_chart(df, op)}" for op in dict.fromkeys(df["op"]))
     mem = memory(res)
     held = together(res)
