@@ -307,8 +307,7 @@ def _uncentred_dx(row: Row, case, x, p) -> float:
     x = np.asarray(x, np.float64)
     m = reference.moments(spec, x)
     a = 1 / np.sqrt(m.var + spec.eps)
-    gamma = 1.0 if p.gamma is None else np.asarray(p.gamma, np.float64).reshape(spec.broadcast_shape(x.shape))
-    g = np.asarray(p.dy, np.float64) * gamma
+    g = np.asarray(p.dy, np.float64) * reference.affine(spec, x.shape, p.gamma, None)[0]
     n = m.count
     b = a**3 / n * reference.group_sum(spec, g * (m.mean - x))
     lanes = np.ceil(n / LANES) + math.log2(LANES)

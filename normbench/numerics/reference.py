@@ -92,7 +92,8 @@ def channel_moments(spec: NormSpec, x, mask=None) -> Moments:
     return Moments(*(np.asarray(a, np.longdouble).mean(axis=axes).astype(np.float64).reshape(shape) for a in m))
 
 
-def _affine(spec: NormSpec, shape, gamma, beta) -> tuple[np.ndarray, np.ndarray]:
+def affine(spec: NormSpec, shape, gamma, beta) -> tuple[np.ndarray, np.ndarray]:
+    """γ and β shaped to broadcast against an input of ``shape`` (ones and zeros where absent), in float64."""
     b = spec.broadcast_shape(shape)
     g = np.ones(b) if gamma is None else _f64(gamma).reshape(b)
     o = np.zeros(b) if beta is None else _f64(beta).reshape(b)
@@ -109,7 +110,7 @@ def forward(spec: NormSpec, x, gamma=None, beta=None, mask=None, stats=None) -> 
     (μ, s) a layer normalized with instead of the exact ones (an envelope's what-if), over x's shape."""
     x = _f64(x)
     mean, s = _normalizer(spec, moments(spec, x, mask), stats)
-    g, o = _affine(spec, x.shape, gamma, beta)
+    g, o = affine(spec, x.shape, gamma, beta)
     return g * (x - mean) / s + o
 
 
@@ -117,7 +118,7 @@ def forward_eval(spec: NormSpec, x, gamma, beta, running_mean, running_var) -> n
     """Inference with running statistics: normalize with them, per channel."""
     x = _f64(x)
     b = spec.broadcast_shape(x.shape)
-    g, o = _affine(spec, x.shape, gamma, beta)
+    g, o = affine(spec, x.shape, gamma, beta)
     rm, rv = _f64(running_mean).reshape(b), _f64(running_var).reshape(b)
     return g * (x - rm) / np.sqrt(rv + spec.eps) + o
 
@@ -152,7 +153,7 @@ def vjp(spec: NormSpec, x, gamma, dy, mask=None, stats=None) -> Grads:
     m = moments(spec, x, mask)
     mean, s = _normalizer(spec, m, stats)
     xhat = (x - mean) / s
-    gam, _ = _affine(spec, x.shape, gamma, None)
+    gam, _ = affine(spec, x.shape, gamma, None)
     g = dy * gam
     dx = g - w / m.count * xhat * group_sum(spec, g * xhat)
     if spec.kind.centred:
@@ -177,12 +178,12 @@ def jvp(spec: NormSpec, x, gamma, tx, tgamma=None, tbeta=None, mask=None) -> np.
     w, m = _weights(spec, x, mask), moments(spec, x, mask)
     s = np.sqrt(m.var + spec.eps)
     xhat = (x - m.mean) / s
-    g, _ = _affine(spec, x.shape, gamma, None)
+    g, _ = affine(spec, x.shape, gamma, None)
     out = g * _project(spec, tx, xhat, s, w, m.count)
     if tgamma is not None:
-        out = out + _affine(spec, x.shape, tgamma, None)[0] * xhat
+        out = out + affine(spec, x.shape, tgamma, None)[0] * xhat
     if tbeta is not None:
-        out = out + _affine(spec, x.shape, None, tbeta)[1]
+        out = out + affine(spec, x.shape, None, tbeta)[1]
     return out
 
 
@@ -215,7 +216,7 @@ def second_order(spec: NormSpec, x, gamma, dy, v, mask=None) -> tuple[np.ndarray
     w, m = _weights(spec, x, mask), moments(spec, x, mask)
     s = np.sqrt(m.var + spec.eps)
     xhat = (x - m.mean) / s
-    gam, _ = _affine(spec, x.shape, gamma, None)
+    gam, _ = affine(spec, x.shape, gamma, None)
     g = dy * gam
     n = m.count
     mv = group_sum(spec, w * v) / n if spec.kind.centred else 0.0
