@@ -14,7 +14,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from normbench.bench import conductor, head_to_head
+from normbench.bench import entrants, head_to_head, heat_plan
 from normbench.cli import head_to_head as head_to_head_cli
 from normbench.results import records
 
@@ -101,7 +101,7 @@ def test_heats_chain_their_ratios_through_the_anchor_and_say_less_than_one_field
 
 
 def test_a_heat_plan_anchors_on_a_steady_modest_entrant_and_counts_what_members_will_grow_to():
-    plan = conductor.HeatPlan(budget_mb=1100)
+    plan = heat_plan.HeatPlan(budget_mb=1100)
     for name, need in {"tf": 400, "torch": 100, "jax": 150, "ort": 50}.items():
         plan.need["big", name] = need
     plan.spreads = {"tf": [0.01], "torch": [0.05], "jax": [0.3], "ort": [0.2]}
@@ -120,7 +120,7 @@ def test_a_heat_plan_anchors_on_a_steady_modest_entrant_and_counts_what_members_
     plan.need["small-bf16", "torch"], plan.need["small-bf16", "jax"] = 300, 100
     plan.kinds.update({"small-bf16": "bfloat16 forward", "big": "float32 forward"})
     assert plan.hunger("torch", "bfloat16 forward") == 1.0 and plan.hunger("torch", "float32 forward") == 0.25
-    assert plan.predict("big2", "tf") == 0 and plan.predict("big", "nope") == pytest.approx(conductor.MARGIN * 400)
+    assert plan.predict("big2", "tf") == 0 and plan.predict("big", "nope") == pytest.approx(heat_plan.MARGIN * 400)
 
 
 def test_what_a_pass_holds_together_counts_a_shared_page_once(tmp_path):
@@ -141,7 +141,7 @@ def test_what_a_pass_holds_together_counts_a_shared_page_once(tmp_path):
             p.stdout.readline()  # every page touched
         pids = [p.pid for p in procs]
         resident = sum(status_mb(pid, "VmRSS") for pid in pids)
-        together = conductor.together_mb(pids)
+        together = heat_plan.together_mb(pids)
         assert resident - together > 0.8 * 64, (resident, together)  # one of the two copies
     finally:
         for p in procs:
@@ -157,13 +157,13 @@ def test_entrants_from_two_interpreters_are_named_by_their_environment(tmp_path)
         exe.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
         exe.chmod(0o755)
         pythons.append(str(exe))
-    got = conductor.parse_entrants([f"torch@{p}" for p in pythons] + ["onnxruntime"], lambda ref: ref)
+    got = entrants.parse_entrants([f"torch@{p}" for p in pythons] + ["onnxruntime"], lambda ref: ref)
     assert [e.name for e in got] == ["torch@venv-a", "torch@venv-b", "onnxruntime"]
     assert [e.python for e in got] == [*pythons, sys.executable]
     with pytest.raises(ValueError, match="named twice with the same interpreter"):
-        conductor.parse_entrants([f"torch@{pythons[0]}", f"torch@{pythons[0]}"], lambda ref: ref)
+        entrants.parse_entrants([f"torch@{pythons[0]}", f"torch@{pythons[0]}"], lambda ref: ref)
     with pytest.raises(ValueError, match="is not an executable Python interpreter"):
-        conductor.parse_entrants([f"torch@{tmp_path / 'nope'}"], lambda ref: ref)
+        entrants.parse_entrants([f"torch@{tmp_path / 'nope'}"], lambda ref: ref)
 
 
 @pytest.fixture(scope="module")

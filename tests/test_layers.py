@@ -110,3 +110,14 @@ def test_no_module_imports_itself_round_a_cycle():
     for m in sorted(edges):
         if not state.get(m) and (cycle := visit(m)):
             raise AssertionError("import cycle: " + " -> ".join(cycle))
+
+
+MODULE_LINES = 500  # issue 20: a module past this does more than one thing
+
+
+def test_no_module_is_over_500_lines():
+    """The conductor grew to 658 lines over the head-to-head work (entrants, contender pipes and the
+    memory plan beside the rounds) with nothing to stop it; now it is three modules and this test."""
+    long = {str(p.relative_to(ROOT.parent)): n for p in sorted(ROOT.rglob("*.py"))
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MODULE_LINES}
+    assert not long, f"over {MODULE_LINES} lines: {long}"

@@ -14,7 +14,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from normbench.bench import conductor, harness, quiet
+from normbench.bench import conductor, entrants, harness, quiet
 
 from . import meta_speed
 
@@ -68,8 +68,8 @@ def test_no_block_starts_while_the_contender_before_it_still_spins(tmp_path):
     the conductor had, most of the blocks that followed meta-lingering's did)."""
     probe = tmp_path / "probe"
     probe.mkdir()
-    entrants = conductor.parse_entrants(["tests.meta_speed:Lingering", "tests.meta_speed:Stamped"], lambda r: r)
-    conduct = conductor.Conductor(entrants, tmp_path / "logs", processes=1, rounds=8, recompiles=False,
+    field = entrants.parse_entrants(["tests.meta_speed:Lingering", "tests.meta_speed:Stamped"], lambda r: r)
+    conduct = conductor.Conductor(field, tmp_path / "logs", processes=1, rounds=8, recompiles=False,
                                   env={**os.environ, "NORMBENCH_TEST_PROBE": str(probe)})
     conduct.rng = random.Random(3)
     cases = harness.cases(quick=True)[:2]
@@ -80,7 +80,7 @@ def test_no_block_starts_while_the_contender_before_it_still_spins(tmp_path):
     assert spells and len(stamps) >= 2 * 8
     inside = [t for t in stamps if any(begin <= t <= end for begin, end in spells)]
     assert not inside, f"{len(inside)} of {len(stamps)} calls started while the other process spun"
-    lingering, stamped = (e.name for e in entrants)
+    lingering, stamped = (e.name for e in field)
     for outcomes in timed.values():
         # a wait starts when the conductor has read the block's answer: on a loaded machine (the xdist pass) that
         # read can come late in one block (30.7 ms of a 50 ms spell seen), so the median, which the record keeps

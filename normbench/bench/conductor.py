@@ -11,18 +11,17 @@ medians (``head_to_head``) hold where medians taken minutes apart do not.
 Process isolation stays: a contender that crashes or stops answering (``timeout_s`` per request)
 costs only its own rows. Several processes per adapter run one after another, each over every
 case (``processes``), and the intervals cover them.
+
+Who races is ``entrants``; a contender process's pipe, ``processes``; which of them fit in memory
+at once, ``heat_plan``.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import os
 import random
-import select
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -31,208 +30,18 @@ from pathlib import Path
 import numpy as np
 
 from ..adapters import compile_cache
-from ..adapters.failures import gist
 from ..ops.case import BenchCase
 from . import head_to_head, quiet
-from .contender import proportional_mb, status_mb
+from .contender import status_mb
+from .entrants import Entrant, slug
+from .heat_plan import HeatPlan, each, held, together_mb
+from .processes import PREPARE_TIMEOUT_S, ContenderLost, Process, ask_all, greet, launch
 
 ROUNDS = 8  # rounds per process and case
 PROCESSES = 6  # passes, each with fresh processes: torch against itself here, 2 x 15 rounds gave 2 false
 # verdicts in 21 default cases (a process's own bias, up to ~20 %, that two passes cannot sample); 6 x 8, none
 WARM_ROUNDS = 2  # untimed rounds at the start of each block
-PREPARE_TIMEOUT_S = 300.0  # building and compiling the largest case, on a busy machine
 BLOCK_TIMEOUT_S = 60.0
-MEMORY_BUDGET_MB = 5600.0  # the most a pass's processes may hold at once (MiB, just under 6 GB), at most ...
-MEMORY_SHARE = 0.6  # ... this share of the machine's memory
-MARGIN = 1.2  # on a prediction of what an entrant will take on from what others took on
-
-
-class ContenderLost(RuntimeError):
-    """A contender process died or stopped answering."""
-
-
-@dataclass(frozen=True)
-class Entrant:
-    """An adapter as named (``torch``, ``module:Class``) and the interpreter its processes run under;
-    ``label`` is its name in records and reports (``torch@venv-a`` where interpreters differ)."""
-
-    ref: str
-    python: str = sys.executable
-    label: str = ""
-    sweeps: bool = True  # False: timed at the default shapes alone (a mode normbench run adds by default)
-
-    @property
-    def name(self) -> str:
-        return self.label or self.ref
-
-    def takes(self, case: BenchCase) -> bool:
-        return self.sweeps or case.group != "sweep"
-
-
-def parse_entrants(names: list[str], adapter_name: Callable[[str], str]) -> list[Entrant]:
-    """``adapter`` or ``adapter@/path/to/python`` for each name. Two entrants of one adapter from
-    different interpreters are labelled by the folder of each interpreter's environment (the
-    venv's name), or by the whole path where those folders are alike."""
-    parsed = []
-    for name in names:
-        ref, _, python = name.partition("@")
-        if python and not (os.path.isfile(python) and os.access(python, os.X_OK)):
-            raise ValueError(f"{name}: {python} is not an executable Python interpreter")
-        parsed.append((ref, python or sys.executable, adapter_name(ref)))
-    out = []
-    for ref, python, base in parsed:
-        others = [p for r, p, b in parsed if b == base]
-        if len(others) > 1:
-            if len(set(others)) < len(others):
-                raise ValueError(f"{base} is named twice with the same interpreter ({python})")
-            envs = [_environment_name(p) for p in others]
-            suffix = _environment_name(python) if len(set(envs)) == len(envs) else python
-            out.append(Entrant(ref, python, f"{base}@{suffix}"))
-        else:
-            label = base if python == sys.executable else f"{base}@{_environment_name(python)}"
-            out.append(Entrant(ref, python, label))
-    return out
-
-
-def _environment_name(python: str) -> str:
-    path = Path(python).absolute()
-    return path.parent.parent.name if path.parent.name == "bin" else str(path)
-
-
-@dataclass
-class Process:
-    """One contender process and what it said."""
-
-    entrant: Entrant
-    proc: subprocess.Popen
-    stderr_path: Path
-    hello: dict = field(default_factory=dict)
-    lost: str | None = None
-    shared_mb: float = 0.0  # resident, less proportional, on starting: its share of libraries other processes map
-
-    def ask(self, request: dict, timeout_s: float) -> dict:
-        self.send(request)
-        return self.read(timeout_s)
-
-    def send(self, request: dict) -> None:
-        if self.lost:
-            raise ContenderLost(self.lost)
-        try:
-            self.proc.stdin.write(json.dumps(request) + "\n")
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError) as exc:
-            self.fail(f"its process exited ({exc})")
-
-    def read(self, timeout_s: float) -> dict:
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
-        if not ready:
-            self.proc.kill()
-            self.fail(f"no answer within {timeout_s:.0f} s: killed")
-        line = self.proc.stdout.readline()
-        if not line:
-            self.fail(f"its process exited with status {self.proc.wait()}")
-        return json.loads(line)
-
-    def fail(self, why: str) -> None:
-        try:
-            said = gist(self.stderr_path.read_text(errors="replace"))
-        except OSError:
-            said = ""
-        self.lost = why + (f"; stderr: {said} (all of it in {self.stderr_path})" if said else "")
-        raise ContenderLost(self.lost)
-
-    def close(self) -> None:
-        """Its stdin closed, it exits (``wait``)."""
-        try:
-            self.proc.stdin.close()
-        except OSError:
-            pass
-
-    def wait(self) -> None:
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
-def ask_all(processes: list[Process], request: dict, timeout_s: float) -> dict[str, dict]:
-    """One request to each of these processes at once (they answer side by side), then each answer, or
-    ``{"error": why}`` for a process lost on the way."""
-    asked, said = [], {}
-    for p in processes:
-        try:
-            p.send(request)
-            asked.append(p)
-        except ContenderLost as exc:
-            said[p.entrant.name] = {"error": str(exc)}
-    for p in asked:
-        try:
-            said[p.entrant.name] = p.read(timeout_s)
-        except ContenderLost as exc:
-            said[p.entrant.name] = {"error": str(exc)}
-    return said
-
-
-def slug(entrant: Entrant) -> str:
-    """The entrant's name as a file name."""
-    return entrant.name.replace("/", "_").replace("[", "-").replace("]", "").replace("@", "-at-")
-
-
-def launch(entrant: Entrant, logs: Path, index: int, env: dict[str, str]) -> Process:
-    """A contender process of ``entrant`` under its interpreter, importing this normbench; its
-    hello is read by ``greet``, so the processes of a pass import their frameworks at once."""
-    logs.mkdir(parents=True, exist_ok=True)
-    stderr_path = logs / f"contender-{slug(entrant)}-p{index}.stderr.log"
-    root = str(Path(__file__).resolve().parents[2])
-    env = {**env, "PYTHONPATH": os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)}
-    with open(stderr_path, "w") as err:
-        proc = subprocess.Popen([entrant.python, "-X", "faulthandler", "-m", "normbench.bench.contender", entrant.ref],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True, env=env,
-                                cwd=os.getcwd())
-    return Process(entrant, proc, stderr_path)
-
-
-def greet(process: Process) -> Process:
-    """Its hello (framework version, allocator), or why it has none (``process.lost``)."""
-    try:
-        process.hello = process.read(PREPARE_TIMEOUT_S)
-        if "error" in process.hello:
-            process.fail(process.hello["error"])
-        rss, pss = status_mb(process.proc.pid, "VmRSS"), proportional_mb(process.proc.pid)
-        process.shared_mb = max(rss - pss, 0.0) if rss is not None and pss is not None else 0.0
-    except ContenderLost:
-        pass
-    return process
-
-
-def together_mb(pids: list[int]) -> float | None:
-    """What these processes hold together now (the sum of their proportional set sizes, MB; Linux), or
-    None where it cannot be read. Reading it walks their page tables (~10 ms for a TensorFlow process):
-    the conductor reads it once a heat has timed its rounds, not on every step."""
-    held = [proportional_mb(pid) for pid in pids]
-    return None if None in held else sum(held)
-
-
-def _held(started: list[Process]) -> float | None:
-    """What the live processes of a pass hold together now, cheaply: each one's resident memory less
-    its share of the libraries it shared on starting (``Process.shared_mb``). For planning heats."""
-    held = _each(started)
-    return sum(held.values()) if held else None
-
-
-def _each(started: list[Process]) -> dict[str, float]:
-    """What each live process of a pass holds now (MB), by entrant."""
-    held = {p.entrant.name: (status_mb(p.proc.pid, "VmRSS"), p.shared_mb) for p in started if p.proc.poll() is None}
-    return {name: mb - shared for name, (mb, shared) in held.items() if mb is not None}
-
-
-def budget_mb() -> float:
-    """The default memory budget of a pass: ``MEMORY_BUDGET_MB``, or less on a small machine."""
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
-    except (ValueError, OSError, AttributeError):
-        return MEMORY_BUDGET_MB
-    return min(MEMORY_BUDGET_MB, MEMORY_SHARE * total)
 
 
 @dataclass
@@ -255,79 +64,6 @@ class Timings:
     skip: str | None = None
     error: str | None = None
     traceback: str | None = None
-
-
-class HeatPlan:
-    """How much the processes of a pass may hold at once (``budget_mb``), what each entrant's
-    process took on for each case (``need``: the most it held while timing the case, less what it
-    held before preparing it; learned in the first pass, where the contenders prepare one at a
-    time) and how steady each entrant's blocks have been (``spreads``): who anchors a case's heats,
-    and who joins which heat."""
-
-    def __init__(self, budget_mb: float) -> None:
-        self.budget_mb = budget_mb
-        self.need: dict[tuple[str, str], float] = {}  # (case, entrant) -> MB
-        self.spreads: dict[str, list[float]] = {}  # entrant -> its block spread on each case timed so far
-        self.kinds: dict[str, str] = {}  # case -> its dtype and mode
-
-    def learn(self, case: str, name: str, before: float | None, now: float | None) -> None:
-        if before is not None and now is not None:
-            self.need[case, name] = max(now - before, self.need.get((case, name), 0.0))
-
-    def hunger(self, name: str, kind: str = "") -> float:
-        """An entrant's usual share of the most any entrant took on, over the cases of this ``kind``
-        (dtype and mode: torch's processes take on more in bfloat16) it has prepared, else over all
-        (0.5 before any: the middle of the field)."""
-        most: dict[str, float] = {}
-        for (case, _), mb in self.need.items():
-            most[case] = max(most.get(case, 0.0), mb)
-        for alike in (True, False):
-            shares = [self.need[case, name] / top for case, top in most.items()
-                      if (case, name) in self.need and top > 1 and (not alike or self.kinds.get(case) == kind)]
-            if shares:
-                return float(np.mean(shares))
-        return 0.5
-
-    def order(self, case: str, names: list[str], anchor: str | None = None, kind: str = "") -> list[str]:
-        """The anchor first, then the hungriest first, so that a heat's prediction from the entrants
-        prepared so far errs on the high side. The anchor is in every heat and its noise is in every
-        ratio read through it: the steadiest of the entrants that take on no more than the middle
-        of the field (``anchor``: the case's own, chosen in an earlier pass)."""
-        self.kinds[case] = kind
-        need = {n: self.need[case, n] if (case, n) in self.need else self.hunger(n, kind) * 1e6 for n in names}
-        if anchor not in names:
-            modest = [n for n in names if need[n] <= float(np.median(list(need.values())))]
-            steady = {n: float(np.median(self.spreads[n])) if self.spreads.get(n) else 1.0 for n in modest}
-            anchor = min(modest, key=lambda n: (steady[n], need[n], names.index(n)))
-        return [anchor, *sorted((n for n in names if n != anchor), key=lambda n: -need[n])]
-
-    def predict(self, case: str, name: str) -> float:
-        """What ``name`` will take on for ``case``: as it did in an earlier pass, else as much as any
-        entrant prepared so far did, with a margin."""
-        if (case, name) in self.need:
-            return self.need[case, name]
-        return MARGIN * max((mb for (c, _), mb in self.need.items() if c == case), default=0.0)
-
-    def projected(self, case: str, held: dict[str, float], before: dict[str, float | None],
-                  members: list[str]) -> float | None:
-        """What the pass will hold once ``members`` have timed ``case``: each of them what it held before
-        the case and what it takes on (it grows over its rounds), every other process what it holds now."""
-        total = 0.0
-        for name, now in held.items():
-            if name in members:
-                if before.get(name) is None:
-                    return None
-                total += max(now, before[name] + self.predict(case, name))
-            else:
-                total += now
-        return total
-
-    def fits(self, case: str, held: dict[str, float], before: dict[str, float | None], members: list[str]) -> bool:
-        """Whether ``members`` can all time ``case`` at once within the budget."""
-        if any((case, n) not in self.need for n in members):
-            return False
-        total = self.projected(case, held, before, members)
-        return total is not None and total <= self.budget_mb
 
 
 def _fields(case: BenchCase) -> dict:
@@ -539,7 +275,7 @@ class Conductor:
         before = {n: status_mb(by_name[n].proc.pid, "VmRSS") for n in names}  # what each needs: what it holds more
         watch = functools.partial(self._watch, index, case.id, started)
         begun = time.monotonic()
-        if self.plan is None or (index > 0 and self.plan.fits(case.id, _each(started), before, names)):
+        if self.plan is None or (index > 0 and self.plan.fits(case.id, each(started), before, names)):
             racing = _prepare([by_name[n] for n in order], case, results, together=index > 0)
             watch()  # every contender holds the case now
             prepared = time.monotonic()
@@ -570,7 +306,7 @@ class Conductor:
         def race() -> None:
             if heats or queue:  # not a field that fit at once
                 self.progress(f"  heat {len(heats) + 1} of {case.id}: {', '.join(p.entrant.name for p, _ in heat)};"
-                              f" the pass holds {_held(started) or 0:,.0f} MB")
+                              f" the pass holds {held(started) or 0:,.0f} MB")
             began = time.monotonic()
             heats.append(_rounds(heat, self.rounds, self.rng, results, watch))
             self.seconds["rounds"] += time.monotonic() - began
@@ -583,7 +319,7 @@ class Conductor:
             p, name = queue[0], queue[0].entrant.name
             budget = self.plan.budget_mb
             members = [q.entrant.name for q, _ in heat]
-            if len(heat) >= 2 and (self.plan.projected(case.id, _each(started), before, [*members, name])
+            if len(heat) >= 2 and (self.plan.projected(case.id, each(started), before, [*members, name])
                                    or 0.0) > budget:
                 race()
                 continue
@@ -594,7 +330,7 @@ class Conductor:
             if not ready:
                 continue
             self._learn(case, [p], before)
-            now = _held(started)
+            now = held(started)
             if len(heat) >= 2 and now is not None and now > budget and name not in moved:
                 moved.add(name)
                 _release([p], results)

@@ -16,7 +16,8 @@ from ..results import records
 from ..results.kinds import Check, Outcome, Suite
 from ..results.records import Record
 from . import bandwidth, harness, threads
-from .conductor import Entrant, Timings, standings
+from .conductor import Timings, standings
+from .entrants import Entrant
 
 
 @functools.cache

@@ -10,7 +10,7 @@ import os
 import sys
 
 from ..adapters import registry
-from ..bench import allocator, conductor, threads
+from ..bench import allocator, conductor, heat_plan, threads
 from ..ops.dtypes import DTYPES
 from ..running import commands, runner
 from . import bench_passes, head_to_head
@@ -63,7 +63,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--memory-budget", type=float, default=None, metavar="MB",
                        help="head to head: the most a pass's processes may hold at once; a case the whole field "
                             "cannot hold runs in heats that share an anchor adapter (default "
-                            f"{conductor.MEMORY_BUDGET_MB:.0f}, or {conductor.MEMORY_SHARE * 100:.0f} %% of this "
+                            f"{heat_plan.MEMORY_BUDGET_MB:.0f}, or {heat_plan.MEMORY_SHARE * 100:.0f} %% of this "
                             "machine's memory if less; 0: no budget)")
     bench.add_argument("--timeout", type=positive_int, default=runner.DEFAULT_TIMEOUT_S,
                        help="with --allocators or --self-check: seconds before one of their processes is killed and "

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from ..adapters import registry
-from ..bench import allocator, bandwidth, conductor, contest, harness, lock, quiet, threads
+from ..bench import allocator, bandwidth, conductor, contest, harness, heat_plan, lock, quiet, threads
+from ..bench.entrants import Entrant, parse_entrants
 from ..bench.environment import environment
 from ..ops.case import BenchCase
 from ..results.kinds import Outcome
@@ -17,14 +18,14 @@ from ..results.records import ResultsFile
 from .common import reports_beside, timed_by_default
 
 
-def entrants(names: str | None, default_shapes_for: str | None = None) -> list[conductor.Entrant]:
+def entrants(names: str | None, default_shapes_for: str | None = None) -> list[Entrant]:
     """The adapters named (``adapter`` or ``adapter@python``), or every installed one but the reference;
     those named in ``default_shapes_for`` are timed at the default shapes alone."""
     listed = ([n.strip() for n in names.split(",") if n.strip()] if names
               else [a.name for a in timed_by_default()])
     if names:
         registry.select(list(dict.fromkeys(n.partition("@")[0] for n in listed)))  # an unknown name: one line
-    parsed = conductor.parse_entrants(listed, lambda ref: registry.get(ref).name)
+    parsed = parse_entrants(listed, lambda ref: registry.get(ref).name)
     only = [n.strip() for n in (default_shapes_for or "").split(",") if n.strip()]
     stray = [n for n in only if n not in {e.ref for e in parsed}]
     if stray:
@@ -42,7 +43,7 @@ def same_call(cases: list[BenchCase]) -> dict[BenchCase, list[BenchCase]]:
     return {same[0]: same for same in out.values()}
 
 
-def run(args: argparse.Namespace, chosen: list[conductor.Entrant], alloc: allocator.Allocator, out: Path) -> int:
+def run(args: argparse.Namespace, chosen: list[Entrant], alloc: allocator.Allocator, out: Path) -> int:
     cases = harness.cases(tuple(args.dtypes.split(",")) if args.dtypes else None, quick=args.quick)
     if args.no_sweeps:
         cases = [c for c in cases if c.group != "sweep"]
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace, chosen: list[conductor.Entrant], alloc: alloca
         memory = levels["levels"][-1]
         measured = {"gbps": memory["gbps"], "threads": n, "buffer_mb": bandwidth.MEMORY_MB,
                     "method": "numpy copy, best of trials, bytes = read + write"}
-        budget = conductor.budget_mb() if args.memory_budget is None else args.memory_budget or None
+        budget = heat_plan.budget_mb() if args.memory_budget is None else args.memory_budget or None
         settings = {"processes": args.processes, "rounds": args.rounds, "quiet": quiet.describe(),
                     "memory_budget_mb": budget,
                     "warm_rounds": conductor.WARM_ROUNDS, "field": args.field,
