@@ -17,6 +17,12 @@ not a bug. A one-pass E[x²] − E[x]² variance errs by ε·√n·κ² and fail
 more in practice since rounding errors partly cancel. Nothing else in normbench sets a
 tolerance; the helpers below only say which n, κ and M each compared quantity has.
 
+The random walk assumes the roundings of a sum are independent. They are not where the terms
+agree in every bit below the spacing of the partial sums: a constant row, or one whose spread is
+tiny next to its mean. Then every addition of a binade rounds the same way, and a sequential sum
+errs by up to ε·n/4 of its value (``lockstep``): torch's float32 BatchNorm mean of 9,207 equal
+values came out 524 ε off where λ·√n = 384. That term is added where it applies, and only there.
+
 Every error above is relative (ε times a magnitude), which holds for normal numbers only:
 below the dtype's smallest normal the spacing stops shrinking at the smallest subnormal τ,
 so the tolerance has a floor in absolute terms (``subnormal_floor``).
@@ -55,12 +61,35 @@ def subnormal_floor(dtype: str) -> float:
     return LAMBDA * smallest_subnormal(dtype) / 2
 
 
-def tolerance(dtype: str, n, kappa, magnitude) -> np.ndarray:
-    """Absolute tolerance: λ·ε·(1 + √n·(1 + κ))·M, elementwise, and never below
-    ``subnormal_floor`` (which leaves every tolerance above it exactly as it was)."""
+def lockstep(dtype: str, n, mean, spread) -> np.ndarray:
+    """L: how many epsilons of its value a sum of ``n`` terms may err by beyond the random walk,
+    because its terms (of this ``mean`` and ``spread``, their standard deviation) round alike.
+
+    Adding a term to a partial sum S rounds it by at most half the spacing at S, ε·|S|/2; the
+    rounding depends on the term's bits below that spacing. Once S has k₀ = spread/(ε·|mean|)
+    terms, its spacing exceeds the terms' spread and every term leaves the same bits there: the
+    additions of a binade round alike instead of at random. The deterministic bound then holds
+    for the additions from k₀ to n, Σ ε·k·|mean|/2 ≈ ε·|mean|·(n² − k₀²)/4, which is
+    ε·(n/4)·(1 − (k₀/n)²) of the sum n·|mean|. Where k₀ ≥ n (any spread well above ε·n·|mean|)
+    it is 0 and the random walk stands alone. The bound is a sequential sum's, the worst order:
+    blocked and pairwise sums err less. Checked against np.add.accumulate in float32
+    (tests/test_tolerance.py): the worst of 200 constant rows of 9,207 reached 0.42 of it."""
     eps = machine_eps(dtype)
-    n, kappa, magnitude = (np.asarray(a, dtype=np.float64) for a in (n, kappa, magnitude))
-    return np.maximum(LAMBDA * eps * (1 + np.sqrt(n) * (1 + kappa)) * magnitude, subnormal_floor(dtype))
+    n, mean, spread = (np.asarray(a, dtype=np.float64) for a in (n, mean, spread))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        k0 = np.where(mean != 0, spread / (eps * np.abs(mean)), np.inf)
+        out = n / 4 * (1 - (k0 / n) ** 2)
+    return np.where(np.isfinite(out) & (k0 < n), out, 0.0)
+
+
+def tolerance(dtype: str, n, kappa, magnitude, locked=0.0) -> np.ndarray:
+    """Absolute tolerance: (λ·(1 + √n·(1 + κ)) + locked)·ε·M, elementwise, and never below
+    ``subnormal_floor`` (which leaves every tolerance above it exactly as it was). ``locked``: the
+    epsilons that sums of terms rounding alike add (``lockstep``, weighed by what each sum reaches);
+    0 for all but near-constant groups."""
+    eps = machine_eps(dtype)
+    n, kappa, magnitude, locked = (np.asarray(a, dtype=np.float64) for a in (n, kappa, magnitude, locked))
+    return np.maximum((LAMBDA * (1 + np.sqrt(n) * (1 + kappa)) + locked) * eps * magnitude, subnormal_floor(dtype))
 
 
 @dataclass(frozen=True)
@@ -72,20 +101,42 @@ class Bound:
     dtype: str | None = None  # the dtype the computation is allowed to have been done in
 
 
-def _bound(dtype: str, n, kappa, magnitude) -> Bound:
+def _bound(dtype: str, n, kappa, magnitude, locked=0.0) -> Bound:
     magnitude = np.asarray(magnitude, dtype=np.float64)
-    return Bound(tolerance(dtype, n, kappa, magnitude), machine_eps(dtype) * magnitude, dtype)
+    return Bound(tolerance(dtype, n, kappa, magnitude, locked), machine_eps(dtype) * magnitude, dtype)
 
 
-def _normalized(spec: NormSpec, x, mask=None):
-    """x, its moments, s, x̂ and κ, all in x's shape. κ = |μ|/s measures the cancellation in
-    x − μ; an op that does not centre (RMSNorm) subtracts nothing, so its κ is 0."""
+def _normalized(spec: NormSpec, dtype: str, x, mask=None):
+    """x, its moments, s, x̂, κ and the lockstep epsilons (``_locked``), all in x's shape. κ = |μ|/s
+    measures the cancellation in x − μ; an op that does not centre (RMSNorm) subtracts nothing, so
+    its κ is 0."""
     x = np.asarray(x, dtype=np.float64)
     m = reference.moments(spec, x, mask)
     s = np.sqrt(m.var + spec.eps)
     with np.errstate(invalid="ignore", divide="ignore"):
         kappa = np.abs(m.mean) / s
-    return x, m, s, (x - m.mean) / s, kappa
+    return x, m, s, (x - m.mean) / s, kappa, _locked(spec, dtype, x, m, kappa, mask)
+
+
+def _locked(spec: NormSpec, dtype: str, x, m, kappa, mask=None) -> np.ndarray:
+    """What the two sums of a group add where their terms round alike (``lockstep``), in epsilons of
+    M: the mean's sum errs by L·ε·|μ|, which reaches the output as L·κ (as the random walk's does);
+    the second moment's errs by L'·ε·σ² (σ² the mean square where nothing is centred), which moves
+    s by half that, of s² = σ² + eps, on every x̂."""
+    first, second = _locks(spec, dtype, x, m, mask)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = m.var / (m.var + spec.eps)
+    return np.nan_to_num(first * kappa + second * share / 2)
+
+
+def _locks(spec: NormSpec, dtype: str, x, m, mask=None) -> tuple[np.ndarray, np.ndarray]:
+    """``lockstep`` of each group's mean sum (terms x: 0 where nothing is centred) and of its
+    second-moment sum (terms (x − μ)²), elementwise."""
+    w = np.ones_like(x) if mask is None else np.broadcast_to(np.asarray(mask, np.float64), x.shape)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        spread = np.sqrt(reference.group_sum(spec, w * ((x - m.mean) ** 2 - m.var) ** 2) / m.count)
+        first = lockstep(dtype, m.count, m.mean, np.sqrt(m.var)) if spec.kind.centred else np.zeros_like(x)
+        return first, lockstep(dtype, m.count, m.var, spread)
 
 
 def _gamma_beta(spec: NormSpec, shape, gamma, beta):
@@ -97,9 +148,9 @@ def _gamma_beta(spec: NormSpec, shape, gamma, beta):
 
 def forward_bound(spec: NormSpec, dtype: str, x, gamma=None, beta=None, mask=None) -> Bound:
     """Training-mode (batch statistics) output."""
-    x, m, _, xhat, kappa = _normalized(spec, x, mask)
+    x, m, _, xhat, kappa, locked = _normalized(spec, dtype, x, mask)
     g, o = _gamma_beta(spec, x.shape, gamma, beta)
-    return _bound(dtype, m.count, kappa, g * (1 + np.abs(xhat)) + o)
+    return _bound(dtype, m.count, kappa, g * (1 + np.abs(xhat)) + o, locked)
 
 
 def eval_bound(spec: NormSpec, dtype: str, x, gamma, beta, running_mean, running_var) -> Bound:
@@ -119,14 +170,17 @@ def running_bound(spec: NormSpec, dtype: str, running_mean, running_var, x, mask
     with |μ̂ − μ| up to λ·ε·(1 + √n)·|μ|: second order, and all there is when σ² = 0 (a constant
     channel, whose float32 variance comes out ~1e-14, not 0). The mean's terms are each group's
     mean: InstanceNorm averages its instances' means, which may be far larger than their average
-    (instances at ±5e4 averaging −125), so the magnitude is the average |group mean|."""
-    x, g, _, _, kappa = _normalized(spec, x, mask)
+    (instances at ±5e4 averaging −125), so the magnitude is the average |group mean|. Where a
+    group's sums round alike (``lockstep``), the mean errs by L·ε·|μ| and the variance by L'·ε·σ² more."""
+    x, g, _, _, kappa, _ = _normalized(spec, dtype, x, mask)
+    first, second = _locks(spec, dtype, x, g, mask)
     m = reference.channel_moments(spec, x, mask)
     k = spec.momentum
     _, var, count = (np.asarray(a).reshape(-1) for a in m)
     keep = spec.param_axes(x.ndim)
     summed = tuple(a for a in range(x.ndim) if a not in keep)
     terms = np.abs(g.mean).mean(axis=summed).reshape(-1)  # average |group mean|
+    locked_mean = machine_eps(dtype) * (first * np.abs(g.mean)).mean(axis=summed).reshape(-1)
 
     def per_channel(a):  # the largest over each channel's groups
         return np.moveaxis(np.broadcast_to(a, x.shape), keep[0], 0).reshape(len(count), -1).max(axis=1)
@@ -138,9 +192,12 @@ def running_bound(spec: NormSpec, dtype: str, running_mean, running_var, x, mask
     var_mag = (1 - k) * np.abs(running_var) + k * var * unbiased
     var_b = _bound(dtype, count, kappa_c, var_mag)
     mean_err = LAMBDA * machine_eps(dtype) * (1 + np.sqrt(per_channel(g.count))) * per_channel(np.abs(g.mean))
+    mean_err = mean_err + per_channel(machine_eps(dtype) * first * np.abs(g.mean))
+    var_locked = machine_eps(dtype) * per_channel(second) * var
+    mean_b = _bound(dtype, count, 0.0, mean_mag)
     return (
-        _bound(dtype, count, 0.0, mean_mag),
-        Bound(var_b.tol + k * unbiased * mean_err**2, var_b.unit, dtype),
+        Bound(mean_b.tol + k * locked_mean, mean_b.unit, dtype),
+        Bound(var_b.tol + k * unbiased * (mean_err**2 + var_locked), var_b.unit, dtype),
     )
 
 
@@ -159,20 +216,20 @@ def running_steps_bound(spec: NormSpec, dtype: str, states, x, mask=None) -> tup
 
 def grad_bounds(spec: NormSpec, dtype: str, x, gamma, dy, mask=None) -> tuple[Bound, ...]:
     """Bounds for (dx, dγ, dβ). dγ = Σ dy·x̂ inherits x̂'s error; dβ = Σ dy does not."""
-    x, m, s, xhat, kappa = _normalized(spec, x, mask)
+    x, m, s, xhat, kappa, locked = _normalized(spec, dtype, x, mask)
     dy = np.asarray(dy, dtype=np.float64)
     g_abs = np.abs(dy) * _gamma_beta(spec, x.shape, gamma, None)[0]
     mean_g = reference.group_sum(spec, g_abs) / m.count if spec.kind.centred else 0.0
     mean_gx = reference.group_sum(spec, g_abs * np.abs(xhat)) / m.count
     # x̂_i · Σ g x̂ multiplies two rounded factors, so its error counts twice.
-    dx = _bound(dtype, m.count, kappa, (g_abs + mean_g + 2 * np.abs(xhat) * mean_gx) / s)
+    dx = _bound(dtype, m.count, kappa, (g_abs + mean_g + 2 * np.abs(xhat) * mean_gx) / s, locked)
     param_axes = tuple(a for a in range(x.ndim) if a not in spec.param_axes(x.ndim))
     shape = spec.param_shape(x.shape)
     terms = int(np.prod([x.shape[a] for a in param_axes]))
     n = np.maximum(m.count.max(axis=param_axes).reshape(shape), terms)
     kappa_p = kappa.max(axis=param_axes).reshape(shape)
     dgamma_mag = (np.abs(dy) * (1 + np.abs(xhat))).sum(axis=param_axes).reshape(shape)
-    dgamma = _bound(dtype, n, kappa_p, dgamma_mag)
+    dgamma = _bound(dtype, n, kappa_p, dgamma_mag, locked.max(axis=param_axes).reshape(shape))
     dbeta = _bound(dtype, terms, 0.0, np.abs(dy).sum(axis=param_axes).reshape(shape))
     return dx, dgamma, dbeta
 
@@ -185,14 +242,14 @@ def jvp_bound(spec: NormSpec, dtype: str, x, gamma, tx, tgamma=None, tbeta=None,
     """Forward-mode derivative ẏ = γ·P(tx) + tγ·x̂ + tβ, P(u) = (u − c·m(u) − x̂·m(x̂·u))/s: the
     dx bound's form with the tangent in place of the upstream gradient (the same sums, the other
     way round), plus the output bound's form for tγ·x̂ + tβ."""
-    x, m, s, xhat, kappa = _normalized(spec, x, mask)
+    x, m, s, xhat, kappa, locked = _normalized(spec, dtype, x, mask)
     g = _gamma_beta(spec, x.shape, gamma, None)[0]
     tx = np.abs(np.asarray(tx, np.float64))
     mean_t = _mean_abs(spec, tx, m.count) if spec.kind.centred else 0.0
     # x̂_i · m(x̂·u) multiplies two rounded factors, so its error counts twice.
     mag = g * (tx + mean_t + 2 * np.abs(xhat) * _mean_abs(spec, xhat * tx, m.count)) / s
     tg, tb = _gamma_beta(spec, x.shape, tgamma, tbeta)
-    return _bound(dtype, m.count, kappa, mag + tg * (1 + np.abs(xhat)) + tb)
+    return _bound(dtype, m.count, kappa, mag + tg * (1 + np.abs(xhat)) + tb, locked)
 
 
 def second_order_bounds(spec: NormSpec, dtype: str, x, gamma, dy, v, mask=None) -> tuple[Bound, Bound]:
@@ -201,7 +258,7 @@ def second_order_bounds(spec: NormSpec, dtype: str, x, gamma, dy, v, mask=None) 
     absolute value, and since each term multiplies up to three factors that carry the first-order
     rounding (x̂, 1/s, a group sum), that error counts three times. ∂/∂γ = Σ dy·P(v) is the dγ
     bound's form with P(v) for x̂ (one factor more: counted twice)."""
-    x, m, s, xhat, kappa = _normalized(spec, x, mask)
+    x, m, s, xhat, kappa, locked = _normalized(spec, dtype, x, mask)
     n, c = m.count, 1.0 if spec.kind.centred else 0.0
     gam = _gamma_beta(spec, x.shape, gamma, None)[0]
     dy, v = (np.abs(np.asarray(a, np.float64)) for a in (dy, v))
@@ -220,7 +277,8 @@ def second_order_bounds(spec: NormSpec, dtype: str, x, gamma, dy, v, mask=None) 
     count = np.maximum(n.max(axis=param_axes).reshape(shape), terms)
     kappa_p = kappa.max(axis=param_axes).reshape(shape)
     ddgamma = (dy * 2 * project).sum(axis=param_axes).reshape(shape)
-    return _bound(dtype, n, kappa, 3 * ddx), _bound(dtype, count, kappa_p, ddgamma)
+    return (_bound(dtype, n, kappa, 3 * ddx, locked),
+            _bound(dtype, count, kappa_p, ddgamma, locked.max(axis=param_axes).reshape(shape)))
 
 
 @dataclass(frozen=True)
