@@ -35,7 +35,8 @@ def _f64(a) -> np.ndarray:
     return np.asarray(a).astype(np.float64)
 
 
-def _weights(spec: NormSpec, x: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+def weights(spec: NormSpec, x: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """1 where a position counts towards its group's statistics, 0 where the mask drops it, in x's shape."""
     if mask is None:
         return np.ones_like(x)
     if not spec.kind.maskable:
@@ -73,7 +74,7 @@ def group_sum(spec: NormSpec, a: np.ndarray) -> np.ndarray:
 def moments(spec: NormSpec, x, mask=None) -> Moments:
     """Two-pass mean and biased variance over each normalized group (unmasked positions)."""
     x = _f64(x)
-    w = _weights(spec, x, mask)
+    w = weights(spec, x, mask)
     count = group_sum(spec, w)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = group_sum(spec, w * x) / count if spec.kind.centred else np.zeros_like(x)
@@ -149,7 +150,7 @@ def vjp(spec: NormSpec, x, gamma, dy, mask=None, stats=None) -> Grads:
     x, dy = _f64(x), _f64(dy)
     if dy.shape != x.shape:
         raise ValueError(f"dy shape {dy.shape} does not match x shape {x.shape}")
-    w = _weights(spec, x, mask)
+    w = weights(spec, x, mask)
     m = moments(spec, x, mask)
     mean, s = _normalizer(spec, m, stats)
     xhat = (x - mean) / s
@@ -175,7 +176,7 @@ def jvp(spec: NormSpec, x, gamma, tx, tgamma=None, tbeta=None, mask=None) -> np.
     ẏ = γ·P(tx) + tγ·x̂ + tβ. P is the Jacobian of x̂; the VJP is its transpose (``vjp``).
     """
     x, tx = _f64(x), _f64(tx)
-    w, m = _weights(spec, x, mask), moments(spec, x, mask)
+    w, m = weights(spec, x, mask), moments(spec, x, mask)
     s = np.sqrt(m.var + spec.eps)
     xhat = (x - m.mean) / s
     g, _ = affine(spec, x.shape, gamma, None)
@@ -213,7 +214,7 @@ def second_order(spec: NormSpec, x, gamma, dy, v, mask=None) -> tuple[np.ndarray
     over each parameter's positions. The project's tests check both against finite differences.
     """
     x, dy, v = _f64(x), _f64(dy), _f64(v)
-    w, m = _weights(spec, x, mask), moments(spec, x, mask)
+    w, m = weights(spec, x, mask), moments(spec, x, mask)
     s = np.sqrt(m.var + spec.eps)
     xhat = (x - m.mean) / s
     gam, _ = affine(spec, x.shape, gamma, None)

@@ -132,9 +132,9 @@ def _locked(spec: NormSpec, dtype: str, x, m, kappa, mask=None) -> np.ndarray:
 def _locks(spec: NormSpec, dtype: str, x, m, mask=None) -> tuple[np.ndarray, np.ndarray]:
     """``lockstep`` of each group's mean sum (terms x: 0 where nothing is centred) and of its
     second-moment sum (terms (x − μ)²), elementwise."""
-    w = np.ones_like(x) if mask is None else np.broadcast_to(np.asarray(mask, np.float64), x.shape)
+    w = reference.weights(spec, x, mask)
     with np.errstate(invalid="ignore", divide="ignore"):
-        spread = np.sqrt(reference.group_sum(spec, w * ((x - m.mean) ** 2 - m.var) ** 2) / m.count)
+        spread = np.sqrt(reference.group_sum(spec, np.where(w > 0, ((x - m.mean) ** 2 - m.var) ** 2, 0.0)) / m.count)
         first = lockstep(dtype, m.count, m.mean, np.sqrt(m.var)) if spec.kind.centred else np.zeros_like(x)
         return first, lockstep(dtype, m.count, m.var, spread)
 
