@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections import Counter
 
@@ -444,3 +445,6 @@ def test_a_contenders_compile_cache_starts_empty_and_serves_its_later_passes(tmp
     assert not (out / "compile-caches").exists()
     env = json.loads((out / "results.jsonl").read_text().splitlines()[0])
     assert "empty at its first process" in env["head_to_head"]["compile_caches"]  # the record says so
+    phases = re.search(r"([\d.]+) s starting processes, ([\d.]+) s preparing cases .*, ([\d.]+) s in timed rounds, "
+                       r"([\d.]+) s releasing cases, ([\d.]+) s ending processes", proc.stdout)
+    assert phases, proc.stdout[-2000:]  # where the time went, whether or not --verbose

@@ -222,6 +222,7 @@ def test_the_benchmark_is_one_head_to_head_process_after_all_verification():
     assert cmd[cmd.index("--adapters") + 1] == "numpy,flax.linen,flax.nnx" and "--in-process" not in cmd
     assert cmd[cmd.index("--processes") + 1] == str(runner.RUN_PASSES) and bench.exclusive
     assert cmd[cmd.index("--rounds") + 1] == str(runner.RUN_ROUNDS)
+    assert "--verbose" in cmd  # its log says case by case where the time went
     assert bench.timeout_s == runner.DEFAULT_TIMEOUT_S * runner.RUN_PASSES
     quick = runner.jobs(groups, ROOT / "unused", runner.Options(quick=True))
     (fast,) = [j for j in quick if j.phase == "bench"]

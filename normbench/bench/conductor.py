@@ -154,14 +154,6 @@ def _rounds(racing: list[tuple[Process, dict]], rounds: int, rng: random.Random,
     return out
 
 
-def _release(processes: list[Process], results: dict[str, Timings]) -> None:
-    """Each drops its case, side by side (a collection and ``malloc_trim`` in a TensorFlow process take
-    a while)."""
-    for name, said in ask_all([p for p in processes if not p.lost], {"release": True}, BLOCK_TIMEOUT_S).items():
-        if "error" in said:
-            results[name].error = said["error"]
-
-
 def _paired(heat: list[dict], anchor: str) -> dict[str, tuple[list[float], list[float]]]:
     """Each contender's blocks of one heat over the anchor's of the same round, and over the median of
     the rest of the heat in that round."""
@@ -207,7 +199,9 @@ class Conductor:
         self.together_mb: dict[int, float] = {}  # pass -> the most its processes held at once
         self.case_mb: dict[str, float] = {}  # case -> the most a pass's processes held at once on it
         self.recompiles: dict[str, dict] = {}  # entrant -> a record row, or {"error": why}
-        self.seconds = {"prepare": 0.0, "rounds": 0.0}  # wall time over every pass and case, by phase
+        # wall time over every pass and case, by phase: starting the processes (importing their frameworks),
+        # preparing cases, timed rounds, releasing cases, and the processes' ends
+        self.seconds = {"start": 0.0, "prepare": 0.0, "rounds": 0.0, "release": 0.0, "end": 0.0}
 
     @property
     def peak_together_mb(self) -> float | None:
@@ -238,8 +232,10 @@ class Conductor:
     def _passes(self, cases: list[BenchCase], results: dict[str, dict[str, Timings]], begun: float,
                 caches: Path) -> Iterator[tuple[BenchCase, dict[str, Timings]]]:
         for index in range(self.processes):
+            began = time.monotonic()
             started = [greet(p) for p in [launch(e, self.logs, index, {
                 **self.env, **compile_cache.environ(self.env, caches / slug(e), keep=False)}) for e in self.entrants]]
+            self.seconds["start"] += time.monotonic() - began
             for p in started:
                 if not p.lost:
                     self.hellos.setdefault(p.entrant.name, p.hello)
@@ -251,6 +247,7 @@ class Conductor:
                     yield case, results[case.id]
             if index == 0 and self.count_recompiles:
                 self._recompiles(started)
+            ended = time.monotonic()
             peaks = ask_all([p for p in started if not p.lost], {"peak": True}, 30)
             for p in started:
                 p.close()  # they exit side by side
@@ -262,6 +259,7 @@ class Conductor:
                                             **{k: v for k, v in p.hello.items()
                                                if k in ("version", "python", "executable")},
                                             **({"lost": p.lost} if p.lost else {})})
+            self.seconds["end"] += time.monotonic() - ended
 
     def _race(self, index: int, case: BenchCase, started: list[Process], results: dict[str, Timings]) -> None:
         """One pass of ``case``: prepare, ``rounds`` shuffled rounds, release; in heats where the
@@ -283,7 +281,7 @@ class Conductor:
             self.seconds["prepare"] += prepared - begun
             self.seconds["rounds"] += time.monotonic() - prepared
             self._learn(case, [p for p, _ in racing], before)
-            _release([p for p, _ in racing], results)
+            self._release([p for p, _ in racing], results)
             anchor = racing[0][0].entrant.name if racing else None
         else:
             heats, anchor = self._heats(case, [by_name[n] for n in order], results, watch, started, before)
@@ -311,7 +309,7 @@ class Conductor:
             heats.append(_rounds(heat, self.rounds, self.rng, results, watch))
             self.seconds["rounds"] += time.monotonic() - began
             self._learn(case, [p for p, _ in heat], before)
-            _release([p for p, _ in heat[1:]], results)
+            self._release([p for p, _ in heat[1:]], results)
             del heat[1:]
 
         queue = list(queue)
@@ -333,7 +331,7 @@ class Conductor:
             now = held(started)
             if len(heat) >= 2 and now is not None and now > budget and name not in moved:
                 moved.add(name)
-                _release([p], results)
+                self._release([p], results)
                 queue.insert(0, p)
                 race()
                 continue
@@ -341,8 +339,17 @@ class Conductor:
         anchor = heat[0][0].entrant.name if heat else None
         if len(heat) >= 2 or (heat and not heats):
             race()
-        _release([p for p, _ in heat], results)
+        self._release([p for p, _ in heat], results)
         return heats, anchor
+
+    def _release(self, processes: list[Process], results: dict[str, Timings]) -> None:
+        """Each drops its case, side by side (a collection and ``malloc_trim`` in a TensorFlow process take
+        a while)."""
+        began = time.monotonic()
+        for name, said in ask_all([p for p in processes if not p.lost], {"release": True}, BLOCK_TIMEOUT_S).items():
+            if "error" in said:
+                results[name].error = said["error"]
+        self.seconds["release"] += time.monotonic() - began
 
     def _learn(self, case: BenchCase, processes: list[Process], before: dict[str, float | None]) -> None:
         """What each of these processes holds now, over what it held before the case: its need, so far."""

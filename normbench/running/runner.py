@@ -125,7 +125,8 @@ def _head_to_head(adapters: list[Adapter], out: Path, opts: Options, side: str |
     passes = 1 if opts.quick else opts.repeats
     refs = ",".join(a.ref or a.name for a in adapters)
     cmd = [*commands.CLI, "bench", "-o", str(folder), "--no-report", "--adapters", refs, "--processes", str(passes),
-           "--rounds", str(opts.rounds), "--allocator", opts.allocator.spec]
+           "--rounds", str(opts.rounds), "--allocator", opts.allocator.spec,
+           "--verbose"]  # its log says what each case and each phase took
     cmd += ["--threads", str(opts.threads)] if opts.threads else []
     cmd += ["--dtypes", opts.dtypes] if opts.dtypes else []
     cmd += ["--no-sweeps"] if opts.quick or side else []
