@@ -78,6 +78,20 @@ def blame(stacks: list[list[Frame]], files: frozenset[str]) -> Frame | None:
     return next((f for f in (innermost(s, files) for s in stacks) if f), None)
 
 
+# TensorFlow's autograph re-raises an error from code it traces (tf.function, XLA) as StagingError where it
+# cannot rebuild the original type from a message (IndexError among them); the message keeps the original's
+# "IndexError: ..." line. A known cause that raises IndexError eagerly raises it under tf.function too.
+_WRAPPERS = ("StagingError",)
+_WRAPPED = re.compile(r"^\s*([A-Z]\w*(?:Error|Exception)): ", re.M)
+
+
+def exception_name(exc: BaseException) -> str:
+    """The exception's type name, or the type a wrapper (``_WRAPPERS``) names as the one it re-raised."""
+    name = type(exc).__name__
+    found = _WRAPPED.findall(str(exc)) if name in _WRAPPERS else []
+    return found[-1] if found else name
+
+
 def raised(adapter: Adapter, exc: Exception) -> dict:
     """Record fields for an exception from an adapter's layer: ``Unsupported`` (wherever it is
     raised) is a skip with its reason; anything else an error that names the adapter's own line
@@ -91,7 +105,8 @@ def raised(adapter: Adapter, exc: Exception) -> dict:
     where = innermost(frames, adapter_files(adapter)) or (frames[-1] if frames else None)
     tb = "".join(traceback.format_exception(exc)).rstrip()
     return {"outcome": Outcome.ERROR, "message": message + (f" (at {where})" if where else ""),
-            "facts": {"exception": type(exc).__name__, "where": str(where) if where else None, "traceback": tb}}
+            "facts": {"exception": exception_name(exc), "where": str(where) if where else None, "traceback": tb,
+                      **({"raised_as": type(exc).__name__} if exception_name(exc) != type(exc).__name__ else {})}}
 
 
 def _fatal(text: str) -> str | None:

@@ -80,14 +80,15 @@ def _one_pass_error(m, eps: float):
 
 
 @from_arrays
-def _one_pass_factor(row: Row, case, x, p, compute: str | None) -> float:
+def _one_pass_factor(row: Row, case, x, p, compute: str | None, masked: bool = True) -> float:
+    """``masked`` False: statistics over every position, as a kernel that ignores the mask takes them."""
     eps = compute_eps(compute, case.dtype)
     inputs = [x]
     if row.get("check") == "scale_shift_invariance":  # the layer also saw a·x + b
         inputs.append(scaled_shifted(case, x))
     worst = 0.0
     for xi in inputs:
-        m = reference.moments(case.spec, xi, p.mask)
+        m = reference.moments(case.spec, xi, p.mask if masked else None)
         s = np.sqrt(m.var + case.spec.eps)
         kappa = np.abs(m.mean) / s
         delta = _one_pass_error(m, eps)
@@ -97,11 +98,11 @@ def _one_pass_factor(row: Row, case, x, p, compute: str | None) -> float:
 
 
 @from_arrays
-def _one_pass_running_var(row: Row, case, x, p, compute: str | None, steps: int) -> float:
+def _one_pass_running_var(row: Row, case, x, p, compute: str | None, steps: int, masked: bool = True) -> float:
     """The stored variance errs by δ itself, not through 1/s: each step's batch variance by up to
     δ = λ·ε·√n·E[x²] (σ² once it cancels to 0 and is clamped), times n/(n − 1) where unbiased, and
     K steps of momentum k carry Σ k(1 − k)^j = 1 − (1 − k)^K of it. An absolute error."""
-    m = reference.moments(case.spec, x, p.mask)
+    m = reference.moments(case.spec, x, p.mask if masked else None)
     delta = _one_pass_error(m, compute_eps(compute, case.dtype)) * m.count / np.maximum(m.count - 1, 1)
     return (1 - (1 - case.spec.momentum) ** steps) * float(np.nanmax(delta))
 
@@ -158,6 +159,18 @@ def ignores_mask(row: Row) -> float:
     """Statistics over every position instead of the unmasked ones: the record may be off by
     the difference between the two float64 references, plus its own tolerance."""
     return within_tolerances(row, 2 * _mask_effect(row))
+
+
+def ignores_mask_one_pass_in(compute: str | None) -> Envelope:
+    """A kernel that ignores the mask and takes E[x²] − E[x]² (in ``compute``) over every position: the
+    two errors add, each bounded as its own cause bounds it (``ignores_mask``, ``one_pass_variance_in``)."""
+    def envelope(row: Row) -> float:
+        if row.get("check") == "running_var":
+            steps = int((row.get("facts") or {}).get("steps", 1))
+            return within_tolerances(row, 2 * _mask_effect(row) + _one_pass_running_var(row, compute, steps, False))
+        return ignores_mask(row) + _one_pass_factor(row, compute, False)
+
+    return envelope
 
 
 @from_arrays

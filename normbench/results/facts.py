@@ -52,7 +52,8 @@ class KnownFacts(TypedDict, total=False):
 class RaisedFacts(TypedDict, total=False):
     """A framework's own exception (an ``error`` or a measured refusal)."""
 
-    exception: str
+    exception: str  # the type that was raised, or the one a wrapper re-raised (TF's StagingError)
+    raised_as: str  # the wrapper's type, where there was one
     traceback: str
     where: str  # the adapter's own line that led to it
 
