@@ -183,7 +183,7 @@ def test_a_constant_channel_running_variance_allows_the_square_of_its_means_erro
     mean = np.float32(mean / np.float32(len(x)))
     var32 = np.mean((x[:, 0] - mean) ** 2, dtype=np.float32)
     assert var32 > 0
-    rm, rv = np.zeros(1), np.ones(1)
+    rm, rv = np.zeros(1), np.zeros(1)  # no old value: r − k·(r − v) rounds nothing of it (the last test below)
     _, var_b = tolerance.running_bound(spec, "float32", rm, rv, x.astype(np.float64))
     assert 0 < var_b.tol[0] < 4e-9  # ((λ·(1 + √n) + n/4)·ε·|μ|)², ε = 2⁻²³: equal terms round alike (lockstep)
     assert tolerance.judge("running_var", np.array([var32]), np.zeros(1), var_b).passed
@@ -386,3 +386,23 @@ def test_the_search_replays_of_constant_inputs_pass(tmp_path, case):
     rows = [r for f in sorted((tmp_path / "r").rglob("results.jsonl")) for r in records.read(f)[1]]
     forward = [r for r in rows if r["check"] == "forward_train"]
     assert forward and all(r["outcome"] == "pass" for r in rows), [r["message"] for r in rows]
+
+
+def test_a_running_variance_updated_as_r_minus_k_times_r_minus_v_passes():
+    """tf_keras updates moving statistics as r − k·(r − v) (assign_moving_average), which rounds r − v: at
+    momentum 1 a batch variance of 2.05e-7 replacing 1.0 came back 1.788e-7 in float32, 290x a tolerance
+    that counted only (1 − k)·|r| = 0 of the old value. All of |r| counts now; a wrong convention still fails."""
+    spec = NormSpec("batch_norm", momentum=1.0)
+    x = np.array([[1.0], [1.0 + 9.05e-4]], np.float32)
+    rm, rv = np.zeros(1), np.ones(1)
+    _, want = reference.update_running(spec, rm, rv, x, unbiased=False)
+    r, k = np.float32(1.0), np.float32(1.0)
+    v = np.float32(np.var(x.astype(np.float64)))
+    tf_form = np.array([r - k * np.float32(r - v)], np.float32)
+    assert abs(float(tf_form[0]) - float(want[0])) > 1e-8  # the rounding of r − v, ~ε·|r|
+    _, var_b = tolerance.running_bound(spec, "float32", rm, rv, x)
+    assert tolerance.judge("running_var", tf_form, want, var_b).passed
+    _, unbiased = reference.update_running(spec, rm, rv, x, unbiased=True)
+    kept = np.array([1.0], np.float32)  # the old value kept: momentum read the other way round
+    assert not tolerance.judge("running_var", kept, want, var_b).passed
+    assert not tolerance.judge("running_var", np.float32(unbiased) + 1e-6, want, var_b).passed
