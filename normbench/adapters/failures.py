@@ -104,9 +104,10 @@ def raised(adapter: Adapter, exc: Exception) -> dict:
     frames = of_exception(exc)
     where = innermost(frames, adapter_files(adapter)) or (frames[-1] if frames else None)
     tb = "".join(traceback.format_exception(exc)).rstrip()
+    name = exception_name(exc)
     return {"outcome": Outcome.ERROR, "message": message + (f" (at {where})" if where else ""),
-            "facts": {"exception": exception_name(exc), "where": str(where) if where else None, "traceback": tb,
-                      **({"raised_as": type(exc).__name__} if exception_name(exc) != type(exc).__name__ else {})}}
+            "facts": {"exception": name, "where": str(where) if where else None, "traceback": tb,
+                      **({"raised_as": type(exc).__name__} if name != type(exc).__name__ else {})}}
 
 
 def _fatal(text: str) -> str | None:

@@ -107,7 +107,7 @@ def _bound(dtype: str, n, kappa, magnitude, locked=0.0) -> Bound:
 
 
 def _normalized(spec: NormSpec, dtype: str, x, mask=None):
-    """x, its moments, s, x̂, κ and the lockstep epsilons (``_locked``), all in x's shape. κ = |μ|/s
+    """x, its moments, s, x̂, κ and the lockstep of its two sums (``_locks``), all in x's shape. κ = |μ|/s
     measures the cancellation in x − μ; an op that does not centre (RMSNorm) subtracts nothing, so
     its κ is 0."""
     x = np.asarray(x, dtype=np.float64)
@@ -115,15 +115,15 @@ def _normalized(spec: NormSpec, dtype: str, x, mask=None):
     s = np.sqrt(m.var + spec.eps)
     with np.errstate(invalid="ignore", divide="ignore"):
         kappa = np.abs(m.mean) / s
-    return x, m, s, (x - m.mean) / s, kappa, _locked(spec, dtype, x, m, kappa, mask)
+    return x, m, s, (x - m.mean) / s, kappa, _locks(spec, dtype, x, m, mask)
 
 
-def _locked(spec: NormSpec, dtype: str, x, m, kappa, mask=None) -> np.ndarray:
+def _locked(spec: NormSpec, m, kappa, locks: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """What the two sums of a group add where their terms round alike (``lockstep``), in epsilons of
     M: the mean's sum errs by L·ε·|μ|, which reaches the output as L·κ (as the random walk's does);
     the second moment's errs by L'·ε·σ² (σ² the mean square where nothing is centred), which moves
     s by half that, of s² = σ² + eps, on every x̂."""
-    first, second = _locks(spec, dtype, x, m, mask)
+    first, second = locks
     with np.errstate(invalid="ignore", divide="ignore"):
         share = m.var / (m.var + spec.eps)
     return np.nan_to_num(first * kappa + second * share / 2)
@@ -148,9 +148,9 @@ def _gamma_beta(spec: NormSpec, shape, gamma, beta):
 
 def forward_bound(spec: NormSpec, dtype: str, x, gamma=None, beta=None, mask=None) -> Bound:
     """Training-mode (batch statistics) output."""
-    x, m, _, xhat, kappa, locked = _normalized(spec, dtype, x, mask)
+    x, m, _, xhat, kappa, locks = _normalized(spec, dtype, x, mask)
     g, o = _gamma_beta(spec, x.shape, gamma, beta)
-    return _bound(dtype, m.count, kappa, g * (1 + np.abs(xhat)) + o, locked)
+    return _bound(dtype, m.count, kappa, g * (1 + np.abs(xhat)) + o, _locked(spec, m, kappa, locks))
 
 
 def eval_bound(spec: NormSpec, dtype: str, x, gamma, beta, running_mean, running_var) -> Bound:
@@ -172,15 +172,15 @@ def running_bound(spec: NormSpec, dtype: str, running_mean, running_var, x, mask
     mean: InstanceNorm averages its instances' means, which may be far larger than their average
     (instances at ±5e4 averaging −125), so the magnitude is the average |group mean|. Where a
     group's sums round alike (``lockstep``), the mean errs by L·ε·|μ| and the variance by L'·ε·σ² more."""
-    x, g, _, _, kappa, _ = _normalized(spec, dtype, x, mask)
-    first, second = _locks(spec, dtype, x, g, mask)
+    x, g, _, _, kappa, (first, second) = _normalized(spec, dtype, x, mask)
+    eps = machine_eps(dtype)
     m = reference.channel_moments(spec, x, mask)
     k = spec.momentum
     _, var, count = (np.asarray(a).reshape(-1) for a in m)
     keep = spec.param_axes(x.ndim)
     summed = tuple(a for a in range(x.ndim) if a not in keep)
     terms = np.abs(g.mean).mean(axis=summed).reshape(-1)  # average |group mean|
-    locked_mean = machine_eps(dtype) * (first * np.abs(g.mean)).mean(axis=summed).reshape(-1)
+    locked_mean = eps * (first * np.abs(g.mean)).mean(axis=summed).reshape(-1)
 
     def per_channel(a):  # the largest over each channel's groups
         return np.moveaxis(np.broadcast_to(a, x.shape), keep[0], 0).reshape(len(count), -1).max(axis=1)
@@ -191,15 +191,14 @@ def running_bound(spec: NormSpec, dtype: str, running_mean, running_var, x, mask
         unbiased = np.where(count > 1, count / np.maximum(count - 1, 1), 1.0)
     var_mag = (1 - k) * np.abs(running_var) + k * var * unbiased
     var_b = _bound(dtype, count, kappa_c, var_mag)
-    mean_err = LAMBDA * machine_eps(dtype) * (1 + np.sqrt(per_channel(g.count))) * per_channel(np.abs(g.mean))
-    mean_err = mean_err + per_channel(machine_eps(dtype) * first * np.abs(g.mean))
-    var_locked = machine_eps(dtype) * per_channel(second) * var
+    mean_err = LAMBDA * eps * (1 + np.sqrt(per_channel(g.count))) * per_channel(np.abs(g.mean))
+    mean_err = mean_err + per_channel(eps * first * np.abs(g.mean))
+    var_locked = eps * per_channel(second) * var
     mean_b = _bound(dtype, count, 0.0, mean_mag)
     # The update may be evaluated as (1 − k)·r + k·v or as r − k·(r − v) (TensorFlow's assign_moving_average),
     # which rounds r − v once: up to ε·|r − v|/2 ≤ ε·(|r| + |v|)/2, times k. Found by normbench search: tf_keras
     # at momentum 1 stored 1.788e-7 for a batch variance of 2.05e-7 replacing 1.0 (290x a tolerance that
     # counted (1 − k)·|r| = 0 of the old value).
-    eps = machine_eps(dtype)
     return (
         Bound(mean_b.tol + k * (locked_mean + eps * np.abs(running_mean)), mean_b.unit, dtype),
         Bound(var_b.tol + k * (unbiased * (mean_err**2 + var_locked) + eps * np.abs(running_var)), var_b.unit, dtype),
@@ -221,7 +220,8 @@ def running_steps_bound(spec: NormSpec, dtype: str, states, x, mask=None) -> tup
 
 def grad_bounds(spec: NormSpec, dtype: str, x, gamma, dy, mask=None) -> tuple[Bound, ...]:
     """Bounds for (dx, dγ, dβ). dγ = Σ dy·x̂ inherits x̂'s error; dβ = Σ dy does not."""
-    x, m, s, xhat, kappa, locked = _normalized(spec, dtype, x, mask)
+    x, m, s, xhat, kappa, locks = _normalized(spec, dtype, x, mask)
+    locked = _locked(spec, m, kappa, locks)
     dy = np.asarray(dy, dtype=np.float64)
     g_abs = np.abs(dy) * _gamma_beta(spec, x.shape, gamma, None)[0]
     mean_g = reference.group_sum(spec, g_abs) / m.count if spec.kind.centred else 0.0
@@ -247,7 +247,8 @@ def jvp_bound(spec: NormSpec, dtype: str, x, gamma, tx, tgamma=None, tbeta=None,
     """Forward-mode derivative ẏ = γ·P(tx) + tγ·x̂ + tβ, P(u) = (u − c·m(u) − x̂·m(x̂·u))/s: the
     dx bound's form with the tangent in place of the upstream gradient (the same sums, the other
     way round), plus the output bound's form for tγ·x̂ + tβ."""
-    x, m, s, xhat, kappa, locked = _normalized(spec, dtype, x, mask)
+    x, m, s, xhat, kappa, locks = _normalized(spec, dtype, x, mask)
+    locked = _locked(spec, m, kappa, locks)
     g = _gamma_beta(spec, x.shape, gamma, None)[0]
     tx = np.abs(np.asarray(tx, np.float64))
     mean_t = _mean_abs(spec, tx, m.count) if spec.kind.centred else 0.0
@@ -263,7 +264,8 @@ def second_order_bounds(spec: NormSpec, dtype: str, x, gamma, dy, v, mask=None) 
     absolute value, and since each term multiplies up to three factors that carry the first-order
     rounding (x̂, 1/s, a group sum), that error counts three times. ∂/∂γ = Σ dy·P(v) is the dγ
     bound's form with P(v) for x̂ (one factor more: counted twice)."""
-    x, m, s, xhat, kappa, locked = _normalized(spec, dtype, x, mask)
+    x, m, s, xhat, kappa, locks = _normalized(spec, dtype, x, mask)
+    locked = _locked(spec, m, kappa, locks)
     n, c = m.count, 1.0 if spec.kind.centred else 0.0
     gam = _gamma_beta(spec, x.shape, gamma, None)[0]
     dy, v = (np.abs(np.asarray(a, np.float64)) for a in (dy, v))

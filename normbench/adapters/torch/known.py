@@ -20,6 +20,7 @@ from .layers import TorchAdapter
 
 _EXPORTED = ExportedAdapter.every_mode()  # every opset and level
 
+
 def _torch_kernels(row: dict) -> bool:
     """torch's CPU LayerNorm and GroupNorm kernels: torch's layers, and Keras's LayerNormalization on its torch
     backend, which calls F.layer_norm (keras/src/backend/torch/nn.py; normbench search found keras[torch] 2.03x
