@@ -11,15 +11,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import os
 import sys
 import traceback
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
 from . import search, terminal
-from .adapters import registry
+from .adapters import compile_cache, registry
 from .bench import lock
 from .bench.environment import environment
 from .ops.case import Case
@@ -68,6 +70,7 @@ def _default_results() -> Path:
 
 
 _RESULTS_INPUT = "normbench_results"  # the controller's results file, handed to each xdist worker
+_SUITES = "normbench.suites"  # the package a verification session names (``--pyargs``)
 
 
 def _role(config: pytest.Config) -> str:
@@ -266,11 +269,21 @@ def pytest_configure_node(node) -> None:
     node.workerinput[_RESULTS_INPUT] = str(node.config.stash[_KEY].path.absolute())
 
 
+def shares_compile_cache(args: list[str], modules: Mapping[str, object] = sys.modules) -> bool:
+    """Whether a session verifies with normbench's suites (``--pyargs normbench.suites…``) and no benchmark, while
+    no compiler has read its cache variables yet: then it keeps its compiles in the user's cache as `verify` does."""
+    ours = [a.split("::")[0] for a in args]
+    return (bool(ours) and all(a == _SUITES or a.startswith(_SUITES + ".") for a in ours)
+            and f"{_SUITES}.speed" not in ours and not any(m in modules for m in ("jax", "tensorflow", "torch")))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # keras's TF backend calls np.array(tensor, copy=False) on every conversion; not ours to fix.
     config.addinivalue_line(
         "filterwarnings", "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
     )
+    if shares_compile_cache(config.args):  # before the environment record below, and before any framework starts
+        os.environ.update(compile_cache.environ(os.environ, compile_cache.default_folder()))
     config.stash[_KEY] = Recorder(config)
 
 

@@ -5,10 +5,14 @@ a variable the user set is theirs; `normbench run` passes the folder to every ve
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from normbench import plugin
 from normbench.adapters import compile_cache, registry
 from normbench.running import runner
 from normbench.running.job import plan
@@ -73,3 +77,32 @@ def test_run_passes_its_compile_cache_to_every_verification_process(tmp_path):
     assert all("--compile-cache" not in j.command for j in jobs if j.phase == "bench")
     default = runner.jobs(plan(adapters), tmp_path, runner.Options())
     assert all("--compile-cache" not in j.command for j in default)  # each verify process takes the user's cache
+
+
+def _caches_of(tmp_path: Path, target: str, *args: str) -> dict:
+    """The compile caches a plain `pytest --pyargs <target>` session records, with no cache variable set."""
+    env = {k: v for k, v in os.environ.items() if k not in compile_cache.variables() and not k.startswith("PYTEST_")}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
+    results = tmp_path / f"{target}.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", target, "--adapters", "numpy", "--results",
+                           str(results), "-p", "no:cacheprovider", "-q", *args], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return _records(results)[0]["compile_caches"]
+
+
+def test_plain_pytest_of_the_suites_shares_the_users_cache_as_verify_does(tmp_path):
+    """`pytest --pyargs normbench.suites` is a documented way to verify: its compiles are kept as `verify`'s are."""
+    caches = _caches_of(tmp_path, "normbench.suites.test_agreement", "-k", "forward_train and layer_norm-8x16-float32")
+    assert caches["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "xdg" / "normbench" / "compile" / "jax")
+    assert caches["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "xdg" / "normbench" / "compile" / "inductor")
+
+
+def test_a_benchmark_session_never_shares_it():
+    """A benchmark's first call is a compile, never a read (README, Compile caches)."""
+    assert plugin.shares_compile_cache(["normbench.suites"], modules={})
+    assert plugin.shares_compile_cache(["normbench.suites.test_agreement", "normbench.suites.search"], modules={})
+    assert not plugin.shares_compile_cache(["normbench.suites.speed"], modules={})
+    assert not plugin.shares_compile_cache(["normbench.suites", "normbench.suites.speed"], modules={})
+    assert not plugin.shares_compile_cache(["tests"], modules={})  # a project's own tests: not a verification
+    assert not plugin.shares_compile_cache(["normbench.suites"], modules={"jax": object()})  # too late: read at import
