@@ -33,6 +33,7 @@ from ..adapters import compile_cache
 from ..ops.case import BenchCase
 from . import head_to_head, quiet
 from .contender import status_mb
+from .drawn import Drawn
 from .entrants import Entrant, slug
 from .heat_plan import HeatPlan, each, held, together_mb
 from .processes import PREPARE_TIMEOUT_S, ContenderLost, Process, ask_all, greet, launch
@@ -98,15 +99,15 @@ def _answered(p: Process, said: dict, results: dict[str, Timings]) -> bool:
     return False
 
 
-def _prepare(processes: list[Process], case: BenchCase, results: dict[str, Timings],
-             together: bool) -> list[tuple[Process, dict]]:
-    """Asks each to prepare ``case``: one after another, so each first call (the compile, where a
-    framework compiles) is timed alone; ``together``, all at once (a later pass, whose first calls
-    are not reported). The ones ready to race, with what each said."""
+def _prepare(processes: list[Process], case: BenchCase, results: dict[str, Timings], together: bool,
+             inputs: dict[str, str]) -> list[tuple[Process, dict]]:
+    """Asks each to prepare ``case`` from the ``inputs`` drawn for it: one after another, so each first call
+    (the compile, where a framework compiles) is timed alone; ``together``, all at once (a later pass, whose
+    first calls are not reported). The ones ready to race, with what each said."""
     asked, said_by = [], {}
     for p in processes:
         try:
-            p.send({"prepare": _fields(case)})
+            p.send({"prepare": _fields(case), "inputs": inputs})
             if not together:  # and its first calls not slowed by the last one's spinning threads
                 said_by[p.entrant.name] = p.read(PREPARE_TIMEOUT_S)
                 quiet.wait(p.proc.pid)
@@ -199,6 +200,7 @@ class Conductor:
         self.together_mb: dict[int, float] = {}  # pass -> the most its processes held at once
         self.case_mb: dict[str, float] = {}  # case -> the most a pass's processes held at once on it
         self.recompiles: dict[str, dict] = {}  # entrant -> a record row, or {"error": why}
+        self.drawn = Drawn()  # where each case's inputs wait for the contenders
         # wall time over every pass and case, by phase: starting the processes (importing their frameworks),
         # preparing cases, timed rounds, releasing cases, and the processes' ends
         self.seconds = {"start": 0.0, "prepare": 0.0, "rounds": 0.0, "release": 0.0, "end": 0.0}
@@ -228,6 +230,7 @@ class Conductor:
             yield from self._passes(cases, results, begun, caches)
         finally:
             shutil.rmtree(caches, ignore_errors=True)
+            self.drawn.close()
 
     def _passes(self, cases: list[BenchCase], results: dict[str, dict[str, Timings]], begun: float,
                 caches: Path) -> Iterator[tuple[BenchCase, dict[str, Timings]]]:
@@ -274,7 +277,8 @@ class Conductor:
         watch = functools.partial(self._watch, index, case.id, started)
         begun = time.monotonic()
         if self.plan is None or (index > 0 and self.plan.fits(case.id, each(started), before, names)):
-            racing = _prepare([by_name[n] for n in order], case, results, together=index > 0)
+            racing = _prepare([by_name[n] for n in order], case, results, index > 0, self.drawn.write(case))
+            self.drawn.drop()
             watch()  # every contender holds the case now
             prepared = time.monotonic()
             heats = [_rounds(racing, self.rounds, self.rng, results, watch)] if racing else []
@@ -285,6 +289,7 @@ class Conductor:
             anchor = racing[0][0].entrant.name if racing else None
         else:
             heats, anchor = self._heats(case, [by_name[n] for n in order], results, watch, started, before)
+            self.drawn.drop()
         if anchor:
             self.anchors.setdefault(case.id, anchor)
         # a pass whose anchor is not the case's (it skipped or was lost) cannot be chained with the others
@@ -305,6 +310,7 @@ class Conductor:
             if heats or queue:  # not a field that fit at once
                 self.progress(f"  heat {len(heats) + 1} of {case.id}: {', '.join(p.entrant.name for p, _ in heat)};"
                               f" the pass holds {held(started) or 0:,.0f} MB")
+            self.drawn.drop()
             began = time.monotonic()
             heats.append(_rounds(heat, self.rounds, self.rng, results, watch))
             self.seconds["rounds"] += time.monotonic() - began
@@ -323,7 +329,7 @@ class Conductor:
                 continue
             queue.pop(0)
             began = time.monotonic()
-            ready = _prepare([p], case, results, together=False)
+            ready = _prepare([p], case, results, False, self.drawn.write(case))
             self.seconds["prepare"] += time.monotonic() - began
             if not ready:
                 continue

@@ -4,7 +4,8 @@ time the conductor (``bench.conductor``) gives it the turn.
 ``python -m normbench.bench.contender ADAPTER`` reads one JSON request per line on stdin and
 answers each with one JSON line on stdout (anything else it prints goes to stderr):
 
-- ``{"prepare": {BenchCase fields}}`` builds the layer and its inputs, makes the first call (which
+- ``{"prepare": {BenchCase fields}, "inputs": {name: path}}`` builds the layer and reads its inputs (those the
+  conductor drew, ``bench.drawn``; it draws any not given), makes the first call (which
   compiles where a framework does) and plans the block: ``{"ready": …, "first_call_s", "iterations"}``,
   or ``{"skip": why}`` / ``{"error": why, "traceback": …}``;
 - ``{"block": rounds, "warm": w}`` times ``w`` untimed then ``rounds`` timed rounds of the prepared
@@ -99,7 +100,7 @@ class Contender:
             gc.freeze()
         trim()
 
-    def prepare(self, fields: dict) -> dict:
+    def prepare(self, fields: dict, drawn_inputs: dict[str, str] | None = None) -> dict:
         from ..adapters.base import Unsupported
         from ..ops.case import BenchCase
         from . import harness
@@ -109,7 +110,7 @@ class Contender:
         case = BenchCase(**{**fields, "shape": tuple(fields["shape"]),
                             "options": tuple(tuple(o) for o in fields.get("options", ()))})
         try:
-            prepared = harness.prepare(self.adapter, case)
+            prepared = harness.prepare(self.adapter, case, drawn_inputs)
             first, one = harness.first_calls(prepared.timed.call)
         except Unsupported as exc:
             return {"skip": str(exc)}
@@ -135,7 +136,7 @@ class Contender:
 
     def answer(self, ask: dict) -> dict:
         if "prepare" in ask:
-            return self.prepare(ask["prepare"])
+            return self.prepare(ask["prepare"], ask.get("inputs"))
         if "block" in ask:
             if self.prepared is None:
                 return {"error": "no case prepared"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import resource
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,13 +20,13 @@ from ..adapters.base import Adapter
 from ..adapters.failures import raised
 from ..ops import inputs
 from ..ops.case import BenchCase
-from ..ops.dtypes import cast, resolve
+from ..ops.dtypes import resolve
 from ..ops.spec import NormSpec
 from ..results import records
 from ..results.allocators import OVERLAP_CORES, PAGE, faulting  # noqa: F401 - defined there since reports read them too
 from ..results.kinds import Check, Outcome, Suite
 from ..results.records import Record
-from . import allocator, threads
+from . import allocator, drawn, threads
 from .load import OtherLoad
 
 SUITE = Suite.SPEED
@@ -72,22 +73,19 @@ class Prepared:
     shape: tuple[int, ...]
 
 
-def prepare(adapter: Adapter, case: BenchCase) -> Prepared:
-    """Build the layer and its native inputs; raises Unsupported when the adapter cannot."""
+def prepare(adapter: Adapter, case: BenchCase, drawn_inputs: Mapping[str, str] | None = None) -> Prepared:
+    """Build the layer and its native inputs; raises Unsupported when the adapter cannot. A contender
+    reads the inputs its conductor drew (``drawn``), where it drew them."""
     spec, shape = layout_shape(adapter, case)
     layer = adapter.build(spec, shape, case.dtype, _features(case))
-    seed = inputs.seed_for(case.id)
-    x = _normal(shape, case.dtype, seed)
-    dy = _normal(shape, case.dtype, [seed, 2]) if case.mode == "forward_backward" else None
+    seed, shared = inputs.seed_for(case.id), drawn_inputs or {}
+    x = drawn.read(shared, "x", shape, case.dtype)
+    x = drawn.normal(shape, case.dtype, seed) if x is None else x
+    dy = None
+    if case.mode == "forward_backward":
+        dy = drawn.read(shared, "dy", shape, case.dtype)
+        dy = drawn.normal(shape, case.dtype, [seed, 2]) if dy is None else dy
     return Prepared(layer, x, layer.timed(x, case.mode, dy), spec, shape)
-
-
-def _normal(shape: tuple[int, ...], dtype: str, seed) -> np.ndarray:
-    """Standard normal values drawn in float32 (float64 for a float64 case) and rounded to the
-    dtype: a benchmark input holds up to 7·10⁷ values, and drawing them in float64 first takes
-    twice the time (2.5 s for 4096 × 16384) and a 0.5 GB temporary, in every process."""
-    draw = np.float64 if dtype == "float64" else np.float32
-    return cast(np.random.default_rng(seed).standard_normal(shape, dtype=draw), dtype)
 
 
 def first_calls(call) -> tuple[float, float]:

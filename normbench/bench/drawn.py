@@ -1,0 +1,89 @@
+"""A case's benchmark inputs, drawn once by the conductor for every contender of a pass.
+
+Every contender needs the same values (the seed is the case's), and drawing them costs ~25 ns each:
+1.7 s per process for a 4096 × 16384 case, twice that with its dy. A first pass prepares its
+contenders one after another, so a pass of eight paid eight draws in a row. The conductor draws them
+once into shared memory (``/dev/shm``) and each contender reads its own copy (~0.05 s) and reshapes it
+to its layout: C order, so the values in place are those it would have drawn itself
+(``normal``). Where there is no shared memory with room, each contender draws its own.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from ..ops.case import BenchCase
+from ..ops.dtypes import cast, resolve
+from ..ops.inputs import seed_for
+
+SHARED = Path("/dev/shm")
+ROOM = 2.0  # shared memory must have this many times a case's inputs free
+
+
+def normal(shape: tuple[int, ...], dtype: str, seed) -> np.ndarray:
+    """Standard normal values drawn in float32 (float64 for a float64 case) and rounded to the
+    dtype: a benchmark input holds up to 7·10⁷ values, and drawing them in float64 first takes
+    twice the time (2.5 s for 4096 × 16384) and a 0.5 GB temporary."""
+    draw = np.float64 if dtype == "float64" else np.float32
+    return cast(np.random.default_rng(seed).standard_normal(shape, dtype=draw), dtype)
+
+
+def flat(case: BenchCase) -> dict[str, np.ndarray]:
+    """The case's inputs as one row each: ``x``, and ``dy`` where the backward is timed."""
+    n, seed = math.prod(case.shape), seed_for(case.id)
+    out = {"x": normal((n,), case.dtype, seed)}
+    if case.mode == "forward_backward":
+        out["dy"] = normal((n,), case.dtype, [seed, 2])
+    return out
+
+
+def read(paths: Mapping[str, str], name: str, shape: tuple[int, ...], dtype: str) -> np.ndarray | None:
+    """Input ``name`` in this process's own memory, shaped; None where it was not drawn for us."""
+    if name not in paths:
+        return None
+    return np.fromfile(paths[name], dtype=resolve(dtype)).reshape(shape)
+
+
+class Drawn:
+    """The folder in shared memory where one case's inputs wait for the contenders of a pass."""
+
+    def __init__(self, root: Path = SHARED) -> None:
+        self.root = root
+        self.folder: Path | None = None  # made at the first write, removed by ``close``
+        self.written: tuple[str, dict[str, str]] | None = None  # the case whose inputs are there, and their paths
+
+    def write(self, case: BenchCase) -> dict[str, str]:
+        """The case's inputs as files (name -> path), drawn unless they are there already; none where shared
+        memory lacks the room."""
+        if self.written and self.written[0] == case.id:
+            return self.written[1]
+        self.drop()
+        size = math.prod(case.shape) * resolve(case.dtype).itemsize * (2 if case.mode == "forward_backward" else 1)
+        if not self.root.is_dir() or shutil.disk_usage(self.root).free < ROOM * size:
+            return {}
+        if self.folder is None:
+            self.folder = Path(tempfile.mkdtemp(prefix="normbench-inputs-", dir=self.root))
+        paths = {}
+        for name, values in flat(case).items():
+            paths[name] = str(self.folder / name)
+            values.tofile(paths[name])  # raw: np.save would write bfloat16 as an opaque void type
+        self.written = (case.id, paths)
+        return paths
+
+    def drop(self) -> None:
+        """Free the shared memory the last case's inputs took (before any timing: it is not the processes')."""
+        self.written = None
+        if self.folder is not None:
+            for path in self.folder.iterdir():
+                path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
