@@ -282,8 +282,10 @@ def test_measured_matching_still_leaves_a_well_conditioned_case_alone():
      "torch-welford-short-groups", "its tolerance, envelope"),
     ("layer_norm-512x1x2-float32-shifted:2000:1e-05-eps1e-11", {"grad_dx"}, "torch-uncentred-backward",
      "its tolerance, envelope"),
+    ("group_norm-2x2215x2x1-float16-shifted:500:1-channels_last-groups1", {"grad_dx"},
+     "torch-group-norm-channels-last-one-pass", "past float16's range"),
 ], ids=["rstd-overflow", "channels-last-one-pass", "welford-short-rows", "welford-short-groups",
-        "uncentred-backward"])
+        "uncentred-backward", "one-pass-dx-past-float16"])
 def test_torch_divergences_the_search_found_reproduce_from_their_replay(tmp_path, case_id, checks, key, says):
     proc = run_cli("search", "--replay", case_id, "--adapters", "torch", "-o", str(tmp_path / "r"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -422,3 +424,21 @@ def test_rows_of_eight_take_the_vectorized_path_the_entries_leave_alone():
     row = {**_searched_row("layer_norm-508x1x1x8-float32-shifted:5e+06:1", "forward_train", 138.0, 25.5),
            "adapter": "torch"}
     assert "torch-welford-short-groups" not in [k.key for k in known.matching(row)]
+
+
+def test_an_inf_is_explained_only_where_the_causes_error_passes_the_dtypes_range():
+    """A cause whose envelope reaches past the output dtype's largest value explains an inf (the exact result
+    off by that much is not storable); one whose reach stays within it does not, nor does an entry without
+    an envelope. (torch's one-pass GroupNorm gave rstd 316 for 0.997 on a float16 group at 500: dx −inf.)"""
+    def cause(bound):
+        return known.Known("k", "why", "link", lambda r: True, envelope=(lambda r: bound) if bound else None)
+
+    row = {"check": "grad_dx", "dtype": "float16", "outcome": "fail", "max_abs_err": "inf", "tolerance": 10.0,
+           "facts": {"grad_dtype": "float16"}}
+    assert cause(6600.0).explains(row)[0]  # reaches 66,000: past 65,520
+    assert not cause(6000.0).explains(row)[0]  # 60,000: a float16 can hold that, so the inf is something else
+    assert not cause(None).explains(row)[0]
+    wider = {**row, "dtype": "float32", "facts": {"grad_dtype": "float32"}}
+    assert not cause(6600.0).explains(wider)[0]
+    mixed = {**row, "facts": {"grad_dtype": "float32"}}  # half inputs, float32 gradients: judged in float32
+    assert not cause(6600.0).explains(mixed)[0]

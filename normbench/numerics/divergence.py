@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from .. import ops
 from ..ops import inputs
+from ..ops.dtypes import DTYPES, overflow_threshold
 from ..results.kinds import Outcome, Suite
 from .envelopes import Envelope, Row, measured, number, worst_kappa
 
@@ -46,13 +47,28 @@ class Known:
                         f"raises {exc}; this cause raises {', '.join(self.raises) or 'nothing'}")
         err, tol = number(row.get("max_abs_err")), number(row.get("tolerance"))
         if not math.isfinite(err):
-            return self.nonfinite, ("non-finite, as this cause overflows" if self.nonfinite
-                                    else "non-finite, which this cause does not explain")
+            if self.nonfinite:
+                return True, "non-finite, as this cause overflows"
+            return self._saturates(row, tol)
         if self.envelope is None:
             return False, "a numeric error, where this cause only raises"
         ratio = err / tol if tol > 0 else math.inf
         bound = self.envelope(row)
         return ratio <= bound, f"{ratio:.3g}x its tolerance, envelope {bound:.3g}x"
+
+    def _saturates(self, row: Row, tol: float) -> tuple[bool, str]:
+        """An inf or NaN this cause explains because its envelope lets the error pass the output dtype's largest
+        value: an exact result off by that much cannot be stored (torch's one-pass GroupNorm took rstd 316 for
+        0.997 on a float16 group at 500, and its float32 dx of −1.4e5 became −inf)."""
+        facts = row.get("facts") or {}
+        dtype = facts.get("grad_dtype" if str(row.get("check", "")).startswith("grad_") else "output_dtype")
+        dtype = dtype or row.get("dtype")
+        if self.envelope is None or not math.isfinite(tol) or tol <= 0 or dtype not in DTYPES:
+            return False, "non-finite, which this cause does not explain"
+        reach, largest = self.envelope(row) * tol, overflow_threshold(dtype)
+        if reach >= largest:
+            return True, f"non-finite: this cause's error reaches {reach:.3g}, past {dtype}'s range ({largest:.6g})"
+        return False, f"non-finite, where this cause's error reaches {reach:.3g}, within {dtype}'s range"
 
     def bound(self, row: Row) -> float | None:
         """The envelope for a record, in multiples of its tolerance (for the report)."""
