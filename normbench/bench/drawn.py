@@ -34,20 +34,18 @@ def normal(shape: tuple[int, ...], dtype: str, seed) -> np.ndarray:
     return cast(np.random.default_rng(seed).standard_normal(shape, dtype=draw), dtype)
 
 
-def flat(case: BenchCase) -> dict[str, np.ndarray]:
-    """The case's inputs as one row each: ``x``, and ``dy`` where the backward is timed."""
-    n, seed = math.prod(case.shape), seed_for(case.id)
-    out = {"x": normal((n,), case.dtype, seed)}
-    if case.mode == "forward_backward":
-        out["dy"] = normal((n,), case.dtype, [seed, 2])
-    return out
+def _seeds(case: BenchCase) -> dict[str, object]:
+    """Each input the case takes and its seed: ``x``, and ``dy`` where the backward is timed."""
+    seed = seed_for(case.id)
+    return {"x": seed, **({"dy": [seed, 2]} if case.mode == "forward_backward" else {})}
 
 
-def read(paths: Mapping[str, str], name: str, shape: tuple[int, ...], dtype: str) -> np.ndarray | None:
-    """Input ``name`` in this process's own memory, shaped; None where it was not drawn for us."""
-    if name not in paths:
-        return None
-    return np.fromfile(paths[name], dtype=resolve(dtype)).reshape(shape)
+def values(case: BenchCase, shape: tuple[int, ...], paths: Mapping[str, str] | None = None) -> dict[str, np.ndarray]:
+    """The case's inputs in ``shape``, each read from ``paths`` (into this process's own memory) where the
+    conductor drew it, else drawn here."""
+    paths = paths or {}
+    return {name: np.fromfile(paths[name], dtype=resolve(case.dtype)).reshape(shape) if name in paths
+            else normal(shape, case.dtype, seed) for name, seed in _seeds(case).items()}
 
 
 class Drawn:
@@ -64,15 +62,16 @@ class Drawn:
         if self.written and self.written[0] == case.id:
             return self.written[1]
         self.drop()
-        size = math.prod(case.shape) * resolve(case.dtype).itemsize * (2 if case.mode == "forward_backward" else 1)
+        n = math.prod(case.shape)
+        size = n * resolve(case.dtype).itemsize * len(_seeds(case))
         if not self.root.is_dir() or shutil.disk_usage(self.root).free < ROOM * size:
             return {}
         if self.folder is None:
             self.folder = Path(tempfile.mkdtemp(prefix="normbench-inputs-", dir=self.root))
         paths = {}
-        for name, values in flat(case).items():
+        for name, row in values(case, (n,)).items():  # one row each, in C order: any layout's values in place
             paths[name] = str(self.folder / name)
-            values.tofile(paths[name])  # raw: np.save would write bfloat16 as an opaque void type
+            row.tofile(paths[name])  # raw: np.save would write bfloat16 as an opaque void type
         self.written = (case.id, paths)
         return paths
 

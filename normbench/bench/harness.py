@@ -78,14 +78,8 @@ def prepare(adapter: Adapter, case: BenchCase, drawn_inputs: Mapping[str, str] |
     reads the inputs its conductor drew (``drawn``), where it drew them."""
     spec, shape = layout_shape(adapter, case)
     layer = adapter.build(spec, shape, case.dtype, _features(case))
-    seed, shared = inputs.seed_for(case.id), drawn_inputs or {}
-    x = drawn.read(shared, "x", shape, case.dtype)
-    x = drawn.normal(shape, case.dtype, seed) if x is None else x
-    dy = None
-    if case.mode == "forward_backward":
-        dy = drawn.read(shared, "dy", shape, case.dtype)
-        dy = drawn.normal(shape, case.dtype, [seed, 2]) if dy is None else dy
-    return Prepared(layer, x, layer.timed(x, case.mode, dy), spec, shape)
+    given = drawn.values(case, shape, drawn_inputs)
+    return Prepared(layer, given["x"], layer.timed(given["x"], case.mode, given.get("dy")), spec, shape)
 
 
 def first_calls(call) -> tuple[float, float]:
