@@ -30,9 +30,13 @@ class _SpinLayer(Layer):
     factor = 1.0
     compiled_factor = 1.0  # in an adapter's compiled mode
 
+    def hold(self) -> np.ndarray | None:
+        """What the prepared case keeps resident (touched)."""
+        return np.ones(HOLD_MB * 2**20 // 8) if self.spec.op == "batch_norm" else None
+
     def timed(self, x, mode, dy=None):
         wait = SPIN_S * self.factor * (self.compiled_factor if self.mode is not None else 1.0)
-        held = np.ones(HOLD_MB * 2**20 // 8) if self.spec.op == "batch_norm" else None  # touched: resident
+        held = self.hold()
 
         def call() -> None:
             assert held is None or held.size
@@ -161,3 +165,23 @@ class Lingering(Steady):
 class Stamped(Steady):
     name = "meta-stamped"
     builders = dict.fromkeys(OPS, _StampedLayer)
+
+
+KEPT: list[np.ndarray] = []  # what a Ratcheting process never gives back
+
+
+class _RatchetingLayer(_SpinLayer):
+    """Like TensorFlow's CPU allocator, which keeps the largest working set it has had (its pool
+    is not returned on release): each BatchNorm case this process prepares stays resident after
+    the case is dropped."""
+
+    def hold(self) -> np.ndarray | None:
+        held = super().hold()
+        if held is not None:
+            KEPT.append(held)
+        return held
+
+
+class Ratcheting(Steady):
+    name = "meta-ratcheting"
+    builders = dict.fromkeys(OPS, _RatchetingLayer)

@@ -35,7 +35,7 @@ from . import head_to_head, quiet
 from .contender import status_mb
 from .drawn import Drawn
 from .entrants import Entrant, slug
-from .heat_plan import HeatPlan, each, held, together_mb
+from .heat_plan import HeatPlan, each, held, kept, together_mb
 from .processes import PREPARE_TIMEOUT_S, ContenderLost, Process, ask_all, greet, launch
 
 ROUNDS = 8  # rounds per process and case
@@ -70,6 +70,11 @@ class Timings:
 def _fields(case: BenchCase) -> dict:
     return {"op": case.op, "mode": case.mode, "shape": list(case.shape), "dtype": case.dtype,
             "group": case.group, "options": [list(o) for o in case.options]}
+
+
+def _current(started: list[Process], p: Process) -> Process:
+    """``p``, or the process that replaced it in ``started`` (``Conductor._restart``)."""
+    return next((q for q in started if q.entrant.name == p.entrant.name), p)
 
 
 def _live(processes: list[Process], results: dict[str, Timings]) -> list[Process]:
@@ -201,6 +206,7 @@ class Conductor:
         self.case_mb: dict[str, float] = {}  # case -> the most a pass's processes held at once on it
         self.recompiles: dict[str, dict] = {}  # entrant -> a record row, or {"error": why}
         self.drawn = Drawn()  # where each case's inputs wait for the contenders
+        self.environs: dict[str, dict[str, str]] = {}  # entrant -> its processes' environment
         # wall time over every pass and case, by phase: starting the processes (importing their frameworks),
         # preparing cases, timed rounds, releasing cases, and the processes' ends
         self.seconds = {"start": 0.0, "prepare": 0.0, "rounds": 0.0, "release": 0.0, "end": 0.0}
@@ -236,8 +242,9 @@ class Conductor:
                 caches: Path) -> Iterator[tuple[BenchCase, dict[str, Timings]]]:
         for index in range(self.processes):
             began = time.monotonic()
-            started = [greet(p) for p in [launch(e, self.logs, index, {
-                **self.env, **compile_cache.environ(self.env, caches / slug(e), keep=False)}) for e in self.entrants]]
+            self.environs = {e.name: {**self.env, **compile_cache.environ(self.env, caches / slug(e), keep=False)}
+                             for e in self.entrants}
+            started = [greet(p) for p in [launch(e, self.logs, index, self.environs[e.name]) for e in self.entrants]]
             self.seconds["start"] += time.monotonic() - began
             for p in started:
                 if not p.lost:
@@ -256,13 +263,15 @@ class Conductor:
                 p.close()  # they exit side by side
             for p in started:
                 p.wait()
-                peak = peaks.get(p.entrant.name, {}).get("peak_rss_mb")
-                self.processes_seen.append({"adapter": p.entrant.name, "process": index, "peak_rss_mb": peak,
-                                            "pass_together_mb": self.together_mb.get(index),
-                                            **{k: v for k, v in p.hello.items()
-                                               if k in ("version", "python", "executable")},
-                                            **({"lost": p.lost} if p.lost else {})})
+                self._seen(p, index, peaks.get(p.entrant.name, {}).get("peak_rss_mb"))
             self.seconds["end"] += time.monotonic() - ended
+
+    def _seen(self, p: Process, index: int, peak: float | None, **more) -> None:
+        self.processes_seen.append({"adapter": p.entrant.name, "process": index, "peak_rss_mb": peak,
+                                    "pass_together_mb": self.together_mb.get(index),
+                                    **{k: v for k, v in p.hello.items() if k in ("version", "python", "executable")},
+                                    **({"instance": p.instance} if p.instance else {}),
+                                    **({"lost": p.lost} if p.lost else {}), **more})
 
     def _race(self, index: int, case: BenchCase, started: list[Process], results: dict[str, Timings]) -> None:
         """One pass of ``case``: prepare, ``rounds`` shuffled rounds, release; in heats where the
@@ -270,8 +279,8 @@ class Conductor:
         first call (the compile, where a framework compiles) is timed alone."""
         live = _live(started, results)
         names = [p.entrant.name for p in live]
-        order = (self.plan.order(case.id, names, self.anchors.get(case.id), f"{case.dtype} {case.mode}") if self.plan
-                 else names)
+        order = (self.plan.order(case.id, names, self.anchors.get(case.id), f"{case.dtype} {case.mode}", each(live))
+                 if self.plan else names)
         by_name = {p.entrant.name: p for p in live}
         before = {n: status_mb(by_name[n].proc.pid, "VmRSS") for n in names}  # what each needs: what it holds more
         watch = functools.partial(self._watch, index, case.id, started)
@@ -288,20 +297,21 @@ class Conductor:
             self._release([p for p, _ in racing], results)
             anchor = racing[0][0].entrant.name if racing else None
         else:
-            heats, anchor = self._heats(case, [by_name[n] for n in order], results, watch, started, before)
+            heats, anchor = self._heats(index, case, [by_name[n] for n in order], results, watch, started, before)
             self.drawn.drop()
         if anchor:
             self.anchors.setdefault(case.id, anchor)
         # a pass whose anchor is not the case's (it skipped or was lost) cannot be chained with the others
         self._keep(heats, anchor if anchor == self.anchors.get(case.id) else None, results)
 
-    def _heats(self, case: BenchCase, queue: list[Process], results: dict[str, Timings],
+    def _heats(self, index: int, case: BenchCase, queue: list[Process], results: dict[str, Timings],
                watch: Callable[[], float | None], started: list[Process],
                before: dict[str, float | None]) -> tuple[list[list[dict]], str | None]:
         """The contenders prepare one at a time; one joins the heat while the pass, with what it is
-        predicted to take on, stays within the budget (a heat has at least two). The first to prepare
-        is the anchor and stays in every heat. A prediction that fell short sends the last one to
-        the next heat, once."""
+        predicted to take on, stays within the budget. The first to prepare is the anchor and stays in
+        every heat. A prediction that fell short sends the last one to the next heat, once. A heat has
+        at least two, whatever they take on: where two would go over, idle processes that keep memory
+        from earlier cases are restarted to make room (``_make_room``)."""
         heats: list[list[dict]] = []
         heat: list[tuple[Process, dict]] = []
         moved: set[str] = set()
@@ -327,6 +337,10 @@ class Conductor:
                                    or 0.0) > budget:
                 race()
                 continue
+            if len(heat) < 2:
+                self._make_room(index, case, started, [*members, name], set(members), before)
+                queue = [_current(started, q) for q in queue]
+                p = queue[0]
             queue.pop(0)
             began = time.monotonic()
             ready = _prepare([p], case, results, False, self.drawn.write(case))
@@ -341,12 +355,41 @@ class Conductor:
                 queue.insert(0, p)
                 race()
                 continue
+            if len(heat) < 2 and now is not None and now > budget:  # it took on more than predicted
+                self._make_room(index, case, started, [*members, name], {*members, name}, before)
+                queue = [_current(started, q) for q in queue]
             heat.extend(ready)
         anchor = heat[0][0].entrant.name if heat else None
         if len(heat) >= 2 or (heat and not heats):
             race()
         self._release([p for p, _ in heat], results)
         return heats, anchor
+
+    def _make_room(self, index: int, case: BenchCase, started: list[Process], members: list[str],
+                   holding: set[str], before: dict[str, float | None]) -> None:
+        """While ``members`` would take the pass over the budget on ``case``, restart the process (not one
+        ``holding`` the case) that keeps the most memory from earlier cases (``heat_plan.kept``)."""
+        while (self.plan.projected(case.id, each(started), before, members) or 0.0) > self.plan.budget_mb:
+            keeping = kept(started, holding)
+            if not keeping:
+                return
+            name = max(keeping, key=keeping.get)
+            i = next(i for i, p in enumerate(started) if p.entrant.name == name)
+            self.progress(f"  restarting {name}: it keeps {keeping[name]:,.0f} MB from earlier cases, and "
+                          f"{', '.join(members)} on {case.id} would take the pass over its budget")
+            started[i] = self._restart(index, started[i], case)
+            before[name] = status_mb(started[i].proc.pid, "VmRSS")
+
+    def _restart(self, index: int, p: Process, case: BenchCase) -> Process:
+        """A fresh process of ``p``'s entrant in its place; ``p``'s peak is recorded as a process of this pass."""
+        began = time.monotonic()
+        peak = ask_all([p], {"peak": True}, 30).get(p.entrant.name, {}).get("peak_rss_mb")
+        p.close()
+        p.wait()
+        self._seen(p, index, peak, retired_on=case.id)
+        fresh = greet(launch(p.entrant, self.logs, index, self.environs[p.entrant.name], p.instance + 1))
+        self.seconds["start"] += time.monotonic() - began
+        return fresh
 
     def _release(self, processes: list[Process], results: dict[str, Timings]) -> None:
         """Each drops its case, side by side (a collection and ``malloc_trim`` in a TensorFlow process take

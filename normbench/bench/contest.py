@@ -121,14 +121,17 @@ def memory_records(processes: list[dict], entrants: list[Entrant], field: str | 
     out = []
     for p in processes:
         entrant = by_name[p["adapter"]]
-        name = "-".join(filter(None, (entrant.name, field, f"p{p['process']}")))
+        instance = f".{p['instance']}" if p.get("instance") else ""  # a restarted process's successor
+        name = "-".join(filter(None, (entrant.name, field, f"p{p['process']}{instance}")))
         side = {"field": field} if field else {}
         about = records.about_process(name, {"process": p["process"], **side})
         peak = p.get("peak_rss_mb")
         lost = p.get("lost")
         out.append(records.build(_Named(entrant, p.get("version")), Suite.SPEED, Check.PEAK_MEMORY, about,
                                  outcome=Outcome.ERROR if lost else Outcome.PASS,
-                                 message=f"process {p['process']}: " + (lost or _peak(peak)),
+                                 message=f"process {p['process']}{instance}: " + (lost or _peak(peak)) + (
+                                     f"; restarted before {p['retired_on']} to give back memory its framework kept"
+                                     if p.get("retired_on") else ""),
                                  facts={**{k: v for k, v in p.items() if k != "adapter"}, **side}))
     return out
 

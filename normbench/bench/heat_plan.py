@@ -16,6 +16,7 @@ from .processes import Process
 MEMORY_BUDGET_MB = 5600.0  # the most a pass's processes may hold at once (MiB, just under 6 GB), at most ...
 MEMORY_SHARE = 0.6  # ... this share of the machine's memory
 MARGIN = 1.2  # on a prediction of what an entrant will take on from what others took on
+RESTART_MIN_MB = 256.0  # a process keeping less than this over what it held on starting is not worth restarting
 
 
 def together_mb(pids: list[int]) -> float | None:
@@ -37,6 +38,20 @@ def each(started: list[Process]) -> dict[str, float]:
     """What each live process of a pass holds now (MB), by entrant."""
     held = {p.entrant.name: (status_mb(p.proc.pid, "VmRSS"), p.shared_mb) for p in started if p.proc.poll() is None}
     return {name: mb - shared for name, (mb, shared) in held.items() if mb is not None}
+
+
+def kept(started: list[Process], holding: set[str]) -> dict[str, float]:
+    """What each live process not holding the case keeps over what it held on starting (MB), where that is at
+    least ``RESTART_MIN_MB``: memory its framework's allocator kept from finished cases (TensorFlow's keeps
+    its largest working set), which only a fresh process gives back."""
+    out = {}
+    for p in started:
+        if p.entrant.name in holding or p.lost or p.started_mb is None or p.proc.poll() is not None:
+            continue
+        now = status_mb(p.proc.pid, "VmRSS")
+        if now is not None and now - p.started_mb >= RESTART_MIN_MB:
+            out[p.entrant.name] = now - p.started_mb
+    return out
 
 
 def budget_mb() -> float:
@@ -79,15 +94,19 @@ class HeatPlan:
                 return float(np.mean(shares))
         return 0.5
 
-    def order(self, case: str, names: list[str], anchor: str | None = None, kind: str = "") -> list[str]:
+    def order(self, case: str, names: list[str], anchor: str | None = None, kind: str = "",
+              held: dict[str, float] | None = None) -> list[str]:
         """The anchor first, then the hungriest first, so that a heat's prediction from the entrants
         prepared so far errs on the high side. The anchor is in every heat and its noise is in every
-        ratio read through it: the steadiest of the entrants that take on no more than the middle
-        of the field (``anchor``: the case's own, chosen in an earlier pass)."""
+        ratio read through it: the steadiest of the entrants that will hold no more than the middle
+        of the field, what they take on and what they ``held`` before (a TensorFlow process keeps its
+        largest working set: it takes on little and holds much) (``anchor``: the case's own, chosen
+        in an earlier pass)."""
         self.kinds[case] = kind
         need = {n: self.need[case, n] if (case, n) in self.need else self.hunger(n, kind) * 1e6 for n in names}
         if anchor not in names:
-            modest = [n for n in names if need[n] <= float(np.median(list(need.values())))]
+            holds = {n: need[n] + (held or {}).get(n, 0.0) for n in names}
+            modest = [n for n in names if holds[n] <= float(np.median(list(holds.values())))]
             steady = {n: float(np.median(self.spreads[n])) if self.spreads.get(n) else 1.0 for n in modest}
             anchor = min(modest, key=lambda n: (steady[n], need[n], names.index(n)))
         return [anchor, *sorted((n for n in names if n != anchor), key=lambda n: -need[n])]

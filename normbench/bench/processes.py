@@ -30,6 +30,8 @@ class Process:
     hello: dict = field(default_factory=dict)
     lost: str | None = None
     shared_mb: float = 0.0  # resident, less proportional, on starting: its share of libraries other processes map
+    started_mb: float | None = None  # resident on starting (its hello)
+    instance: int = 0  # how many processes of its entrant this pass restarted before it
 
     def ask(self, request: dict, timeout_s: float) -> dict:
         self.send(request)
@@ -94,18 +96,19 @@ def ask_all(processes: list[Process], request: dict, timeout_s: float) -> dict[s
     return said
 
 
-def launch(entrant: Entrant, logs: Path, index: int, env: dict[str, str]) -> Process:
+def launch(entrant: Entrant, logs: Path, index: int, env: dict[str, str], instance: int = 0) -> Process:
     """A contender process of ``entrant`` under its interpreter, importing this normbench; its
-    hello is read by ``greet``, so the processes of a pass import their frameworks at once."""
+    hello is read by ``greet``, so the processes of a pass import their frameworks at once.
+    ``instance`` counts the processes of this entrant the pass restarted before this one."""
     logs.mkdir(parents=True, exist_ok=True)
-    stderr_path = logs / f"contender-{slug(entrant)}-p{index}.stderr.log"
+    stderr_path = logs / f"contender-{slug(entrant)}-p{index}{f'-{instance}' if instance else ''}.stderr.log"
     root = str(Path(__file__).resolve().parents[2])
     env = {**env, "PYTHONPATH": os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)}
     with open(stderr_path, "w") as err:
         proc = subprocess.Popen([entrant.python, "-X", "faulthandler", "-m", "normbench.bench.contender", entrant.ref],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True, env=env,
                                 cwd=os.getcwd())
-    return Process(entrant, proc, stderr_path)
+    return Process(entrant, proc, stderr_path, instance=instance)
 
 
 def greet(process: Process) -> Process:
@@ -116,6 +119,7 @@ def greet(process: Process) -> Process:
             process.fail(process.hello["error"])
         rss, pss = status_mb(process.proc.pid, "VmRSS"), proportional_mb(process.proc.pid)
         process.shared_mb = max(rss - pss, 0.0) if rss is not None and pss is not None else 0.0
+        process.started_mb = rss
     except ContenderLost:
         pass
     return process

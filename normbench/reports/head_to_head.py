@@ -95,9 +95,14 @@ def budget_line(res: Results) -> str:
         return ""
     if not heated:
         return f"Every case fit within the pass's memory budget of {budget:,.0f} MB with the whole field at once."
+    mem = res.checks[res.checks["check"] == Check.PEAK_MEMORY]
+    retired = mem[[bool(f.get("retired_on")) for f in mem["facts"]]]
+    restarted = (f" To keep a heat within it, {len(retired)} idle process{'es' if len(retired) > 1 else ''} of "
+                 f"{', '.join(sorted(set(retired['adapter'])))} {'were' if len(retired) > 1 else 'was'} restarted, "
+                 "giving back memory its framework kept from earlier cases." if len(retired) else "")
     return (f"{heated} of {cases} cases did not fit within the pass's memory budget of {budget:,.0f} MB with the "
             "whole field at once and ran in heats: the same anchor adapter in each, every ratio read through it, "
-            "so their intervals are wider.")
+            "so their intervals are wider." + restarted)
 
 
 def present(res: Results) -> bool:
