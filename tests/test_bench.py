@@ -20,16 +20,10 @@ TIMING = {"median_s", "iqr_s", "min_s", "rounds", "compile_s", "first_call_s", "
           "roofline_frac", "threads", "sync", "faults_per_call"}
 
 
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench") / "r"
-    proc = run_cli("bench", "--in-process", "--quick", "--adapters", "numpy,torch", "--threads", "1", "-o", str(out))
-    return proc, out
-
 @pytest.mark.serial
 
-def test_bench_records_timing_traffic_and_roofline(quick_run):
-    proc, out = quick_run
+def test_bench_records_timing_traffic_and_roofline(quick_bench_run):
+    proc, out = quick_bench_run
     env, rows = records.read(out / "results.jsonl")
     failed = {r["check"] for r in rows if r["outcome"] in ("fail", "error")}
     assert proc.returncode == (1 if failed else 0) and failed <= {"self_check"}, proc.stdout[-3000:]
@@ -54,8 +48,8 @@ def test_bench_records_timing_traffic_and_roofline(quick_run):
 
 @pytest.mark.serial
 
-def test_recompiles_are_counted(quick_run):
-    _, out = quick_run
+def test_recompiles_are_counted(quick_bench_run):
+    _, out = quick_bench_run
     rows = [r for r in records.read(out / "results.jsonl")[1] if r["check"] == "recompiles"]
     assert {r["adapter"] for r in rows} == {"numpy", "torch"}
     assert all(r["recompiles"] is None and "no tracing" in r["message"] for r in rows)
@@ -128,6 +122,9 @@ def test_verification_suites_do_not_collect_benchmarks(tmp_path):
     (["--head-to-head", "--in-process"], "give --in-process or --head-to-head (the default), not both"),
     (["--repeats", "2"], "--repeats counts in-process passes (--in-process); head to head, give --processes"),
     (["--", "-k", "layer"], "head to head runs no pytest: pytest arguments need --in-process"),
+    # it limited nothing there: a hanging adapter hung for good
+    (["--timeout", "5"], "--timeout 5: only --allocators and --self-check start processes it limits"),
+    (["--in-process", "--timeout", "5"], "--timeout 5: only --allocators and --self-check"),
 ])
 def test_bad_bench_options_are_named(tmp_path, args, message):
     proc = run_cli("bench", "--quick", *args, "-o", str(tmp_path / "r"))
@@ -136,10 +133,10 @@ def test_bad_bench_options_are_named(tmp_path, args, message):
 
 @pytest.mark.serial
 
-def test_the_self_check_runs_in_the_benchmark_process_after_its_cases(quick_run):
+def test_the_self_check_runs_in_the_benchmark_process_after_its_cases(quick_bench_run):
     """Interleaved with the harness on the same prepared call, in the state the cases left; one
     adapter per framework family (torch here; numpy is not one)."""
-    _, out = quick_run
+    _, out = quick_bench_run
     rows = records.read(out / "results.jsonl")[1]
     checks = [r for r in rows if r["check"] == "self_check"]
     assert [r["adapter"] for r in checks] == ["torch"]
@@ -186,11 +183,11 @@ def test_self_check_compares_with_a_fresh_process(tmp_path):
 
 @pytest.mark.serial
 
-def test_reports_show_each_processs_self_check(quick_run):
+def test_reports_show_each_processs_self_check(quick_bench_run):
     from normbench.reports import markdown, model
     from normbench.reports.html import page
 
-    _, out = quick_run
+    _, out = quick_bench_run
     res = model.load([out / "results.jsonl"])
     found = model.self_checks(res)
     assert list(found["adapter"]) == ["torch"] and found["ratio"].between(0.2, 5).all()

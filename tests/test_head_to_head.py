@@ -187,7 +187,7 @@ def meta_pass(tmp_path_factory):
              "tests.meta_speed:Slower5", "tests.crashing_adapters:Segfaulting"]
     out = root / "r"
     # two passes: a spin on the clock carries no process bias of its own (real frameworks do: see the defaults)
-    proc = run_cli("bench", "--quick", "--processes", "2", "--rounds", "10", "--adapters",
+    proc = run_cli("bench", "--quick", "--processes", "2", "--rounds", "6", "--adapters",
                    ",".join(names), "--memory-budget", str(BUDGET_MB),
                    "--default-shapes-for", "tests.meta_speed:Slower5", "-o", str(out), cwd=ROOT, timeout=900)
     env, rows = records.read(out / "results.jsonl")

@@ -65,7 +65,7 @@ def add(sub: argparse._SubParsersAction) -> None:
                             "cannot hold runs in heats that share an anchor adapter (default "
                             f"{heat_plan.MEMORY_BUDGET_MB:.0f}, or {heat_plan.MEMORY_SHARE * 100:.0f} %% of this "
                             "machine's memory if less; 0: no budget)")
-    bench.add_argument("--timeout", type=positive_int, default=runner.DEFAULT_TIMEOUT_S,
+    bench.add_argument("--timeout", type=positive_int, default=None,
                        help="with --allocators or --self-check: seconds before one of their processes is killed and "
                             f"recorded as an error (default {runner.DEFAULT_TIMEOUT_S})")
     bench.add_argument("-v", "--verbose", action="store_true", help="one line per benchmark")
@@ -126,6 +126,10 @@ def bench_cases(args: argparse.Namespace) -> int:
     if args.memory_budget is not None and (in_process or args.memory_budget < 0):
         return fail(f"--memory-budget {args.memory_budget:g}: " + ("head to head only, without --in-process"
                     if in_process else "give a number of MB, or 0 for no budget"))
+    if args.timeout is not None and not (args.allocators or args.self_check):
+        return fail(f"--timeout {args.timeout}: only --allocators and --self-check start processes it limits "
+                    "(head to head, each request has its own limit; --in-process runs in this process)")
+    args.timeout = args.timeout or runner.DEFAULT_TIMEOUT_S
     if not in_process and not entrants:
         return fail("no adapter to time head to head (none is installed but the numpy reference)")
     out = output(args)
@@ -135,7 +139,7 @@ def bench_cases(args: argparse.Namespace) -> int:
         return head_to_head.run(args, entrants, chosen[0], out)
     if args.self_check:
         return bench_passes.self_check(args, settings(args), chosen[0], out)
-    if len(chosen) > 1:
+    if args.allocators:  # supervised passes, one name or several: --timeout holds for each
         return bench_passes.allocators(args, settings(args), chosen, out)
     if not allocator.current(chosen[0]):
         # The allocator acts from process start (the loader reads GLIBC_TUNABLES and LD_PRELOAD):
