@@ -166,8 +166,10 @@ def quick_bench_run(tmp_path_factory):
 
     def make(folder: Path) -> dict:
         out = folder / "r"
+        # without the self-check: it times its own case once, where every other case has three repeats
+        # (tests/test_bench.py runs it)
         proc = run_cli("bench", "--in-process", "--quick", "--adapters", "numpy,torch", "--threads", "1",
-                       "-o", str(out))
+                       "-o", str(out), "--", "-k", "not test_self_check")
         return {"proc": kept(proc), "out": str(out)}
 
     done = once(tmp_path_factory, "quick-bench", make)
@@ -176,10 +178,9 @@ def quick_bench_run(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def quick_bench(quick_bench_run):
-    """Its results file. Its self-check's verdict depends on the machine's load (tests/test_bench.py judges
-    that run), so a failed self-check is the one failure allowed here."""
+    """Its results file."""
     proc, out = quick_bench_run
-    assert proc.returncode in (0, 1) and (out / "results.jsonl").exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return out / "results.jsonl"
 
 

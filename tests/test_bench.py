@@ -131,13 +131,24 @@ def test_bad_bench_options_are_named(tmp_path, args, message):
     assert proc.returncode == 2 and message in proc.stderr
     assert not (tmp_path / "r").exists()
 
+@pytest.fixture(scope="module")
+def self_checked(tmp_path_factory):
+    """A quick in-process bench with its self-check: numpy's and torch's RMSNorm cases, then torch's check."""
+    out = tmp_path_factory.mktemp("self-checked") / "r"
+    proc = run_cli("bench", "--in-process", "--quick", "--adapters", "numpy,torch", "--threads", "1", "-o", str(out),
+                   "--", "-k", "rms_norm or test_self_check")
+    rows = records.read(out / "results.jsonl")[1]
+    assert proc.returncode == (1 if any(r["outcome"] == "fail" for r in rows) else 0), proc.stdout[-3000:]
+    assert {r["check"] for r in rows if r["outcome"] in ("fail", "error")} <= {"self_check"}  # the machine's load
+    return out
+
+
 @pytest.mark.serial
 
-def test_the_self_check_runs_in_the_benchmark_process_after_its_cases(quick_bench_run):
+def test_the_self_check_runs_in_the_benchmark_process_after_its_cases(self_checked):
     """Interleaved with the harness on the same prepared call, in the state the cases left; one
     adapter per framework family (torch here; numpy is not one)."""
-    _, out = quick_bench_run
-    rows = records.read(out / "results.jsonl")[1]
+    rows = records.read(self_checked / "results.jsonl")[1]
     checks = [r for r in rows if r["check"] == "self_check"]
     assert [r["adapter"] for r in checks] == ["torch"]
     assert rows.index(checks[0]) > max(i for i, r in enumerate(rows) if r["adapter"] == "torch"
@@ -184,12 +195,11 @@ def test_self_check_compares_with_a_fresh_process(tmp_path):
 
 @pytest.mark.serial
 
-def test_reports_show_each_processs_self_check(quick_bench_run):
+def test_reports_show_each_processs_self_check(self_checked):
     from normbench.reports import markdown, model
     from normbench.reports.html import page
 
-    _, out = quick_bench_run
-    res = model.load([out / "results.jsonl"])
+    res = model.load([self_checked / "results.jsonl"])
     found = model.self_checks(res)
     assert list(found["adapter"]) == ["torch"] and found["ratio"].between(0.2, 5).all()
     md = markdown.render(res)
