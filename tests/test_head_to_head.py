@@ -334,8 +334,10 @@ def test_a_process_that_keeps_what_it_freed_is_restarted_to_keep_the_pass_within
     file.close()
     assert len({r.case for r in memory}) == len(memory)  # a restarted process and its successor: two records
     assert sum("restarted before batch_norm-" in r.message for r in memory) == len(retired)
-    line = h2h_report.budget_line(model.load([tmp_path / "results.jsonl"]))
+    res = model.load([tmp_path / "results.jsonl"])
+    line = h2h_report.budget_line(res)
     assert f"{len(retired)} idle processes of meta-ratcheting were restarted" in line, line
+    assert h2h_report.together(res)[1] == 3  # processes of a pass at once: a restart's successor is not a fourth
 
 
 @pytest.mark.serial

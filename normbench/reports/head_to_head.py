@@ -67,12 +67,13 @@ def hungriest(res: Results) -> tuple[str, float] | None:
 
 
 def together(res: Results) -> tuple[float, int] | None:
-    """The most the processes of one pass held at once, and how many processes a pass had."""
+    """The most the processes of one pass held at once, and how many processes a pass had at once (one per
+    adapter: a restarted process and its successor are one)."""
     mem = memory(res)
     peaks = mem.dropna(subset=["pass_together_mb"]) if len(mem) else mem
     if not len(peaks):
         return None
-    return float(peaks["pass_together_mb"].max()), int(peaks.groupby(["field", "process"])["adapter"].count().max())
+    return float(peaks["pass_together_mb"].max()), int(peaks.groupby(["field", "process"])["adapter"].nunique().max())
 
 
 def heats(res: Results) -> tuple[int, int, float | None]:
