@@ -26,7 +26,7 @@ def test_bench_records_timing_traffic_and_roofline(quick_bench_run):
     proc, out = quick_bench_run
     env, rows = records.read(out / "results.jsonl")
     failed = {r["check"] for r in rows if r["outcome"] in ("fail", "error")}
-    assert proc.returncode == (1 if failed else 0) and failed <= {"self_check"}, proc.stdout[-3000:]
+    assert proc.returncode == 0 and not failed, proc.stdout[-3000:]  # its self-check is left out
     assert env["memory_bandwidth"]["gbps"] > 0 and env["memory_bandwidth"]["threads"] == 1
     assert env["threads"]["NORMBENCH_THREADS"] == "1" and env["threads"]["OMP_NUM_THREADS"] == "1"
     timed = [r for r in rows if r["suite"] == "speed" and r["check"] not in ("recompiles", "self_check")

@@ -52,7 +52,8 @@ def memory(res: Results) -> pd.DataFrame:
                          "field": mem["facts"].map(field_of),
                          "peak_rss_mb": [f.get("peak_rss_mb") for f in mem["facts"]],
                        "pass_together_mb": [f.get("pass_together_mb") for f in mem["facts"]],
-                         "python": [f.get("executable") for f in mem["facts"]], "message": mem["message"]})
+                         "python": [f.get("executable") for f in mem["facts"]], "message": mem["message"],
+                         "retired_on": [f.get("retired_on") for f in mem["facts"]]})
 
 
 def hungriest(res: Results) -> tuple[str, float] | None:
@@ -96,8 +97,8 @@ def budget_line(res: Results) -> str:
         return ""
     if not heated:
         return f"Every case fit within the pass's memory budget of {budget:,.0f} MB with the whole field at once."
-    mem = res.checks[res.checks["check"] == Check.PEAK_MEMORY]
-    retired = mem[[bool(f.get("retired_on")) for f in mem["facts"]]]
+    mem = memory(res)
+    retired = mem[mem["retired_on"].notna()]
     restarted = (f" To keep a heat within it, {len(retired)} idle process{'es' if len(retired) > 1 else ''} of "
                  f"{', '.join(sorted(set(retired['adapter'])))} {'were' if len(retired) > 1 else 'was'} restarted, "
                  "giving back memory its framework kept from earlier cases." if len(retired) else "")
