@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from normbench.adapters import registry
-from normbench.numerics import envelopes
+from normbench.numerics import envelopes, reference, tolerance
 from normbench.results import records
 from normbench.verify import known
 
@@ -156,8 +156,8 @@ def test_one_pass_envelope_grows_with_the_conditioning_and_stops_somewhere():
 
 
 def test_a_cause_that_raises_does_not_excuse_a_wrong_number():
-    entry = next(k for k in known.KNOWN if k.key == "keras-mask-last-axis")
-    row = {"adapter": "keras[jax]", "layout": "channels_first", "params": {"masked": True}, "dtype": "float32",
+    entry = next(k for k in known.KNOWN if k.key == "tf-keras-mask-last-axis")
+    row = {"adapter": "tf_keras", "layout": "channels_first", "params": {"masked": True}, "dtype": "float32",
            "check": "forward_train", "outcome": "error", "message": "ValueError: cannot broadcast",
            "facts": {"exception": "ValueError"}}
     assert entry.explains(row)[0]
@@ -442,3 +442,79 @@ def test_an_inf_is_explained_only_where_the_causes_error_passes_the_dtypes_range
     assert not cause(6600.0).explains(wider)[0]
     mixed = {**row, "facts": {"grad_dtype": "float32"}}  # half inputs, float32 gradients: judged in float32
     assert not cause(6600.0).explains(mixed)[0]
+
+
+def test_an_envelope_is_met_by_the_error_past_each_elements_own_tolerance():
+    """Element 0 errs 1.0 against a tolerance of 0.5 (ratio 2, 0.5 past it), element 1 errs 3.0 against 2.0
+    (ratio 1.5, 1.0 past it). A cause explaining 1.2 on top of each tolerance explains the record; the summary
+    tolerance (3.0 / 2 = 1.5) bounds the excess only by 3.0 · (1 − 1/2) = 1.5, and a record without its
+    excess is judged by that bound."""
+    v = tolerance.judge("y", np.array([1.0, 3.0]), np.zeros(2), tolerance.Bound(np.array([0.5, 2.0]), 1.0, None))
+    assert (v.ratio, v.max_abs_err, v.tolerance, v.excess) == (2.0, 3.0, 1.5, 1.0)
+    row = {"max_abs_err": v.max_abs_err, "tolerance": v.tolerance, "excess": v.excess}
+    assert envelopes.within_tolerances(row, 1.2) >= v.ratio > envelopes.within_tolerances(row, 0.99)
+    assert envelopes.within_tolerances({**row, "excess": None}, 1.2) < v.ratio <= envelopes.within_tolerances(
+        {**row, "excess": None}, 1.5)
+    assert tolerance.judge("y", np.ones(2), np.ones(2), tolerance.Bound(np.array([0.5, 2.0]), 1.0, None)).excess == -0.5
+
+
+def _judged_here(adapter_name: str, case_id: str) -> dict:
+    """The oracle's checks of one case on an adapter of this process, classified as a run does: check -> row."""
+    from normbench import plugin
+    from normbench.search.case_ids import parse
+    from normbench.verify import checks
+
+    from .conftest import BUILTIN, require_installed
+
+    adapter = registry.get(adapter_name)
+    require_installed(adapter)
+    if adapter_name not in BUILTIN:
+        pytest.skip(f"{adapter_name} runs in a process of its own (KERAS_BACKEND)")
+    case = parse(case_id)
+    recs = [*checks.forward(adapter, case, training=True), *checks.gradients(adapter, case),
+            *(checks.running_stats(adapter, case) if case.spec.has_running_stats else [])]
+    for rec in recs:
+        plugin.classify(rec)
+    return {rec.check: rec.to_row() for rec in recs}
+
+
+def test_the_two_unexplained_search_failures_are_their_known_causes():
+    """The default modes' searches failed two cases no entry explained:
+    - tf_keras's float16 LayerNorm of layer_norm-843x1x2x2-float16-shifted:1:100 erred 1.054 past its elements'
+      own tolerances, within the 1.079 tf-keras-half-precision explains, but the envelope read the record's
+      summary tolerance, which bounds that excess only by 1.46 (see the test above);
+    - Keras broadcasts a channels-first BatchNorm's mask on the last axis, and with as many positions as
+      channels (2×2×2) that broadcasts: no error is raised, and every statistic weights element (n, c, l) by
+      the mask at position c. The float64 reference with that weighting is Keras's output."""
+    rows = _judged_here("tf_keras", "layer_norm-843x1x2x2-float16-shifted:1:100")
+    y = rows["forward_train"]
+    assert y["outcome"] == "known" and y["facts"]["known"] == "tf-keras-half-precision", y["message"]
+    assert 1.0 < y["excess"] < 1.079 < y["max_abs_err"] * (1 - y["tolerance"] / y["max_abs_err"])
+    assert not [r for r in rows.values() if r["outcome"] in ("fail", "error")]
+
+    rows = _judged_here("keras[tensorflow]", "batch_norm-2x2x2-float32-normal-channels_first-masked")
+    found = {c for c, r in rows.items() if r["outcome"] == "known" and r["facts"]["known"] == "keras-mask-last-axis"}
+    assert found == {"forward_train", "grad_dx", "grad_dgamma", "running_mean", "running_var"}, rows
+    assert not [r for r in rows.values() if r["outcome"] in ("fail", "error")]
+
+
+def test_keras_weights_a_channels_first_mask_as_broadcast_on_the_last_axis():
+    """The cause, measured: Keras's output is the float64 reference whose statistics weight element (n, c, l)
+    by mask[n, c], within the forward tolerance; against the mask's own weighting it errs by ~7·10⁵ of it."""
+    from normbench.search.case_ids import parse
+
+    from .conftest import BUILTIN, require_installed
+
+    adapter = registry.get("keras[tensorflow]")
+    require_installed(adapter)
+    if "keras[tensorflow]" not in BUILTIN:
+        pytest.skip("keras[tensorflow] runs in a process of its own (KERAS_BACKEND)")
+    case = parse("batch_norm-2x2x2-float32-normal-channels_first-masked")
+    x, p = case.data()
+    layer = adapter.build(case.spec, case.shape, case.dtype, ("mask",))
+    layer.set_params(p.gamma, p.beta)
+    y = layer.forward(x, True, p.mask)
+    bound = tolerance.forward_bound(case.spec, "float32", x, p.gamma, p.beta, p.mask)
+    keras_weights = np.broadcast_to(np.expand_dims(p.mask, -1), x.shape)
+    assert tolerance.judge("y", y, reference.forward(case.spec, x, p.gamma, p.beta, keras_weights), bound).passed
+    assert tolerance.judge("y", y, reference.forward(case.spec, x, p.gamma, p.beta, p.mask), bound).ratio > 1e5

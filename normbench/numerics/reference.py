@@ -36,12 +36,16 @@ def _f64(a) -> np.ndarray:
 
 
 def weights(spec: NormSpec, x: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-    """1 where a position counts towards its group's statistics, 0 where the mask drops it, in x's shape."""
+    """1 where a position counts towards its group's statistics, 0 where the mask drops it, in x's shape.
+    A mask of x's own shape weights each element (``envelopes``: the weighting of a layer that broadcasts
+    its mask onto the wrong axes)."""
     if mask is None:
         return np.ones_like(x)
     if not spec.kind.maskable:
         raise ValueError(f"{spec.op} takes no mask")
     mask = np.asarray(mask)
+    if mask.shape == x.shape and x.ndim > 1:
+        return mask.astype(np.float64)
     if mask.shape != spec.mask_shape(x.shape):
         raise ValueError(f"mask shape {mask.shape} does not match {spec.mask_shape(x.shape)}")
     w = np.expand_dims(mask.astype(np.float64), spec.param_axes(x.ndim))

@@ -296,6 +296,10 @@ class Verdict:
     tolerance: float  # max_abs_err / ratio: max_abs_err <= tolerance exactly when passed
     ratio: float  # the largest elementwise error / tolerance; <= 1 passes
     message: str
+    # The largest elementwise error beyond that element's own tolerance (absolute; <= 0 passes): what a known
+    # divergence's envelope must explain. ``tolerance`` cannot say it, since the element with the largest error
+    # need not be the one furthest past its tolerance.
+    excess: float = np.nan
 
 
 def returned_in(bound: Bound, actual, expected) -> Bound:
@@ -334,7 +338,7 @@ def judge(name: str, actual, expected, bound: Bound, finite=None) -> Verdict:
     actual = actual.astype(np.float64)
     if actual.shape != expected.shape:
         return Verdict(False, np.inf, np.inf, 0.0, np.inf,
-                       f"{name}: shape {actual.shape} != expected {expected.shape}")
+                       f"{name}: shape {actual.shape} != expected {expected.shape}", np.inf)
     tol = np.broadcast_to(bound.tol, expected.shape)
     unit = np.broadcast_to(bound.unit, expected.shape)
     same_nonfinite = ~np.isfinite(expected) & (np.isnan(expected) == np.isnan(actual))
@@ -348,7 +352,7 @@ def judge(name: str, actual, expected, bound: Bound, finite=None) -> Verdict:
         ratio = np.where(err == 0, 0.0, err / tol)
         in_eps = np.where(err == 0, 0.0, err / unit)
     if err.size == 0:
-        return Verdict(True, 0.0, 0.0, 0.0, 0.0, f"{name}: empty")
+        return Verdict(True, 0.0, 0.0, 0.0, 0.0, f"{name}: empty", 0.0)
     worst = np.unravel_index(int(np.argmax(np.where(np.isnan(ratio), np.inf, ratio))), err.shape)
     max_err, worst_ratio = float(err.max()), float(ratio[worst])
     # Tolerances differ per element (each group has its own κ); the summary tolerance is
@@ -362,4 +366,5 @@ def judge(name: str, actual, expected, bound: Bound, finite=None) -> Verdict:
     nonfinite = int((should_be_finite & ~(np.isfinite(actual) & np.isfinite(expected))).sum())
     if nonfinite:
         detail += f"; {nonfinite} non-finite values where the reference is finite"
-    return Verdict(bool(np.all(ratio <= 1)), max_err, float(in_eps.max()), summary_tol, worst_ratio, detail)
+    excess = float(np.max(np.where(err == 0, -tol, err - tol)))  # (an inf tolerance with no error: -inf, not NaN)
+    return Verdict(bool(np.all(ratio <= 1)), max_err, float(in_eps.max()), summary_tol, worst_ratio, detail, excess)

@@ -55,6 +55,9 @@ class Record:
     max_abs_err: float | None = None
     err_eps: float | None = None
     tolerance: float | None = None
+    # the largest error beyond its own element's tolerance (absolute; <= 0 passes): what a known divergence's
+    # envelope must explain (``numerics.envelopes.within_tolerances``)
+    excess: float | None = None
     message: str = ""
     device: str = "cpu"
     rerun: str = ""  # a command that reruns exactly this case

@@ -53,7 +53,7 @@ def judged(check: Check, verdict: tolerance.Verdict, facts: dict | None = None) 
     return {
         "check": check, "outcome": Outcome.PASS if verdict.passed else Outcome.FAIL,
         "max_abs_err": verdict.max_abs_err, "err_eps": verdict.err_eps,
-        "tolerance": verdict.tolerance, "message": verdict.message, "facts": facts or {},
+        "tolerance": verdict.tolerance, "excess": verdict.excess, "message": verdict.message, "facts": facts or {},
     }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from ...numerics.divergence import CENTRED, Known, channels, conditioned, params, synchronized, within
 from ...numerics.envelopes import (
     computes_in,
+    mask_on_last_axis,
     one_pass_variance,
     one_pass_variance_in,
     replica_statistics,
@@ -60,6 +61,7 @@ KNOWN: tuple[Known, ...] = (
         "https://github.com/keras-team/keras/issues/19848",
         lambda r: within(r, adapter=_KERAS, layout=("channels_first",)) and params(r).get("masked"),
         raises=("ValueError", "InvalidArgumentError", "RuntimeError", "TorchRuntimeError"),  # the last: torch.compile's
+        envelope=mask_on_last_axis,  # where the mask broadcasts (normbench search: batch_norm-2x2x2-…-masked)
     ),
     Known(
         "keras-masked-single-channel",
