@@ -156,12 +156,12 @@ def test_one_pass_envelope_grows_with_the_conditioning_and_stops_somewhere():
 
 
 def test_a_cause_that_raises_does_not_excuse_a_wrong_number():
-    entry = next(k for k in known.KNOWN if k.key == "tf-keras-mask-last-axis")
-    row = {"adapter": "tf_keras", "layout": "channels_first", "params": {"masked": True}, "dtype": "float32",
-           "check": "forward_train", "outcome": "error", "message": "ValueError: cannot broadcast",
-           "facts": {"exception": "ValueError"}}
-    assert entry.explains(row)[0]
-    assert not entry.explains({**row, "facts": {"exception": "IndexError"}, "message": "IndexError: x"})[0]
+    entry = next(k for k in known.KNOWN if k.key == "keras-masked-single-channel")
+    row = {"adapter": "keras[jax]", "op": "batch_norm", "shape": [2, 1], "params": {"masked": True},
+           "dtype": "float32", "check": "forward_train", "outcome": "error", "message": "IndexError: tuple index",
+           "facts": {"exception": "IndexError"}}
+    assert entry.matches(row) and entry.explains(row)[0]
+    assert not entry.explains({**row, "facts": {"exception": "ValueError"}, "message": "ValueError: x"})[0]
     assert not entry.explains({**row, "outcome": "fail", "max_abs_err": 0.5, "tolerance": 1e-6})[0]
 
 
@@ -485,17 +485,19 @@ def test_the_two_unexplained_search_failures_are_their_known_causes():
       summary tolerance, which bounds that excess only by 1.46 (see the test above);
     - Keras broadcasts a channels-first BatchNorm's mask on the last axis, and with as many positions as
       channels (2×2×2) that broadcasts: no error is raised, and every statistic weights element (n, c, l) by
-      the mask at position c. The float64 reference with that weighting is Keras's output."""
+      the mask at position c. The float64 reference with that weighting is Keras's output; a replay of
+      the case on tf_keras failed alike, its moments weighting the mask the same way."""
     rows = _judged_here("tf_keras", "layer_norm-843x1x2x2-float16-shifted:1:100")
     y = rows["forward_train"]
     assert y["outcome"] == "known" and y["facts"]["known"] == "tf-keras-half-precision", y["message"]
     assert 1.0 < y["excess"] < 1.079 < y["max_abs_err"] * (1 - y["tolerance"] / y["max_abs_err"])
     assert not [r for r in rows.values() if r["outcome"] in ("fail", "error")]
 
-    rows = _judged_here("keras[tensorflow]", "batch_norm-2x2x2-float32-normal-channels_first-masked")
-    found = {c for c, r in rows.items() if r["outcome"] == "known" and r["facts"]["known"] == "keras-mask-last-axis"}
-    assert found == {"forward_train", "grad_dx", "grad_dgamma", "running_mean", "running_var"}, rows
-    assert not [r for r in rows.values() if r["outcome"] in ("fail", "error")]
+    for adapter, key in (("keras[tensorflow]", "keras-mask-last-axis"), ("tf_keras", "tf-keras-mask-last-axis")):
+        rows = _judged_here(adapter, "batch_norm-2x2x2-float32-normal-channels_first-masked")
+        found = {c for c, r in rows.items() if r["outcome"] == "known" and r["facts"]["known"] == key}
+        assert found == {"forward_train", "grad_dx", "grad_dgamma", "running_mean", "running_var"}, (adapter, rows)
+        assert not [r for r in rows.values() if r["outcome"] in ("fail", "error")]
 
 
 def test_keras_weights_a_channels_first_mask_as_broadcast_on_the_last_axis():

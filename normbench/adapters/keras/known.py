@@ -57,11 +57,13 @@ KNOWN: tuple[Known, ...] = (
     Known(
         "keras-mask-last-axis",
         "Keras's masked BatchNorm expands the mask on the last axis whatever `axis` is, so "
-        "channels-first inputs with a mask raise or are weighted wrongly (the same code on every backend)",
+        "channels-first inputs with a mask raise, or, where the mask broadcasts (as many positions as "
+        "channels), weight each element by the mask at another position (the same code on every backend; "
+        "normbench search: batch_norm-2x2x2-float32-normal-channels_first-masked)",
         "https://github.com/keras-team/keras/issues/19848",
         lambda r: within(r, adapter=_KERAS, layout=("channels_first",)) and params(r).get("masked"),
         raises=("ValueError", "InvalidArgumentError", "RuntimeError", "TorchRuntimeError"),  # the last: torch.compile's
-        envelope=mask_on_last_axis,  # where the mask broadcasts (normbench search: batch_norm-2x2x2-…-masked)
+        envelope=mask_on_last_axis,
     ),
     Known(
         "keras-masked-single-channel",

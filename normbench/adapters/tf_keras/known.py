@@ -9,6 +9,7 @@ from ...numerics.envelopes import (
     ignores_mask,
     ignores_mask_one_pass_in,
     largest_rstd,
+    mask_on_last_axis,
     measured,
     one_pass_variance_in,
     variance_overflows,
@@ -71,10 +72,13 @@ KNOWN: tuple[Known, ...] = (
     Known(
         "tf-keras-mask-last-axis",
         "tf_keras's masked BatchNorm moments expand the mask on the last axis whatever `axis` is "
-        "(tf.nn.weighted_moments with the mask at axis -1), so channels-first inputs with a mask raise",
+        "(tf.nn.weighted_moments with the mask at axis -1), so channels-first inputs with a mask raise, or, "
+        "where the mask broadcasts (as many positions as channels), weight each element by the mask at another "
+        "position, as Keras 3 does (normbench search: batch_norm-2x2x2-float32-normal-channels_first-masked)",
         "https://github.com/keras-team/tf-keras/blob/master/tf_keras/layers/normalization/batch_normalization.py",
         lambda r: within(r, adapter=_TF_KERAS, layout=("channels_first",)) and params(r).get("masked"),
         raises=("ValueError", "InvalidArgumentError"),
+        envelope=mask_on_last_axis,
     ),
     Known(
         "tf-keras-float32-decay",
