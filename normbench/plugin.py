@@ -367,8 +367,9 @@ def norm_record(request: pytest.FixtureRequest, norm_adapter):
             pytest.fail("\n".join([f"{r.check} [{r.outcome}] {r.message}" for r in bad] + tracebacks[:1]),
                         pytrace=False)
         known = [r for r in records if r.outcome == Outcome.KNOWN]
-        if known:
-            pytest.xfail(known[0].message)
+        if known:  # pytrace=False: what an xfail shows is its reason; the traceback pytest.xfail() has formatted
+            # for each one, which nothing shows, was an eighth of a keras[jax] suite run (403 known records)
+            raise pytest.xfail.Exception(known[0].message, pytrace=False)
         if records and all(r.outcome == Outcome.SKIP for r in records):
             pytest.skip(records[0].message)
         return records

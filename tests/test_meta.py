@@ -76,7 +76,7 @@ QUANTITY = {
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("meta") / "r"
     refs = [f"tests.meta_adapters:{a.__name__}" for a in ADAPTERS]
-    proc = run_cli("verify", "--adapters", ",".join(refs), "-o", str(out), cwd=ROOT)
+    proc = run_cli("verify", "--adapters", ",".join(refs), "-o", str(out), "--no-report", cwd=ROOT)
     if not (out / "results.jsonl").exists():
         pytest.fail(f"no results written:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc, records.read(out / "results.jsonl")[1]

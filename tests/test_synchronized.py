@@ -146,7 +146,7 @@ def test_jax_is_asked_for_enough_host_devices_and_other_flags_are_kept():
 def meta(tmp_path_factory):
     out = tmp_path_factory.mktemp("sync-meta") / "r"
     refs = ",".join(f"tests.meta_replicas:{a.__name__}" for a in (m.Independent, *m.BROKEN))
-    proc = run_cli("verify", "--suites", "synchronized", "--adapters", refs, "-o", str(out), cwd=ROOT)
+    proc = run_cli("verify", "--suites", "synchronized", "--adapters", refs, "-o", str(out), "--no-report", cwd=ROOT)
     if not (out / "results.jsonl").exists():
         pytest.fail(f"no results written:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc, records.read(out / "results.jsonl")[1]
@@ -196,7 +196,7 @@ FOUR = ("flax.linen", "flax.nnx", "keras[tensorflow]", "tf_keras")  # whose engi
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory):
     out = tmp_path_factory.mktemp("sync-run") / "r"
-    proc = run_cli("run", "--suites", "synchronized", "-o", str(out), cwd=ROOT, timeout=900)
+    proc = run_cli("run", "--suites", "synchronized", "-o", str(out), "--no-report", cwd=ROOT, timeout=900)
     rows = [r for f in sorted((out / "sync").rglob("*.jsonl")) for r in records.read(f)[1]]
     return proc, rows
 
