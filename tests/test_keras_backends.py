@@ -44,7 +44,7 @@ def suite_run(request, tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_XDIST", "PYTEST_ADDOPTS"))}
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "--pyargs", "normbench.suites", "--adapters", adapter.name,
-         "--results", str(results), "-p", "no:cacheprovider", "-q"],
+         "--results", str(results), "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-q"],
         cwd=results.parent, capture_output=True, text=True, timeout=600, env={**env, **adapter.environment},
     )
     rows = records.read(results)[1] if results.exists() else []
