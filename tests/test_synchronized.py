@@ -196,7 +196,7 @@ FOUR = ("flax.linen", "flax.nnx", "keras[tensorflow]", "tf_keras")  # whose engi
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory):
     out = tmp_path_factory.mktemp("sync-run") / "r"
-    proc = run_cli("run", "--suites", "synchronized", "-o", str(out), "--no-report", cwd=ROOT, timeout=900)
+    proc = run_cli("run", "--suites", "synchronized", "-o", str(out), cwd=ROOT, timeout=900)
     rows = [r for f in sorted((out / "sync").rglob("*.jsonl")) for r in records.read(f)[1]]
     return proc, rows
 
