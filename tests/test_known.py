@@ -163,6 +163,11 @@ def test_a_cause_that_raises_does_not_excuse_a_wrong_number():
     assert entry.matches(row) and entry.explains(row)[0]
     assert not entry.explains({**row, "facts": {"exception": "ValueError"}, "message": "ValueError: x"})[0]
     assert not entry.explains({**row, "outcome": "fail", "max_abs_err": 0.5, "tolerance": 1e-6})[0]
+    # an entry with an envelope as well (its cause raises, or errs where it does not): no envelope for a raise
+    both = next(k for k in known.KNOWN if k.key == "keras-mask-last-axis")
+    raised = {**row, "adapter": "keras[jax]", "layout": "channels_first", "shape": [4, 10, 6],
+              "facts": {"exception": "ValueError"}, "message": "ValueError: cannot broadcast"}
+    assert both.explains(raised)[0] and both.bound(raised) is None
 
 
 def test_a_new_bug_behind_a_known_one_fails_the_run(tmp_path):

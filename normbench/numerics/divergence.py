@@ -71,8 +71,9 @@ class Known:
         return False, f"non-finite, where this cause's error reaches {reach:.3g}, within {dtype}'s range"
 
     def bound(self, row: Row) -> float | None:
-        """The envelope for a record, in multiples of its tolerance (for the report)."""
-        return None if self.envelope is None else self.envelope(row)
+        """The envelope for a record, in multiples of its tolerance (for the report); none for a record that
+        raised, which an envelope does not measure (the report said ∞ for keras-mask-last-axis's raises)."""
+        return None if self.envelope is None or row.get("outcome") == Outcome.ERROR else self.envelope(row)
 
 
 def within(row: Row, **allowed) -> bool:
