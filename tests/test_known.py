@@ -463,19 +463,24 @@ def test_an_envelope_is_met_by_the_error_past_each_elements_own_tolerance():
     assert tolerance.judge("y", np.ones(2), np.ones(2), tolerance.Bound(np.array([0.5, 2.0]), 1.0, None)).excess == -0.5
 
 
+def _here(adapter_name: str):
+    """The adapter, where it is installed and can run in this process (Keras reads its backend once)."""
+    from .conftest import require_installed, runs_in_this_process
+
+    adapter = registry.get(adapter_name)
+    require_installed(adapter)
+    if not runs_in_this_process(adapter_name):
+        pytest.skip(f"{adapter_name} runs in a process of its own (KERAS_BACKEND)")
+    return adapter
+
+
 def _judged_here(adapter_name: str, case_id: str) -> dict:
     """The oracle's checks of one case on an adapter of this process, classified as a run does: check -> row."""
     from normbench import plugin
     from normbench.search.case_ids import parse
     from normbench.verify import checks
 
-    from .conftest import BUILTIN, require_installed
-
-    adapter = registry.get(adapter_name)
-    require_installed(adapter)
-    if adapter_name not in BUILTIN:
-        pytest.skip(f"{adapter_name} runs in a process of its own (KERAS_BACKEND)")
-    case = parse(case_id)
+    adapter, case = _here(adapter_name), parse(case_id)
     recs = [*checks.forward(adapter, case, training=True), *checks.gradients(adapter, case),
             *(checks.running_stats(adapter, case) if case.spec.has_running_stats else [])]
     for rec in recs:
@@ -510,12 +515,7 @@ def test_keras_weights_a_channels_first_mask_as_broadcast_on_the_last_axis():
     by mask[n, c], within the forward tolerance; against the mask's own weighting it errs by ~7·10⁵ of it."""
     from normbench.search.case_ids import parse
 
-    from .conftest import BUILTIN, require_installed
-
-    adapter = registry.get("keras[tensorflow]")
-    require_installed(adapter)
-    if "keras[tensorflow]" not in BUILTIN:
-        pytest.skip("keras[tensorflow] runs in a process of its own (KERAS_BACKEND)")
+    adapter = _here("keras[tensorflow]")
     case = parse("batch_norm-2x2x2-float32-normal-channels_first-masked")
     x, p = case.data()
     layer = adapter.build(case.spec, case.shape, case.dtype, ("mask",))

@@ -299,7 +299,7 @@ class Verdict:
     # The largest elementwise error beyond that element's own tolerance (absolute; <= 0 passes): what a known
     # divergence's envelope must explain. ``tolerance`` cannot say it, since the element with the largest error
     # need not be the one furthest past its tolerance.
-    excess: float = np.nan
+    excess: float
 
 
 def returned_in(bound: Bound, actual, expected) -> Bound:
@@ -366,5 +366,6 @@ def judge(name: str, actual, expected, bound: Bound, finite=None) -> Verdict:
     nonfinite = int((should_be_finite & ~(np.isfinite(actual) & np.isfinite(expected))).sum())
     if nonfinite:
         detail += f"; {nonfinite} non-finite values where the reference is finite"
-    excess = float(np.max(np.where(err == 0, -tol, err - tol)))  # (an inf tolerance with no error: -inf, not NaN)
+    with np.errstate(invalid="ignore"):
+        excess = float(np.max(err - tol))  # NaN only for an infinite error at an infinite tolerance
     return Verdict(bool(np.all(ratio <= 1)), max_err, float(in_eps.max()), summary_tol, worst_ratio, detail, excess)
