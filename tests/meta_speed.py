@@ -185,3 +185,31 @@ class _RatchetingLayer(_SpinLayer):
 class Ratcheting(Steady):
     name = "meta-ratcheting"
     builders = dict.fromkeys(OPS, _RatchetingLayer)
+
+
+GROWN_MB = 200  # what a Growing process takes on over its first timed calls of a BatchNorm case
+GROW_AFTER = 8  # ... once it has made this many calls of the case
+
+
+class _GrowingLayer(_SpinLayer):
+    """Like a process under the warm allocator setting, whose heap fragments over its first blocks (flax.nnx on
+    the largest RMSNorm case: 1,011 MB after its first calls, 2,291 MB two blocks later): on a BatchNorm case it
+    takes on ``GROWN_MB`` more, touched, after its first ``GROW_AFTER`` calls, and keeps it until released."""
+
+    def timed(self, x, mode, dy=None):
+        inner = super().timed(x, mode, dy)
+        grown: list[np.ndarray] = []
+        calls = [0]
+
+        def call() -> None:
+            calls[0] += 1
+            if self.spec.op == "batch_norm" and calls[0] == GROW_AFTER:
+                grown.append(np.ones(GROWN_MB * 2**20 // 8))
+            inner.call()
+
+        return Timed(call, inner.sync)
+
+
+class Growing(Steady):
+    name = "meta-growing"
+    builders = dict.fromkeys(OPS, _GrowingLayer)

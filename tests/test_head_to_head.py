@@ -340,6 +340,34 @@ def test_a_process_that_keeps_what_it_freed_is_restarted_to_keep_the_pass_within
     assert h2h_report.together(res)[1] == 3  # processes of a pass at once: a restart's successor is not a fourth
 
 
+def test_a_heat_is_planned_from_what_its_members_hold_once_they_have_settled(tmp_path):
+    """Stop 37's `make run`: a heat of flax.linen, keras[jax] and keras[torch] on the largest RMSNorm case
+    started its rounds with the pass at 5,352 MB and ended them at 6,242 (budget 5,600): under the warm
+    allocator setting a process's heap fragments over its first blocks of a case, past what its first calls
+    left. A first pass now prepares each contender to its steady footprint before it joins a heat, and the
+    pass stays within its budget. Nothing here is timed."""
+    from normbench.adapters import registry
+    from normbench.bench import conductor, harness
+
+    refs = ["tests.meta_speed:Steady", "tests.meta_speed:Slower10", "tests.meta_speed:Growing"]
+    field = entrants.parse_entrants(refs, lambda ref: registry.get(ref).name)
+    cases = [c for c in harness.cases(quick=True) if c.op == "batch_norm"][:2]
+    # ~45 MB each idle and HOLD_MB each on a BatchNorm case: three fit after their first calls (~735 MB),
+    # not once meta-growing has taken on GROWN_MB more in its blocks (~935 MB)
+    budget = 800
+    conduct = conductor.Conductor(field, tmp_path / "logs", processes=2, rounds=2, budget_mb=budget,
+                                  recompiles=False, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    done = dict(conduct.run(cases))
+    assert conduct.peak_together_mb <= budget, (conduct.peak_together_mb, conduct.case_mb)
+    assert set(done) == set(cases)
+    for case, timings in done.items():  # every contender timed every case in both passes, in heats
+        assert {n: len(t.blocks) for n, t in timings.items()} == dict.fromkeys(timings, 2), case.id
+        assert all(not t.error for t in timings.values()), case.id
+        assert all(t.heats > 1 for t in timings.values()), case.id
+        grower = timings["meta-growing"].ready[0]
+        assert grower["settled"] >= 2, grower  # it grew in its first untimed block, and held in the next
+
+
 @pytest.mark.serial
 def test_a_case_the_field_cannot_hold_at_once_runs_in_heats_within_the_budget(meta_pass):
     """Issue 21: every adapter alive and holding a large case at once took a pass to 13.5 GB."""

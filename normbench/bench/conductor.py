@@ -105,14 +105,15 @@ def _answered(p: Process, said: dict, results: dict[str, Timings]) -> bool:
 
 
 def _prepare(processes: list[Process], case: BenchCase, results: dict[str, Timings], together: bool,
-             inputs: dict[str, str]) -> list[tuple[Process, dict]]:
+             inputs: dict[str, str], settle: bool = False) -> list[tuple[Process, dict]]:
     """Asks each to prepare ``case`` from the ``inputs`` drawn for it: one after another, so each first call
     (the compile, where a framework compiles) is timed alone; ``together``, all at once (a later pass, whose
-    first calls are not reported). The ones ready to race, with what each said."""
+    first calls are not reported); with ``settle``, each then runs untimed blocks until it stops growing
+    (``Contender.settle``). The ones ready to race, with what each said."""
     asked, said_by = [], {}
     for p in processes:
         try:
-            p.send({"prepare": _fields(case), "inputs": inputs})
+            p.send({"prepare": _fields(case), "inputs": inputs, "settle": settle})
             if not together:  # and its first calls not slowed by the last one's spinning threads
                 said_by[p.entrant.name] = p.read(PREPARE_TIMEOUT_S)
                 quiet.wait(p.proc.pid)
@@ -308,7 +309,8 @@ class Conductor:
                watch: Callable[[], float | None], started: list[Process],
                before: dict[str, float | None]) -> tuple[list[list[dict]], str | None]:
         """The contenders prepare one at a time; one joins the heat while the pass, with what it is
-        predicted to take on, stays within the budget. The first to prepare is the anchor and stays in
+        predicted to take on, stays within the budget. Each settles as it prepares (``_prepare``), so what it
+        holds then is what it will hold over its rounds. The first to prepare is the anchor and stays in
         every heat. A prediction that fell short sends the last one to the next heat, once. A heat has
         at least two, whatever they take on: where two would go over, idle processes that keep memory
         from earlier cases are restarted to make room (``_make_room``)."""
@@ -343,7 +345,7 @@ class Conductor:
                 p = queue[0]
             queue.pop(0)
             began = time.monotonic()
-            ready = _prepare([p], case, results, False, self.drawn.write(case))
+            ready = _prepare([p], case, results, False, self.drawn.write(case), settle=True)
             self.seconds["prepare"] += time.monotonic() - began
             if not ready:
                 continue

@@ -4,10 +4,11 @@ time the conductor (``bench.conductor``) gives it the turn.
 ``python -m normbench.bench.contender ADAPTER`` reads one JSON request per line on stdin and
 answers each with one JSON line on stdout (anything else it prints goes to stderr):
 
-- ``{"prepare": {BenchCase fields}, "inputs": {name: path}}`` builds the layer and reads its inputs (those the
-  conductor drew, ``bench.drawn``; it draws any not given), makes the first call (which
+- ``{"prepare": {BenchCase fields}, "inputs": {name: path}, "settle": bool}`` builds the layer and reads its
+  inputs (those the conductor drew, ``bench.drawn``; it draws any not given), makes the first call (which
   compiles where a framework does) and plans the block: ``{"ready": …, "first_call_s", "iterations"}``,
-  or ``{"skip": why}`` / ``{"error": why, "traceback": …}``;
+  or ``{"skip": why}`` / ``{"error": why, "traceback": …}``; with ``settle``, it then runs untimed blocks
+  until one leaves its resident memory where it was (``settle``) and says how many it ran (``settled``);
 - ``{"block": rounds, "warm": w}`` times ``w`` untimed then ``rounds`` timed rounds of the prepared
   call (``iterations`` calls each, garbage collection off, as ``timeit`` does):
   ``{"samples_s": [per-call seconds of each timed round], "faults_per_call": …}``;
@@ -34,6 +35,8 @@ from typing import TextIO
 
 TARGET_BLOCK_S = 0.02  # one block: long enough for the timer, short enough to follow the machine's drift
 WARM_ENOUGH_S = 0.005  # one untimed round this long wakes the threads and brings the data in: one is enough
+SETTLE_BLOCKS = 4  # at most this many untimed blocks to reach a steady footprint ...
+SETTLED_MB = 4.0  # ... the first that grows the process by less than this ends it
 
 
 def trim() -> None:
@@ -100,7 +103,7 @@ class Contender:
             gc.freeze()
         trim()
 
-    def prepare(self, fields: dict, drawn_inputs: dict[str, str] | None = None) -> dict:
+    def prepare(self, fields: dict, drawn_inputs: dict[str, str] | None = None, settle: bool = False) -> dict:
         from ..adapters.base import Unsupported
         from ..ops.case import BenchCase
         from . import harness
@@ -122,7 +125,23 @@ class Contender:
         self.round_s = one * self.iterations
         rounds = max(3, min(100, round(TARGET_BLOCK_S / (one * self.iterations))))
         return {"ready": case.id, "first_call_s": first, "iterations": self.iterations, "rounds": rounds,
-                "sync": prepared.timed.sync, "shape": list(prepared.shape), "layout": prepared.spec.layout}
+                "sync": prepared.timed.sync, "shape": list(prepared.shape), "layout": prepared.spec.layout,
+                **({"settled": self.settle(rounds)} if settle else {})}
+
+    def settle(self, rounds: int) -> int:
+        """Untimed blocks until the process stops growing; how many ran. A process's footprint on a case can
+        grow over its first blocks, past what its first calls left: under the warm allocator setting every
+        block comes from one heap that is never trimmed, and its fragmentation is the blocks' own (flax.nnx
+        on an RMSNorm of 4096 × 16384: 1,011 MB after its first calls, 1,523 and 2,291 MB after its first
+        two blocks, steady after). The conductor plans heats from what a prepared process holds, so it asks
+        for this where it has not seen the case timed."""
+        for ran in range(1, SETTLE_BLOCKS + 1):
+            before = status_mb("self", "VmRSS")
+            self.block(rounds, 0)
+            after = status_mb("self", "VmRSS")
+            if before is None or after is None or after - before < SETTLED_MB:
+                return ran
+        return SETTLE_BLOCKS
 
     def block(self, rounds: int, warm: int) -> dict:
         from .harness import minor_faults
@@ -136,7 +155,7 @@ class Contender:
 
     def answer(self, ask: dict) -> dict:
         if "prepare" in ask:
-            return self.prepare(ask["prepare"], ask.get("inputs"))
+            return self.prepare(ask["prepare"], ask.get("inputs"), bool(ask.get("settle")))
         if "block" in ask:
             if self.prepared is None:
                 return {"error": "no case prepared"}
