@@ -340,7 +340,7 @@ def test_a_process_that_keeps_what_it_freed_is_restarted_to_keep_the_pass_within
     assert h2h_report.together(res)[1] == 3  # processes of a pass at once: a restart's successor is not a fourth
 
 
-def test_a_heat_is_planned_from_what_its_members_hold_once_they_have_settled(tmp_path):
+def test_a_heat_is_planned_from_what_its_members_hold_once_they_have_settled(tmp_path, monkeypatch):
     """Stop 37's `make run`: a heat of flax.linen, keras[jax] and keras[torch] on the largest RMSNorm case
     started its rounds with the pass at 5,352 MB and ended them at 6,242 (budget 5,600): under the warm
     allocator setting a process's heap fragments over its first blocks of a case, past what its first calls
@@ -357,15 +357,27 @@ def test_a_heat_is_planned_from_what_its_members_hold_once_they_have_settled(tmp
     budget = 800
     conduct = conductor.Conductor(field, tmp_path / "logs", processes=2, rounds=2, budget_mb=budget,
                                   recompiles=False, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    drawn = []  # the conductor draws a case's inputs once per pass, not once per heat
+    monkeypatch.setattr(conductor.Drawn, "write", _counting(conductor.Drawn.write, drawn))
     done = dict(conduct.run(cases))
     assert conduct.peak_together_mb <= budget, (conduct.peak_together_mb, conduct.case_mb)
     assert set(done) == set(cases)
+    assert sorted(drawn) == sorted(c.id for c in cases for _ in range(2)), drawn
     for case, timings in done.items():  # every contender timed every case in both passes, in heats
         assert {n: len(t.blocks) for n, t in timings.items()} == dict.fromkeys(timings, 2), case.id
         assert all(not t.error for t in timings.values()), case.id
         assert all(t.heats > 1 for t in timings.values()), case.id
         grower = timings["meta-growing"].ready[0]
         assert grower["settled"] >= 2, grower  # it grew in its first untimed block, and held in the next
+
+
+def _counting(write, drawn: list[str]):
+    """``Drawn.write`` that notes each case it draws (not each time it hands back what is there)."""
+    def counted(self, case):
+        if not (self.written and self.written[0] == case.id):
+            drawn.append(case.id)
+        return write(self, case)
+    return counted
 
 
 @pytest.mark.serial

@@ -76,7 +76,8 @@ class Drawn:
         return paths
 
     def drop(self) -> None:
-        """Free the shared memory the last case's inputs took (before any timing: it is not the processes')."""
+        """Free the shared memory the last case's inputs took: before the case's timed rounds where the whole
+        field prepared it at once, after its last heat where it ran in heats (each heat's contenders read them)."""
         self.written = None
         if self.folder is not None:
             for path in self.folder.iterdir():
