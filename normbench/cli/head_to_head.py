@@ -92,8 +92,8 @@ def run(args: argparse.Namespace, chosen: list[Entrant], alloc: allocator.Alloca
         file.close()
     spent = conduct.seconds
     print(f"normbench: {spent['start']:.0f} s starting processes, {spent['prepare']:.0f} s preparing cases (building, "
-          f"compiling, first calls), {spent['rounds']:.0f} s in timed rounds, {spent['release']:.0f} s releasing "
-          f"cases, {spent['end']:.0f} s ending processes")
+          f"compiling, first calls, settling), {spent['rounds']:.0f} s in timed rounds, "
+          f"{spent['release']:.0f} s releasing cases, {spent['end']:.0f} s ending processes")
     peaks = [p["peak_rss_mb"] for p in conduct.processes_seen if p.get("peak_rss_mb")]
     if peaks:
         print(f"normbench: peak resident memory per process {min(peaks):.0f}–{max(peaks):.0f} MB"
