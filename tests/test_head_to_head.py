@@ -78,6 +78,17 @@ def test_standings_name_the_fastest_and_say_who_is_tied_with_it():
     assert 0.01 < spread < 0.06, spread
 
 
+def test_the_fastest_is_the_one_the_paired_rounds_do_not_beat():
+    """a's median block is the lower (it won the one round that decides the medians) but b beat it in six
+    rounds of seven: the ratios shown are paired, so b is the fastest and no ratio to it reads below 1."""
+    machine = np.array([[1, 1, 1, 2, 3, 3, 3]], dtype=float)
+    a = machine * np.array([1.05, 1.05, 1.05, 0.9, 1.05, 1.05, 1.05])
+    assert head_to_head.figure(a) < head_to_head.figure(machine)
+    got = head_to_head.standings({"a": a, "b": machine})
+    assert got["b"]["verdict"] == "fastest" and got["a"]["fastest"] == "b"
+    assert got["a"]["ratio"] == pytest.approx(1.05)
+
+
 def test_heats_chain_their_ratios_through_the_anchor_and_say_less_than_one_field():
     """A case too large for the field at once: heat 1 is the anchor with a and b, heat 2 the anchor
     with c and d, minutes apart (the machine 2x slower in heat 2). Ratios across heats go through the

@@ -65,12 +65,18 @@ def spread(blocks: np.ndarray, field: np.ndarray | None = None) -> float:
     return float((q3 - q1) / q2) if q2 > 0 else float("nan")
 
 
+def per_round(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a / b round by round ([pass, round]), cut to the passes and rounds both have."""
+    passes, rounds = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
+    return a[:passes, :rounds] / b[:passes, :rounds]
+
+
 def ratio(a: np.ndarray, b: np.ndarray, resamples: int = RESAMPLES, seed: int = 0) -> Ratio:
     """a / b for two contenders' blocks ([pass, round]: block [i, k] of each ran in the same pass
     and round): the median of the per-round ratios, with a 95 % interval that draws passes with
     replacement, then rounds. With one pass it is the paired-rounds bootstrap."""
-    passes, rounds = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
-    paired = a[:passes, :rounds] / b[:passes, :rounds]
+    paired = per_round(a, b)
+    passes, rounds = paired.shape
     rng = np.random.default_rng(seed)
     p = rng.integers(0, passes, size=(resamples, passes))
     r = rng.integers(0, rounds, size=(resamples, rounds))
@@ -85,7 +91,7 @@ def standings(blocks: dict[str, np.ndarray]) -> dict[str, dict]:
     the interval and verdict (the fastest itself: ratio 1, verdict "fastest"; one whose interval
     against the fastest includes 1: "tied")."""
     figures = {name: figure(b) for name, b in blocks.items()}
-    fastest = min(figures, key=figures.get)
+    fastest = _fastest(blocks, figures)
     passes, rounds = min(b.shape[0] for b in blocks.values()), min(b.shape[1] for b in blocks.values())
     out = {}
     for name, b in blocks.items():
@@ -104,6 +110,16 @@ def standings(blocks: dict[str, np.ndarray]) -> dict[str, dict]:
             row["versus_default"] = _versus_default(ratio(b, blocks[base]), base)
         out[name] = row
     return out
+
+
+def _fastest(blocks: dict[str, np.ndarray], figures: dict[str, float]) -> str:
+    """The contender the fewest others beat in paired rounds (their median per-round ratio to it is
+    below 1), the lower figure between equals. The ratios shown are paired, so the one they are
+    taken against must not be beaten by them: the lowest median of blocks can belong to a
+    contender that lost most rounds, and every other ratio to it then read below 1."""
+    def beaten(name: str) -> int:
+        return sum(np.median(per_round(o, blocks[name])) < 1 for other, o in blocks.items() if other != name)
+    return min(blocks, key=lambda name: (beaten(name), figures[name]))
 
 
 def default_of(name: str, field: list[str] | dict) -> str | None:
