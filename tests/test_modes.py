@@ -218,6 +218,7 @@ def test_the_report_sets_each_mode_beside_its_default(planted):
     eager mode's, and the change of variance algorithm, measured on the stress inputs."""
     from normbench.reports import markdown, model, modes
     from normbench.reports.html import page as html
+    from normbench.reports.html_elements import esc
 
     res = model.load(planted[2])
     table = modes.verified(res).set_index("op")
@@ -228,6 +229,10 @@ def test_the_report_sets_each_mode_beside_its_default(planted):
     page, md = html.render(res), markdown.render(res)
     assert 'id="modes"' in page and "changes: cancels on stress inputs" in page
     assert "### Execution modes" in md and "| meta-compiled-one-pass | compiled | layer_norm |" in md
+    # what the mode ran, once (not once per op, a column that pushed the table past the page)
+    ran = "numpy, one-pass statistics (the planted bug)"
+    assert page.count(esc(ran)) == 1 and md.count(ran) == 1, (page.count(esc(ran)), md.count(ran))
+    assert "`meta-compiled-one-pass+compiled`: " + ran in md
 
 
 def test_xla_changes_tf_keras_fused_batchnorm_to_one_pass_variance():

@@ -115,8 +115,8 @@ VERIFIED = [Col("adapter", cls="nowrap"), Col("mode", cls="nowrap"), Col("op", c
             Col("worst", "passes' worst err/tol", fmt=sig3, numeric=True),
             Col("default_worst", "default's", fmt=sig3, numeric=True),
             Col("stress_worst", "stress inputs", fmt=sig3, numeric=True),
-            Col("default_stress_worst", "default's", fmt=sig3, numeric=True), Col("variance", "variance algorithm"),
-            Col("how", "settings", cls="small")]
+            Col("default_stress_worst", "default's", fmt=sig3, numeric=True), Col("variance", "variance algorithm")]
+SETTINGS = [Col("name", "mode", cls="nowrap"), Col("how", "what ran")]
 SPEED = [Col("adapter", cls="nowrap"), Col("mode", cls="nowrap"), Col("case", cls="case"), Col("call", cls="nowrap"),
          Col("ratio", "mode / default [95 %]", numeric=True, show=_interval), Col("median_s", "mode", fmt=fmt_time,
                                                                                   numeric=True),
@@ -153,9 +153,22 @@ def _tally(s: pd.DataFrame) -> str:
     return "; ".join(parts)
 
 
+def settings(v: pd.DataFrame) -> pd.DataFrame:
+    """What each mode ran, once per adapter and mode: it is the same for every op, and a column of it
+    repeated per op pushed the table past the page's width."""
+    if not len(v):
+        return pd.DataFrame(columns=["name", "how"])
+    first = v.groupby(["adapter", "mode"], sort=True)["how"].first().dropna()
+    return pd.DataFrame({"name": [f"{a}+{m}" for a, m in first.index], "how": first.to_numpy()})
+
+
 def html(res: Results) -> str:
     v, s = verified(res), speed(res)
-    body = f'<p class="note">{NOTE}</p>' + table(v, VERIFIED) if len(v) else ""
+    body = ""
+    if len(v):
+        body = f'<p class="note">{NOTE}</p>' + table(v, VERIFIED)
+        if len(ran := settings(v)):
+            body += f'<div class="fit">{table(ran, SETTINGS, sortable=False)}</div>'
     if len(s):
         body += (f'<h3>Speed against the default mode</h3><p class="note">{esc(SPEED_NOTE)} Of '
                  f"{len(s)} cases: {esc(_tally(s))}.</p>" + table(s, SPEED))
@@ -173,6 +186,9 @@ def markdown(res: Results) -> list[str]:
                 for _, r in v.iterrows()]
         out += [md_table(["adapter", "mode", "op", "checks", "passes' worst err/tol (default's)",
                           "stress inputs (default's)", "variance algorithm"], rows), ""]
+        if len(ran := settings(v)):
+            out += ["What each mode ran: " + "; ".join(f"`{r['name']}`: {r['how']}" for _, r in ran.iterrows()) + ".",
+                    ""]
     if len(s):
         rows = [[cell(r["adapter"]), cell(r["mode"]), cell(r["case"]), cell(r["call"]), cell(_interval(r)),
                  cell(f"{fmt_time(r['first_call_s'])} ({fmt_time(r['default_first_call_s'])})")]
