@@ -353,6 +353,22 @@ def test_speed_lists_ops_in_registry_order_and_modes_in_the_ops_order(quick_benc
     assert model.op_title("rms_norm") == "RMSNorm" and model.op_title("plugin_norm") == "plugin_norm"
 
 
+def test_a_case_timed_head_to_head_lists_its_adapters_by_their_ratio_to_the_fastest(quick_bench, tmp_path):
+    """The fastest is the one the paired rounds do not beat, which need not hold the lowest median: it
+    comes first, and the rest follow their ratios, not their medians."""
+    standing = {"numpy": (2e-3, {"ratio": 1.0, "ratio_ci": [1.0, 1.0], "verdict": "fastest"}),
+                "torch": (1e-3, {"ratio": 1.02, "ratio_ci": [0.95, 1.1], "verdict": "tied"})}
+
+    def edit(row: dict) -> None:
+        if row.get("adapter") in standing and row.get("median_s") is not None:
+            median, h2h = standing[row["adapter"]]
+            row.update(median_s=median, samples_s=[median] * 3, head_to_head={**h2h, "block_spread": 0.1})
+
+    speed = model.speed(model.load(rewrite(quick_bench, tmp_path / "r" / "results.jsonl", edit=edit)))
+    firsts = speed.groupby(["op", "mode", "shape", "dtype"], sort=False).head(1)
+    assert len(firsts) > 10 and set(firsts["adapter"]) == {"numpy"} and set(firsts["verdict"]) == {"fastest"}
+
+
 # ---------------------------------------------------------------- allocators and repeats
 
 PRELOADS = {"tcmalloc": "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4", "jemalloc": "/usr/lib/libjemalloc.so.2"}

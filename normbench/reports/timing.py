@@ -129,7 +129,8 @@ def speed(res: Results) -> pd.DataFrame:
                               for o, m in zip(rows["op"], rows["mode"], strict=True)],
                        _dtype=rows["dtype"].map(lambda d: _rank(DTYPES, d)),
                        _allocator=rows["allocator"].map(allocator_rank))
-    return (rows.sort_values(["_op", "op", "_mode", "mode", "elements", "_dtype", "_allocator", "median_s"])
+    return (rows.sort_values(["_op", "op", "_mode", "mode", "elements", "_dtype", "_allocator", "vs_fastest",
+                             "median_s"])
             [SPEED_COLUMNS].reset_index(drop=True))
 
 
