@@ -31,7 +31,7 @@ import numpy as np
 
 from ..adapters import compile_cache
 from ..ops.case import BenchCase
-from . import head_to_head, quiet
+from . import bandwidth, harness, head_to_head, quiet
 from .contender import status_mb
 from .drawn import Drawn
 from .entrants import Entrant, slug
@@ -133,12 +133,15 @@ def _prepare(processes: list[Process], case: BenchCase, results: dict[str, Timin
 
 
 def _rounds(racing: list[tuple[Process, dict]], rounds: int, rng: random.Random, results: dict[str, Timings],
-            watch: Callable[[], None]) -> list[dict[str, tuple[float, list[float], float]]]:
+            watch: Callable[[], None], quietly: Callable[[], None] = lambda: None,
+            ) -> list[dict[str, tuple[float, list[float], float]]]:
     """``rounds`` shuffled rounds of blocks: per round, each contender's block median, its per-call
     samples and page faults per call. Each block starts once the process before it is quiet
-    (``quiet.wait``); the first, once every contender is (they may have prepared side by side)."""
+    (``quiet.wait``); the first, once every contender is (they may have prepared side by side), and
+    after ``quietly`` (the case's copy, ``Conductor._copy``), which wants the machine as quiet."""
     for p, _ in racing:
         quiet.wait(p.proc.pid)
+    quietly()
     out = []
     for _ in range(rounds):
         order = list(racing)
@@ -193,8 +196,10 @@ class Conductor:
     def __init__(self, entrants: list[Entrant], logs: Path, processes: int = PROCESSES, rounds: int = ROUNDS,
                  env: dict[str, str] | None = None, seed: int = 0,
                  progress: Callable[[str], None] = lambda line: None, recompiles: bool = True,
-                 budget_mb: float | None = None) -> None:
+                 budget_mb: float | None = None, copy_threads: int | None = None) -> None:
         self.entrants, self.logs, self.processes, self.rounds = entrants, logs, processes, rounds
+        self.copy_threads = copy_threads
+        self.copies: dict[str, list[float]] = {}  # case -> its copy rates (GB/s), one before each pass's rounds
         self.env = dict(os.environ if env is None else env)
         self.rng = random.Random(seed)
         self.progress = progress
@@ -291,7 +296,7 @@ class Conductor:
             self.drawn.drop()
             watch()  # every contender holds the case now
             prepared = time.monotonic()
-            heats = [_rounds(racing, self.rounds, self.rng, results, watch)] if racing else []
+            heats = [_rounds(racing, self.rounds, self.rng, results, watch, lambda: self._copy(case))] if racing else []
             self.seconds["prepare"] += prepared - begun
             self.seconds["rounds"] += time.monotonic() - prepared
             self._learn(case, [p for p, _ in racing], before)
@@ -304,6 +309,15 @@ class Conductor:
             self.anchors.setdefault(case.id, anchor)
         # a pass whose anchor is not the case's (it skipped or was lost) cannot be chained with the others
         self._keep(heats, anchor if anchor == self.anchors.get(case.id) else None, results)
+
+    def _copy(self, case: BenchCase) -> None:
+        """A plain copy of the case's working set, timed in this process just before a pass's rounds of it
+        (``bandwidth.copy_gbps``): the roofline the case is judged against, taken in the same minutes as its
+        blocks. A rate measured once at the start of the run, at the capacity sysfs claims for the cache level
+        (this VM's L3: 480 MiB, so it was main memory's), put cases of 8-32 MB at 100-152 % of it."""
+        moved = harness.bytes_moved(case)
+        if self.copy_threads and moved <= bandwidth.OWN_COPY_MAX_BYTES:
+            self.copies.setdefault(case.id, []).append(bandwidth.copy_gbps(moved, self.copy_threads))
 
     def _heats(self, index: int, case: BenchCase, queue: list[Process], results: dict[str, Timings],
                watch: Callable[[], float | None], started: list[Process],
@@ -325,7 +339,7 @@ class Conductor:
             # the drawn inputs stay for the next heat's contenders (``_race`` drops them after the last):
             # drawing RMSNorm 4096 × 16384's again took 1.9 s, and its 12 heats a run ~19 s of redrawing
             began = time.monotonic()
-            heats.append(_rounds(heat, self.rounds, self.rng, results, watch))
+            heats.append(_rounds(heat, self.rounds, self.rng, results, watch, lambda: self._copy(case)))
             self.seconds["rounds"] += time.monotonic() - began
             self._learn(case, [p for p, _ in heat], before)
             self._release([p for p, _ in heat[1:]], results)

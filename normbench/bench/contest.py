@@ -40,11 +40,13 @@ class _Named:
 
 
 def case_records(case: BenchCase, timings: dict[str, Timings], levels: list[dict],
-                 hellos: dict[str, dict], field_mb: float | None = None, field: str | None = None) -> list[Record]:
+                 hellos: dict[str, dict], field_mb: float | None = None, field: str | None = None,
+                 copies: list[float] | None = None) -> list[Record]:
     """Every entrant's record of one case (``levels``: ``bandwidth.measure_levels``' copy rates per cache
     level and main memory; ``hellos``: what each entrant's process said on starting; ``field_mb``: the
     most the processes of a pass held at once on this case; ``field``: the name of a side field, see
-    ``bench --field``)."""
+    ``bench --field``; ``copies``: the rates of a copy of its working set timed before its rounds,
+    ``Conductor._copy``, which judge it where there are any)."""
     table = standings(timings)
     out = []
     for name, t in timings.items():
@@ -69,26 +71,29 @@ def case_records(case: BenchCase, timings: dict[str, Timings], levels: list[dict
             continue
         out.append(records.build(who, Suite.SPEED, check, about, outcome=Outcome.PASS,
                                  message=_message(name, standing),
-                                 timing={**_timing(case, t, standing, levels, hello, field),
+                                 timing={**_timing(case, t, standing, levels, hello, field, copies),
                                          "field_resident_mb": field_mb}))
     return out
 
 
 def _timing(case: BenchCase, t: Timings, standing: dict, levels: list[dict], hello: dict,
-            field: str | None = None) -> dict[str, Any]:
+            field: str | None = None, copies: list[float] | None = None) -> dict[str, Any]:
     blocks = np.array([b for p in t.blocks for b in p])
     median = standing["median_s"]
     first = t.ready[0]["first_call_s"]  # the first pass's: its contenders prepared one at a time
     moved = harness.bytes_moved(case)
     memory = next((lv for lv in levels if lv["bytes"] is None), None)
     level = bandwidth.level_for(moved, levels) if memory else None  # its data touched once: moved is its working set
+    # the best copy of its own working set beside it, never below main memory's (a copy slowed by a busy moment)
+    ceiling = max(max(copies), memory["gbps"]) if copies and memory else level["gbps"] if level else None
     q1, q3 = np.percentile(blocks, [25, 75])
     return {
         "median_s": median, "iqr_s": float(q3 - q1), "min_s": float(min(min(s) for s in t.samples)),
         "rounds": int(sum(len(s) for s in t.samples)), "iterations": int(t.ready[0]["iterations"]),
         "first_call_s": first, "compile_s": max(first - median, 0.0), "bytes": moved, "gbps": moved / median / 1e9,
-        "roofline_frac": moved / median / 1e9 / level["gbps"] if level else None,
-        "roofline_level": level["name"] if level else None, "roofline_gbps": level["gbps"] if level else None,
+        "roofline_frac": moved / median / 1e9 / ceiling if ceiling else None,
+        "roofline_level": level["name"] if level else None, "roofline_gbps": ceiling,
+        **({"roofline_copies_gbps": [float(c) for c in copies]} if copies and memory else {}),
         "bandwidth_gbps": memory["gbps"] if memory else None, "threads": {"requested": threads.requested()},
         "sync": t.ready[0].get("sync"), "faults_per_call": float(np.median(t.faults_per_call)),
         "samples_s": [float(b) for b in blocks],  # block medians: what the intervals resample

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace, chosen: list[Entrant], alloc: allocator.Alloca
                            extra_env={"memory_bandwidth": measured, "cache_bandwidth": levels, "machine_lock": held,
                                       "allocator": allocator.describe(), "head_to_head": settings})
         conduct = conductor.Conductor(chosen, out / "logs", processes=args.processes, rounds=args.rounds,
-                                      env=allocator.process_env(alloc), progress=say, budget_mb=budget)
+                                      env=allocator.process_env(alloc), progress=say, budget_mb=budget, copy_threads=n)
         worst = 0
         alike = same_call(cases)
         for case, timings in conduct.run(list(alike)):
@@ -81,7 +81,8 @@ def run(args: argparse.Namespace, chosen: list[Entrant], alloc: allocator.Alloca
             file.extra_env["allocator"] = said or file.extra_env["allocator"]  # the contenders', not this process's
             held = conduct.case_mb.get(case.id)
             made = [rec for same in alike[case]
-                    for rec in contest.case_records(same, timings, levels["levels"], conduct.hellos, held, args.field)]
+                    for rec in contest.case_records(same, timings, levels["levels"], conduct.hellos, held, args.field,
+                                                    conduct.copies.get(case.id))]
             for rec in made:
                 file.add(rec)
                 worst = max(worst, rec.outcome == Outcome.ERROR)

@@ -95,7 +95,8 @@ def primary_allocator(names: pd.Series) -> str | None:
 
 
 SPEED_COLUMNS = ["op", "mode", "shape", "dtype", "group", "adapter", "allocator", "primary", "median_s", "iqr_s",
-                 "min_s", "gbps", "roofline_frac", "roofline_level", "faults_per_call", "other_load", "compile_s",
+                 "min_s", "gbps", "roofline_frac", "roofline_level", "roofline_copies_gbps", "bytes", "faults_per_call",
+                 "other_load", "compile_s",
                  "elements", "case",
                  "repeats", "repeat_ids", "repeat_medians_s", "repeat_spread", "repeat_bandwidth_gbps",
                  "repeat_faults_per_call", "machine", "run", "vs_fastest", "vs_low", "vs_high", "verdict",
@@ -113,7 +114,8 @@ def speed(res: Results) -> pd.DataFrame:
     rows = rows[rows["outcome"] == Outcome.PASS] if len(rows) else rows
     if not len(rows) or "median_s" not in rows:
         return pd.DataFrame(columns=SPEED_COLUMNS)
-    rows = rows.assign(**{k: None for k in ("faults_per_call", "roofline_level") if k not in rows})
+    rows = rows.assign(**{k: None for k in ("faults_per_call", "roofline_level", "roofline_copies_gbps")
+                          if k not in rows})
     rows = rows.assign(
         mode=rows["check"],
         shape=rows["params"].apply(lambda p: "×".join(map(str, p.get("logical_shape", [])))),

@@ -45,6 +45,11 @@ def speed_section(res: Results) -> str:
         memory = f" ({esc(bandwidth)} GB/s)" if bandwidth else ""
         ceiling = (f"the copy bandwidth measured in the cache level its data fits in (named), or in main memory{memory}"
                    if _levels(rows) else f"the measured memory bandwidth{memory}")
+        if len(own := _own_copies(rows)):
+            largest = f"{own['bytes'].max() / 2**20:.2g}"
+            ceiling = (f"a plain copy of the same working set, timed just before each pass's rounds of it "
+                       f"(\"of copy\": working sets of up to {largest} MB here; hover for the rates), else of "
+                       f"{ceiling}")
         parts.append('<p class="note">Median and interquartile range of the timed rounds; GB/s counts the bytes '
                      f"an ideal kernel must move; roofline is that as a share of {ceiling}; ×fastest compares "
                      "adapters on the same "
@@ -122,9 +127,20 @@ def _median(row: pd.Series) -> str:
 
 
 def _roofline(row: pd.Series) -> str:
-    """Its share of the copy rate of the level its data fits in, that level named (head to head)."""
-    level = row.get("roofline_level")
-    return fmt_percent(row["roofline_frac"]) + (f" of {level}" if isinstance(level, str) else "")
+    """Its share of a copy of its own working set timed beside it, or of the copy rate of the level its
+    data fits in, that level named (head to head)."""
+    level, copies = row.get("roofline_level"), row.get("roofline_copies_gbps")
+    if isinstance(copies, list) and copies:
+        title = (f"a copy of the same {row['bytes'] / 2**20:.1f} MB before each pass's rounds: "
+                 f"{', '.join(fmt_gbps(c) for c in copies)} GB/s; the best, at least main memory's, is the ceiling"
+                 + (f"; sysfs puts this working set in {level}" if isinstance(level, str) else ""))
+        return f'<span title="{esc(title)}">{fmt_percent(row["roofline_frac"])} of copy</span>'
+    return esc(fmt_percent(row["roofline_frac"]) + (f" of {level}" if isinstance(level, str) else ""))
+
+
+def _own_copies(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows judged against a copy of their own working set."""
+    return rows[rows["roofline_copies_gbps"].map(lambda c: isinstance(c, list) and len(c) > 0)]
 
 
 def _self_checks(res: Results) -> str:
@@ -150,7 +166,7 @@ def _speed_table(rows: pd.DataFrame) -> str:
         Col("adapter", cls="nowrap"),
         Col("median_s", "median", fmt=fmt_time, numeric=True, html=True, show=_median),
         Col("iqr_s", "IQR", fmt=fmt_time, numeric=True), Col("gbps", "GB/s", fmt=fmt_gbps, numeric=True),
-        Col("roofline_frac", "roofline", numeric=True, show=_roofline),
+        Col("roofline_frac", "roofline", numeric=True, html=True, show=_roofline),
         Col("faults_per_call", "page faults/call", fmt=fmt_count, numeric=True),
         Col("vs_fastest", "×fastest [95 %]" if rows["verdict"].notna().any() else "×fastest", numeric=True,
             show=model.standing, cls=lambda v: "best" if number(v) is not None and number(v) <= 1.0000001 else ""),
