@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from normbench.reports import load
@@ -100,3 +101,21 @@ def test_timings_are_counted_apart_and_once_per_case(tmp_path):
     assert said[0].startswith("2 checks on 1 adapter: 1 pass, 1 fail, 0 known, 0 error, 0 skip")
     assert said[1].startswith("1 timing of 1 adapter") and "1 benchmark failed or errored" in said[1]
     assert said[2] == "Not installed in any run: torch (pip install 'normbench[torch]')."
+
+
+def test_a_table_several_sections_read_is_made_once_per_results_and_each_caller_gets_its_own():
+    from normbench.reports.loading import Results, once_per_results
+
+    made = []
+
+    @once_per_results
+    def table(res: Results) -> pd.DataFrame:
+        made.append(res)
+        return pd.DataFrame({"x": [1, 2]})
+
+    res, other = Results(pd.DataFrame(), pd.DataFrame()), Results(pd.DataFrame(), pd.DataFrame())
+    first = table(res)
+    first["x"] = 0  # a caller that changes its table in place
+    assert list(table(res)["x"]) == [1, 2] and len(made) == 1
+    table(other)
+    assert len(made) == 2

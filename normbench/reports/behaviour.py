@@ -7,7 +7,7 @@ import pandas as pd
 
 from ..results.facts import conventions, says
 from ..results.kinds import Check, Outcome
-from .loading import Results
+from .loading import Results, once_per_results
 from .rows import first_fact, op_or_none, op_title, ordered_ops, own_section
 
 # ---------------------------------------------------------------- behaviour
@@ -70,6 +70,7 @@ def _eps_placement(rows: pd.DataFrame) -> str | None:
     return "inside the sqrt" if Outcome.PASS in outcomes else None
 
 
+@once_per_results
 def behaviour(res: Results) -> pd.DataFrame:
     """What each adapter measurably does with each op, one row per adapter × op (ops in registry
     order), read from the records' facts (nothing hand-written). A fact an op cannot have (momentum

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .. import ops
-from ..results.counts import not_installed
+from ..results.counts import NOT_INSTALLED
 from ..results.kinds import DERIVATIVE_CHECKS, Outcome, Suite
 from .formatting import missing
 from .loading import Results, run_of
@@ -14,9 +14,9 @@ from .loading import Results, run_of
 
 def ran(c: pd.DataFrame) -> pd.Series:
     """Which records come from an adapter that ran: not the skips a run writes for a framework it
-    could not start (those list the adapter as missing; they are no check of it)."""
-    return ~pd.Series([not_installed(r) for r in c[["outcome", "framework_version"]].to_dict("records")],
-                      index=c.index, dtype=bool)
+    could not start (those list the adapter as missing; they are no check of it). ``not_installed``
+    over the columns: row by row it took ~1.6 s of a full run's report, read 28 times."""
+    return ~((c["outcome"] == Outcome.SKIP) & (c["framework_version"] == NOT_INSTALLED))
 
 
 def verification(res: Results) -> pd.DataFrame:

@@ -12,7 +12,7 @@ from ..results.counts import TIMED_CASE
 from ..results.kinds import NOT_TIMINGS, Check, Outcome, Suite
 from .formatting import fmt_ratio, fmt_time_range, number
 from .head_to_head import unsteady
-from .loading import Results, allocator_names
+from .loading import Results, allocator_names, once_per_results
 from .rows import op_or_none, op_rank, run_labels, side_field
 
 SPREAD_NOTE = 1.10  # slowest / fastest repeat median above which a time is shown with its range: the
@@ -61,6 +61,7 @@ def _roofline(first: pd.Series, gbps: float) -> float | None:
 TIMED_KEY = list(TIMED_CASE)  # one run's repeats of a case under one allocator: the counting rule's
 
 
+@once_per_results
 def timed_rows(res: Results) -> pd.DataFrame:
     """Benchmark records, each case's repeats under one allocator pooled into one row (outcome from
     the worst); ``primary`` marks the rows of each run's primary allocator (:func:`primary_allocator`)."""
@@ -103,6 +104,7 @@ SPEED_COLUMNS = ["op", "mode", "shape", "dtype", "group", "adapter", "allocator"
                  "block_spread", "field_spread"]
 
 
+@once_per_results
 def speed(res: Results) -> pd.DataFrame:
     """Timed benchmarks with GB/s, roofline and the ratio to the fastest adapter of each case.
 
