@@ -130,7 +130,7 @@ def _roofline(row: pd.Series) -> str:
     """Its share of a copy of its own working set timed beside it, or of the copy rate of the level its
     data fits in, that level named (head to head)."""
     level, copies = row.get("roofline_level"), row.get("roofline_copies_gbps")
-    if isinstance(copies, list) and copies:
+    if _copied(copies):
         title = (f"a copy of the same {row['bytes'] / 2**20:.1f} MB before each pass's rounds: "
                  f"{', '.join(fmt_gbps(c) for c in copies)} GB/s; the best, at least main memory's, is the ceiling"
                  + (f"; sysfs puts this working set in {level}" if isinstance(level, str) else ""))
@@ -138,9 +138,14 @@ def _roofline(row: pd.Series) -> str:
     return esc(fmt_percent(row["roofline_frac"]) + (f" of {level}" if isinstance(level, str) else ""))
 
 
+def _copied(copies) -> bool:
+    """Whether a row was judged against a copy of its own working set (its ``roofline_copies_gbps``)."""
+    return isinstance(copies, list) and len(copies) > 0
+
+
 def _own_copies(rows: pd.DataFrame) -> pd.DataFrame:
     """The rows judged against a copy of their own working set."""
-    return rows[rows["roofline_copies_gbps"].map(lambda c: isinstance(c, list) and len(c) > 0)]
+    return rows[rows["roofline_copies_gbps"].map(_copied)]
 
 
 def _self_checks(res: Results) -> str:
